@@ -66,7 +66,11 @@ impl EthernetHeader {
                 dei: tci & 0x1000 != 0,
                 vid: tci & 0x0fff,
             };
-            (Some(tag), u16::from_be_bytes([e0, e1]), HEADER_LEN + TAG_LEN)
+            (
+                Some(tag),
+                u16::from_be_bytes([e0, e1]),
+                HEADER_LEN + TAG_LEN,
+            )
         } else {
             (None, outer, HEADER_LEN)
         };
@@ -159,7 +163,10 @@ mod tests {
     fn parses_untagged_and_tagged() {
         let f = build_frame(B, A, ETHERTYPE_IPV4, &[1, 2, 3]);
         let h = EthernetHeader::parse(&f).expect("valid");
-        assert_eq!((h.dst, h.src, h.ethertype, h.tag, h.payload_offset), (B, A, 0x0800, None, 14));
+        assert_eq!(
+            (h.dst, h.src, h.ethertype, h.tag, h.payload_offset),
+            (B, A, 0x0800, None, 14)
+        );
 
         let t = build_tagged_frame(B, A, 42, ETHERTYPE_ARP, &[9; 28]);
         let h = EthernetHeader::parse(&t).expect("valid");
@@ -169,12 +176,18 @@ mod tests {
 
     #[test]
     fn rejects_short_and_undefined() {
-        assert_eq!(EthernetHeader::parse(&[0; 13]), Err(EtherError::Truncated(13)));
+        assert_eq!(
+            EthernetHeader::parse(&[0; 13]),
+            Err(EtherError::Truncated(13))
+        );
         let mut t = build_tagged_frame(B, A, 1, ETHERTYPE_IPV4, &[]);
         t.truncate(16);
         assert_eq!(EthernetHeader::parse(&t), Err(EtherError::Truncated(16)));
         let f = build_frame(B, A, 1520, &[0; 50]);
-        assert_eq!(EthernetHeader::parse(&f), Err(EtherError::BadEtherType(1520)));
+        assert_eq!(
+            EthernetHeader::parse(&f),
+            Err(EtherError::BadEtherType(1520))
+        );
         // An 802.3 length field is fine.
         assert!(EthernetHeader::parse(&build_frame(B, A, 46, &[0; 46])).is_ok());
     }
@@ -185,8 +198,17 @@ mod tests {
         let mut s = [0u8; 16];
         let (h, t) = VlanEdit::Push(300).apply(&plain, &mut s);
         let tagged = [h, t].concat();
-        assert_eq!(tagged.len() as isize, plain.len() as isize + VlanEdit::Push(1).len_delta());
-        assert_eq!(EthernetHeader::parse(&tagged).expect("valid").tag.map(|t| t.vid), Some(300));
+        assert_eq!(
+            tagged.len() as isize,
+            plain.len() as isize + VlanEdit::Push(1).len_delta()
+        );
+        assert_eq!(
+            EthernetHeader::parse(&tagged)
+                .expect("valid")
+                .tag
+                .map(|t| t.vid),
+            Some(300)
+        );
         let mut s2 = [0u8; 16];
         let (h, t) = VlanEdit::Strip.apply(&tagged, &mut s2);
         assert_eq!([h, t].concat(), plain);

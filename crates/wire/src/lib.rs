@@ -10,8 +10,8 @@
 
 pub mod checksum;
 pub mod ether;
-pub mod offload;
 mod mac;
+pub mod offload;
 mod time;
 mod vnet;
 

@@ -217,11 +217,17 @@ mod tests {
         tcp[12] = 5 << 4;
         tcp[13] = flags;
         // The partial checksum a sender leaves: the pseudo-header sum only.
-        let pseudo = checksum::pseudo_header(&ip[12..16], &ip[16..20], 6, (20 + payload_len) as u32);
+        let pseudo =
+            checksum::pseudo_header(&ip[12..16], &ip[16..20], 6, (20 + payload_len) as u32);
         tcp[16..18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
         let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8).collect();
         let body = [ip, tcp, payload].concat();
-        let frame = build_frame(Mac([2, 0, 0, 0, 0, 2]), Mac([2, 0, 0, 0, 0, 1]), ETHERTYPE_IPV4, &body);
+        let frame = build_frame(
+            Mac([2, 0, 0, 0, 0, 2]),
+            Mac([2, 0, 0, 0, 0, 1]),
+            ETHERTYPE_IPV4,
+            &body,
+        );
         let mut raw = [0u8; 10];
         raw[0] = 1; // NEEDS_CSUM
         raw[1] = 1; // TCPV4
@@ -249,14 +255,25 @@ mod tests {
         let mut reassembled = Vec::new();
         for (i, s) in segs.iter().enumerate() {
             assert!(s.len() <= 14 + 20 + 20 + 1448);
-            assert_eq!(usize::from(u16::from_be_bytes([s[16], s[17]])), s.len() - 14);
-            assert_eq!(checksum::fold(checksum::sum(0, &s[14..34])), 0xffff, "IP checksum");
+            assert_eq!(
+                usize::from(u16::from_be_bytes([s[16], s[17]])),
+                s.len() - 14
+            );
+            assert_eq!(
+                checksum::fold(checksum::sum(0, &s[14..34])),
+                0xffff,
+                "IP checksum"
+            );
             assert!(transport_checksum_ok(s), "TCP checksum of segment {i}");
             assert_eq!(u16::from_be_bytes([s[18], s[19]]), 0x1000 + i as u16);
             let seq = u32::from_be_bytes([s[38], s[39], s[40], s[41]]);
             assert_eq!(seq, 1000 + 1448 * i as u32);
             let last = i == 2;
-            assert_eq!(s[47] & (TCP_FIN | TCP_PSH) != 0, last, "FIN/PSH only on the last");
+            assert_eq!(
+                s[47] & (TCP_FIN | TCP_PSH) != 0,
+                last,
+                "FIN/PSH only on the last"
+            );
             reassembled.extend_from_slice(&s[54..]);
         }
         assert_eq!(reassembled, &frame[54..]);
@@ -291,7 +308,10 @@ mod tests {
         assert!(Segmenter::new().emit(&frame, &bad, |_| {}).is_err());
         let mut bad = hdr;
         bad.gso_size = 0;
-        assert_eq!(Segmenter::new().emit(&frame, &bad, |_| {}), Err(OffloadError::ZeroSegmentSize));
+        assert_eq!(
+            Segmenter::new().emit(&frame, &bad, |_| {}),
+            Err(OffloadError::ZeroSegmentSize)
+        );
         let mut bad = hdr;
         bad.csum_start = 20;
         assert!(Segmenter::new().emit(&frame, &bad, |_| {}).is_err());

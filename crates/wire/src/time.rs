@@ -40,7 +40,10 @@ impl Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
+        Instant(
+            self.0
+                .saturating_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        )
     }
 }
 
@@ -70,7 +73,10 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Instant::from_secs(5);
-        assert_eq!(t + Duration::from_millis(1500), Instant::from_micros(6_500_000));
+        assert_eq!(
+            t + Duration::from_millis(1500),
+            Instant::from_micros(6_500_000)
+        );
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(t - Instant::from_secs(2), Duration::from_secs(3));
         assert_eq!(format!("{t}"), "5.000000s");

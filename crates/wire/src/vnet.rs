@@ -150,7 +150,10 @@ mod tests {
         let h = VnetHdr::parse(&raw).expect("10 bytes");
         assert!(h.needs_csum() && h.is_gso());
         assert_eq!(h.gso_type(), GsoType::TcpV4);
-        assert_eq!((h.hdr_len, h.gso_size, h.csum_start, h.csum_offset), (66, 1460, 34, 16));
+        assert_eq!(
+            (h.hdr_len, h.gso_size, h.csum_start, h.csum_offset),
+            (66, 1460, 34, 16)
+        );
         assert_eq!(h.encode(), raw);
         assert!(VnetHdr::parse(&raw[..9]).is_none());
     }

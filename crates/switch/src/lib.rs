@@ -1,0 +1,284 @@
+//! A learning Ethernet switch (IEEE 802.1D bridging with 802.1Q VLANs) as a
+//! sans-IO state machine.
+//!
+//! [`Switch::process`] takes the time, the ingress port and a frame, and
+//! says which ports the frame leaves by and how each must tag it; it never
+//! touches a buffer it was not given, a socket or a clock. The caller (the
+//! fabric, or the simulator) owns frames and I/O, and calls
+//! [`Switch::on_timer`] when [`Switch::poll_at`] says.
+//!
+//! Behaviour, as a network engineer expects of a bridge:
+//! * learns source addresses per VLAN, moves them when a station changes
+//!   port, forgets them after the ageing time (300 s by default);
+//! * floods broadcast, multicast and unknown unicast within the VLAN;
+//! * never sends a frame back out of the port it came in by;
+//! * has a bounded MAC table: when full it stops learning (and floods what
+//!   it cannot learn), and counts it;
+//! * counts every frame it drops, per port, with the reason.
+
+mod counters;
+mod table;
+mod vlan;
+
+pub use counters::{DropReason, PortCounters, SwitchCounters};
+pub use table::MacEntry;
+pub use vlan::{PortMode, VlanSet};
+
+use std::time::Duration;
+use table::{Learn, MacTable};
+use wire::ether::{EthernetHeader, VlanEdit, HEADER_LEN, TAG_LEN};
+use wire::Instant;
+
+/// Switch-wide settings.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// How long an address stays learned without being seen.
+    pub ageing: Duration,
+    /// How many (VLAN, MAC) entries the table holds at most.
+    pub max_macs: usize,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            ageing: Duration::from_secs(300),
+            max_macs: 8192,
+        }
+    }
+}
+
+/// A port's settings.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub mode: PortMode,
+    /// The largest IP packet (L3 MTU) the port carries; longer frames that
+    /// are not GSO super-frames are dropped as oversize.
+    pub mtu: u16,
+}
+
+impl PortConfig {
+    /// An access port in VLAN 1 with the standard 1500-byte MTU.
+    pub fn access(vlan: u16) -> PortConfig {
+        PortConfig {
+            mode: PortMode::Access { vlan },
+            mtu: 1500,
+        }
+    }
+}
+
+/// The index of a port on one switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct PortNo(pub u32);
+
+/// One copy of a frame leaving the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    pub port: PortNo,
+    /// How the frame's 802.1Q tag must change on the way out.
+    pub edit: VlanEdit,
+}
+
+#[derive(Debug)]
+struct Port {
+    config: PortConfig,
+    counters: PortCounters,
+}
+
+/// The switch state machine. See the crate documentation.
+#[derive(Debug)]
+pub struct Switch {
+    config: SwitchConfig,
+    ports: Vec<Port>,
+    table: MacTable,
+    counters: SwitchCounters,
+}
+
+/// How often expired addresses are swept from a non-empty table. Lookups
+/// ignore expired entries regardless, so this only bounds stale memory.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Switch {
+    pub fn new(config: SwitchConfig) -> Switch {
+        Switch {
+            table: MacTable::new(config.max_macs, config.ageing),
+            config,
+            ports: Vec::new(),
+            counters: SwitchCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &SwitchConfig {
+        &self.config
+    }
+
+    /// Adds a port and returns its number.
+    pub fn add_port(&mut self, config: PortConfig) -> PortNo {
+        self.ports.push(Port {
+            config,
+            counters: PortCounters::default(),
+        });
+        PortNo(self.ports.len() as u32 - 1)
+    }
+
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    pub fn port_config(&self, port: PortNo) -> Option<&PortConfig> {
+        self.port(port).map(|p| &p.config)
+    }
+
+    pub fn port_counters(&self, port: PortNo) -> Option<&PortCounters> {
+        self.port(port).map(|p| &p.counters)
+    }
+
+    pub fn counters(&self) -> &SwitchCounters {
+        &self.counters
+    }
+
+    /// The learned addresses that have not aged out, sorted by VLAN and MAC.
+    pub fn mac_table(&self, now: Instant) -> Vec<MacEntry> {
+        self.table.entries(now)
+    }
+
+    fn port(&self, port: PortNo) -> Option<&Port> {
+        self.ports.get(port.0 as usize)
+    }
+
+    /// Switches one frame that arrived on `ingress`.
+    ///
+    /// `gso` says the frame is a GSO super-frame, which may exceed the MTU.
+    /// The copies to send are appended to `out` (cleared first); a frame that
+    /// goes nowhere returns the reason, already counted.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        ingress: PortNo,
+        frame: &[u8],
+        gso: bool,
+        out: &mut Vec<Egress>,
+    ) -> Result<(), DropReason> {
+        out.clear();
+        let Some(port) = self.ports.get_mut(ingress.0 as usize) else {
+            return Err(DropReason::NoSuchPort);
+        };
+        port.counters.count_rx(frame.len());
+        let verdict = classify(&port.config, frame, gso);
+        let (eth, vlan) = match verdict {
+            Ok(ok) => ok,
+            Err(reason) => {
+                port.counters.count_drop(reason);
+                return Err(reason);
+            }
+        };
+        let ingress_tagged = eth.tag.is_some_and(|t| t.vid != 0);
+
+        match self.table.learn(now, vlan, eth.src, ingress) {
+            Learn::New => self.counters.learned += 1,
+            Learn::Moved => self.counters.moves += 1,
+            Learn::Refreshed => {}
+            Learn::TableFull => self.counters.table_full += 1,
+        }
+
+        let known = if eth.dst.is_multicast() {
+            None
+        } else {
+            self.table.lookup(now, vlan, eth.dst)
+        };
+        match known {
+            Some(port) if port == ingress => {
+                // The destination lives on the segment the frame came from.
+                self.ports[ingress.0 as usize]
+                    .counters
+                    .count_drop(DropReason::Filtered);
+                return Err(DropReason::Filtered);
+            }
+            Some(port) => self.push_egress(port, vlan, ingress_tagged, frame.len(), gso, out),
+            None => {
+                if eth.dst.is_multicast() {
+                    self.counters.multicast_floods += 1;
+                } else {
+                    self.counters.unknown_unicast_floods += 1;
+                }
+                for p in 0..self.ports.len() as u32 {
+                    if p != ingress.0 && self.ports[p as usize].config.mode.carries(vlan) {
+                        self.push_egress(PortNo(p), vlan, ingress_tagged, frame.len(), gso, out);
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            self.ports[ingress.0 as usize]
+                .counters
+                .count_drop(DropReason::NoEgress);
+            return Err(DropReason::NoEgress);
+        }
+        Ok(())
+    }
+
+    /// Adds the copy for `port` unless it cannot carry the frame, counting it.
+    fn push_egress(
+        &mut self,
+        port: PortNo,
+        vlan: u16,
+        ingress_tagged: bool,
+        len: usize,
+        gso: bool,
+        out: &mut Vec<Egress>,
+    ) {
+        let p = &mut self.ports[port.0 as usize];
+        let egress_tagged = p.config.mode.tags(vlan);
+        let edit = match (ingress_tagged, egress_tagged) {
+            (false, true) => VlanEdit::Push(vlan),
+            (true, false) => VlanEdit::Strip,
+            _ => VlanEdit::Keep,
+        };
+        let out_len = len.saturating_add_signed(edit.len_delta());
+        if !gso && out_len > max_frame(p.config.mtu, egress_tagged) {
+            p.counters.count_drop(DropReason::Oversize);
+            return;
+        }
+        p.counters.count_tx(out_len);
+        out.push(Egress { port, edit });
+    }
+
+    /// When the switch next wants [`Switch::on_timer`] called.
+    pub fn poll_at(&self) -> Option<Instant> {
+        (!self.table.is_empty()).then(|| self.table.last_sweep() + SWEEP_INTERVAL)
+    }
+
+    /// Ages out addresses not seen for the ageing time.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.counters.aged_out += self.table.sweep(now) as u64;
+    }
+}
+
+/// The longest frame a port carries without offload: header, optional tag
+/// and an MTU-sized payload.
+fn max_frame(mtu: u16, tagged: bool) -> usize {
+    HEADER_LEN + usize::from(mtu) + if tagged { TAG_LEN } else { 0 }
+}
+
+/// Checks a frame on ingress and decides its VLAN.
+fn classify(
+    config: &PortConfig,
+    frame: &[u8],
+    gso: bool,
+) -> Result<(EthernetHeader, u16), DropReason> {
+    let eth = EthernetHeader::parse(frame).map_err(DropReason::from)?;
+    if !eth.src.is_unicast() {
+        return Err(DropReason::InvalidSource);
+    }
+    let vid = eth.tag.map_or(0, |t| t.vid);
+    let vlan = config
+        .mode
+        .ingress_vlan(vid)
+        .ok_or(DropReason::VlanNotAllowed)?;
+    if !gso && frame.len() > max_frame(config.mtu, eth.tag.is_some()) {
+        return Err(DropReason::Oversize);
+    }
+    Ok((eth, vlan))
+}
+
+#[cfg(test)]
+mod tests;
