@@ -1,0 +1,165 @@
+//! The validated topology: plain typed data, every reference resolved and
+//! every address parsed. What the rest of scratchnet builds from.
+
+use ipnet::Ipv4Net;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+use wire::Mac;
+
+/// A lab, checked and ready to build.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Names the lab's control socket and state file.
+    pub name: String,
+    /// Where it was read from (a path, or `<reference lab>`).
+    pub file: String,
+    pub switches: Vec<SwitchSpec>,
+    pub hosts: Vec<HostSpec>,
+    pub routers: Vec<RouterSpec>,
+    pub services: Vec<ServiceSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SwitchSpec {
+    pub name: String,
+    pub subnet: Option<Ipv4Net>,
+    pub mtu: u16,
+    pub ageing: Duration,
+    pub mac_table_size: usize,
+}
+
+/// How a host gets its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAddress {
+    Static(Ipv4Net),
+    /// The system's DHCP client runs in the namespace.
+    Dhcp,
+}
+
+/// A host: a real network namespace with one TAP interface, `eth0`.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub name: String,
+    pub switch: String,
+    pub address: HostAddress,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<IpAddr>,
+    pub mac: Mac,
+    pub mtu: u16,
+    /// The access VLAN of the host's switch port.
+    pub vlan: u16,
+    /// Open the TAP with virtio-net offloads (TSO, checksum).
+    pub offload: bool,
+    pub txqueuelen: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    pub name: String,
+    pub interfaces: Vec<InterfaceSpec>,
+    pub routes: Vec<RouteSpec>,
+    /// Masquerade traffic leaving by the interface on this switch.
+    pub nat_outside: Option<String>,
+    pub dhcp: Vec<DhcpSpec>,
+    pub forwards: Vec<ForwardSpec>,
+}
+
+/// Where a router interface is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    Switch(String),
+    /// A TUN device; `host` puts it in the root namespace.
+    Tun {
+        name: String,
+        peer: Ipv4Addr,
+        host_routes: Vec<Ipv4Net>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct InterfaceSpec {
+    pub attachment: Attachment,
+    pub address: Ipv4Net,
+    pub mtu: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub to: Ipv4Net,
+    pub via: Ipv4Addr,
+}
+
+#[derive(Debug, Clone)]
+pub struct DhcpSpec {
+    pub switch: String,
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+    pub dns: Vec<IpAddr>,
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardSpec {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub to: SocketAddrV4,
+}
+
+/// The built-in services a service host can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Http,
+    Echo,
+    HttpLb,
+    DnsAuthoritative,
+    DnsResolver,
+}
+
+impl ServiceKind {
+    pub const NAMES: [&'static str; 5] = [
+        "http",
+        "echo",
+        "http-lb",
+        "dns-authoritative",
+        "dns-resolver",
+    ];
+
+    pub fn parse(s: &str) -> Option<ServiceKind> {
+        Some(match s {
+            "http" => ServiceKind::Http,
+            "echo" => ServiceKind::Echo,
+            "http-lb" => ServiceKind::HttpLb,
+            "dns-authoritative" => ServiceKind::DnsAuthoritative,
+            "dns-resolver" => ServiceKind::DnsResolver,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub kind: ServiceKind,
+    pub switch: String,
+    pub address: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub backends: Vec<String>,
+    pub root_hints: Vec<IpAddr>,
+}
+
+impl Topology {
+    pub fn switch(&self, name: &str) -> Option<&SwitchSpec> {
+        self.switches.iter().find(|s| s.name == name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}

@@ -1,0 +1,123 @@
+//! The file as written: serde shapes with source spans, before any checks.
+//!
+//! Every table denies unknown keys, so a typo is an error rather than a
+//! silently ignored setting. Values are kept as written (strings with
+//! spans) so that validation can say exactly what is wrong and where.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type Str = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub name: Option<Str>,
+    #[serde(default, rename = "switch")]
+    pub switches: Vec<Spanned<Switch>>,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<Spanned<Host>>,
+    #[serde(default, rename = "router")]
+    pub routers: Vec<Spanned<Router>>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Spanned<Service>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    pub name: Str,
+    pub subnet: Option<Str>,
+    pub mtu: Option<Spanned<u32>>,
+    pub ageing_secs: Option<Spanned<u64>>,
+    pub mac_table_size: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub name: Str,
+    pub switch: Str,
+    pub address: Str,
+    pub gateway: Option<Str>,
+    #[serde(default)]
+    pub dns: Vec<Str>,
+    pub mac: Option<Str>,
+    pub mtu: Option<Spanned<u32>>,
+    pub vlan: Option<Spanned<u32>>,
+    pub offload: Option<bool>,
+    pub txqueuelen: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    pub name: Str,
+    #[serde(default)]
+    pub interfaces: Vec<Spanned<Interface>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+    pub nat: Option<Spanned<Nat>>,
+    #[serde(default)]
+    pub dhcp: Vec<Spanned<Dhcp>>,
+    #[serde(default)]
+    pub forwards: Vec<Spanned<Forward>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub switch: Option<Str>,
+    pub tun: Option<Str>,
+    pub address: Str,
+    pub peer: Option<Str>,
+    #[serde(default)]
+    pub host_routes: Vec<Str>,
+    pub mtu: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub to: Str,
+    pub via: Str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nat {
+    pub outside: Str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcp {
+    pub switch: Str,
+    pub range: Str,
+    #[serde(default)]
+    pub dns: Vec<Str>,
+    pub lease_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub protocol: Str,
+    pub port: Spanned<u32>,
+    pub to: Str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Str,
+    pub kind: Str,
+    pub switch: Str,
+    pub address: Str,
+    pub gateway: Option<Str>,
+    pub port: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub backends: Vec<Str>,
+    #[serde(default)]
+    pub root_hints: Vec<Str>,
+}

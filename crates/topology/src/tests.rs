@@ -1,0 +1,219 @@
+//! The reference lab parses; every kind of mistake gets a located diagnostic.
+
+use super::*;
+use std::net::Ipv4Addr;
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match parse(src, "lab.toml") {
+        Ok(_) => panic!("expected errors for:\n{src}"),
+        Err(e) => e.diagnostics,
+    }
+}
+
+fn one_error(src: &str) -> Diagnostic {
+    let mut e = errors(src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.remove(0)
+}
+
+const TWO_HOSTS: &str = r#"
+name = "t"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+
+[[host]]
+name = "a"
+switch = "lan"
+address = "10.0.0.1/24"
+
+[[host]]
+name = "b"
+switch = "lan"
+address = "10.0.0.2/24"
+"#;
+
+#[test]
+fn reference_lab_matches_the_contract() {
+    let lab = reference_lab();
+    assert_eq!(lab.name, "reference");
+    let names: Vec<&str> = lab.switches.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["home", "office", "isp", "dc"]);
+    let alice = lab.host("alice").expect("alice");
+    assert_eq!(
+        alice.address,
+        HostAddress::Static("192.168.1.10/24".parse().expect("cidr"))
+    );
+    assert_eq!(alice.gateway, Some(Ipv4Addr::new(192, 168, 1, 1)));
+    assert_eq!(lab.host("bob").map(|b| b.address), Some(HostAddress::Dhcp));
+    assert_eq!(lab.host("carol").map(|c| c.switch.as_str()), Some("office"));
+    assert_eq!(lab.routers.len(), 3);
+    assert_eq!(lab.services.len(), 8);
+    let isp_gw = lab
+        .routers
+        .iter()
+        .find(|r| r.name == "isp-gw")
+        .expect("isp-gw");
+    assert!(isp_gw.interfaces.iter().any(|i| matches!(&i.attachment, Attachment::Tun { peer, .. } if *peer == Ipv4Addr::new(198, 18, 0, 2))));
+    let sw = lab.switch("home").expect("home");
+    assert_eq!(
+        (sw.mtu, sw.ageing.as_secs(), sw.mac_table_size),
+        (1500, 300, 8192)
+    );
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let t = parse(TWO_HOSTS, "lab.toml").expect("valid");
+    let a = t.host("a").expect("a");
+    assert_eq!(
+        (a.mtu, a.vlan, a.offload, a.txqueuelen),
+        (1500, 1, true, 10_000)
+    );
+    assert_eq!(a.mac, wire::Mac::local_from("a"));
+}
+
+#[test]
+fn unknown_key_names_line_column_and_suggests() {
+    let src = TWO_HOSTS.replace("address = \"10.0.0.2/24\"", "adress = \"10.0.0.2/24\"");
+    let d = errors(&src).remove(0);
+    assert_eq!((d.file.as_str(), d.line), ("lab.toml", 15));
+    assert_eq!(d.key, "adress");
+    let hint = d.hint.clone().expect("hint");
+    assert!(hint.contains("did you mean `address`"), "{hint}");
+    assert!(d.to_string().starts_with("lab.toml:15:"), "{d}");
+}
+
+#[test]
+fn duplicate_names_are_reported_at_the_second() {
+    let d = one_error(&TWO_HOSTS.replace("name = \"b\"", "name = \"a\""));
+    assert_eq!(d.line, 13);
+    assert!(
+        d.message.contains("already used by host \"a\""),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn dangling_switch_reference_suggests_the_near_name() {
+    let d = one_error(&TWO_HOSTS.replace(
+        "switch = \"lan\"\naddress = \"10.0.0.2/24\"",
+        "switch = \"lam\"\naddress = \"10.0.0.2/24\"",
+    ));
+    assert_eq!(d.key, "host \"b\".switch");
+    assert_eq!((d.line, d.column), (14, 10));
+    assert_eq!(d.hint.as_deref(), Some("did you mean `lan`?"));
+}
+
+#[test]
+fn bad_cidrs_and_addresses_outside_the_subnet() {
+    let d = one_error(&TWO_HOSTS.replace("10.0.0.2/24", "10.0.0.300/24"));
+    assert!(
+        d.message.contains("not an IPv4 address with a prefix"),
+        "{d}"
+    );
+    let d = one_error(&TWO_HOSTS.replace("10.0.0.2/24", "10.9.0.2/24"));
+    assert!(d.message.contains("not an address of switch `lan`"), "{d}");
+    let d = one_error(&TWO_HOSTS.replace("10.0.0.2/24", "10.0.0.1/24"));
+    assert!(
+        d.message
+            .contains("already used on switch `lan` by host \"a\""),
+        "{d}"
+    );
+    let d = one_error(&TWO_HOSTS.replace("10.0.0.2/24", "10.0.0.255/24"));
+    assert!(d.message.contains("broadcast"), "{d}");
+    let d = one_error(&TWO_HOSTS.replace("subnet = \"10.0.0.0/24\"", "subnet = \"10.0.0.1/24\""));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("a subnet is written with its network address: 10.0.0.0/24")
+    );
+}
+
+#[test]
+fn overlapping_subnets_are_rejected() {
+    let src = format!("{TWO_HOSTS}\n[[switch]]\nname = \"other\"\nsubnet = \"10.0.0.128/25\"\n");
+    let d = one_error(&src);
+    assert_eq!(d.key, "switch \"other\".subnet");
+    assert!(
+        d.message.contains("overlaps 10.0.0.0/24 of switch `lan`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let src = r#"
+[[switch]]
+name = "Bad Name"
+subnet = "nope"
+mtu = 10
+[[host]]
+name = "h"
+switch = "missing"
+address = "dhcp"
+gateway = "10.0.0.1"
+vlan = 5000
+"#;
+    let e = errors(src);
+    let keys: Vec<&str> = e.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "switch name",
+            "switch \"Bad Name\".subnet",
+            "switch \"Bad Name\".mtu",
+            "host \"h\".switch",
+            "host \"h\".gateway",
+            "host \"h\".vlan"
+        ],
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn syntax_and_type_errors_are_located() {
+    let d = one_error("[[switch]]\nname = \"a\"\nmtu = \"big\"\n");
+    assert_eq!(d.line, 3);
+    let d = one_error("[[switch]\nname = 1\n");
+    assert_eq!(d.line, 1);
+    let d = one_error("[[host]]\nname = \"x\"\n");
+    assert!(d.message.contains("missing field"), "{d}");
+}
+
+#[test]
+fn router_and_service_references_are_checked() {
+    let src = format!(
+        r#"{TWO_HOSTS}
+[[router]]
+name = "gw"
+interfaces = [{{ switch = "lan", address = "10.0.0.254/24" }}, {{ tun = "host", address = "198.18.0.1/30" }}]
+routes = [{{ to = "0.0.0.0/0", via = "192.0.2.1" }}]
+nat = {{ outside = "wan" }}
+
+[[service]]
+name = "web"
+kind = "htp"
+switch = "lan"
+address = "10.0.0.80/24"
+backends = ["nobody"]
+"#
+    );
+    let keys: Vec<String> = errors(&src).into_iter().map(|d| d.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "router \"gw\".interfaces.tun",
+            "router \"gw\".routes.via",
+            "router \"gw\".nat.outside",
+            "service \"web\".kind",
+            "service \"web\".backends"
+        ]
+    );
+}
+
+#[test]
+fn missing_file_is_a_diagnostic() {
+    let e = load(std::path::Path::new("/nonexistent/lab.toml")).expect_err("missing");
+    assert!(e.to_string().contains("/nonexistent/lab.toml"), "{e}");
+}

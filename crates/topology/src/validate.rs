@@ -1,0 +1,688 @@
+//! From the file as written ([`raw`](crate::raw)) to a checked
+//! [`Topology`]: names, references, addresses, subnets and ranges.
+//!
+//! Every problem is reported (not just the first), each with the file,
+//! line and column, the key, and a hint that says how to fix it.
+
+use crate::diag::{closest, Reporter};
+use crate::model::*;
+use crate::raw::{self, Str};
+use ipnet::Ipv4Net;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+use toml::Spanned;
+use wire::Mac;
+
+const MAX_NAME: usize = 15;
+
+pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Topology {
+    let mut v = Validator {
+        r,
+        names: HashMap::new(),
+        addresses: HashMap::new(),
+    };
+    let name = match &file.name {
+        Some(n) => {
+            v.check_name(n, "name");
+            n.get_ref().clone()
+        }
+        None => "lab".to_owned(),
+    };
+    let switches: Vec<SwitchSpec> = file
+        .switches
+        .iter()
+        .filter_map(|s| v.switch(s.get_ref()))
+        .collect();
+    v.check_overlaps(&file, &switches);
+    let hosts = file
+        .hosts
+        .iter()
+        .filter_map(|h| v.host(h.get_ref(), &switches))
+        .collect();
+    let routers = file
+        .routers
+        .iter()
+        .filter_map(|x| v.router(x.get_ref(), &switches))
+        .collect();
+    let service_names: Vec<String> = file
+        .services
+        .iter()
+        .map(|s| s.get_ref().name.get_ref().clone())
+        .collect();
+    let services = file
+        .services
+        .iter()
+        .filter_map(|s| v.service(s.get_ref(), &switches, &service_names))
+        .collect();
+    Topology {
+        name,
+        file: path.to_owned(),
+        switches,
+        hosts,
+        routers,
+        services,
+    }
+}
+
+struct Validator<'r, 'a> {
+    r: &'r mut Reporter<'a>,
+    /// Every node name, for uniqueness.
+    names: HashMap<String, String>,
+    /// (switch, address) -> owner, for duplicate addresses on a segment.
+    addresses: HashMap<(String, Ipv4Addr), String>,
+}
+
+impl Validator<'_, '_> {
+    fn err(&mut self, s: &Str, key: &str, msg: impl Into<String>, hint: impl Into<Option<String>>) {
+        self.r.error(s.span(), key, msg, hint.into());
+    }
+
+    fn check_name(&mut self, n: &Str, key: &str) {
+        let name = n.get_ref();
+        let ok = !name.is_empty()
+            && name.len() <= MAX_NAME
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            self.err(
+                n,
+                key,
+                format!("`{name}` is not a valid name"),
+                format!("use 1 to {MAX_NAME} lowercase letters, digits and dashes, starting with a letter or digit (it names namespaces and ports)"),
+            );
+        }
+    }
+
+    /// Registers a node name, reporting a duplicate.
+    fn unique(&mut self, n: &Str, what: &str) -> bool {
+        self.check_name(n, &format!("{what} name"));
+        let name = n.get_ref().clone();
+        if let Some(first) = self.names.get(&name).cloned() {
+            self.err(
+                n,
+                &format!("{what} \"{name}\""),
+                format!("the name `{name}` is already used by {first}"),
+                "every switch, host, router and service needs its own name".to_owned(),
+            );
+            return false;
+        }
+        self.names
+            .insert(name.clone(), format!("{what} \"{name}\""));
+        true
+    }
+
+    fn net(&mut self, s: &Str, key: &str) -> Option<Ipv4Net> {
+        match s.get_ref().parse::<Ipv4Net>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!(
+                        "`{}` is not an IPv4 address with a prefix length",
+                        s.get_ref()
+                    ),
+                    "write it as ADDRESS/PREFIX, like 192.168.1.10/24".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    fn ip4(&mut self, s: &Str, key: &str) -> Option<Ipv4Addr> {
+        match s.get_ref().parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!("`{}` is not an IPv4 address", s.get_ref()),
+                    "write a dotted quad without a prefix, like 192.168.1.1".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    fn ips(&mut self, list: &[Str], key: &str) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for s in list {
+            match s.get_ref().parse::<IpAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => self.err(
+                    s,
+                    key,
+                    format!("`{}` is not an IP address", s.get_ref()),
+                    None,
+                ),
+            }
+        }
+        out
+    }
+
+    fn ranged(
+        &mut self,
+        v: &Option<Spanned<impl Copy + Into<u64>>>,
+        key: &str,
+        lo: u64,
+        hi: u64,
+        default: u64,
+    ) -> u64 {
+        let Some(v) = v else { return default };
+        let n: u64 = (*v.get_ref()).into();
+        if (lo..=hi).contains(&n) {
+            n
+        } else {
+            self.r.error(
+                v.span(),
+                key,
+                format!("{n} is out of range"),
+                Some(format!("use a value from {lo} to {hi}")),
+            );
+            default
+        }
+    }
+
+    /// Resolves a switch reference, suggesting near names.
+    fn switch_ref<'s>(
+        &mut self,
+        s: &Str,
+        key: &str,
+        switches: &'s [SwitchSpec],
+    ) -> Option<&'s SwitchSpec> {
+        let found = switches.iter().find(|sw| sw.name == *s.get_ref());
+        if found.is_none() {
+            let names: Vec<String> = switches.iter().map(|s| s.name.clone()).collect();
+            let hint = match closest(s.get_ref(), &names) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None if names.is_empty() => "define it in a [[switch]] table".to_owned(),
+                None => format!("defined switches: {}", names.join(", ")),
+            };
+            self.err(
+                s,
+                key,
+                format!("switch `{}` is not defined", s.get_ref()),
+                hint,
+            );
+        }
+        found
+    }
+
+    /// Checks an interface address against its segment and claims it.
+    fn claim(&mut self, s: &Str, key: &str, addr: Ipv4Net, switch: &SwitchSpec, owner: &str) {
+        if let Some(subnet) = switch.subnet {
+            if !subnet.contains(&addr.addr()) || addr.prefix_len() != subnet.prefix_len() {
+                self.err(
+                    s,
+                    key,
+                    format!(
+                        "{addr} is not an address of switch `{}` ({subnet})",
+                        switch.name
+                    ),
+                    format!(
+                        "pick an address in {subnet} with prefix /{}",
+                        subnet.prefix_len()
+                    ),
+                );
+                return;
+            }
+        }
+        if addr.prefix_len() < 31
+            && (addr.addr() == addr.network() || addr.addr() == addr.broadcast())
+        {
+            self.err(
+                s,
+                key,
+                format!(
+                    "{} is the {} address of {}",
+                    addr.addr(),
+                    if addr.addr() == addr.network() {
+                        "network"
+                    } else {
+                        "broadcast"
+                    },
+                    addr.trunc()
+                ),
+                "a station needs an address strictly inside the subnet".to_owned(),
+            );
+            return;
+        }
+        let slot = (switch.name.clone(), addr.addr());
+        if let Some(first) = self.addresses.get(&slot).cloned() {
+            self.err(
+                s,
+                key,
+                format!(
+                    "{} is already used on switch `{}` by {first}",
+                    addr.addr(),
+                    switch.name
+                ),
+                "give each station its own address".to_owned(),
+            );
+            return;
+        }
+        self.addresses.insert(slot, owner.to_owned());
+    }
+
+    fn gateway(&mut self, g: &Option<Str>, key: &str, net: Option<Ipv4Net>) -> Option<Ipv4Addr> {
+        let g = g.as_ref()?;
+        let addr = self.ip4(g, key)?;
+        if let Some(net) = net {
+            if !net.contains(&addr) {
+                self.err(
+                    g,
+                    key,
+                    format!("gateway {addr} is not on the local subnet {}", net.trunc()),
+                    format!("use an address in {}", net.trunc()),
+                );
+                return None;
+            }
+        }
+        Some(addr)
+    }
+
+    fn switch(&mut self, s: &raw::Switch) -> Option<SwitchSpec> {
+        let ok = self.unique(&s.name, "switch");
+        let key = |k: &str| format!("switch \"{}\".{k}", s.name.get_ref());
+        let subnet = match &s.subnet {
+            Some(sub) => {
+                let net = self.net(sub, &key("subnet"));
+                if let Some(n) = net {
+                    if n != n.trunc() {
+                        self.err(
+                            sub,
+                            &key("subnet"),
+                            format!("{n} has host bits set"),
+                            format!(
+                                "a subnet is written with its network address: {}",
+                                n.trunc()
+                            ),
+                        );
+                    }
+                }
+                net.map(|n| n.trunc())
+            }
+            None => None,
+        };
+        let mtu = self.ranged(&s.mtu, &key("mtu"), 68, 65535, 1500) as u16;
+        let ageing = self.ranged(&s.ageing_secs, &key("ageing_secs"), 1, 1_000_000, 300);
+        let table = self.ranged(&s.mac_table_size, &key("mac_table_size"), 1, 1 << 20, 8192);
+        ok.then(|| SwitchSpec {
+            name: s.name.get_ref().clone(),
+            subnet,
+            mtu,
+            ageing: Duration::from_secs(ageing),
+            mac_table_size: table as usize,
+        })
+    }
+
+    fn check_overlaps(&mut self, file: &raw::File, switches: &[SwitchSpec]) {
+        for (i, a) in switches.iter().enumerate() {
+            for b in &switches[..i] {
+                if let (Some(na), Some(nb)) = (a.subnet, b.subnet) {
+                    if na.contains(&nb.network()) || nb.contains(&na.network()) {
+                        let raw = file
+                            .switches
+                            .iter()
+                            .find(|s| *s.get_ref().name.get_ref() == a.name);
+                        if let Some(sub) = raw.and_then(|s| s.get_ref().subnet.as_ref()) {
+                            self.err(
+                                sub,
+                                &format!("switch \"{}\".subnet", a.name),
+                                format!("{na} overlaps {nb} of switch `{}`", b.name),
+                                "segments need disjoint subnets; a router joins them".to_owned(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn host(&mut self, h: &raw::Host, switches: &[SwitchSpec]) -> Option<HostSpec> {
+        let name = h.name.get_ref().clone();
+        let ok = self.unique(&h.name, "host");
+        let key = |k: &str| format!("host \"{name}\".{k}");
+        let sw = self
+            .switch_ref(&h.switch, &key("switch"), switches)
+            .cloned();
+        let address = if h.address.get_ref() == "dhcp" {
+            if let Some(g) = &h.gateway {
+                self.err(
+                    g,
+                    &key("gateway"),
+                    "a DHCP host learns its gateway from the DHCP server",
+                    "remove `gateway` or give a static address".to_owned(),
+                );
+            }
+            Some(HostAddress::Dhcp)
+        } else {
+            let net = self.net(&h.address, &key("address"));
+            if let (Some(n), Some(sw)) = (net, &sw) {
+                self.claim(
+                    &h.address,
+                    &key("address"),
+                    n,
+                    sw,
+                    &format!("host \"{name}\""),
+                );
+            }
+            net.map(HostAddress::Static)
+        };
+        let net = match address {
+            Some(HostAddress::Static(n)) => Some(n),
+            _ => None,
+        };
+        let gateway = self.gateway(&h.gateway, &key("gateway"), net);
+        let dns = self.ips(&h.dns, &key("dns"));
+        let mac = match &h.mac {
+            Some(m) => match m.get_ref().parse::<Mac>() {
+                Ok(mac) if mac.is_unicast() => mac,
+                Ok(_) => {
+                    self.err(
+                        m,
+                        &key("mac"),
+                        "a host needs a unicast MAC address",
+                        "clear the lowest bit of the first octet, e.g. 02:...".to_owned(),
+                    );
+                    Mac::ZERO
+                }
+                Err(e) => {
+                    self.err(m, &key("mac"), e.to_string(), None);
+                    Mac::ZERO
+                }
+            },
+            None => Mac::local_from(&name),
+        };
+        let default_mtu = sw.as_ref().map_or(1500, |s| u64::from(s.mtu));
+        let mtu = self.ranged(&h.mtu, &key("mtu"), 68, 65535, default_mtu) as u16;
+        let vlan = self.ranged(&h.vlan, &key("vlan"), 1, 4094, 1) as u16;
+        let txqueuelen = self.ranged(&h.txqueuelen, &key("txqueuelen"), 1, 1 << 20, 10_000) as u32;
+        Some(HostSpec {
+            name: name.clone(),
+            switch: sw?.name,
+            address: address?,
+            gateway,
+            dns,
+            mac,
+            mtu,
+            vlan,
+            offload: h.offload.unwrap_or(true),
+            txqueuelen,
+        })
+        .filter(|_| ok)
+    }
+
+    fn router(&mut self, x: &raw::Router, switches: &[SwitchSpec]) -> Option<RouterSpec> {
+        let name = x.name.get_ref().clone();
+        let ok = self.unique(&x.name, "router");
+        let key = |k: &str| format!("router \"{name}\".{k}");
+        let mut interfaces = Vec::new();
+        for i in &x.interfaces {
+            let i = i.get_ref();
+            let address = self.net(&i.address, &key("interfaces.address"));
+            let mtu = self.ranged(&i.mtu, &key("interfaces.mtu"), 68, 65535, 1500) as u16;
+            let attachment = match (&i.switch, &i.tun) {
+                (Some(s), None) => {
+                    let sw = self
+                        .switch_ref(s, &key("interfaces.switch"), switches)
+                        .cloned();
+                    if let (Some(a), Some(sw)) = (address, &sw) {
+                        self.claim(
+                            &i.address,
+                            &key("interfaces.address"),
+                            a,
+                            sw,
+                            &format!("router \"{name}\""),
+                        );
+                    }
+                    sw.map(|sw| Attachment::Switch(sw.name))
+                }
+                (None, Some(t)) => {
+                    let peer = match &i.peer {
+                        Some(p) => self.ip4(p, &key("interfaces.peer")),
+                        None => {
+                            self.err(
+                                t,
+                                &key("interfaces.tun"),
+                                "a TUN interface needs the address of its other end",
+                                "add `peer = \"ADDRESS\"`".to_owned(),
+                            );
+                            None
+                        }
+                    };
+                    if let (Some(p), Some(a), Some(raw)) = (peer, address, &i.peer) {
+                        if !a.contains(&p) || p == a.addr() {
+                            self.err(
+                                raw,
+                                &key("interfaces.peer"),
+                                format!("peer {p} is not another address in {}", a.trunc()),
+                                None,
+                            );
+                        }
+                    }
+                    let host_routes = i
+                        .host_routes
+                        .iter()
+                        .filter_map(|r| self.net(r, &key("interfaces.host_routes")))
+                        .map(|n| n.trunc())
+                        .collect();
+                    peer.map(|peer| Attachment::Tun {
+                        name: t.get_ref().clone(),
+                        peer,
+                        host_routes,
+                    })
+                }
+                _ => {
+                    self.err(&i.address, &key("interfaces"), "an interface needs exactly one of `switch` or `tun`", "attach it to a switch (`switch = \"NAME\"`) or make it a TUN link (`tun = \"host\"`)".to_owned());
+                    None
+                }
+            };
+            if let (Some(attachment), Some(address)) = (attachment, address) {
+                interfaces.push(InterfaceSpec {
+                    attachment,
+                    address,
+                    mtu,
+                });
+            }
+        }
+        let on_switch = |sw: &str| {
+            interfaces
+                .iter()
+                .any(|i| i.attachment == Attachment::Switch(sw.to_owned()))
+        };
+        let connected: Vec<Ipv4Net> = interfaces.iter().map(|i| i.address.trunc()).collect();
+        let mut routes = Vec::new();
+        for rt in &x.routes {
+            let rt = rt.get_ref();
+            let to = self.net(&rt.to, &key("routes.to")).map(|n| n.trunc());
+            let via = self.ip4(&rt.via, &key("routes.via"));
+            if let Some(v) = via {
+                if !connected.iter().any(|n| n.contains(&v)) {
+                    self.err(
+                        &rt.via,
+                        &key("routes.via"),
+                        format!("next hop {v} is not on any of the router's subnets"),
+                        "a next hop must be directly reachable from an interface".to_owned(),
+                    );
+                }
+            }
+            if let (Some(to), Some(via)) = (to, via) {
+                routes.push(RouteSpec { to, via });
+            }
+        }
+        let nat_outside = x.nat.as_ref().and_then(|n| {
+            let o = &n.get_ref().outside;
+            if !on_switch(o.get_ref()) {
+                self.err(
+                    o,
+                    &key("nat.outside"),
+                    format!("the router has no interface on switch `{}`", o.get_ref()),
+                    "name the switch of the router's outside interface".to_owned(),
+                );
+                return None;
+            }
+            Some(o.get_ref().clone())
+        });
+        let mut dhcp = Vec::new();
+        for d in &x.dhcp {
+            let d = d.get_ref();
+            let k = key("dhcp.range");
+            let iface = interfaces
+                .iter()
+                .find(|i| i.attachment == Attachment::Switch(d.switch.get_ref().clone()));
+            let Some(iface) = iface else {
+                self.err(
+                    &d.switch,
+                    &key("dhcp.switch"),
+                    format!(
+                        "the router has no interface on switch `{}`",
+                        d.switch.get_ref()
+                    ),
+                    None,
+                );
+                continue;
+            };
+            let net = iface.address.trunc();
+            let range = d.range.get_ref().split_once('-').and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<Ipv4Addr>().ok()?,
+                    b.trim().parse::<Ipv4Addr>().ok()?,
+                ))
+            });
+            let Some((first, last)) =
+                range.filter(|(a, b)| a <= b && net.contains(a) && net.contains(b))
+            else {
+                self.err(
+                    &d.range,
+                    &k,
+                    format!(
+                        "`{}` is not a range of addresses in {net}",
+                        d.range.get_ref()
+                    ),
+                    "write FIRST-LAST, like 192.168.1.100-192.168.1.199".to_owned(),
+                );
+                continue;
+            };
+            let lease = self.ranged(&d.lease_secs, &key("dhcp.lease_secs"), 60, 1 << 31, 3600);
+            let dns = self.ips(&d.dns, &key("dhcp.dns"));
+            dhcp.push(DhcpSpec {
+                switch: d.switch.get_ref().clone(),
+                first,
+                last,
+                dns,
+                lease: Duration::from_secs(lease),
+            });
+        }
+        let mut forwards = Vec::new();
+        for f in &x.forwards {
+            let f = f.get_ref();
+            let protocol = match f.protocol.get_ref().as_str() {
+                "tcp" => Some(Protocol::Tcp),
+                "udp" => Some(Protocol::Udp),
+                other => {
+                    self.err(
+                        &f.protocol,
+                        &key("forwards.protocol"),
+                        format!("unknown protocol `{other}`"),
+                        "use \"tcp\" or \"udp\"".to_owned(),
+                    );
+                    None
+                }
+            };
+            let port =
+                self.ranged(&Some(f.port.clone()), &key("forwards.port"), 1, 65535, 0) as u16;
+            let to = match f.to.get_ref().parse::<SocketAddrV4>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.err(
+                        &f.to,
+                        &key("forwards.to"),
+                        format!("`{}` is not ADDRESS:PORT", f.to.get_ref()),
+                        "like 10.1.0.10:80".to_owned(),
+                    );
+                    None
+                }
+            };
+            if let (Some(protocol), Some(to), true) = (protocol, to, port != 0) {
+                forwards.push(ForwardSpec { protocol, port, to });
+            }
+        }
+        ok.then_some(RouterSpec {
+            name,
+            interfaces,
+            routes,
+            nat_outside,
+            dhcp,
+            forwards,
+        })
+    }
+
+    fn service(
+        &mut self,
+        s: &raw::Service,
+        switches: &[SwitchSpec],
+        services: &[String],
+    ) -> Option<ServiceSpec> {
+        let name = s.name.get_ref().clone();
+        let ok = self.unique(&s.name, "service");
+        let key = |k: &str| format!("service \"{name}\".{k}");
+        let kind = ServiceKind::parse(s.kind.get_ref());
+        if kind.is_none() {
+            let names: Vec<String> = ServiceKind::NAMES.iter().map(|s| s.to_string()).collect();
+            let hint = match closest(s.kind.get_ref(), &names) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("known kinds: {}", names.join(", ")),
+            };
+            self.err(
+                &s.kind,
+                &key("kind"),
+                format!("unknown service kind `{}`", s.kind.get_ref()),
+                hint,
+            );
+        }
+        let sw = self
+            .switch_ref(&s.switch, &key("switch"), switches)
+            .cloned();
+        let address = self.net(&s.address, &key("address"));
+        if let (Some(a), Some(sw)) = (address, &sw) {
+            self.claim(
+                &s.address,
+                &key("address"),
+                a,
+                sw,
+                &format!("service \"{name}\""),
+            );
+        }
+        let gateway = self.gateway(&s.gateway, &key("gateway"), address);
+        let port = s
+            .port
+            .as_ref()
+            .map(|p| self.ranged(&Some(p.clone()), &key("port"), 1, 65535, 80) as u16);
+        for b in &s.backends {
+            if !services.contains(b.get_ref()) || *b.get_ref() == name {
+                self.err(
+                    b,
+                    &key("backends"),
+                    format!("`{}` is not another service", b.get_ref()),
+                    "list the names of [[service]] tables".to_owned(),
+                );
+            }
+        }
+        let root_hints = self.ips(&s.root_hints, &key("root_hints"));
+        Some(ServiceSpec {
+            name: name.clone(),
+            kind: kind?,
+            switch: sw?.name,
+            address: address?,
+            gateway,
+            port,
+            backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
+            root_hints,
+        })
+        .filter(|_| ok)
+    }
+}
