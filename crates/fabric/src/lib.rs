@@ -1,0 +1,27 @@
+//! The fabric: every switch of a lab and the ports that join them to the
+//! outside, in one graph owned by one process.
+//!
+//! * [`Fabric`] (core.rs) is sans-IO: a frame that enters by a port runs
+//!   to completion through the graph and comes out as a list of
+//!   [`Delivery`]s, with captures taken on the way. No clock, no I/O.
+//! * [`EgressPath`] (egress.rs) turns a delivery into the bytes a port
+//!   writes: tag edits without copying, super-frames kept for ports that
+//!   take offloads and cut in software for ports that do not.
+//! * [`Sim`] (sim.rs) drives a fabric on a virtual clock with seeded loss
+//!   and delay, with in-process hosts as traffic sources, for `cargo test`.
+//! * [`Runtime`] (runtime.rs) drives it for real: one tokio task per TAP
+//!   port, draining each ready device before polling again.
+
+mod capture;
+mod core;
+mod egress;
+mod runtime;
+mod sim;
+mod status;
+
+pub use crate::core::{Delivery, Fabric, FabricError, PortId, SwitchId};
+pub use capture::{CaptureSink, Direction};
+pub use egress::EgressPath;
+pub use runtime::{CapturedFrame, Runtime, TapPort};
+pub use sim::{LinkParams, Sim};
+pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};

@@ -1,0 +1,73 @@
+//! What `scratchnet status` shows: a serialisable snapshot of the fabric.
+
+use std::collections::BTreeMap;
+use switch::{PortCounters, SwitchCounters};
+use wire::Mac;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FabricStatus {
+    pub switches: Vec<SwitchStatus>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SwitchStatus {
+    pub name: String,
+    pub counters: SwitchCounters,
+    pub ports: Vec<PortStatus>,
+    pub mac_table: Vec<MacRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortStatus {
+    pub name: String,
+    pub offload: bool,
+    pub capturing: bool,
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Drops decided by the switch, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Device-level errors (reads and writes that failed), by kind.
+    pub io_errors: BTreeMap<&'static str, u64>,
+}
+
+impl PortStatus {
+    pub(crate) fn new(name: &str, offload: bool, capturing: bool, c: &PortCounters) -> PortStatus {
+        PortStatus {
+            name: name.to_owned(),
+            offload,
+            capturing,
+            rx_frames: c.rx_frames,
+            rx_bytes: c.rx_bytes,
+            tx_frames: c.tx_frames,
+            tx_bytes: c.tx_bytes,
+            drops: c.drop_map(),
+            io_errors: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MacRow {
+    pub vlan: u16,
+    pub mac: Mac,
+    pub port: String,
+    pub age_secs: u64,
+}
+
+impl FabricStatus {
+    pub fn port_mut(&mut self, name: &str) -> Option<&mut PortStatus> {
+        self.switches
+            .iter_mut()
+            .flat_map(|s| s.ports.iter_mut())
+            .find(|p| p.name == name)
+    }
+
+    pub fn port(&self, name: &str) -> Option<&PortStatus> {
+        self.switches
+            .iter()
+            .flat_map(|s| s.ports.iter())
+            .find(|p| p.name == name)
+    }
+}
