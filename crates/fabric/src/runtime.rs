@@ -164,6 +164,17 @@ impl Runtime {
         Ok(rx)
     }
 
+    /// Stops every task and waits for them, so that the devices are closed
+    /// when this returns.
+    pub async fn shutdown(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
     /// The names of all ports, in the order they were added.
     pub fn port_names(&self) -> Vec<String> {
         self.shared

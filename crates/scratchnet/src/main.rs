@@ -1,1 +1,136 @@
-fn main() {}
+//! The `scratchnet` command: parses the command line, builds the tokio
+//! runtime, and maps errors to a one-line message and an exit code.
+//! Everything else lives in the modules below.
+
+mod control;
+mod down;
+mod netns;
+mod render;
+mod state;
+mod up;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A small Internet in one Linux box: switches, routers and services in
+/// userspace, with real network namespaces as its hosts.
+#[derive(Debug, Parser)]
+#[command(name = "scratchnet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a lab and run it in the foreground until Ctrl-C (needs root).
+    Up {
+        /// Topology file; without it, the built-in reference lab.
+        file: Option<PathBuf>,
+    },
+    /// Remove what a crashed `up` left behind (needs root).
+    Down {
+        /// Topology file of the lab; without it, every crashed lab.
+        file: Option<PathBuf>,
+    },
+    /// Validate a topology file and explain any problems.
+    Check { file: PathBuf },
+    /// Print the reference lab as a topology file to copy and edit.
+    Example,
+    /// Show ports, counters and MAC tables of a running lab.
+    Status {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Capture a port's frames as pcap, to a file or to stdout.
+    Capture {
+        /// The port: a host's name.
+        port: String,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'w')]
+        write: Option<PathBuf>,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,scratchnet=info".into()),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scratchnet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Example => {
+            print!("{}", topology::REFERENCE_LAB);
+            Ok(())
+        }
+        Command::Up { file } => {
+            let lab = load(file.as_deref())?;
+            tokio_runtime()?.block_on(up::run(lab))
+        }
+        Command::Down { file } => {
+            let lab = file.as_deref().map(topology::load).transpose()?;
+            down::run(lab.as_ref().map(|l| l.name.as_str()))
+        }
+        Command::Status { json, lab } => {
+            tokio_runtime()?.block_on(control::status(lab.as_deref(), json))
+        }
+        Command::Capture { port, write, lab } => {
+            tokio_runtime()?.block_on(control::capture(lab.as_deref(), &port, write.as_deref()))
+        }
+    }
+}
+
+fn load(file: Option<&std::path::Path>) -> Result<topology::Topology> {
+    Ok(match file {
+        Some(path) => topology::load(path)?,
+        None => topology::reference_lab(),
+    })
+}
+
+fn check(file: &std::path::Path) -> Result<()> {
+    let lab = topology::load(file)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "{}: ok: lab `{}` with {} switches, {} hosts, {} routers, {} services",
+            file.display(),
+            lab.name,
+            lab.switches.len(),
+            lab.hosts.len(),
+            lab.routers.len(),
+            lab.services.len()
+        );
+    }
+    Ok(())
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,291 @@
+//! The control socket: how `scratchnet status` and `scratchnet capture`
+//! talk to a running lab.
+//!
+//! A Unix socket at /run/scratchnet/LAB.sock, mode 0600 (root only). A
+//! client sends one JSON request line and reads one JSON reply line; a
+//! capture then streams records of
+//! `[u64 µs since the Unix epoch][u32 length][u8 direction][frame]`,
+//! big-endian, which the client writes out as pcap.
+
+use crate::state::{socket_path, LabState};
+use anyhow::{bail, Context, Result};
+use fabric::{CapturedFrame, Direction, Runtime};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Weak;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Request {
+    Status,
+    Capture { port: String },
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Reply {
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<serde_json::Value>,
+}
+
+/// How many captured frames may wait for a slow reader before new ones
+/// are left out.
+const CAPTURE_BACKLOG: usize = 4096;
+
+/// Listens on the lab's socket until the returned task is aborted.
+pub fn serve(lab: &str, runtime: Weak<Runtime>) -> Result<JoinHandle<()>> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(lab);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let lab = lab.to_owned();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let rt = runtime.clone();
+            let lab = lab.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, rt, &lab).await {
+                    tracing::debug!("control connection ended: {e:#}");
+                }
+            });
+        }
+    }))
+}
+
+async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read)
+        .take(64 * 1024)
+        .read_line(&mut line)
+        .await?;
+    let reply = |r: Reply| {
+        let mut v = serde_json::to_vec(&r).unwrap_or_default();
+        v.push(b'\n');
+        v
+    };
+    let fail = |e: String| {
+        reply(Reply {
+            ok: false,
+            error: Some(e),
+            status: None,
+        })
+    };
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => return Ok(write.write_all(&fail(format!("bad request: {e}"))).await?),
+    };
+    let Some(rt) = runtime.upgrade() else {
+        return Ok(write.write_all(&fail("the lab is stopping".into())).await?);
+    };
+    match request {
+        Request::Status => {
+            let status =
+                serde_json::json!({ "lab": lab, "pid": std::process::id(), "fabric": rt.status() });
+            write
+                .write_all(&reply(Reply {
+                    ok: true,
+                    error: None,
+                    status: Some(status),
+                }))
+                .await?;
+        }
+        Request::Capture { port } => {
+            let mut rx = match rt.capture(&port, CAPTURE_BACKLOG) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    return Ok(write
+                        .write_all(&fail(format!("{e}; ports: {}", rt.port_names().join(", "))))
+                        .await?)
+                }
+            };
+            drop(rt);
+            write
+                .write_all(&reply(Reply {
+                    ok: true,
+                    error: None,
+                    status: None,
+                }))
+                .await?;
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(frame) = rx.recv().await {
+                buf.clear();
+                encode(&frame, &mut buf);
+                while let Ok(more) = rx.try_recv() {
+                    encode(&more, &mut buf);
+                }
+                write.write_all(&buf).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode(frame: &CapturedFrame, out: &mut Vec<u8>) {
+    let micros = frame
+        .at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64;
+    out.extend_from_slice(&micros.to_be_bytes());
+    out.extend_from_slice(&(frame.data.len() as u32).to_be_bytes());
+    out.push(match frame.direction {
+        Direction::In => 0,
+        Direction::Out => 1,
+    });
+    out.extend_from_slice(&frame.data);
+}
+
+/// Picks the lab to talk to: the named one, or the only one running.
+fn find_lab(lab: Option<&str>) -> Result<String> {
+    if let Some(l) = lab {
+        return Ok(l.to_owned());
+    }
+    let running: Vec<String> = LabState::all()?
+        .into_iter()
+        .filter(|l| {
+            LabState::load(l)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.is_running())
+        })
+        .collect();
+    match running.as_slice() {
+        [] => bail!("no lab is running: start one with `sudo scratchnet up`"),
+        [one] => Ok(one.clone()),
+        many => bail!(
+            "several labs are running ({}): choose one with --lab",
+            many.join(", ")
+        ),
+    }
+}
+
+async fn request(lab: Option<&str>, req: &Request) -> Result<(Reply, BufReader<UnixStream>)> {
+    let lab = find_lab(lab)?;
+    let path = socket_path(&lab);
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                anyhow::anyhow!("{} is root's: run this with sudo", path.display())
+            }
+            _ => anyhow::anyhow!(
+                "cannot reach lab `{lab}` at {}: {e} (is it running?)",
+                path.display()
+            ),
+        })?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    let mut reader = BufReader::new(stream);
+    let mut answer = String::new();
+    reader.read_line(&mut answer).await?;
+    let reply: Reply = serde_json::from_str(&answer)
+        .with_context(|| format!("lab `{lab}` sent a reply that is not JSON"))?;
+    if !reply.ok {
+        bail!(
+            "{}",
+            reply
+                .error
+                .unwrap_or_else(|| "the lab refused the request".into())
+        );
+    }
+    Ok((reply, reader))
+}
+
+/// `scratchnet status`.
+#[allow(clippy::print_stdout)]
+pub async fn status(lab: Option<&str>, json: bool) -> Result<()> {
+    let (reply, _) = request(lab, &Request::Status).await?;
+    let status = reply.status.unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", crate::render::status(&status));
+    }
+    Ok(())
+}
+
+/// `scratchnet capture PORT [-w FILE]`: pcap to the file or stdout until
+/// Ctrl-C, or until the reader (tcpdump, say) goes away.
+pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Result<()> {
+    let (_, mut reader) = request(
+        lab,
+        &Request::Capture {
+            port: port.to_owned(),
+        },
+    )
+    .await?;
+    let mut out: Box<dyn Write> = match file {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    // pcap-file encodes into a shared buffer; this loop decides when the
+    // bytes go out, so a pipe to tcpdump sees each batch at once.
+    let pending = Pending::default();
+    let header = pcap_file::pcap::PcapHeader {
+        snaplen: 262_144,
+        ..Default::default()
+    };
+    let mut pcap = pcap_file::pcap::PcapWriter::with_header(pending.clone(), header)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut count = 0u64;
+    while pending.drain_to(&mut out).is_ok() {
+        let mut head = [0u8; 13];
+        tokio::select! {
+            r = reader.read_exact(&mut head) => if r.is_err() { break },
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+        let micros = u64::from_be_bytes(head[..8].try_into()?);
+        let len = u32::from_be_bytes(head[8..12].try_into()?) as usize;
+        let mut data = vec![0u8; len];
+        reader.read_exact(&mut data).await?;
+        let packet =
+            pcap_file::pcap::PcapPacket::new(Duration::from_micros(micros), len as u32, &data);
+        pcap.write_packet(&packet)?;
+        count += 1;
+    }
+    let _ = pending.drain_to(&mut out);
+    eprintln!("scratchnet: {count} frames captured on {port}");
+    Ok(())
+}
+
+/// Bytes encoded but not yet written out.
+#[derive(Clone, Default)]
+struct Pending(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Pending {
+    fn drain_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut buf = self.0.borrow_mut();
+        out.write_all(&buf)?;
+        out.flush()?;
+        buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for Pending {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
