@@ -1,0 +1,193 @@
+//! Helpers for the real-namespace tests: a lab run by the real binary, torn
+//! down by a guard even when a test fails, and commands run in its hosts.
+//!
+//! These tests need root (namespaces, TAP devices); scripts/test.sh runs
+//! them with `--include-ignored` when it is root, as CI is.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const ROOT: &str = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_scratchnet")
+}
+
+/// A running `scratchnet up`, stopped and cleaned up when dropped.
+pub struct Lab {
+    pub name: String,
+    pub file: PathBuf,
+    child: Option<Child>,
+    stderr: mpsc::Receiver<String>,
+}
+
+/// Writes a topology to a temporary file named after the lab.
+pub fn topology_file(name: &str, toml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("scratchnet-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+/// A lab of `hosts` on one switch `lan` in 10.77.N.0/24 (N from the name).
+pub fn lan_topology(name: &str, net: u8, hosts: &[&str]) -> String {
+    let mut t =
+        format!("name = \"{name}\"\n[[switch]]\nname = \"lan\"\nsubnet = \"10.77.{net}.0/24\"\n");
+    for (i, h) in hosts.iter().enumerate() {
+        t += &format!(
+            "[[host]]\nname = \"{h}\"\nswitch = \"lan\"\naddress = \"10.77.{net}.{}/24\"\n",
+            i + 1
+        );
+    }
+    t
+}
+
+impl Lab {
+    /// Starts the lab and waits for its `ready` line.
+    pub fn up(name: &str, toml: &str) -> Lab {
+        let file = topology_file(name, toml);
+        let mut child = Command::new(bin())
+            .arg("up")
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (etx, erx) = mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = etx.send(s);
+        });
+        let mut lab = Lab {
+            name: name.to_owned(),
+            file,
+            child: Some(child),
+            stderr: erx,
+        };
+        loop {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains("ready") => return lab,
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = lab.child.as_mut().unwrap().try_wait().unwrap();
+                    let stderr = lab
+                        .stderr
+                        .recv_timeout(Duration::from_secs(2))
+                        .unwrap_or_default();
+                    panic!("lab {name} did not become ready (exit {status:?}):\n{stderr}");
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal to `scratchnet up` and waits for it to exit.
+    pub fn stop_with(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        sh(&format!("kill -{signal} {}", child.id()));
+        let status = child.wait().unwrap();
+        let stderr = self
+            .stderr
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        (status, stderr)
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = Command::new(bin())
+            .args(["status", "--json", "--lab", &self.name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The status entry of a port.
+    pub fn port(&self, name: &str) -> serde_json::Value {
+        let s = self.status_json();
+        s["fabric"]["switches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|sw| sw["ports"].as_array().unwrap().iter())
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no port {name} in {s}"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new(bin()).arg("down").arg(&self.file).output();
+    }
+}
+
+/// Runs a shell command; returns its output whatever the exit status.
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+/// Runs a command in a host's namespace and insists that it succeeds.
+pub fn exec_ok(host: &str, cmd: &str) -> String {
+    let out = sh(&format!("ip netns exec {host} {cmd}"));
+    assert!(
+        out.status.success(),
+        "`{cmd}` in {host} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn namespaces() -> String {
+    String::from_utf8_lossy(&sh("ip netns list").stdout).into_owned()
+}
+
+/// Asserts that nothing of the given namespaces, or of the lab's state, is left.
+pub fn assert_clean(lab: &str, hosts: &[&str]) {
+    let list = namespaces();
+    for h in hosts {
+        assert!(
+            !list.split_whitespace().any(|n| n == *h),
+            "namespace {h} left behind: {list}"
+        );
+        assert!(
+            !std::path::Path::new(&format!("/etc/netns/{h}")).exists(),
+            "/etc/netns/{h} left behind"
+        );
+    }
+    assert!(
+        !std::path::Path::new(&format!("/run/scratchnet/{lab}.json")).exists(),
+        "state file left behind"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/run/scratchnet/{lab}.sock")).exists(),
+        "control socket left behind"
+    );
+}

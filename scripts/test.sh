@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: unit and simulator tests (no root needed), then the
+# real-namespace tests, which need root and run only as root.
+#   sudo scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+echo "== unit and simulator tests"
+cargo test --workspace --locked --quiet --lib --bins --tests
+
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== real-namespace tests (root)"
+  # Each test's guard removes its lab even when the test fails; this
+  # catches what a hard crash of the test binary could leave (test labs
+  # only: a lab the user runs is left alone).
+  trap 'for f in "${TMPDIR:-/tmp}"/scratchnet-tests/*.toml; do [ -e "$f" ] && target/debug/scratchnet down "$f" >/dev/null 2>&1; done; true' EXIT
+  cargo test --locked --quiet -p scratchnet --test netns -- --ignored --test-threads 2
+else
+  echo "== real-namespace tests skipped: they need root (sudo scripts/test.sh)"
+fi
