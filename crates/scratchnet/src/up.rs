@@ -137,10 +137,15 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<TapPort>)>
         netns::configure_host(h, tap.name())
             .with_context(|| format!("cannot set up host `{}`", h.name))?;
         let switch = switch_ids[h.switch.as_str()];
-        let config = PortConfig {
-            mode: PortMode::Access { vlan: h.vlan },
-            mtu: h.mtu,
+        let mode = if h.tagged_vlans.is_empty() {
+            PortMode::Access { vlan: h.vlan }
+        } else {
+            PortMode::Trunk {
+                native: Some(h.vlan),
+                allowed: h.tagged_vlans.iter().copied().collect(),
+            }
         };
+        let config = PortConfig { mode, mtu: h.mtu };
         let port = fabric.add_port(&h.name, switch, config, h.offload)?;
         taps.push(TapPort { port, tap });
     }

@@ -46,8 +46,11 @@ pub struct HostSpec {
     pub dns: Vec<IpAddr>,
     pub mac: Mac,
     pub mtu: u16,
-    /// The access VLAN of the host's switch port.
+    /// The VLAN of untagged frames on the host's switch port.
     pub vlan: u16,
+    /// VLANs the port also carries tagged (a trunk port); the host makes
+    /// its own VLAN interfaces (`ip link add link eth0 … type vlan`).
+    pub tagged_vlans: Vec<u16>,
     /// Open the TAP with virtio-net offloads (TSO, checksum).
     pub offload: bool,
     pub txqueuelen: u32,

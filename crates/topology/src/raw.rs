@@ -45,6 +45,8 @@ pub struct Host {
     pub mac: Option<Str>,
     pub mtu: Option<Spanned<u32>>,
     pub vlan: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub tagged_vlans: Vec<Spanned<u32>>,
     pub offload: Option<bool>,
     pub txqueuelen: Option<Spanned<u32>>,
 }

@@ -154,6 +154,7 @@ switch = "missing"
 address = "dhcp"
 gateway = "10.0.0.1"
 vlan = 5000
+tagged_vlans = [10, 4095]
 "#;
     let e = errors(src);
     let keys: Vec<&str> = e.iter().map(|d| d.key.as_str()).collect();
@@ -165,7 +166,8 @@ vlan = 5000
             "switch \"Bad Name\".mtu",
             "host \"h\".switch",
             "host \"h\".gateway",
-            "host \"h\".vlan"
+            "host \"h\".vlan",
+            "host \"h\".tagged_vlans"
         ],
         "{e:#?}"
     );

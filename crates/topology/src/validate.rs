@@ -400,6 +400,11 @@ impl Validator<'_, '_> {
         let default_mtu = sw.as_ref().map_or(1500, |s| u64::from(s.mtu));
         let mtu = self.ranged(&h.mtu, &key("mtu"), 68, 65535, default_mtu) as u16;
         let vlan = self.ranged(&h.vlan, &key("vlan"), 1, 4094, 1) as u16;
+        let tagged_vlans = h
+            .tagged_vlans
+            .iter()
+            .map(|v| self.ranged(&Some(v.clone()), &key("tagged_vlans"), 1, 4094, 1) as u16)
+            .collect();
         let txqueuelen = self.ranged(&h.txqueuelen, &key("txqueuelen"), 1, 1 << 20, 10_000) as u32;
         Some(HostSpec {
             name: name.clone(),
@@ -410,6 +415,7 @@ impl Validator<'_, '_> {
             mac,
             mtu,
             vlan,
+            tagged_vlans,
             offload: h.offload.unwrap_or(true),
             txqueuelen,
         })

@@ -43,8 +43,14 @@ fn two_hosts_resolve_arp_and_ping_both_ways() {
     assert_clean("l2a", &hosts);
 }
 
-/// Bytes received by an iperf3 client run (JSON output), either direction.
-fn iperf3_bytes(client: &str, server_ip: &str, reverse: bool) -> u64 {
+/// Starts a one-shot iperf3 server in `server`, runs a 2-second client in
+/// `client` (either direction) and returns the bytes received.
+fn iperf3_bytes(client: &str, server: &str, server_ip: &str, reverse: bool) -> u64 {
+    exec_ok(
+        server,
+        &format!("iperf3 -s -D -1 -I /tmp/scratchnet-{server}-iperf.pid"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
     let out = exec_ok(
         client,
         &format!(
@@ -68,12 +74,8 @@ fn three_hosts_ping_iperf3_both_ways_and_a_large_transfer_arrives_intact() {
         );
     }
 
-    exec_ok("l2b-2", "iperf3 -s -D -1 -I /tmp/scratchnet-l2b-iperf.pid");
-    std::thread::sleep(Duration::from_millis(300));
-    let forward = iperf3_bytes("l2b-1", "10.77.2.2", false);
-    exec_ok("l2b-2", "iperf3 -s -D -1 -I /tmp/scratchnet-l2b-iperf.pid");
-    std::thread::sleep(Duration::from_millis(300));
-    let reverse = iperf3_bytes("l2b-1", "10.77.2.2", true);
+    let forward = iperf3_bytes("l2b-1", "l2b-2", "10.77.2.2", false);
+    let reverse = iperf3_bytes("l2b-1", "l2b-2", "10.77.2.2", true);
     assert!(
         forward > 10 << 20 && reverse > 10 << 20,
         "iperf3 moved {forward} and {reverse} bytes"
@@ -128,9 +130,7 @@ fn hosts_without_offload_still_exchange_large_transfers() {
     let topo = lan_topology("l2c", 3, &hosts) + "offload = false\n";
     let lab = Lab::up("l2c", &topo);
     assert_eq!(lab.port("l2c-2")["offload"], false);
-    exec_ok("l2c-2", "iperf3 -s -D -1 -I /tmp/scratchnet-l2c-iperf.pid");
-    std::thread::sleep(Duration::from_millis(300));
-    let bytes = iperf3_bytes("l2c-1", "10.77.3.2", false);
+    let bytes = iperf3_bytes("l2c-1", "l2c-2", "10.77.3.2", false);
     assert!(bytes > 10 << 20, "iperf3 moved {bytes} bytes");
     let p = lab.port("l2c-2");
     assert_eq!(p["io_errors"], serde_json::json!({}), "{p}");
@@ -229,21 +229,10 @@ fn sigterm_removes_everything_and_sigkill_is_cleaned_by_down() {
 fn capture_writes_pcap_that_tcpdump_reads() {
     let hosts = ["l2f-1", "l2f-2"];
     let lab = Lab::up("l2f", &lan_topology("l2f", 6, &hosts));
-    let pcap = std::env::temp_dir()
-        .join("scratchnet-tests")
-        .join("l2f.pcap");
-    let mut cap = std::process::Command::new(bin())
-        .args(["capture", "l2f-2", "--lab", "l2f", "-w"])
-        .arg(&pcap)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    exec_ok("l2f-1", "ping -c 3 -i 0.2 -W 2 10.77.6.2");
-    sh(&format!("kill -INT {}", cap.id()));
-    assert!(cap.wait().unwrap().success());
-    let read = sh(&format!("tcpdump -nr {} icmp", pcap.display()));
-    let text = String::from_utf8_lossy(&read.stdout);
+    let seen = captured("l2f", &["l2f-2"], || {
+        exec_ok("l2f-1", "ping -c 3 -i 0.2 -W 2 10.77.6.2");
+    });
+    let text = &seen[0];
     assert_eq!(text.matches("ICMP echo request").count(), 3, "{text}");
     assert_eq!(text.matches("ICMP echo reply").count(), 3, "{text}");
 
@@ -304,4 +293,102 @@ fn refusals_are_one_line_errors_that_leave_nothing_behind() {
     assert!(!namespaces().contains("l2g-9"));
     drop(lab);
     assert_clean("l2g", &["l2g-1", "l2g-9"]);
+}
+
+/// Runs `scratchnet capture` on each port while `act` runs; returns what
+/// tcpdump -e reads from each capture.
+fn captured(lab: &str, ports: &[&str], act: impl FnOnce()) -> Vec<String> {
+    let dir = std::env::temp_dir().join("scratchnet-tests");
+    let mut caps: Vec<(std::process::Child, std::path::PathBuf)> = ports
+        .iter()
+        .map(|p| {
+            let file = dir.join(format!("{lab}-{p}.pcap"));
+            let child = std::process::Command::new(bin())
+                .args(["capture", p, "--lab", lab, "-w"])
+                .arg(&file)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, file)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    act();
+    std::thread::sleep(Duration::from_millis(300));
+    caps.iter_mut()
+        .map(|(child, file)| {
+            sh(&format!("kill -INT {}", child.id()));
+            child.wait().unwrap();
+            String::from_utf8_lossy(&sh(&format!("tcpdump -e -nr {}", file.display())).stdout)
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn vlans_isolate_access_ports_and_trunks_carry_them_tagged() {
+    // h1: access VLAN 10. h2: access VLAN 20, same subnet. h3: a trunk
+    // carrying 10 and 20 tagged. (This machine's kernel has no 802.1Q
+    // interfaces, so h3 speaks tagged frames through a packet socket.)
+    let topo = r#"
+name = "l2h"
+[[switch]]
+name = "lan"
+[[host]]
+name = "l2h-1"
+switch = "lan"
+address = "10.77.10.1/24"
+vlan = 10
+[[host]]
+name = "l2h-2"
+switch = "lan"
+address = "10.77.10.2/24"
+vlan = 20
+[[host]]
+name = "l2h-3"
+switch = "lan"
+address = "10.77.1.3/24"
+tagged_vlans = [10, 20]
+"#;
+    let hosts = ["l2h-1", "l2h-2", "l2h-3"];
+    let lab = Lab::up("l2h", topo);
+    let mac1 = wire::Mac::local_from("l2h-1").to_string().replace(':', "");
+    let script = std::env::temp_dir()
+        .join("scratchnet-tests")
+        .join("l2h-tagged.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import socket\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('eth0', 0))\n\
+             s.send(bytes.fromhex('{mac1}') + bytes.fromhex('02534e0000aa') + b'\\x81\\x00\\x00\\x0a\\x88\\xb5' + b'scratchnet-vlan-test'.ljust(46, b'.'))\n"
+        ),
+    )
+    .unwrap();
+    let seen = captured("l2h", &hosts, || {
+        // Same subnet, different VLAN: h2 is unreachable from h1.
+        let out = sh("ip netns exec l2h-1 ping -c 2 -i 0.2 -W 1 10.77.10.2");
+        assert!(!out.status.success(), "VLAN 10 reached VLAN 20");
+        exec_ok("l2h-3", &format!("python3 {}", script.display()));
+    });
+    let (p1, p2, p3) = (&seen[0], &seen[1], &seen[2]);
+    assert!(
+        p3.contains("vlan 10") && p3.contains("who-has 10.77.10.2"),
+        "h1's ARP leaves the trunk tagged 10:\n{p3}"
+    );
+    assert!(
+        !p2.contains("10.77.10.2 tell"),
+        "h1's ARP must not reach VLAN 20:\n{p2}"
+    );
+    let tagged_in = p1
+        .lines()
+        .find(|l| l.contains("0x88b5"))
+        .unwrap_or_else(|| panic!("h3's tagged frame reaches h1:\n{p1}"));
+    assert!(
+        !tagged_in.contains("vlan"),
+        "and arrives untagged: {tagged_in}"
+    );
+    assert!(!p2.contains("0x88b5"));
+    drop(lab);
+    assert_clean("l2h", &hosts);
 }
