@@ -2,6 +2,8 @@
 //! (ping, ip, iperf3, nc, tcpdump) on scratchnet's switch. They prove the
 //! kernel boundary; switching logic itself is tested in the simulator.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -240,8 +240,10 @@ fn learned_addresses_age_out_on_the_virtual_clock() {
     assert!(sim.now() >= Instant::from_secs(31));
 }
 
+type Frames = Vec<(Direction, Vec<u8>)>;
+
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(Direction, Vec<u8>)>>>);
+struct Recorder(Arc<Mutex<Frames>>);
 
 impl CaptureSink for Recorder {
     fn record(&mut self, _now: Instant, direction: Direction, head: &[u8], tail: &[u8]) {

@@ -205,7 +205,6 @@ async fn request(lab: Option<&str>, req: &Request) -> Result<(Reply, BufReader<U
 }
 
 /// `scratchnet status`.
-#[allow(clippy::print_stdout)]
 pub async fn status(lab: Option<&str>, json: bool) -> Result<()> {
     let (reply, _) = request(lab, &Request::Status).await?;
     let status = reply.status.unwrap_or_default();

@@ -39,7 +39,6 @@ pub fn run(lab: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stdout)]
 fn report(line: &str) {
     println!("{line}");
 }

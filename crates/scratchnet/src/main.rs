@@ -2,6 +2,9 @@
 //! runtime, and maps errors to a one-line message and an exit code.
 //! Everything else lives in the modules below.
 
+// Printing to stdout is this command's job; libraries never do it.
+#![allow(clippy::print_stdout)]
+
 mod control;
 mod down;
 mod netns;
@@ -113,7 +116,6 @@ fn load(file: Option<&std::path::Path>) -> Result<topology::Topology> {
 
 fn check(file: &std::path::Path) -> Result<()> {
     let lab = topology::load(file)?;
-    #[allow(clippy::print_stdout)]
     {
         println!(
             "{}: ok: lab `{}` with {} switches, {} hosts, {} routers, {} services",

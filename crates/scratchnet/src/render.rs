@@ -47,8 +47,8 @@ pub fn status(s: &Value) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<12} {:>10} {:>14} {:>10} {:>14}  {:<24} {}",
-            "port", "rx-frames", "rx-bytes", "tx-frames", "tx-bytes", "drops", "io-errors"
+            "  {:<12} {:>10} {:>14} {:>10} {:>14}  {:<24} io-errors",
+            "port", "rx-frames", "rx-bytes", "tx-frames", "tx-bytes", "drops"
         );
         for p in sw["ports"].as_array().into_iter().flatten() {
             let _ = writeln!(

@@ -24,7 +24,6 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stdout)]
 pub async fn run(lab: Topology) -> Result<()> {
     let started = std::time::Instant::now();
     require_root("scratchnet up")?;

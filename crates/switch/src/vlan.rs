@@ -46,6 +46,9 @@ impl std::fmt::Debug for VlanSet {
 }
 
 /// How a port takes part in VLANs.
+// A trunk's 512-byte bitmap makes membership a single bit test; a switch
+// has few ports, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortMode {
     /// Carries one VLAN, untagged on the wire.
