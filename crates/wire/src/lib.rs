@@ -10,11 +10,13 @@
 
 pub mod checksum;
 pub mod ether;
+pub mod frame;
 mod mac;
 pub mod offload;
 mod time;
 mod vnet;
 
+pub use frame::{Frame, FramePool};
 pub use mac::{Mac, MacParseError};
 pub use time::Instant;
 pub use vnet::{GsoType, VnetHdr, VNET_HDR_LEN};

@@ -1,0 +1,123 @@
+//! What the router counts: packets it drops, by reason, and what it does.
+
+use std::collections::BTreeMap;
+
+/// Why a packet was not forwarded or delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Drop {
+    /// Not a well-formed Ethernet, ARP or IPv4 header (version, IHL,
+    /// lengths).
+    Malformed,
+    /// IPv4 header checksum does not verify.
+    BadChecksum,
+    /// Source or destination that must never be routed (0/8, 127/8,
+    /// 169.254/16, multicast or broadcast source, class E).
+    Martian,
+    /// An Ethernet frame addressed to another station.
+    NotForUs,
+    /// Not IPv4 or ARP (IPv6 multicast from hosts, for instance).
+    UnsupportedProtocol,
+    /// Broadcast or multicast IP that a router does not forward.
+    Broadcast,
+    /// TTL would reach zero (ICMP Time Exceeded sent when allowed).
+    TtlExpired,
+    /// No route to the destination (ICMP Net Unreachable).
+    NoRoute,
+    /// The next hop never answered ARP (ICMP Host Unreachable).
+    HostUnreachable,
+    /// The packets waiting for a next hop's ARP answer were too many.
+    ArpQueueFull,
+    /// Larger than the next hop's MTU with DF set (ICMP Fragmentation Needed).
+    FragmentationNeeded,
+    /// A fragment addressed to the router itself: it does not reassemble.
+    FragmentToSelf,
+    /// For the router itself, but no service there (ICMP Port/Protocol Unreachable).
+    Unreachable,
+    /// A GSO super-frame with an offload request that cannot be honoured.
+    BadOffload,
+}
+
+impl Drop {
+    pub const ALL: [Drop; 14] = [
+        Drop::Malformed,
+        Drop::BadChecksum,
+        Drop::Martian,
+        Drop::NotForUs,
+        Drop::UnsupportedProtocol,
+        Drop::Broadcast,
+        Drop::TtlExpired,
+        Drop::NoRoute,
+        Drop::HostUnreachable,
+        Drop::ArpQueueFull,
+        Drop::FragmentationNeeded,
+        Drop::FragmentToSelf,
+        Drop::Unreachable,
+        Drop::BadOffload,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::Malformed => "malformed",
+            Drop::BadChecksum => "bad-checksum",
+            Drop::Martian => "martian",
+            Drop::NotForUs => "not-for-us",
+            Drop::UnsupportedProtocol => "unsupported-protocol",
+            Drop::Broadcast => "broadcast",
+            Drop::TtlExpired => "ttl-expired",
+            Drop::NoRoute => "no-route",
+            Drop::HostUnreachable => "host-unreachable",
+            Drop::ArpQueueFull => "arp-queue-full",
+            Drop::FragmentationNeeded => "fragmentation-needed",
+            Drop::FragmentToSelf => "fragment-to-self",
+            Drop::Unreachable => "unreachable",
+            Drop::BadOffload => "bad-offload",
+        }
+    }
+
+    fn index(self) -> usize {
+        Drop::ALL.iter().position(|d| *d == self).unwrap_or(0)
+    }
+}
+
+/// The router's counters.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    drops: [u64; Drop::ALL.len()],
+    pub received: u64,
+    pub forwarded: u64,
+    /// Forwarded packets that were GSO super-frames (kept whole).
+    pub forwarded_gso: u64,
+    /// Packets cut into fragments, and the fragments made.
+    pub fragmented: u64,
+    pub fragments_sent: u64,
+    /// Packets for the router itself (echo, DHCP, ...).
+    pub delivered: u64,
+    pub icmp_errors_sent: u64,
+    pub icmp_errors_rate_limited: u64,
+    pub echo_replies_sent: u64,
+    pub arp_requests_sent: u64,
+    pub arp_replies_sent: u64,
+    /// Forwarded packets carrying IP options (passed on, not processed).
+    pub forwarded_with_options: u64,
+    pub dhcp_replies_sent: u64,
+}
+
+impl Counters {
+    pub(crate) fn drop(&mut self, reason: Drop) {
+        self.drops[reason.index()] += 1;
+    }
+
+    pub fn drops(&self, reason: Drop) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// Non-zero drops by reason name.
+    pub fn drop_map(&self) -> BTreeMap<&'static str, u64> {
+        Drop::ALL
+            .iter()
+            .filter(|d| self.drops(**d) > 0)
+            .map(|d| (d.as_str(), self.drops(*d)))
+            .collect()
+    }
+}

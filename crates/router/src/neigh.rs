@@ -1,0 +1,193 @@
+//! The ARP neighbour cache and the packets waiting for an answer.
+//!
+//! An entry lives [`REACHABLE`] after it was last confirmed by an ARP
+//! packet from the neighbour; using an entry in its last [`REFRESH_WINDOW`]
+//! sends a unicast ARP request to confirm it. A packet for a next hop with
+//! no entry waits in a bounded queue while a request is sent every
+//! [`RETRY`]; after [`MAX_REQUESTS`] unanswered requests the waiting
+//! packets are dropped (and the router answers each with ICMP Host
+//! Unreachable).
+
+use crate::IfaceId;
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use wire::{Frame, Instant, Mac};
+
+pub const REACHABLE: Duration = Duration::from_secs(60);
+pub const REFRESH_WINDOW: Duration = Duration::from_secs(15);
+pub const RETRY: Duration = Duration::from_secs(1);
+pub const MAX_REQUESTS: u8 = 3;
+/// Packets kept per unresolved next hop (Linux keeps about 100 KiB worth).
+pub const QUEUE_LIMIT: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    mac: Mac,
+    confirmed: Instant,
+    /// When a refresh request was last sent for this entry.
+    refreshing: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    packets: VecDeque<Frame>,
+    requests: u8,
+    next_request: Instant,
+}
+
+/// A cache row, as `scratchnet status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NeighbourRow {
+    pub iface: IfaceId,
+    pub ip: Ipv4Addr,
+    pub mac: Mac,
+    pub age_secs: u64,
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Mac),
+    /// Found, and due for a refresh: send a unicast request to it.
+    FoundRefresh(Mac),
+    Missing,
+}
+
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    entries: HashMap<(IfaceId, Ipv4Addr), Entry>,
+    pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
+}
+
+/// Packets given up on after the last unanswered request.
+pub type Expired = Vec<(IfaceId, Ipv4Addr, Frame)>;
+
+impl Neighbours {
+    pub fn lookup(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) -> Lookup {
+        let Some(e) = self.entries.get_mut(&(iface, ip)) else {
+            return Lookup::Missing;
+        };
+        let age = now.saturating_since(e.confirmed);
+        if age >= REACHABLE {
+            self.entries.remove(&(iface, ip));
+            return Lookup::Missing;
+        }
+        if age >= REACHABLE - REFRESH_WINDOW
+            && e.refreshing
+                .is_none_or(|t| now.saturating_since(t) >= RETRY)
+        {
+            e.refreshing = Some(now);
+            return Lookup::FoundRefresh(e.mac);
+        }
+        Lookup::Found(e.mac)
+    }
+
+    /// Whether an entry (live or not yet swept) exists.
+    pub fn knows(&self, iface: IfaceId, ip: Ipv4Addr) -> bool {
+        self.entries.contains_key(&(iface, ip))
+    }
+
+    /// Records `ip` at `mac` and returns the packets that were waiting for it.
+    pub fn confirm(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        ip: Ipv4Addr,
+        mac: Mac,
+    ) -> VecDeque<Frame> {
+        self.entries.insert(
+            (iface, ip),
+            Entry {
+                mac,
+                confirmed: now,
+                refreshing: None,
+            },
+        );
+        self.pending
+            .remove(&(iface, ip))
+            .map(|p| p.packets)
+            .unwrap_or_default()
+    }
+
+    /// Queues a packet for an unresolved next hop. Returns whether a request
+    /// should be sent now (the first packet for it), and the packet pushed
+    /// out if the queue was full.
+    pub fn enqueue(
+        &mut self,
+        now: Instant,
+        iface: IfaceId,
+        ip: Ipv4Addr,
+        frame: Frame,
+    ) -> (bool, Option<Frame>) {
+        let mut first = false;
+        let p = self.pending.entry((iface, ip)).or_insert_with(|| {
+            first = true;
+            Pending {
+                packets: VecDeque::new(),
+                requests: 1,
+                next_request: now + RETRY,
+            }
+        });
+        let overflow = if p.packets.len() >= QUEUE_LIMIT {
+            p.packets.pop_front()
+        } else {
+            None
+        };
+        p.packets.push_back(frame);
+        (first, overflow)
+    }
+
+    /// The next time a request is due or a queue gives up.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.next_request).min()
+    }
+
+    /// Returns the next hops to ask again, and the packets of those that
+    /// have had their [`MAX_REQUESTS`].
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        retry: &mut Vec<(IfaceId, Ipv4Addr)>,
+        expired: &mut Expired,
+    ) {
+        let due: Vec<(IfaceId, Ipv4Addr)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.next_request <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(p) = self.pending.get_mut(&key) else {
+                continue;
+            };
+            if p.requests >= MAX_REQUESTS {
+                if let Some(p) = self.pending.remove(&key) {
+                    expired.extend(p.packets.into_iter().map(|f| (key.0, key.1, f)));
+                }
+            } else {
+                p.requests += 1;
+                p.next_request = now + RETRY;
+                retry.push(key);
+            }
+        }
+        self.entries
+            .retain(|_, e| now.saturating_since(e.confirmed) < REACHABLE);
+    }
+
+    pub fn rows(&self, now: Instant) -> Vec<NeighbourRow> {
+        let mut rows: Vec<NeighbourRow> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now.saturating_since(e.confirmed) < REACHABLE)
+            .map(|(&(iface, ip), e)| NeighbourRow {
+                iface,
+                ip,
+                mac: e.mac,
+                age_secs: now.saturating_since(e.confirmed).as_secs(),
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.iface, r.ip));
+        rows
+    }
+}

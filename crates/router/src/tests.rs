@@ -1,0 +1,812 @@
+//! Router behaviour, frame by frame, on a virtual clock.
+
+use super::*;
+use std::time::Duration;
+use wire::ether::build_frame;
+
+const R_LAN: Mac = Mac([2, 0, 0, 0, 1, 1]);
+const R_WAN: Mac = Mac([2, 0, 0, 0, 2, 1]);
+const HOST_A: Mac = Mac([2, 0, 0, 0, 1, 10]);
+const HOST_B: Mac = Mac([2, 0, 0, 0, 2, 20]);
+const LAN: IfaceId = IfaceId(0);
+const WAN: IfaceId = IfaceId(1);
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("ip")
+}
+
+/// An IPv4 packet with a valid header checksum.
+fn ipv4(src: &str, dst: &str, proto: u8, ttl: u8, df: bool, payload: &[u8]) -> Vec<u8> {
+    let mut h = icmp::ipv4_header(
+        ip(src),
+        ip(dst),
+        IpProtocol::from(proto),
+        payload.len() as u16,
+        7,
+        0,
+    );
+    h[8] = ttl;
+    if df {
+        h[6] |= 0x40;
+    }
+    h[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(0, &h));
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    [&h[..], payload].concat()
+}
+
+fn udp(sport: u16, dport: u16, body: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+    [u, body.to_vec()].concat()
+}
+
+fn echo_request(id: u16) -> Vec<u8> {
+    let mut m = vec![8, 0, 0, 0, 0, 0, 0, 1];
+    m[4..6].copy_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(b"ping payload");
+    let c = checksum::finish(checksum::sum(0, &m));
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+fn arp(op: u16, sha: Mac, spa: &str, tpa: &str) -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::from(op),
+        source_hardware_addr: EthernetAddress(sha.0),
+        source_protocol_addr: ip(spa),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: ip(tpa),
+    };
+    let mut body = vec![0u8; 28];
+    repr.emit(&mut ArpPacket::new_unchecked(&mut body[..]));
+    build_frame(
+        if op == 1 { Mac::BROADCAST } else { R_LAN },
+        sha,
+        ETHERTYPE_ARP,
+        &body,
+    )
+}
+
+struct Lab {
+    r: Router,
+    pool: FramePool,
+    now: Instant,
+}
+
+impl Lab {
+    /// lan 10.0.1.1/24, wan 10.0.2.1/24 (MTU `wan_mtu`), default via 10.0.2.254.
+    fn new(wan_mtu: u16) -> Lab {
+        let mut r = Router::new("gw");
+        r.add_iface(IfaceConfig {
+            name: "lan".into(),
+            link: Link::Ethernet { mac: R_LAN },
+            addr: "10.0.1.1/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: None,
+        });
+        r.add_iface(IfaceConfig {
+            name: "wan".into(),
+            link: Link::Ethernet { mac: R_WAN },
+            addr: "10.0.2.1/24".parse().expect("net"),
+            mtu: wan_mtu,
+            dhcp: None,
+        });
+        r.add_route("0.0.0.0/0".parse().expect("net"), ip("10.0.2.254"))
+            .expect("route");
+        Lab {
+            r,
+            pool: FramePool::new(2048, 64),
+            now: Instant::from_secs(1),
+        }
+    }
+
+    fn rx_frame(&mut self, iface: IfaceId, frame: Frame) -> Vec<(IfaceId, Frame)> {
+        let mut out = Vec::new();
+        self.r
+            .receive(self.now, iface, frame, &mut self.pool, &mut out);
+        out
+    }
+
+    fn rx(&mut self, iface: IfaceId, frame: Vec<u8>) -> Vec<(IfaceId, Vec<u8>)> {
+        self.rx_frame(iface, Frame::from_slice(&frame))
+            .into_iter()
+            .map(|(i, f)| (i, f.data().to_vec()))
+            .collect()
+    }
+
+    /// A packet from host A on the LAN.
+    fn from_a(&mut self, packet: Vec<u8>) -> Vec<(IfaceId, Vec<u8>)> {
+        self.rx(LAN, build_frame(R_LAN, HOST_A, ETHERTYPE_IPV4, &packet))
+    }
+
+    fn tick(&mut self, d: Duration) -> Vec<(IfaceId, Vec<u8>)> {
+        self.now = self.now + d;
+        let mut out = Vec::new();
+        self.r.on_timer(self.now, &mut self.pool, &mut out);
+        out.into_iter()
+            .map(|(i, f)| (i, f.data().to_vec()))
+            .collect()
+    }
+
+    /// Teaches the router where A (LAN) and the WAN gateway are.
+    fn learn_neighbours(&mut self) {
+        assert_eq!(
+            self.rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.1.1")).len(),
+            1
+        );
+        self.rx(WAN, arp(1, HOST_B, "10.0.2.254", "10.0.2.1"));
+    }
+}
+
+fn ip_of(frame: &[u8]) -> Ipv4Packet<&[u8]> {
+    Ipv4Packet::new_checked(&frame[14..]).expect("IPv4")
+}
+
+/// (type, code, rest-of-header, quoted bytes) of an ICMP message in a frame.
+fn icmp_of(frame: &[u8]) -> (u8, u8, u32, Vec<u8>) {
+    let p = ip_of(frame);
+    let m = p.payload();
+    assert_eq!(checksum::fold(checksum::sum(0, m)), 0xffff, "ICMP checksum");
+    (
+        m[0],
+        m[1],
+        u32::from_be_bytes([m[4], m[5], m[6], m[7]]),
+        m[8..].to_vec(),
+    )
+}
+
+#[test]
+fn answers_arp_only_for_the_address_of_the_interface_asked() {
+    let mut lab = Lab::new(1500);
+    let out = lab.rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.1.1"));
+    assert_eq!(out.len(), 1);
+    let (iface, reply) = &out[0];
+    assert_eq!(*iface, LAN);
+    assert_eq!(Mac::from_slice(reply).expect("mac"), HOST_A);
+    let repr = ArpRepr::parse(&ArpPacket::new_checked(&reply[14..]).expect("arp")).expect("repr");
+    let ArpRepr::EthernetIpv4 {
+        operation,
+        source_hardware_addr,
+        source_protocol_addr,
+        ..
+    } = repr
+    else {
+        panic!("not ethernet/ipv4")
+    };
+    assert_eq!(
+        (operation, source_hardware_addr.0, source_protocol_addr),
+        (ArpOperation::Reply, R_LAN.0, ip("10.0.1.1"))
+    );
+    // Its other address, and anybody else's, are not answered on the LAN.
+    assert!(lab
+        .rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.2.1"))
+        .is_empty());
+    assert!(lab
+        .rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.1.99"))
+        .is_empty());
+    assert_eq!(lab.r.counters().arp_replies_sent, 1);
+}
+
+#[test]
+fn forwarding_waits_for_arp_then_rewrites_and_decrements_ttl() {
+    let mut lab = Lab::new(1500);
+    let packet = ipv4(
+        "10.0.1.10",
+        "10.0.2.20",
+        17,
+        64,
+        false,
+        &udp(1000, 2000, b"hello"),
+    );
+    let out = lab.from_a(packet.clone());
+    assert_eq!(out.len(), 1, "only an ARP request for the next hop");
+    let (iface, req) = &out[0];
+    assert_eq!(
+        (*iface, Mac::from_slice(req).expect("mac")),
+        (WAN, Mac::BROADCAST)
+    );
+    // Gratuitous or unrelated ARP from a stranger teaches nothing, an
+    // answer from the next hop releases the queue.
+    let mut reply = arp(2, HOST_B, "10.0.2.20", "10.0.2.1");
+    reply[0..6].copy_from_slice(&R_WAN.0);
+    let out = lab.rx(WAN, reply);
+    assert_eq!(out.len(), 1);
+    let (iface, fwd) = &out[0];
+    assert_eq!(*iface, WAN);
+    assert_eq!(
+        (Mac::from_slice(fwd), Mac::from_slice(&fwd[6..])),
+        (Some(HOST_B), Some(R_WAN))
+    );
+    let p = ip_of(fwd);
+    assert_eq!(p.hop_limit(), 63);
+    assert!(p.verify_checksum(), "incrementally updated checksum");
+    assert_eq!(&fwd[14 + 20..], &packet[20..], "payload untouched");
+    // Next packets go straight out.
+    assert_eq!(lab.from_a(packet).len(), 1);
+    assert_eq!(lab.r.counters().forwarded, 2);
+}
+
+#[test]
+fn ttl_expiry_sends_time_exceeded_quoting_the_header() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let packet = ipv4(
+        "10.0.1.10",
+        "10.0.2.20",
+        17,
+        1,
+        false,
+        &udp(33434, 33434, &[0u8; 24]),
+    );
+    let out = lab.from_a(packet.clone());
+    assert_eq!(out.len(), 1);
+    let (iface, err) = &out[0];
+    assert_eq!((*iface, Mac::from_slice(err)), (LAN, Some(HOST_A)));
+    let p = ip_of(err);
+    assert_eq!(
+        (p.src_addr(), p.dst_addr()),
+        (ip("10.0.1.1"), ip("10.0.1.10"))
+    );
+    let (ty, code, _, quote) = icmp_of(err);
+    assert_eq!((ty, code), (11, 0));
+    assert_eq!(
+        quote, packet,
+        "the whole short packet is quoted, TTL as received"
+    );
+    assert_eq!(lab.r.counters().drops(Drop::TtlExpired), 1);
+}
+
+#[test]
+fn each_unreachable_has_its_code() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let cases: [(Vec<u8>, u8); 3] = [
+        (
+            ipv4("10.0.1.10", "10.0.1.1", 17, 64, false, &udp(5, 9999, b"x")),
+            3,
+        ),
+        (ipv4("10.0.1.10", "10.0.2.1", 6, 64, false, &[0u8; 20]), 3),
+        (ipv4("10.0.1.10", "10.0.1.1", 99, 64, false, b"what"), 2),
+    ];
+    for (packet, code) in cases {
+        let out = lab.from_a(packet.clone());
+        assert_eq!(out.len(), 1, "code {code}");
+        let (ty, c, _, quote) = icmp_of(&out[0].1);
+        assert_eq!((ty, c), (3, code));
+        assert_eq!(&quote[..20], &packet[..20]);
+    }
+    // Without a default route: net unreachable.
+    let mut r = Router::new("lonely");
+    r.add_iface(IfaceConfig {
+        name: "lan".into(),
+        link: Link::Ethernet { mac: R_LAN },
+        addr: "10.0.1.1/24".parse().expect("net"),
+        mtu: 1500,
+        dhcp: None,
+    });
+    let mut lab2 = Lab {
+        r,
+        pool: FramePool::new(2048, 8),
+        now: Instant::from_secs(1),
+    };
+    lab2.rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.1.1"));
+    let out = lab2.from_a(ipv4("10.0.1.10", "192.0.2.99", 17, 64, false, b"x"));
+    assert_eq!(icmp_of(&out[0].1).0..icmp_of(&out[0].1).1 + 1, 3..1);
+    assert_eq!(lab2.r.counters().drops(Drop::NoRoute), 1);
+}
+
+#[test]
+fn df_packets_too_big_get_fragmentation_needed_with_the_mtu() {
+    let mut lab = Lab::new(1000);
+    lab.learn_neighbours();
+    let packet = ipv4(
+        "10.0.1.10",
+        "10.0.2.20",
+        17,
+        64,
+        true,
+        &udp(1, 2, &[7u8; 1200]),
+    );
+    let out = lab.from_a(packet);
+    let (ty, code, rest, _) = icmp_of(&out[0].1);
+    assert_eq!(
+        (ty, code, rest),
+        (3, 4, 1000),
+        "next-hop MTU in the low 16 bits"
+    );
+    assert_eq!(lab.r.counters().drops(Drop::FragmentationNeeded), 1);
+}
+
+#[test]
+fn packets_without_df_are_fragmented() {
+    let mut lab = Lab::new(1000);
+    lab.learn_neighbours();
+    lab.rx(WAN, arp(1, HOST_B, "10.0.2.20", "10.0.2.1"));
+    let body = udp(1, 2, &(0..2000u32).map(|i| i as u8).collect::<Vec<_>>());
+    let packet = ipv4("10.0.1.10", "10.0.2.20", 17, 64, false, &body);
+    let out = lab.from_a(packet);
+    assert_eq!(out.len(), 3);
+    let mut data = Vec::new();
+    for (i, (iface, f)) in out.iter().enumerate() {
+        assert_eq!(*iface, WAN);
+        let p = ip_of(f);
+        assert!(p.verify_checksum());
+        assert!(usize::from(p.total_len()) <= 1000);
+        assert_eq!(
+            usize::from(p.frag_offset()),
+            data.len(),
+            "offset of fragment {i}"
+        );
+        assert_eq!(p.more_frags(), i < 2);
+        assert_eq!(p.hop_limit(), 63);
+        assert_eq!(p.ident(), 7);
+        data.extend_from_slice(p.payload());
+    }
+    assert_eq!(data, body);
+    assert_eq!(
+        (lab.r.counters().fragmented, lab.r.counters().fragments_sent),
+        (1, 3)
+    );
+}
+
+#[test]
+fn no_icmp_errors_about_errors_broadcasts_or_later_fragments() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    // An ICMP port-unreachable with TTL 1: dropped silently.
+    let inner = [3u8, 3, 0, 0, 0, 0, 0, 0];
+    let out = lab.from_a(ipv4("10.0.1.10", "10.0.2.20", 1, 1, false, &inner));
+    assert!(out.is_empty());
+    // An echo request with TTL 1 does get one (queries are not errors).
+    assert_eq!(
+        lab.from_a(ipv4(
+            "10.0.1.10",
+            "10.0.2.20",
+            1,
+            1,
+            false,
+            &echo_request(1)
+        ))
+        .len(),
+        1
+    );
+    // A non-first fragment with TTL 1.
+    let mut frag = ipv4("10.0.1.10", "10.0.2.20", 17, 1, false, &[0u8; 16]);
+    frag[6..8].copy_from_slice(&185u16.to_be_bytes());
+    frag[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(0, &frag[..20]));
+    frag[10..12].copy_from_slice(&c.to_be_bytes());
+    assert!(lab.from_a(frag).is_empty());
+    // A unicast IP packet sent as link-layer broadcast is not routed.
+    let p = ipv4("10.0.1.10", "10.0.2.20", 17, 1, false, &udp(1, 2, b"x"));
+    assert!(lab
+        .rx(LAN, build_frame(Mac::BROADCAST, HOST_A, ETHERTYPE_IPV4, &p))
+        .is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::TtlExpired), 3);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let packet = ipv4("10.0.1.10", "10.0.2.20", 17, 1, false, &udp(1, 2, b"x"));
+    let sent: usize = (0..150).map(|_| lab.from_a(packet.clone()).len()).sum();
+    assert_eq!(sent, ICMP_BURST as usize);
+    assert_eq!(lab.r.counters().icmp_errors_rate_limited, 50);
+    lab.now = lab.now + Duration::from_millis(10);
+    assert_eq!(lab.from_a(packet).len(), 1, "refilled at 1000/s");
+}
+
+#[test]
+fn arp_queue_is_bounded_and_gives_up_with_host_unreachable() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let mut requests = 0;
+    for i in 0..20u8 {
+        let out = lab.from_a(ipv4(
+            "10.0.1.10",
+            "10.0.2.77",
+            17,
+            64,
+            false,
+            &udp(1, 2, &[i]),
+        ));
+        requests += out.len();
+    }
+    assert_eq!(requests, 1, "one request, not one per packet");
+    assert_eq!(
+        lab.r.counters().drops(Drop::ArpQueueFull),
+        20 - neigh::QUEUE_LIMIT as u64
+    );
+    assert_eq!(lab.r.poll_at(), Some(lab.now + neigh::RETRY));
+    let out = lab.tick(Duration::from_secs(1));
+    assert_eq!(out.len(), 1, "second request");
+    let out = lab.tick(Duration::from_secs(1));
+    assert_eq!(out.len(), 1, "third request");
+    let out = lab.tick(Duration::from_secs(1));
+    assert_eq!(
+        out.len(),
+        neigh::QUEUE_LIMIT,
+        "one host unreachable per queued packet"
+    );
+    for (iface, f) in &out {
+        assert_eq!(*iface, LAN);
+        let (ty, code, _, quote) = icmp_of(f);
+        assert_eq!((ty, code), (3, 1));
+        assert_eq!(
+            Ipv4Packet::new_checked(&quote[..])
+                .expect("quoted")
+                .dst_addr(),
+            ip("10.0.2.77")
+        );
+    }
+    assert_eq!(
+        lab.r.counters().drops(Drop::HostUnreachable),
+        neigh::QUEUE_LIMIT as u64
+    );
+    assert_eq!(lab.r.poll_at(), None);
+}
+
+#[test]
+fn arp_entries_time_out_and_refresh() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let packet = ipv4("10.0.1.10", "10.0.2.20", 17, 64, false, &udp(1, 2, b"x"));
+    lab.from_a(packet.clone()); // queued: 10.0.2.20 not known yet
+    let mut reply = arp(2, HOST_B, "10.0.2.20", "10.0.2.1");
+    reply[0..6].copy_from_slice(&R_WAN.0);
+    assert_eq!(lab.rx(WAN, reply).len(), 1);
+    lab.now = lab.now + (neigh::REACHABLE - neigh::REFRESH_WINDOW + Duration::from_secs(1));
+    let out = lab.from_a(packet.clone());
+    assert_eq!(out.len(), 2, "the packet, and a unicast refresh request");
+    assert_eq!(Mac::from_slice(&out[1].1), Some(HOST_B));
+    lab.now = lab.now + neigh::REFRESH_WINDOW;
+    let out = lab.from_a(packet);
+    assert_eq!(
+        out.len(),
+        1,
+        "expired: queued again behind a broadcast request"
+    );
+    assert_eq!(Mac::from_slice(&out[0].1), Some(Mac::BROADCAST));
+}
+
+#[test]
+fn bad_headers_and_martians_are_counted_drops() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let good = ipv4("10.0.1.10", "10.0.2.20", 17, 64, false, &udp(1, 2, b"x"));
+    let mut bad_sum = good.clone();
+    bad_sum[10] ^= 0xff;
+    let mut bad_ihl = good.clone();
+    bad_ihl[0] = 0x43;
+    let mut too_long = good.clone();
+    too_long[2..4].copy_from_slice(&9000u16.to_be_bytes());
+    let mut bad_version = good.clone();
+    bad_version[0] = 0x65;
+    let martian = ipv4("127.0.0.1", "10.0.2.20", 17, 64, false, b"x");
+    let link_local = ipv4("169.254.1.1", "10.0.2.20", 17, 64, false, b"x");
+    for p in [
+        bad_sum,
+        bad_ihl,
+        too_long,
+        bad_version,
+        martian,
+        link_local,
+        good[..10].to_vec(),
+    ] {
+        assert!(lab.from_a(p).is_empty());
+    }
+    let c = lab.r.counters();
+    assert_eq!(
+        (
+            c.drops(Drop::BadChecksum),
+            c.drops(Drop::Malformed),
+            c.drops(Drop::Martian)
+        ),
+        (1, 4, 2)
+    );
+    assert_eq!(c.forwarded, 0);
+}
+
+#[test]
+fn options_are_forwarded_and_counted() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    lab.rx(WAN, arp(1, HOST_B, "10.0.2.20", "10.0.2.1"));
+    let mut p = ipv4("10.0.1.10", "10.0.2.20", 17, 64, false, &[]);
+    p[0] = 0x46;
+    p.splice(20..20, [1u8, 1, 1, 0]);
+    p.extend_from_slice(&udp(1, 2, b"opt"));
+    let len = p.len() as u16;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(0, &p[..24]));
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(lab.from_a(p).len(), 1);
+    assert_eq!(lab.r.counters().forwarded_with_options, 1);
+}
+
+#[test]
+fn echo_requests_to_any_router_address_are_answered() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    let out = lab.from_a(ipv4(
+        "10.0.1.10",
+        "10.0.2.1",
+        1,
+        64,
+        false,
+        &echo_request(42),
+    ));
+    assert_eq!(out.len(), 1);
+    let (ty, code, rest, _) = icmp_of(&out[0].1);
+    assert_eq!((ty, code, rest >> 16), (0, 0, 42));
+    let p = ip_of(&out[0].1);
+    assert_eq!(
+        (p.src_addr(), p.dst_addr(), p.hop_limit()),
+        (ip("10.0.2.1"), ip("10.0.1.10"), 64)
+    );
+    assert!(p.verify_checksum());
+}
+
+#[test]
+fn gso_super_frames_are_forwarded_whole() {
+    let mut lab = Lab::new(1500);
+    lab.learn_neighbours();
+    lab.rx(WAN, arp(1, HOST_B, "10.0.2.20", "10.0.2.1"));
+    let mut tcp = vec![0u8; 20];
+    tcp[12] = 5 << 4;
+    tcp.extend(std::iter::repeat_n(9u8, 30_000));
+    let packet = ipv4("10.0.1.10", "10.0.2.20", 6, 64, true, &tcp);
+    let mut frame = Frame::from_slice(&build_frame(R_LAN, HOST_A, ETHERTYPE_IPV4, &packet));
+    let raw = [1u8, 1, 0, 0, 0xa8, 0x05, 34, 0, 16, 0]; // NEEDS_CSUM, TCPv4, gso_size 1448
+    frame.hdr = wire::VnetHdr::parse(&raw).expect("hdr");
+    let out = lab.rx_frame(LAN, frame);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.len(), 14 + packet.len(), "one super-frame");
+    assert_eq!(
+        out[0].1.hdr,
+        wire::VnetHdr::parse(&raw).expect("hdr"),
+        "offload metadata kept"
+    );
+    assert_eq!(lab.r.counters().forwarded_gso, 1);
+
+    // Its segments would not fit a 1000-byte link: DF is set, so PMTUD.
+    let mut small = Lab::new(1000);
+    small.learn_neighbours();
+    let mut frame = Frame::from_slice(&build_frame(R_LAN, HOST_A, ETHERTYPE_IPV4, &packet));
+    frame.hdr = wire::VnetHdr::parse(&raw).expect("hdr");
+    let out = small.rx_frame(LAN, frame);
+    assert_eq!(icmp_of(out[0].1.data()).2, 1000);
+}
+
+mod dhcp_exchange {
+    use super::*;
+    use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+
+    fn lab() -> Lab {
+        let mut r = Router::new("home-gw");
+        let dhcp = DhcpConfig {
+            first: ip("192.168.1.100"),
+            last: ip("192.168.1.101"),
+            lease: Duration::from_secs(3600),
+            dns: vec![ip("198.51.100.53")],
+        };
+        r.add_iface(IfaceConfig {
+            name: "home".into(),
+            link: Link::Ethernet { mac: R_LAN },
+            addr: "192.168.1.1/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: Some(dhcp),
+        });
+        Lab {
+            r,
+            pool: FramePool::new(2048, 8),
+            now: Instant::from_secs(10),
+        }
+    }
+
+    fn client_msg(mac: Mac, kind: MessageType, ciaddr: Ipv4Addr, opts: &[DhcpOption]) -> Message {
+        let mut m = Message::new_with_id(
+            0x1234,
+            ciaddr,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            &mac.0,
+        );
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        for o in opts {
+            m.opts_mut().insert(o.clone());
+        }
+        m
+    }
+
+    /// Sends a client message the way dhclient does (broadcast when it
+    /// has no address, unicast to the server when renewing).
+    fn send(lab: &mut Lab, mac: Mac, m: &Message) -> Option<(Mac, Ipv4Addr, Message)> {
+        let payload = m.to_vec().expect("encodes");
+        let (src, dst, l2) = if m.ciaddr().is_unspecified() {
+            ("0.0.0.0", "255.255.255.255", Mac::BROADCAST)
+        } else {
+            ("192.168.1.100", "192.168.1.1", R_LAN)
+        };
+        let src = if m.ciaddr().is_unspecified() {
+            src.to_owned()
+        } else {
+            m.ciaddr().to_string()
+        };
+        let packet = ipv4(&src, dst, 17, 64, false, &udp(68, 67, &payload));
+        let out = lab.rx(LAN, build_frame(l2, mac, ETHERTYPE_IPV4, &packet));
+        let (_, f) = out.into_iter().next()?;
+        let p = ip_of(&f);
+        let u = UdpPacket::new_checked(p.payload()).expect("udp");
+        assert_eq!((u.src_port(), u.dst_port()), (67, 68));
+        let pseudo = checksum::pseudo_header(
+            &p.src_addr().octets(),
+            &p.dst_addr().octets(),
+            17,
+            u32::from(u.len()),
+        );
+        assert_eq!(
+            checksum::fold(checksum::sum(pseudo, p.payload())),
+            0xffff,
+            "UDP checksum"
+        );
+        Some((
+            Mac::from_slice(&f).expect("mac"),
+            p.dst_addr(),
+            Message::from_bytes(u.payload()).expect("dhcp"),
+        ))
+    }
+
+    #[test]
+    fn full_exchange_renewal_release_and_nak() {
+        let mut lab = lab();
+        let bob = Mac([2, 0, 0, 0, 0, 0xb0]);
+        let (l2, ip_dst, offer) = send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[]),
+        )
+        .expect("offer");
+        assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
+        assert_eq!(
+            (l2, ip_dst, offer.yiaddr()),
+            (bob, ip("192.168.1.100"), ip("192.168.1.100"))
+        );
+        assert_eq!(
+            offer.opts().get(OptionCode::Router),
+            Some(&DhcpOption::Router(vec![ip("192.168.1.1")]))
+        );
+        assert_eq!(
+            offer.opts().get(OptionCode::DomainNameServer),
+            Some(&DhcpOption::DomainNameServer(vec![ip("198.51.100.53")]))
+        );
+        assert_eq!(
+            offer.opts().get(OptionCode::SubnetMask),
+            Some(&DhcpOption::SubnetMask(ip("255.255.255.0")))
+        );
+        assert_eq!(
+            offer.opts().get(OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(3600))
+        );
+
+        let select = [
+            DhcpOption::ServerIdentifier(ip("192.168.1.1")),
+            DhcpOption::RequestedIpAddress(ip("192.168.1.100")),
+        ];
+        let (_, _, ack) = send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Request, Ipv4Addr::UNSPECIFIED, &select),
+        )
+        .expect("ack");
+        assert_eq!(
+            (ack.opts().msg_type(), ack.yiaddr()),
+            (Some(MessageType::Ack), ip("192.168.1.100"))
+        );
+        let status = lab.r.status(lab.now);
+        assert_eq!(
+            (
+                status.leases.len(),
+                status.leases[0].state,
+                status.leases[0].mac
+            ),
+            (1, "bound", bob)
+        );
+
+        // Renewal half-way through the lease keeps the address.
+        lab.now = lab.now + Duration::from_secs(1800);
+        let (l2, ip_dst, ack) = send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Request, ip("192.168.1.100"), &[]),
+        )
+        .expect("renewal ack");
+        assert_eq!(
+            (l2, ip_dst, ack.yiaddr(), ack.opts().msg_type()),
+            (
+                bob,
+                ip("192.168.1.100"),
+                ip("192.168.1.100"),
+                Some(MessageType::Ack)
+            )
+        );
+        assert_eq!(lab.r.status(lab.now).leases[0].expires_in_secs, 3600);
+
+        // Another client cannot take bob's address: NAK, broadcast.
+        let eve = Mac([2, 0, 0, 0, 0, 0xee]);
+        let steal = [DhcpOption::RequestedIpAddress(ip("192.168.1.100"))];
+        let (l2, _, nak) = send(
+            &mut lab,
+            eve,
+            &client_msg(eve, MessageType::Request, Ipv4Addr::UNSPECIFIED, &steal),
+        )
+        .expect("nak");
+        assert_eq!(
+            (l2, nak.opts().msg_type()),
+            (Mac::BROADCAST, Some(MessageType::Nak))
+        );
+        // It gets the other address instead; then the pool is empty.
+        let (_, _, offer) = send(
+            &mut lab,
+            eve,
+            &client_msg(eve, MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[]),
+        )
+        .expect("offer");
+        assert_eq!(offer.yiaddr(), ip("192.168.1.101"));
+        let carl = Mac([2, 0, 0, 0, 0, 0xca]);
+        assert!(
+            send(
+                &mut lab,
+                carl,
+                &client_msg(carl, MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[])
+            )
+            .is_none(),
+            "pool exhausted: no offer"
+        );
+
+        // RELEASE frees bob's address for carl.
+        assert!(send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Release, ip("192.168.1.100"), &[])
+        )
+        .is_none());
+        let (_, _, offer) = send(
+            &mut lab,
+            carl,
+            &client_msg(carl, MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[]),
+        )
+        .expect("offer");
+        assert_eq!(offer.yiaddr(), ip("192.168.1.100"));
+    }
+
+    #[test]
+    fn leases_expire() {
+        let mut lab = lab();
+        let bob = Mac([2, 0, 0, 0, 0, 0xb0]);
+        send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Discover, Ipv4Addr::UNSPECIFIED, &[]),
+        )
+        .expect("offer");
+        let select = [
+            DhcpOption::ServerIdentifier(ip("192.168.1.1")),
+            DhcpOption::RequestedIpAddress(ip("192.168.1.100")),
+        ];
+        send(
+            &mut lab,
+            bob,
+            &client_msg(bob, MessageType::Request, Ipv4Addr::UNSPECIFIED, &select),
+        )
+        .expect("ack");
+        lab.tick(Duration::from_secs(3601));
+        assert!(lab.r.status(lab.now).leases.is_empty());
+    }
+}
