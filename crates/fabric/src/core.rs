@@ -1,29 +1,41 @@
-//! The sans-IO heart of the fabric: switches, ports, and the run of one
-//! frame through them.
+//! The sans-IO heart of the fabric: switches, routers and edge ports, and
+//! the run of one frame through them.
+//!
+//! A frame that enters by an edge port runs to completion: through its
+//! switch, into any router it is addressed to, out of that router into the
+//! next switch, and so on, until every copy has reached an edge port
+//! (a [`Delivery`]) or been dropped and counted. Frames move by ownership
+//! inside a [`Batch`]; a copy is made only where one frame must go both to
+//! a router (which rewrites it) and elsewhere (a flood).
 //!
 //! Never reads a clock, never touches a device: the driver (the runtime or
-//! the simulator) passes `now` and the frame in and performs the
-//! [`Delivery`]s that come out.
+//! the simulator) passes `now` and the frame in and writes the deliveries.
 
 use crate::capture::{CaptureSink, Direction};
 use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-use switch::{DropReason, Egress, PortConfig, PortNo, Switch, SwitchConfig};
-use wire::ether::VlanEdit;
-use wire::{Instant, VnetHdr};
+use router::{IfaceId, Outbox, Router};
+use std::collections::VecDeque;
+use switch::{Egress, PortConfig, PortNo, Switch, SwitchConfig};
+use wire::ether::{VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
+use wire::{Frame, FramePool, Instant};
 
-/// An edge port of the fabric (a TAP, an in-process host, a tunnel).
+/// An edge port of the fabric (a TAP, a TUN, an in-process host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u32);
 
-/// A switch in the fabric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SwitchId(pub u32);
 
-/// One copy of a frame to write out of an edge port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouterId(pub u32);
+
+/// One frame to write out of an edge port: `Batch::frame(frame)`, with
+/// `edit` applied on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     pub port: PortId,
     pub edit: VlanEdit,
+    pub frame: usize,
 }
 
 /// Mistakes in building a fabric.
@@ -32,39 +44,155 @@ pub struct Delivery {
 pub enum FabricError {
     #[error("a port named `{0}` already exists")]
     DuplicatePort(String),
-    #[error("no switch {0:?}")]
-    NoSuchSwitch(SwitchId),
+    #[error("no such switch or router")]
+    NoSuchNode,
     #[error("no port named `{0}`")]
     NoSuchPort(String),
+}
+
+/// The frames of one run through the fabric, and the pool they come from.
+/// Each driving task owns one, so frames never cross a lock.
+#[derive(Debug)]
+pub struct Batch {
+    pool: FramePool,
+    frames: Vec<Option<Frame>>,
+    deliveries: Vec<Delivery>,
+    router_out: Outbox,
+    work: VecDeque<(Hop, usize)>,
+    egress: Vec<Egress>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::new()
+    }
+}
+
+/// Room for a GSO super-frame (64 KiB IP packet) and its headers.
+pub const FRAME_CAPACITY: usize = 65_535 + 64;
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch {
+            pool: FramePool::new(FRAME_CAPACITY, 64),
+            frames: Vec::new(),
+            deliveries: Vec::new(),
+            router_out: Vec::new(),
+            work: VecDeque::new(),
+            egress: Vec::new(),
+        }
+    }
+
+    /// Returns every frame of the last run to the pool.
+    fn recycle(&mut self) {
+        for f in self.frames.drain(..).flatten() {
+            self.pool.put(f);
+        }
+        self.deliveries.clear();
+    }
+
+    /// An empty frame to read a device into.
+    pub fn take_frame(&mut self) -> Frame {
+        self.recycle();
+        self.pool.get()
+    }
+
+    /// Gives back a frame that was not used.
+    pub fn put_frame(&mut self, frame: Frame) {
+        self.pool.put(frame);
+    }
+
+    pub fn deliveries(&self) -> &[Delivery] {
+        &self.deliveries
+    }
+
+    /// The frame a delivery refers to.
+    pub fn frame(&self, index: usize) -> Option<&Frame> {
+        self.frames.get(index).and_then(Option::as_ref)
+    }
+
+    fn push(&mut self, frame: Frame) -> usize {
+        self.frames.push(Some(frame));
+        self.frames.len() - 1
+    }
+}
+
+/// A place a frame is handed to inside the fabric.
+#[derive(Debug, Clone, Copy)]
+enum Hop {
+    Switch(usize, PortNo),
+    Router(usize, IfaceId),
+}
+
+/// What is behind a switch port.
+#[derive(Debug, Clone, Copy)]
+enum Member {
+    Edge(PortId),
+    Router(usize, IfaceId),
+}
+
+/// What a router interface is plugged into.
+#[derive(Debug, Clone, Copy)]
+enum IfaceLink {
+    Switch(usize, PortNo),
+    Edge(PortId),
+}
+
+/// What an edge port is plugged into.
+#[derive(Debug, Clone, Copy)]
+enum Attach {
+    Switch(usize, PortNo),
+    /// An L3 (TUN) port on a router interface: frames are IP packets.
+    Router(usize, IfaceId),
 }
 
 struct SwitchNode {
     name: String,
     switch: Switch,
-    /// The edge port behind each switch port, indexed by `PortNo`.
-    members: Vec<PortId>,
+    members: Vec<Member>,
+}
+
+struct RouterNode {
+    router: Router,
+    ifaces: Vec<Option<IfaceLink>>,
 }
 
 struct PortEntry {
     name: String,
-    switch: usize,
-    port_no: PortNo,
+    attach: Attach,
     offload: bool,
     capture: Option<Box<dyn CaptureSink>>,
+    /// Traffic of an L3 port (switch ports are counted by their switch).
+    l3: L3Counters,
 }
 
-/// The graph of switches and edge ports. See the module documentation.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct L3Counters {
+    pub(crate) rx_frames: u64,
+    pub(crate) rx_bytes: u64,
+    pub(crate) tx_frames: u64,
+    pub(crate) tx_bytes: u64,
+}
+
+/// Work items one ingress may create before the fabric stops it: a guard
+/// against a topology that loops frames forever (TTL bounds routed loops).
+const MAX_HOPS: usize = 1024;
+
+/// The graph of switches, routers and edge ports.
 pub struct Fabric {
     switches: Vec<SwitchNode>,
+    routers: Vec<RouterNode>,
     ports: Vec<PortEntry>,
-    egress: Vec<Egress>,
     capture_scratch: [u8; 16],
+    /// Runs stopped by [`MAX_HOPS`].
+    runaway: u64,
 }
 
 impl std::fmt::Debug for Fabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fabric")
             .field("switches", &self.switches.len())
+            .field("routers", &self.routers.len())
             .field("ports", &self.ports.len())
             .finish()
     }
@@ -80,9 +208,10 @@ impl Fabric {
     pub fn new() -> Fabric {
         Fabric {
             switches: Vec::new(),
+            routers: Vec::new(),
             ports: Vec::new(),
-            egress: Vec::with_capacity(16),
             capture_scratch: [0; 16],
+            runaway: 0,
         }
     }
 
@@ -95,6 +224,25 @@ impl Fabric {
         SwitchId(self.switches.len() as u32 - 1)
     }
 
+    fn new_port(
+        &mut self,
+        name: &str,
+        attach: Attach,
+        offload: bool,
+    ) -> Result<PortId, FabricError> {
+        if self.port_by_name(name).is_some() {
+            return Err(FabricError::DuplicatePort(name.to_owned()));
+        }
+        self.ports.push(PortEntry {
+            name: name.to_owned(),
+            attach,
+            offload,
+            capture: None,
+            l3: L3Counters::default(),
+        });
+        Ok(PortId(self.ports.len() as u32 - 1))
+    }
+
     /// Adds an edge port on `switch`. `offload` says the port's device
     /// takes GSO super-frames and partial checksums.
     pub fn add_port(
@@ -104,23 +252,64 @@ impl Fabric {
         config: PortConfig,
         offload: bool,
     ) -> Result<PortId, FabricError> {
-        if self.port_by_name(name).is_some() {
-            return Err(FabricError::DuplicatePort(name.to_owned()));
-        }
-        let id = PortId(self.ports.len() as u32);
         let node = self
             .switches
             .get_mut(switch.0 as usize)
-            .ok_or(FabricError::NoSuchSwitch(switch))?;
+            .ok_or(FabricError::NoSuchNode)?;
         let port_no = node.switch.add_port(config);
-        node.members.push(id);
-        self.ports.push(PortEntry {
-            name: name.to_owned(),
-            switch: switch.0 as usize,
-            port_no,
-            offload,
-            capture: None,
+        let id = PortId(self.ports.len() as u32);
+        node.members.push(Member::Edge(id));
+        self.new_port(name, Attach::Switch(switch.0 as usize, port_no), offload)
+    }
+
+    /// Adds a router; its interfaces are then plugged in with
+    /// [`Fabric::link_router`] or [`Fabric::add_router_port`].
+    pub fn add_router(&mut self, router: Router, interfaces: usize) -> RouterId {
+        self.routers.push(RouterNode {
+            router,
+            ifaces: vec![None; interfaces],
         });
+        RouterId(self.routers.len() as u32 - 1)
+    }
+
+    /// Plugs a router interface into a switch port.
+    pub fn link_router(
+        &mut self,
+        r: RouterId,
+        iface: IfaceId,
+        switch: SwitchId,
+        config: PortConfig,
+    ) -> Result<(), FabricError> {
+        let node = self
+            .switches
+            .get_mut(switch.0 as usize)
+            .ok_or(FabricError::NoSuchNode)?;
+        let slot = self
+            .routers
+            .get_mut(r.0 as usize)
+            .and_then(|n| n.ifaces.get_mut(iface.0 as usize))
+            .ok_or(FabricError::NoSuchNode)?;
+        let port_no = node.switch.add_port(config);
+        node.members.push(Member::Router(r.0 as usize, iface));
+        *slot = Some(IfaceLink::Switch(switch.0 as usize, port_no));
+        Ok(())
+    }
+
+    /// Makes a router interface an L3 edge port (a TUN device).
+    pub fn add_router_port(
+        &mut self,
+        name: &str,
+        r: RouterId,
+        iface: IfaceId,
+        offload: bool,
+    ) -> Result<PortId, FabricError> {
+        let id = self.new_port(name, Attach::Router(r.0 as usize, iface), offload)?;
+        let slot = self
+            .routers
+            .get_mut(r.0 as usize)
+            .and_then(|n| n.ifaces.get_mut(iface.0 as usize))
+            .ok_or(FabricError::NoSuchNode)?;
+        *slot = Some(IfaceLink::Edge(id));
         Ok(id)
     }
 
@@ -146,6 +335,13 @@ impl Fabric {
         self.ports.get(port.0 as usize).is_some_and(|p| p.offload)
     }
 
+    /// Whether the port carries IP packets (a TUN) rather than Ethernet.
+    pub fn port_is_l3(&self, port: PortId) -> bool {
+        self.ports
+            .get(port.0 as usize)
+            .is_some_and(|p| matches!(p.attach, Attach::Router(..)))
+    }
+
     /// Starts (or, with `None`, stops) capturing on a port.
     pub fn set_capture(&mut self, port: PortId, sink: Option<Box<dyn CaptureSink>>) {
         if let Some(p) = self.ports.get_mut(port.0 as usize) {
@@ -153,66 +349,197 @@ impl Fabric {
         }
     }
 
-    /// Runs one frame that arrived on `port` through the fabric. The copies
-    /// to write are left in `out` (cleared first).
-    pub fn ingress(
-        &mut self,
-        now: Instant,
-        port: PortId,
-        hdr: &VnetHdr,
-        frame: &[u8],
-        out: &mut Vec<Delivery>,
-    ) -> Result<(), DropReason> {
-        out.clear();
+    /// Runs one frame that arrived on `port` through the fabric. What to
+    /// write is left in `batch` (see [`Batch::deliveries`]); drops are
+    /// counted where they happen.
+    pub fn ingress(&mut self, now: Instant, port: PortId, mut frame: Frame, batch: &mut Batch) {
+        batch.recycle();
         let Some(entry) = self.ports.get_mut(port.0 as usize) else {
-            return Err(DropReason::NoSuchPort);
+            batch.put_frame(frame);
+            return;
         };
         capture(
             entry,
             now,
             Direction::In,
             VlanEdit::Keep,
-            frame,
+            frame.data(),
             &mut self.capture_scratch,
         );
-        let node = &mut self.switches[entry.switch];
-        node.switch
-            .process(now, entry.port_no, frame, hdr.is_gso(), &mut self.egress)?;
-        for e in &self.egress {
-            let to = node.members[e.port.0 as usize];
-            out.push(Delivery {
-                port: to,
-                edit: e.edit,
-            });
-            capture(
-                &mut self.ports[to.0 as usize],
-                now,
-                Direction::Out,
-                e.edit,
-                frame,
-                &mut self.capture_scratch,
-            );
-        }
-        Ok(())
+        let hop = match entry.attach {
+            Attach::Switch(sw, pn) => Hop::Switch(sw, pn),
+            Attach::Router(r, iface) => {
+                entry.l3.rx_frames += 1;
+                entry.l3.rx_bytes += frame.len() as u64;
+                if !wrap_in_ethernet(&mut frame) {
+                    batch.put_frame(frame);
+                    return;
+                }
+                Hop::Router(r, iface)
+            }
+        };
+        let slot = batch.push(frame);
+        batch.work.push_back((hop, slot));
+        self.run(now, batch);
     }
 
-    /// The earliest time any switch wants [`Fabric::on_timer`].
-    pub fn poll_at(&self) -> Option<Instant> {
-        self.switches
-            .iter()
-            .filter_map(|s| s.switch.poll_at())
-            .min()
-    }
-
-    pub fn on_timer(&mut self, now: Instant) {
+    /// Lets routers act on time (ARP retries and give-ups), then runs what
+    /// they send. Call when [`Fabric::poll_at`] is due.
+    pub fn on_timer(&mut self, now: Instant, batch: &mut Batch) {
+        batch.recycle();
         for s in &mut self.switches {
             if s.switch.poll_at().is_some_and(|t| t <= now) {
                 s.switch.on_timer(now);
             }
         }
+        for r in 0..self.routers.len() {
+            if self.routers[r].router.poll_at().is_some_and(|t| t <= now) {
+                self.routers[r]
+                    .router
+                    .on_timer(now, &mut batch.pool, &mut batch.router_out);
+                self.route_out(now, r, batch);
+            }
+        }
+        self.run(now, batch);
     }
 
-    /// A snapshot of every switch, port and MAC table.
+    /// The earliest time any node wants [`Fabric::on_timer`].
+    pub fn poll_at(&self) -> Option<Instant> {
+        let s = self.switches.iter().filter_map(|s| s.switch.poll_at());
+        let r = self.routers.iter().filter_map(|r| r.router.poll_at());
+        s.chain(r).min()
+    }
+
+    fn run(&mut self, now: Instant, batch: &mut Batch) {
+        let mut hops = 0;
+        while let Some((hop, slot)) = batch.work.pop_front() {
+            hops += 1;
+            if hops > MAX_HOPS {
+                self.runaway += 1;
+                batch.work.clear();
+                return;
+            }
+            match hop {
+                Hop::Switch(sw, pn) => self.switch_hop(now, sw, pn, slot, batch),
+                Hop::Router(r, iface) => {
+                    let Some(frame) = batch.frames[slot].take() else {
+                        continue;
+                    };
+                    self.routers[r].router.receive(
+                        now,
+                        iface,
+                        frame,
+                        &mut batch.pool,
+                        &mut batch.router_out,
+                    );
+                    self.route_out(now, r, batch);
+                }
+            }
+        }
+    }
+
+    /// Sends what router `r` just put in the batch's outbox on its way.
+    fn route_out(&mut self, now: Instant, r: usize, batch: &mut Batch) {
+        let mut out = std::mem::take(&mut batch.router_out);
+        for (iface, mut frame) in out.drain(..) {
+            match self.routers[r]
+                .ifaces
+                .get(iface.0 as usize)
+                .copied()
+                .flatten()
+            {
+                Some(IfaceLink::Switch(sw, pn)) => {
+                    let slot = batch.push(frame);
+                    batch.work.push_back((Hop::Switch(sw, pn), slot));
+                }
+                Some(IfaceLink::Edge(port)) => {
+                    frame.pull_front(HEADER_LEN);
+                    frame.hdr = frame.hdr.shifted(-(HEADER_LEN as isize));
+                    if let Some(entry) = self.ports.get_mut(port.0 as usize) {
+                        entry.l3.tx_frames += 1;
+                        entry.l3.tx_bytes += frame.len() as u64;
+                        capture(
+                            entry,
+                            now,
+                            Direction::Out,
+                            VlanEdit::Keep,
+                            frame.data(),
+                            &mut self.capture_scratch,
+                        );
+                    }
+                    let slot = batch.push(frame);
+                    batch.deliveries.push(Delivery {
+                        port,
+                        edit: VlanEdit::Keep,
+                        frame: slot,
+                    });
+                }
+                None => batch.pool.put(frame),
+            }
+        }
+        batch.router_out = out;
+    }
+
+    fn switch_hop(&mut self, now: Instant, sw: usize, pn: PortNo, slot: usize, batch: &mut Batch) {
+        let Some(frame) = batch.frames[slot].as_ref() else {
+            return;
+        };
+        let node = &mut self.switches[sw];
+        if node
+            .switch
+            .process(now, pn, frame.data(), frame.hdr.is_gso(), &mut batch.egress)
+            .is_err()
+        {
+            return; // counted by the switch
+        }
+        let copies = batch.egress.len();
+        for i in 0..copies {
+            let e = batch.egress[i];
+            match node.members[e.port.0 as usize] {
+                Member::Edge(port) => {
+                    if let (Some(entry), Some(frame)) = (
+                        self.ports.get_mut(port.0 as usize),
+                        batch.frames[slot].as_ref(),
+                    ) {
+                        capture(
+                            entry,
+                            now,
+                            Direction::Out,
+                            e.edit,
+                            frame.data(),
+                            &mut self.capture_scratch,
+                        );
+                    }
+                    batch.deliveries.push(Delivery {
+                        port,
+                        edit: e.edit,
+                        frame: slot,
+                    });
+                }
+                Member::Router(r, iface) => {
+                    // The router rewrites the frame: it gets the frame itself
+                    // when it is the only receiver, a copy otherwise.
+                    let mut own = if copies == 1 {
+                        match batch.frames[slot].take() {
+                            Some(f) => f,
+                            None => continue,
+                        }
+                    } else {
+                        let Batch { frames, pool, .. } = &mut *batch;
+                        let Some(f) = frames[slot].as_ref() else {
+                            continue;
+                        };
+                        pool.copy_of(f.data(), f.hdr)
+                    };
+                    own.apply_vlan_edit(e.edit);
+                    let s = batch.push(own);
+                    batch.work.push_back((Hop::Router(r, iface), s));
+                }
+            }
+        }
+    }
+
+    /// A snapshot of every switch, router, port and table.
     pub fn status(&self, now: Instant) -> FabricStatus {
         let switches = self
             .switches
@@ -221,16 +548,24 @@ impl Fabric {
                 let ports = node
                     .members
                     .iter()
-                    .map(|&id| {
-                        let entry = &self.ports[id.0 as usize];
+                    .enumerate()
+                    .map(|(i, m)| {
                         let c = node
                             .switch
-                            .port_counters(entry.port_no)
+                            .port_counters(PortNo(i as u32))
                             .cloned()
                             .unwrap_or_default();
-                        PortStatus::new(&entry.name, entry.offload, entry.capture.is_some(), &c)
+                        match *m {
+                            Member::Edge(id) => {
+                                let e = &self.ports[id.0 as usize];
+                                PortStatus::new(&e.name, e.offload, e.capture.is_some(), &c)
+                            }
+                            Member::Router(r, iface) => {
+                                PortStatus::new(&self.router_iface_name(r, iface), false, false, &c)
+                            }
+                        }
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
                 let mac_table = node
                     .switch
                     .mac_table(now)
@@ -238,7 +573,9 @@ impl Fabric {
                     .map(|e| MacRow {
                         vlan: e.vlan,
                         mac: e.mac,
-                        port: self.port_name(node.members[e.port.0 as usize]).to_owned(),
+                        port: ports
+                            .get(e.port.0 as usize)
+                            .map_or("?".into(), |p| p.name.clone()),
                         age_secs: e.age_secs,
                     })
                     .collect();
@@ -250,8 +587,47 @@ impl Fabric {
                 }
             })
             .collect();
-        FabricStatus { switches }
+        let routers = self.routers.iter().map(|r| r.router.status(now)).collect();
+        let l3_ports = self
+            .ports
+            .iter()
+            .filter(|p| matches!(p.attach, Attach::Router(..)))
+            .map(|p| PortStatus::l3(&p.name, p.offload, p.capture.is_some(), p.l3))
+            .collect();
+        FabricStatus {
+            switches,
+            routers,
+            l3_ports,
+            runaway: self.runaway,
+        }
     }
+
+    /// `router.iface`, the name a router's switch port shows in status.
+    fn router_iface_name(&self, r: usize, iface: IfaceId) -> String {
+        let router = &self.routers[r].router;
+        format!(
+            "{}.{}",
+            router.name(),
+            router.iface_name(iface).unwrap_or("?")
+        )
+    }
+}
+
+/// Puts a placeholder Ethernet header in front of an IP packet from a TUN,
+/// so routers see one framing. False if it is neither IPv4 nor IPv6.
+fn wrap_in_ethernet(frame: &mut Frame) -> bool {
+    let ethertype = match frame.data().first().map(|b| b >> 4) {
+        Some(4) => ETHERTYPE_IPV4,
+        Some(6) => ETHERTYPE_IPV6,
+        _ => return false,
+    };
+    let Some(h) = frame.push_front(HEADER_LEN) else {
+        return false;
+    };
+    h[..12].fill(0);
+    h[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    frame.hdr = frame.hdr.shifted(HEADER_LEN as isize);
+    true
 }
 
 /// Hands a frame to the port's capture tap, if it has an open one.

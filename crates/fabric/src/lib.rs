@@ -10,7 +10,7 @@
 //! * [`Sim`] (sim.rs) drives a fabric on a virtual clock with seeded loss
 //!   and delay, with in-process hosts as traffic sources, for `cargo test`.
 //! * [`Runtime`] (runtime.rs) drives it for real: one tokio task per TAP
-//!   port, draining each ready device before polling again.
+//!   or TUN port, draining each ready device before polling again.
 
 mod capture;
 mod core;
@@ -19,9 +19,9 @@ mod runtime;
 mod sim;
 mod status;
 
-pub use crate::core::{Delivery, Fabric, FabricError, PortId, SwitchId};
+pub use crate::core::{Batch, Delivery, Fabric, FabricError, PortId, RouterId, SwitchId};
 pub use capture::{CaptureSink, Direction};
 pub use egress::EgressPath;
-pub use runtime::{CapturedFrame, Runtime, TapPort};
+pub use runtime::{CapturedFrame, DevicePort, Runtime};
 pub use sim::{LinkParams, Sim};
 pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};

@@ -7,7 +7,7 @@
 //! the switches' ageing.
 
 use crate::capture::{CaptureSink, Direction};
-use crate::core::{Delivery, Fabric, FabricError, PortId};
+use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::status::FabricStatus;
 use std::io::{ErrorKind, IoSlice};
@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tuntap::Tap;
+use tuntap::Device;
 use wire::{Instant, VnetHdr, VNET_HDR_LEN};
 
-/// A TAP device serving a fabric port.
+/// A TAP or TUN device serving a fabric port.
 #[derive(Debug)]
-pub struct TapPort {
+pub struct DevicePort {
     pub port: PortId,
-    pub tap: Tap,
+    pub device: Device,
 }
 
 /// A frame seen by a capture, with its wall-clock time.
@@ -52,7 +52,7 @@ impl IoCounters {
 struct Shared {
     fabric: Mutex<Fabric>,
     /// The device behind each port, indexed by `PortId`.
-    taps: Vec<Option<Tap>>,
+    devices: Vec<Option<Device>>,
     io: Vec<IoCounters>,
     epoch: std::time::Instant,
     epoch_wall: SystemTime,
@@ -84,25 +84,21 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// The largest frame a TAP hands over: a 64 KiB GSO super-frame, its
-/// Ethernet header and tag, and the virtio-net header.
-const READ_BUFFER: usize = VNET_HDR_LEN + 65_535 + 14 + 4 + 64;
-
 impl Runtime {
     /// Starts serving. Must be called inside a tokio runtime.
-    pub fn start(fabric: Fabric, ports: Vec<TapPort>) -> Runtime {
+    pub fn start(fabric: Fabric, ports: Vec<DevicePort>) -> Runtime {
         let n = fabric.port_names().count();
-        let mut taps: Vec<Option<Tap>> = (0..n).map(|_| None).collect();
+        let mut devices: Vec<Option<Device>> = (0..n).map(|_| None).collect();
         let mut served = Vec::new();
         for p in ports {
-            if let Some(slot) = taps.get_mut(p.port.0 as usize) {
-                *slot = Some(p.tap);
+            if let Some(slot) = devices.get_mut(p.port.0 as usize) {
+                *slot = Some(p.device);
                 served.push(p.port);
             }
         }
         let shared = Arc::new(Shared {
             fabric: Mutex::new(fabric),
-            taps,
+            devices,
             io: (0..n).map(|_| IoCounters::default()).collect(),
             epoch: std::time::Instant::now(),
             epoch_wall: SystemTime::now(),
@@ -175,6 +171,13 @@ impl Runtime {
         }
     }
 
+    /// Whether the named port carries IP packets (a TUN) rather than
+    /// Ethernet frames.
+    pub fn port_is_l3(&self, port_name: &str) -> bool {
+        let f = self.shared.fabric();
+        f.port_by_name(port_name).is_some_and(|p| f.port_is_l3(p))
+    }
+
     /// The names of all ports, in the order they were added.
     pub fn port_names(&self) -> Vec<String> {
         self.shared
@@ -194,67 +197,76 @@ impl Drop for Runtime {
 }
 
 async fn drive_timers(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // Routers retry ARP every second and switches sweep every second: a
+    // 100 ms tick keeps both within a tenth of their period.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Batch::new();
+    let mut egress = EgressPath::new();
     loop {
         tick.tick().await;
         let now = shared.now();
-        let mut f = shared.fabric();
-        if f.poll_at().is_some_and(|t| t <= now) {
-            f.on_timer(now);
+        {
+            let mut f = shared.fabric();
+            if !f.poll_at().is_some_and(|t| t <= now) {
+                continue;
+            }
+            f.on_timer(now, &mut batch);
         }
+        write_deliveries(&shared, &batch, &mut egress);
     }
 }
 
-/// Reads frames from one port's TAP and forwards them until aborted.
+/// Reads frames from one port's device and forwards them until aborted.
 async fn serve_port(shared: Arc<Shared>, port: PortId) {
-    let Some(tap) = shared.taps[port.0 as usize].as_ref() else {
+    let Some(device) = shared.devices[port.0 as usize].as_ref() else {
         return;
     };
     let io = &shared.io[port.0 as usize];
-    let mut buf = vec![0u8; READ_BUFFER];
-    let mut out: Vec<Delivery> = Vec::with_capacity(16);
+    let mut batch = Batch::new();
     let mut egress = EgressPath::new();
     loop {
-        if let Err(e) = tap.readable().await {
-            tracing::warn!(port = port.0, "TAP not readable: {e}");
+        if let Err(e) = device.readable().await {
+            tracing::warn!(port = port.0, "device not readable: {e}");
             IoCounters::bump(&io.read_failed);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         // Drain what is queued before waiting again.
         loop {
-            let n = match tap.try_recv(&mut buf) {
+            let mut frame = batch.take_frame();
+            let n = match device.try_recv(frame.read_area()) {
                 Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    tracing::debug!(port = port.0, "TAP read failed: {e}");
-                    IoCounters::bump(&io.read_failed);
+                    batch.put_frame(frame);
+                    if e.kind() != ErrorKind::WouldBlock {
+                        tracing::debug!(port = port.0, "device read failed: {e}");
+                        IoCounters::bump(&io.read_failed);
+                    }
                     break;
                 }
             };
-            let (hdr, frame) = if tap.offload() {
-                match VnetHdr::parse(&buf[..n]) {
-                    Some(hdr) => (hdr, &buf[VNET_HDR_LEN..n]),
-                    None => {
-                        IoCounters::bump(&io.read_failed);
-                        continue;
-                    }
-                }
-            } else {
-                (VnetHdr::PLAIN, &buf[..n])
-            };
+            frame.set_len(n);
+            if device.offload() {
+                let Some(hdr) = VnetHdr::parse(frame.data()) else {
+                    IoCounters::bump(&io.read_failed);
+                    batch.put_frame(frame);
+                    continue;
+                };
+                frame.pull_front(VNET_HDR_LEN);
+                frame.hdr = hdr;
+            }
             let now = shared.now();
-            if shared
-                .fabric()
-                .ingress(now, port, &hdr, frame, &mut out)
-                .is_err()
-            {
-                continue; // counted by the switch
-            }
-            for d in &out {
-                write_port(&shared, d, &hdr, frame, &mut egress);
-            }
+            shared.fabric().ingress(now, port, frame, &mut batch);
+            write_deliveries(&shared, &batch, &mut egress);
+        }
+    }
+}
+
+fn write_deliveries(shared: &Shared, batch: &Batch, egress: &mut EgressPath) {
+    for d in batch.deliveries() {
+        if let Some(frame) = batch.frame(d.frame) {
+            write_port(shared, d, &frame.hdr, frame.data(), egress);
         }
     }
 }
@@ -262,18 +274,18 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
 /// Writes one delivered frame to its port's device.
 fn write_port(shared: &Shared, d: &Delivery, hdr: &VnetHdr, frame: &[u8], egress: &mut EgressPath) {
     let idx = d.port.0 as usize;
-    let (Some(Some(tap)), Some(io)) = (shared.taps.get(idx), shared.io.get(idx)) else {
+    let (Some(Some(device)), Some(io)) = (shared.devices.get(idx), shared.io.get(idx)) else {
         return;
     };
-    let written = egress.emit(tap.offload(), hdr, d.edit, frame, |pieces| {
+    let written = egress.emit(device.offload(), hdr, d.edit, frame, |pieces| {
         let mut slices = [IoSlice::new(&[]); 3];
         for (s, p) in slices.iter_mut().zip(pieces) {
             *s = IoSlice::new(p);
         }
-        if let Err(e) = tap.try_send_vectored(&slices[..pieces.len()]) {
+        if let Err(e) = device.try_send_vectored(&slices[..pieces.len()]) {
             // EIO while the interface is down, EAGAIN if its queue is full:
             // the frame is lost, as on a real link, and counted.
-            tracing::trace!(port = idx, "TAP write failed: {e}");
+            tracing::trace!(port = idx, "device write failed: {e}");
             IoCounters::bump(&io.write_failed);
         }
     });

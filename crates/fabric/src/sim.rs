@@ -6,12 +6,12 @@
 //! replays exactly. Frames take the same [`EgressPath`] as in the real
 //! runtime, so offload handling is tested here too.
 
-use crate::core::{Delivery, Fabric, PortId};
+use crate::core::{Batch, Fabric, PortId};
 use crate::egress::EgressPath;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
-use wire::{Instant, VnetHdr, VNET_HDR_LEN};
+use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
 
 /// The behaviour of every link between a simulated host and its switch.
 #[derive(Debug, Clone, Copy)]
@@ -44,11 +44,7 @@ pub struct Received {
 #[derive(Debug)]
 enum Event {
     /// A frame reaches the fabric from a host.
-    Ingress {
-        port: PortId,
-        hdr: VnetHdr,
-        frame: Vec<u8>,
-    },
+    Ingress { port: PortId, frame: Frame },
     /// A frame reaches a host from the fabric.
     Arrive { port: PortId, bytes: Vec<u8> },
 }
@@ -107,7 +103,7 @@ pub struct Sim {
     seq: u64,
     inboxes: Vec<Vec<Received>>,
     egress: EgressPath,
-    deliveries: Vec<Delivery>,
+    batch: Batch,
     lost: u64,
 }
 
@@ -122,7 +118,7 @@ impl Sim {
             seq: 0,
             inboxes: Vec::new(),
             egress: EgressPath::new(),
-            deliveries: Vec::new(),
+            batch: Batch::new(),
             lost: 0,
         }
     }
@@ -151,7 +147,9 @@ impl Sim {
 
     /// Sends a frame with offload metadata (a super-frame, say).
     pub fn send_offloaded(&mut self, port: PortId, hdr: VnetHdr, frame: Vec<u8>) {
-        self.schedule(Event::Ingress { port, hdr, frame });
+        let mut frame = Frame::from_slice(&frame);
+        frame.hdr = hdr;
+        self.schedule(Event::Ingress { port, frame });
     }
 
     /// Takes the frames the host on `port` has received so far.
@@ -212,7 +210,29 @@ impl Sim {
 
     fn fire_timer(&mut self, t: Instant) {
         self.now = self.now.max(t);
-        self.fabric.on_timer(self.now);
+        self.fabric.on_timer(self.now, &mut self.batch);
+        self.deliver();
+    }
+
+    /// Puts what the last run left in the batch on the links to the hosts.
+    fn deliver(&mut self) {
+        let mut arrivals = Vec::new();
+        for d in self.batch.deliveries() {
+            let Some(frame) = self.batch.frame(d.frame) else {
+                continue;
+            };
+            let offload = self.fabric.port_offload(d.port);
+            // A frame the port cannot take is dropped here, as the runtime
+            // counts it; the switch already counted the copy as sent.
+            let _ = self
+                .egress
+                .emit(offload, &frame.hdr, d.edit, frame.data(), |pieces| {
+                    arrivals.push((d.port, pieces.concat()))
+                });
+        }
+        for (port, bytes) in arrivals {
+            self.schedule(Event::Arrive { port, bytes });
+        }
     }
 
     fn step(&mut self) {
@@ -221,31 +241,9 @@ impl Sim {
         };
         self.now = self.now.max(s.at);
         match s.event {
-            Event::Ingress { port, hdr, frame } => {
-                let mut deliveries = std::mem::take(&mut self.deliveries);
-                if self
-                    .fabric
-                    .ingress(self.now, port, &hdr, &frame, &mut deliveries)
-                    .is_ok()
-                {
-                    for d in &deliveries {
-                        let offload = self.fabric.port_offload(d.port);
-                        let mut out = Vec::new();
-                        // A super-frame the port cannot take is dropped, as
-                        // the runtime counts it; the switch already counted
-                        // the copy as sent.
-                        let _ = self.egress.emit(offload, &hdr, d.edit, &frame, |pieces| {
-                            out.push(pieces.concat())
-                        });
-                        for bytes in out {
-                            self.schedule(Event::Arrive {
-                                port: d.port,
-                                bytes,
-                            });
-                        }
-                    }
-                }
-                self.deliveries = deliveries;
+            Event::Ingress { port, frame } => {
+                self.fabric.ingress(self.now, port, frame, &mut self.batch);
+                self.deliver();
             }
             Event::Arrive { port, bytes } => {
                 let offload = self.fabric.port_offload(port);

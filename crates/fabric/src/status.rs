@@ -7,6 +7,11 @@ use wire::Mac;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FabricStatus {
     pub switches: Vec<SwitchStatus>,
+    pub routers: Vec<router::RouterStatus>,
+    /// Ports on router interfaces (TUN links): IP packets, no switch.
+    pub l3_ports: Vec<PortStatus>,
+    /// Frames stopped after too many hops inside the fabric (a loop).
+    pub runaway: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,6 +48,27 @@ impl PortStatus {
             tx_frames: c.tx_frames,
             tx_bytes: c.tx_bytes,
             drops: c.drop_map(),
+            io_errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl PortStatus {
+    pub(crate) fn l3(
+        name: &str,
+        offload: bool,
+        capturing: bool,
+        c: crate::core::L3Counters,
+    ) -> PortStatus {
+        PortStatus {
+            name: name.to_owned(),
+            offload,
+            capturing,
+            rx_frames: c.rx_frames,
+            rx_bytes: c.rx_bytes,
+            tx_frames: c.tx_frames,
+            tx_bytes: c.tx_bytes,
+            drops: BTreeMap::new(),
             io_errors: BTreeMap::new(),
         }
     }

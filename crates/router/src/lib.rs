@@ -228,6 +228,12 @@ impl Router {
         Ok(())
     }
 
+    pub fn iface_name(&self, iface: IfaceId) -> Option<&str> {
+        self.ifaces
+            .get(iface.0 as usize)
+            .map(|i| i.config.name.as_str())
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

@@ -25,9 +25,12 @@ enum Request {
     Capture { port: String },
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Reply {
     ok: bool,
+    /// For a capture: `raw` when the port carries IP packets (a TUN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +81,7 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
     let fail = |e: String| {
         reply(Reply {
             ok: false,
+            link: None,
             error: Some(e),
             status: None,
         })
@@ -96,6 +100,7 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
             write
                 .write_all(&reply(Reply {
                     ok: true,
+                    link: None,
                     error: None,
                     status: Some(status),
                 }))
@@ -110,10 +115,16 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
                         .await?)
                 }
             };
+            let link = if rt.port_is_l3(&port) {
+                "raw"
+            } else {
+                "ethernet"
+            };
             drop(rt);
             write
                 .write_all(&reply(Reply {
                     ok: true,
+                    link: Some(link.into()),
                     error: None,
                     status: None,
                 }))
@@ -219,13 +230,17 @@ pub async fn status(lab: Option<&str>, json: bool) -> Result<()> {
 /// `scratchnet capture PORT [-w FILE]`: pcap to the file or stdout until
 /// Ctrl-C, or until the reader (tcpdump, say) goes away.
 pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Result<()> {
-    let (_, mut reader) = request(
+    let (reply, mut reader) = request(
         lab,
         &Request::Capture {
             port: port.to_owned(),
         },
     )
     .await?;
+    let datalink = match reply.link.as_deref() {
+        Some("raw") => pcap_file::DataLink::RAW,
+        _ => pcap_file::DataLink::ETHERNET,
+    };
     let mut out: Box<dyn Write> = match file {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -237,6 +252,7 @@ pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Resu
     let pending = Pending::default();
     let header = pcap_file::pcap::PcapHeader {
         snaplen: 262_144,
+        datalink,
         ..Default::default()
     };
     let mut pcap = pcap_file::pcap::PcapWriter::with_header(pending.clone(), header)?;

@@ -45,6 +45,9 @@ fn report(line: &str) {
 
 /// Removes every namespace and file recorded in `state`.
 pub fn cleanup(state: &LabState) -> Result<()> {
+    // Helpers first: a DHCP client left running would keep its namespace
+    // alive after the namespace's name is gone.
+    netns::stop_dhclients(&crate::state::lab_dir(&state.lab));
     let mut failures = Vec::new();
     for ns in &state.namespaces {
         if let Err(e) = netns::delete(ns) {

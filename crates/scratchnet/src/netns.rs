@@ -72,7 +72,7 @@ pub fn configure_host(host: &HostSpec, tap: &str) -> Result<()> {
 
 /// /etc/netns/NS/resolv.conf, which `ip netns exec` mounts over
 /// /etc/resolv.conf inside the namespace.
-fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
+pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut text = format!("# written by scratchnet for host {ns}; removed when the lab stops\n");
@@ -81,4 +81,89 @@ fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
     }
     let path = dir.join("resolv.conf");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+const DHCLIENT_SCRIPT: &str = include_str!("dhclient-script.sh");
+
+/// dhclient settings: give up on the first attempt after 15 s (the lab
+/// reports it) rather than the default 60.
+const DHCLIENT_CONF: &str = "timeout 15;\nretry 5;\nrequest subnet-mask, broadcast-address, routers, domain-name-servers;\n";
+
+/// Runs the system's DHCP client for `eth0` in the host's namespace and
+/// waits until it has a lease (it then keeps renewing in the background).
+/// Its pid file goes in `run_dir`, so `down` can stop it.
+pub fn run_dhclient(ns: &str, run_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dhclient = ["/usr/sbin/dhclient", "/sbin/dhclient"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(dhclient) = dhclient else {
+        bail!("host `{ns}` wants DHCP, which needs the DHCP client: install the isc-dhcp-client package (apt-get install isc-dhcp-client)");
+    };
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let script = run_dir.join("dhclient-script");
+    std::fs::write(&script, DHCLIENT_SCRIPT)?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let conf = run_dir.join("dhclient.conf");
+    std::fs::write(&conf, DHCLIENT_CONF)?;
+    // The namespace's own resolv.conf must exist before dhclient writes
+    // it, or the write would land on the machine's.
+    write_resolv_conf(ns, &[])?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, dhclient, "-4", "-1", "-v", "-sf"])
+        .arg(&script)
+        .arg("-cf")
+        .arg(&conf)
+        .arg("-pf")
+        .arg(run_dir.join(format!("{ns}.dhclient.pid")))
+        .arg("-lf")
+        .arg(run_dir.join(format!("{ns}.leases")))
+        .arg("eth0")
+        .output()
+        .context("cannot run dhclient")?;
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stderr);
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output");
+        bail!("host `{ns}` got no DHCP lease (dhclient: {last}): is a router with `dhcp` on its switch?");
+    }
+    Ok(())
+}
+
+/// Stops the DHCP clients whose pid files are in `run_dir`, then removes it.
+pub fn stop_dhclients(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "pid") {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 1) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(run_dir);
+}
+
+/// Gives the root namespace's end of a TUN link its address and routes.
+pub fn configure_host_tun(dev: &str, addr: &str, routes: &[String]) -> Result<()> {
+    ip(&["addr", "add", addr, "dev", dev])?;
+    ip(&["link", "set", dev, "up"])?;
+    for r in routes {
+        ip(&["route", "add", r, "dev", dev]).with_context(|| {
+            format!("cannot route {r} into the lab (does the machine already have a route for it?)")
+        })?;
+    }
+    Ok(())
 }

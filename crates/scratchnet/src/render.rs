@@ -81,5 +81,93 @@ pub fn status(s: &Value) -> String {
             );
         }
     }
+    for r in s
+        .pointer("/fabric/routers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        router(&mut out, r);
+    }
     out
+}
+
+fn router(out: &mut String, r: &Value) {
+    let c = &r["counters"];
+    let _ = writeln!(
+        out,
+        "\nrouter {}: received {}, forwarded {} ({} GSO), delivered {}, fragmented {} into {}, icmp-errors {} (rate-limited {}), echo-replies {}, arp requests {} replies {}, dhcp replies {}",
+        text(r, "name"),
+        num(c, "received"),
+        num(c, "forwarded"),
+        num(c, "forwarded_gso"),
+        num(c, "delivered"),
+        num(c, "fragmented"),
+        num(c, "fragments_sent"),
+        num(c, "icmp_errors_sent"),
+        num(c, "icmp_errors_rate_limited"),
+        num(c, "echo_replies_sent"),
+        num(c, "arp_requests_sent"),
+        num(c, "arp_replies_sent"),
+        num(c, "dhcp_replies_sent")
+    );
+    let _ = writeln!(out, "  drops: {}", counts(c.get("drops")));
+    let _ = writeln!(out, "  interfaces:");
+    for i in r["interfaces"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "    {:<10} {:<20} {:<18} mtu {}",
+            text(i, "name"),
+            text(i, "address"),
+            i["mac"].as_str().unwrap_or("(point-to-point)"),
+            num(i, "mtu")
+        );
+    }
+    let _ = writeln!(out, "  routes:");
+    for rt in r["routes"].as_array().into_iter().flatten() {
+        let via = rt["via"]
+            .as_str()
+            .map_or("directly connected".to_owned(), |v| format!("via {v}"));
+        let _ = writeln!(
+            out,
+            "    {:<20} {:<24} dev {:<10} {}",
+            text(rt, "dest"),
+            via,
+            text(rt, "iface"),
+            text(rt, "kind")
+        );
+    }
+    let names: Vec<&str> = r["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| text(i, "name"))
+        .collect();
+    let arp = r["arp"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(out, "  ARP ({} entries):", arp.len());
+    for a in &arp {
+        let iface = names.get(num(a, "iface") as usize).copied().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "    {:<16} {}  dev {:<10} age {} s",
+            text(a, "ip"),
+            text(a, "mac"),
+            iface,
+            num(a, "age_secs")
+        );
+    }
+    let leases = r["leases"].as_array().cloned().unwrap_or_default();
+    if !leases.is_empty() {
+        let _ = writeln!(out, "  DHCP leases ({}):", leases.len());
+        for l in &leases {
+            let _ = writeln!(
+                out,
+                "    {:<16} {}  {:<8} expires in {} s",
+                text(l, "ip"),
+                text(l, "mac"),
+                text(l, "state"),
+                num(l, "expires_in_secs")
+            );
+        }
+    }
 }

@@ -15,6 +15,12 @@ pub fn state_path(lab: &str) -> PathBuf {
     PathBuf::from(RUN_DIR).join(format!("{lab}.json"))
 }
 
+/// Files a running lab keeps for its helpers (DHCP clients and their
+/// scripts, leases and pid files).
+pub fn lab_dir(lab: &str) -> PathBuf {
+    PathBuf::from(RUN_DIR).join(lab)
+}
+
 pub fn socket_path(lab: &str) -> PathBuf {
     PathBuf::from(RUN_DIR).join(format!("{lab}.sock"))
 }

@@ -8,12 +8,16 @@ use crate::down;
 use crate::netns;
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
-use fabric::{Fabric, Runtime, TapPort};
+use fabric::{DevicePort, Fabric, Runtime};
+use router::{DhcpConfig, IfaceConfig, IfaceId, Link, Router};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use switch::{PortConfig, PortMode, SwitchConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use topology::{HostAddress, Topology};
-use tuntap::{Tap, TapOptions};
+use topology::{Attachment, HostAddress, RouterSpec, Topology};
+use tuntap::{Device, DeviceOptions, Kind};
+use wire::Mac;
 
 pub fn require_root(what: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -43,9 +47,10 @@ pub async fn run(lab: Topology) -> Result<()> {
         armed: true,
     };
     guard.state.save()?;
-    let (fabric, taps) = build(&lab, &mut guard.state)?;
-    let runtime = Arc::new(Runtime::start(fabric, taps));
+    let (fabric, devices) = build(&lab, &mut guard.state)?;
+    let runtime = Arc::new(Runtime::start(fabric, devices));
     let server = control::serve(&lab.name, Arc::downgrade(&runtime))?;
+    start_dhcp_clients(&lab).await?;
     for note in notes(&lab) {
         eprintln!("scratchnet: note: {note}");
     }
@@ -108,11 +113,12 @@ fn preflight(lab: &Topology) -> Result<()> {
     Ok(())
 }
 
-/// Creates the fabric and, for each host, its namespace and TAP. Records
-/// each namespace in the state file before creating it.
-fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<TapPort>)> {
+/// Creates the fabric: switches, routers (with their TUN links to the
+/// root namespace) and, for each host, its namespace and TAP. Records each
+/// namespace in the state file before creating it.
+fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<DevicePort>)> {
     let mut fabric = Fabric::new();
-    let mut switch_ids = std::collections::HashMap::new();
+    let mut switch_ids = HashMap::new();
     for s in &lab.switches {
         let config = SwitchConfig {
             ageing: s.ageing,
@@ -120,20 +126,25 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<TapPort>)>
         };
         switch_ids.insert(s.name.as_str(), fabric.add_switch(&s.name, config));
     }
-    let mut taps = Vec::new();
+    let mut devices = Vec::new();
+    for r in &lab.routers {
+        build_router(r, &mut fabric, &switch_ids, &mut devices)
+            .with_context(|| format!("cannot build router `{}`", r.name))?;
+    }
     for h in &lab.hosts {
         state.namespaces.push(h.name.clone());
         state.save()?;
         netns::add(&h.name)?;
-        let options = TapOptions {
+        let options = DeviceOptions {
+            kind: Kind::Tap,
             offload: h.offload,
             mtu: h.mtu,
-            mac: h.mac,
+            mac: Some(h.mac),
             txqueuelen: h.txqueuelen,
         };
-        let tap = Tap::open(&options)
+        let device = Device::open(&options)
             .with_context(|| format!("cannot create a TAP device for host `{}`", h.name))?;
-        netns::configure_host(h, tap.name())
+        netns::configure_host(h, device.name())
             .with_context(|| format!("cannot set up host `{}`", h.name))?;
         let switch = switch_ids[h.switch.as_str()];
         let mode = if h.tagged_vlans.is_empty() {
@@ -144,32 +155,128 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<TapPort>)>
                 allowed: h.tagged_vlans.iter().copied().collect(),
             }
         };
-        let config = PortConfig { mode, mtu: h.mtu };
-        let port = fabric.add_port(&h.name, switch, config, h.offload)?;
-        taps.push(TapPort { port, tap });
+        let port = fabric.add_port(&h.name, switch, PortConfig { mode, mtu: h.mtu }, h.offload)?;
+        devices.push(DevicePort { port, device });
     }
-    Ok((fabric, taps))
+    Ok((fabric, devices))
+}
+
+/// A router's interfaces: on switches (MAC derived from `router.switch`)
+/// or TUN links, whose root-namespace end gets the peer address and
+/// routes to the lab. The port of a TUN link is named `router.tun`.
+fn build_router(
+    r: &RouterSpec,
+    fabric: &mut Fabric,
+    switch_ids: &HashMap<&str, fabric::SwitchId>,
+    devices: &mut Vec<DevicePort>,
+) -> Result<()> {
+    let mut router = Router::new(&r.name);
+    for i in &r.interfaces {
+        let (name, link) = match &i.attachment {
+            Attachment::Switch(sw) => (
+                sw.clone(),
+                Link::Ethernet {
+                    mac: Mac::local_from(&format!("{}.{sw}", r.name)),
+                },
+            ),
+            Attachment::Tun { name, .. } => (name.clone(), Link::PointToPoint),
+        };
+        let dhcp = match &i.attachment {
+            Attachment::Switch(sw) => r.dhcp.iter().find(|d| d.switch == *sw).map(|d| DhcpConfig {
+                first: d.first,
+                last: d.last,
+                lease: d.lease,
+                dns: d
+                    .dns
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V4(v4) => Some(*v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect(),
+            }),
+            Attachment::Tun { .. } => None,
+        };
+        router.add_iface(IfaceConfig {
+            name,
+            link,
+            addr: i.address,
+            mtu: i.mtu,
+            dhcp,
+        });
+    }
+    for rt in &r.routes {
+        router.add_route(rt.to, rt.via)?;
+    }
+    let id = fabric.add_router(router, r.interfaces.len());
+    for (n, i) in r.interfaces.iter().enumerate() {
+        let iface = IfaceId(n as u32);
+        match &i.attachment {
+            Attachment::Switch(sw) => {
+                let config = PortConfig {
+                    mode: PortMode::Access { vlan: 1 },
+                    mtu: i.mtu,
+                };
+                fabric.link_router(id, iface, switch_ids[sw.as_str()], config)?;
+            }
+            Attachment::Tun {
+                name,
+                peer,
+                host_routes,
+            } => {
+                let options = DeviceOptions {
+                    kind: Kind::Tun,
+                    offload: true,
+                    mtu: i.mtu,
+                    mac: None,
+                    txqueuelen: 10_000,
+                };
+                let device = Device::open(&options).context("cannot create a TUN device")?;
+                let host_addr = format!("{peer}/{}", i.address.prefix_len());
+                let routes: Vec<String> = host_routes.iter().map(|n| n.to_string()).collect();
+                netns::configure_host_tun(device.name(), &host_addr, &routes)?;
+                let port =
+                    fabric.add_router_port(&format!("{}.{name}", r.name), id, iface, true)?;
+                devices.push(DevicePort { port, device });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the DHCP client of every DHCP host, all at once, and waits for
+/// their leases.
+async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
+    let dir = crate::state::lab_dir(&lab.name);
+    let clients: Vec<_> = lab
+        .hosts
+        .iter()
+        .filter(|h| h.address == HostAddress::Dhcp)
+        .map(|h| {
+            let (ns, dir) = (h.name.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || netns::run_dhclient(&ns, &dir))
+        })
+        .collect();
+    for c in clients {
+        c.await??;
+    }
+    Ok(())
 }
 
 /// What this version does not build yet, said plainly.
 fn notes(lab: &Topology) -> Vec<String> {
     let mut notes = Vec::new();
-    for r in &lab.routers {
-        notes.push(format!(
-            "router `{}` is not built: this version has switches and hosts only",
-            r.name
-        ));
+    for r in lab
+        .routers
+        .iter()
+        .filter(|r| r.nat_outside.is_some() || !r.forwards.is_empty())
+    {
+        notes.push(format!("router `{}`: NAT and port forwards are not built yet: its inside addresses are routed as they are", r.name));
     }
     for s in &lab.services {
         notes.push(format!(
-            "service `{}` is not built: this version has switches and hosts only",
+            "service `{}` is not built yet: this version has switches, routers and hosts",
             s.name
-        ));
-    }
-    for h in lab.hosts.iter().filter(|h| h.address == HostAddress::Dhcp) {
-        notes.push(format!(
-            "host `{}` wants DHCP, which needs a router: its eth0 is up with no IPv4 address",
-            h.name
         ));
     }
     notes

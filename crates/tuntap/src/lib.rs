@@ -1,61 +1,76 @@
-//! TAP devices: the kernel edge of a fabric port.
+//! TAP and TUN devices: the kernel edges of fabric ports.
 //!
-//! A [`Tap`] is opened in the caller's network namespace (scratchnet then
-//! moves the interface into the host's namespace; the file descriptor stays
-//! attached to it). With offload on, the device is opened with
-//! IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO4/6, USO where the kernel
-//! has it), so the kernel may hand over 64 KiB GSO super-frames behind a
-//! virtio-net header ([`wire::VnetHdr`]) instead of one syscall per
-//! 1500-byte frame; DESIGN.md measured that as a six-fold gain.
+//! A [`Device`] is opened in the caller's network namespace (scratchnet
+//! then moves a host's TAP into the host's namespace; the descriptor stays
+//! attached to it). With offload on, it is opened with IFF_VNET_HDR and
+//! TUNSETOFFLOAD (checksum, TSO4/6, USO where the kernel has it), so the
+//! kernel may hand over 64 KiB GSO super-frames behind a virtio-net header
+//! ([`wire::VnetHdr`]) instead of one syscall per 1500-byte frame;
+//! DESIGN.md measured that as a six-fold gain. A TAP carries Ethernet
+//! frames, a TUN carries IP packets.
 //!
 //! The ioctls themselves are tun-rs's; this crate holds no unsafe code.
-//! Non-persistent TAPs vanish when their descriptor closes, so a crashed
+//! Non-persistent devices vanish when their descriptor closes, so a crashed
 //! scratchnet leaves no device behind.
 
 use std::io::{self, IoSlice};
 use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
 use wire::Mac;
 
-/// How to open a TAP.
+/// Ethernet (TAP) or IP (TUN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tap,
+    Tun,
+}
+
+/// How to open a device.
 #[derive(Debug, Clone)]
-pub struct TapOptions {
+pub struct DeviceOptions {
+    pub kind: Kind,
     /// Open with IFF_VNET_HDR and TSO/checksum offload.
     pub offload: bool,
     pub mtu: u16,
-    pub mac: Mac,
+    /// The interface's MAC address (TAP only).
+    pub mac: Option<Mac>,
     pub txqueuelen: u32,
 }
 
-/// An open TAP device, registered with the tokio reactor.
-pub struct Tap {
+/// An open TAP or TUN device, registered with the tokio reactor.
+pub struct Device {
     dev: AsyncDevice,
     name: String,
     offload: bool,
 }
 
-impl std::fmt::Debug for Tap {
+impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tap")
+        f.debug_struct("Device")
             .field("name", &self.name)
             .field("offload", &self.offload)
             .finish()
     }
 }
 
-impl Tap {
-    /// Creates a TAP with a kernel-chosen name (`tapN`), down, in the
-    /// current namespace. Must be called inside a tokio runtime.
-    pub fn open(options: &TapOptions) -> io::Result<Tap> {
-        let dev = DeviceBuilder::new()
-            .layer(Layer::L2)
+impl Device {
+    /// Creates a device with a kernel-chosen name (`tapN`, `tunN`), down,
+    /// in the current namespace. Must be called inside a tokio runtime.
+    pub fn open(options: &DeviceOptions) -> io::Result<Device> {
+        let mut builder = DeviceBuilder::new()
+            .layer(match options.kind {
+                Kind::Tap => Layer::L2,
+                Kind::Tun => Layer::L3,
+            })
             .offload(options.offload)
             .mtu(options.mtu)
-            .mac_addr(options.mac.0)
             .tx_queue_len(options.txqueuelen)
-            .enable(false)
-            .build_async()?;
+            .enable(false);
+        if let Some(mac) = options.mac {
+            builder = builder.mac_addr(mac.0);
+        }
+        let dev = builder.build_async()?;
         let name = dev.name()?;
-        Ok(Tap {
+        Ok(Device {
             dev,
             name,
             offload: options.offload,
