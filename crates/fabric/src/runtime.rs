@@ -208,7 +208,7 @@ async fn drive_timers(shared: Arc<Shared>) {
         let now = shared.now();
         {
             let mut f = shared.fabric();
-            if !f.poll_at().is_some_and(|t| t <= now) {
+            if f.poll_at().is_none_or(|t| t > now) {
                 continue;
             }
             f.on_timer(now, &mut batch);

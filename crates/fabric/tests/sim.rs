@@ -285,3 +285,217 @@ fn capture_sees_both_directions_and_malformed_frames_are_counted() {
     assert_eq!((h1.rx_frames, h1.tx_frames), (2, 1));
     assert_eq!(sim.take_received(p[0]).len(), 1);
 }
+
+mod routed {
+    use super::*;
+    use router::{IfaceConfig, IfaceId, Link, Router};
+    use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Ipv4Packet};
+    use std::net::Ipv4Addr;
+    use wire::ether::{ETHERTYPE_ARP, HEADER_LEN};
+
+    const R_MAC: Mac = Mac([2, 0, 0, 0, 0, 0xfe]);
+
+    fn arp(op: ArpOperation, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: op,
+            source_hardware_addr: EthernetAddress(sha.0),
+            source_protocol_addr: spa,
+            target_hardware_addr: EthernetAddress(tha.0),
+            target_protocol_addr: tpa,
+        };
+        let mut body = vec![0u8; 28];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut body[..]));
+        let dst = if op == ArpOperation::Request {
+            Mac::BROADCAST
+        } else {
+            tha
+        };
+        build_frame(dst, sha, ETHERTYPE_ARP, &body)
+    }
+
+    fn udp_packet(src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 36, 0, 1, 0, 0, ttl, 17, 0, 0];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 16, 0, 0]);
+        p.extend_from_slice(b"routed!!");
+        let c = checksum::finish(checksum::sum(0, &p[..20]));
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    /// Host A on switch `lan` (10.0.1.0/24) behind router `r`, whose other
+    /// interface is an L3 port (as a TUN would be) with a default route.
+    fn lab() -> (Sim, PortId, PortId) {
+        let mut f = Fabric::new();
+        let lan = f.add_switch("lan", SwitchConfig::default());
+        let a = f
+            .add_port("a", lan, PortConfig::access(1), false)
+            .expect("port");
+        let mut r = Router::new("r");
+        r.add_iface(IfaceConfig {
+            name: "lan".into(),
+            link: Link::Ethernet { mac: R_MAC },
+            addr: "10.0.1.1/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: None,
+        });
+        r.add_iface(IfaceConfig {
+            name: "up".into(),
+            link: Link::PointToPoint,
+            addr: "10.9.0.1/30".parse().expect("net"),
+            mtu: 1500,
+            dhcp: None,
+        });
+        r.add_route(
+            "0.0.0.0/0".parse().expect("net"),
+            Ipv4Addr::new(10, 9, 0, 2),
+        )
+        .expect("route");
+        let rid = f.add_router(r, 2);
+        f.link_router(rid, IfaceId(0), lan, PortConfig::access(1))
+            .expect("link");
+        let up = f
+            .add_router_port("r.up", rid, IfaceId(1), false)
+            .expect("l3 port");
+        (Sim::new(f, 21, LinkParams::default()), a, up)
+    }
+
+    #[test]
+    fn frames_cross_switch_router_and_l3_port_both_ways() {
+        let (mut sim, a, up) = lab();
+        let a_ip = Ipv4Addr::new(10, 0, 1, 10);
+        // A resolves its gateway through the switch.
+        sim.send(
+            a,
+            arp(
+                ArpOperation::Request,
+                mac(10),
+                a_ip,
+                Mac::ZERO,
+                Ipv4Addr::new(10, 0, 1, 1),
+            ),
+        );
+        sim.run_until_idle();
+        let got = sim.take_received(a);
+        assert_eq!(got.len(), 1, "the router's ARP reply");
+        assert_eq!(Mac::from_slice(&got[0].frame[6..]), Some(R_MAC));
+
+        // Out: A -> 192.0.2.7 leaves the L3 port as a bare IP packet, TTL 63.
+        sim.send(
+            a,
+            build_frame(
+                R_MAC,
+                mac(10),
+                ETHERTYPE_IPV4,
+                &udp_packet([10, 0, 1, 10], [192, 0, 2, 7], 64),
+            ),
+        );
+        sim.run_until_idle();
+        let out = sim.take_received(up);
+        assert_eq!(out.len(), 1);
+        let p =
+            Ipv4Packet::new_checked(&out[0].frame[..]).expect("an IP packet, no Ethernet header");
+        assert_eq!(
+            (p.hop_limit(), p.dst_addr()),
+            (63, Ipv4Addr::new(192, 0, 2, 7))
+        );
+        assert!(p.verify_checksum());
+
+        // In: a packet from the L3 port to A. The router learned A from
+        // its ARP request, so it goes straight to A's MAC.
+        sim.send(up, udp_packet([192, 0, 2, 7], [10, 0, 1, 10], 50));
+        sim.run_until_idle();
+        let back = sim.take_received(a);
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (
+                Mac::from_slice(&back[0].frame),
+                Mac::from_slice(&back[0].frame[6..])
+            ),
+            (Some(mac(10)), Some(R_MAC))
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&back[0].frame[HEADER_LEN..])
+                .expect("ip")
+                .hop_limit(),
+            49
+        );
+
+        // An unknown host on the LAN: the router asks (broadcast reaches
+        // A), gives up after three requests on the virtual clock, and
+        // reports Host Unreachable out of the L3 port.
+        sim.send(up, udp_packet([192, 0, 2, 7], [10, 0, 1, 99], 50));
+        sim.run_for(Duration::from_millis(10));
+        let asked = sim.take_received(a);
+        assert_eq!(asked.len(), 1);
+        assert_eq!(Mac::from_slice(&asked[0].frame), Some(Mac::BROADCAST));
+        sim.run_for(Duration::from_secs(4));
+        assert_eq!(sim.take_received(a).len(), 2, "two more requests");
+        let err = sim.take_received(up);
+        assert_eq!(err.len(), 1);
+        let p = Ipv4Packet::new_checked(&err[0].frame[..]).expect("ip");
+        assert_eq!(
+            (p.dst_addr(), p.payload()[0], p.payload()[1]),
+            (Ipv4Addr::new(192, 0, 2, 7), 3, 1)
+        );
+
+        let status = sim.fabric().status(sim.now());
+        // Counted when accepted for forwarding, before ARP (as Linux's
+        // ForwDatagrams): the packet for .99 counts, then its drop.
+        assert_eq!(status.routers[0].counters.forwarded, 3);
+        assert_eq!(
+            status.routers[0].counters.drops.get("host-unreachable"),
+            Some(&1)
+        );
+        assert_eq!(status.l3_ports[0].rx_frames, 2);
+        assert_eq!(
+            status.switches[0].ports[1].name, "r.lan",
+            "the router's switch port is named router.iface"
+        );
+    }
+
+    #[test]
+    fn a_flood_reaching_a_router_and_hosts_gives_each_its_own_copy() {
+        // Two hosts and a router on one switch: A's ARP broadcast floods
+        // to B and to the router, which rewrites its copy into a reply.
+        let mut f = Fabric::new();
+        let lan = f.add_switch("lan", SwitchConfig::default());
+        let a2 = f
+            .add_port("a", lan, PortConfig::access(1), false)
+            .expect("port");
+        let b2 = f
+            .add_port("b", lan, PortConfig::access(1), false)
+            .expect("port");
+        let mut r = Router::new("r");
+        r.add_iface(IfaceConfig {
+            name: "lan".into(),
+            link: Link::Ethernet { mac: R_MAC },
+            addr: "10.0.1.1/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: None,
+        });
+        let rid = f.add_router(r, 1);
+        f.link_router(rid, IfaceId(0), lan, PortConfig::access(1))
+            .expect("link");
+        let mut sim2 = Sim::new(f, 22, LinkParams::default());
+        let request = arp(
+            ArpOperation::Request,
+            mac(10),
+            Ipv4Addr::new(10, 0, 1, 10),
+            Mac::ZERO,
+            Ipv4Addr::new(10, 0, 1, 1),
+        );
+        sim2.send(a2, request.clone());
+        sim2.run_until_idle();
+        assert_eq!(
+            sim2.take_received(b2)
+                .iter()
+                .map(|r| r.frame.clone())
+                .collect::<Vec<_>>(),
+            [request],
+            "b sees the request untouched"
+        );
+        assert_eq!(sim2.take_received(a2).len(), 1, "a gets the reply");
+    }
+}
