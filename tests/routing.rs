@@ -243,3 +243,43 @@ for p in [
     let h = hosts("l3c");
     assert_clean("l3c", &[&h[0], &h[1], &h[2]]);
 }
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_reference_lab_comes_up_with_its_routers_dhcp_and_host_uplink() {
+    // The embedded lab, as `sudo scratchnet up` builds it.
+    let file = topology_file("reference", topology::REFERENCE_LAB);
+    let mut lab = Lab::up_file("reference", &file);
+    // bob leases 192.168.1.100 from home-gw, with its router and resolver.
+    assert!(exec_ok("bob", "ip -4 -o addr show dev eth0").contains("inet 192.168.1.100/24"));
+    assert!(exec_ok("bob", "cat /etc/resolv.conf").contains("nameserver 198.51.100.53"));
+    exec_ok("bob", "ping -c 2 -i 0.2 -W 2 192.168.1.1");
+    exec_ok("alice", "ping -c 2 -i 0.2 -W 2 192.168.1.1");
+    exec_ok("alice", "ping -c 2 -i 0.2 -W 2 192.168.1.100");
+    exec_ok("carol", "ping -c 2 -i 0.2 -W 2 10.1.0.1");
+    assert!(exec_ok("alice", "cat /etc/resolv.conf").contains("nameserver 198.51.100.53"));
+    // The machine reaches the ISP and the data centre through isp-gw's TUN.
+    for addr in ["198.51.100.1", "198.51.100.2", "203.0.113.1"] {
+        let out = sh(&format!("ping -c 1 -W 2 {addr}"));
+        assert!(
+            out.status.success(),
+            "host -> {addr}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let tr =
+        String::from_utf8_lossy(&sh("traceroute -n -q 1 -w 2 198.51.100.2").stdout).into_owned();
+    let hops: Vec<&str> = tr
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(hops, ["198.18.0.1", "198.51.100.2"], "{tr}");
+    let (status, stderr) = lab.stop_with("TERM");
+    assert!(status.success(), "{stderr}");
+    assert_clean("reference", &["alice", "bob", "carol"]);
+    assert!(
+        sh("ip route show 203.0.113.0/24").stdout.is_empty(),
+        "host routes removed"
+    );
+}

@@ -51,7 +51,12 @@ pub fn lan_topology(name: &str, net: u8, hosts: &[&str]) -> String {
 impl Lab {
     /// Starts the lab and waits for its `ready` line.
     pub fn up(name: &str, toml: &str) -> Lab {
-        let file = topology_file(name, toml);
+        Lab::up_file(name, &topology_file(name, toml))
+    }
+
+    /// Starts the lab of a topology file and waits for its `ready` line.
+    pub fn up_file(name: &str, file: &std::path::Path) -> Lab {
+        let file = file.to_path_buf();
         let mut child = Command::new(bin())
             .arg("up")
             .arg(&file)
