@@ -36,10 +36,12 @@ pub enum Drop {
     Unreachable,
     /// A GSO super-frame with an offload request that cannot be honoured.
     BadOffload,
+    /// Refused or dropped by the NAT (its own counters say why).
+    Nat,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 14] = [
+    pub const ALL: [Drop; 15] = [
         Drop::Malformed,
         Drop::BadChecksum,
         Drop::Martian,
@@ -54,6 +56,7 @@ impl Drop {
         Drop::FragmentToSelf,
         Drop::Unreachable,
         Drop::BadOffload,
+        Drop::Nat,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Drop {
             Drop::FragmentToSelf => "fragment-to-self",
             Drop::Unreachable => "unreachable",
             Drop::BadOffload => "bad-offload",
+            Drop::Nat => "nat",
         }
     }
 

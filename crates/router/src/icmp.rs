@@ -25,6 +25,9 @@ pub enum IcmpError {
         mtu: u16,
     },
     TtlExceeded,
+    /// Communication administratively prohibited: a NAT that cannot take
+    /// a new flow because its table or port range is full.
+    AdminProhibited,
 }
 
 impl IcmpError {
@@ -36,6 +39,7 @@ impl IcmpError {
             IcmpError::PortUnreachable => (DEST_UNREACHABLE, 3),
             IcmpError::FragmentationNeeded { .. } => (DEST_UNREACHABLE, 4),
             IcmpError::TtlExceeded => (TIME_EXCEEDED, 0),
+            IcmpError::AdminProhibited => (DEST_UNREACHABLE, 13),
         }
     }
 

@@ -26,6 +26,7 @@
 mod counters;
 mod dhcp;
 mod icmp;
+mod nat;
 mod neigh;
 mod routes;
 #[cfg(test)]
@@ -34,6 +35,7 @@ mod tests;
 pub use counters::{Counters, Drop};
 pub use dhcp::{DhcpConfig, LeaseRow};
 pub use icmp::IcmpError;
+pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward, Proto, Timeouts};
 pub use neigh::NeighbourRow;
 pub use routes::{Route, RouteKind, RouteTable};
 
@@ -41,6 +43,7 @@ use dhcp::DhcpServer;
 use dhcproto::{Decodable, Encodable};
 use icmp::RateLimiter;
 use ipnet::Ipv4Net;
+use nat::{Nat, Verdict};
 use neigh::{Lookup, Neighbours};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, UdpPacket,
@@ -104,6 +107,8 @@ pub struct Router {
     icmp_limit: RateLimiter,
     counters: Counters,
     ident: u16,
+    /// The NAT on the outside interface, if any.
+    nat: Option<(IfaceId, Nat)>,
 }
 
 impl std::fmt::Debug for Router {
@@ -124,6 +129,16 @@ pub struct RouterStatus {
     pub arp: Vec<NeighbourRow>,
     pub leases: Vec<LeaseRow>,
     pub counters: CounterRows,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatStatus>,
+}
+
+/// The NAT table (inside, outside, remote, protocol, state, age,
+/// expires-in) and counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NatStatus {
+    pub table: Vec<NatRow>,
+    pub counters: NatCounters,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -189,7 +204,13 @@ impl Router {
             icmp_limit: RateLimiter::new(ICMP_RATE, ICMP_BURST),
             counters: Counters::default(),
             ident: 1,
+            nat: None,
         }
+    }
+
+    /// Masquerades what leaves by `outside` (see the `nat` module).
+    pub fn set_nat(&mut self, outside: IfaceId, config: NatConfig) {
+        self.nat = Some((outside, Nat::new(config)));
     }
 
     pub fn name(&self) -> &str {
@@ -414,6 +435,29 @@ impl Router {
         if martian_source(src) || martian_destination(dst) {
             return self.discard(pool, frame, Drop::Martian);
         }
+        if let Some((outside, nat)) = self.nat.as_mut().filter(|(_, n)| n.external() == dst) {
+            let verdict = if iface == *outside {
+                nat.inbound(now, &mut frame)
+            } else {
+                nat.hairpin(now, &mut frame)
+            };
+            match verdict {
+                Verdict::Translated => return self.forward(now, iface, frame, pool, out),
+                Verdict::Untouched => {}
+                Verdict::Refused => {
+                    self.icmp_error(
+                        now,
+                        IcmpError::AdminProhibited,
+                        self.addr(iface),
+                        &frame,
+                        pool,
+                        out,
+                    );
+                    return self.discard(pool, frame, Drop::Nat);
+                }
+                Verdict::Dropped => return self.discard(pool, frame, Drop::Nat),
+            }
+        }
         if self.is_local(dst) {
             self.local_input(now, iface, frame, udp_to_67, pool, out);
         } else {
@@ -601,6 +645,25 @@ impl Router {
             }
             return self.discard(pool, frame, Drop::BadOffload);
         }
+        if let Some((outside, nat)) = self.nat.as_mut() {
+            if oif == *outside && iface != *outside {
+                match nat.outbound(now, &mut frame) {
+                    Verdict::Translated | Verdict::Untouched => {}
+                    Verdict::Refused => {
+                        self.icmp_error(
+                            now,
+                            IcmpError::AdminProhibited,
+                            in_addr,
+                            &frame,
+                            pool,
+                            out,
+                        );
+                        return self.discard(pool, frame, Drop::Nat);
+                    }
+                    Verdict::Dropped => return self.discard(pool, frame, Drop::Nat),
+                }
+            }
+        }
         decrement_ttl(&mut frame);
         self.counters.forwarded += 1;
         if frame.hdr.is_gso() {
@@ -762,7 +825,8 @@ impl Router {
 
     /// When [`Router::on_timer`] is next due.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.neigh.poll_at()
+        let nat = self.nat.as_ref().and_then(|(_, n)| n.poll_at());
+        [self.neigh.poll_at(), nat].into_iter().flatten().min()
     }
 
     /// Retries ARP, gives up on silent next hops, ages leases.
@@ -789,6 +853,18 @@ impl Router {
                 d.on_timer(now);
             }
         }
+        if let Some((_, nat)) = &mut self.nat {
+            if nat.poll_at().is_some_and(|t| t <= now) {
+                nat.on_timer(now);
+            }
+        }
+    }
+
+    /// The NAT's table and counters, if the router has a NAT.
+    pub fn nat_status(&self, now: Instant) -> Option<(Vec<NatRow>, NatCounters)> {
+        self.nat
+            .as_ref()
+            .map(|(_, n)| (n.rows(now), n.counters().clone()))
     }
 
     pub fn status(&self, now: Instant) -> RouterStatus {
@@ -847,6 +923,9 @@ impl Router {
                 dhcp_replies_sent: c.dhcp_replies_sent,
                 drops: c.drop_map(),
             },
+            nat: self
+                .nat_status(now)
+                .map(|(table, counters)| NatStatus { table, counters }),
         }
     }
 }

@@ -813,3 +813,511 @@ mod dhcp_exchange {
         assert!(lab.r.status(lab.now).leases.is_empty());
     }
 }
+
+mod nat_behaviour {
+    //! Every NAT behaviour of RFC 4787, 5382 and 5508 that docs/nat.md
+    //! lists, through the router, on the virtual clock.
+    use super::*;
+    use crate::nat::{Filtering, NatConfig, PortForward, Proto};
+
+    const EXT: &str = "10.0.2.1";
+
+    fn nat_lab(f: impl FnOnce(&mut NatConfig)) -> Lab {
+        let mut lab = Lab::new(1500);
+        let mut c = NatConfig::masquerade(ip(EXT));
+        f(&mut c);
+        lab.r.set_nat(WAN, c);
+        lab.learn_neighbours();
+        lab
+    }
+
+    fn udp_from(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+        let mut body = udp(sport, dport, b"nat test");
+        let pseudo =
+            checksum::pseudo_header(&ip(src).octets(), &ip(dst).octets(), 17, body.len() as u32);
+        let c = checksum::finish(checksum::sum(pseudo, &body));
+        body[6..8].copy_from_slice(&c.to_be_bytes());
+        ipv4(src, dst, 17, 64, false, &body)
+    }
+
+    fn tcp_from(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        let pseudo = checksum::pseudo_header(&ip(src).octets(), &ip(dst).octets(), 6, 20);
+        let c = checksum::finish(checksum::sum(pseudo, &t));
+        t[16..18].copy_from_slice(&c.to_be_bytes());
+        ipv4(src, dst, 6, 64, true, &t)
+    }
+
+    /// Sends from inside host A; returns what leaves the WAN.
+    fn out(lab: &mut Lab, packet: Vec<u8>) -> Vec<Vec<u8>> {
+        lab.send_from_a(packet)
+            .into_iter()
+            .filter(|(i, _)| *i == WAN)
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    /// A packet from the Internet to the router's WAN MAC; returns what
+    /// the LAN gets.
+    fn inbound(lab: &mut Lab, packet: Vec<u8>) -> Vec<Vec<u8>> {
+        lab.rx(WAN, build_frame(R_WAN, HOST_B, ETHERTYPE_IPV4, &packet))
+            .into_iter()
+            .filter(|(i, _)| *i == LAN)
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    fn ports(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+        let p = ip_of(frame);
+        let l4 = p.payload();
+        (
+            p.src_addr(),
+            u16::from_be_bytes([l4[0], l4[1]]),
+            p.dst_addr(),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        )
+    }
+
+    fn transport_ok(frame: &[u8]) -> bool {
+        let p = ip_of(frame);
+        let pseudo = checksum::pseudo_header(
+            &p.src_addr().octets(),
+            &p.dst_addr().octets(),
+            u8::from(p.next_header()),
+            p.payload().len() as u32,
+        );
+        p.verify_checksum() && checksum::fold(checksum::sum(pseudo, p.payload())) == 0xffff
+    }
+
+    #[test]
+    fn mapping_is_endpoint_independent_port_preserving_and_never_overloaded() {
+        let mut lab = nat_lab(|_| {});
+        let a = out(&mut lab, udp_from("10.0.1.10", 5000, "192.0.2.1", 53));
+        let b = out(&mut lab, udp_from("10.0.1.10", 5000, "198.51.100.9", 123));
+        assert_eq!(
+            (ports(&a[0]).0, ports(&a[0]).1),
+            (ip(EXT), 5000),
+            "port preserved"
+        );
+        assert_eq!(
+            ports(&b[0]).1,
+            5000,
+            "same mapping for another destination (REQ-1)"
+        );
+        assert!(
+            transport_ok(&a[0]) && transport_ok(&b[0]),
+            "checksums updated"
+        );
+        // Another inside host with the same port gets another external port.
+        let c = out(&mut lab, udp_from("10.0.1.11", 5000, "192.0.2.1", 53));
+        assert_ne!(ports(&c[0]).1, 5000, "no port overloading");
+        assert_eq!(lab.r.nat_status(lab.now).expect("nat").0.len(), 3);
+    }
+
+    #[test]
+    fn each_filtering_mode_lets_in_what_it_should() {
+        for (mode, same_host_other_port, other_host) in [
+            (Filtering::AddressAndPortDependent, false, false),
+            (Filtering::AddressDependent, true, false),
+            (Filtering::EndpointIndependent, true, true),
+        ] {
+            let mut lab = nat_lab(|c| c.filtering = mode);
+            out(&mut lab, udp_from("10.0.1.10", 4000, "192.0.2.1", 53));
+            let back = inbound(&mut lab, udp_from("192.0.2.1", 53, EXT, 4000));
+            assert_eq!(back.len(), 1, "{mode:?}: the answer comes in");
+            assert_eq!(
+                (ports(&back[0]).2, ports(&back[0]).3),
+                (ip("10.0.1.10"), 4000)
+            );
+            assert!(transport_ok(&back[0]));
+            assert_eq!(
+                inbound(&mut lab, udp_from("192.0.2.1", 54, EXT, 4000)).len() == 1,
+                same_host_other_port,
+                "{mode:?}: same host, other port"
+            );
+            assert_eq!(
+                inbound(&mut lab, udp_from("192.0.2.99", 53, EXT, 4000)).len() == 1,
+                other_host,
+                "{mode:?}: other host"
+            );
+        }
+    }
+
+    #[test]
+    fn hairpinning_reaches_another_inside_host_from_the_senders_mapping() {
+        let mut lab = nat_lab(|c| c.filtering = Filtering::EndpointIndependent);
+        lab.rx(
+            LAN,
+            arp(1, Mac([2, 0, 0, 0, 1, 11]), "10.0.1.11", "10.0.1.1"),
+        );
+        // B (10.0.1.11:7000) has a mapping; A sends to EXT:7000.
+        let mut b_out = udp_from("10.0.1.11", 7000, "192.0.2.1", 53);
+        b_out = build_frame(R_LAN, Mac([2, 0, 0, 0, 1, 11]), ETHERTYPE_IPV4, &b_out);
+        lab.rx(LAN, b_out);
+        let got = lab.send_from_a(udp_from("10.0.1.10", 6000, EXT, 7000));
+        assert_eq!(got.len(), 1);
+        let (iface, f) = &got[0];
+        assert_eq!(*iface, LAN);
+        assert_eq!(
+            ports(f),
+            (ip(EXT), 6000, ip("10.0.1.11"), 7000),
+            "seen from A's external mapping (REQ-9)"
+        );
+        assert!(transport_ok(f));
+        assert_eq!(lab.r.nat_status(lab.now).expect("nat").1.hairpinned, 1);
+    }
+
+    #[test]
+    fn udp_timeout_boundary_and_outbound_only_refresh() {
+        let mut lab = nat_lab(|c| c.timeouts.udp = Duration::from_secs(300));
+        out(&mut lab, udp_from("10.0.1.10", 4000, "192.0.2.1", 53));
+        let start = lab.now;
+        // Inbound traffic does not refresh a UDP mapping. (ARP entries
+        // live 60 s: the neighbours are taught again after each wait.)
+        lab.now = start + Duration::from_secs(200);
+        lab.learn_neighbours();
+        assert_eq!(
+            ports(&inbound(&mut lab, udp_from("192.0.2.1", 53, EXT, 4000))[0]).3,
+            4000
+        );
+        lab.tick(Duration::from_secs(99));
+        lab.learn_neighbours();
+        assert_eq!(
+            inbound(&mut lab, udp_from("192.0.2.1", 53, EXT, 4000)).len(),
+            1,
+            "alive at 299 s"
+        );
+        lab.now = start + Duration::from_secs(300);
+        lab.tick(Duration::from_millis(1));
+        lab.learn_neighbours();
+        assert!(
+            inbound(&mut lab, udp_from("192.0.2.1", 53, EXT, 4000)).is_empty(),
+            "expired at 300 s"
+        );
+        assert_eq!(
+            lab.r.nat_status(lab.now).expect("nat").0.len(),
+            0,
+            "no leaked entry"
+        );
+
+        // Outbound refreshes.
+        out(&mut lab, udp_from("10.0.1.10", 4001, "192.0.2.1", 53));
+        let t0 = lab.now;
+        lab.now = t0 + Duration::from_secs(250);
+        lab.learn_neighbours();
+        out(&mut lab, udp_from("10.0.1.10", 4001, "192.0.2.1", 53));
+        lab.now = t0 + Duration::from_secs(500);
+        lab.tick(Duration::ZERO);
+        lab.learn_neighbours();
+        assert_eq!(
+            inbound(&mut lab, udp_from("192.0.2.1", 53, EXT, 4001)).len(),
+            1,
+            "refreshed at 250 s, alive at 500 s"
+        );
+    }
+
+    #[test]
+    fn tcp_established_and_transitory_timeouts() {
+        let mut lab = nat_lab(|_| {});
+        // Established: SYN out, SYN-ACK in, ACK out.
+        out(
+            &mut lab,
+            tcp_from("10.0.1.10", 40000, "192.0.2.1", 80, 0x02),
+        );
+        assert_eq!(
+            inbound(&mut lab, tcp_from("192.0.2.1", 80, EXT, 40000, 0x12)).len(),
+            1
+        );
+        out(
+            &mut lab,
+            tcp_from("10.0.1.10", 40000, "192.0.2.1", 80, 0x10),
+        );
+        // Transitory: a SYN that is never answered.
+        out(
+            &mut lab,
+            tcp_from("10.0.1.10", 40001, "192.0.2.1", 81, 0x02),
+        );
+        let rows = lab.r.nat_status(lab.now).expect("nat").0;
+        let state = |port: u16| {
+            rows.iter()
+                .find(|r| r.inside.port() == port)
+                .map(|r| (r.state, r.expires_in_secs))
+        };
+        assert_eq!(state(40000), Some(("established", 7440)));
+        assert_eq!(state(40001), Some(("syn-sent", 240)));
+        lab.tick(Duration::from_secs(241));
+        lab.learn_neighbours();
+        let rows = lab.r.nat_status(lab.now).expect("nat").0;
+        assert_eq!(rows.len(), 1, "the half-open flow expired after 4 min");
+        // FIN both ways: transitory again.
+        out(
+            &mut lab,
+            tcp_from("10.0.1.10", 40000, "192.0.2.1", 80, 0x11),
+        );
+        inbound(&mut lab, tcp_from("192.0.2.1", 80, EXT, 40000, 0x11));
+        let rows = lab.r.nat_status(lab.now).expect("nat").0;
+        assert_eq!((rows[0].state, rows[0].expires_in_secs), ("time-wait", 240));
+    }
+
+    #[test]
+    fn icmp_query_mapping_uses_the_identifier_and_times_out_at_60_s() {
+        let mut lab = nat_lab(|_| {});
+        let sent = out(
+            &mut lab,
+            ipv4("10.0.1.10", "192.0.2.1", 1, 64, false, &echo_request(777)),
+        );
+        let p = ip_of(&sent[0]);
+        assert_eq!(
+            (
+                p.src_addr(),
+                u16::from_be_bytes([p.payload()[4], p.payload()[5]])
+            ),
+            (ip(EXT), 1024),
+            "identifier mapped into the port range"
+        );
+        assert_eq!(checksum::fold(checksum::sum(0, p.payload())), 0xffff);
+        let mut reply = echo_request(1024);
+        reply[0] = 0;
+        reply[2..4].fill(0);
+        let c = checksum::finish(checksum::sum(0, &reply));
+        reply[2..4].copy_from_slice(&c.to_be_bytes());
+        let back = inbound(&mut lab, ipv4("192.0.2.1", EXT, 1, 64, false, &reply));
+        let p = ip_of(&back[0]);
+        assert_eq!(
+            (
+                p.dst_addr(),
+                u16::from_be_bytes([p.payload()[4], p.payload()[5]])
+            ),
+            (ip("10.0.1.10"), 777)
+        );
+        assert_eq!(checksum::fold(checksum::sum(0, p.payload())), 0xffff);
+        lab.tick(Duration::from_secs(61));
+        assert!(lab.r.nat_status(lab.now).expect("nat").0.is_empty());
+        lab.learn_neighbours();
+        // An echo request to the external address is the router's own.
+        let own = lab.rx(
+            WAN,
+            build_frame(
+                R_WAN,
+                HOST_B,
+                ETHERTYPE_IPV4,
+                &ipv4("192.0.2.1", EXT, 1, 64, false, &echo_request(5)),
+            ),
+        );
+        assert_eq!(icmp_of(&own[0].1).0, 0, "echo reply from the router");
+    }
+
+    #[test]
+    fn icmp_errors_are_translated_with_their_quote_and_do_not_refresh() {
+        let mut lab = nat_lab(|_| {});
+        let probe = udp_from("10.0.1.10", 33434, "192.0.2.1", 33434);
+        let sent = out(&mut lab, probe.clone());
+        let rows = lab.r.nat_status(lab.now).expect("nat").0;
+        let expires = rows[0].expires_in_secs;
+        lab.now = lab.now + Duration::from_secs(10);
+        // A router on the way sends Time Exceeded to our external address,
+        // quoting the translated probe.
+        let quoted = &sent[0][14..14 + 28];
+        let mut icmp_msg = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        icmp_msg.extend_from_slice(quoted);
+        let c = checksum::finish(checksum::sum(0, &icmp_msg));
+        icmp_msg[2..4].copy_from_slice(&c.to_be_bytes());
+        let back = inbound(&mut lab, ipv4("198.51.100.1", EXT, 1, 64, false, &icmp_msg));
+        assert_eq!(back.len(), 1);
+        let p = ip_of(&back[0]);
+        assert!(p.verify_checksum());
+        assert_eq!(p.dst_addr(), ip("10.0.1.10"));
+        let m = p.payload();
+        assert_eq!((m[0], checksum::fold(checksum::sum(0, m))), (11, 0xffff));
+        let inner = Ipv4Packet::new_unchecked(&m[8..]);
+        assert_eq!(inner.src_addr(), ip("10.0.1.10"), "quoted source restored");
+        assert!(inner.verify_checksum(), "quoted header checksum fixed");
+        assert_eq!(&m[8 + 20..8 + 22], &33434u16.to_be_bytes());
+        let rows = lab.r.nat_status(lab.now).expect("nat").0;
+        assert_eq!(
+            rows[0].expires_in_secs,
+            expires - 10,
+            "an ICMP error does not refresh"
+        );
+        // An error quoting a flow the NAT never saw is dropped and counted.
+        let mut bogus = quoted.to_vec();
+        bogus[20..22].copy_from_slice(&9u16.to_be_bytes());
+        let mut icmp_msg = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp_msg.extend_from_slice(&bogus);
+        assert!(inbound(&mut lab, ipv4("192.0.2.1", EXT, 1, 64, false, &icmp_msg)).is_empty());
+        assert_eq!(
+            lab.r
+                .nat_status(lab.now)
+                .expect("nat")
+                .1
+                .dropped_icmp_unknown_flow,
+            1
+        );
+    }
+
+    #[test]
+    fn an_unsolicited_syn_gets_no_reply() {
+        let mut lab = nat_lab(|_| {});
+        let all = lab.rx(
+            WAN,
+            build_frame(
+                R_WAN,
+                HOST_B,
+                ETHERTYPE_IPV4,
+                &tcp_from("192.0.2.1", 5555, EXT, 22, 0x02),
+            ),
+        );
+        assert!(
+            all.is_empty(),
+            "nothing sent anywhere: no RST, no ICMP (RFC 5382 REQ-4)"
+        );
+        assert_eq!(
+            lab.r
+                .nat_status(lab.now)
+                .expect("nat")
+                .1
+                .dropped_unsolicited,
+            1
+        );
+        // Simultaneous open still works: our SYN out, theirs in.
+        out(
+            &mut lab,
+            tcp_from("10.0.1.10", 5000, "192.0.2.1", 5555, 0x02),
+        );
+        assert_eq!(
+            inbound(&mut lab, tcp_from("192.0.2.1", 5555, EXT, 5000, 0x02)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_full_table_or_port_range_refuses_new_flows_with_icmp_3_13() {
+        let mut lab = nat_lab(|c| c.max_entries = 2);
+        out(&mut lab, udp_from("10.0.1.10", 1, "192.0.2.1", 53));
+        out(&mut lab, udp_from("10.0.1.10", 1, "192.0.2.2", 53));
+        let refused = lab.send_from_a(udp_from("10.0.1.10", 2, "192.0.2.3", 53));
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (
+                refused[0].0,
+                icmp_of(&refused[0].1).0,
+                icmp_of(&refused[0].1).1
+            ),
+            (LAN, 3, 13)
+        );
+        assert_eq!(
+            out(&mut lab, udp_from("10.0.1.10", 1, "192.0.2.1", 53)).len(),
+            1,
+            "existing flows untouched"
+        );
+        assert_eq!(
+            lab.r.nat_status(lab.now).expect("nat").1.refused_table_full,
+            1
+        );
+
+        let mut lab = nat_lab(|c| c.ports = 2000..=2001);
+        for p in [3000, 3001] {
+            assert_eq!(
+                out(&mut lab, udp_from("10.0.1.10", p, "192.0.2.1", 53)).len(),
+                1
+            );
+        }
+        let refused = lab.send_from_a(udp_from("10.0.1.10", 3002, "192.0.2.1", 53));
+        assert_eq!(icmp_of(&refused[0].1).1, 13);
+        assert_eq!(
+            lab.r
+                .nat_status(lab.now)
+                .expect("nat")
+                .1
+                .refused_ports_exhausted,
+            1
+        );
+    }
+
+    #[test]
+    fn port_forwards_coexist_with_masquerade() {
+        let mut lab = nat_lab(|c| {
+            c.forwards = vec![PortForward {
+                proto: Proto::Tcp,
+                port: 8080,
+                to: "10.0.1.10:80".parse().expect("addr"),
+            }]
+        });
+        let got = inbound(&mut lab, tcp_from("192.0.2.50", 41000, EXT, 8080, 0x02));
+        assert_eq!(got.len(), 1, "anyone may reach a forward");
+        assert_eq!(
+            ports(&got[0]),
+            (ip("192.0.2.50"), 41000, ip("10.0.1.10"), 80)
+        );
+        assert!(transport_ok(&got[0]));
+        let reply = out(
+            &mut lab,
+            tcp_from("10.0.1.10", 80, "192.0.2.50", 41000, 0x12),
+        );
+        assert_eq!(ports(&reply[0]), (ip(EXT), 8080, ip("192.0.2.50"), 41000));
+        // Masquerade goes on beside it.
+        assert_eq!(
+            ports(&out(&mut lab, udp_from("10.0.1.10", 999, "192.0.2.1", 53))[0]).0,
+            ip(EXT)
+        );
+        // The forward outlives its sessions.
+        lab.tick(Duration::from_secs(10_000));
+        lab.learn_neighbours();
+        assert_eq!(
+            inbound(&mut lab, tcp_from("192.0.2.51", 41001, EXT, 8080, 0x02)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn super_frames_are_translated_whole_with_the_partial_checksum_fixed() {
+        let mut lab = nat_lab(|_| {});
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10;
+        tcp.extend(std::iter::repeat_n(3u8, 20_000));
+        let pseudo = checksum::pseudo_header(
+            &ip("10.0.1.10").octets(),
+            &ip("192.0.2.1").octets(),
+            6,
+            tcp.len() as u32,
+        );
+        tcp[16..18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        let packet = ipv4("10.0.1.10", "192.0.2.1", 6, 64, true, &tcp);
+        let mut frame = Frame::from_slice(&build_frame(R_LAN, HOST_A, ETHERTYPE_IPV4, &packet));
+        let raw = [1u8, 1, 0, 0, 0xa8, 0x05, 34, 0, 16, 0];
+        frame.hdr = wire::VnetHdr::parse(&raw).expect("hdr");
+        let out = lab.rx_frame(LAN, frame);
+        assert_eq!(out.len(), 1);
+        let mut f = out.into_iter().next().expect("frame").1;
+        assert_eq!(f.len(), 14 + packet.len(), "not segmented");
+        let hdr = f.hdr;
+        wire::offload::complete_checksum(f.data_mut(), &hdr).expect("completes");
+        assert!(
+            transport_ok(f.data()),
+            "the partial sum was updated for the new source"
+        );
+    }
+
+    #[test]
+    fn fragments_and_truncated_headers_are_dropped_and_counted() {
+        let mut lab = nat_lab(|_| {});
+        let mut frag = udp_from("10.0.1.10", 1, "192.0.2.1", 53);
+        frag[6] |= 0x20; // MF
+        frag[10..12].fill(0);
+        let c = checksum::finish(checksum::sum(0, &frag[..20]));
+        frag[10..12].copy_from_slice(&c.to_be_bytes());
+        assert!(out(&mut lab, frag).is_empty());
+        let truncated = ipv4("10.0.1.10", "192.0.2.1", 6, 64, false, &[0u8; 10]);
+        assert!(out(&mut lab, truncated).is_empty());
+        let c = lab.r.nat_status(lab.now).expect("nat").1;
+        assert_eq!((c.dropped_fragments, c.dropped_truncated), (1, 1));
+        assert_eq!(lab.r.counters().drops(Drop::Nat), 2);
+    }
+}

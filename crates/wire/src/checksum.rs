@@ -44,6 +44,34 @@ pub fn update(check: u16, old: u16, new: u16) -> u16 {
     finish(u64::from(!check) + u64::from(!old) + u64::from(new))
 }
 
+/// [`update`] for a 32-bit field (an IPv4 address) given as bytes.
+pub fn update_addr(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let c = update(
+        check,
+        u16::from_be_bytes([old[0], old[1]]),
+        u16::from_be_bytes([new[0], new[1]]),
+    );
+    update(
+        c,
+        u16::from_be_bytes([old[2], old[3]]),
+        u16::from_be_bytes([new[2], new[3]]),
+    )
+}
+
+/// The same change applied to a *partial* transport checksum (a frame with
+/// NEEDS_CSUM), which holds the folded pseudo-header sum, not its
+/// complement: only pseudo-header fields (addresses) enter it.
+pub fn update_partial_addr(partial: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let word = |b: [u8; 4], i: usize| u64::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    fold(
+        u64::from(partial)
+            + (0xffff - word(old, 0))
+            + (0xffff - word(old, 2))
+            + word(new, 0)
+            + word(new, 2),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +94,18 @@ mod tests {
             }
             assert_eq!(fold(sum(0, d)), fold(slow), "len {len}");
         }
+    }
+
+    #[test]
+    fn address_updates_match_recompute_for_full_and_partial_sums() {
+        let (old, new) = ([192, 168, 1, 10], [198, 51, 100, 2]);
+        let dst = [203, 0, 113, 11];
+        let body = [0x13u8, 0x88, 0x00, 0x50, 1, 2, 3, 4, 5];
+        let full =
+            |src: [u8; 4]| finish(sum(pseudo_header(&src, &dst, 6, body.len() as u32), &body));
+        assert_eq!(update_addr(full(old), old, new), full(new));
+        let partial = |src: [u8; 4]| fold(pseudo_header(&src, &dst, 6, body.len() as u32));
+        assert_eq!(update_partial_addr(partial(old), old, new), partial(new));
     }
 
     #[test]

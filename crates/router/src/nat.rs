@@ -1,0 +1,813 @@
+//! Network address translation for a router's outside interface, with
+//! connection tracking, as RFC 4787 (UDP), RFC 5382 (TCP) and RFC 5508
+//! (ICMP) ask of a NAT. Sans-IO: the router calls it with `now` and a frame
+//! whose IP header has been validated, and it rewrites the frame in place.
+//!
+//! * Mapping is endpoint-independent (REQ-1): an inside (address, port)
+//!   keeps one external port whatever it talks to; the inside port is kept
+//!   when free (port preservation), and an external port never serves two
+//!   inside endpoints (no port overloading).
+//! * Filtering of inbound packets is endpoint-independent,
+//!   address-dependent or address-and-port-dependent (REQ-8; the default).
+//! * Hairpinning: an inside host reaches another through the external
+//!   address and port, and is seen from its own mapping (REQ-9).
+//! * Timeouts: UDP 300 s, TCP established 7440 s, TCP transitory 240 s,
+//!   ICMP 60 s by default (the RFC minimums are 120 s, 2 h 4 min, 4 min and
+//!   60 s); outbound packets refresh, inbound ones refresh TCP only, ICMP
+//!   errors never.
+//! * ICMP errors about a tracked flow are translated, embedded header and
+//!   checksums included, so traceroute works through the NAT.
+//! * An unsolicited inbound TCP SYN is dropped silently (no reply, so
+//!   simultaneous open can still succeed: RFC 5382 REQ-4).
+//! * Port forwards are static mappings that anyone may reach.
+//! * The table is bounded; when it is full, or the port range is used up,
+//!   new flows are refused (the router answers ICMP 3/13) and counted, and
+//!   existing flows are untouched.
+//! * GSO super-frames are translated as they are; a partial (offloaded)
+//!   transport checksum is updated for the new addresses only.
+//! * Fragments are not translated (there is no reassembly): dropped and
+//!   counted, as are truncated transport headers and ICMP errors that quote
+//!   no tracked flow.
+
+use smoltcp::wire::{IpProtocol, Ipv4Packet};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+use wire::checksum;
+use wire::ether::HEADER_LEN;
+use wire::{Frame, Instant};
+
+/// The transport protocols a NAT tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    /// ICMP queries; the echo identifier plays the port.
+    Icmp,
+}
+
+/// Which inbound packets a mapping lets in (RFC 4787 REQ-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filtering {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub udp: Duration,
+    pub tcp_established: Duration,
+    pub tcp_transitory: Duration,
+    pub icmp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            udp: Duration::from_secs(300),
+            tcp_established: Duration::from_secs(7440),
+            tcp_transitory: Duration::from_secs(240),
+            icmp: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A port forward: `proto` to the external address's `port` goes to `to`.
+#[derive(Debug, Clone, Copy)]
+pub struct PortForward {
+    pub proto: Proto,
+    pub port: u16,
+    pub to: SocketAddrV4,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatConfig {
+    /// The address inside sources are translated to.
+    pub external: Ipv4Addr,
+    pub ports: RangeInclusive<u16>,
+    pub filtering: Filtering,
+    /// Tracked sessions at most.
+    pub max_entries: usize,
+    pub timeouts: Timeouts,
+    pub forwards: Vec<PortForward>,
+}
+
+impl NatConfig {
+    pub fn masquerade(external: Ipv4Addr) -> NatConfig {
+        NatConfig {
+            external,
+            ports: 1024..=65535,
+            filtering: Filtering::AddressAndPortDependent,
+            max_entries: 65536,
+            timeouts: Timeouts::default(),
+            forwards: Vec::new(),
+        }
+    }
+}
+
+/// What became of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten; forward it.
+    Translated,
+    /// Not the NAT's business (inbound: no mapping, so perhaps the
+    /// router's own; outbound: not from the inside).
+    Untouched,
+    /// A new flow the NAT cannot take: table full or no free port. The
+    /// router answers ICMP 3/13.
+    Refused,
+    /// Dropped and counted.
+    Dropped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpState {
+    SynSent,
+    /// Inbound SYN (a port forward, or simultaneous open).
+    SynReceived,
+    Established,
+    /// FIN seen from one side (`true`: from inside).
+    Closing {
+        fin_in: bool,
+        fin_out: bool,
+    },
+    TimeWait,
+    Reset,
+}
+
+impl TcpState {
+    fn as_str(self) -> &'static str {
+        match self {
+            TcpState::SynSent => "syn-sent",
+            TcpState::SynReceived => "syn-received",
+            TcpState::Established => "established",
+            TcpState::Closing { .. } => "closing",
+            TcpState::TimeWait => "time-wait",
+            TcpState::Reset => "reset",
+        }
+    }
+}
+
+const SYN: u8 = 0x02;
+const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+#[derive(Debug, Clone)]
+struct Session {
+    tcp: Option<TcpState>,
+    created: Instant,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Mapping {
+    inside: (Ipv4Addr, u16),
+    /// Sessions by remote endpoint.
+    sessions: HashMap<(Ipv4Addr, u16), Session>,
+    /// A port forward: never expires, lets anyone in.
+    forward: bool,
+}
+
+/// A row of `scratchnet status`'s NAT table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NatRow {
+    pub protocol: Proto,
+    pub inside: SocketAddrV4,
+    pub outside: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub state: &'static str,
+    pub age_secs: u64,
+    pub expires_in_secs: u64,
+}
+
+/// The NAT's counters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NatCounters {
+    pub translated_out: u64,
+    pub translated_in: u64,
+    pub hairpinned: u64,
+    pub icmp_errors_translated: u64,
+    pub sessions_created: u64,
+    pub sessions_expired: u64,
+    pub refused_table_full: u64,
+    pub refused_ports_exhausted: u64,
+    pub dropped_unsolicited: u64,
+    pub dropped_filtered: u64,
+    pub dropped_fragments: u64,
+    pub dropped_truncated: u64,
+    pub dropped_icmp_unknown_flow: u64,
+}
+
+/// The transport view of an IPv4 packet that the NAT needs.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    proto: Proto,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    tcp_flags: u8,
+}
+
+/// Where things are in a frame: the IP header and the transport header.
+#[derive(Debug, Clone, Copy)]
+struct Offsets {
+    ip: usize,
+    l4: usize,
+    end: usize,
+}
+
+/// Why a packet cannot be looked at.
+enum Unreadable {
+    Fragment,
+    Truncated,
+    /// Not TCP, UDP or an ICMP query/error.
+    Other,
+}
+
+/// ICMP error types that quote a packet (RFC 5508).
+fn is_icmp_error(t: u8) -> bool {
+    matches!(t, 3 | 4 | 5 | 11 | 12)
+}
+
+fn read_flow(data: &[u8], ip_at: usize) -> Result<(Flow, Offsets), Unreadable> {
+    let ip = Ipv4Packet::new_checked(data.get(ip_at..).ok_or(Unreadable::Truncated)?)
+        .map_err(|_| Unreadable::Truncated)?;
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Err(Unreadable::Fragment);
+    }
+    let l4 = ip_at + usize::from(ip.header_len());
+    let end = (ip_at + usize::from(ip.total_len())).min(data.len());
+    let l4b = data.get(l4..end).ok_or(Unreadable::Truncated)?;
+    let port = |i: usize| {
+        l4b.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(Unreadable::Truncated)
+    };
+    let (proto, sport, dport, flags) = match ip.next_header() {
+        IpProtocol::Tcp => {
+            if l4b.len() < 20 {
+                return Err(Unreadable::Truncated);
+            }
+            (Proto::Tcp, port(0)?, port(2)?, l4b[13])
+        }
+        IpProtocol::Udp => {
+            if l4b.len() < 8 {
+                return Err(Unreadable::Truncated);
+            }
+            (Proto::Udp, port(0)?, port(2)?, 0)
+        }
+        IpProtocol::Icmp => {
+            if l4b.len() < 8 {
+                return Err(Unreadable::Truncated);
+            }
+            // The identifier is the requester's "port"; the other end has
+            // none.
+            match l4b[0] {
+                8 => (Proto::Icmp, port(4)?, 0, 0),
+                0 => (Proto::Icmp, 0, port(4)?, 0),
+                _ => return Err(Unreadable::Other),
+            }
+        }
+        _ => return Err(Unreadable::Other),
+    };
+    let flow = Flow {
+        proto,
+        src: (ip.src_addr(), sport),
+        dst: (ip.dst_addr(), dport),
+        tcp_flags: flags,
+    };
+    Ok((flow, Offsets { ip: ip_at, l4, end }))
+}
+
+/// Rewrites the source (`src = true`) or destination address and port of
+/// the packet at `o`, keeping every checksum right: IP header, full or
+/// partial (offloaded) TCP/UDP checksum, ICMP echo checksum.
+fn rewrite(
+    data: &mut [u8],
+    o: Offsets,
+    proto: Proto,
+    src: bool,
+    to: (Ipv4Addr, u16),
+    partial: bool,
+) {
+    let (a_at, p_at) = if src { (o.ip + 12, 0) } else { (o.ip + 16, 2) };
+    let old_addr: [u8; 4] = data[a_at..a_at + 4].try_into().unwrap_or([0; 4]);
+    let new_addr = to.0.octets();
+    data[a_at..a_at + 4].copy_from_slice(&new_addr);
+    let ipc = u16::from_be_bytes([data[o.ip + 10], data[o.ip + 11]]);
+    data[o.ip + 10..o.ip + 12]
+        .copy_from_slice(&checksum::update_addr(ipc, old_addr, new_addr).to_be_bytes());
+    let l4 = &mut data[o.l4..o.end];
+    let (port_at, check_at, pseudo) = match proto {
+        Proto::Tcp => (p_at, 16, true),
+        Proto::Udp => (p_at, 6, true),
+        Proto::Icmp => (4, 2, false), // the identifier, whichever side
+    };
+    let old_port = u16::from_be_bytes([l4[port_at], l4[port_at + 1]]);
+    l4[port_at..port_at + 2].copy_from_slice(&to.1.to_be_bytes());
+    if l4.len() < check_at + 2 {
+        return;
+    }
+    let c = u16::from_be_bytes([l4[check_at], l4[check_at + 1]]);
+    let new = if proto == Proto::Udp && c == 0 {
+        0 // UDP without a checksum stays without
+    } else if partial {
+        // The partial sum covers only the pseudo-header.
+        if pseudo {
+            checksum::update_partial_addr(c, old_addr, new_addr)
+        } else {
+            c
+        }
+    } else {
+        let c = if pseudo {
+            checksum::update_addr(c, old_addr, new_addr)
+        } else {
+            c
+        };
+        checksum::update(c, old_port, to.1)
+    };
+    l4[check_at..check_at + 2].copy_from_slice(&new.to_be_bytes());
+}
+
+/// The NAT of one outside interface. See the module documentation.
+#[derive(Debug)]
+pub struct Nat {
+    config: NatConfig,
+    /// Mappings by (protocol, external port).
+    by_external: HashMap<(Proto, u16), Mapping>,
+    /// External port by (protocol, inside address, inside port).
+    by_inside: HashMap<(Proto, Ipv4Addr, u16), u16>,
+    sessions: usize,
+    cursor: u16,
+    last_sweep: Instant,
+    counters: NatCounters,
+}
+
+/// How often expired sessions are swept.
+const SWEEP: Duration = Duration::from_secs(1);
+
+impl Nat {
+    pub fn new(config: NatConfig) -> Nat {
+        let mut nat = Nat {
+            cursor: *config.ports.start(),
+            config,
+            by_external: HashMap::new(),
+            by_inside: HashMap::new(),
+            sessions: 0,
+            last_sweep: Instant::ZERO,
+            counters: NatCounters::default(),
+        };
+        for f in nat.config.forwards.clone() {
+            let inside = (*f.to.ip(), f.to.port());
+            nat.by_external.insert(
+                (f.proto, f.port),
+                Mapping {
+                    inside,
+                    sessions: HashMap::new(),
+                    forward: true,
+                },
+            );
+            nat.by_inside.insert((f.proto, inside.0, inside.1), f.port);
+        }
+        nat
+    }
+
+    pub fn external(&self) -> Ipv4Addr {
+        self.config.external
+    }
+
+    pub fn counters(&self) -> &NatCounters {
+        &self.counters
+    }
+
+    fn timeout(&self, proto: Proto, tcp: Option<TcpState>) -> Duration {
+        let t = &self.config.timeouts;
+        match (proto, tcp) {
+            (Proto::Udp, _) => t.udp,
+            (Proto::Icmp, _) => t.icmp,
+            (Proto::Tcp, Some(TcpState::Established)) => t.tcp_established,
+            (Proto::Tcp, _) => t.tcp_transitory,
+        }
+    }
+
+    /// A free external port for a new mapping: the inside port when free
+    /// (port preservation), else the next free one in the range.
+    fn allocate(&mut self, proto: Proto, inside_port: u16) -> Option<u16> {
+        let range = self.config.ports.clone();
+        if range.contains(&inside_port) && !self.by_external.contains_key(&(proto, inside_port)) {
+            return Some(inside_port);
+        }
+        let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
+        let span = hi - lo + 1;
+        for i in 0..span {
+            let p = (lo + (u32::from(self.cursor).saturating_sub(lo) + i) % span) as u16;
+            if !self.by_external.contains_key(&(proto, p)) {
+                self.cursor = p.wrapping_add(1).max(*range.start());
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// A packet from the inside leaving by the outside interface (IP header
+    /// at `HEADER_LEN`): translates its source.
+    pub fn outbound(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
+        let partial = frame.hdr.needs_csum();
+        let data = frame.data_mut();
+        if let Some(v) = self.icmp_error(now, data, true) {
+            return v;
+        }
+        let (flow, o) = match read_flow(data, HEADER_LEN) {
+            Ok(x) => x,
+            Err(e) => return self.unreadable(e),
+        };
+        if flow.src.0 == self.config.external {
+            return Verdict::Untouched; // the router's own traffic
+        }
+        let key = (flow.proto, flow.src.0, flow.src.1);
+        let ext_port = match self.by_inside.get(&key) {
+            Some(p) => *p,
+            None => {
+                if self.sessions >= self.config.max_entries {
+                    self.counters.refused_table_full += 1;
+                    return Verdict::Refused;
+                }
+                let Some(p) = self.allocate(flow.proto, flow.src.1) else {
+                    self.counters.refused_ports_exhausted += 1;
+                    return Verdict::Refused;
+                };
+                self.by_inside.insert(key, p);
+                self.by_external.insert(
+                    (flow.proto, p),
+                    Mapping {
+                        inside: flow.src,
+                        sessions: HashMap::new(),
+                        forward: false,
+                    },
+                );
+                p
+            }
+        };
+        let remote = flow.dst;
+        let Some(m) = self.by_external.get_mut(&(flow.proto, ext_port)) else {
+            return Verdict::Dropped;
+        };
+        let is_new = !m.sessions.contains_key(&remote);
+        if is_new && self.sessions >= self.config.max_entries {
+            self.counters.refused_table_full += 1;
+            return Verdict::Refused;
+        }
+        let session = m.sessions.entry(remote).or_insert(Session {
+            tcp: None,
+            created: now,
+            expires: now,
+        });
+        if is_new {
+            self.sessions += 1;
+            self.counters.sessions_created += 1;
+        }
+        session.tcp = advance_tcp(flow.proto, session.tcp, flow.tcp_flags, true);
+        let tcp = session.tcp;
+        let timeout = self.timeout(flow.proto, tcp);
+        if let Some(s) = self
+            .by_external
+            .get_mut(&(flow.proto, ext_port))
+            .and_then(|m| m.sessions.get_mut(&remote))
+        {
+            s.expires = now + timeout;
+        }
+        rewrite(
+            data,
+            o,
+            flow.proto,
+            true,
+            (self.config.external, ext_port),
+            partial,
+        );
+        self.counters.translated_out += 1;
+        Verdict::Translated
+    }
+
+    /// A packet arriving on the outside interface for the external address:
+    /// translates its destination if a mapping lets it in.
+    pub fn inbound(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
+        let partial = frame.hdr.needs_csum();
+        let data = frame.data_mut();
+        if let Some(v) = self.icmp_error(now, data, false) {
+            return v;
+        }
+        let (flow, o) = match read_flow(data, HEADER_LEN) {
+            Ok(x) => x,
+            Err(Unreadable::Other) => return Verdict::Untouched,
+            Err(e) => return self.unreadable(e),
+        };
+        let key = (flow.proto, flow.dst.1);
+        let remote = flow.src;
+        let filtering = self.config.filtering;
+        let Some(m) = self.by_external.get_mut(&key) else {
+            if flow.proto == Proto::Tcp && flow.tcp_flags & SYN != 0 && flow.tcp_flags & ACK == 0 {
+                // RFC 5382 REQ-4: no reply to an unsolicited SYN for at
+                // least 6 s; this NAT never replies.
+                self.counters.dropped_unsolicited += 1;
+                return Verdict::Dropped;
+            }
+            return Verdict::Untouched;
+        };
+        let allowed = m.forward
+            || match filtering {
+                Filtering::EndpointIndependent => true,
+                Filtering::AddressDependent => m.sessions.keys().any(|(ip, _)| *ip == remote.0),
+                Filtering::AddressAndPortDependent => m.sessions.contains_key(&remote),
+            };
+        if !allowed {
+            if flow.proto == Proto::Tcp && flow.tcp_flags & SYN != 0 {
+                self.counters.dropped_unsolicited += 1;
+            } else {
+                self.counters.dropped_filtered += 1;
+            }
+            return Verdict::Dropped;
+        }
+        let inside = m.inside;
+        if !m.sessions.contains_key(&remote) {
+            if self.sessions >= self.config.max_entries {
+                self.counters.refused_table_full += 1;
+                return Verdict::Dropped;
+            }
+            m.sessions.insert(
+                remote,
+                Session {
+                    tcp: None,
+                    created: now,
+                    expires: now,
+                },
+            );
+            self.sessions += 1;
+            self.counters.sessions_created += 1;
+        }
+        let timeouts = self.config.timeouts;
+        if let Some(s) = m.sessions.get_mut(&remote) {
+            s.tcp = advance_tcp(flow.proto, s.tcp, flow.tcp_flags, false);
+            // Inbound refreshes TCP only (RFC 4787 REQ-6 asks for outbound).
+            if flow.proto == Proto::Tcp || s.expires <= now {
+                let t = match (flow.proto, s.tcp) {
+                    (Proto::Tcp, Some(TcpState::Established)) => timeouts.tcp_established,
+                    (Proto::Tcp, _) => timeouts.tcp_transitory,
+                    (Proto::Udp, _) => timeouts.udp,
+                    (Proto::Icmp, _) => timeouts.icmp,
+                };
+                s.expires = now + t;
+            }
+        }
+        rewrite(data, o, flow.proto, false, inside, partial);
+        self.counters.translated_in += 1;
+        Verdict::Translated
+    }
+
+    /// A packet from the inside to the external address (hairpinning):
+    /// translated as it leaves, then as it comes back in.
+    pub fn hairpin(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
+        let Ok((flow, _)) = read_flow(frame.data(), HEADER_LEN) else {
+            return Verdict::Untouched;
+        };
+        if !self.by_external.contains_key(&(flow.proto, flow.dst.1)) {
+            return Verdict::Untouched;
+        }
+        match self.outbound(now, frame) {
+            Verdict::Translated => {}
+            other => return other,
+        }
+        let v = self.inbound(now, frame);
+        if v == Verdict::Translated {
+            self.counters.hairpinned += 1;
+        }
+        v
+    }
+
+    fn unreadable(&mut self, e: Unreadable) -> Verdict {
+        match e {
+            Unreadable::Fragment => self.counters.dropped_fragments += 1,
+            Unreadable::Truncated => self.counters.dropped_truncated += 1,
+            Unreadable::Other => return Verdict::Untouched,
+        }
+        Verdict::Dropped
+    }
+
+    /// Translates an ICMP error (RFC 5508): the quoted packet is one this
+    /// NAT translated (inbound: it quotes our external endpoint as its
+    /// source; outbound: an inside host quotes a packet to it). `None` if
+    /// the packet is not an ICMP error.
+    fn icmp_error(&mut self, _now: Instant, data: &mut [u8], outbound: bool) -> Option<Verdict> {
+        let ip = Ipv4Packet::new_checked(data.get(HEADER_LEN..)?).ok()?;
+        if ip.next_header() != IpProtocol::Icmp || ip.more_frags() || ip.frag_offset() != 0 {
+            return None;
+        }
+        let icmp_at = HEADER_LEN + usize::from(ip.header_len());
+        let end = HEADER_LEN + usize::from(ip.total_len());
+        if !is_icmp_error(*data.get(icmp_at)?) {
+            return None;
+        }
+        let quoted_at = icmp_at + 8;
+        let Ok((q, qo)) = read_flow(&data[..end], quoted_at).or_else(|e| match e {
+            // A quote cut short after the ports is still enough.
+            Unreadable::Truncated => {
+                read_quoted_ports(&data[..end], quoted_at).ok_or(Unreadable::Truncated)
+            }
+            other => Err(other),
+        }) else {
+            self.counters.dropped_icmp_unknown_flow += 1;
+            return Some(Verdict::Dropped);
+        };
+        // Inbound: the quote is our packet out, its source our external
+        // endpoint. Outbound: an inside host quotes a packet we delivered
+        // to it, its destination the inside endpoint.
+        let (key, inner_src) = if outbound {
+            match self.by_inside.get(&(q.proto, q.dst.0, q.dst.1)) {
+                Some(p) => ((q.proto, *p), false),
+                None => return Some(Verdict::Untouched),
+            }
+        } else {
+            if q.src.0 != self.config.external {
+                return Some(Verdict::Untouched);
+            }
+            ((q.proto, q.src.1), true)
+        };
+        let Some(m) = self.by_external.get(&key) else {
+            self.counters.dropped_icmp_unknown_flow += 1;
+            return Some(Verdict::Dropped);
+        };
+        let inside = m.inside;
+        let external = (self.config.external, key.1);
+        let (inner_to, outer_to) = if outbound {
+            (external, self.config.external)
+        } else {
+            (inside, inside.0)
+        };
+        // The quoted packet: its own header and transport checksums.
+        rewrite(data, qo, q.proto, inner_src, inner_to, false);
+        let qip = qo.ip;
+        let ihl = usize::from(data[qip] & 0x0f) * 4;
+        data[qip + 10..qip + 12].fill(0);
+        let c = checksum::finish(checksum::sum(0, &data[qip..qip + ihl]));
+        data[qip + 10..qip + 12].copy_from_slice(&c.to_be_bytes());
+        // The outer header: source when leaving, destination when entering.
+        let at = if outbound {
+            HEADER_LEN + 12
+        } else {
+            HEADER_LEN + 16
+        };
+        let old: [u8; 4] = data[at..at + 4].try_into().unwrap_or([0; 4]);
+        data[at..at + 4].copy_from_slice(&outer_to.octets());
+        let ipc = u16::from_be_bytes([data[HEADER_LEN + 10], data[HEADER_LEN + 11]]);
+        data[HEADER_LEN + 10..HEADER_LEN + 12]
+            .copy_from_slice(&checksum::update_addr(ipc, old, outer_to.octets()).to_be_bytes());
+        // The ICMP checksum covers the whole message: recompute it.
+        data[icmp_at + 2..icmp_at + 4].fill(0);
+        let c = checksum::finish(checksum::sum(0, &data[icmp_at..end]));
+        data[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
+        self.counters.icmp_errors_translated += 1;
+        Some(Verdict::Translated)
+    }
+
+    /// When the NAT next wants [`Nat::on_timer`].
+    pub fn poll_at(&self) -> Option<Instant> {
+        (self.sessions > 0).then(|| self.last_sweep + SWEEP)
+    }
+
+    /// Forgets expired sessions, and mappings left without sessions.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.last_sweep = now;
+        let mut expired = 0;
+        let mut gone = Vec::new();
+        for (key, m) in &mut self.by_external {
+            let before = m.sessions.len();
+            m.sessions.retain(|_, s| s.expires > now);
+            expired += before - m.sessions.len();
+            if m.sessions.is_empty() && !m.forward {
+                gone.push((*key, m.inside));
+            }
+        }
+        for (key, inside) in gone {
+            self.by_external.remove(&key);
+            self.by_inside.remove(&(key.0, inside.0, inside.1));
+        }
+        self.sessions -= expired;
+        self.counters.sessions_expired += expired as u64;
+    }
+
+    pub fn rows(&self, now: Instant) -> Vec<NatRow> {
+        let mut rows = Vec::new();
+        let by_key: BTreeMap<_, _> = self.by_external.iter().collect();
+        for (&(proto, port), m) in by_key {
+            for (remote, s) in &m.sessions {
+                rows.push(NatRow {
+                    protocol: proto,
+                    inside: SocketAddrV4::new(m.inside.0, m.inside.1),
+                    outside: SocketAddrV4::new(self.config.external, port),
+                    remote: SocketAddrV4::new(remote.0, remote.1),
+                    state: s.tcp.map_or(
+                        if m.forward { "forward" } else { "active" },
+                        TcpState::as_str,
+                    ),
+                    age_secs: now.saturating_since(s.created).as_secs(),
+                    expires_in_secs: s.expires.saturating_since(now).as_secs(),
+                });
+            }
+        }
+        rows
+    }
+}
+
+/// The ports of a quoted packet whose quote ends right after them (RFC 792
+/// guarantees only 8 bytes of the transport header).
+fn read_quoted_ports(data: &[u8], ip_at: usize) -> Option<(Flow, Offsets)> {
+    let ihl = usize::from(data.get(ip_at)? & 0x0f) * 4;
+    let l4 = ip_at + ihl;
+    let b = data.get(l4..l4 + 8)?;
+    let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let proto = match data.get(ip_at + 9)? {
+        6 => Proto::Tcp,
+        17 => Proto::Udp,
+        1 if matches!(b[0], 0 | 8) => Proto::Icmp,
+        _ => return None,
+    };
+    let (s, d) = match (proto, b[0]) {
+        (Proto::Icmp, 8) => (port(4), 0),
+        (Proto::Icmp, _) => (0, port(4)),
+        _ => (port(0), port(2)),
+    };
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(data.get(ip_at + 12..ip_at + 16)?).ok()?);
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(data.get(ip_at + 16..ip_at + 20)?).ok()?);
+    Some((
+        Flow {
+            proto,
+            src: (src, s),
+            dst: (dst, d),
+            tcp_flags: 0,
+        },
+        Offsets {
+            ip: ip_at,
+            l4,
+            end: data.len(),
+        },
+    ))
+}
+
+/// The TCP state after a segment with `flags` in one direction.
+fn advance_tcp(
+    proto: Proto,
+    state: Option<TcpState>,
+    flags: u8,
+    outbound: bool,
+) -> Option<TcpState> {
+    if proto != Proto::Tcp {
+        return None;
+    }
+    use TcpState::*;
+    let syn = flags & SYN != 0;
+    let ack = flags & ACK != 0;
+    let next = if flags & RST != 0 {
+        Reset
+    } else {
+        match state {
+            None | Some(Reset) | Some(TimeWait) if syn && !ack => {
+                if outbound {
+                    SynSent
+                } else {
+                    SynReceived
+                }
+            }
+            None => {
+                if outbound {
+                    SynSent
+                } else {
+                    SynReceived
+                }
+            }
+            Some(SynSent) if !outbound && syn && ack => Established,
+            Some(SynSent) if !outbound && syn => SynReceived, // simultaneous open
+            Some(SynReceived) if ack && !syn => Established,
+            Some(SynReceived) if outbound && syn && ack => SynReceived,
+            Some(s @ (SynSent | SynReceived)) => s,
+            Some(Established) if flags & FIN != 0 => Closing {
+                fin_in: !outbound,
+                fin_out: outbound,
+            },
+            Some(Closing { fin_in, fin_out }) => {
+                let (fin_in, fin_out) = (
+                    fin_in || (!outbound && flags & FIN != 0),
+                    fin_out || (outbound && flags & FIN != 0),
+                );
+                if fin_in && fin_out {
+                    TimeWait
+                } else {
+                    Closing { fin_in, fin_out }
+                }
+            }
+            Some(s) => s,
+        }
+    };
+    Some(next)
+}
