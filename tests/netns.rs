@@ -203,9 +203,16 @@ fn sigterm_removes_everything_and_sigkill_is_cleaned_by_down() {
         exec_ok("l2e-1", "cat /etc/resolv.conf").contains("10.77.5.53"),
         "ip netns exec mounts it"
     );
+    // A process a user left running in a host ends with the lab (it would
+    // keep the namespace alive, nameless).
+    sh("(ip netns exec l2e-2 sleep 3131 < /dev/null > /dev/null 2>&1 &)");
     let (status, stderr) = lab.stop_with("TERM");
     assert!(status.success(), "{stderr}");
     assert_clean("l2e", &hosts);
+    assert!(
+        !sh("pgrep -f '[s]leep 3131'").status.success(),
+        "processes in the lab's namespaces end with it"
+    );
 
     let mut lab = Lab::up("l2e", &topo);
     let (_, _) = lab.stop_with("KILL");

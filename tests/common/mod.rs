@@ -196,3 +196,27 @@ pub fn assert_clean(lab: &str, hosts: &[&str]) {
         "control socket left behind"
     );
 }
+
+/// A background process for a test (a server in a host), killed when
+/// dropped, its output detached so that it never holds the test's pipes.
+pub struct Background(Child);
+
+impl Background {
+    pub fn spawn(argv: &[&str]) -> Background {
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Background(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -531,19 +531,16 @@ impl Nat {
             return Verdict::Dropped;
         }
         let inside = m.inside;
-        if !m.sessions.contains_key(&remote) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = m.sessions.entry(remote) {
             if self.sessions >= self.config.max_entries {
                 self.counters.refused_table_full += 1;
                 return Verdict::Dropped;
             }
-            m.sessions.insert(
-                remote,
-                Session {
-                    tcp: None,
-                    created: now,
-                    expires: now,
-                },
-            );
+            slot.insert(Session {
+                tcp: None,
+                created: now,
+                expires: now,
+            });
             self.sessions += 1;
             self.counters.sessions_created += 1;
         }

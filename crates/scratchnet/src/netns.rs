@@ -38,6 +38,9 @@ pub fn add(ns: &str) -> Result<()> {
 }
 
 /// Removes a namespace and its /etc/netns directory; absent ones are fine.
+/// Processes still running in it (a server a user started with `ip netns
+/// exec`) are ended first: they would keep the namespace alive, nameless,
+/// after the lab is gone.
 pub fn delete(ns: &str) -> Result<()> {
     let dir = etc_dir(ns);
     if dir.exists() {
@@ -45,9 +48,46 @@ pub fn delete(ns: &str) -> Result<()> {
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     if exists(ns) {
+        end_processes(ns);
         ip(&["netns", "delete", ns])?;
     }
     Ok(())
+}
+
+/// SIGTERM to every process in the namespace, SIGKILL to those still
+/// there after a second.
+fn end_processes(ns: &str) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let pids = || -> Vec<Pid> {
+        Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .map(Pid::from_raw)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let running = pids();
+    if running.is_empty() {
+        return;
+    }
+    for p in &running {
+        let _ = kill(*p, Signal::SIGTERM);
+    }
+    for _ in 0..20 {
+        if pids().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for p in pids() {
+        let _ = kill(p, Signal::SIGKILL);
+    }
 }
 
 /// Moves the host's TAP into its namespace as `eth0`, brings it up and

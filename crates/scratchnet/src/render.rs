@@ -156,6 +156,46 @@ fn router(out: &mut String, r: &Value) {
             num(a, "age_secs")
         );
     }
+    if let Some(nat) = r.get("nat").filter(|n| !n.is_null()) {
+        let c = &nat["counters"];
+        let table = nat["table"].as_array().cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  NAT ({} sessions): out {}, in {}, hairpinned {}, icmp-errors {}, created {}, expired {}, refused full {} ports {}, dropped unsolicited {} filtered {} fragments {} truncated {} icmp-unknown {}",
+            table.len(),
+            num(c, "translated_out"),
+            num(c, "translated_in"),
+            num(c, "hairpinned"),
+            num(c, "icmp_errors_translated"),
+            num(c, "sessions_created"),
+            num(c, "sessions_expired"),
+            num(c, "refused_table_full"),
+            num(c, "refused_ports_exhausted"),
+            num(c, "dropped_unsolicited"),
+            num(c, "dropped_filtered"),
+            num(c, "dropped_fragments"),
+            num(c, "dropped_truncated"),
+            num(c, "dropped_icmp_unknown_flow")
+        );
+        let _ = writeln!(
+            out,
+            "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>8}",
+            "proto", "inside", "outside", "remote", "state", "age", "expires"
+        );
+        for t in &table {
+            let _ = writeln!(
+                out,
+                "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>5}s {:>7}s",
+                text(t, "protocol"),
+                text(t, "inside"),
+                text(t, "outside"),
+                text(t, "remote"),
+                text(t, "state"),
+                num(t, "age_secs"),
+                num(t, "expires_in_secs")
+            );
+        }
+    }
     let leases = r["leases"].as_array().cloned().unwrap_or_default();
     if !leases.is_empty() {
         let _ = writeln!(out, "  DHCP leases ({}):", leases.len());

@@ -9,13 +9,16 @@ use crate::netns;
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
 use fabric::{DevicePort, Fabric, Runtime};
-use router::{DhcpConfig, IfaceConfig, IfaceId, Link, Router};
+use router::{
+    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, PortForward, Proto, Router,
+    Timeouts,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use switch::{PortConfig, PortMode, SwitchConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use topology::{Attachment, HostAddress, RouterSpec, Topology};
+use topology::{Attachment, HostAddress, NatFiltering, NatSpec, Protocol, RouterSpec, Topology};
 use tuntap::{Device, DeviceOptions, Kind};
 use wire::Mac;
 
@@ -208,6 +211,19 @@ fn build_router(
     for rt in &r.routes {
         router.add_route(rt.to, rt.via)?;
     }
+    if let Some(nat) = &r.nat {
+        let outside = r
+            .interfaces
+            .iter()
+            .position(|i| i.attachment == Attachment::Switch(nat.outside.clone()));
+        if let Some(n) = outside {
+            router.set_nat(
+                IfaceId(n as u32),
+                nat_config(nat, r, r.interfaces[n].address.addr()),
+            );
+        }
+    }
+
     let id = fabric.add_router(router, r.interfaces.len());
     for (n, i) in r.interfaces.iter().enumerate() {
         let iface = IfaceId(n as u32);
@@ -244,6 +260,37 @@ fn build_router(
     Ok(())
 }
 
+fn nat_config(nat: &NatSpec, r: &RouterSpec, external: std::net::Ipv4Addr) -> NatConfig {
+    NatConfig {
+        external,
+        ports: nat.ports.0..=nat.ports.1,
+        filtering: match nat.filtering {
+            NatFiltering::EndpointIndependent => Filtering::EndpointIndependent,
+            NatFiltering::AddressDependent => Filtering::AddressDependent,
+            NatFiltering::AddressAndPortDependent => Filtering::AddressAndPortDependent,
+        },
+        max_entries: nat.max_entries,
+        timeouts: Timeouts {
+            udp: nat.udp_timeout,
+            tcp_established: nat.tcp_established_timeout,
+            tcp_transitory: nat.tcp_transitory_timeout,
+            icmp: nat.icmp_timeout,
+        },
+        forwards: r
+            .forwards
+            .iter()
+            .map(|f| PortForward {
+                proto: match f.protocol {
+                    Protocol::Tcp => Proto::Tcp,
+                    Protocol::Udp => Proto::Udp,
+                },
+                port: f.port,
+                to: f.to,
+            })
+            .collect(),
+    }
+}
+
 /// Runs the DHCP client of every DHCP host, all at once, and waits for
 /// their leases.
 async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
@@ -263,15 +310,44 @@ async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
     Ok(())
 }
 
-/// What this version does not build yet, said plainly.
+/// What this version does not build yet, and settings below what the
+/// RFCs ask, said plainly.
 fn notes(lab: &Topology) -> Vec<String> {
     let mut notes = Vec::new();
-    for r in lab
-        .routers
-        .iter()
-        .filter(|r| r.nat_outside.is_some() || !r.forwards.is_empty())
-    {
-        notes.push(format!("router `{}`: NAT and port forwards are not built yet: its inside addresses are routed as they are", r.name));
+    for r in &lab.routers {
+        let Some(n) = &r.nat else { continue };
+        let minimums = [
+            (
+                "udp_timeout_secs",
+                n.udp_timeout.as_secs(),
+                120,
+                "RFC 4787 REQ-5",
+            ),
+            (
+                "tcp_established_timeout_secs",
+                n.tcp_established_timeout.as_secs(),
+                7440,
+                "RFC 5382 REQ-5",
+            ),
+            (
+                "tcp_transitory_timeout_secs",
+                n.tcp_transitory_timeout.as_secs(),
+                240,
+                "RFC 5382 REQ-5",
+            ),
+            (
+                "icmp_timeout_secs",
+                n.icmp_timeout.as_secs(),
+                60,
+                "RFC 5508 REQ-1",
+            ),
+        ];
+        for (key, secs, min, rfc) in minimums.into_iter().filter(|(_, s, m, _)| s < m) {
+            notes.push(format!(
+                "router `{}`: nat.{key} = {secs} is below the {min} s that {rfc} asks for",
+                r.name
+            ));
+        }
     }
     for s in &lab.services {
         notes.push(format!(

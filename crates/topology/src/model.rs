@@ -61,8 +61,8 @@ pub struct RouterSpec {
     pub name: String,
     pub interfaces: Vec<InterfaceSpec>,
     pub routes: Vec<RouteSpec>,
-    /// Masquerade traffic leaving by the interface on this switch.
-    pub nat_outside: Option<String>,
+    /// Masquerade traffic leaving by the interface on a switch.
+    pub nat: Option<NatSpec>,
     pub dhcp: Vec<DhcpSpec>,
     pub forwards: Vec<ForwardSpec>,
 }
@@ -84,6 +84,35 @@ pub struct InterfaceSpec {
     pub attachment: Attachment,
     pub address: Ipv4Net,
     pub mtu: u16,
+}
+
+/// Source NAT on a router's outside interface (RFC 4787/5382/5508).
+#[derive(Debug, Clone)]
+pub struct NatSpec {
+    /// The switch of the outside interface; its address is the external one.
+    pub outside: String,
+    pub filtering: NatFiltering,
+    pub ports: (u16, u16),
+    pub max_entries: usize,
+    pub udp_timeout: Duration,
+    pub tcp_established_timeout: Duration,
+    pub tcp_transitory_timeout: Duration,
+    pub icmp_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatFiltering {
+    EndpointIndependent,
+    AddressDependent,
+    AddressAndPortDependent,
+}
+
+impl NatFiltering {
+    pub const NAMES: [&'static str; 3] = [
+        "endpoint-independent",
+        "address-dependent",
+        "address-and-port-dependent",
+    ];
 }
 
 #[derive(Debug, Clone)]

@@ -89,6 +89,13 @@ pub struct Route {
 #[serde(deny_unknown_fields)]
 pub struct Nat {
     pub outside: Str,
+    pub filtering: Option<Str>,
+    pub ports: Option<Str>,
+    pub max_entries: Option<Spanned<u64>>,
+    pub udp_timeout_secs: Option<Spanned<u64>>,
+    pub tcp_established_timeout_secs: Option<Spanned<u64>>,
+    pub tcp_transitory_timeout_secs: Option<Spanned<u64>>,
+    pub icmp_timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

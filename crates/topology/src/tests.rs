@@ -55,6 +55,35 @@ fn reference_lab_matches_the_contract() {
         .find(|r| r.name == "isp-gw")
         .expect("isp-gw");
     assert!(isp_gw.interfaces.iter().any(|i| matches!(&i.attachment, Attachment::Tun { peer, .. } if *peer == Ipv4Addr::new(198, 18, 0, 2))));
+    let home_gw = lab
+        .routers
+        .iter()
+        .find(|r| r.name == "home-gw")
+        .expect("home-gw");
+    let nat = home_gw.nat.as_ref().expect("home-gw masquerades");
+    assert_eq!(
+        (
+            nat.outside.as_str(),
+            nat.filtering,
+            nat.ports,
+            nat.max_entries
+        ),
+        (
+            "isp",
+            NatFiltering::AddressAndPortDependent,
+            (1024, 65535),
+            65536
+        )
+    );
+    assert_eq!(
+        (
+            nat.udp_timeout.as_secs(),
+            nat.tcp_established_timeout.as_secs(),
+            nat.tcp_transitory_timeout.as_secs(),
+            nat.icmp_timeout.as_secs()
+        ),
+        (300, 7440, 240, 60)
+    );
     let sw = lab.switch("home").expect("home");
     assert_eq!(
         (sw.mtu, sw.ageing.as_secs(), sw.mac_table_size),

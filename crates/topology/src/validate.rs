@@ -520,8 +520,9 @@ impl Validator<'_, '_> {
                 routes.push(RouteSpec { to, via });
             }
         }
-        let nat_outside = x.nat.as_ref().and_then(|n| {
-            let o = &n.get_ref().outside;
+        let nat = x.nat.as_ref().and_then(|n| {
+            let n = n.get_ref();
+            let o = &n.outside;
             if !on_switch(o.get_ref()) {
                 self.err(
                     o,
@@ -531,7 +532,63 @@ impl Validator<'_, '_> {
                 );
                 return None;
             }
-            Some(o.get_ref().clone())
+            let filtering = match n.filtering.as_ref().map(|f| (f, f.get_ref().as_str())) {
+                None | Some((_, "address-and-port-dependent")) => {
+                    NatFiltering::AddressAndPortDependent
+                }
+                Some((_, "address-dependent")) => NatFiltering::AddressDependent,
+                Some((_, "endpoint-independent")) => NatFiltering::EndpointIndependent,
+                Some((f, other)) => {
+                    self.err(
+                        f,
+                        &key("nat.filtering"),
+                        format!("unknown filtering `{other}`"),
+                        format!("use one of: {}", NatFiltering::NAMES.join(", ")),
+                    );
+                    NatFiltering::AddressAndPortDependent
+                }
+            };
+            let ports = match &n.ports {
+                None => (1024, 65535),
+                Some(p) => match p.get_ref().split_once('-').and_then(|(a, b)| {
+                    Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+                }) {
+                    Some((a, b)) if 0 < a && a <= b => (a, b),
+                    _ => {
+                        self.err(
+                            p,
+                            &key("nat.ports"),
+                            format!("`{}` is not a port range", p.get_ref()),
+                            "write FIRST-LAST, like 1024-65535".to_owned(),
+                        );
+                        (1024, 65535)
+                    }
+                },
+            };
+            let secs = |v: &Option<Spanned<u64>>, k: &str, d: u64, me: &mut Self| {
+                Duration::from_secs(me.ranged(v, &key(k), 1, 1 << 32, d))
+            };
+            Some(NatSpec {
+                outside: o.get_ref().clone(),
+                filtering,
+                ports,
+                max_entries: self.ranged(&n.max_entries, &key("nat.max_entries"), 1, 1 << 24, 65536)
+                    as usize,
+                udp_timeout: secs(&n.udp_timeout_secs, "nat.udp_timeout_secs", 300, self),
+                tcp_established_timeout: secs(
+                    &n.tcp_established_timeout_secs,
+                    "nat.tcp_established_timeout_secs",
+                    7440,
+                    self,
+                ),
+                tcp_transitory_timeout: secs(
+                    &n.tcp_transitory_timeout_secs,
+                    "nat.tcp_transitory_timeout_secs",
+                    240,
+                    self,
+                ),
+                icmp_timeout: secs(&n.icmp_timeout_secs, "nat.icmp_timeout_secs", 60, self),
+            })
         });
         let mut dhcp = Vec::new();
         for d in &x.dhcp {
@@ -617,11 +674,19 @@ impl Validator<'_, '_> {
                 forwards.push(ForwardSpec { protocol, port, to });
             }
         }
+        if !forwards.is_empty() && nat.is_none() {
+            self.err(
+                &x.name,
+                &key("forwards"),
+                "port forwards need a NAT",
+                "add `nat = { outside = \"SWITCH\" }`".to_owned(),
+            );
+        }
         ok.then_some(RouterSpec {
             name,
             interfaces,
             routes,
-            nat_outside,
+            nat,
             dhcp,
             forwards,
         })
