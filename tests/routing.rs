@@ -258,6 +258,37 @@ fn the_reference_lab_comes_up_with_its_routers_dhcp_and_host_uplink() {
     exec_ok("alice", "ping -c 2 -i 0.2 -W 2 192.168.1.100");
     exec_ok("carol", "ping -c 2 -i 0.2 -W 2 10.1.0.1");
     assert!(exec_ok("alice", "cat /etc/resolv.conf").contains("nameserver 198.51.100.53"));
+    // Behind their NATs, alice and carol reach the ISP and the data centre.
+    exec_ok("alice", "ping -c 2 -i 0.2 -W 2 203.0.113.1");
+    exec_ok("carol", "ping -c 2 -i 0.2 -W 2 203.0.113.1");
+    let tr = exec_ok("alice", "traceroute -n -q 1 -w 2 203.0.113.1");
+    let hops: Vec<&str> = tr
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(hops, ["192.168.1.1", "203.0.113.1"], "{tr}");
+    let status = lab.status_json();
+    let home = status["fabric"]["routers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "home-gw")
+        .cloned()
+        .unwrap();
+    assert!(
+        home["nat"]["table"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["inside"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("192.168.1.10:"))
+                && e["outside"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("198.51.100.2:"))),
+        "{home}"
+    );
     // The machine reaches the ISP and the data centre through isp-gw's TUN.
     for addr in ["198.51.100.1", "198.51.100.2", "203.0.113.1"] {
         let out = sh(&format!("ping -c 1 -W 2 {addr}"));

@@ -465,6 +465,9 @@ impl Router {
         }
     }
 
+    /// Errors about a packet for the router itself come from the address
+    /// it was sent to, as Linux does, so that traceroute's last hop names
+    /// the destination.
     fn local_input(
         &mut self,
         now: Instant,
@@ -509,25 +512,11 @@ impl Router {
                 self.dhcp_input(now, iface, frame, pool, out)
             }
             IpProtocol::Udp | IpProtocol::Tcp => {
-                self.icmp_error(
-                    now,
-                    IcmpError::PortUnreachable,
-                    self.addr(iface),
-                    &frame,
-                    pool,
-                    out,
-                );
+                self.icmp_error(now, IcmpError::PortUnreachable, dst, &frame, pool, out);
                 self.discard(pool, frame, Drop::Unreachable);
             }
             _ => {
-                self.icmp_error(
-                    now,
-                    IcmpError::ProtocolUnreachable,
-                    self.addr(iface),
-                    &frame,
-                    pool,
-                    out,
-                );
+                self.icmp_error(now, IcmpError::ProtocolUnreachable, dst, &frame, pool, out);
                 self.discard(pool, frame, Drop::Unreachable);
             }
         }

@@ -276,6 +276,11 @@ fn each_unreachable_has_its_code() {
         assert_eq!(out.len(), 1, "code {code}");
         let (ty, c, _, quote) = icmp_of(&out[0].1);
         assert_eq!((ty, c), (3, code));
+        assert_eq!(
+            ip_of(&out[0].1).src_addr(),
+            ip_of(&[&[0u8; 14][..], &packet].concat()).dst_addr(),
+            "from the address the packet was sent to"
+        );
         assert_eq!(&quote[..20], &packet[..20]);
     }
     // Without a default route: net unreachable.
