@@ -3,11 +3,13 @@
 it sees, and clients that make many short connections.
 
   tcp_peer.py serve PORT
-  tcp_peer.py sequential HOST PORT N   -> prints "ok N" and the addresses seen
+  tcp_peer.py sequential HOST PORT N   -> prints "ok N", the addresses seen
+                                          and the seconds it took
   tcp_peer.py concurrent HOST PORT N   -> same, all N connections at once
 """
 import asyncio
 import sys
+import time
 
 
 async def serve(port):
@@ -30,6 +32,7 @@ async def one(host, port):
 
 
 async def clients(host, port, n, concurrent):
+    start = time.monotonic()
     if concurrent:
         results = await asyncio.gather(*(one(host, port) for _ in range(n)), return_exceptions=True)
     else:
@@ -43,6 +46,7 @@ async def clients(host, port, n, concurrent):
     seen = sorted({r.rsplit(":", 1)[0] for r in ok})
     print(f"ok {len(ok)}")
     print("seen " + " ".join(seen))
+    print(f"elapsed {time.monotonic() - start:.3f}")
 
 
 def main():
