@@ -53,6 +53,9 @@ struct Shared {
     fabric: Mutex<Fabric>,
     /// The device behind each port, indexed by `PortId`.
     devices: Vec<Option<Device>>,
+    /// Whoever holds a port's token is its only reader, so its frames are
+    /// forwarded in the order they arrived.
+    readers: Vec<Mutex<()>>,
     io: Vec<IoCounters>,
     epoch: std::time::Instant,
     epoch_wall: SystemTime,
@@ -99,6 +102,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             fabric: Mutex::new(fabric),
             devices,
+            readers: (0..n).map(|_| Mutex::new(())).collect(),
             io: (0..n).map(|_| IoCounters::default()).collect(),
             epoch: std::time::Instant::now(),
             epoch_wall: SystemTime::now(),
@@ -222,43 +226,119 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
     let Some(device) = shared.devices[port.0 as usize].as_ref() else {
         return;
     };
-    let io = &shared.io[port.0 as usize];
     let mut batch = Batch::new();
     let mut egress = EgressPath::new();
+    let mut follow = Follow::default();
     loop {
         if let Err(e) = device.readable().await {
             tracing::warn!(port = port.0, "device not readable: {e}");
-            IoCounters::bump(&io.read_failed);
+            IoCounters::bump(&shared.io[port.0 as usize].read_failed);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        // Drain what is queued before waiting again.
-        loop {
-            let mut frame = batch.take_frame();
-            let n = match device.try_recv(frame.read_area()) {
-                Ok(n) => n,
-                Err(e) => {
-                    batch.put_frame(frame);
-                    if e.kind() != ErrorKind::WouldBlock {
-                        tracing::debug!(port = port.0, "device read failed: {e}");
-                        IoCounters::bump(&io.read_failed);
-                    }
-                    break;
-                }
-            };
-            frame.set_len(n);
-            if device.offload() {
-                let Some(hdr) = VnetHdr::parse(frame.data()) else {
-                    IoCounters::bump(&io.read_failed);
-                    batch.put_frame(frame);
-                    continue;
-                };
-                frame.pull_front(VNET_HDR_LEN);
-                frame.hdr = hdr;
+        drain_and_follow(&shared, port, &mut batch, &mut egress, &mut follow);
+    }
+}
+
+/// How many ports one wake-up may drain, following the frames it wrote.
+const FOLLOW_LIMIT: usize = 8;
+
+/// Reused lists of the ports to visit and those just written to.
+#[derive(Default)]
+struct Follow {
+    todo: Vec<PortId>,
+    touched: Vec<PortId>,
+}
+
+/// Drains `port`, then the ports it just wrote to, a few hops deep.
+///
+/// A frame written to a TAP is processed by the receiving namespace's
+/// kernel inside the write itself, so its answer (a SYN-ACK, an echo
+/// reply, an ACK) is often already queued on that port when the write
+/// returns. Reading it now, instead of waking that port's task, saves a
+/// thread wake-up per hop, which is most of a round trip's cost here.
+/// Other ports are only taken if their reader token is free.
+fn drain_and_follow(
+    shared: &Shared,
+    port: PortId,
+    batch: &mut Batch,
+    egress: &mut EgressPath,
+    follow: &mut Follow,
+) {
+    let Follow { todo, touched } = follow;
+    todo.clear();
+    todo.push(port);
+    let mut drained = 0;
+    while let Some(p) = todo.pop() {
+        let token = &shared.readers[p.0 as usize];
+        let guard = if p == port {
+            token.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            match token.try_lock() {
+                Ok(g) => g,
+                Err(_) => continue,
             }
-            let now = shared.now();
-            shared.fabric().ingress(now, port, frame, &mut batch);
-            write_deliveries(&shared, &batch, &mut egress);
+        };
+        touched.clear();
+        let got = drain(shared, p, batch, egress, touched);
+        drop(guard);
+        drained += 1;
+        if drained >= FOLLOW_LIMIT || (got == 0 && p != port) {
+            continue;
+        }
+        for t in touched.iter() {
+            if *t != p && !todo.contains(t) && todo.len() + drained < FOLLOW_LIMIT {
+                todo.push(*t);
+            }
+        }
+    }
+}
+
+/// Reads and forwards everything queued on `port`; returns how many frames,
+/// and notes the ports written to in `touched`.
+fn drain(
+    shared: &Shared,
+    port: PortId,
+    batch: &mut Batch,
+    egress: &mut EgressPath,
+    touched: &mut Vec<PortId>,
+) -> usize {
+    let Some(device) = shared.devices[port.0 as usize].as_ref() else {
+        return 0;
+    };
+    let io = &shared.io[port.0 as usize];
+    let mut count = 0;
+    loop {
+        let mut frame = batch.take_frame();
+        let n = match device.try_recv(frame.read_area()) {
+            Ok(n) => n,
+            Err(e) => {
+                batch.put_frame(frame);
+                if e.kind() != ErrorKind::WouldBlock {
+                    tracing::debug!(port = port.0, "device read failed: {e}");
+                    IoCounters::bump(&io.read_failed);
+                }
+                return count;
+            }
+        };
+        count += 1;
+        frame.set_len(n);
+        if device.offload() {
+            let Some(hdr) = VnetHdr::parse(frame.data()) else {
+                IoCounters::bump(&io.read_failed);
+                batch.put_frame(frame);
+                continue;
+            };
+            frame.pull_front(VNET_HDR_LEN);
+            frame.hdr = hdr;
+        }
+        let now = shared.now();
+        shared.fabric().ingress(now, port, frame, batch);
+        write_deliveries(shared, batch, egress);
+        for d in batch.deliveries() {
+            if !touched.contains(&d.port) {
+                touched.push(d.port);
+            }
         }
     }
 }
