@@ -220,3 +220,19 @@ impl Drop for Background {
         let _ = self.0.wait();
     }
 }
+
+/// The hop addresses `traceroute -n -q 1` from `host` to `dst` prints
+/// (`host` "" runs it in the machine's own namespace).
+pub fn hops(host: &str, dst: &str) -> Vec<String> {
+    let cmd = format!("traceroute -n -q 1 -w 2 {dst}");
+    let out = if host.is_empty() {
+        String::from_utf8_lossy(&sh(&cmd).stdout).into_owned()
+    } else {
+        exec_ok(host, &cmd)
+    };
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .collect()
+}

@@ -445,8 +445,10 @@ mod routed {
         // ForwDatagrams): the packet for .99 counts, then its drop.
         assert_eq!(status.routers[0].counters.forwarded, 3);
         assert_eq!(
-            status.routers[0].counters.drops.get("host-unreachable"),
-            Some(&1)
+            status.routers[0]
+                .counters
+                .drops(router::Drop::HostUnreachable),
+            1
         );
         assert_eq!(status.l3_ports[0].rx_frames, 2);
         assert_eq!(

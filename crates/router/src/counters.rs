@@ -84,9 +84,11 @@ impl Drop {
     }
 }
 
-/// The router's counters.
-#[derive(Debug, Clone, Default)]
+/// The router's counters, as `scratchnet status` shows them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counters {
+    /// By reason name, the non-zero ones.
+    #[serde(serialize_with = "drops_by_name")]
     drops: [u64; Drop::ALL.len()],
     pub received: u64,
     pub forwarded: u64,
@@ -124,4 +126,17 @@ impl Counters {
             .map(|d| (d.as_str(), self.drops(*d)))
             .collect()
     }
+}
+
+fn drops_by_name<S: serde::Serializer>(
+    drops: &[u64; Drop::ALL.len()],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        Drop::ALL
+            .iter()
+            .zip(drops)
+            .filter(|(_, n)| **n > 0)
+            .map(|(d, n)| (d.as_str(), n)),
+    )
 }

@@ -128,7 +128,7 @@ pub struct RouterStatus {
     pub routes: Vec<RouteRow>,
     pub arp: Vec<NeighbourRow>,
     pub leases: Vec<LeaseRow>,
-    pub counters: CounterRows,
+    pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
 }
@@ -155,24 +155,6 @@ pub struct RouteRow {
     pub via: Option<Ipv4Addr>,
     pub iface: String,
     pub kind: RouteKind,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CounterRows {
-    pub received: u64,
-    pub forwarded: u64,
-    pub forwarded_gso: u64,
-    pub forwarded_with_options: u64,
-    pub fragmented: u64,
-    pub fragments_sent: u64,
-    pub delivered: u64,
-    pub icmp_errors_sent: u64,
-    pub icmp_errors_rate_limited: u64,
-    pub echo_replies_sent: u64,
-    pub arp_requests_sent: u64,
-    pub arp_replies_sent: u64,
-    pub dhcp_replies_sent: u64,
-    pub drops: std::collections::BTreeMap<&'static str, u64>,
 }
 
 fn martian_source(a: Ipv4Addr) -> bool {
@@ -862,7 +844,6 @@ impl Router {
                 .get(i.0 as usize)
                 .map_or("?".to_owned(), |f| f.config.name.clone())
         };
-        let c = &self.counters;
         RouterStatus {
             name: self.name.clone(),
             interfaces: self
@@ -896,22 +877,7 @@ impl Router {
                 .filter_map(|i| i.dhcp.as_ref())
                 .flat_map(|d| d.leases(now))
                 .collect(),
-            counters: CounterRows {
-                received: c.received,
-                forwarded: c.forwarded,
-                forwarded_gso: c.forwarded_gso,
-                forwarded_with_options: c.forwarded_with_options,
-                fragmented: c.fragmented,
-                fragments_sent: c.fragments_sent,
-                delivered: c.delivered,
-                icmp_errors_sent: c.icmp_errors_sent,
-                icmp_errors_rate_limited: c.icmp_errors_rate_limited,
-                echo_replies_sent: c.echo_replies_sent,
-                arp_requests_sent: c.arp_requests_sent,
-                arp_replies_sent: c.arp_replies_sent,
-                dhcp_replies_sent: c.dhcp_replies_sent,
-                drops: c.drop_map(),
-            },
+            counters: self.counters.clone(),
             nat: self
                 .nat_status(now)
                 .map(|(table, counters)| NatStatus { table, counters }),
