@@ -501,3 +501,175 @@ mod routed {
         assert_eq!(sim2.take_received(a2).len(), 1, "a gets the reply");
     }
 }
+
+mod hostile_input {
+    //! Seeded random and mangled frames through a switch, a router with
+    //! NAT and DHCP, and back: nothing panics, everything is counted, and
+    //! the lab still forwards afterwards.
+    use super::*;
+    use router::{DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, Router};
+    use std::net::Ipv4Addr;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A valid-looking frame of some kind, to be mangled.
+    fn template(rng: &mut Rng, router_mac: Mac) -> Vec<u8> {
+        let dst = if rng.below(2) == 0 {
+            router_mac
+        } else {
+            Mac::BROADCAST
+        };
+        let mut ip = vec![
+            0x45,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            [1u8, 6, 17][rng.below(3)],
+            0,
+            0,
+            10,
+            0,
+            1,
+            10,
+            192,
+            0,
+            2,
+            1,
+        ];
+        ip.extend((0..rng.below(200)).map(|_| rng.next() as u8));
+        let len = ip.len() as u16;
+        ip[2..4].copy_from_slice(&len.to_be_bytes());
+        let c = checksum::finish(checksum::sum(0, &ip[..20]));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let ethertype = [ETHERTYPE_IPV4, 0x0806, 0x8100, 0x86dd, 0x05ff][rng.below(5)];
+        build_frame(dst, mac(10), ethertype, &ip)
+    }
+
+    fn mangle(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
+        for _ in 0..rng.below(6) {
+            match rng.below(4) {
+                0 if !f.is_empty() => {
+                    let i = rng.below(f.len());
+                    f[i] = rng.next() as u8;
+                }
+                1 => f.truncate(rng.below(f.len() + 1)),
+                2 => f.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+                _ => {
+                    if f.len() > 14 {
+                        let i = 14 + rng.below(f.len().min(40) - 14);
+                        f[i] = 0xff;
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn twenty_thousand_mangled_frames_cause_no_panic_and_the_lab_still_works() {
+        let r_mac = Mac([2, 0, 0, 0, 0, 0xfe]);
+        let mut f = Fabric::new();
+        let lan = f.add_switch("lan", SwitchConfig::default());
+        let wan = f.add_switch("wan", SwitchConfig::default());
+        let a = f
+            .add_port("a", lan, PortConfig::access(1), false)
+            .expect("port");
+        let b = f
+            .add_port("b", wan, PortConfig::access(1), false)
+            .expect("port");
+        let mut r = Router::new("r");
+        let dhcp = DhcpConfig {
+            first: Ipv4Addr::new(10, 0, 1, 100),
+            last: Ipv4Addr::new(10, 0, 1, 110),
+            lease: Duration::from_secs(60),
+            dns: vec![],
+        };
+        r.add_iface(IfaceConfig {
+            name: "lan".into(),
+            link: Link::Ethernet { mac: r_mac },
+            addr: "10.0.1.1/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: Some(dhcp),
+        });
+        r.add_iface(IfaceConfig {
+            name: "wan".into(),
+            link: Link::Ethernet {
+                mac: Mac([2, 0, 0, 0, 0, 0xfd]),
+            },
+            addr: "192.0.2.254/24".parse().expect("net"),
+            mtu: 1500,
+            dhcp: None,
+        });
+        r.set_nat(
+            IfaceId(1),
+            NatConfig::masquerade(Ipv4Addr::new(192, 0, 2, 254)),
+        );
+        let rid = f.add_router(r, 2);
+        f.link_router(rid, IfaceId(0), lan, PortConfig::access(1))
+            .expect("link");
+        f.link_router(rid, IfaceId(1), wan, PortConfig::access(1))
+            .expect("link");
+        let mut sim = Sim::new(f, 99, LinkParams::default());
+        let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+        for i in 0..20_000 {
+            let t = template(&mut rng, r_mac);
+            let frame = mangle(&mut rng, t);
+            sim.send(if i % 3 == 0 { b } else { a }, frame);
+            if i % 500 == 0 {
+                sim.run_for(Duration::from_millis(700));
+            }
+        }
+        sim.run_for(Duration::from_secs(400));
+        let status = sim.fabric().status(sim.now());
+        let rc = &status.routers[0].counters;
+        assert!(rc.received > 1000, "the router saw plenty: {rc:?}");
+        assert!(
+            status
+                .switches
+                .iter()
+                .map(|s| s
+                    .ports
+                    .iter()
+                    .map(|p| p.drops.values().sum::<u64>())
+                    .sum::<u64>())
+                .sum::<u64>()
+                > 0
+        );
+        sim.take_received(a);
+        sim.take_received(b);
+
+        // Afterwards the router still answers ARP on the LAN.
+        let arp_req = {
+            let mut body = vec![0, 1, 8, 0, 6, 4, 0, 1];
+            body.extend_from_slice(&mac(10).0);
+            body.extend_from_slice(&[10, 0, 1, 10]);
+            body.extend_from_slice(&[0; 6]);
+            body.extend_from_slice(&[10, 0, 1, 1]);
+            build_frame(Mac::BROADCAST, mac(10), 0x0806, &body)
+        };
+        sim.send(a, arp_req);
+        sim.run_until_idle();
+        assert!(
+            sim.take_received(a)
+                .iter()
+                .any(|r| Mac::from_slice(&r.frame[6..]) == Some(r_mac)),
+            "ARP reply after the storm"
+        );
+    }
+}
