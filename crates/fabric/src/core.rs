@@ -128,13 +128,15 @@ enum Hop {
 #[derive(Debug, Clone, Copy)]
 enum Member {
     Edge(PortId),
-    Router(usize, IfaceId),
+    /// A router interface; the port entry names it and holds its capture.
+    Router(usize, IfaceId, PortId),
 }
 
 /// What a router interface is plugged into.
 #[derive(Debug, Clone, Copy)]
 enum IfaceLink {
-    Switch(usize, PortNo),
+    /// A switch port, and the port entry that names it.
+    Switch(usize, PortNo, PortId),
     Edge(PortId),
 }
 
@@ -144,6 +146,9 @@ enum Attach {
     Switch(usize, PortNo),
     /// An L3 (TUN) port on a router interface: frames are IP packets.
     Router(usize, IfaceId),
+    /// The switch side of a router's interface: no device, but a name in
+    /// status and a place to capture.
+    RouterLink,
 }
 
 struct SwitchNode {
@@ -290,8 +295,16 @@ impl Fabric {
             .and_then(|n| n.ifaces.get_mut(iface.0 as usize))
             .ok_or(FabricError::NoSuchNode)?;
         let port_no = node.switch.add_port(config);
-        node.members.push(Member::Router(r.0 as usize, iface));
-        *slot = Some(IfaceLink::Switch(switch.0 as usize, port_no));
+        let id = PortId(self.ports.len() as u32);
+        node.members.push(Member::Router(r.0 as usize, iface, id));
+        *slot = Some(IfaceLink::Switch(switch.0 as usize, port_no, id));
+        let router = &self.routers[r.0 as usize].router;
+        let name = format!(
+            "{}.{}",
+            router.name(),
+            router.iface_name(iface).unwrap_or("?")
+        );
+        self.new_port(&name, Attach::RouterLink, false)?;
         Ok(())
     }
 
@@ -368,6 +381,10 @@ impl Fabric {
         );
         let hop = match entry.attach {
             Attach::Switch(sw, pn) => Hop::Switch(sw, pn),
+            Attach::RouterLink => {
+                batch.put_frame(frame);
+                return;
+            }
             Attach::Router(r, iface) => {
                 entry.l3.rx_frames += 1;
                 entry.l3.rx_bytes += frame.len() as u64;
@@ -448,7 +465,17 @@ impl Fabric {
                 .copied()
                 .flatten()
             {
-                Some(IfaceLink::Switch(sw, pn)) => {
+                Some(IfaceLink::Switch(sw, pn, link)) => {
+                    if let Some(entry) = self.ports.get_mut(link.0 as usize) {
+                        capture(
+                            entry,
+                            now,
+                            Direction::In,
+                            VlanEdit::Keep,
+                            frame.data(),
+                            &mut self.capture_scratch,
+                        );
+                    }
                     let slot = batch.push(frame);
                     batch.work.push_back((Hop::Switch(sw, pn), slot));
                 }
@@ -516,7 +543,20 @@ impl Fabric {
                         frame: slot,
                     });
                 }
-                Member::Router(r, iface) => {
+                Member::Router(r, iface, link) => {
+                    if let (Some(entry), Some(frame)) = (
+                        self.ports.get_mut(link.0 as usize),
+                        batch.frames[slot].as_ref(),
+                    ) {
+                        capture(
+                            entry,
+                            now,
+                            Direction::Out,
+                            e.edit,
+                            frame.data(),
+                            &mut self.capture_scratch,
+                        );
+                    }
                     // The router rewrites the frame: it gets the frame itself
                     // when it is the only receiver, a copy otherwise.
                     let mut own = if copies == 1 {
@@ -560,8 +600,9 @@ impl Fabric {
                                 let e = &self.ports[id.0 as usize];
                                 PortStatus::new(&e.name, e.offload, e.capture.is_some(), &c)
                             }
-                            Member::Router(r, iface) => {
-                                PortStatus::new(&self.router_iface_name(r, iface), false, false, &c)
+                            Member::Router(_, _, id) => {
+                                let e = &self.ports[id.0 as usize];
+                                PortStatus::new(&e.name, false, e.capture.is_some(), &c)
                             }
                         }
                     })
@@ -600,16 +641,6 @@ impl Fabric {
             l3_ports,
             runaway: self.runaway,
         }
-    }
-
-    /// `router.iface`, the name a router's switch port shows in status.
-    fn router_iface_name(&self, r: usize, iface: IfaceId) -> String {
-        let router = &self.routers[r].router;
-        format!(
-            "{}.{}",
-            router.name(),
-            router.iface_name(iface).unwrap_or("?")
-        )
     }
 }
 

@@ -458,6 +458,41 @@ mod routed {
     }
 
     #[test]
+    fn a_routers_switch_port_can_be_captured_like_any_other() {
+        let (mut sim, a, _) = lab();
+        let rec = Recorder::default();
+        let port = sim
+            .fabric()
+            .port_by_name("r.lan")
+            .expect("the router's port on lan has a name");
+        sim.fabric_mut()
+            .set_capture(port, Some(Box::new(rec.clone())));
+        sim.send(
+            a,
+            arp(
+                ArpOperation::Request,
+                mac(10),
+                Ipv4Addr::new(10, 0, 1, 10),
+                Mac::ZERO,
+                Ipv4Addr::new(10, 0, 1, 1),
+            ),
+        );
+        sim.run_until_idle();
+        let seen = rec.0.lock().expect("lock").clone();
+        assert_eq!(
+            seen.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+            [Direction::Out, Direction::In],
+            "request to the router, reply from it"
+        );
+        assert_eq!(Mac::from_slice(&seen[1].1[6..]), Some(R_MAC));
+        assert!(sim
+            .fabric()
+            .status(sim.now())
+            .port("r.lan")
+            .is_some_and(|p| p.capturing));
+    }
+
+    #[test]
     fn a_flood_reaching_a_router_and_hosts_gives_each_its_own_copy() {
         // Two hosts and a router on one switch: A's ARP broadcast floods
         // to B and to the router, which rewrites its copy into a reply.
