@@ -15,7 +15,10 @@ kernel_namespaces=()
 
 cleanup() {
   if [ -n "$lab_pid" ]; then kill "$lab_pid" 2>/dev/null || true; wait "$lab_pid" 2>/dev/null || true; fi
-  for ns in "${kernel_namespaces[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
+  for ns in "${kernel_namespaces[@]}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns delete "$ns" 2>/dev/null || true
+  done
   [ -e "$work/lab.toml" ] && "$bin" down "$work/lab.toml" >/dev/null 2>&1
   rm -rf "$work"
 }
