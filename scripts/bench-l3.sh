@@ -8,18 +8,7 @@
 source "$(dirname "$0")/bench-lib.sh"
 
 # The kernel peer: a router namespace forwarding between two veth links.
-kernel_ns kr; kernel_ns kr-a; kernel_ns kr-b
-ip netns exec kr sysctl -qw net.ipv4.ip_forward=1
-for h in a b; do
-  n=$([ "$h" = a ] && echo 1 || echo 2)
-  ip -n kr link add "p-$h" type veth peer name eth0 netns "kr-$h"
-  ip -n kr addr add "10.95.$n.1/24" dev "p-$h"
-  ip -n kr link set "p-$h" up
-  ip -n "kr-$h" addr add "10.95.$n.10/24" dev eth0
-  ip -n "kr-$h" link set eth0 up
-  ip -n "kr-$h" route add default via "10.95.$n.1"
-done
-ip netns exec kr-a ping -c 1 -W 2 10.95.2.10 >/dev/null
+kernel_router kr kr-a kr-b 95
 
 scratchnet_up <<TOML
 name = "bench-l3"

@@ -98,3 +98,21 @@ kernel_ns() {
   ip -n "$1" link set lo up
   kernel_namespaces+=("$1")
 }
+
+# The kernel peer for routed benchmarks: router namespace $1 forwarding
+# between veth links to hosts $2 (10.$4.1.10) and $3 (10.$4.2.10).
+kernel_router() {
+  local r=$1 a=$2 b=$3 net=$4 h n
+  kernel_ns "$r"; kernel_ns "$a"; kernel_ns "$b"
+  ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+  for h in "$a" "$b"; do
+    n=$([ "$h" = "$a" ] && echo 1 || echo 2)
+    ip -n "$r" link add "p-$n" type veth peer name eth0 netns "$h"
+    ip -n "$r" addr add "10.$net.$n.1/24" dev "p-$n"
+    ip -n "$r" link set "p-$n" up
+    ip -n "$h" addr add "10.$net.$n.10/24" dev eth0
+    ip -n "$h" link set eth0 up
+    ip -n "$h" route add default via "10.$net.$n.1"
+  done
+  ip netns exec "$a" ping -c 1 -W 2 "10.$net.2.10" >/dev/null
+}

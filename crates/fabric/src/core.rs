@@ -522,41 +522,30 @@ impl Fabric {
         let copies = batch.egress.len();
         for i in 0..copies {
             let e = batch.egress[i];
-            match node.members[e.port.0 as usize] {
+            let member = node.members[e.port.0 as usize];
+            let (Member::Edge(named) | Member::Router(_, _, named)) = member;
+            if let (Some(entry), Some(frame)) = (
+                self.ports.get_mut(named.0 as usize),
+                batch.frames[slot].as_ref(),
+            ) {
+                capture(
+                    entry,
+                    now,
+                    Direction::Out,
+                    e.edit,
+                    frame.data(),
+                    &mut self.capture_scratch,
+                );
+            }
+            match member {
                 Member::Edge(port) => {
-                    if let (Some(entry), Some(frame)) = (
-                        self.ports.get_mut(port.0 as usize),
-                        batch.frames[slot].as_ref(),
-                    ) {
-                        capture(
-                            entry,
-                            now,
-                            Direction::Out,
-                            e.edit,
-                            frame.data(),
-                            &mut self.capture_scratch,
-                        );
-                    }
                     batch.deliveries.push(Delivery {
                         port,
                         edit: e.edit,
                         frame: slot,
                     });
                 }
-                Member::Router(r, iface, link) => {
-                    if let (Some(entry), Some(frame)) = (
-                        self.ports.get_mut(link.0 as usize),
-                        batch.frames[slot].as_ref(),
-                    ) {
-                        capture(
-                            entry,
-                            now,
-                            Direction::Out,
-                            e.edit,
-                            frame.data(),
-                            &mut self.capture_scratch,
-                        );
-                    }
+                Member::Router(r, iface, _) => {
                     // The router rewrites the frame: it gets the frame itself
                     // when it is the only receiver, a copy otherwise.
                     let mut own = if copies == 1 {

@@ -60,17 +60,12 @@ impl PortStatus {
         capturing: bool,
         c: crate::core::L3Counters,
     ) -> PortStatus {
-        PortStatus {
-            name: name.to_owned(),
-            offload,
-            capturing,
-            rx_frames: c.rx_frames,
-            rx_bytes: c.rx_bytes,
-            tx_frames: c.tx_frames,
-            tx_bytes: c.tx_bytes,
-            drops: BTreeMap::new(),
-            io_errors: BTreeMap::new(),
-        }
+        let mut counted = PortCounters::default();
+        counted.rx_frames = c.rx_frames;
+        counted.rx_bytes = c.rx_bytes;
+        counted.tx_frames = c.tx_frames;
+        counted.tx_bytes = c.tx_bytes;
+        PortStatus::new(name, offload, capturing, &counted)
     }
 }
 
