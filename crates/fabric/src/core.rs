@@ -367,18 +367,19 @@ impl Fabric {
     /// counted where they happen.
     pub fn ingress(&mut self, now: Instant, port: PortId, mut frame: Frame, batch: &mut Batch) {
         batch.recycle();
-        let Some(entry) = self.ports.get_mut(port.0 as usize) else {
-            batch.put_frame(frame);
-            return;
-        };
-        capture(
-            entry,
+        tap(
+            &mut self.ports,
+            &mut self.capture_scratch,
+            port,
             now,
             Direction::In,
             VlanEdit::Keep,
             frame.data(),
-            &mut self.capture_scratch,
         );
+        let Some(entry) = self.ports.get_mut(port.0 as usize) else {
+            batch.put_frame(frame);
+            return;
+        };
         let hop = match entry.attach {
             Attach::Switch(sw, pn) => Hop::Switch(sw, pn),
             Attach::RouterLink => {
@@ -466,16 +467,15 @@ impl Fabric {
                 .flatten()
             {
                 Some(IfaceLink::Switch(sw, pn, link)) => {
-                    if let Some(entry) = self.ports.get_mut(link.0 as usize) {
-                        capture(
-                            entry,
-                            now,
-                            Direction::In,
-                            VlanEdit::Keep,
-                            frame.data(),
-                            &mut self.capture_scratch,
-                        );
-                    }
+                    tap(
+                        &mut self.ports,
+                        &mut self.capture_scratch,
+                        link,
+                        now,
+                        Direction::In,
+                        VlanEdit::Keep,
+                        frame.data(),
+                    );
                     let slot = batch.push(frame);
                     batch.work.push_back((Hop::Switch(sw, pn), slot));
                 }
@@ -485,15 +485,16 @@ impl Fabric {
                     if let Some(entry) = self.ports.get_mut(port.0 as usize) {
                         entry.l3.tx_frames += 1;
                         entry.l3.tx_bytes += frame.len() as u64;
-                        capture(
-                            entry,
-                            now,
-                            Direction::Out,
-                            VlanEdit::Keep,
-                            frame.data(),
-                            &mut self.capture_scratch,
-                        );
                     }
+                    tap(
+                        &mut self.ports,
+                        &mut self.capture_scratch,
+                        port,
+                        now,
+                        Direction::Out,
+                        VlanEdit::Keep,
+                        frame.data(),
+                    );
                     let slot = batch.push(frame);
                     batch.deliveries.push(Delivery {
                         port,
@@ -524,17 +525,15 @@ impl Fabric {
             let e = batch.egress[i];
             let member = node.members[e.port.0 as usize];
             let (Member::Edge(named) | Member::Router(_, _, named)) = member;
-            if let (Some(entry), Some(frame)) = (
-                self.ports.get_mut(named.0 as usize),
-                batch.frames[slot].as_ref(),
-            ) {
-                capture(
-                    entry,
+            if let Some(frame) = batch.frames[slot].as_ref() {
+                tap(
+                    &mut self.ports,
+                    &mut self.capture_scratch,
+                    named,
                     now,
                     Direction::Out,
                     e.edit,
                     frame.data(),
-                    &mut self.capture_scratch,
                 );
             }
             match member {
@@ -650,15 +649,20 @@ fn wrap_in_ethernet(frame: &mut Frame) -> bool {
     true
 }
 
-/// Hands a frame to the port's capture tap, if it has an open one.
-fn capture(
-    entry: &mut PortEntry,
+/// Hands a frame to the capture tap of `port`, if it has an open one; one
+/// branch when it has none.
+fn tap(
+    ports: &mut [PortEntry],
+    scratch: &mut [u8; 16],
+    port: PortId,
     now: Instant,
     dir: Direction,
     edit: VlanEdit,
     frame: &[u8],
-    scratch: &mut [u8; 16],
 ) {
+    let Some(entry) = ports.get_mut(port.0 as usize) else {
+        return;
+    };
     if let Some(sink) = &mut entry.capture {
         if sink.is_open() {
             let (head, tail) = edit.apply(frame, scratch);

@@ -25,9 +25,9 @@
 //!   existing flows are untouched.
 //! * GSO super-frames are translated as they are; a partial (offloaded)
 //!   transport checksum is updated for the new addresses only.
-//! * Fragments are not translated (there is no reassembly): dropped and
-//!   counted, as are truncated transport headers and ICMP errors that quote
-//!   no tracked flow.
+//! * Fragments are not translated (there is no reassembly, so RFC 4787
+//!   REQ-14 is not met): dropped and counted, as are truncated transport
+//!   headers and ICMP errors that quote no tracked flow.
 
 use smoltcp::wire::{IpProtocol, Ipv4Packet};
 use std::collections::{BTreeMap, HashMap};

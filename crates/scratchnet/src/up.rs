@@ -339,7 +339,7 @@ fn notes(lab: &Topology) -> Vec<String> {
                 "icmp_timeout_secs",
                 n.icmp_timeout.as_secs(),
                 60,
-                "RFC 5508 REQ-1",
+                "RFC 5508",
             ),
         ];
         for (key, secs, min, rfc) in minimums.into_iter().filter(|(_, s, m, _)| s < m) {
