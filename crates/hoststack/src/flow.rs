@@ -1,0 +1,95 @@
+//! Reading just enough of a received frame to find the socket it is for.
+//!
+//! smoltcp offers every packet to every socket of the set it is given. A
+//! service host keeps each socket in a set of its own and looks the flow
+//! up here first, so the cost of a packet does not grow with the number of
+//! connections.
+
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
+use std::net::SocketAddrV4;
+
+/// A TCP connection as this host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+/// The parts of a TCP segment that dispatch and TIME-WAIT look at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpSeen {
+    pub key: FlowKey,
+    pub syn: bool,
+    pub ack: bool,
+    pub rst: bool,
+    pub seq: u32,
+    pub ack_no: u32,
+    /// Sequence space the segment takes (payload, SYN and FIN).
+    pub seg_len: u32,
+    /// Whether the TCP checksum is right.
+    pub checksum_ok: bool,
+}
+
+/// Where a received frame goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seen {
+    Tcp(TcpSeen),
+    Udp { local: SocketAddrV4 },
+    Arp,
+    /// ICMP, fragments, other protocols: for the interface alone.
+    Other,
+}
+
+pub(crate) fn classify(frame: &[u8]) -> Seen {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return Seen::Other;
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {}
+        EthernetProtocol::Arp => return Seen::Arp,
+        _ => return Seen::Other,
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return Seen::Other;
+    };
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Seen::Other;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    match ip.next_header() {
+        IpProtocol::Tcp => {
+            let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+                return Seen::Other;
+            };
+            let payload = tcp.payload().len() as u32;
+            Seen::Tcp(TcpSeen {
+                key: FlowKey {
+                    local: SocketAddrV4::new(dst, tcp.dst_port()),
+                    remote: SocketAddrV4::new(src, tcp.src_port()),
+                },
+                syn: tcp.syn(),
+                ack: tcp.ack(),
+                rst: tcp.rst(),
+                seq: tcp.seq_number().0 as u32,
+                ack_no: tcp.ack_number().0 as u32,
+                seg_len: payload + u32::from(tcp.syn()) + u32::from(tcp.fin()),
+                checksum_ok: tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)),
+            })
+        }
+        IpProtocol::Udp => match UdpPacket::new_checked(ip.payload()) {
+            Ok(udp) => Seen::Udp {
+                local: SocketAddrV4::new(dst, udp.dst_port()),
+            },
+            Err(_) => Seen::Other,
+        },
+        _ => Seen::Other,
+    }
+}
+
+
+/// Whether a frame the host sends is an ARP request.
+pub(crate) fn is_arp(frame: &[u8]) -> bool {
+    EthernetFrame::new_checked(frame).is_ok_and(|e| e.ethertype() == EthernetProtocol::Arp)
+}

@@ -1,0 +1,383 @@
+//! The tokio face of a service host.
+//!
+//! [`Host`] owns a [`Stack`] behind a lock. Frames from the fabric are
+//! queued by [`Host::deliver`]; the host's driver ([`Host::run`]) feeds
+//! them to the stack, lets sockets send, and hands what they send to the
+//! fabric. The sockets ([`TcpListener`], [`TcpStream`], [`UdpSocket`]) take
+//! the lock for each call and register wakers with smoltcp, so hyper,
+//! tokio-util codecs and the like run on them unchanged.
+
+use crate::config::HostConfig;
+use crate::flow::FlowKey;
+use crate::stack::{HostStatus, SockId, Stack};
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddrV4;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use wire::{Frame, FramePool, Instant};
+
+/// Rounds the driver runs back to back before it lets other tasks in.
+const ROUNDS_PER_TURN: usize = 16;
+
+/// A service host: cheap to clone, all clones are the same host.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+struct Inner {
+    name: String,
+    stack: Mutex<Stack>,
+    rx: Mutex<RxQueue>,
+    rx_limit: usize,
+    /// Wakes the driver: frames arrived or a socket has something to send.
+    wake: Notify,
+    stopping: AtomicBool,
+    epoch: std::time::Instant,
+}
+
+struct RxQueue {
+    frames: Vec<Frame>,
+    pool: FramePool,
+}
+
+impl Inner {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    fn stack(&self) -> MutexGuard<'_, Stack> {
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rx(&self) -> MutexGuard<'_, RxQueue> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a socket call under the lock and wakes the driver if the call
+    /// gave a socket something to send.
+    fn with_stack<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> R {
+        let (r, kick) = {
+            let mut stack = self.stack();
+            let r = f(&mut stack);
+            (r, stack.take_kick())
+        };
+        if kick {
+            self.wake.notify_one();
+        }
+        r
+    }
+}
+
+impl Host {
+    pub fn new(config: HostConfig) -> Host {
+        let epoch = std::time::Instant::now();
+        let frame_size = usize::from(config.mtu) + 18;
+        Host {
+            inner: Arc::new(Inner {
+                name: config.name.clone(),
+                rx_limit: config.rx_queue,
+                stack: Mutex::new(Stack::new(config, Instant::ZERO)),
+                rx: Mutex::new(RxQueue {
+                    frames: Vec::new(),
+                    pool: FramePool::new(frame_size, 1024),
+                }),
+                wake: Notify::new(),
+                stopping: AtomicBool::new(false),
+                epoch,
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Queues a frame from the fabric (given in pieces) for the driver.
+    pub fn deliver(&self, pieces: &[&[u8]]) {
+        {
+            let mut q = self.inner.rx();
+            if q.frames.len() >= self.inner.rx_limit {
+                drop(q);
+                self.inner.stack().count_rx_queue_full();
+                return;
+            }
+            let mut f = q.pool.get();
+            for p in pieces {
+                f.extend_from_slice(p);
+            }
+            q.frames.push(f);
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Drives the host until [`Host::stop`]: received frames into the
+    /// stack, sockets' output and timers out through `transmit`.
+    pub async fn run(&self, mut transmit: impl FnMut(&[Frame])) {
+        let inner = &self.inner;
+        let mut rx: Vec<Frame> = Vec::new();
+        let mut out: Vec<Frame> = Vec::new();
+        let mut rounds = 0;
+        loop {
+            let stopping = inner.stopping.load(Ordering::Acquire);
+            {
+                let mut q = inner.rx();
+                for f in rx.drain(..) {
+                    q.pool.put(f);
+                }
+                std::mem::swap(&mut rx, &mut q.frames);
+            }
+            let (busy, next) = {
+                let now = inner.now();
+                let mut stack = inner.stack();
+                for f in out.drain(..) {
+                    stack.frame_pool().put(f);
+                }
+                for f in &rx {
+                    stack.ingress(now, f.data(), &mut out);
+                }
+                if stopping {
+                    stack.close_all();
+                }
+                stack.poll(now, &mut out);
+                (stack.busy(), stack.poll_at())
+            };
+            if !out.is_empty() {
+                transmit(&out);
+            }
+            if stopping {
+                return;
+            }
+            let more = busy || !inner.rx().frames.is_empty();
+            rounds += 1;
+            if more && rounds < ROUNDS_PER_TURN {
+                continue;
+            }
+            rounds = 0;
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            match next {
+                Some(t) => {
+                    let at = inner.epoch + std::time::Duration::from_micros(t.micros());
+                    tokio::select! {
+                        _ = inner.wake.notified() => {}
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                None => inner.wake.notified().await,
+            }
+        }
+    }
+
+    /// Makes the driver close every connection (a FIN, or a RST where data
+    /// was left unread, as a kernel does for an exiting process), send
+    /// that, and return.
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+    }
+
+    pub fn status(&self) -> HostStatus {
+        self.inner.stack().status()
+    }
+
+    /// Listens on a TCP port of every address of the host.
+    pub fn listen(&self, port: u16, backlog: usize) -> io::Result<TcpListener> {
+        self.inner.with_stack(|s| s.tcp_listen(port, backlog))?;
+        Ok(TcpListener {
+            host: self.clone(),
+            port,
+        })
+    }
+
+    pub async fn connect(&self, remote: SocketAddrV4) -> io::Result<TcpStream> {
+        let id = self.inner.with_stack(|s| s.tcp_connect(remote))?;
+        let stream = TcpStream {
+            host: self.clone(),
+            id,
+        };
+        poll_fn(|cx| self.inner.with_stack(|s| s.poll_connected(id, cx))).await?;
+        Ok(stream)
+    }
+
+    pub fn bind_udp(&self, port: u16) -> io::Result<UdpSocket> {
+        let (id, port) = self.inner.with_stack(|s| s.udp_bind(port))?;
+        Ok(UdpSocket {
+            host: self.clone(),
+            id,
+            port,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct TcpListener {
+    host: Host,
+    port: u16,
+}
+
+impl TcpListener {
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+        let inner = &self.host.inner;
+        let id = poll_fn(|cx| inner.with_stack(|s| s.poll_accept(self.port, cx))).await?;
+        let stream = TcpStream {
+            host: self.host.clone(),
+            id,
+        };
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let port = self.port;
+        self.host.inner.with_stack(|s| s.tcp_unlisten(port));
+    }
+}
+
+/// A TCP connection on a service host.
+#[derive(Debug)]
+pub struct TcpStream {
+    host: Host,
+    id: SockId,
+}
+
+impl TcpStream {
+    fn addrs(&self) -> io::Result<FlowKey> {
+        self.host
+            .inner
+            .stack()
+            .tcp_addrs(self.id)
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
+        Ok(self.addrs()?.local)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
+        Ok(self.addrs()?.remote)
+    }
+
+    /// Resets the connection instead of closing it.
+    pub fn abort(&self) {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.tcp_abort(id));
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let id = self.id;
+        let r = self
+            .host
+            .inner
+            .with_stack(|s| s.poll_recv(id, cx, buf.initialize_unfilled()));
+        r.map_ok(|n| buf.advance(n))
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.poll_send(id, cx, data))
+    }
+
+    /// Written data is with the stack and the driver has been woken: as
+    /// with a kernel socket, there is nothing more to flush.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends a FIN after the data written so far; reading goes on.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.tcp_shutdown(id));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.release(id));
+    }
+}
+
+/// A UDP socket on a service host.
+#[derive(Debug)]
+pub struct UdpSocket {
+    host: Host,
+    id: SockId,
+    port: u16,
+}
+
+impl UdpSocket {
+    pub fn local_port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+    }
+
+    pub async fn send_to(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
+    }
+
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddrV4)>> {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.poll_udp_recv(id, cx, buf))
+    }
+
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        to: SocketAddrV4,
+    ) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        self.host
+            .inner
+            .with_stack(|s| s.poll_udp_send(id, cx, buf, to))
+    }
+}
+
+impl Drop for UdpSocket {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.release(id));
+    }
+}

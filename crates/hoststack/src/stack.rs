@@ -1,0 +1,1078 @@
+//! A service host's network stack, sans-IO.
+//!
+//! One smoltcp interface answers ARP and ICMP echo; every socket lives in a
+//! socket set of its own, and each received frame is handed to the
+//! interface together with just the set of the socket it belongs to, found
+//! by flow in a hash map. The work per packet therefore does not depend on
+//! how many connections the host holds. Listening is done here too: a SYN
+//! to a listening port gets a socket armed for it on the spot (recycled
+//! from closed connections, buffers and all), up to the listener's backlog.
+//!
+//! The stack never reads a clock and never blocks. Time comes in with each
+//! call; readiness goes out through the wakers smoltcp's sockets keep, and
+//! [`Stack::take_kick`] tells the driver that a socket has something to
+//! send.
+
+use crate::config::HostConfig;
+use crate::device::Port;
+use crate::flow::{classify, is_arp, FlowKey, Seen, TcpSeen};
+use crate::timewait::{self, TimeWait};
+use serde::Serialize;
+use slab::Slab;
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, CongestionControl, RecvError, SendError, State};
+use smoltcp::socket::udp;
+use smoltcp::time::{Duration as SDuration, Instant as SInstant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::task::{Context, Poll, Waker};
+use wire::{Frame, FramePool, Instant};
+
+/// A socket of the stack, as its owner refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SockId(usize);
+
+/// Ports handed out for outgoing connections and unnamed UDP sockets.
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// A TIME-WAIT socket due to act sooner than this still has an ACK to
+/// send; smoltcp's own TIME-WAIT timer is ten seconds.
+const ACK_SOON: SDuration = SDuration::from_secs(1);
+
+/// How long smoltcp keeps a socket quiet while its neighbour is resolved.
+const ARP_SILENCE: SDuration = SDuration::from_secs(1);
+
+/// UDP datagrams and bytes each UDP socket can hold in each direction.
+const UDP_PACKETS: usize = 256;
+const UDP_BYTES: usize = 256 * 1024;
+
+/// Why a received frame went nowhere, and other events worth counting.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct HostCounters {
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub tcp_accepted: u64,
+    pub tcp_connected: u64,
+    /// SYNs dropped because the listener's backlog was full.
+    pub backlog_full: u64,
+    /// Half-open connections forgotten to make room for a new SYN.
+    pub handshakes_evicted: u64,
+    /// SYNs dropped because the host holds `max_sockets` already.
+    pub socket_limit: u64,
+    pub bad_checksum: u64,
+    /// Segments answered from the TIME-WAIT table.
+    pub time_wait_acks: u64,
+    /// TIME-WAIT pairs forgotten early because the table was full.
+    pub time_wait_evicted: u64,
+    /// Frames dropped because the host's task had too many waiting.
+    pub rx_queue_full: u64,
+}
+
+/// A snapshot for `scratchnet status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub tcp_listening: Vec<u16>,
+    pub udp_bound: Vec<u16>,
+    pub tcp_connections: usize,
+    pub time_wait: usize,
+    pub counters: HostCounters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// A connection a listener took, still in its handshake.
+    Handshake(u16),
+    /// Established, waiting in the listener's queue for `accept`.
+    Queued(u16),
+    User,
+    /// The user let go; freed once closed or at the deadline.
+    Orphan(SInstant),
+}
+
+struct Sock {
+    set: SocketSet<'static>,
+    handle: SocketHandle,
+    udp: bool,
+    /// The flow this TCP socket is registered under, while it has one.
+    key: Option<FlowKey>,
+    owner: Owner,
+    timer: Option<SInstant>,
+    dirty: bool,
+    /// On the list of sockets to retry when an ARP frame arrives.
+    arp_wait: bool,
+}
+
+impl Sock {
+    fn tcp(&mut self) -> &mut tcp::Socket<'static> {
+        self.set.get_mut::<tcp::Socket>(self.handle)
+    }
+
+    fn udp(&mut self) -> &mut udp::Socket<'static> {
+        self.set.get_mut::<udp::Socket>(self.handle)
+    }
+
+    fn tcp_state(&self) -> State {
+        self.set.get::<tcp::Socket>(self.handle).state()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Listener {
+    backlog: usize,
+    /// Connections in their handshake or queued for `accept`.
+    inflight: usize,
+    /// Connections in their handshake, oldest first (entries that have
+    /// since moved on are skipped when met).
+    handshakes: VecDeque<usize>,
+    ready: VecDeque<SockId>,
+    waker: Option<Waker>,
+}
+
+pub struct Stack {
+    config: HostConfig,
+    iface: Interface,
+    socks: Slab<Sock>,
+    flows: HashMap<FlowKey, usize>,
+    listeners: HashMap<u16, Listener>,
+    udp_ports: HashMap<u16, usize>,
+    time_wait: TimeWait,
+    timers: BTreeSet<(SInstant, usize)>,
+    dirty: Vec<usize>,
+    /// Sockets whose last attempt to send asked for an ARP resolution.
+    arp_waiters: Vec<usize>,
+    spare: Vec<Sock>,
+    /// The set offered with frames no socket takes: smoltcp answers those
+    /// itself (ARP, echo, RST, port unreachable).
+    empty: SocketSet<'static>,
+    pool: FramePool,
+    next_port: u16,
+    kick: bool,
+    now: SInstant,
+    counters: HostCounters,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("name", &self.config.name)
+            .field("sockets", &self.socks.len())
+            .finish()
+    }
+}
+
+fn smol(now: Instant) -> SInstant {
+    SInstant::from_micros(now.micros() as i64)
+}
+
+/// Frames a host sends are at most this big: its MTU and an Ethernet
+/// header.
+fn max_frame(config: &HostConfig) -> usize {
+    usize::from(config.mtu) + 14
+}
+
+impl Stack {
+    pub fn new(config: HostConfig, now: Instant) -> Stack {
+        let mut pool = FramePool::new(max_frame(&config), 1024);
+        let mut tx = Vec::new();
+        let mut dev = Port {
+            rx: None,
+            tx: &mut tx,
+            pool: &mut pool,
+            max_frame: max_frame(&config),
+        };
+        let hw = HardwareAddress::Ethernet(EthernetAddress(config.mac.0));
+        let mut iface_config = Config::new(hw);
+        iface_config.random_seed = u64::from_le_bytes([
+            config.mac.0[0],
+            config.mac.0[1],
+            config.mac.0[2],
+            config.mac.0[3],
+            config.mac.0[4],
+            config.mac.0[5],
+            0x5c,
+            0x7a,
+        ]);
+        let mut iface = Interface::new(iface_config, &mut dev, smol(now));
+        iface.update_ip_addrs(|addrs| {
+            for a in &config.addresses {
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(a.addr()), a.prefix_len()));
+            }
+        });
+        if let Some(gw) = config.gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        Stack {
+            time_wait: TimeWait::new(config.tcp.time_wait, config.tcp.time_wait_limit),
+            config,
+            iface,
+            socks: Slab::new(),
+            flows: HashMap::new(),
+            listeners: HashMap::new(),
+            udp_ports: HashMap::new(),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+            arp_waiters: Vec::new(),
+            spare: Vec::new(),
+            empty: SocketSet::new(Vec::new()),
+            pool,
+            next_port: *EPHEMERAL.start(),
+            kick: false,
+            now: smol(now),
+            counters: HostCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// A frame buffer for a received frame, sized for this host.
+    pub fn frame_pool(&mut self) -> &mut FramePool {
+        &mut self.pool
+    }
+
+    pub fn count_rx_queue_full(&mut self) {
+        self.counters.rx_queue_full += 1;
+    }
+
+    /// Whether a socket was given something to send since the last call:
+    /// the driver should run [`Stack::poll`] soon.
+    pub fn take_kick(&mut self) -> bool {
+        std::mem::take(&mut self.kick)
+    }
+
+    // ---- frames ------------------------------------------------------
+
+    /// Handles one received frame; what the host sends in answer is
+    /// appended to `out`.
+    pub fn ingress(&mut self, now: Instant, frame: &[u8], out: &mut Vec<Frame>) {
+        self.now = smol(now);
+        self.counters.rx_frames += 1;
+        let before = out.len();
+        match classify(frame) {
+            Seen::Tcp(seg) => self.tcp_ingress(frame, seg, out),
+            Seen::Udp { local } => match self.udp_ports.get(&local.port()) {
+                Some(&id) => self.sock_ingress(id, frame, out),
+                None => self.iface_ingress(frame, out),
+            },
+            Seen::Arp => {
+                self.iface_ingress(frame, out);
+                // A neighbour may have become known: sockets that were
+                // waiting for it go again (smoltcp would wait out its
+                // one-second silence otherwise).
+                for id in std::mem::take(&mut self.arp_waiters) {
+                    if let Some(s) = self.socks.get_mut(id) {
+                        s.arp_wait = false;
+                    }
+                    self.mark_dirty(id);
+                }
+            }
+            Seen::Other => self.iface_ingress(frame, out),
+        }
+        self.counters.tx_frames += (out.len() - before) as u64;
+    }
+
+    /// Lets sockets send what they have and act on their timers.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Frame>) {
+        self.now = smol(now);
+        let before = out.len();
+        self.time_wait.expire(self.now);
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > self.now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(s) = self.socks.get_mut(id) {
+                s.timer = None;
+            }
+            self.mark_dirty(id);
+        }
+        // Sockets that must go again are put on a fresh list; the old one
+        // is kept for its allocation.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            match self.socks.get_mut(id) {
+                Some(s) if s.dirty => s.dirty = false,
+                _ => continue,
+            }
+            self.egress(id, out);
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        self.kick = false;
+        self.counters.tx_frames += (out.len() - before) as u64;
+    }
+
+    /// Whether a socket is waiting for its turn to send right now.
+    pub fn busy(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// When [`Stack::poll`] is next due, if nothing arrives before.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let t = self.timers.first().map(|(t, _)| *t);
+        let t = match (t, self.time_wait.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        t.map(|t| Instant::from_micros(t.total_micros().max(0) as u64))
+    }
+
+    fn tcp_ingress(&mut self, frame: &[u8], seg: TcpSeen, out: &mut Vec<Frame>) {
+        if !seg.checksum_ok {
+            self.counters.bad_checksum += 1;
+            return;
+        }
+        if let Some(&id) = self.flows.get(&seg.key) {
+            return self.sock_ingress(id, frame, out);
+        }
+        if self.time_wait.contains(&seg.key) {
+            if seg.rst {
+                self.time_wait.remove(&seg.key);
+                return;
+            }
+            if !(seg.syn && !seg.ack) {
+                if seg.seg_len > 0 {
+                    self.counters.time_wait_acks += 1;
+                    timewait::ack(frame, &seg, &mut self.pool, out);
+                }
+                return;
+            }
+            // A new SYN may reuse the pair (RFC 9293 3.10.7.4, RFC 6191).
+            self.time_wait.remove(&seg.key);
+        }
+        let port = seg.key.local.port();
+        if seg.syn && !seg.ack && !seg.rst && self.is_local(*seg.key.local.ip()) {
+            if let Some(l) = self.listeners.get(&port) {
+                if l.inflight >= l.backlog && !self.evict_handshake(port) {
+                    self.counters.backlog_full += 1;
+                    return;
+                }
+                let Some(id) = self.new_tcp(Owner::Handshake(port)) else {
+                    return;
+                };
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.inflight += 1;
+                    l.handshakes.push_back(id);
+                    if l.handshakes.len() > 2 * l.backlog {
+                        let socks = &self.socks;
+                        l.handshakes.retain(|&h| {
+                            socks.get(h).is_some_and(|s| s.owner == Owner::Handshake(port))
+                        });
+                    }
+                }
+                let sock = &mut self.socks[id];
+                let _ = sock.tcp().listen(port);
+                self.register(id, seg.key);
+                return self.sock_ingress(id, frame, out);
+            }
+        }
+        self.iface_ingress(frame, out);
+    }
+
+    /// Makes room in a full backlog by forgetting the oldest connection
+    /// still in its handshake, silently (its SYN may well be forged). A
+    /// flood of SYNs thus only delays real clients by their own round
+    /// trip, instead of locking them out until half-open connections time
+    /// out. Returns false when every slot holds an established connection.
+    fn evict_handshake(&mut self, port: u16) -> bool {
+        let Some(l) = self.listeners.get_mut(&port) else {
+            return false;
+        };
+        while let Some(id) = l.handshakes.pop_front() {
+            if self
+                .socks
+                .get(id)
+                .is_some_and(|s| s.owner == Owner::Handshake(port))
+            {
+                l.inflight = l.inflight.saturating_sub(1);
+                self.counters.handshakes_evicted += 1;
+                self.recycle(id);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.config.addresses.iter().any(|a| a.addr() == ip)
+    }
+
+    fn iface_ingress(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
+        let mut dev = Port {
+            rx: Some(frame),
+            tx: out,
+            pool: &mut self.pool,
+            max_frame: max_frame(&self.config),
+        };
+        self.iface
+            .poll_ingress_single(self.now, &mut dev, &mut self.empty);
+    }
+
+    fn sock_ingress(&mut self, id: usize, frame: &[u8], out: &mut Vec<Frame>) {
+        let Some(sock) = self.socks.get_mut(id) else {
+            return;
+        };
+        let mut dev = Port {
+            rx: Some(frame),
+            tx: out,
+            pool: &mut self.pool,
+            max_frame: max_frame(&self.config),
+        };
+        self.iface
+            .poll_ingress_single(self.now, &mut dev, &mut sock.set);
+        self.egress(id, out);
+    }
+
+    /// Lets one socket send, up to its budget, then settles its state.
+    fn egress(&mut self, id: usize, out: &mut Vec<Frame>) {
+        let Some(sock) = self.socks.get_mut(id) else {
+            return;
+        };
+        if let Owner::Orphan(deadline) = sock.owner {
+            if self.now >= deadline && !sock.udp {
+                sock.tcp().abort();
+            }
+        }
+        let mut dev = Port {
+            rx: None,
+            tx: out,
+            pool: &mut self.pool,
+            max_frame: max_frame(&self.config),
+        };
+        let start = dev.tx.len();
+        let mut sent = 0;
+        while sent < self.config.tcp.egress_budget {
+            match self.iface.poll_egress(self.now, &mut dev, &mut sock.set) {
+                PollResult::SocketStateChanged => sent += 1,
+                PollResult::None => break,
+            }
+        }
+        // smoltcp holds a socket back for up to a second while the
+        // neighbour it needs is resolved, whether this attempt sent the ARP
+        // request or an earlier one did. A socket that sent nothing and
+        // waits no longer than that may be one of those: it is tried again
+        // when an ARP frame arrives.
+        let now = self.now;
+        let silenced = sent == 0
+            && self
+                .iface
+                .poll_at(now, &sock.set)
+                .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
+        if !sock.arp_wait && (silenced || out[start..].iter().any(|f| is_arp(f.data()))) {
+            sock.arp_wait = true;
+            self.arp_waiters.push(id);
+        }
+        self.settle(id, sent);
+    }
+
+    /// After a socket ran: moves it along its life (queued for accept,
+    /// TIME-WAIT, recycled) and sets its timer.
+    fn settle(&mut self, id: usize, sent: usize) {
+        let now = self.now;
+        let Some(sock) = self.socks.get_mut(id) else {
+            return;
+        };
+        if !sock.udp {
+            let state = sock.tcp_state();
+            match (sock.owner, state) {
+                (Owner::Handshake(port), State::Established | State::CloseWait) => {
+                    sock.owner = Owner::Queued(port);
+                    self.counters.tcp_accepted += 1;
+                    if let Some(l) = self.listeners.get_mut(&port) {
+                        l.ready.push_back(SockId(id));
+                        if let Some(w) = l.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+                (Owner::Handshake(port), State::Listen | State::Closed) => {
+                    // The handshake failed (a RST, or a SYN smoltcp refused).
+                    if let Some(l) = self.listeners.get_mut(&port) {
+                        l.inflight = l.inflight.saturating_sub(1);
+                    }
+                    return self.recycle(id);
+                }
+                (Owner::Orphan(_), State::Closed) => return self.recycle(id),
+                (_, State::TimeWait) if self.iface.poll_at(now, &sock.set) < Some(now + ACK_SOON) => {
+                    // The ACK of the peer's FIN is waiting out the ACK
+                    // delay; the socket goes once it is sent.
+                    let at = self.iface.poll_at(now, &sock.set);
+                    return self.schedule(id, at);
+                }
+                (_, State::TimeWait) => {
+                    if let Some(key) = sock.key {
+                        if self.time_wait.insert(now, key) {
+                            self.counters.time_wait_evicted += 1;
+                        }
+                    }
+                    self.unregister(id);
+                    if matches!(self.socks[id].owner, Owner::Orphan(_)) {
+                        return self.recycle(id);
+                    }
+                    return self.unschedule(id);
+                }
+                (_, State::Closed) => {
+                    self.unregister(id);
+                    return self.unschedule(id);
+                }
+                _ => {}
+            }
+        }
+        let sock = &mut self.socks[id];
+        let mut at = self.iface.poll_at(now, &sock.set);
+        if let Owner::Orphan(deadline) = sock.owner {
+            at = Some(at.map_or(deadline, |t| t.min(deadline)));
+        }
+        // A socket that asks to go again at once but sent nothing this time
+        // (waiting for ARP, say) is looked at again a little later rather
+        // than spun on.
+        let at = at.map(|t| {
+            if t <= now && sent == 0 {
+                now + SDuration::from_millis(1)
+            } else {
+                t
+            }
+        });
+        self.schedule(id, at);
+    }
+
+    fn schedule(&mut self, id: usize, at: Option<SInstant>) {
+        let now = self.now;
+        let sock = &mut self.socks[id];
+        if sock.timer == at {
+            return;
+        }
+        if let Some(old) = sock.timer.take() {
+            self.timers.remove(&(old, id));
+        }
+        match at {
+            Some(t) if t <= now => {
+                if !sock.dirty {
+                    sock.dirty = true;
+                    self.dirty.push(id);
+                }
+            }
+            Some(t) => {
+                sock.timer = Some(t);
+                self.timers.insert((t, id));
+            }
+            None => {}
+        }
+    }
+
+    fn unschedule(&mut self, id: usize) {
+        if let Some(old) = self.socks.get_mut(id).and_then(|s| s.timer.take()) {
+            self.timers.remove(&(old, id));
+        }
+    }
+
+    fn mark_dirty(&mut self, id: usize) {
+        if let Some(s) = self.socks.get_mut(id) {
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(id);
+            }
+            self.kick = true;
+        }
+    }
+
+    // ---- socket life -------------------------------------------------
+
+    /// A TCP socket with its buffers, recycled if one is spare.
+    fn new_tcp(&mut self, owner: Owner) -> Option<usize> {
+        if self.socks.len() >= self.config.max_sockets {
+            self.counters.socket_limit += 1;
+            return None;
+        }
+        let t = &self.config.tcp;
+        let mut sock = self.spare.pop().unwrap_or_else(|| {
+            let s = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
+                tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
+            );
+            let mut set = SocketSet::new(Vec::with_capacity(1));
+            let handle = set.add(s);
+            Sock {
+                set,
+                handle,
+                udp: false,
+                key: None,
+                owner,
+                timer: None,
+                dirty: false,
+                arp_wait: false,
+            }
+        });
+        let s = sock.tcp();
+        s.set_congestion_control(CongestionControl::Cubic);
+        s.set_ack_delay(t.ack_delay.map(Into::into));
+        s.set_nagle_enabled(t.nagle);
+        s.set_timeout(Some(t.user_timeout.into()));
+        sock.owner = owner;
+        Some(self.socks.insert(sock))
+    }
+
+    fn register(&mut self, id: usize, key: FlowKey) {
+        self.socks[id].key = Some(key);
+        self.flows.insert(key, id);
+    }
+
+    fn unregister(&mut self, id: usize) {
+        if let Some(key) = self.socks.get_mut(id).and_then(|s| s.key.take()) {
+            if self.flows.get(&key) == Some(&id) {
+                self.flows.remove(&key);
+            }
+        }
+    }
+
+    /// Frees a socket; a closed TCP socket is kept for reuse.
+    fn recycle(&mut self, id: usize) {
+        self.unregister(id);
+        self.unschedule(id);
+        if !self.socks.contains(id) {
+            return;
+        }
+        let mut sock = self.socks.remove(id);
+        if sock.udp {
+            if let Some(port) = self
+                .udp_ports
+                .iter()
+                .find_map(|(p, i)| (*i == id).then_some(*p))
+            {
+                self.udp_ports.remove(&port);
+            }
+            return;
+        }
+        if sock.tcp().is_open() {
+            // Only a listening or half-open socket is freed open; it is
+            // closed without a word.
+            sock.tcp().abort();
+        }
+        sock.dirty = false;
+        sock.arp_wait = false;
+        if self.spare.len() < self.config.tcp.spare_sockets {
+            self.spare.push(sock);
+        }
+    }
+
+    // ---- TCP, for the socket API ------------------------------------
+
+    pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> io::Result<()> {
+        if port == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "port 0"));
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{}: TCP port {port} is already listening", self.config.name),
+            ));
+        }
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog: backlog.max(1),
+                ..Listener::default()
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops listening: connections not yet accepted are reset.
+    pub fn tcp_unlisten(&mut self, port: u16) {
+        let Some(l) = self.listeners.remove(&port) else {
+            return;
+        };
+        let pending: Vec<usize> = self
+            .socks
+            .iter()
+            .filter(|(_, s)| matches!(s.owner, Owner::Handshake(p) | Owner::Queued(p) if p == port))
+            .map(|(id, _)| id)
+            .collect();
+        drop(l);
+        for id in pending {
+            self.release(SockId(id));
+        }
+    }
+
+    pub fn poll_accept(&mut self, port: u16, cx: &mut Context<'_>) -> Poll<io::Result<SockId>> {
+        let Some(l) = self.listeners.get_mut(&port) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        match l.ready.pop_front() {
+            Some(id) => {
+                l.inflight = l.inflight.saturating_sub(1);
+                if let Some(s) = self.socks.get_mut(id.0) {
+                    s.owner = Owner::User;
+                }
+                Poll::Ready(Ok(id))
+            }
+            None => {
+                l.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Opens a connection; wait for it with [`Stack::poll_connected`].
+    pub fn tcp_connect(&mut self, remote: SocketAddrV4) -> io::Result<SockId> {
+        let local_ip = self.source_for(*remote.ip());
+        let key = self.free_port(local_ip, remote).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, "no free local port")
+        })?;
+        let id = self
+            .new_tcp(Owner::User)
+            .ok_or_else(|| io::Error::other("socket limit reached"))?;
+        let cx = self.iface.context();
+        let sock = &mut self.socks[id];
+        let handle = sock.handle;
+        let r = sock.set.get_mut::<tcp::Socket>(handle).connect(
+            cx,
+            IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port()),
+            key.local.port(),
+        );
+        if let Err(e) = r {
+            self.recycle(id);
+            return Err(io::Error::other(format!("connect: {e}")));
+        }
+        self.counters.tcp_connected += 1;
+        self.register(id, key);
+        self.mark_dirty(id);
+        Ok(SockId(id))
+    }
+
+    /// The address a packet to `dst` leaves from: the one on its subnet,
+    /// else the first.
+    fn source_for(&self, dst: Ipv4Addr) -> Ipv4Addr {
+        let a = &self.config.addresses;
+        a.iter()
+            .find(|n| n.contains(&dst))
+            .or_else(|| a.first())
+            .map_or(Ipv4Addr::UNSPECIFIED, |n| n.addr())
+    }
+
+    fn free_port(&mut self, local: Ipv4Addr, remote: SocketAddrV4) -> Option<FlowKey> {
+        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                port + 1
+            };
+            let key = FlowKey {
+                local: SocketAddrV4::new(local, port),
+                remote,
+            };
+            if !self.flows.contains_key(&key)
+                && !self.time_wait.contains(&key)
+                && !self.listeners.contains_key(&port)
+                && !self.udp_ports.contains_key(&port)
+            {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    pub fn poll_connected(&mut self, id: SockId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        match sock.tcp_state() {
+            State::SynSent | State::SynReceived => {
+                sock.tcp().register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            State::Closed => Poll::Ready(Err(io::ErrorKind::ConnectionRefused.into())),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    pub fn poll_recv(
+        &mut self,
+        id: SockId,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let s = sock.tcp();
+        match s.recv_slice(buf) {
+            Ok(0) if !buf.is_empty() => {
+                s.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                self.mark_dirty(id.0);
+                Poll::Ready(Ok(n))
+            }
+            Err(RecvError::Finished) => Poll::Ready(Ok(0)),
+            Err(RecvError::InvalidState) => match s.state() {
+                State::SynSent | State::SynReceived => {
+                    s.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+                st => Poll::Ready(Err(closed_error(st))),
+            },
+        }
+    }
+
+    pub fn poll_send(
+        &mut self,
+        id: SockId,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let s = sock.tcp();
+        if !s.may_send() {
+            return match s.state() {
+                State::SynSent | State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                st => Poll::Ready(Err(closed_error(st))),
+            };
+        }
+        match s.send_slice(buf) {
+            Ok(0) if !buf.is_empty() => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                self.mark_dirty(id.0);
+                Poll::Ready(Ok(n))
+            }
+            Err(SendError::InvalidState) => Poll::Ready(Err(closed_error(s.state()))),
+        }
+    }
+
+    /// Waits until everything written has been acknowledged (or the
+    /// connection is gone).
+    pub fn poll_flushed(&mut self, id: SockId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Ok(()));
+        };
+        let s = sock.tcp();
+        if s.send_queue() == 0 || !s.is_open() {
+            return Poll::Ready(Ok(()));
+        }
+        s.register_send_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// Closes the sending half: a FIN follows the data already written.
+    pub fn tcp_shutdown(&mut self, id: SockId) {
+        if let Some(sock) = self.socks.get_mut(id.0) {
+            sock.tcp().close();
+            self.mark_dirty(id.0);
+        }
+    }
+
+    /// Resets the connection.
+    pub fn tcp_abort(&mut self, id: SockId) {
+        if let Some(sock) = self.socks.get_mut(id.0) {
+            sock.tcp().abort();
+            self.mark_dirty(id.0);
+        }
+    }
+
+    pub fn tcp_state(&self, id: SockId) -> Option<State> {
+        self.socks.get(id.0).filter(|s| !s.udp).map(Sock::tcp_state)
+    }
+
+    /// The local and remote address of a connection.
+    pub fn tcp_addrs(&self, id: SockId) -> Option<FlowKey> {
+        let s = self.socks.get(id.0)?;
+        let t = s.set.get::<tcp::Socket>(s.handle);
+        let (l, r) = (t.local_endpoint()?, t.remote_endpoint()?);
+        let v4 = |e: IpEndpoint| match e.addr {
+            IpAddress::Ipv4(a) => SocketAddrV4::new(a, e.port),
+        };
+        Some(FlowKey {
+            local: v4(l),
+            remote: v4(r),
+        })
+    }
+
+    /// The owner lets go of a socket. A TCP connection is closed the way a
+    /// kernel closes one on `close(2)`: a FIN after the data, or a RST if
+    /// received data was never read; it is freed once closed.
+    pub fn release(&mut self, id: SockId) {
+        let deadline = self.now + self.config.tcp.orphan_timeout.into();
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return;
+        };
+        if sock.udp {
+            return self.recycle(id.0);
+        }
+        sock.owner = Owner::Orphan(deadline);
+        let s = sock.tcp();
+        match s.state() {
+            State::Closed | State::TimeWait => return self.recycle(id.0),
+            _ if s.recv_queue() > 0 => s.abort(),
+            _ => s.close(),
+        }
+        self.mark_dirty(id.0);
+    }
+
+    /// Closes every connection the way [`Stack::release`] does and stops
+    /// listening: the host is going away.
+    pub fn close_all(&mut self) {
+        self.listeners.clear();
+        let open: Vec<usize> = self
+            .socks
+            .iter()
+            .filter(|(_, s)| !s.udp && s.key.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for id in open {
+            let s = self.socks[id].tcp();
+            if s.recv_queue() > 0 {
+                s.abort();
+            } else {
+                s.close();
+            }
+            self.mark_dirty(id);
+        }
+    }
+
+    // ---- UDP ---------------------------------------------------------
+
+    /// Binds a UDP socket to `port` (0: an ephemeral one) on every address
+    /// of the host.
+    pub fn udp_bind(&mut self, port: u16) -> io::Result<(SockId, u16)> {
+        let port = match port {
+            0 => self.free_udp_port()?,
+            p if self.udp_ports.contains_key(&p) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{}: UDP port {p} is already bound", self.config.name),
+                ))
+            }
+            p => p,
+        };
+        let meta = || vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(meta(), vec![0; UDP_BYTES]),
+            udp::PacketBuffer::new(meta(), vec![0; UDP_BYTES]),
+        );
+        s.bind(port)
+            .map_err(|e| io::Error::other(format!("bind: {e}")))?;
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(s);
+        let id = self.socks.insert(Sock {
+            set,
+            handle,
+            udp: true,
+            key: None,
+            owner: Owner::User,
+            timer: None,
+            dirty: false,
+            arp_wait: false,
+        });
+        self.udp_ports.insert(port, id);
+        Ok((SockId(id), port))
+    }
+
+    fn free_udp_port(&mut self) -> io::Result<u16> {
+        for port in EPHEMERAL {
+            if !self.udp_ports.contains_key(&port) {
+                return Ok(port);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no free UDP port",
+        ))
+    }
+
+    pub fn poll_udp_recv(
+        &mut self,
+        id: SockId,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddrV4)>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let s = sock.udp();
+        match s.recv_slice(buf) {
+            Ok((n, meta)) => {
+                let IpAddress::Ipv4(a) = meta.endpoint.addr;
+                Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port))))
+            }
+            Err(udp::RecvError::Exhausted) => {
+                s.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+            Err(udp::RecvError::Truncated) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "datagram larger than the buffer",
+            ))),
+        }
+    }
+
+    pub fn poll_udp_send(
+        &mut self,
+        id: SockId,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        to: SocketAddrV4,
+    ) -> Poll<io::Result<usize>> {
+        let Some(sock) = self.socks.get_mut(id.0) else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let s = sock.udp();
+        let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+        match s.send_slice(buf, ep) {
+            Ok(()) => {
+                self.mark_dirty(id.0);
+                Poll::Ready(Ok(buf.len()))
+            }
+            Err(udp::SendError::BufferFull) => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            Err(udp::SendError::Unaddressable) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot send to {to}"),
+            ))),
+        }
+    }
+
+    // ---- status ------------------------------------------------------
+
+    pub fn status(&self) -> HostStatus {
+        let mut tcp_listening: Vec<u16> = self.listeners.keys().copied().collect();
+        tcp_listening.sort_unstable();
+        let mut udp_bound: Vec<u16> = self.udp_ports.keys().copied().collect();
+        udp_bound.sort_unstable();
+        HostStatus {
+            name: self.config.name.clone(),
+            addresses: self.config.addresses.iter().map(|a| a.to_string()).collect(),
+            tcp_listening,
+            udp_bound,
+            tcp_connections: self.flows.len(),
+            time_wait: self.time_wait.len(),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+fn closed_error(state: State) -> io::Error {
+    match state {
+        State::Closed => io::ErrorKind::ConnectionReset.into(),
+        _ => io::ErrorKind::BrokenPipe.into(),
+    }
+}

@@ -1,0 +1,294 @@
+//! Service hosts on the virtual clock: two or more stacks on a simulated
+//! switch with seeded loss, latency and jitter, driven through the same
+//! socket calls the tokio layer makes (with a no-op waker).
+
+use fabric::{Fabric, LinkParams, PortId, Sim};
+use hoststack::{HostConfig, SockId, Stack, TcpState};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use switch::{PortConfig, SwitchConfig};
+use wire::{Frame, Instant, Mac};
+
+/// Hosts 10.0.0.1.. on one switch.
+struct Net {
+    sim: Sim,
+    hosts: Vec<(PortId, Stack)>,
+    out: Vec<Frame>,
+}
+
+fn addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, i as u8 + 1)
+}
+
+fn cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+impl Net {
+    fn new(n: usize, seed: u64, link: LinkParams, tune: impl Fn(&mut HostConfig)) -> Net {
+        let mut f = Fabric::new();
+        let sw = f.add_switch("lan", SwitchConfig::default());
+        let hosts = (0..n)
+            .map(|i| {
+                let port = f
+                    .add_port(&format!("h{i}"), sw, PortConfig::access(1), false)
+                    .expect("port");
+                let mut config = HostConfig::new(
+                    &format!("h{i}"),
+                    Mac([2, 0, 0, 0, 0, i as u8 + 1]),
+                    format!("{}/24", addr(i)).parse().expect("cidr"),
+                    None,
+                );
+                tune(&mut config);
+                (port, Stack::new(config, Instant::ZERO))
+            })
+            .collect();
+        Net {
+            sim: Sim::new(f, seed, link),
+            hosts,
+            out: Vec::new(),
+        }
+    }
+
+    fn stack(&mut self, i: usize) -> &mut Stack {
+        &mut self.hosts[i].1
+    }
+
+    /// Moves time on by `dt`: every host sends, the fabric runs, every host
+    /// takes what arrived.
+    fn step(&mut self, dt: Duration) {
+        let now = self.sim.now();
+        for (port, stack) in &mut self.hosts {
+            stack.poll(now, &mut self.out);
+            for f in self.out.drain(..) {
+                self.sim.send(*port, f.data().to_vec());
+            }
+        }
+        self.sim.run_for(dt);
+        let now = self.sim.now();
+        for (port, stack) in &mut self.hosts {
+            for r in self.sim.take_received(*port) {
+                stack.ingress(now, &r.frame, &mut self.out);
+            }
+            for f in self.out.drain(..) {
+                self.sim.send(*port, f.data().to_vec());
+            }
+        }
+    }
+
+    /// Steps until `done` holds; panics past `limit` of virtual time.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Net) -> bool) {
+        let end = self.sim.now() + limit;
+        while !done(self) {
+            assert!(self.sim.now() < end, "not done after {limit:?} of virtual time");
+            self.step(Duration::from_micros(20));
+        }
+    }
+}
+
+fn send_all(s: &mut Stack, id: SockId, data: &[u8], sent: &mut usize) {
+    while *sent < data.len() {
+        match s.poll_send(id, &mut cx(), &data[*sent..]) {
+            Poll::Ready(Ok(n)) => *sent += n,
+            Poll::Ready(Err(e)) => panic!("send: {e}"),
+            Poll::Pending => break,
+        }
+    }
+}
+
+/// Reads what is there; true once the peer's FIN has been read.
+fn recv_some(s: &mut Stack, id: SockId, into: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.poll_recv(id, &mut cx(), &mut buf) {
+            Poll::Ready(Ok(0)) => return true,
+            Poll::Ready(Ok(n)) => into.extend_from_slice(&buf[..n]),
+            Poll::Ready(Err(e)) => panic!("recv: {e}"),
+            Poll::Pending => return false,
+        }
+    }
+}
+
+fn accept(s: &mut Stack, port: u16) -> Option<SockId> {
+    match s.poll_accept(port, &mut cx()) {
+        Poll::Ready(r) => Some(r.expect("accept")),
+        Poll::Pending => None,
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn server_addr(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(addr(1), port)
+}
+
+#[test]
+fn half_close_lets_the_other_side_keep_sending() {
+    let mut net = Net::new(2, 1, LinkParams::default(), |_| {});
+    net.stack(1).tcp_listen(7, 16).expect("listen");
+    let c = net.stack(0).tcp_connect(server_addr(7)).expect("connect");
+    let mut server = None;
+    net.run_until(Duration::from_secs(1), |n| {
+        server = server.or_else(|| accept(n.stack(1), 7));
+        server.is_some()
+    });
+    let s = server.expect("accepted");
+    let peer = net.stack(1).tcp_addrs(s).expect("addrs");
+    assert_eq!(peer.remote.ip(), &addr(0));
+    assert_eq!(peer.local, server_addr(7));
+
+    // The client sends a request and closes its sending half.
+    let mut sent = 0;
+    send_all(net.stack(0), c, b"request", &mut sent);
+    net.stack(0).tcp_shutdown(c);
+    let mut got = Vec::new();
+    net.run_until(Duration::from_secs(1), |n| recv_some(n.stack(1), s, &mut got));
+    assert_eq!(got, b"request");
+    assert_eq!(net.stack(1).tcp_state(s), Some(TcpState::CloseWait));
+
+    // The server still answers on its open half, then closes.
+    let reply = pattern(100_000);
+    let mut sent = 0;
+    let mut back = Vec::new();
+    net.run_until(Duration::from_secs(2), |n| {
+        send_all(n.stack(1), s, &reply, &mut sent);
+        if sent == reply.len() {
+            n.stack(1).tcp_shutdown(s);
+        }
+        recv_some(n.stack(0), c, &mut back)
+    });
+    assert_eq!(back, reply);
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(1).tcp_state(s) == Some(TcpState::Closed)
+    });
+    // The client closed first, so the TIME-WAIT is the client's, kept
+    // without its socket.
+    net.run_until(Duration::from_secs(1), |n| n.stack(0).status().time_wait == 1);
+    net.stack(0).release(c);
+    net.stack(1).release(s);
+    assert_eq!(net.stack(1).status().tcp_connections, 0);
+}
+
+#[test]
+fn transfers_arrive_intact_through_loss_and_reordering() {
+    for seed in [3, 4] {
+        let link = LinkParams {
+            latency: Duration::from_micros(100),
+            jitter: Duration::from_micros(300),
+            loss: 0.02,
+        };
+        let mut net = Net::new(2, seed, link, |_| {});
+        net.stack(1).tcp_listen(9, 16).expect("listen");
+        let c = net.stack(0).tcp_connect(server_addr(9)).expect("connect");
+        let up = pattern(1 << 20);
+        let down: Vec<u8> = pattern((1 << 20) + 13).into_iter().rev().collect();
+        let (mut s, mut up_sent, mut down_sent) = (None, 0, 0);
+        let (mut at_server, mut at_client) = (Vec::new(), Vec::new());
+        let (mut server_eof, mut client_eof) = (false, false);
+        net.run_until(Duration::from_secs(120), |n| {
+            s = s.or_else(|| accept(n.stack(1), 9));
+            send_all(n.stack(0), c, &up, &mut up_sent);
+            if up_sent == up.len() {
+                n.stack(0).tcp_shutdown(c);
+            }
+            if let Some(s) = s {
+                send_all(n.stack(1), s, &down, &mut down_sent);
+                if down_sent == down.len() {
+                    n.stack(1).tcp_shutdown(s);
+                }
+                server_eof = server_eof || recv_some(n.stack(1), s, &mut at_server);
+            }
+            client_eof = client_eof || recv_some(n.stack(0), c, &mut at_client);
+            server_eof && client_eof
+        });
+        assert!(net.sim.lost() > 0, "seed {seed}: the link lost frames");
+        assert!(at_server == up, "seed {seed}: upload intact");
+        assert!(at_client == down, "seed {seed}: download intact");
+    }
+}
+
+#[test]
+fn many_concurrent_connections_each_get_their_answer() {
+    const N: usize = 2000;
+    let mut net = Net::new(2, 5, LinkParams::default(), |c| {
+        c.tcp.rx_buffer = 4096;
+        c.tcp.tx_buffer = 4096;
+    });
+    net.stack(1).tcp_listen(80, N).expect("listen");
+    let clients: Vec<SockId> = (0..N)
+        .map(|_| net.stack(0).tcp_connect(server_addr(80)).expect("connect"))
+        .collect();
+    let mut served: Vec<(SockId, Vec<u8>)> = Vec::new();
+    let mut answers: Vec<Vec<u8>> = vec![Vec::new(); N];
+    let mut asked = vec![false; N];
+    let mut done = 0;
+    net.run_until(Duration::from_secs(30), |n| {
+        while let Some(s) = accept(n.stack(1), 80) {
+            served.push((s, Vec::new()));
+        }
+        for (i, &c) in clients.iter().enumerate() {
+            if !asked[i] && n.stack(0).tcp_state(c) == Some(TcpState::Established) {
+                let mut sent = 0;
+                send_all(n.stack(0), c, format!("q{i}\n").as_bytes(), &mut sent);
+                asked[i] = true;
+            }
+        }
+        // The server answers each question with its client's port.
+        for (s, buf) in &mut served {
+            recv_some(n.stack(1), *s, buf);
+            if buf.last() == Some(&b'\n') {
+                let peer = n.stack(1).tcp_addrs(*s).expect("addrs").remote.port();
+                let mut sent = 0;
+                let reply = format!("a{}:{peer}\n", String::from_utf8_lossy(&buf[1..buf.len() - 1]));
+                send_all(n.stack(1), *s, reply.as_bytes(), &mut sent);
+                buf.clear();
+                buf.push(b'.');
+            }
+        }
+        for (i, &c) in clients.iter().enumerate() {
+            if answers[i].last() != Some(&b'\n') {
+                recv_some(n.stack(0), c, &mut answers[i]);
+                if answers[i].last() == Some(&b'\n') {
+                    done += 1;
+                }
+            }
+        }
+        done == N
+    });
+    for (i, &c) in clients.iter().enumerate() {
+        let port = net.stack(0).tcp_addrs(c).expect("addrs").local.port();
+        assert_eq!(answers[i], format!("a{i}:{port}\n").as_bytes());
+    }
+    assert_eq!(net.stack(1).status().tcp_connections, N);
+    assert_eq!(net.stack(1).status().counters.backlog_full, 0);
+}
+
+#[test]
+fn a_burst_of_syns_within_the_backlog_is_all_accepted() {
+    let mut net = Net::new(5, 6, LinkParams::default(), |_| {});
+    net.stack(4).tcp_listen(80, 512).expect("listen");
+    let target = SocketAddrV4::new(addr(4), 80);
+    // 4 clients open 100 connections each in the same instant.
+    let mut conns = Vec::new();
+    for h in 0..4 {
+        for _ in 0..100 {
+            conns.push((h, net.stack(h).tcp_connect(target).expect("connect")));
+        }
+    }
+    let mut accepted = 0;
+    net.run_until(Duration::from_millis(50), |n| {
+        while accept(n.stack(4), 80).is_some() {
+            accepted += 1;
+        }
+        accepted == 400
+    });
+    for (h, c) in conns {
+        assert_eq!(net.stack(h).tcp_state(c), Some(TcpState::Established));
+    }
+    let counters = net.stack(4).status().counters;
+    assert_eq!((counters.backlog_full, counters.tcp_accepted), (0, 400));
+}
+
