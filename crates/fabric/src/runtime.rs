@@ -17,13 +17,35 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tuntap::Device;
-use wire::{Instant, VnetHdr, VNET_HDR_LEN};
+use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
 
 /// A TAP or TUN device serving a fabric port.
 #[derive(Debug)]
 pub struct DevicePort {
     pub port: PortId,
     pub device: Device,
+}
+
+/// An in-process endpoint on a fabric port (a service host): it takes
+/// delivered frames, cut to wire size with complete checksums, and sends
+/// through an [`Injector`].
+pub trait Endpoint: Send + Sync {
+    /// A frame for the endpoint, in pieces to be joined.
+    fn deliver(&self, pieces: &[&[u8]]);
+}
+
+/// An endpoint serving a fabric port.
+pub struct EndpointPort {
+    pub port: PortId,
+    pub endpoint: Arc<dyn Endpoint>,
+}
+
+impl std::fmt::Debug for EndpointPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointPort")
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 /// A frame seen by a capture, with its wall-clock time.
@@ -53,6 +75,8 @@ struct Shared {
     fabric: Mutex<Fabric>,
     /// The device behind each port, indexed by `PortId`.
     devices: Vec<Option<Device>>,
+    /// The in-process endpoint behind each port, indexed by `PortId`.
+    endpoints: Vec<Option<Arc<dyn Endpoint>>>,
     /// Whoever holds a port's token is its only reader, so its frames are
     /// forwarded in the order they arrived.
     readers: Vec<Mutex<()>>,
@@ -89,9 +113,10 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Starts serving. Must be called inside a tokio runtime.
-    pub fn start(fabric: Fabric, ports: Vec<DevicePort>) -> Runtime {
+    pub fn start(fabric: Fabric, ports: Vec<DevicePort>, hosts: Vec<EndpointPort>) -> Runtime {
         let n = fabric.port_names().count();
         let mut devices: Vec<Option<Device>> = (0..n).map(|_| None).collect();
+        let mut endpoints: Vec<Option<Arc<dyn Endpoint>>> = (0..n).map(|_| None).collect();
         let mut served = Vec::new();
         for p in ports {
             if let Some(slot) = devices.get_mut(p.port.0 as usize) {
@@ -99,9 +124,15 @@ impl Runtime {
                 served.push(p.port);
             }
         }
+        for h in hosts {
+            if let Some(slot) = endpoints.get_mut(h.port.0 as usize) {
+                *slot = Some(h.endpoint);
+            }
+        }
         let shared = Arc::new(Shared {
             fabric: Mutex::new(fabric),
             devices,
+            endpoints,
             readers: (0..n).map(|_| Mutex::new(())).collect(),
             io: (0..n).map(|_| IoCounters::default()).collect(),
             epoch: std::time::Instant::now(),
@@ -113,6 +144,17 @@ impl Runtime {
             .collect();
         tasks.push(tokio::spawn(drive_timers(shared.clone())));
         Runtime { shared, tasks }
+    }
+
+    /// The way in to the fabric for the endpoint on `port`; its owner
+    /// (the endpoint's driver task) sends through it.
+    pub fn injector(&self, port: PortId) -> Injector {
+        Injector {
+            shared: self.shared.clone(),
+            port,
+            batch: Batch::new(),
+            egress: EgressPath::new(),
+        }
     }
 
     /// A snapshot of the fabric with device-level errors filled in.
@@ -351,9 +393,19 @@ fn write_deliveries(shared: &Shared, batch: &Batch, egress: &mut EgressPath) {
     }
 }
 
-/// Writes one delivered frame to its port's device.
+/// Writes one delivered frame to its port's device or endpoint.
 fn write_port(shared: &Shared, d: &Delivery, hdr: &VnetHdr, frame: &[u8], egress: &mut EgressPath) {
     let idx = d.port.0 as usize;
+    if let Some(Some(ep)) = shared.endpoints.get(idx) {
+        // Endpoints take wire-sized frames with complete checksums.
+        if egress
+            .emit(false, hdr, d.edit, frame, |pieces| ep.deliver(pieces))
+            .is_err()
+        {
+            IoCounters::bump(&shared.io[idx].offload_failed);
+        }
+        return;
+    }
     let (Some(Some(device)), Some(io)) = (shared.devices.get(idx), shared.io.get(idx)) else {
         return;
     };
@@ -372,6 +424,37 @@ fn write_port(shared: &Shared, d: &Delivery, hdr: &VnetHdr, frame: &[u8], egress
     if let Err(e) = written {
         tracing::debug!(port = idx, "offload of a frame failed: {e}");
         IoCounters::bump(&io.offload_failed);
+    }
+}
+
+/// How an in-process endpoint sends into the fabric: each frame is copied
+/// into a pooled fabric frame and forwarded at once, like a frame read
+/// from a device.
+pub struct Injector {
+    shared: Arc<Shared>,
+    port: PortId,
+    batch: Batch,
+    egress: EgressPath,
+}
+
+impl std::fmt::Debug for Injector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injector").field("port", &self.port).finish()
+    }
+}
+
+impl Injector {
+    pub fn send(&mut self, frames: &[Frame]) {
+        for f in frames {
+            let mut frame = self.batch.take_frame();
+            frame.extend_from_slice(f.data());
+            frame.hdr = f.hdr;
+            let now = self.shared.now();
+            self.shared
+                .fabric()
+                .ingress(now, self.port, frame, &mut self.batch);
+            write_deliveries(&self.shared, &self.batch, &mut self.egress);
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 
 use crate::state::{socket_path, LabState};
 use anyhow::{bail, Context, Result};
-use fabric::{CapturedFrame, Direction, Runtime};
+use crate::up::Lab;
+use fabric::{CapturedFrame, Direction};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Weak;
@@ -42,7 +43,7 @@ struct Reply {
 const CAPTURE_BACKLOG: usize = 4096;
 
 /// Listens on the lab's socket until the returned task is aborted.
-pub fn serve(lab: &str, runtime: Weak<Runtime>) -> Result<JoinHandle<()>> {
+pub fn serve(lab: &str, running: Weak<Lab>) -> Result<JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(lab);
     let _ = std::fs::remove_file(&path);
@@ -55,7 +56,7 @@ pub fn serve(lab: &str, runtime: Weak<Runtime>) -> Result<JoinHandle<()>> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let rt = runtime.clone();
+            let rt = running.clone();
             let lab = lab.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, rt, &lab).await {
@@ -66,7 +67,7 @@ pub fn serve(lab: &str, runtime: Weak<Runtime>) -> Result<JoinHandle<()>> {
     }))
 }
 
-async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result<()> {
+async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read)
@@ -90,13 +91,17 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
         Ok(r) => r,
         Err(e) => return Ok(write.write_all(&fail(format!("bad request: {e}"))).await?),
     };
-    let Some(rt) = runtime.upgrade() else {
+    let Some(running) = running.upgrade() else {
         return Ok(write.write_all(&fail("the lab is stopping".into())).await?);
     };
     match request {
         Request::Status => {
-            let status =
-                serde_json::json!({ "lab": lab, "pid": std::process::id(), "fabric": rt.status() });
+            let status = serde_json::json!({
+                "lab": lab,
+                "pid": std::process::id(),
+                "fabric": running.runtime.status(),
+                "services": running.services.status(),
+            });
             write
                 .write_all(&reply(Reply {
                     ok: true,
@@ -107,6 +112,7 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
                 .await?;
         }
         Request::Capture { port } => {
+            let rt = &running.runtime;
             let mut rx = match rt.capture(&port, CAPTURE_BACKLOG) {
                 Ok(rx) => rx,
                 Err(e) => {
@@ -120,7 +126,7 @@ async fn handle(stream: UnixStream, runtime: Weak<Runtime>, lab: &str) -> Result
             } else {
                 "ethernet"
             };
-            drop(rt);
+            drop(running);
             write
                 .write_all(&reply(Reply {
                     ok: true,

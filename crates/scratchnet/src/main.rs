@@ -9,6 +9,7 @@ mod control;
 mod down;
 mod netns;
 mod render;
+mod services;
 mod state;
 mod up;
 

@@ -6,6 +6,7 @@
 use crate::control;
 use crate::down;
 use crate::netns;
+use crate::services::{self, Services};
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
 use fabric::{DevicePort, Fabric, Runtime};
@@ -50,9 +51,12 @@ pub async fn run(lab: Topology) -> Result<()> {
         armed: true,
     };
     guard.state.save()?;
-    let (fabric, devices) = build(&lab, &mut guard.state)?;
-    let runtime = Arc::new(Runtime::start(fabric, devices));
-    let server = control::serve(&lab.name, Arc::downgrade(&runtime))?;
+    let (fabric, devices, planned) = build(&lab, &mut guard.state)?;
+    let endpoints = services::endpoints(&planned);
+    let runtime = Runtime::start(fabric, devices, endpoints);
+    let services = services::start(planned, &runtime);
+    let running = Arc::new(Lab { runtime, services });
+    let server = control::serve(&lab.name, Arc::downgrade(&running))?;
     start_dhcp_clients(&lab).await?;
     for note in notes(&lab) {
         eprintln!("scratchnet: note: {note}");
@@ -73,9 +77,12 @@ pub async fn run(lab: Topology) -> Result<()> {
     tracing::info!("{why}: stopping lab `{}`", lab.name);
     server.abort();
     let _ = server.await;
-    match Arc::try_unwrap(runtime) {
-        Ok(rt) => rt.shutdown().await,
-        Err(rt) => drop(rt),
+    match Arc::try_unwrap(running) {
+        Ok(lab) => {
+            lab.services.stop().await;
+            lab.runtime.shutdown().await;
+        }
+        Err(lab) => drop(lab),
     }
     guard.armed = false;
     down::cleanup(&guard.state)?;
@@ -119,7 +126,10 @@ fn preflight(lab: &Topology) -> Result<()> {
 /// Creates the fabric: switches, routers (with their TUN links to the
 /// root namespace) and, for each host, its namespace and TAP. Records each
 /// namespace in the state file before creating it.
-fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<DevicePort>)> {
+fn build(
+    lab: &Topology,
+    state: &mut LabState,
+) -> Result<(Fabric, Vec<DevicePort>, Vec<services::Planned>)> {
     let mut fabric = Fabric::new();
     let mut switch_ids = HashMap::new();
     for s in &lab.switches {
@@ -161,7 +171,8 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(Fabric, Vec<DevicePort
         let port = fabric.add_port(&h.name, switch, PortConfig { mode, mtu: h.mtu }, h.offload)?;
         devices.push(DevicePort { port, device });
     }
-    Ok((fabric, devices))
+    let planned = services::plan(lab, &mut fabric, &switch_ids)?;
+    Ok((fabric, devices, planned))
 }
 
 /// A router's interfaces: on switches (MAC derived from `router.switch`)
@@ -349,13 +360,21 @@ fn notes(lab: &Topology) -> Vec<String> {
             ));
         }
     }
-    for s in &lab.services {
+    for s in lab.services.iter().filter(|s| !services::is_built(s.kind)) {
         notes.push(format!(
-            "service `{}` is not built yet: this version has switches, routers and hosts",
-            s.name
+            "service `{}` ({}) is not built yet: this version runs http and echo services",
+            s.name,
+            s.kind.name()
         ));
     }
     notes
+}
+
+/// A running lab: the fabric and the service hosts on it.
+#[derive(Debug)]
+pub struct Lab {
+    pub runtime: Runtime,
+    pub services: Services,
 }
 
 /// Removes what was created if the build fails or panics half-way.

@@ -162,6 +162,17 @@ impl ServiceKind {
         "dns-resolver",
     ];
 
+    /// The kind's name in a topology file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Http => "http",
+            ServiceKind::Echo => "echo",
+            ServiceKind::HttpLb => "http-lb",
+            ServiceKind::DnsAuthoritative => "dns-authoritative",
+            ServiceKind::DnsResolver => "dns-resolver",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<ServiceKind> {
         Some(match s {
             "http" => ServiceKind::Http,
@@ -184,6 +195,8 @@ pub struct ServiceSpec {
     pub port: Option<u16>,
     pub backends: Vec<String>,
     pub root_hints: Vec<IpAddr>,
+    /// For `http`: the size of the body of `GET /` (the greeting, padded).
+    pub body_size: Option<u64>,
 }
 
 impl Topology {

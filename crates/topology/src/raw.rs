@@ -129,4 +129,5 @@ pub struct Service {
     pub backends: Vec<Str>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
+    pub body_size: Option<Spanned<u64>>,
 }

@@ -15,6 +15,8 @@ use toml::Spanned;
 use wire::Mac;
 
 const MAX_NAME: usize = 15;
+/// The largest body an `http` service serves at `/` (1 GiB).
+const MAX_BODY_SIZE: u64 = 1 << 30;
 
 pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Topology {
     let mut v = Validator {
@@ -744,6 +746,10 @@ impl Validator<'_, '_> {
             }
         }
         let root_hints = self.ips(&s.root_hints, &key("root_hints"));
+        let body_size = s
+            .body_size
+            .as_ref()
+            .map(|b| self.ranged(&Some(b.clone()), &key("body_size"), 0, MAX_BODY_SIZE, 0));
         Some(ServiceSpec {
             name: name.clone(),
             kind: kind?,
@@ -753,6 +759,7 @@ impl Validator<'_, '_> {
             port,
             backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
             root_hints,
+            body_size,
         })
         .filter(|_| ok)
     }

@@ -1,0 +1,9 @@
+//! Built-in services that run on service hosts, written as ordinary async
+//! Rust against the host's sockets.
+//!
+//! * [`http`]: an HTTP/1.1 server (hyper) that says who answered and whom
+//!   it saw, and serves bodies of any size for throughput tests;
+//! * [`echo`]: TCP and UDP echo (RFC 862).
+
+pub mod echo;
+pub mod http;
