@@ -15,7 +15,7 @@
 
 use crate::config::HostConfig;
 use crate::device::Port;
-use crate::flow::{classify, is_arp, FlowKey, Seen, TcpSeen};
+use crate::flow::{classify, is_arp, FlowKey, FragId, Lead, Seen, TcpSeen};
 use crate::timewait::{self, TimeWait};
 use serde::Serialize;
 use slab::Slab;
@@ -43,6 +43,10 @@ const ACK_SOON: SDuration = SDuration::from_secs(1);
 
 /// How long smoltcp keeps a socket quiet while its neighbour is resolved.
 const ARP_SILENCE: SDuration = SDuration::from_secs(1);
+
+/// Packets in reassembly whose socket is remembered (as many as smoltcp
+/// reassembles at once, and some).
+const FRAGMENTED_PACKETS: usize = 16;
 
 /// UDP datagrams and bytes each UDP socket can hold in each direction.
 const UDP_PACKETS: usize = 256;
@@ -142,6 +146,9 @@ pub struct Stack {
     time_wait: TimeWait,
     timers: BTreeSet<(SInstant, usize)>,
     dirty: Vec<usize>,
+    /// The sockets of packets being reassembled, learnt from their first
+    /// fragment (later ones carry no ports).
+    fragments: VecDeque<(FragId, usize)>,
     /// Sockets whose last attempt to send asked for an ARP resolution.
     arp_waiters: Vec<usize>,
     spare: Vec<Sock>,
@@ -215,6 +222,7 @@ impl Stack {
             udp_ports: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            fragments: VecDeque::new(),
             arp_waiters: Vec::new(),
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
@@ -269,6 +277,28 @@ impl Stack {
                         s.arp_wait = false;
                     }
                     self.mark_dirty(id);
+                }
+            }
+            Seen::Fragment { id, lead } => {
+                let owner = match lead {
+                    Some(Lead::Tcp(key)) => self.flows.get(&key).copied(),
+                    Some(Lead::Udp(local)) => self.udp_ports.get(&local.port()).copied(),
+                    None => None,
+                };
+                if let Some(owner) = owner {
+                    if self.fragments.len() >= FRAGMENTED_PACKETS {
+                        self.fragments.pop_front();
+                    }
+                    self.fragments.push_back((id, owner));
+                }
+                let owner = owner.or_else(|| {
+                    self.fragments
+                        .iter()
+                        .find_map(|(f, o)| (*f == id).then_some(*o))
+                });
+                match owner {
+                    Some(o) => self.sock_ingress(o, frame, out),
+                    None => self.iface_ingress(frame, out),
                 }
             }
             Seen::Other => self.iface_ingress(frame, out),

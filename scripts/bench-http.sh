@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Service hosts against nginx, one run, in the same lab: a namespace client
+# on one switch with (a) scratchnet's built-in http service and (b) nginx
+# in a namespace host, both serving the same small body and a 1 GiB
+# download. Prints requests/s and p99 latency (wrk, keep-alive), download
+# Gbit/s (curl), and the ratios. Then the resident memory of the process:
+# with the reference lab idle, and holding 10,000 idle keep-alive
+# connections to one service host.
+#
+#   sudo scripts/bench-http.sh          (WRK_SECONDS, default 10)
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+wrk_secs=${WRK_SECONDS:-10}
+body=64
+download=$((1 << 30))
+held=10000
+
+scratchnet_up <<TOML
+name = "bench-http"
+[[switch]]
+name = "web"
+subnet = "10.94.0.0/24"
+[[host]]
+name = "hb-cl"
+switch = "web"
+address = "10.94.0.1/24"
+[[host]]
+name = "hb-ng"
+switch = "web"
+address = "10.94.0.2/24"
+[[service]]
+name = "hb-web"
+kind = "http"
+switch = "web"
+address = "10.94.0.10/24"
+body_size = $body
+TOML
+
+# nginx: as many workers as scratchnet has threads, the same body size.
+head -c "$download" /dev/zero > "$work/big.bin"
+printf '%*s\n' $((body - 1)) '' | tr ' ' . > "$work/small.txt"
+cat > "$work/nginx.conf" <<NGINX
+user root;
+worker_processes 2;
+pid $work/nginx.pid;
+error_log /dev/null;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  server {
+    listen 80 backlog=4096;
+    location = / { alias $work/small.txt; }
+    location = /big { alias $work/big.bin; }
+  }
+}
+NGINX
+ip netns exec hb-ng nginx -c "$work/nginx.conf" -e /dev/null
+sleep 0.5
+
+wrk_run() {
+  ip netns exec hb-cl wrk -t2 -c64 -d"${wrk_secs}s" --latency "$1" > "$work/wrk.txt"
+  awk '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} END {print rps, p99}' "$work/wrk.txt"
+}
+to_ms() { python3 -c 'import re,sys; n,u=re.fullmatch(r"([0-9.]+)(us|ms|s)",sys.argv[1]).groups(); print("%.3f" % (float(n)*{"us":1e-3,"ms":1,"s":1e3}[u]))' "$1"; }
+gbps() {
+  ip netns exec hb-cl curl -s -o /dev/null -w '%{speed_download}' "$1" \
+    | python3 -c 'import sys; print("%.2f" % (float(sys.stdin.read())*8/1e9))'
+}
+
+read -r s_rps s_p99 < <(wrk_run http://10.94.0.10/)
+read -r n_rps n_p99 < <(wrk_run http://10.94.0.2/)
+s_p99=$(to_ms "$s_p99"); n_p99=$(to_ms "$n_p99")
+s_dl=$(gbps "http://10.94.0.10/bytes/$download")
+n_dl=$(gbps "http://10.94.0.2/big")
+
+printf '%-32s %12s %12s %7s\n' metric scratchnet nginx ratio
+printf '%-32s %12s %12s %7s\n' "requests/s (wrk -c64, ${body} B)" "$s_rps" "$n_rps" "$(ratio "$s_rps" "$n_rps")"
+printf '%-32s %12s %12s %7s\n' "p99 latency ms" "$s_p99" "$n_p99" "$(ratio "$s_p99" "$n_p99")"
+printf '%-32s %12s %12s %7s\n' "download 1 GiB Gbit/s" "$s_dl" "$n_dl" "$(ratio "$s_dl" "$n_dl")"
+kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$lab_pid/status"; }
+
+# 10,000 idle keep-alive connections (one request each) to one host.
+before=$(rss_mib)
+coproc HOLD { ip netns exec hb-cl python3 tests/tools/svc_client.py hold 10.94.0.10 80 "$held"; }
+read -r line <&"${HOLD[0]}"
+sleep 1
+during=$(rss_mib)
+echo
+echo "resident memory, bench lab: $before MiB; holding $line connections: $during MiB"
+python3 -c 'import sys; b,d,n=map(float,sys.argv[1:]); print("per idle connection: %.1f KiB" % ((d-b)*1024/n))' "$before" "$during" "$held"
+exec {HOLD[1]}>&-
+wait "$HOLD_PID" 2>/dev/null || true
+scratchnet_down
+
+# The reference lab, idle.
+"$bin" up > "$work/ref.log" 2>&1 &
+lab_pid=$!
+for _ in $(seq 200); do grep -q ready "$work/ref.log" && break; sleep 0.05; done
+sleep 2
+echo "resident memory, reference lab idle: $(rss_mib) MiB"
+scratchnet_down
