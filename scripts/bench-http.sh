@@ -51,7 +51,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 80 backlog=4096;
-    location = / { alias $work/small.txt; }
+    location = / { default_type text/plain; return 200 "$(cat "$work/small.txt")"; }
     location = /big { alias $work/big.bin; }
   }
 }

@@ -927,11 +927,12 @@ impl Stack {
         let t = s.set.get::<tcp::Socket>(s.handle);
         let (l, r) = (t.local_endpoint()?, t.remote_endpoint()?);
         let v4 = |e: IpEndpoint| match e.addr {
-            IpAddress::Ipv4(a) => SocketAddrV4::new(a, e.port),
+            IpAddress::Ipv4(a) => Some(SocketAddrV4::new(a, e.port)),
+            IpAddress::Ipv6(_) => None,
         };
         Some(FlowKey {
-            local: v4(l),
-            remote: v4(r),
+            local: v4(l)?,
+            remote: v4(r)?,
         })
     }
 
@@ -1037,19 +1038,22 @@ impl Stack {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
         let s = sock.udp();
-        match s.recv_slice(buf) {
-            Ok((n, meta)) => {
-                let IpAddress::Ipv4(a) = meta.endpoint.addr;
-                Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port))))
-            }
-            Err(udp::RecvError::Exhausted) => {
-                s.register_recv_waker(cx.waker());
-                Poll::Pending
-            }
-            Err(udp::RecvError::Truncated) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "datagram larger than the buffer",
-            ))),
+        loop {
+            return match s.recv_slice(buf) {
+                Ok((n, meta)) => match meta.endpoint.addr {
+                    IpAddress::Ipv4(a) => Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port)))),
+                    // The host has IPv4 addresses only.
+                    IpAddress::Ipv6(_) => continue,
+                },
+                Err(udp::RecvError::Exhausted) => {
+                    s.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+                Err(udp::RecvError::Truncated) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "datagram larger than the buffer",
+                ))),
+            };
         }
     }
 

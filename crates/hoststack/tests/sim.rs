@@ -62,7 +62,7 @@ impl Net {
         for (port, stack) in &mut self.hosts {
             stack.poll(now, &mut self.out);
             for f in self.out.drain(..) {
-                self.sim.send(*port, f.data().to_vec());
+                self.sim.send_offloaded(*port, f.hdr, f.data().to_vec());
             }
         }
         self.sim.run_for(dt);
@@ -72,7 +72,7 @@ impl Net {
                 stack.ingress(now, &r.frame, &mut self.out);
             }
             for f in self.out.drain(..) {
-                self.sim.send(*port, f.data().to_vec());
+                self.sim.send_offloaded(*port, f.hdr, f.data().to_vec());
             }
         }
     }

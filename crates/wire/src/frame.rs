@@ -86,6 +86,15 @@ impl Frame {
         self.end = (HEADROOM + len).min(self.buf.len());
     }
 
+    /// Sets the data to the first `len` bytes after the headroom, growing
+    /// the buffer if it is too small (once; a pooled frame keeps its size).
+    pub fn resize(&mut self, len: usize) {
+        if HEADROOM + len > self.buf.len() {
+            self.buf.resize(HEADROOM + len, 0);
+        }
+        self.set_len(len);
+    }
+
     /// Shortens the data to `len` bytes.
     pub fn truncate(&mut self, len: usize) {
         self.end = self.end.min(self.start + len);

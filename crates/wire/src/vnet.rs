@@ -73,6 +73,26 @@ impl VnetHdr {
         csum_offset: 0,
     };
 
+    /// A frame whose checksum at `start + offset` holds only the
+    /// pseudo-header sum, to be completed over the bytes from `start`.
+    pub fn partial_checksum(start: u16, offset: u16) -> VnetHdr {
+        VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: start,
+            csum_offset: offset,
+            ..VnetHdr::PLAIN
+        }
+    }
+
+    /// This header, for a super-frame to be cut into `size`-byte segments
+    /// behind `hdr_len` bytes of headers.
+    pub fn with_gso(mut self, gso: GsoType, size: u16, hdr_len: u16) -> VnetHdr {
+        self.set_gso_type(gso);
+        self.gso_size = size;
+        self.hdr_len = hdr_len;
+        self
+    }
+
     /// Decodes the first [`VNET_HDR_LEN`] bytes, if there are that many.
     pub fn parse(buf: &[u8]) -> Option<VnetHdr> {
         let b: &[u8; VNET_HDR_LEN] = buf.get(..VNET_HDR_LEN)?.try_into().ok()?;
