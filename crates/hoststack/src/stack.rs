@@ -20,6 +20,7 @@ use crate::timewait::{self, TimeWait};
 use serde::Serialize;
 use slab::Slab;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::socket::Socket;
 use smoltcp::socket::tcp::{self, CongestionControl, RecvError, SendError, State};
 use smoltcp::socket::udp;
 use smoltcp::time::{Duration as SDuration, Instant as SInstant};
@@ -367,7 +368,7 @@ impl Stack {
                 self.time_wait.remove(&seg.key);
                 return;
             }
-            if !(seg.syn && !seg.ack) {
+            if !seg.syn || seg.ack {
                 if seg.seg_len > 0 {
                     self.counters.time_wait_acks += 1;
                     timewait::ack(frame, &seg, &mut self.pool, out);
@@ -583,12 +584,11 @@ impl Stack {
             self.timers.remove(&(old, id));
         }
         match at {
-            Some(t) if t <= now => {
-                if !sock.dirty {
-                    sock.dirty = true;
-                    self.dirty.push(id);
-                }
+            Some(t) if t <= now && !sock.dirty => {
+                sock.dirty = true;
+                self.dirty.push(id);
             }
+            Some(t) if t <= now => {}
             Some(t) => {
                 sock.timer = Some(t);
                 self.timers.insert((t, id));
@@ -640,6 +640,12 @@ impl Stack {
                 arp_wait: false,
             }
         });
+        // A recycled socket goes back into its set afresh: the set's
+        // metadata (a neighbour it was waiting for) belongs to the old
+        // connection.
+        if let Socket::Tcp(t) = sock.set.remove(sock.handle) {
+            sock.handle = sock.set.add(t);
+        }
         let s = sock.tcp();
         s.set_congestion_control(CongestionControl::Cubic);
         s.set_ack_delay(t.ack_delay.map(Into::into));

@@ -2,128 +2,13 @@
 //! switch with seeded loss, latency and jitter, driven through the same
 //! socket calls the tokio layer makes (with a no-op waker).
 
-use fabric::{Fabric, LinkParams, PortId, Sim};
-use hoststack::{HostConfig, SockId, Stack, TcpState};
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::task::{Context, Poll, Waker};
+mod net;
+
+use fabric::LinkParams;
+use hoststack::{SockId, TcpState};
+use net::*;
+use std::net::SocketAddrV4;
 use std::time::Duration;
-use switch::{PortConfig, SwitchConfig};
-use wire::{Frame, Instant, Mac};
-
-/// Hosts 10.0.0.1.. on one switch.
-struct Net {
-    sim: Sim,
-    hosts: Vec<(PortId, Stack)>,
-    out: Vec<Frame>,
-}
-
-fn addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 0, 0, i as u8 + 1)
-}
-
-fn cx() -> Context<'static> {
-    Context::from_waker(Waker::noop())
-}
-
-impl Net {
-    fn new(n: usize, seed: u64, link: LinkParams, tune: impl Fn(&mut HostConfig)) -> Net {
-        let mut f = Fabric::new();
-        let sw = f.add_switch("lan", SwitchConfig::default());
-        let hosts = (0..n)
-            .map(|i| {
-                let port = f
-                    .add_port(&format!("h{i}"), sw, PortConfig::access(1), false)
-                    .expect("port");
-                let mut config = HostConfig::new(
-                    &format!("h{i}"),
-                    Mac([2, 0, 0, 0, 0, i as u8 + 1]),
-                    format!("{}/24", addr(i)).parse().expect("cidr"),
-                    None,
-                );
-                tune(&mut config);
-                (port, Stack::new(config, Instant::ZERO))
-            })
-            .collect();
-        Net {
-            sim: Sim::new(f, seed, link),
-            hosts,
-            out: Vec::new(),
-        }
-    }
-
-    fn stack(&mut self, i: usize) -> &mut Stack {
-        &mut self.hosts[i].1
-    }
-
-    /// Moves time on by `dt`: every host sends, the fabric runs, every host
-    /// takes what arrived.
-    fn step(&mut self, dt: Duration) {
-        let now = self.sim.now();
-        for (port, stack) in &mut self.hosts {
-            stack.poll(now, &mut self.out);
-            for f in self.out.drain(..) {
-                self.sim.send_offloaded(*port, f.hdr, f.data().to_vec());
-            }
-        }
-        self.sim.run_for(dt);
-        let now = self.sim.now();
-        for (port, stack) in &mut self.hosts {
-            for r in self.sim.take_received(*port) {
-                stack.ingress(now, &r.frame, &mut self.out);
-            }
-            for f in self.out.drain(..) {
-                self.sim.send_offloaded(*port, f.hdr, f.data().to_vec());
-            }
-        }
-    }
-
-    /// Steps until `done` holds; panics past `limit` of virtual time.
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Net) -> bool) {
-        let end = self.sim.now() + limit;
-        while !done(self) {
-            assert!(self.sim.now() < end, "not done after {limit:?} of virtual time");
-            self.step(Duration::from_micros(20));
-        }
-    }
-}
-
-fn send_all(s: &mut Stack, id: SockId, data: &[u8], sent: &mut usize) {
-    while *sent < data.len() {
-        match s.poll_send(id, &mut cx(), &data[*sent..]) {
-            Poll::Ready(Ok(n)) => *sent += n,
-            Poll::Ready(Err(e)) => panic!("send: {e}"),
-            Poll::Pending => break,
-        }
-    }
-}
-
-/// Reads what is there; true once the peer's FIN has been read.
-fn recv_some(s: &mut Stack, id: SockId, into: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 16384];
-    loop {
-        match s.poll_recv(id, &mut cx(), &mut buf) {
-            Poll::Ready(Ok(0)) => return true,
-            Poll::Ready(Ok(n)) => into.extend_from_slice(&buf[..n]),
-            Poll::Ready(Err(e)) => panic!("recv: {e}"),
-            Poll::Pending => return false,
-        }
-    }
-}
-
-fn accept(s: &mut Stack, port: u16) -> Option<SockId> {
-    match s.poll_accept(port, &mut cx()) {
-        Poll::Ready(r) => Some(r.expect("accept")),
-        Poll::Pending => None,
-    }
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn server_addr(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(addr(1), port)
-}
 
 #[test]
 fn half_close_lets_the_other_side_keep_sending() {
