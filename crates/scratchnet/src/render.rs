@@ -89,6 +89,56 @@ pub fn status(s: &Value) -> String {
     {
         router(&mut out, r);
     }
+    let services = s
+        .get("services")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !services.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nservice hosts:\n  {:<12} {:<18} {:<10} {:<10} {:>6} {:>9} {:>10} {:>10}  events",
+            "name", "address", "tcp", "udp", "conns", "time-wait", "rx-frames", "tx-frames"
+        );
+    }
+    for h in &services {
+        let ports = |key: &str| {
+            let p: Vec<String> = h[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string())
+                .collect();
+            if p.is_empty() { "-".to_owned() } else { p.join(",") }
+        };
+        let addrs: Vec<&str> = h["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let c = &h["counters"];
+        let events: serde_json::Map<String, Value> = c
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| !k.ends_with("_frames") && v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<18} {:<10} {:<10} {:>6} {:>9} {:>10} {:>10}  {}",
+            text(h, "name"),
+            addrs.join(","),
+            ports("tcp_listening"),
+            ports("udp_bound"),
+            num(h, "tcp_connections"),
+            num(h, "time_wait"),
+            num(c, "rx_frames"),
+            num(c, "tx_frames"),
+            counts(Some(&Value::Object(events)))
+        );
+    }
     out
 }
 
