@@ -700,6 +700,14 @@ impl Stack {
 
     // ---- TCP, for the socket API ------------------------------------
 
+    /// The socket behind a handle (in a `Poll`-returning call, `?` turns
+    /// a stale handle into a ready error).
+    fn sock(&mut self, id: SockId) -> io::Result<&mut Sock> {
+        self.socks
+            .get_mut(id.0)
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
     pub fn tcp_listen(&mut self, port: u16, backlog: usize) -> io::Result<()> {
         if port == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "port 0"));
@@ -818,9 +826,7 @@ impl Stack {
     }
 
     pub fn poll_connected(&mut self, id: SockId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
+        let sock = self.sock(id)?;
         match sock.tcp_state() {
             State::SynSent | State::SynReceived => {
                 sock.tcp().register_send_waker(cx.waker());
@@ -837,9 +843,7 @@ impl Stack {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
+        let sock = self.sock(id)?;
         let s = sock.tcp();
         match s.recv_slice(buf) {
             Ok(0) if !buf.is_empty() => {
@@ -867,9 +871,7 @@ impl Stack {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
+        let sock = self.sock(id)?;
         let s = sock.tcp();
         if !s.may_send() {
             return match s.state() {
@@ -1040,9 +1042,7 @@ impl Stack {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddrV4)>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
+        let sock = self.sock(id)?;
         let s = sock.udp();
         loop {
             return match s.recv_slice(buf) {
@@ -1070,9 +1070,7 @@ impl Stack {
         buf: &[u8],
         to: SocketAddrV4,
     ) -> Poll<io::Result<usize>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
+        let sock = self.sock(id)?;
         let s = sock.udp();
         let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
         match s.send_slice(buf, ep) {
