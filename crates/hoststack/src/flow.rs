@@ -137,3 +137,49 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
 pub(crate) fn is_arp(frame: &[u8]) -> bool {
     EthernetFrame::new_checked(frame).is_ok_and(|e| e.ethertype() == EthernetProtocol::Arp)
 }
+
+/// Copies a TCP segment into `scratch` as a bare ACK at sequence number
+/// `seq`: no payload, no FIN, its ACK number and window kept. A receiver
+/// that advertised a zero window must still act on those (RFC 9293
+/// 3.10.7.4), which smoltcp only does for a segment it finds acceptable.
+/// False if the frame is not an IPv4 TCP segment.
+pub(crate) fn ack_only(frame: &[u8], seq: u32, scratch: &mut Vec<u8>) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return false;
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let ip_len = usize::from(ip.header_len());
+    let tcp_len = usize::from(tcp.header_len());
+    scratch.clear();
+    scratch.extend_from_slice(&frame[..14 + ip_len + tcp_len]);
+    let Ok(mut ip) = Ipv4Packet::new_checked(&mut scratch[14..]) else {
+        return false;
+    };
+    ip.set_total_len((ip_len + tcp_len) as u16);
+    ip.fill_checksum();
+    let Ok(mut tcp) = TcpPacket::new_checked(&mut scratch[14 + ip_len..]) else {
+        return false;
+    };
+    tcp.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
+    tcp.set_fin(false);
+    tcp.set_psh(false);
+    tcp.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    true
+}
+
+/// The ACK number and raw window of a TCP segment this host sent.
+pub(crate) fn advertised(frame: &[u8]) -> Option<(u32, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_unchecked(ip.payload());
+    (ip.payload().len() >= 20 && tcp.ack()).then(|| (tcp.ack_number().0 as u32, tcp.window_len()))
+}

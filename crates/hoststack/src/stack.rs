@@ -15,7 +15,7 @@
 
 use crate::config::HostConfig;
 use crate::device::Port;
-use crate::flow::{classify, is_arp, FlowKey, FragId, Lead, Seen, TcpSeen};
+use crate::flow::{ack_only, advertised, classify, is_arp, FlowKey, FragId, Lead, Seen, TcpSeen};
 use crate::timewait::{self, TimeWait};
 use serde::Serialize;
 use slab::Slab;
@@ -67,6 +67,8 @@ pub struct HostCounters {
     /// SYNs dropped because the host holds `max_sockets` already.
     pub socket_limit: u64,
     pub bad_checksum: u64,
+    /// Segments after a zero window that were taken for their ACK alone.
+    pub zero_window_acks: u64,
     /// Segments answered from the TIME-WAIT table.
     pub time_wait_acks: u64,
     /// TIME-WAIT pairs forgotten early because the table was full.
@@ -109,6 +111,8 @@ struct Sock {
     dirty: bool,
     /// On the list of sockets to retry when an ARP frame arrives.
     arp_wait: bool,
+    /// The ACK number and raw window of the last TCP segment sent.
+    advertised: Option<(u32, u16)>,
 }
 
 impl Sock {
@@ -157,6 +161,8 @@ pub struct Stack {
     /// itself (ARP, echo, RST, port unreachable).
     empty: SocketSet<'static>,
     pool: FramePool,
+    /// Room to rewrite a received frame in (rare paths).
+    scratch: Vec<u8>,
     next_port: u16,
     kick: bool,
     now: SInstant,
@@ -228,6 +234,7 @@ impl Stack {
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
             pool,
+            scratch: Vec::new(),
             next_port: *EPHEMERAL.start(),
             kick: false,
             now: smol(now),
@@ -361,6 +368,20 @@ impl Stack {
             return;
         }
         if let Some(&id) = self.flows.get(&seg.key) {
+            if let Some(rcv_nxt) = self.zero_window_at(id) {
+                if seg.ack && !seg.syn && !seg.rst && (seg.seg_len > 0 || seg.seq != rcv_nxt) {
+                    // After a zero window, smoltcp drops a segment it cannot
+                    // take whole, its ACK and window too; with both sides'
+                    // buffers full that never ends. It gets the ACK alone.
+                    let mut scratch = std::mem::take(&mut self.scratch);
+                    if ack_only(frame, rcv_nxt, &mut scratch) {
+                        self.counters.zero_window_acks += 1;
+                        self.sock_ingress(id, &scratch, out);
+                    }
+                    self.scratch = scratch;
+                    return;
+                }
+            }
             return self.sock_ingress(id, frame, out);
         }
         if self.time_wait.contains(&seg.key) {
@@ -431,6 +452,15 @@ impl Stack {
         false
     }
 
+    /// Where the connection's receive window starts, if the last window
+    /// it advertised was zero.
+    fn zero_window_at(&self, id: usize) -> Option<u32> {
+        match self.socks.get(id)?.advertised {
+            Some((ack, 0)) => Some(ack),
+            _ => None,
+        }
+    }
+
     fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.config.addresses.iter().any(|a| a.addr() == ip)
     }
@@ -456,8 +486,10 @@ impl Stack {
             pool: &mut self.pool,
             max_frame: max_frame(&self.config),
         };
+        let start = dev.tx.len();
         self.iface
             .poll_ingress_single(self.now, &mut dev, &mut sock.set);
+        note_advertised(sock, &out[start..]);
         self.egress(id, out);
     }
 
@@ -496,6 +528,7 @@ impl Stack {
                 .iface
                 .poll_at(now, &sock.set)
                 .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
+        note_advertised(sock, &out[start..]);
         if !sock.arp_wait && (silenced || out[start..].iter().any(|f| is_arp(f.data()))) {
             sock.arp_wait = true;
             self.arp_waiters.push(id);
@@ -638,6 +671,7 @@ impl Stack {
                 timer: None,
                 dirty: false,
                 arp_wait: false,
+                advertised: None,
             }
         });
         // A recycled socket goes back into its set afresh: the set's
@@ -693,6 +727,7 @@ impl Stack {
         }
         sock.dirty = false;
         sock.arp_wait = false;
+        sock.advertised = None;
         if self.spare.len() < self.config.tcp.spare_sockets {
             self.spare.push(sock);
         }
@@ -1019,6 +1054,7 @@ impl Stack {
             timer: None,
             dirty: false,
             arp_wait: false,
+            advertised: None,
         });
         self.udp_ports.insert(port, id);
         Ok((SockId(id), port))
@@ -1105,6 +1141,16 @@ impl Stack {
             time_wait: self.time_wait.len(),
             counters: self.counters.clone(),
         }
+    }
+}
+
+/// Remembers what the last TCP segment a socket sent advertised.
+fn note_advertised(sock: &mut Sock, sent: &[Frame]) {
+    if sock.udp {
+        return;
+    }
+    if let Some(a) = sent.iter().rev().find_map(|f| advertised(f.data())) {
+        sock.advertised = Some(a);
     }
 }
 
