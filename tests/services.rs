@@ -38,7 +38,10 @@ fn web1_answers_alice_through_the_nat_and_the_machine_through_the_uplink() {
         "curl -s -m 10 -H 'X-Forwarded-For: 192.0.2.7' http://203.0.113.11/",
     );
     assert!(body.contains("server: web1 203.0.113.11:80\n"), "{body}");
-    assert!(body.contains("client: 198.51.100.2:"), "seen through the NAT: {body}");
+    assert!(
+        body.contains("client: 198.51.100.2:"),
+        "seen through the NAT: {body}"
+    );
     assert!(body.contains("request: GET /\n"), "{body}");
     assert!(body.contains("x-forwarded-for: 192.0.2.7\n"), "{body}");
 
@@ -60,7 +63,11 @@ fn web1_answers_alice_through_the_nat_and_the_machine_through_the_uplink() {
             path.display()
         ),
     );
-    let check = sh(&format!("python3 {} pattern {} {size}", client(), path.display()));
+    let check = sh(&format!(
+        "python3 {} pattern {} {size}",
+        client(),
+        path.display()
+    ));
     let _ = std::fs::remove_file(&path);
     assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok");
 
@@ -70,7 +77,10 @@ fn web1_answers_alice_through_the_nat_and_the_machine_through_the_uplink() {
     let refused = sh("ip netns exec alice curl -s -m 5 http://203.0.113.11:81/");
     assert_eq!(refused.status.code(), Some(7), "connection refused");
     assert!(started.elapsed() < Duration::from_secs(2));
-    let udp = exec_ok("alice", &format!("python3 {} udp-closed 203.0.113.11 53", client()));
+    let udp = exec_ok(
+        "alice",
+        &format!("python3 {} udp-closed 203.0.113.11 53", client()),
+    );
     assert_eq!(udp.trim(), "refused");
 
     // A connection from the machine stays open until the lab stops, and
@@ -113,7 +123,10 @@ fn a_thousand_concurrent_curls_all_succeed() {
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn echo_answers_over_udp_and_tcp() {
     let _lab = Lab::up("svc-echo", &service_lab("svc-echo", 62, "echo1"));
-    let udp = exec_ok("echo1", &format!("python3 {} udp-echo 10.77.62.20 7", client()));
+    let udp = exec_ok(
+        "echo1",
+        &format!("python3 {} udp-echo 10.77.62.20 7", client()),
+    );
     assert_eq!(udp.trim(), "ok 45");
     let tcp = exec_ok(
         "echo1",
@@ -129,7 +142,17 @@ fn echo_answers_over_udp_and_tcp() {
 fn clients_that_never_read_leave_the_server_answering_others_in_bounded_memory() {
     let lab = Lab::up("svc-stall", &service_lab("svc-stall", 63, "stall1"));
     let mut stalled = Command::new("ip")
-        .args(["netns", "exec", "stall1", "python3", &client(), "never-read", "10.77.63.10", "80", "50"])
+        .args([
+            "netns",
+            "exec",
+            "stall1",
+            "python3",
+            &client(),
+            "never-read",
+            "10.77.63.10",
+            "80",
+            "50",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -439,7 +439,9 @@ pub struct Injector {
 
 impl std::fmt::Debug for Injector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Injector").field("port", &self.port).finish()
+        f.debug_struct("Injector")
+            .field("port", &self.port)
+            .finish()
     }
 }
 

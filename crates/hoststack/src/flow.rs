@@ -36,10 +36,15 @@ pub(crate) struct TcpSeen {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Seen {
     Tcp(TcpSeen),
-    Udp { local: SocketAddrV4 },
+    Udp {
+        local: SocketAddrV4,
+    },
     Arp,
     /// A fragment of an IPv4 packet; the first one names its socket.
-    Fragment { id: FragId, lead: Option<Lead> },
+    Fragment {
+        id: FragId,
+        lead: Option<Lead>,
+    },
     /// ICMP and other protocols: for the interface alone.
     Other,
 }
@@ -131,7 +136,6 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
         _ => Seen::Other,
     }
 }
-
 
 /// Whether a frame the host sends is an ARP request.
 pub(crate) fn is_arp(frame: &[u8]) -> bool {

@@ -20,9 +20,9 @@ use crate::timewait::{self, TimeWait};
 use serde::Serialize;
 use slab::Slab;
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::socket::Socket;
 use smoltcp::socket::tcp::{self, CongestionControl, RecvError, SendError, State};
 use smoltcp::socket::udp;
+use smoltcp::socket::Socket;
 use smoltcp::time::{Duration as SDuration, Instant as SInstant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -415,7 +415,9 @@ impl Stack {
                     if l.handshakes.len() > 2 * l.backlog {
                         let socks = &self.socks;
                         l.handshakes.retain(|&h| {
-                            socks.get(h).is_some_and(|s| s.owner == Owner::Handshake(port))
+                            socks
+                                .get(h)
+                                .is_some_and(|s| s.owner == Owner::Handshake(port))
                         });
                     }
                 }
@@ -564,7 +566,9 @@ impl Stack {
                     return self.recycle(id);
                 }
                 (Owner::Orphan(_), State::Closed) => return self.recycle(id),
-                (_, State::TimeWait) if self.iface.poll_at(now, &sock.set) < Some(now + ACK_SOON) => {
+                (_, State::TimeWait)
+                    if self.iface.poll_at(now, &sock.set) < Some(now + ACK_SOON) =>
+                {
                     // The ACK of the peer's FIN is waiting out the ACK
                     // delay; the socket goes once it is sent.
                     let at = self.iface.poll_at(now, &sock.set);
@@ -802,9 +806,9 @@ impl Stack {
     /// Opens a connection; wait for it with [`Stack::poll_connected`].
     pub fn tcp_connect(&mut self, remote: SocketAddrV4) -> io::Result<SockId> {
         let local_ip = self.source_for(*remote.ip());
-        let key = self.free_port(local_ip, remote).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::AddrNotAvailable, "no free local port")
-        })?;
+        let key = self
+            .free_port(local_ip, remote)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free local port"))?;
         let id = self
             .new_tcp(Owner::User)
             .ok_or_else(|| io::Error::other("socket limit reached"))?;
@@ -1083,7 +1087,9 @@ impl Stack {
         loop {
             return match s.recv_slice(buf) {
                 Ok((n, meta)) => match meta.endpoint.addr {
-                    IpAddress::Ipv4(a) => Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port)))),
+                    IpAddress::Ipv4(a) => {
+                        Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port))))
+                    }
                     // The host has IPv4 addresses only.
                     IpAddress::Ipv6(_) => continue,
                 },
@@ -1134,7 +1140,12 @@ impl Stack {
         udp_bound.sort_unstable();
         HostStatus {
             name: self.config.name.clone(),
-            addresses: self.config.addresses.iter().map(|a| a.to_string()).collect(),
+            addresses: self
+                .config
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             tcp_listening,
             udp_bound,
             tcp_connections: self.flows.len(),

@@ -18,7 +18,13 @@ use wire::{Frame, Instant};
 const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 /// A TCP segment to the server (10.0.0.2) from `src`.
-fn tcp_frame(src: SocketAddrV4, dst_port: u16, control: TcpControl, seq: u32, payload: &[u8]) -> Vec<u8> {
+fn tcp_frame(
+    src: SocketAddrV4,
+    dst_port: u16,
+    control: TcpControl,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let tcp = TcpRepr {
         src_port: src.port(),
         dst_port,
@@ -93,14 +99,21 @@ fn a_syn_flood_past_the_backlog_leaves_memory_bounded_and_clients_served() {
         for _ in 0..count {
             n += 1;
             // Forged sources that will never finish the handshake.
-            let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100 + (n % 100) as u8), 1024 + (n % 60000) as u16);
+            let src = SocketAddrV4::new(
+                Ipv4Addr::new(10, 0, 0, 100 + (n % 100) as u8),
+                1024 + (n % 60000) as u16,
+            );
             let mut f = tcp_frame(src, 80, TcpControl::Syn, n.wrapping_mul(7919), &[]);
             feed(net.stack(1), now, &mut f);
         }
     };
     flood(&mut net, 20_000);
     let st = net.stack(1).status();
-    assert!(st.tcp_connections <= 64, "half-open connections bounded by the backlog: {}", st.tcp_connections);
+    assert!(
+        st.tcp_connections <= 64,
+        "half-open connections bounded by the backlog: {}",
+        st.tcp_connections
+    );
     assert!(st.counters.handshakes_evicted >= 20_000 - 64);
 
     // A real client, while the flood goes on, is accepted within a few
@@ -137,7 +150,13 @@ fn segments_with_bad_checksums_are_dropped_and_counted() {
         s.is_some()
     });
     let port = net.stack(0).tcp_addrs(c).expect("addrs").local.port();
-    let mut bogus = tcp_frame(SocketAddrV4::new(addr(0), port), 80, TcpControl::Psh, 5, b"evil");
+    let mut bogus = tcp_frame(
+        SocketAddrV4::new(addr(0), port),
+        80,
+        TcpControl::Psh,
+        5,
+        b"evil",
+    );
     let n = bogus.len();
     bogus[n - 1] ^= 0x55;
     let now = net.sim.now();
@@ -159,31 +178,49 @@ fn closed_ports_answer_with_rst_and_port_unreachable() {
     let mut net = Net::new(2, 9, Default::default(), |_| {});
     let now = Instant::ZERO;
     let src = SocketAddrV4::new(addr(0), 40001);
-    let out = feed(net.stack(1), now, &mut tcp_frame(src, 81, TcpControl::Syn, 1, &[]));
+    let out = feed(
+        net.stack(1),
+        now,
+        &mut tcp_frame(src, 81, TcpControl::Syn, 1, &[]),
+    );
     // The RST waits for ARP; what matters is that smoltcp answers, not
     // the order: let the network carry it to a real client instead.
     drop(out);
     let c = net.stack(0).tcp_connect(server_addr(81)).expect("connect");
-    net.run_until(Duration::from_secs(1), |n| n.stack(0).tcp_state(c) == Some(TcpState::Closed));
-
-    let udp = UdpRepr { src_port: 5000, dst_port: 9999 };
-    let payload = b"anyone?";
-    let mut f = l3_frame(addr(0), IpProtocol::Udp, udp.header_len() + payload.len(), |buf| {
-        udp.emit(
-            &mut UdpPacket::new_unchecked(buf),
-            &IpAddress::Ipv4(addr(0)),
-            &IpAddress::Ipv4(addr(1)),
-            payload.len(),
-            |p| p.copy_from_slice(payload),
-            &ChecksumCapabilities::default(),
-        )
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).tcp_state(c) == Some(TcpState::Closed)
     });
+
+    let udp = UdpRepr {
+        src_port: 5000,
+        dst_port: 9999,
+    };
+    let payload = b"anyone?";
+    let mut f = l3_frame(
+        addr(0),
+        IpProtocol::Udp,
+        udp.header_len() + payload.len(),
+        |buf| {
+            udp.emit(
+                &mut UdpPacket::new_unchecked(buf),
+                &IpAddress::Ipv4(addr(0)),
+                &IpAddress::Ipv4(addr(1)),
+                payload.len(),
+                |p| p.copy_from_slice(payload),
+                &ChecksumCapabilities::default(),
+            )
+        },
+    );
     // The server knows the client's MAC by now.
     let now = net.sim.now();
     let out = feed(net.stack(1), now, &mut f);
     let icmp = sent(&out, IpProtocol::Icmp);
     assert_eq!(icmp.len(), 1, "one ICMP error");
-    assert_eq!((icmp[0][0], icmp[0][1]), (3, 3), "destination unreachable, port unreachable");
+    assert_eq!(
+        (icmp[0][0], icmp[0][1]),
+        (3, 3),
+        "destination unreachable, port unreachable"
+    );
 }
 
 #[test]
@@ -206,7 +243,10 @@ fn a_peer_that_never_reads_holds_only_its_buffers_and_others_are_served() {
         net.step(Duration::from_millis(1));
     }
     let tuning = hoststack::TcpTuning::default();
-    assert!(sent_bytes <= tuning.tx_buffer + tuning.rx_buffer, "only buffers fill: {sent_bytes}");
+    assert!(
+        sent_bytes <= tuning.tx_buffer + tuning.rx_buffer,
+        "only buffers fill: {sent_bytes}"
+    );
     assert_eq!(net.stack(0).tcp_state(stuck), Some(TcpState::Established));
 
     // Another client is served meanwhile.

@@ -30,7 +30,9 @@ fn half_close_lets_the_other_side_keep_sending() {
     send_all(net.stack(0), c, b"request", &mut sent);
     net.stack(0).tcp_shutdown(c);
     let mut got = Vec::new();
-    net.run_until(Duration::from_secs(1), |n| recv_some(n.stack(1), s, &mut got));
+    net.run_until(Duration::from_secs(1), |n| {
+        recv_some(n.stack(1), s, &mut got)
+    });
     assert_eq!(got, b"request");
     assert_eq!(net.stack(1).tcp_state(s), Some(TcpState::CloseWait));
 
@@ -51,7 +53,9 @@ fn half_close_lets_the_other_side_keep_sending() {
     });
     // The client closed first, so the TIME-WAIT is the client's, kept
     // without its socket.
-    net.run_until(Duration::from_secs(1), |n| n.stack(0).status().time_wait == 1);
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).status().time_wait == 1
+    });
     net.stack(0).release(c);
     net.stack(1).release(s);
     assert_eq!(net.stack(1).status().tcp_connections, 0);
@@ -127,7 +131,10 @@ fn many_concurrent_connections_each_get_their_answer() {
             if buf.last() == Some(&b'\n') {
                 let peer = n.stack(1).tcp_addrs(*s).expect("addrs").remote.port();
                 let mut sent = 0;
-                let reply = format!("a{}:{peer}\n", String::from_utf8_lossy(&buf[1..buf.len() - 1]));
+                let reply = format!(
+                    "a{}:{peer}\n",
+                    String::from_utf8_lossy(&buf[1..buf.len() - 1])
+                );
                 send_all(n.stack(1), *s, reply.as_bytes(), &mut sent);
                 buf.clear();
                 buf.push(b'.');
@@ -176,4 +183,3 @@ fn a_burst_of_syns_within_the_backlog_is_all_accepted() {
     let counters = net.stack(4).status().counters;
     assert_eq!((counters.backlog_full, counters.tcp_accepted), (0, 400));
 }
-

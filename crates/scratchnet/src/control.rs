@@ -8,8 +8,8 @@
 //! big-endian, which the client writes out as pcap.
 
 use crate::state::{socket_path, LabState};
-use anyhow::{bail, Context, Result};
 use crate::up::Lab;
+use anyhow::{bail, Context, Result};
 use fabric::{CapturedFrame, Direction};
 use std::io::Write;
 use std::path::Path;

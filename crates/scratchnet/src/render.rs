@@ -109,7 +109,11 @@ pub fn status(s: &Value) -> String {
                 .flatten()
                 .map(|v| v.to_string())
                 .collect();
-            if p.is_empty() { "-".to_owned() } else { p.join(",") }
+            if p.is_empty() {
+                "-".to_owned()
+            } else {
+                p.join(",")
+            }
         };
         let addrs: Vec<&str> = h["addresses"]
             .as_array()

@@ -74,14 +74,23 @@ pub async fn serve(host: Host, config: Config) -> io::Result<()> {
 
 type Answer = Response<Either<Full<Bytes>, Pattern>>;
 
-fn respond(config: &Config, local: SocketAddrV4, peer: SocketAddrV4, req: &Request<Incoming>) -> Answer {
+fn respond(
+    config: &Config,
+    local: SocketAddrV4,
+    peer: SocketAddrV4,
+    req: &Request<Incoming>,
+) -> Answer {
     let path = req.uri().path();
     let body = match path.strip_prefix("/bytes/") {
         Some(n) => match n.parse::<u64>() {
             Ok(n) if n <= MAX_DOWNLOAD => Either::Right(Pattern::new(n)),
             _ => {
                 let msg = format!("/bytes/N takes a size from 0 to {MAX_DOWNLOAD}\n");
-                return answer(config, StatusCode::BAD_REQUEST, Either::Left(Full::new(msg.into())));
+                return answer(
+                    config,
+                    StatusCode::BAD_REQUEST,
+                    Either::Left(Full::new(msg.into())),
+                );
             }
         },
         None => Either::Left(Full::new(greeting(config, local, peer, req))),
@@ -104,7 +113,12 @@ fn answer(config: &Config, status: StatusCode, body: Either<Full<Bytes>, Pattern
     r
 }
 
-fn greeting(config: &Config, local: SocketAddrV4, peer: SocketAddrV4, req: &Request<Incoming>) -> Bytes {
+fn greeting(
+    config: &Config,
+    local: SocketAddrV4,
+    peer: SocketAddrV4,
+    req: &Request<Incoming>,
+) -> Bytes {
     let mut text = format!(
         "server: {} {local}\nclient: {peer}\nrequest: {} {}\n",
         config.name,
@@ -112,7 +126,10 @@ fn greeting(config: &Config, local: SocketAddrV4, peer: SocketAddrV4, req: &Requ
         req.uri()
     );
     for xff in req.headers().get_all("x-forwarded-for") {
-        text.push_str(&format!("x-forwarded-for: {}\n", String::from_utf8_lossy(xff.as_bytes())));
+        text.push_str(&format!(
+            "x-forwarded-for: {}\n",
+            String::from_utf8_lossy(xff.as_bytes())
+        ));
     }
     let Some(size) = config.body_size else {
         return text.into();

@@ -83,7 +83,10 @@ impl Net {
     pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Net) -> bool) {
         let end = self.sim.now() + limit;
         while !done(self) {
-            assert!(self.sim.now() < end, "not done after {limit:?} of virtual time");
+            assert!(
+                self.sim.now() < end,
+                "not done after {limit:?} of virtual time"
+            );
             self.step(Duration::from_micros(20));
         }
     }
@@ -126,4 +129,3 @@ pub fn pattern(len: usize) -> Vec<u8> {
 pub fn server_addr(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(addr(1), port)
 }
-
