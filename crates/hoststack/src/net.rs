@@ -102,10 +102,6 @@ impl Host {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
     /// Queues a frame from the fabric (given in pieces) for the driver.
     pub fn deliver(&self, pieces: &[&[u8]]) {
         {

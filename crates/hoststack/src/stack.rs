@@ -103,7 +103,8 @@ enum Owner {
 struct Sock {
     set: SocketSet<'static>,
     handle: SocketHandle,
-    udp: bool,
+    /// The port a UDP socket is bound to; `None` for TCP.
+    udp: Option<u16>,
     /// The flow this TCP socket is registered under, while it has one.
     key: Option<FlowKey>,
     owner: Owner,
@@ -242,11 +243,8 @@ impl Stack {
         }
     }
 
-    pub fn config(&self) -> &HostConfig {
-        &self.config
-    }
-
-    /// A frame buffer for a received frame, sized for this host.
+    /// The pool the frames this host sends come from; the driver gives
+    /// them back once the fabric has taken their bytes.
     pub fn frame_pool(&mut self) -> &mut FramePool {
         &mut self.pool
     }
@@ -501,7 +499,7 @@ impl Stack {
             return;
         };
         if let Owner::Orphan(deadline) = sock.owner {
-            if self.now >= deadline && !sock.udp {
+            if self.now >= deadline && sock.udp.is_none() {
                 sock.tcp().abort();
             }
         }
@@ -545,7 +543,7 @@ impl Stack {
         let Some(sock) = self.socks.get_mut(id) else {
             return;
         };
-        if !sock.udp {
+        if sock.udp.is_none() {
             let state = sock.tcp_state();
             match (sock.owner, state) {
                 (Owner::Handshake(port), State::Established | State::CloseWait) => {
@@ -669,7 +667,7 @@ impl Stack {
             Sock {
                 set,
                 handle,
-                udp: false,
+                udp: None,
                 key: None,
                 owner,
                 timer: None,
@@ -714,14 +712,8 @@ impl Stack {
             return;
         }
         let mut sock = self.socks.remove(id);
-        if sock.udp {
-            if let Some(port) = self
-                .udp_ports
-                .iter()
-                .find_map(|(p, i)| (*i == id).then_some(*p))
-            {
-                self.udp_ports.remove(&port);
-            }
+        if let Some(port) = sock.udp {
+            self.udp_ports.remove(&port);
             return;
         }
         if sock.tcp().is_open() {
@@ -934,20 +926,6 @@ impl Stack {
         }
     }
 
-    /// Waits until everything written has been acknowledged (or the
-    /// connection is gone).
-    pub fn poll_flushed(&mut self, id: SockId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(sock) = self.socks.get_mut(id.0) else {
-            return Poll::Ready(Ok(()));
-        };
-        let s = sock.tcp();
-        if s.send_queue() == 0 || !s.is_open() {
-            return Poll::Ready(Ok(()));
-        }
-        s.register_send_waker(cx.waker());
-        Poll::Pending
-    }
-
     /// Closes the sending half: a FIN follows the data already written.
     pub fn tcp_shutdown(&mut self, id: SockId) {
         if let Some(sock) = self.socks.get_mut(id.0) {
@@ -965,7 +943,10 @@ impl Stack {
     }
 
     pub fn tcp_state(&self, id: SockId) -> Option<State> {
-        self.socks.get(id.0).filter(|s| !s.udp).map(Sock::tcp_state)
+        self.socks
+            .get(id.0)
+            .filter(|s| s.udp.is_none())
+            .map(Sock::tcp_state)
     }
 
     /// The local and remote address of a connection.
@@ -991,7 +972,7 @@ impl Stack {
         let Some(sock) = self.socks.get_mut(id.0) else {
             return;
         };
-        if sock.udp {
+        if sock.udp.is_some() {
             return self.recycle(id.0);
         }
         sock.owner = Owner::Orphan(deadline);
@@ -1011,7 +992,7 @@ impl Stack {
         let open: Vec<usize> = self
             .socks
             .iter()
-            .filter(|(_, s)| !s.udp && s.key.is_some())
+            .filter(|(_, s)| s.udp.is_none() && s.key.is_some())
             .map(|(id, _)| id)
             .collect();
         for id in open {
@@ -1052,7 +1033,7 @@ impl Stack {
         let id = self.socks.insert(Sock {
             set,
             handle,
-            udp: true,
+            udp: Some(port),
             key: None,
             owner: Owner::User,
             timer: None,
@@ -1157,7 +1138,7 @@ impl Stack {
 
 /// Remembers what the last TCP segment a socket sent advertised.
 fn note_advertised(sock: &mut Sock, sent: &[Frame]) {
-    if sock.udp {
+    if sock.udp.is_some() {
         return;
     }
     if let Some(a) = sent.iter().rev().find_map(|f| advertised(f.data())) {

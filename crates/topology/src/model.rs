@@ -154,12 +154,12 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
-    pub const NAMES: [&'static str; 5] = [
-        "http",
-        "echo",
-        "http-lb",
-        "dns-authoritative",
-        "dns-resolver",
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Http,
+        ServiceKind::Echo,
+        ServiceKind::HttpLb,
+        ServiceKind::DnsAuthoritative,
+        ServiceKind::DnsResolver,
     ];
 
     /// The kind's name in a topology file.
@@ -174,14 +174,7 @@ impl ServiceKind {
     }
 
     pub fn parse(s: &str) -> Option<ServiceKind> {
-        Some(match s {
-            "http" => ServiceKind::Http,
-            "echo" => ServiceKind::Echo,
-            "http-lb" => ServiceKind::HttpLb,
-            "dns-authoritative" => ServiceKind::DnsAuthoritative,
-            "dns-resolver" => ServiceKind::DnsResolver,
-            _ => return None,
-        })
+        ServiceKind::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 

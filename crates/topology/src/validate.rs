@@ -705,7 +705,10 @@ impl Validator<'_, '_> {
         let key = |k: &str| format!("service \"{name}\".{k}");
         let kind = ServiceKind::parse(s.kind.get_ref());
         if kind.is_none() {
-            let names: Vec<String> = ServiceKind::NAMES.iter().map(|s| s.to_string()).collect();
+            let names: Vec<String> = ServiceKind::ALL
+                .iter()
+                .map(|k| k.name().to_owned())
+                .collect();
             let hint = match closest(s.kind.get_ref(), &names) {
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!("known kinds: {}", names.join(", ")),
