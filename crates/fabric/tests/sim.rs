@@ -634,6 +634,8 @@ mod hostile_input {
             last: Ipv4Addr::new(10, 0, 1, 110),
             lease: Duration::from_secs(60),
             dns: vec![],
+            reserved: vec![],
+            client_rate: DhcpConfig::CLIENT_RATE,
         };
         r.add_iface(IfaceConfig {
             name: "lan".into(),

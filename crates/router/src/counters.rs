@@ -38,10 +38,18 @@ pub enum Drop {
     BadOffload,
     /// Refused or dropped by the NAT (its own counters say why).
     Nat,
+    /// An ARP packet from a sender outside the interface's subnet: not
+    /// learned, not answered.
+    ArpOffSubnet,
+    /// A packet to be NATed whose source is not reachable back through
+    /// the interface it came in on (a spoofed inside source).
+    SpoofedSource,
+    /// A packet from outside the NAT to an inside address: not routed in.
+    NatInbound,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 15] = [
+    pub const ALL: [Drop; 18] = [
         Drop::Malformed,
         Drop::BadChecksum,
         Drop::Martian,
@@ -57,6 +65,9 @@ impl Drop {
         Drop::Unreachable,
         Drop::BadOffload,
         Drop::Nat,
+        Drop::ArpOffSubnet,
+        Drop::SpoofedSource,
+        Drop::NatInbound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +87,9 @@ impl Drop {
             Drop::Unreachable => "unreachable",
             Drop::BadOffload => "bad-offload",
             Drop::Nat => "nat",
+            Drop::ArpOffSubnet => "arp-off-subnet",
+            Drop::SpoofedSource => "spoofed-source",
+            Drop::NatInbound => "nat-inbound",
         }
     }
 

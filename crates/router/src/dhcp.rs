@@ -5,16 +5,34 @@
 //! init-reboot, renewing and rebinding), frees on RELEASE, sets aside a
 //! DECLINEd address, answers INFORM. A client keeps its address across
 //! renewals and restarts while its lease lives. Messages are dhcproto's.
+//!
+//! Hostile clients are part of the design (docs/security.md):
+//! * only Ethernet hardware addresses (htype 1, hlen 6) that match the
+//!   frame's source MAC are served, so one host cannot act for another;
+//! * DECLINE and RELEASE count only from the client holding the lease;
+//! * each client MAC has a message budget (a token bucket, in a bounded
+//!   table);
+//! * the pool never holds the network, broadcast, the server's or any
+//!   reserved (static) address; when it is used up the refusal is counted
+//!   and the next full scan waits a second, and a client holding a lease
+//!   keeps it whatever others ask for.
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use crate::ratelimit::RateLimiter;
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
 use ipnet::Ipv4Net;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use wire::{Instant, Mac};
 
 /// How long an offered address is held for the client's REQUEST.
 const OFFER_HOLD: Duration = Duration::from_secs(60);
+/// After a scan of the pool found nothing free, how long DISCOVERs are
+/// refused without scanning again.
+const EXHAUSTED_HOLD: Duration = Duration::from_secs(1);
+/// Client MACs with a message budget at most; past it the least recently
+/// seen one is forgotten.
+pub const RATE_TABLE_SIZE: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct DhcpConfig {
@@ -22,6 +40,42 @@ pub struct DhcpConfig {
     pub last: Ipv4Addr,
     pub lease: Duration,
     pub dns: Vec<Ipv4Addr>,
+    /// Addresses in the range that are never offered: routers' and static
+    /// hosts' on the segment.
+    pub reserved: Vec<Ipv4Addr>,
+    /// Messages per second a client MAC may send (bursts of 4 times that).
+    pub client_rate: u32,
+}
+
+impl DhcpConfig {
+    /// The default message budget per client: far above what dhclient
+    /// sends, far below a flood.
+    pub const CLIENT_RATE: u32 = 5;
+}
+
+/// What the server refused, and why: `scratchnet status` shows these.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DhcpCounters {
+    pub requests: u64,
+    /// Not an Ethernet hardware address (htype 1, hlen 6).
+    pub bad_hardware_address: u64,
+    /// chaddr differs from the frame's source MAC.
+    pub spoofed_client: u64,
+    pub rate_limited: u64,
+    /// DECLINE or RELEASE from a client that does not hold the address.
+    pub not_lease_owner: u64,
+    /// DISCOVERs left without an offer: no free address.
+    pub pool_exhausted: u64,
+}
+
+/// A pool, as `scratchnet status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DhcpStatus {
+    pub first: Ipv4Addr,
+    pub last: Ipv4Addr,
+    pub size: u32,
+    pub in_use: usize,
+    pub counters: DhcpCounters,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,19 +116,59 @@ pub struct DhcpServer {
     /// The interface: server identifier, router option, subnet.
     server: Ipv4Net,
     leases: BTreeMap<Ipv4Addr, Lease>,
+    /// Message budgets by client MAC.
+    budgets: HashMap<Mac, RateLimiter>,
+    /// Until when DISCOVERs are refused without a scan.
+    exhausted_until: Option<Instant>,
+    /// Addresses the pool can hand out.
+    pool_size: u32,
+    counters: DhcpCounters,
 }
 
 impl DhcpServer {
     pub fn new(config: DhcpConfig, server: Ipv4Net) -> DhcpServer {
-        DhcpServer {
+        let mut s = DhcpServer {
             config,
             server,
             leases: BTreeMap::new(),
-        }
+            budgets: HashMap::new(),
+            exhausted_until: None,
+            pool_size: 0,
+            counters: DhcpCounters::default(),
+        };
+        let (first, last) = (u32::from(s.config.first), u32::from(s.config.last));
+        s.pool_size = (first..=last)
+            .filter(|ip| s.in_pool(Ipv4Addr::from(*ip)))
+            .count() as u32;
+        s
     }
 
     fn in_pool(&self, ip: Ipv4Addr) -> bool {
-        (self.config.first..=self.config.last).contains(&ip) && ip != self.server.addr()
+        (self.config.first..=self.config.last).contains(&ip)
+            && self.server.contains(&ip)
+            && ip != self.server.addr()
+            && ip != self.server.network()
+            && ip != self.server.broadcast()
+            && !self.config.reserved.contains(&ip)
+    }
+
+    /// Takes one message from `mac`'s budget.
+    fn within_budget(&mut self, now: Instant, mac: Mac) -> bool {
+        if !self.budgets.contains_key(&mac) && self.budgets.len() >= RATE_TABLE_SIZE {
+            let stalest = self
+                .budgets
+                .iter()
+                .min_by_key(|(_, b)| b.last())
+                .map(|(m, _)| *m);
+            if let Some(m) = stalest {
+                self.budgets.remove(&m);
+            }
+        }
+        let rate = self.config.client_rate.max(1);
+        self.budgets
+            .entry(mac)
+            .or_insert_with(|| RateLimiter::new(rate, rate.saturating_mul(4)))
+            .allow(now)
     }
 
     fn live(&self, now: Instant, ip: Ipv4Addr) -> Option<&Lease> {
@@ -107,12 +201,27 @@ impl DhcpServer {
             .find(|ip| self.free_for(now, *ip, mac))
     }
 
-    /// Answers one client message, if it calls for an answer.
-    pub fn handle(&mut self, now: Instant, msg: &Message) -> Option<Reply> {
+    /// Answers one client message that came in a frame from `src`, if it
+    /// calls for an answer; refusals are counted.
+    pub fn handle(&mut self, now: Instant, src: Mac, msg: &Message) -> Option<Reply> {
         if msg.opcode() != Opcode::BootRequest {
             return None;
         }
+        self.counters.requests += 1;
+        // dhcproto's chaddr() slices by hlen: check it first.
+        if msg.htype() != HType::Eth || msg.hlen() != 6 {
+            self.counters.bad_hardware_address += 1;
+            return None;
+        }
         let mac = Mac::from_slice(msg.chaddr())?;
+        if mac != src {
+            self.counters.spoofed_client += 1;
+            return None;
+        }
+        if !self.within_budget(now, mac) {
+            self.counters.rate_limited += 1;
+            return None;
+        }
         let opts = msg.opts();
         let requested = match opts.get(dhcproto::v4::OptionCode::RequestedIpAddress) {
             Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
@@ -124,7 +233,15 @@ impl DhcpServer {
         };
         match opts.msg_type()? {
             MessageType::Discover => {
-                let ip = self.choose(now, mac, requested)?;
+                if self.exhausted_until.is_some_and(|t| now < t) {
+                    self.counters.pool_exhausted += 1;
+                    return None;
+                }
+                let Some(ip) = self.choose(now, mac, requested) else {
+                    self.counters.pool_exhausted += 1;
+                    self.exhausted_until = Some(now + EXHAUSTED_HOLD);
+                    return None;
+                };
                 self.leases.insert(
                     ip,
                     Lease {
@@ -169,14 +286,19 @@ impl DhcpServer {
                 }
             }
             MessageType::Release => {
-                if self.leases.get(&msg.ciaddr()).is_some_and(|l| l.mac == mac) {
+                if self.owns(now, msg.ciaddr(), mac) {
                     self.leases.remove(&msg.ciaddr());
+                    self.exhausted_until = None;
+                } else {
+                    self.counters.not_lease_owner += 1;
                 }
                 None
             }
             MessageType::Decline => {
                 let ip = requested?;
-                if self.in_pool(ip) {
+                if !self.owns(now, ip, mac) {
+                    self.counters.not_lease_owner += 1;
+                } else {
                     self.leases.insert(
                         ip,
                         Lease {
@@ -191,6 +313,12 @@ impl DhcpServer {
             MessageType::Inform => Some(self.reply(msg, MessageType::Ack, Ipv4Addr::UNSPECIFIED)),
             _ => None,
         }
+    }
+
+    /// Whether `mac` holds a live, offered or bound, lease on `ip`.
+    fn owns(&self, now: Instant, ip: Ipv4Addr, mac: Mac) -> bool {
+        self.live(now, ip)
+            .is_some_and(|l| l.mac == mac && l.state != State::Declined)
     }
 
     fn reply(&self, req: &Message, kind: MessageType, yiaddr: Ipv4Addr) -> Reply {
@@ -235,9 +363,25 @@ impl DhcpServer {
         }
     }
 
-    /// Forgets expired leases.
+    /// Forgets expired leases and idle client budgets.
     pub fn on_timer(&mut self, now: Instant) {
+        let before = self.leases.len();
         self.leases.retain(|_, l| l.expires > now);
+        if self.leases.len() < before {
+            self.exhausted_until = None;
+        }
+        self.budgets
+            .retain(|_, b| now.saturating_since(b.last()) < Duration::from_secs(60));
+    }
+
+    pub fn status(&self, now: Instant) -> DhcpStatus {
+        DhcpStatus {
+            first: self.config.first,
+            last: self.config.last,
+            size: self.pool_size,
+            in_use: self.leases.values().filter(|l| l.expires > now).count(),
+            counters: self.counters.clone(),
+        }
     }
 
     pub fn leases(&self, now: Instant) -> Vec<LeaseRow> {

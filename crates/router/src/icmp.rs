@@ -1,9 +1,9 @@
 //! ICMP as RFC 792 and RFC 1812 want it from a router: which errors may be
 //! sent, what they quote, how fast, and echo replies.
 
+use crate::ratelimit::RateLimiter;
 use smoltcp::wire::{IpProtocol, Ipv4Packet};
 use std::net::Ipv4Addr;
-use std::time::Duration;
 use wire::checksum;
 use wire::ether::{ETHERTYPE_IPV4, HEADER_LEN};
 use wire::{Frame, FramePool, Instant};
@@ -166,40 +166,34 @@ pub fn echo_reply_in_place(frame: &mut Frame, me: Ipv4Addr) -> Option<Ipv4Addr> 
     Some(peer)
 }
 
-/// A token bucket for ICMP errors: `rate` per second, bursts of `burst`.
+/// Token buckets for the ICMP errors a router sends, one per kind, so that
+/// a flood that draws one kind (TTL expiries, say) cannot use up the
+/// others. Fragmentation Needed is never limited, as in Linux: dropping it
+/// would black-hole path-MTU discovery.
 #[derive(Debug)]
-pub struct RateLimiter {
-    rate: u32,
-    burst: u32,
-    /// Tokens, in millionths.
-    micro_tokens: u64,
-    last: Instant,
+pub struct ErrorLimits {
+    buckets: [RateLimiter; 6],
 }
 
-impl RateLimiter {
-    pub fn new(rate: u32, burst: u32) -> RateLimiter {
-        RateLimiter {
-            rate,
-            burst,
-            micro_tokens: u64::from(burst) * 1_000_000,
-            last: Instant::ZERO,
+impl ErrorLimits {
+    pub fn new(rate: u32, burst: u32) -> ErrorLimits {
+        ErrorLimits {
+            buckets: std::array::from_fn(|_| RateLimiter::new(rate, burst)),
         }
     }
 
-    /// Takes a token if there is one.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now
-            .saturating_since(self.last)
-            .min(Duration::from_secs(3600));
-        self.last = self.last.max(now);
-        let refill = elapsed.as_micros() as u64 * u64::from(self.rate);
-        self.micro_tokens = (self.micro_tokens + refill).min(u64::from(self.burst) * 1_000_000);
-        if self.micro_tokens >= 1_000_000 {
-            self.micro_tokens -= 1_000_000;
-            true
-        } else {
-            false
-        }
+    /// Whether an error of this kind may be sent now.
+    pub fn allow(&mut self, now: Instant, err: IcmpError) -> bool {
+        let slot = match err {
+            IcmpError::FragmentationNeeded { .. } => return true,
+            IcmpError::NetUnreachable => 0,
+            IcmpError::HostUnreachable => 1,
+            IcmpError::ProtocolUnreachable => 2,
+            IcmpError::PortUnreachable => 3,
+            IcmpError::TtlExceeded => 4,
+            IcmpError::AdminProhibited => 5,
+        };
+        self.buckets[slot].allow(now)
     }
 }
 
@@ -208,11 +202,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_limiter_bursts_then_refills() {
-        let mut r = RateLimiter::new(10, 3);
-        let t = Instant::from_secs(100);
-        assert_eq!((0..5).filter(|_| r.allow(t)).count(), 3);
-        assert!(!r.allow(t + Duration::from_millis(50)));
-        assert!(r.allow(t + Duration::from_millis(150)));
+    fn a_ttl_flood_leaves_other_errors_and_pmtu_discovery_alone() {
+        let mut l = ErrorLimits::new(10, 3);
+        let t = Instant::from_secs(5);
+        assert_eq!(
+            (0..100)
+                .filter(|_| l.allow(t, IcmpError::TtlExceeded))
+                .count(),
+            3
+        );
+        assert!(l.allow(t, IcmpError::PortUnreachable));
+        assert!((0..100).all(|_| l.allow(t, IcmpError::FragmentationNeeded { mtu: 1400 })));
     }
 }

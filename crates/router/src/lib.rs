@@ -28,23 +28,24 @@ mod dhcp;
 mod icmp;
 mod nat;
 mod neigh;
+mod ratelimit;
 mod routes;
 #[cfg(test)]
 mod tests;
 
 pub use counters::{Counters, Drop};
-pub use dhcp::{DhcpConfig, LeaseRow};
+pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward, Proto, Timeouts};
-pub use neigh::NeighbourRow;
+pub use neigh::{NeighbourLimits, NeighbourRow};
 pub use routes::{Route, RouteKind, RouteTable};
 
 use dhcp::DhcpServer;
 use dhcproto::{Decodable, Encodable};
-use icmp::RateLimiter;
+use icmp::ErrorLimits;
 use ipnet::Ipv4Net;
 use nat::{Nat, Verdict};
-use neigh::{Lookup, Neighbours};
+use neigh::{Lookup, Neighbours, Queued};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, UdpPacket,
 };
@@ -94,17 +95,32 @@ struct Iface {
 /// Frames to send, by interface.
 pub type Outbox = Vec<(IfaceId, Frame)>;
 
-/// ICMP errors per second, and burst, before rate limiting.
-const ICMP_RATE: u32 = 1000;
-const ICMP_BURST: u32 = 100;
+/// The bounds of a router's tables and rates (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterLimits {
+    pub neighbours: NeighbourLimits,
+    /// ICMP errors of each kind per second (Fragmentation Needed is not
+    /// limited), in bursts of a tenth of that.
+    pub icmp_errors_per_sec: u32,
+}
+
+impl Default for RouterLimits {
+    fn default() -> Self {
+        RouterLimits {
+            neighbours: NeighbourLimits::default(),
+            icmp_errors_per_sec: 1000,
+        }
+    }
+}
 
 /// The router. See the crate documentation.
 pub struct Router {
+    limits: RouterLimits,
     name: String,
     ifaces: Vec<Iface>,
     routes: RouteTable,
     neigh: Neighbours,
-    icmp_limit: RateLimiter,
+    icmp_limit: ErrorLimits,
     counters: Counters,
     ident: u16,
     /// The NAT on the outside interface, if any.
@@ -127,7 +143,10 @@ pub struct RouterStatus {
     pub interfaces: Vec<IfaceRow>,
     pub routes: Vec<RouteRow>,
     pub arp: Vec<NeighbourRow>,
+    pub arp_table: TableUse,
     pub leases: Vec<LeaseRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dhcp: Vec<DhcpStatus>,
     pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
@@ -139,6 +158,16 @@ pub struct RouterStatus {
 pub struct NatStatus {
     pub table: Vec<NatRow>,
     pub counters: NatCounters,
+}
+
+/// How full the neighbour tables are, against their bounds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableUse {
+    pub entries: usize,
+    pub max_entries: usize,
+    pub evicted: u64,
+    pub queued_bytes: usize,
+    pub max_queued_bytes: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -178,12 +207,18 @@ fn ipv4_of(frame: &Frame) -> Option<Ipv4Packet<&[u8]>> {
 
 impl Router {
     pub fn new(name: &str) -> Router {
+        Router::with_limits(name, RouterLimits::default())
+    }
+
+    pub fn with_limits(name: &str, limits: RouterLimits) -> Router {
+        let rate = limits.icmp_errors_per_sec.max(1);
         Router {
+            limits,
             name: name.to_owned(),
             ifaces: Vec::new(),
             routes: RouteTable::default(),
-            neigh: Neighbours::default(),
-            icmp_limit: RateLimiter::new(ICMP_RATE, ICMP_BURST),
+            neigh: Neighbours::new(limits.neighbours),
+            icmp_limit: ErrorLimits::new(rate, (rate / 10).max(1)),
             counters: Counters::default(),
             ident: 1,
             nat: None,
@@ -321,6 +356,10 @@ impl Router {
             return self.discard(pool, frame, Drop::Malformed);
         };
         let sha = Mac(source_hardware_addr.0);
+        let subnet = self.ifaces[iface.0 as usize].config.addr;
+        if !spa.is_unspecified() && !subnet.contains(&spa) {
+            return self.discard(pool, frame, Drop::ArpOffSubnet);
+        }
         let me = self.addr(iface);
         let for_me = tpa == me;
         // RFC 826: update a known sender (gratuitous ARP included); learn a
@@ -424,7 +463,7 @@ impl Router {
                 nat.hairpin(now, &mut frame)
             };
             match verdict {
-                Verdict::Translated => return self.forward(now, iface, frame, pool, out),
+                Verdict::Translated => return self.forward(now, iface, frame, true, pool, out),
                 Verdict::Untouched => {}
                 Verdict::Refused => {
                     self.icmp_error(
@@ -443,7 +482,7 @@ impl Router {
         if self.is_local(dst) {
             self.local_input(now, iface, frame, udp_to_67, pool, out);
         } else {
-            self.forward(now, iface, frame, pool, out);
+            self.forward(now, iface, frame, false, pool, out);
         }
     }
 
@@ -520,7 +559,7 @@ impl Router {
         if !icmp::error_allowed(&ip, l2_multicast) {
             return;
         }
-        if !self.icmp_limit.allow(now) {
+        if !self.icmp_limit.allow(now, err) {
             self.counters.icmp_errors_rate_limited += 1;
             return;
         }
@@ -569,18 +608,22 @@ impl Router {
         }
     }
 
+    /// Forwards a packet that came in on `iface`; `translated`: the NAT
+    /// has just let it in.
     fn forward(
         &mut self,
         now: Instant,
         iface: IfaceId,
         mut frame: Frame,
+        translated: bool,
         pool: &mut FramePool,
         out: &mut Outbox,
     ) {
         let Some(ip) = ipv4_of(&frame) else {
             return pool.put(frame);
         };
-        let (dst, ttl, df, total, ihl) = (
+        let (src, dst, ttl, df, total, ihl) = (
+            ip.src_addr(),
             ip.dst_addr(),
             ip.hop_limit(),
             ip.dont_frag(),
@@ -616,8 +659,21 @@ impl Router {
             }
             return self.discard(pool, frame, Drop::BadOffload);
         }
-        if let Some((outside, nat)) = self.nat.as_mut() {
-            if oif == *outside && iface != *outside {
+        if let Some(outside) = self.nat.as_ref().map(|(o, _)| *o) {
+            if iface == outside && oif != outside && !translated {
+                // Only what the NAT lets in reaches the inside.
+                return self.discard(pool, frame, Drop::NatInbound);
+            }
+            if oif == outside && iface != outside {
+                // Strict reverse-path check: a source the router would not
+                // reach through `iface` is spoofed, and must not leave
+                // with a mapping (or its inside address).
+                if self.routes.lookup(src).map(|r| r.iface) != Some(iface) {
+                    return self.discard(pool, frame, Drop::SpoofedSource);
+                }
+                let Some((_, nat)) = self.nat.as_mut() else {
+                    return pool.put(frame);
+                };
                 match nat.outbound(now, &mut frame) {
                     Verdict::Translated | Verdict::Untouched => {}
                     Verdict::Refused => {
@@ -644,6 +700,15 @@ impl Router {
             self.counters.forwarded_with_options += 1;
         }
         if too_big {
+            if frame.hdr.needs_csum() {
+                // Fragments cannot carry a partial checksum: the receiver
+                // checks the reassembled packet, so finish it first.
+                let hdr = frame.hdr;
+                if wire::offload::complete_checksum(frame.data_mut(), &hdr).is_err() {
+                    return self.discard(pool, frame, Drop::BadOffload);
+                }
+                frame.hdr = wire::VnetHdr::PLAIN;
+            }
             return self.fragment(now, oif, nh, frame, mtu, pool, out);
         }
         self.output(now, oif, nh, frame, pool, out);
@@ -670,9 +735,18 @@ impl Router {
         let ihl = usize::from(ip.header_len());
         let total = usize::from(ip.total_len());
         let (base_offset, last_has_mf) = (usize::from(ip.frag_offset()), ip.more_frags());
-        let header = &data[HEADER_LEN..HEADER_LEN + ihl];
+        let (Some(header), Some(payload)) = (
+            data.get(HEADER_LEN..HEADER_LEN + ihl),
+            data.get(HEADER_LEN + ihl..HEADER_LEN + total),
+        ) else {
+            return self.discard(pool, frame, Drop::Malformed);
+        };
         let later_header = copied_options_header(header);
-        let payload = &data[HEADER_LEN + ihl..HEADER_LEN + total];
+        if mtu < ihl.max(later_header.len()) + 8 {
+            // No room for even 8 bytes of payload (interface MTUs are at
+            // least 68, which always has room: RFC 791).
+            return self.discard(pool, frame, Drop::FragmentationNeeded);
+        }
         let mut offset = 0;
         let mut pieces = Vec::new();
         while offset < payload.len() {
@@ -726,12 +800,19 @@ impl Router {
                 self.send_arp_request(oif, nh, to, pool, out);
             }
             Lookup::Missing => {
-                let (first, overflow) = self.neigh.enqueue(now, oif, nh, frame);
-                if let Some(old) = overflow {
-                    self.discard(pool, old, Drop::ArpQueueFull);
-                }
-                if first {
-                    self.send_arp_request(oif, nh, Mac::BROADCAST, pool, out);
+                let waiting = frame.compact();
+                pool.put(frame);
+                match self.neigh.enqueue(now, oif, nh, waiting) {
+                    Queued::Yes { first, pushed_out } => {
+                        if let Some(old) = pushed_out {
+                            self.counters.drop(Drop::ArpQueueFull);
+                            drop(old);
+                        }
+                        if first {
+                            self.send_arp_request(oif, nh, Mac::BROADCAST, pool, out);
+                        }
+                    }
+                    Queued::OverBudget => self.counters.drop(Drop::ArpQueueFull),
                 }
             }
         }
@@ -745,13 +826,14 @@ impl Router {
         pool: &mut FramePool,
         out: &mut Outbox,
     ) {
+        let src_mac = EthernetHeader::parse(frame.data()).map(|e| e.src).ok();
         let message = ipv4_of(&frame).and_then(|ip| {
             UdpPacket::new_checked(ip.payload())
                 .ok()
                 .map(|u| dhcproto::v4::Message::from_bytes(u.payload()))
         });
         pool.put(frame);
-        let Some(Ok(message)) = message else {
+        let (Some(Ok(message)), Some(src_mac)) = (message, src_mac) else {
             self.counters.drop(Drop::Malformed);
             return;
         };
@@ -761,7 +843,7 @@ impl Router {
         let (Some(server), Link::Ethernet { mac }) = (ifc.dhcp.as_mut(), ifc.config.link) else {
             return;
         };
-        let Some(reply) = server.handle(now, &message) else {
+        let Some(reply) = server.handle(now, src_mac, &message) else {
             return;
         };
         let Ok(payload) = reply.message.to_vec() else {
@@ -871,11 +953,24 @@ impl Router {
                 })
                 .collect(),
             arp: self.neigh.rows(now),
+            arp_table: TableUse {
+                entries: self.neigh.len(),
+                max_entries: self.limits.neighbours.max_entries,
+                evicted: self.neigh.evicted,
+                queued_bytes: self.neigh.queued_bytes(),
+                max_queued_bytes: self.limits.neighbours.queue_bytes,
+            },
             leases: self
                 .ifaces
                 .iter()
                 .filter_map(|i| i.dhcp.as_ref())
                 .flat_map(|d| d.leases(now))
+                .collect(),
+            dhcp: self
+                .ifaces
+                .iter()
+                .filter_map(|i| i.dhcp.as_ref())
+                .map(|d| d.status(now))
                 .collect(),
             counters: self.counters.clone(),
             nat: self

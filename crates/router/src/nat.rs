@@ -20,9 +20,14 @@
 //! * An unsolicited inbound TCP SYN is dropped silently (no reply, so
 //!   simultaneous open can still succeed: RFC 5382 REQ-4).
 //! * Port forwards are static mappings that anyone may reach.
-//! * The table is bounded; when it is full, or the port range is used up,
-//!   new flows are refused (the router answers ICMP 3/13) and counted, and
-//!   existing flows are untouched.
+//! * The table is bounded, and so is each inside host's share of it and of
+//!   the port range; when a bound is reached new flows are refused (the
+//!   router answers ICMP 3/13) and counted, and existing flows are
+//!   untouched. A free port is found in a bitmap, never by probing the
+//!   range port by port.
+//! * What the NAT cannot track never leaves with an inside address: other
+//!   protocols, ICMP queries other than echo, and ICMP errors that quote no
+//!   tracked flow are dropped and counted.
 //! * GSO super-frames are translated as they are; a partial (offloaded)
 //!   transport checksum is updated for the new addresses only.
 //! * Fragments are not translated (there is no reassembly, so RFC 4787
@@ -48,6 +53,12 @@ pub enum Proto {
     Icmp,
 }
 
+impl Proto {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Which inbound packets a mapping lets in (RFC 4787 REQ-8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filtering {
@@ -62,6 +73,18 @@ pub struct Timeouts {
     pub tcp_established: Duration,
     pub tcp_transitory: Duration,
     pub icmp: Duration,
+}
+
+impl Timeouts {
+    /// How long a session in this state lives without traffic.
+    fn of(&self, proto: Proto, tcp: Option<TcpState>) -> Duration {
+        match (proto, tcp) {
+            (Proto::Udp, _) => self.udp,
+            (Proto::Icmp, _) => self.icmp,
+            (Proto::Tcp, Some(TcpState::Established)) => self.tcp_established,
+            (Proto::Tcp, _) => self.tcp_transitory,
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -91,6 +114,10 @@ pub struct NatConfig {
     pub filtering: Filtering,
     /// Tracked sessions at most.
     pub max_entries: usize,
+    /// Sessions one inside host may hold at most.
+    pub max_entries_per_host: usize,
+    /// External ports (mappings) one inside host may hold, per protocol.
+    pub max_ports_per_host: usize,
     pub timeouts: Timeouts,
     pub forwards: Vec<PortForward>,
 }
@@ -102,6 +129,8 @@ impl NatConfig {
             ports: 1024..=65535,
             filtering: Filtering::AddressAndPortDependent,
             max_entries: 65536,
+            max_entries_per_host: 16384,
+            max_ports_per_host: 16384,
             timeouts: Timeouts::default(),
             forwards: Vec::new(),
         }
@@ -195,11 +224,64 @@ pub struct NatCounters {
     pub sessions_expired: u64,
     pub refused_table_full: u64,
     pub refused_ports_exhausted: u64,
+    /// New flows refused because the inside host used up its share.
+    pub refused_host_share: u64,
     pub dropped_unsolicited: u64,
     pub dropped_filtered: u64,
     pub dropped_fragments: u64,
     pub dropped_truncated: u64,
     pub dropped_icmp_unknown_flow: u64,
+    /// Outbound packets the NAT cannot track (other protocols, ICMP
+    /// queries other than echo).
+    pub dropped_untrackable: u64,
+}
+
+/// External ports in use for one protocol, as a bitmap: finding a free
+/// one is a pass over at most 1,024 words, never a probe per port.
+#[derive(Debug)]
+struct PortSet {
+    words: Box<[u64; 1024]>,
+}
+
+impl PortSet {
+    fn new() -> PortSet {
+        PortSet {
+            words: Box::new([0; 1024]),
+        }
+    }
+
+    fn contains(&self, p: u16) -> bool {
+        self.words[usize::from(p / 64)] & (1 << (p % 64)) != 0
+    }
+
+    fn insert(&mut self, p: u16) {
+        self.words[usize::from(p / 64)] |= 1 << (p % 64);
+    }
+
+    fn remove(&mut self, p: u16) {
+        self.words[usize::from(p / 64)] &= !(1 << (p % 64));
+    }
+
+    /// The lowest free port in `lo..=hi`.
+    fn free_in(&self, lo: u16, hi: u16) -> Option<u16> {
+        let (mut p, hi) = (u32::from(lo), u32::from(hi));
+        while p <= hi {
+            let free = !self.words[(p / 64) as usize] >> (p % 64);
+            if free != 0 {
+                let found = p + free.trailing_zeros();
+                return (found <= hi).then_some(found as u16);
+            }
+            p = (p / 64 + 1) * 64;
+        }
+        None
+    }
+}
+
+/// What one inside host holds of the NAT's table.
+#[derive(Debug, Default, Clone, Copy)]
+struct HostUse {
+    sessions: usize,
+    mappings: usize,
 }
 
 /// The transport view of an IPv4 packet that the NAT needs.
@@ -235,6 +317,9 @@ fn is_icmp_error(t: u8) -> bool {
 fn read_flow(data: &[u8], ip_at: usize) -> Result<(Flow, Offsets), Unreadable> {
     let ip = Ipv4Packet::new_checked(data.get(ip_at..).ok_or(Unreadable::Truncated)?)
         .map_err(|_| Unreadable::Truncated)?;
+    if ip.version() != 4 {
+        return Err(Unreadable::Other);
+    }
     if ip.more_frags() || ip.frag_offset() != 0 {
         return Err(Unreadable::Fragment);
     }
@@ -340,6 +425,10 @@ pub struct Nat {
     by_external: HashMap<(Proto, u16), Mapping>,
     /// External port by (protocol, inside address, inside port).
     by_inside: HashMap<(Proto, Ipv4Addr, u16), u16>,
+    /// Ports in use, by protocol (TCP, UDP, ICMP).
+    ports: [PortSet; 3],
+    /// Each inside host's share in use.
+    hosts: HashMap<Ipv4Addr, HostUse>,
     sessions: usize,
     cursor: u16,
     last_sweep: Instant,
@@ -356,6 +445,8 @@ impl Nat {
             config,
             by_external: HashMap::new(),
             by_inside: HashMap::new(),
+            ports: [PortSet::new(), PortSet::new(), PortSet::new()],
+            hosts: HashMap::new(),
             sessions: 0,
             last_sweep: Instant::ZERO,
             counters: NatCounters::default(),
@@ -371,6 +462,7 @@ impl Nat {
                 },
             );
             nat.by_inside.insert((f.proto, inside.0, inside.1), f.port);
+            nat.ports[f.proto.index()].insert(f.port);
         }
         nat
     }
@@ -383,33 +475,38 @@ impl Nat {
         &self.counters
     }
 
-    fn timeout(&self, proto: Proto, tcp: Option<TcpState>) -> Duration {
-        let t = &self.config.timeouts;
-        match (proto, tcp) {
-            (Proto::Udp, _) => t.udp,
-            (Proto::Icmp, _) => t.icmp,
-            (Proto::Tcp, Some(TcpState::Established)) => t.tcp_established,
-            (Proto::Tcp, _) => t.tcp_transitory,
-        }
+    /// A free external port for a new mapping: the inside port when free
+    /// (port preservation), else the next free one in the range after the
+    /// last one given.
+    fn allocate(&mut self, proto: Proto, inside_port: u16) -> Option<u16> {
+        let (lo, hi) = (*self.config.ports.start(), *self.config.ports.end());
+        let used = &self.ports[proto.index()];
+        let p = if (lo..=hi).contains(&inside_port) && !used.contains(inside_port) {
+            inside_port
+        } else {
+            let from = self.cursor.clamp(lo, hi);
+            let wrapped = || {
+                from.checked_sub(1)
+                    .and_then(|to| used.free_in(lo, to.max(lo)))
+            };
+            used.free_in(from, hi).or_else(wrapped)?
+        };
+        self.cursor = p.saturating_add(1);
+        self.ports[proto.index()].insert(p);
+        Some(p)
     }
 
-    /// A free external port for a new mapping: the inside port when free
-    /// (port preservation), else the next free one in the range.
-    fn allocate(&mut self, proto: Proto, inside_port: u16) -> Option<u16> {
-        let range = self.config.ports.clone();
-        if range.contains(&inside_port) && !self.by_external.contains_key(&(proto, inside_port)) {
-            return Some(inside_port);
-        }
-        let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
-        let span = hi - lo + 1;
-        for i in 0..span {
-            let p = (lo + (u32::from(self.cursor).saturating_sub(lo) + i) % span) as u16;
-            if !self.by_external.contains_key(&(proto, p)) {
-                self.cursor = p.wrapping_add(1).max(*range.start());
-                return Some(p);
-            }
-        }
-        None
+    /// Whether `inside` may open one more session.
+    fn host_has_room(&self, inside: Ipv4Addr) -> bool {
+        self.hosts
+            .get(&inside)
+            .is_none_or(|h| h.sessions < self.config.max_entries_per_host)
+    }
+
+    fn session_added(&mut self, inside: Ipv4Addr) {
+        self.sessions += 1;
+        self.counters.sessions_created += 1;
+        self.hosts.entry(inside).or_default().sessions += 1;
     }
 
     /// A packet from the inside leaving by the outside interface (IP header
@@ -422,6 +519,10 @@ impl Nat {
         }
         let (flow, o) = match read_flow(data, HEADER_LEN) {
             Ok(x) => x,
+            Err(Unreadable::Other) => {
+                self.counters.dropped_untrackable += 1;
+                return Verdict::Dropped;
+            }
             Err(e) => return self.unreadable(e),
         };
         if flow.src.0 == self.config.external {
@@ -435,10 +536,18 @@ impl Nat {
                     self.counters.refused_table_full += 1;
                     return Verdict::Refused;
                 }
+                let host = self.hosts.get(&flow.src.0).copied().unwrap_or_default();
+                if host.mappings >= self.config.max_ports_per_host
+                    || host.sessions >= self.config.max_entries_per_host
+                {
+                    self.counters.refused_host_share += 1;
+                    return Verdict::Refused;
+                }
                 let Some(p) = self.allocate(flow.proto, flow.src.1) else {
                     self.counters.refused_ports_exhausted += 1;
                     return Verdict::Refused;
                 };
+                self.hosts.entry(flow.src.0).or_default().mappings += 1;
                 self.by_inside.insert(key, p);
                 self.by_external.insert(
                     (flow.proto, p),
@@ -456,29 +565,28 @@ impl Nat {
             return Verdict::Dropped;
         };
         let is_new = !m.sessions.contains_key(&remote);
-        if is_new && self.sessions >= self.config.max_entries {
-            self.counters.refused_table_full += 1;
-            return Verdict::Refused;
-        }
-        let session = m.sessions.entry(remote).or_insert(Session {
-            tcp: None,
-            created: now,
-            expires: now,
-        });
         if is_new {
-            self.sessions += 1;
-            self.counters.sessions_created += 1;
+            if self.sessions >= self.config.max_entries {
+                self.counters.refused_table_full += 1;
+                return Verdict::Refused;
+            }
+            if !self.host_has_room(flow.src.0) {
+                self.counters.refused_host_share += 1;
+                return Verdict::Refused;
+            }
+            self.session_added(flow.src.0);
         }
+        let Some(session) = self.by_external.get_mut(&(flow.proto, ext_port)).map(|m| {
+            m.sessions.entry(remote).or_insert(Session {
+                tcp: None,
+                created: now,
+                expires: now,
+            })
+        }) else {
+            return Verdict::Dropped;
+        };
         session.tcp = advance_tcp(flow.proto, session.tcp, flow.tcp_flags, true);
-        let tcp = session.tcp;
-        let timeout = self.timeout(flow.proto, tcp);
-        if let Some(s) = self
-            .by_external
-            .get_mut(&(flow.proto, ext_port))
-            .and_then(|m| m.sessions.get_mut(&remote))
-        {
-            s.expires = now + timeout;
-        }
+        session.expires = now + self.config.timeouts.of(flow.proto, session.tcp);
         rewrite(
             data,
             o,
@@ -531,32 +639,31 @@ impl Nat {
             return Verdict::Dropped;
         }
         let inside = m.inside;
-        if let std::collections::hash_map::Entry::Vacant(slot) = m.sessions.entry(remote) {
+        if !m.sessions.contains_key(&remote) {
             if self.sessions >= self.config.max_entries {
                 self.counters.refused_table_full += 1;
                 return Verdict::Dropped;
             }
-            slot.insert(Session {
+            if !self.host_has_room(inside.0) {
+                self.counters.refused_host_share += 1;
+                return Verdict::Dropped;
+            }
+            self.session_added(inside.0);
+        }
+        let timeouts = self.config.timeouts;
+        let Some(s) = self.by_external.get_mut(&key).map(|m| {
+            m.sessions.entry(remote).or_insert(Session {
                 tcp: None,
                 created: now,
                 expires: now,
-            });
-            self.sessions += 1;
-            self.counters.sessions_created += 1;
-        }
-        let timeouts = self.config.timeouts;
-        if let Some(s) = m.sessions.get_mut(&remote) {
-            s.tcp = advance_tcp(flow.proto, s.tcp, flow.tcp_flags, false);
-            // Inbound refreshes TCP only (RFC 4787 REQ-6 asks for outbound).
-            if flow.proto == Proto::Tcp || s.expires <= now {
-                let t = match (flow.proto, s.tcp) {
-                    (Proto::Tcp, Some(TcpState::Established)) => timeouts.tcp_established,
-                    (Proto::Tcp, _) => timeouts.tcp_transitory,
-                    (Proto::Udp, _) => timeouts.udp,
-                    (Proto::Icmp, _) => timeouts.icmp,
-                };
-                s.expires = now + t;
-            }
+            })
+        }) else {
+            return Verdict::Dropped;
+        };
+        s.tcp = advance_tcp(flow.proto, s.tcp, flow.tcp_flags, false);
+        // Inbound refreshes TCP only (RFC 4787 REQ-6 asks for outbound).
+        if flow.proto == Proto::Tcp || s.expires <= now {
+            s.expires = now + timeouts.of(flow.proto, s.tcp);
         }
         rewrite(data, o, flow.proto, false, inside, partial);
         self.counters.translated_in += 1;
@@ -623,7 +730,11 @@ impl Nat {
         let (key, inner_src) = if outbound {
             match self.by_inside.get(&(q.proto, q.dst.0, q.dst.1)) {
                 Some(p) => ((q.proto, *p), false),
-                None => return Some(Verdict::Untouched),
+                None => {
+                    // It would leave quoting an inside address.
+                    self.counters.dropped_icmp_unknown_flow += 1;
+                    return Some(Verdict::Dropped);
+                }
             }
         } else {
             if q.src.0 != self.config.external {
@@ -642,13 +753,14 @@ impl Nat {
         } else {
             (inside, inside.0)
         };
-        // The quoted packet: its own header and transport checksums.
+        // The quoted packet: its own header and transport checksums. Its
+        // header length is the one parsed (at least 20): the rewrite below
+        // never touches the header's length byte.
         rewrite(data, qo, q.proto, inner_src, inner_to, false);
-        let qip = qo.ip;
-        let ihl = usize::from(data[qip] & 0x0f) * 4;
-        data[qip + 10..qip + 12].fill(0);
-        let c = checksum::finish(checksum::sum(0, &data[qip..qip + ihl]));
-        data[qip + 10..qip + 12].copy_from_slice(&c.to_be_bytes());
+        let quoted_header = &mut data[qo.ip..qo.l4];
+        quoted_header[10..12].fill(0);
+        let c = checksum::finish(checksum::sum(0, quoted_header));
+        quoted_header[10..12].copy_from_slice(&c.to_be_bytes());
         // The outer header: source when leaving, destination when entering.
         let at = if outbound {
             HEADER_LEN + 12
@@ -681,7 +793,13 @@ impl Nat {
         for (key, m) in &mut self.by_external {
             let before = m.sessions.len();
             m.sessions.retain(|_, s| s.expires > now);
-            expired += before - m.sessions.len();
+            let n = before - m.sessions.len();
+            expired += n;
+            if n > 0 {
+                if let Some(h) = self.hosts.get_mut(&m.inside.0) {
+                    h.sessions = h.sessions.saturating_sub(n);
+                }
+            }
             if m.sessions.is_empty() && !m.forward {
                 gone.push((*key, m.inside));
             }
@@ -689,7 +807,12 @@ impl Nat {
         for (key, inside) in gone {
             self.by_external.remove(&key);
             self.by_inside.remove(&(key.0, inside.0, inside.1));
+            self.ports[key.0.index()].remove(key.1);
+            if let Some(h) = self.hosts.get_mut(&inside.0) {
+                h.mappings = h.mappings.saturating_sub(1);
+            }
         }
+        self.hosts.retain(|_, h| h.sessions > 0 || h.mappings > 0);
         self.sessions -= expired;
         self.counters.sessions_expired += expired as u64;
     }
@@ -720,7 +843,11 @@ impl Nat {
 /// The ports of a quoted packet whose quote ends right after them (RFC 792
 /// guarantees only 8 bytes of the transport header).
 fn read_quoted_ports(data: &[u8], ip_at: usize) -> Option<(Flow, Offsets)> {
-    let ihl = usize::from(data.get(ip_at)? & 0x0f) * 4;
+    let first = *data.get(ip_at)?;
+    let ihl = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || ihl < 20 {
+        return None;
+    }
     let l4 = ip_at + ihl;
     let b = data.get(l4..l4 + 8)?;
     let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);

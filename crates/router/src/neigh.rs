@@ -7,6 +7,12 @@
 //! [`RETRY`]; after [`MAX_REQUESTS`] unanswered requests the waiting
 //! packets are dropped (and the router answers each with ICMP Host
 //! Unreachable).
+//!
+//! Both tables are fed from the wire and bounded ([`NeighbourLimits`]):
+//! the cache holds at most `max_entries` (the least recently confirmed one
+//! is evicted for a new one) and is swept every [`SWEEP`] whatever else is
+//! pending; waiting packets are kept as compact copies within a byte
+//! budget for the whole router, so an address sweep cannot pin memory.
 
 use crate::IfaceId;
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +26,39 @@ pub const RETRY: Duration = Duration::from_secs(1);
 pub const MAX_REQUESTS: u8 = 3;
 /// Packets kept per unresolved next hop (Linux keeps about 100 KiB worth).
 pub const QUEUE_LIMIT: usize = 16;
+/// How often stale entries are swept.
+pub const SWEEP: Duration = Duration::from_secs(5);
+
+/// The bounds of a router's neighbour tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourLimits {
+    /// Cache entries at most (all interfaces).
+    pub max_entries: usize,
+    /// Bytes of packets waiting for ARP at most (all next hops).
+    pub queue_bytes: usize,
+}
+
+impl Default for NeighbourLimits {
+    fn default() -> Self {
+        NeighbourLimits {
+            max_entries: 4096,
+            queue_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What became of a packet offered to the queue.
+#[derive(Debug)]
+pub enum Queued {
+    /// Queued; `first`: send a request now. `pushed_out`: the oldest packet
+    /// for that next hop, dropped to make room.
+    Yes {
+        first: bool,
+        pushed_out: Option<Frame>,
+    },
+    /// The byte budget is spent: the packet is dropped.
+    OverBudget,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -58,12 +97,33 @@ pub enum Lookup {
 pub struct Neighbours {
     entries: HashMap<(IfaceId, Ipv4Addr), Entry>,
     pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
+    limits: NeighbourLimits,
+    /// Footprint of the waiting packets.
+    queued_bytes: usize,
+    last_sweep: Instant,
+    /// Entries pushed out by newer ones at the size limit.
+    pub evicted: u64,
 }
 
 /// Packets given up on after the last unanswered request.
 pub type Expired = Vec<(IfaceId, Ipv4Addr, Frame)>;
 
 impl Neighbours {
+    pub fn new(limits: NeighbourLimits) -> Neighbours {
+        Neighbours {
+            limits,
+            ..Neighbours::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     pub fn lookup(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) -> Lookup {
         let Some(e) = self.entries.get_mut(&(iface, ip)) else {
             return Lookup::Missing;
@@ -96,30 +156,42 @@ impl Neighbours {
         ip: Ipv4Addr,
         mac: Mac,
     ) -> VecDeque<Frame> {
+        let key = (iface, ip);
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.limits.max_entries {
+            let stalest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.confirmed)
+                .map(|(k, _)| *k);
+            if let Some(k) = stalest {
+                self.entries.remove(&k);
+                self.evicted += 1;
+            }
+        }
         self.entries.insert(
-            (iface, ip),
+            key,
             Entry {
                 mac,
                 confirmed: now,
                 refreshing: None,
             },
         );
-        self.pending
-            .remove(&(iface, ip))
+        let packets = self
+            .pending
+            .remove(&key)
             .map(|p| p.packets)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.queued_bytes -= packets.iter().map(Frame::footprint).sum::<usize>();
+        packets
     }
 
-    /// Queues a packet for an unresolved next hop. Returns whether a request
-    /// should be sent now (the first packet for it), and the packet pushed
-    /// out if the queue was full.
-    pub fn enqueue(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        ip: Ipv4Addr,
-        frame: Frame,
-    ) -> (bool, Option<Frame>) {
+    /// Queues a packet (a compact copy: see [`Frame::compact`]) for an
+    /// unresolved next hop, within the byte budget.
+    pub fn enqueue(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr, frame: Frame) -> Queued {
+        if self.queued_bytes + frame.footprint() > self.limits.queue_bytes {
+            return Queued::OverBudget;
+        }
+        self.queued_bytes += frame.footprint();
         let mut first = false;
         let p = self.pending.entry((iface, ip)).or_insert_with(|| {
             first = true;
@@ -129,18 +201,27 @@ impl Neighbours {
                 next_request: now + RETRY,
             }
         });
-        let overflow = if p.packets.len() >= QUEUE_LIMIT {
+        let pushed_out = if p.packets.len() >= QUEUE_LIMIT {
             p.packets.pop_front()
         } else {
             None
         };
         p.packets.push_back(frame);
-        (first, overflow)
+        if let Some(old) = &pushed_out {
+            self.queued_bytes -= old.footprint();
+        }
+        Queued::Yes { first, pushed_out }
     }
 
-    /// The next time a request is due or a queue gives up.
+    /// The next time a request is due, a queue gives up, or the cache is
+    /// swept.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.next_request).min()
+        let sweep = (!self.entries.is_empty()).then(|| self.last_sweep + SWEEP);
+        self.pending
+            .values()
+            .map(|p| p.next_request)
+            .chain(sweep)
+            .min()
     }
 
     /// Returns the next hops to ask again, and the packets of those that
@@ -163,6 +244,7 @@ impl Neighbours {
             };
             if p.requests >= MAX_REQUESTS {
                 if let Some(p) = self.pending.remove(&key) {
+                    self.queued_bytes -= p.packets.iter().map(Frame::footprint).sum::<usize>();
                     expired.extend(p.packets.into_iter().map(|f| (key.0, key.1, f)));
                 }
             } else {
@@ -171,8 +253,11 @@ impl Neighbours {
                 retry.push(key);
             }
         }
-        self.entries
-            .retain(|_, e| now.saturating_since(e.confirmed) < REACHABLE);
+        if now >= self.last_sweep + SWEEP {
+            self.last_sweep = now;
+            self.entries
+                .retain(|_, e| now.saturating_since(e.confirmed) < REACHABLE);
+        }
     }
 
     pub fn rows(&self, now: Instant) -> Vec<NeighbourRow> {

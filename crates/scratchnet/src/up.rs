@@ -208,6 +208,8 @@ fn build_router(
                         IpAddr::V6(_) => None,
                     })
                     .collect(),
+                reserved: d.reserved.clone(),
+                client_rate: DhcpConfig::CLIENT_RATE,
             }),
             Attachment::Tun { .. } => None,
         };

@@ -50,6 +50,20 @@ impl Frame {
         f
     }
 
+    /// A copy sized to the data, offload state kept: what a frame that
+    /// must wait (for ARP, say) is kept as, so that it pins no more
+    /// memory than it holds.
+    pub fn compact(&self) -> Frame {
+        let mut f = Frame::from_slice(self.data());
+        f.hdr = self.hdr;
+        f
+    }
+
+    /// The memory the frame holds, headroom included.
+    pub fn footprint(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
@@ -181,9 +195,10 @@ impl FramePool {
         }
     }
 
-    /// Returns a frame for reuse.
+    /// Returns a frame for reuse; one too small to read a device into (a
+    /// compact copy) is freed instead.
     pub fn put(&mut self, frame: Frame) {
-        if self.free.len() < self.keep {
+        if self.free.len() < self.keep && frame.buf.len() >= HEADROOM + self.capacity {
             self.free.push(frame);
         }
     }

@@ -135,6 +135,15 @@ impl Layout {
         if l4 < l3 + min_l3 {
             return Err(malformed("transport header inside the IP header"));
         }
+        if ipv4 {
+            // The segments' header checksums are computed over the IHL the
+            // packet claims: it must be where csum_start says the IP
+            // header ends.
+            let ihl = frame.get(l3).map_or(0, |b| usize::from(b & 0x0f) * 4);
+            if l3 + ihl != l4 {
+                return Err(malformed("IPv4 header length disagrees with csum_start"));
+            }
+        }
         let l4_len = if tcp {
             let off = *frame.get(l4 + 12).ok_or(malformed("short TCP header"))?;
             usize::from(off >> 4) * 4
@@ -315,6 +324,14 @@ mod tests {
         let mut bad = hdr;
         bad.csum_start = 20;
         assert!(Segmenter::new().emit(&frame, &bad, |_| {}).is_err());
+        // A header length that lies about where the transport header is,
+        // for every IHL, with csum_start at the real transport header.
+        for ihl in 0..16u8 {
+            let mut lying = frame.clone();
+            lying[14] = 0x40 | ihl;
+            let r = Segmenter::new().emit(&lying, &hdr, |_| {});
+            assert_eq!(r.is_ok(), ihl == 5, "IHL {ihl}");
+        }
         assert!(Segmenter::new().emit(&frame[..40], &hdr, |_| {}).is_err());
     }
 }
