@@ -11,8 +11,8 @@ use crate::state::LabState;
 use anyhow::{bail, Context, Result};
 use fabric::{DevicePort, Fabric, Runtime};
 use router::{
-    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, PortForward, Proto, Router,
-    Timeouts,
+    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
+    Proto, Router, RouterLimits, Timeouts,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -141,7 +141,7 @@ fn build(
     }
     let mut devices = Vec::new();
     for r in &lab.routers {
-        build_router(r, &mut fabric, &switch_ids, &mut devices)
+        build_router(lab, r, &mut fabric, &switch_ids, &mut devices)
             .with_context(|| format!("cannot build router `{}`", r.name))?;
     }
     for h in &lab.hosts {
@@ -179,12 +179,20 @@ fn build(
 /// or TUN links, whose root-namespace end gets the peer address and
 /// routes to the lab. The port of a TUN link is named `router.tun`.
 fn build_router(
+    lab: &Topology,
     r: &RouterSpec,
     fabric: &mut Fabric,
     switch_ids: &HashMap<&str, fabric::SwitchId>,
     devices: &mut Vec<DevicePort>,
 ) -> Result<()> {
-    let mut router = Router::new(&r.name);
+    let limits = RouterLimits {
+        neighbours: NeighbourLimits {
+            max_entries: r.arp_cache_size,
+            queue_bytes: r.arp_queue_bytes,
+        },
+        icmp_errors_per_sec: r.icmp_errors_per_sec,
+    };
+    let mut router = Router::with_limits(&r.name, limits);
     for i in &r.interfaces {
         let (name, link) = match &i.attachment {
             Attachment::Switch(sw) => (
@@ -208,8 +216,8 @@ fn build_router(
                         IpAddr::V6(_) => None,
                     })
                     .collect(),
-                reserved: d.reserved.clone(),
-                client_rate: DhcpConfig::CLIENT_RATE,
+                reserved: lab.static_addresses_on(sw),
+                client_rate: d.requests_per_sec,
             }),
             Attachment::Tun { .. } => None,
         };
@@ -283,6 +291,8 @@ fn nat_config(nat: &NatSpec, r: &RouterSpec, external: std::net::Ipv4Addr) -> Na
             NatFiltering::AddressAndPortDependent => Filtering::AddressAndPortDependent,
         },
         max_entries: nat.max_entries,
+        max_entries_per_host: nat.max_entries_per_host,
+        max_ports_per_host: nat.max_ports_per_host,
         timeouts: Timeouts {
             udp: nat.udp_timeout,
             tcp_established: nat.tcp_established_timeout,

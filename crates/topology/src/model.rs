@@ -65,6 +65,12 @@ pub struct RouterSpec {
     pub nat: Option<NatSpec>,
     pub dhcp: Vec<DhcpSpec>,
     pub forwards: Vec<ForwardSpec>,
+    /// Neighbour (ARP) cache entries at most.
+    pub arp_cache_size: usize,
+    /// Bytes of packets waiting for ARP answers at most.
+    pub arp_queue_bytes: usize,
+    /// ICMP errors of each kind per second.
+    pub icmp_errors_per_sec: u32,
 }
 
 /// Where a router interface is attached.
@@ -94,6 +100,10 @@ pub struct NatSpec {
     pub filtering: NatFiltering,
     pub ports: (u16, u16),
     pub max_entries: usize,
+    /// Sessions one inside host may hold.
+    pub max_entries_per_host: usize,
+    /// External ports one inside host may hold, per protocol.
+    pub max_ports_per_host: usize,
     pub udp_timeout: Duration,
     pub tcp_established_timeout: Duration,
     pub tcp_transitory_timeout: Duration,
@@ -128,6 +138,8 @@ pub struct DhcpSpec {
     pub last: Ipv4Addr,
     pub dns: Vec<IpAddr>,
     pub lease: Duration,
+    /// Messages per second one client MAC may send.
+    pub requests_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,5 +211,27 @@ impl Topology {
 
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The fixed addresses on a switch: routers' interfaces, static hosts
+    /// and services. A DHCP pool never offers them.
+    pub fn static_addresses_on(&self, switch: &str) -> Vec<Ipv4Addr> {
+        let routers = self
+            .routers
+            .iter()
+            .flat_map(|r| &r.interfaces)
+            .filter_map(|i| {
+                (i.attachment == Attachment::Switch(switch.to_owned())).then_some(i.address.addr())
+            });
+        let hosts = self.hosts.iter().filter_map(|h| match h.address {
+            HostAddress::Static(a) if h.switch == switch => Some(a.addr()),
+            _ => None,
+        });
+        let services = self
+            .services
+            .iter()
+            .filter(|s| s.switch == switch)
+            .map(|s| s.address.addr());
+        routers.chain(hosts).chain(services).collect()
     }
 }

@@ -64,6 +64,9 @@ pub struct Router {
     pub dhcp: Vec<Spanned<Dhcp>>,
     #[serde(default)]
     pub forwards: Vec<Spanned<Forward>>,
+    pub arp_cache_size: Option<Spanned<u64>>,
+    pub arp_queue_bytes: Option<Spanned<u64>>,
+    pub icmp_errors_per_sec: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +95,8 @@ pub struct Nat {
     pub filtering: Option<Str>,
     pub ports: Option<Str>,
     pub max_entries: Option<Spanned<u64>>,
+    pub max_entries_per_host: Option<Spanned<u64>>,
+    pub max_ports_per_host: Option<Spanned<u64>>,
     pub udp_timeout_secs: Option<Spanned<u64>>,
     pub tcp_established_timeout_secs: Option<Spanned<u64>>,
     pub tcp_transitory_timeout_secs: Option<Spanned<u64>>,
@@ -106,6 +111,7 @@ pub struct Dhcp {
     #[serde(default)]
     pub dns: Vec<Str>,
     pub lease_secs: Option<Spanned<u64>>,
+    pub requests_per_sec: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

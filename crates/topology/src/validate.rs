@@ -576,6 +576,20 @@ impl Validator<'_, '_> {
                 ports,
                 max_entries: self.ranged(&n.max_entries, &key("nat.max_entries"), 1, 1 << 24, 65536)
                     as usize,
+                max_entries_per_host: self.ranged(
+                    &n.max_entries_per_host,
+                    &key("nat.max_entries_per_host"),
+                    1,
+                    1 << 24,
+                    16384,
+                ) as usize,
+                max_ports_per_host: self.ranged(
+                    &n.max_ports_per_host,
+                    &key("nat.max_ports_per_host"),
+                    1,
+                    65535,
+                    16384,
+                ) as usize,
                 udp_timeout: secs(&n.udp_timeout_secs, "nat.udp_timeout_secs", 300, self),
                 tcp_established_timeout: secs(
                     &n.tcp_established_timeout_secs,
@@ -634,12 +648,20 @@ impl Validator<'_, '_> {
             };
             let lease = self.ranged(&d.lease_secs, &key("dhcp.lease_secs"), 60, 1 << 31, 3600);
             let dns = self.ips(&d.dns, &key("dhcp.dns"));
+            let requests_per_sec = self.ranged(
+                &d.requests_per_sec,
+                &key("dhcp.requests_per_sec"),
+                1,
+                10_000,
+                5,
+            ) as u32;
             dhcp.push(DhcpSpec {
                 switch: d.switch.get_ref().clone(),
                 first,
                 last,
                 dns,
                 lease: Duration::from_secs(lease),
+                requests_per_sec,
             });
         }
         let mut forwards = Vec::new();
@@ -684,6 +706,22 @@ impl Validator<'_, '_> {
                 "add `nat = { outside = \"SWITCH\" }`".to_owned(),
             );
         }
+        let arp_cache_size =
+            self.ranged(&x.arp_cache_size, &key("arp_cache_size"), 16, 1 << 20, 4096) as usize;
+        let arp_queue_bytes = self.ranged(
+            &x.arp_queue_bytes,
+            &key("arp_queue_bytes"),
+            64 * 1024,
+            1 << 30,
+            1 << 20,
+        ) as usize;
+        let icmp_errors_per_sec = self.ranged(
+            &x.icmp_errors_per_sec,
+            &key("icmp_errors_per_sec"),
+            1,
+            1_000_000,
+            1000,
+        ) as u32;
         ok.then_some(RouterSpec {
             name,
             interfaces,
@@ -691,6 +729,9 @@ impl Validator<'_, '_> {
             nat,
             dhcp,
             forwards,
+            arp_cache_size,
+            arp_queue_bytes,
+            icmp_errors_per_sec,
         })
     }
 
