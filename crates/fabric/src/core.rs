@@ -83,6 +83,15 @@ impl Batch {
         }
     }
 
+    /// Forgets a run that was cut short (a panic): work, outbox and
+    /// frames.
+    pub fn reset(&mut self) {
+        self.work.clear();
+        self.router_out.clear();
+        self.egress.clear();
+        self.recycle();
+    }
+
     /// Returns every frame of the last run to the pool.
     fn recycle(&mut self) {
         for f in self.frames.drain(..).flatten() {
@@ -166,7 +175,8 @@ struct PortEntry {
     name: String,
     attach: Attach,
     offload: bool,
-    capture: Option<Box<dyn CaptureSink>>,
+    /// Open captures of the port (each `scratchnet capture` has its own).
+    captures: Vec<Box<dyn CaptureSink>>,
     /// Traffic of an L3 port (switch ports are counted by their switch).
     l3: L3Counters,
 }
@@ -242,7 +252,7 @@ impl Fabric {
             name: name.to_owned(),
             attach,
             offload,
-            capture: None,
+            captures: Vec::new(),
             l3: L3Counters::default(),
         });
         Ok(PortId(self.ports.len() as u32 - 1))
@@ -355,10 +365,11 @@ impl Fabric {
             .is_some_and(|p| matches!(p.attach, Attach::Router(..)))
     }
 
-    /// Starts (or, with `None`, stops) capturing on a port.
-    pub fn set_capture(&mut self, port: PortId, sink: Option<Box<dyn CaptureSink>>) {
+    /// Starts a capture on a port, beside any already open; it ends when
+    /// its sink says it is closed.
+    pub fn add_capture(&mut self, port: PortId, sink: Box<dyn CaptureSink>) {
         if let Some(p) = self.ports.get_mut(port.0 as usize) {
-            p.capture = sink;
+            p.captures.push(sink);
         }
     }
 
@@ -586,11 +597,11 @@ impl Fabric {
                         match *m {
                             Member::Edge(id) => {
                                 let e = &self.ports[id.0 as usize];
-                                PortStatus::new(&e.name, e.offload, e.capture.is_some(), &c)
+                                PortStatus::new(&e.name, e.offload, !e.captures.is_empty(), &c)
                             }
                             Member::Router(_, _, id) => {
                                 let e = &self.ports[id.0 as usize];
-                                PortStatus::new(&e.name, false, e.capture.is_some(), &c)
+                                PortStatus::new(&e.name, false, !e.captures.is_empty(), &c)
                             }
                         }
                     })
@@ -621,13 +632,14 @@ impl Fabric {
             .ports
             .iter()
             .filter(|p| matches!(p.attach, Attach::Router(..)))
-            .map(|p| PortStatus::l3(&p.name, p.offload, p.capture.is_some(), p.l3))
+            .map(|p| PortStatus::l3(&p.name, p.offload, !p.captures.is_empty(), p.l3))
             .collect();
         FabricStatus {
             switches,
             routers,
             l3_ports,
             runaway: self.runaway,
+            timer_panics: 0,
         }
     }
 }
@@ -663,12 +675,12 @@ fn tap(
     let Some(entry) = ports.get_mut(port.0 as usize) else {
         return;
     };
-    if let Some(sink) = &mut entry.capture {
-        if sink.is_open() {
-            let (head, tail) = edit.apply(frame, scratch);
-            sink.record(now, dir, head, tail);
-        } else {
-            entry.capture = None;
-        }
+    if entry.captures.is_empty() {
+        return;
+    }
+    entry.captures.retain(|sink| sink.is_open());
+    let (head, tail) = edit.apply(frame, scratch);
+    for sink in &mut entry.captures {
+        sink.record(now, dir, head, tail);
     }
 }

@@ -22,6 +22,9 @@ mod status;
 pub use crate::core::{Batch, Delivery, Fabric, FabricError, PortId, RouterId, SwitchId};
 pub use capture::{CaptureSink, Direction};
 pub use egress::EgressPath;
-pub use runtime::{CapturedFrame, DevicePort, Endpoint, EndpointPort, Injector, Runtime};
+pub use runtime::{
+    CapturedFrame, DevicePort, Endpoint, EndpointPort, Injector, Runtime, Supervisor, TaskFailure,
+    READ_BUDGET,
+};
 pub use sim::{LinkParams, Sim};
 pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};

@@ -1,21 +1,29 @@
 //! The real driver: TAP devices and the wall clock around a [`Fabric`].
 //!
-//! One tokio task per TAP port reads frames, draining the device before it
-//! waits again; each frame runs through the fabric under a short lock and
-//! is written straight to the egress devices from the reader's own buffer
-//! (no per-frame allocation, no queue between ports). A timer task drives
-//! the switches' ageing.
+//! One tokio task per TAP port reads frames, at most [`READ_BUDGET`] per
+//! wake-up before it yields, so a flooding port cannot hold a worker; each
+//! frame runs through the fabric under a short lock and is written
+//! straight to the egress devices from the reader's own buffer (no
+//! per-frame allocation, no queue between ports). A timer task drives the
+//! switches' ageing and the routers' timers.
+//!
+//! A panic while one frame is processed costs that frame, counted as
+//! `internal-error` on its port, never the port: the fabric's lock
+//! recovers and the reader goes on. Every task is supervised: one that
+//! ends anyway is reported through [`Runtime::failures`], and the lab
+//! stops cleanly rather than run half dead.
 
 use crate::capture::{CaptureSink, Direction};
 use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::status::FabricStatus;
 use std::io::{ErrorKind, IoSlice};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 use tuntap::Device;
 use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
 
@@ -63,6 +71,8 @@ struct IoCounters {
     write_failed: AtomicU64,
     /// Frames whose offload request could not be carried out.
     offload_failed: AtomicU64,
+    /// Frames lost to a panic while they were processed.
+    internal_error: AtomicU64,
 }
 
 impl IoCounters {
@@ -83,6 +93,8 @@ struct Shared {
     io: Vec<IoCounters>,
     epoch: std::time::Instant,
     epoch_wall: SystemTime,
+    /// Panics in the timer task, which belong to no port.
+    timer_panics: AtomicU64,
 }
 
 impl Shared {
@@ -95,12 +107,74 @@ impl Shared {
         // updated in a way later frames would trip on: keep serving.
         self.fabric.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs one frame that arrived on `port` through the fabric and writes
+    /// what it became. A panic on the way loses this frame only, and is
+    /// counted on the port.
+    fn forward(&self, port: PortId, frame: Frame, batch: &mut Batch, egress: &mut EgressPath) {
+        let run = AssertUnwindSafe(|| {
+            let now = self.now();
+            self.fabric().ingress(now, port, frame, batch);
+            write_deliveries(self, batch, egress);
+        });
+        if std::panic::catch_unwind(run).is_err() {
+            batch.reset();
+            if let Some(io) = self.io.get(port.0 as usize) {
+                IoCounters::bump(&io.internal_error);
+            }
+        }
+    }
+}
+
+/// A task of the lab that ended while the lab was running.
+#[derive(Debug, Clone)]
+pub struct TaskFailure {
+    pub task: String,
+    pub panicked: bool,
+}
+
+impl std::fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.panicked { "panicked" } else { "ended" };
+        write!(f, "task `{}` {how}", self.task)
+    }
+}
+
+/// Spawns tasks and reports any that ends before it is aborted.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    tx: mpsc::UnboundedSender<TaskFailure>,
+}
+
+impl Supervisor {
+    /// Spawns `task`; if it ever ends on its own (or panics), a
+    /// [`TaskFailure`] is reported. Aborting it through the returned handle
+    /// reports nothing.
+    pub fn spawn<F>(&self, name: &str, task: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task);
+        let abort = handle.abort_handle();
+        let (tx, task) = (self.tx.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let panicked = match handle.await {
+                Ok(()) => false,
+                Err(e) if e.is_cancelled() => return,
+                Err(_) => true,
+            };
+            let _ = tx.send(TaskFailure { task, panicked });
+        });
+        abort
+    }
 }
 
 /// A running fabric. Dropping it stops every task and closes the devices.
 pub struct Runtime {
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<AbortHandle>,
+    supervisor: Supervisor,
+    failures: Mutex<Option<mpsc::UnboundedReceiver<TaskFailure>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -137,13 +211,37 @@ impl Runtime {
             io: (0..n).map(|_| IoCounters::default()).collect(),
             epoch: std::time::Instant::now(),
             epoch_wall: SystemTime::now(),
+            timer_panics: AtomicU64::new(0),
         });
-        let mut tasks: Vec<JoinHandle<()>> = served
-            .into_iter()
-            .map(|port| tokio::spawn(serve_port(shared.clone(), port)))
-            .collect();
-        tasks.push(tokio::spawn(drive_timers(shared.clone())));
-        Runtime { shared, tasks }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor { tx };
+        let mut tasks: Vec<AbortHandle> = Vec::new();
+        for port in served {
+            let name = format!("reader of port {}", shared.fabric().port_name(port));
+            tasks.push(supervisor.spawn(&name, serve_port(shared.clone(), port)));
+        }
+        tasks.push(supervisor.spawn("fabric timers", drive_timers(shared.clone())));
+        Runtime {
+            shared,
+            tasks,
+            supervisor,
+            failures: Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Spawns a task of the lab (a service host's driver, say) under the
+    /// same supervision as the fabric's own.
+    pub fn supervisor(&self) -> Supervisor {
+        self.supervisor.clone()
+    }
+
+    /// Where tasks that ended while the lab runs are reported (once: the
+    /// first caller gets the receiver).
+    pub fn failures(&self) -> Option<mpsc::UnboundedReceiver<TaskFailure>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The way in to the fabric for the endpoint on `port`; its owner
@@ -172,6 +270,7 @@ impl Runtime {
                     ("read-failed", &io.read_failed),
                     ("write-failed", &io.write_failed),
                     ("offload-failed", &io.offload_failed),
+                    ("internal-error", &io.internal_error),
                 ] {
                     let v = c.load(Ordering::Relaxed);
                     if v > 0 {
@@ -180,6 +279,7 @@ impl Runtime {
                 }
             }
         }
+        status.timer_panics = self.shared.timer_panics.load(Ordering::Relaxed);
         status
     }
 
@@ -202,18 +302,18 @@ impl Runtime {
             port: port_name.to_owned(),
             dropped: 0,
         };
-        f.set_capture(port, Some(Box::new(sink)));
+        f.add_capture(port, Box::new(sink));
         Ok(rx)
     }
 
     /// Stops every task and waits for them, so that the devices are closed
     /// when this returns.
     pub async fn shutdown(mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
         for t in self.tasks.drain(..) {
-            let _ = t.await;
+            t.abort();
+            while !t.is_finished() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 
@@ -252,14 +352,20 @@ async fn drive_timers(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let now = shared.now();
-        {
-            let mut f = shared.fabric();
-            if f.poll_at().is_none_or(|t| t > now) {
-                continue;
+        let run = AssertUnwindSafe(|| {
+            {
+                let mut f = shared.fabric();
+                if f.poll_at().is_none_or(|t| t > now) {
+                    return;
+                }
+                f.on_timer(now, &mut batch);
             }
-            f.on_timer(now, &mut batch);
+            write_deliveries(&shared, &batch, &mut egress);
+        });
+        if std::panic::catch_unwind(run).is_err() {
+            batch.reset();
+            shared.timer_panics.fetch_add(1, Ordering::Relaxed);
         }
-        write_deliveries(&shared, &batch, &mut egress);
     }
 }
 
@@ -278,9 +384,16 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        drain_and_follow(&shared, port, &mut batch, &mut egress, &mut follow);
+        if drain_and_follow(&shared, port, &mut batch, &mut egress, &mut follow) {
+            // Budget spent with frames still queued: let the other ports,
+            // the timers and the services have the worker first.
+            tokio::task::yield_now().await;
+        }
     }
 }
+
+/// Frames one wake-up reads from a port before the reader yields.
+pub const READ_BUDGET: usize = 64;
 
 /// How many ports one wake-up may drain, following the frames it wrote.
 const FOLLOW_LIMIT: usize = 8;
@@ -292,7 +405,8 @@ struct Follow {
     touched: Vec<PortId>,
 }
 
-/// Drains `port`, then the ports it just wrote to, a few hops deep.
+/// Drains `port` (up to [`READ_BUDGET`] frames), then the ports it just
+/// wrote to, a few hops deep. Returns whether `port` may have more.
 ///
 /// A frame written to a TAP is processed by the receiving namespace's
 /// kernel inside the write itself, so its answer (a SYN-ACK, an echo
@@ -306,11 +420,12 @@ fn drain_and_follow(
     batch: &mut Batch,
     egress: &mut EgressPath,
     follow: &mut Follow,
-) {
+) -> bool {
     let Follow { todo, touched } = follow;
     todo.clear();
     todo.push(port);
     let mut drained = 0;
+    let mut more = false;
     while let Some(p) = todo.pop() {
         let token = &shared.readers[p.0 as usize];
         let guard = if p == port {
@@ -324,6 +439,9 @@ fn drain_and_follow(
         touched.clear();
         let got = drain(shared, p, batch, egress, touched);
         drop(guard);
+        if p == port && got >= READ_BUDGET {
+            more = true;
+        }
         drained += 1;
         if drained >= FOLLOW_LIMIT || (got == 0 && p != port) {
             continue;
@@ -334,10 +452,11 @@ fn drain_and_follow(
             }
         }
     }
+    more
 }
 
-/// Reads and forwards everything queued on `port`; returns how many frames,
-/// and notes the ports written to in `touched`.
+/// Reads and forwards what is queued on `port`, [`READ_BUDGET`] frames at
+/// most; returns how many, and notes the ports written to in `touched`.
 fn drain(
     shared: &Shared,
     port: PortId,
@@ -350,7 +469,7 @@ fn drain(
     };
     let io = &shared.io[port.0 as usize];
     let mut count = 0;
-    loop {
+    while count < READ_BUDGET {
         let mut frame = batch.take_frame();
         let n = match device.try_recv(frame.read_area()) {
             Ok(n) => n,
@@ -374,15 +493,14 @@ fn drain(
             frame.pull_front(VNET_HDR_LEN);
             frame.hdr = hdr;
         }
-        let now = shared.now();
-        shared.fabric().ingress(now, port, frame, batch);
-        write_deliveries(shared, batch, egress);
+        shared.forward(port, frame, batch, egress);
         for d in batch.deliveries() {
             if !touched.contains(&d.port) {
                 touched.push(d.port);
             }
         }
     }
+    count
 }
 
 fn write_deliveries(shared: &Shared, batch: &Batch, egress: &mut EgressPath) {
@@ -451,11 +569,8 @@ impl Injector {
             let mut frame = self.batch.take_frame();
             frame.extend_from_slice(f.data());
             frame.hdr = f.hdr;
-            let now = self.shared.now();
             self.shared
-                .fabric()
-                .ingress(now, self.port, frame, &mut self.batch);
-            write_deliveries(&self.shared, &self.batch, &mut self.egress);
+                .forward(self.port, frame, &mut self.batch, &mut self.egress);
         }
     }
 }

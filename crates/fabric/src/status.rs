@@ -12,6 +12,9 @@ pub struct FabricStatus {
     pub l3_ports: Vec<PortStatus>,
     /// Frames stopped after too many hops inside the fabric (a loop).
     pub runaway: u64,
+    /// Panics in the timer task (each cost one round of timers).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timer_panics: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,4 +94,8 @@ impl FabricStatus {
             .flat_map(|s| s.ports.iter())
             .find(|p| p.name == name)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -258,7 +258,7 @@ impl CaptureSink for Recorder {
 fn capture_sees_both_directions_and_malformed_frames_are_counted() {
     let (mut f, p) = lan(2, &[]);
     let rec = Recorder::default();
-    f.set_capture(p[1], Some(Box::new(rec.clone())));
+    f.add_capture(p[1], Box::new(rec.clone()));
     let mut sim = Sim::new(f, 11, LinkParams::default());
     sim.send(
         p[0],
@@ -465,8 +465,7 @@ mod routed {
             .fabric()
             .port_by_name("r.lan")
             .expect("the router's port on lan has a name");
-        sim.fabric_mut()
-            .set_capture(port, Some(Box::new(rec.clone())));
+        sim.fabric_mut().add_capture(port, Box::new(rec.clone()));
         sim.send(
             a,
             arp(

@@ -13,6 +13,7 @@ use crate::stack::{HostStatus, SockId, Stack};
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddrV4;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -143,7 +144,11 @@ impl Host {
                     stack.frame_pool().put(f);
                 }
                 for f in &rx {
-                    stack.ingress(now, f.data(), &mut out);
+                    // A panic on one frame costs that frame, not the host.
+                    let one = AssertUnwindSafe(|| stack.ingress(now, f.data(), &mut out));
+                    if std::panic::catch_unwind(one).is_err() {
+                        stack.count_internal_error();
+                    }
                 }
                 if stopping {
                     stack.close_all();

@@ -75,6 +75,8 @@ pub struct HostCounters {
     pub time_wait_evicted: u64,
     /// Frames dropped because the host's task had too many waiting.
     pub rx_queue_full: u64,
+    /// Frames lost to a panic while they were processed.
+    pub internal_error: u64,
 }
 
 /// A snapshot for `scratchnet status`.
@@ -251,6 +253,10 @@ impl Stack {
 
     pub fn count_rx_queue_full(&mut self) {
         self.counters.rx_queue_full += 1;
+    }
+
+    pub fn count_internal_error(&mut self) {
+        self.counters.internal_error += 1;
     }
 
     /// Whether a socket was given something to send since the last call:

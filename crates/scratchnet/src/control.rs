@@ -13,10 +13,11 @@ use anyhow::{bail, Context, Result};
 use fabric::{CapturedFrame, Direction};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -41,6 +42,10 @@ struct Reply {
 /// How many captured frames may wait for a slow reader before new ones
 /// are left out.
 const CAPTURE_BACKLOG: usize = 4096;
+/// Clients served at once (captures included); more are told to retry.
+pub const MAX_CLIENTS: usize = 32;
+/// How long a client may take to send its request line.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Listens on the lab's socket until the returned task is aborted.
 pub fn serve(lab: &str, running: Weak<Lab>) -> Result<JoinHandle<()>> {
@@ -51,9 +56,17 @@ pub fn serve(lab: &str, running: Weak<Lab>) -> Result<JoinHandle<()>> {
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let lab = lab.to_owned();
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                let busy = format!("too many clients (at most {MAX_CLIENTS} at once); try again");
+                tokio::spawn(async move {
+                    let _ = stream.write_all(&fail(busy)).await;
+                });
                 continue;
             };
             let rt = running.clone();
@@ -62,30 +75,37 @@ pub fn serve(lab: &str, running: Weak<Lab>) -> Result<JoinHandle<()>> {
                 if let Err(e) = handle(stream, rt, &lab).await {
                     tracing::debug!("control connection ended: {e:#}");
                 }
+                drop(slot);
             });
         }
     }))
 }
 
+fn reply(r: Reply) -> Vec<u8> {
+    let mut v = serde_json::to_vec(&r).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+fn fail(e: String) -> Vec<u8> {
+    reply(Reply {
+        ok: false,
+        link: None,
+        error: Some(e),
+        status: None,
+    })
+}
+
 async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read)
-        .take(64 * 1024)
-        .read_line(&mut line)
-        .await?;
-    let reply = |r: Reply| {
-        let mut v = serde_json::to_vec(&r).unwrap_or_default();
-        v.push(b'\n');
-        v
-    };
-    let fail = |e: String| {
-        reply(Reply {
-            ok: false,
-            link: None,
-            error: Some(e),
-            status: None,
-        })
+    let mut reader = BufReader::new(read).take(64 * 1024);
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            let late = format!("no request within {} s", REQUEST_TIMEOUT.as_secs());
+            return Ok(write.write_all(&fail(late)).await?);
+        }
     };
     let request: Request = match serde_json::from_str(&line) {
         Ok(r) => r,

@@ -50,7 +50,7 @@ pub fn cleanup(state: &LabState) -> Result<()> {
     netns::stop_dhclients(&crate::state::lab_dir(&state.lab));
     let mut failures = Vec::new();
     for ns in &state.namespaces {
-        if let Err(e) = netns::delete(ns) {
+        if let Err(e) = netns::delete(ns, state.etc_dirs.contains(ns)) {
             failures.push(format!("{e:#}"));
         }
     }

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,scratchnet=info".into()),
         )
         .init();
+    log_panics();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -82,6 +83,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Panics go to the log: the first with its backtrace, the rest as one
+/// line each. The fabric survives a panic on one frame (it counts it as
+/// `internal-error` on the port), so the log is where a developer learns
+/// of it.
+fn log_panics() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FIRST_LOGGED: AtomicBool = AtomicBool::new(false);
+    std::panic::set_hook(Box::new(|info| {
+        if FIRST_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::error!("panic: {info}");
+        } else {
+            let trace = std::backtrace::Backtrace::force_capture();
+            tracing::error!("panic: {info}\n{trace}");
+        }
+    }));
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -29,7 +29,7 @@ pub fn exists(ns: &str) -> bool {
     Path::new("/run/netns").join(ns).exists()
 }
 
-fn etc_dir(ns: &str) -> PathBuf {
+pub fn etc_dir(ns: &str) -> PathBuf {
     Path::new("/etc/netns").join(ns)
 }
 
@@ -37,15 +37,25 @@ pub fn add(ns: &str) -> Result<()> {
     ip(&["netns", "add", ns])
 }
 
-/// Removes a namespace and its /etc/netns directory; absent ones are fine.
-/// Processes still running in it (a server a user started with `ip netns
-/// exec`) are ended first: they would keep the namespace alive, nameless,
-/// after the lab is gone.
-pub fn delete(ns: &str) -> Result<()> {
+/// The first line of every resolv.conf scratchnet writes.
+const RESOLV_MARK: &str = "# written by scratchnet";
+
+/// Removes a namespace and what scratchnet wrote in /etc/netns for it: its
+/// resolv.conf, and the directory if the lab created it (`own_dir`) and
+/// nothing else is in it. Absent ones are fine. Processes still running in
+/// the namespace (a server a user started with `ip netns exec`) are ended
+/// first: they would keep it alive, nameless, after the lab is gone.
+pub fn delete(ns: &str, own_dir: bool) -> Result<()> {
     let dir = etc_dir(ns);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    let resolv = dir.join("resolv.conf");
+    if std::fs::read_to_string(&resolv).is_ok_and(|t| t.starts_with(RESOLV_MARK)) {
+        std::fs::remove_file(&resolv)
+            .with_context(|| format!("cannot remove {}", resolv.display()))?;
+    }
+    if own_dir && dir.exists() {
+        if let Err(e) = std::fs::remove_dir(&dir) {
+            tracing::warn!("left {} in place: {e}", dir.display());
+        }
     }
     if exists(ns) {
         end_processes(ns);
@@ -115,7 +125,7 @@ pub fn configure_host(host: &HostSpec, tap: &str) -> Result<()> {
 pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut text = format!("# written by scratchnet for host {ns}; removed when the lab stops\n");
+    let mut text = format!("{RESOLV_MARK} for host {ns}; removed when the lab stops\n");
     for d in dns {
         text.push_str(&format!("nameserver {d}\n"));
     }
@@ -185,7 +195,8 @@ pub fn stop_dhclients(run_dir: &Path) {
             let pid = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
-            if let Some(pid) = pid.filter(|p| *p > 1) {
+            let dhclient = |p: &i32| *p > 1 && crate::state::process_is(*p as u32, "dhclient");
+            if let Some(pid) = pid.filter(dhclient) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGTERM,

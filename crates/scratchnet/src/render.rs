@@ -24,6 +24,18 @@ fn counts(v: Option<&Value>) -> String {
     }
 }
 
+/// The non-zero numbers of an object, as `key=value,...` (`-` if none).
+fn nonzero(v: &Value) -> String {
+    let kept: serde_json::Map<String, Value> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+        .map(|(k, n)| (k.clone(), n.clone()))
+        .collect();
+    counts(Some(&Value::Object(kept)))
+}
+
 pub fn status(s: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "lab {} (pid {})", text(s, "lab"), num(s, "pid"));
@@ -122,13 +134,10 @@ pub fn status(s: &Value) -> String {
             .filter_map(Value::as_str)
             .collect();
         let c = &h["counters"];
-        let events: serde_json::Map<String, Value> = c
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, v)| !k.ends_with("_frames") && v.as_u64().unwrap_or(0) > 0)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut events = c.clone();
+        if let Some(m) = events.as_object_mut() {
+            m.retain(|k, _| !k.ends_with("_frames"));
+        }
         let _ = writeln!(
             out,
             "  {:<12} {:<18} {:<10} {:<10} {:>6} {:>9} {:>10} {:>10}  {}",
@@ -140,7 +149,7 @@ pub fn status(s: &Value) -> String {
             num(h, "time_wait"),
             num(c, "rx_frames"),
             num(c, "tx_frames"),
-            counts(Some(&Value::Object(events)))
+            nonzero(&events)
         );
     }
     out
@@ -198,7 +207,16 @@ fn router(out: &mut String, r: &Value) {
         .map(|i| text(i, "name"))
         .collect();
     let arp = r["arp"].as_array().cloned().unwrap_or_default();
-    let _ = writeln!(out, "  ARP ({} entries):", arp.len());
+    let t = &r["arp_table"];
+    let _ = writeln!(
+        out,
+        "  ARP ({} entries of at most {}, {} evicted; {} of {} bytes waiting for answers):",
+        arp.len(),
+        num(t, "max_entries"),
+        num(t, "evicted"),
+        num(t, "queued_bytes"),
+        num(t, "max_queued_bytes")
+    );
     for a in &arp {
         let iface = names.get(num(a, "iface") as usize).copied().unwrap_or("?");
         let _ = writeln!(
@@ -213,24 +231,7 @@ fn router(out: &mut String, r: &Value) {
     if let Some(nat) = r.get("nat").filter(|n| !n.is_null()) {
         let c = &nat["counters"];
         let table = nat["table"].as_array().cloned().unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  NAT ({} sessions): out {}, in {}, hairpinned {}, icmp-errors {}, created {}, expired {}, refused full {} ports {}, dropped unsolicited {} filtered {} fragments {} truncated {} icmp-unknown {}",
-            table.len(),
-            num(c, "translated_out"),
-            num(c, "translated_in"),
-            num(c, "hairpinned"),
-            num(c, "icmp_errors_translated"),
-            num(c, "sessions_created"),
-            num(c, "sessions_expired"),
-            num(c, "refused_table_full"),
-            num(c, "refused_ports_exhausted"),
-            num(c, "dropped_unsolicited"),
-            num(c, "dropped_filtered"),
-            num(c, "dropped_fragments"),
-            num(c, "dropped_truncated"),
-            num(c, "dropped_icmp_unknown_flow")
-        );
+        let _ = writeln!(out, "  NAT ({} sessions): {}", table.len(), nonzero(c));
         let _ = writeln!(
             out,
             "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>8}",
@@ -249,6 +250,17 @@ fn router(out: &mut String, r: &Value) {
                 num(t, "expires_in_secs")
             );
         }
+    }
+    for d in r["dhcp"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  DHCP pool {}-{}: {} of {} in use; {}",
+            text(d, "first"),
+            text(d, "last"),
+            num(d, "in_use"),
+            num(d, "size"),
+            nonzero(&d["counters"])
+        );
     }
     let leases = r["leases"].as_array().cloned().unwrap_or_default();
     if !leases.is_empty() {

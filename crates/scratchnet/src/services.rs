@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switch::{PortConfig, PortMode};
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 use topology::{ServiceKind, ServiceSpec, Topology};
 use wire::Mac;
 
@@ -78,8 +78,8 @@ pub fn endpoints(planned: &[Planned]) -> Vec<EndpointPort> {
 #[derive(Debug)]
 pub struct Services {
     hosts: Vec<Host>,
-    drivers: Vec<JoinHandle<()>>,
-    services: Vec<JoinHandle<()>>,
+    drivers: Vec<AbortHandle>,
+    services: Vec<AbortHandle>,
 }
 
 /// Starts each host's driver and its service.
@@ -89,30 +89,39 @@ pub fn start(planned: Vec<Planned>, runtime: &Runtime) -> Services {
         drivers: Vec::new(),
         services: Vec::new(),
     };
+    let supervisor = runtime.supervisor();
     for p in planned {
         let mut injector = runtime.injector(p.port);
         let host = p.host.clone();
-        running.drivers.push(tokio::spawn(async move {
-            host.run(|frames| injector.send(frames)).await;
-        }));
+        let name = &p.spec.name;
+        running
+            .drivers
+            .push(supervisor.spawn(&format!("host {name}"), async move {
+                host.run(|frames| injector.send(frames)).await;
+            }));
+        let service = format!("service {name}");
         let (host, spec) = (p.host.clone(), p.spec);
-        running.services.push(tokio::spawn(async move {
-            let name = spec.name.clone();
-            let r = match spec.kind {
-                ServiceKind::Http => {
-                    let config = services::http::Config {
-                        name: spec.name,
-                        port: spec.port.unwrap_or(80),
-                        body_size: spec.body_size,
-                    };
-                    services::http::serve(host, config).await
+        running
+            .services
+            .push(supervisor.spawn(&service, async move {
+                let name = spec.name.clone();
+                let r = match spec.kind {
+                    ServiceKind::Http => {
+                        let config = services::http::Config {
+                            name: spec.name,
+                            port: spec.port.unwrap_or(80),
+                            body_size: spec.body_size,
+                        };
+                        services::http::serve(host, config).await
+                    }
+                    _ => {
+                        services::echo::serve(host, spec.port.unwrap_or(services::echo::PORT)).await
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!(service = %name, "service stopped: {e}");
                 }
-                _ => services::echo::serve(host, spec.port.unwrap_or(services::echo::PORT)).await,
-            };
-            if let Err(e) = r {
-                tracing::error!(service = %name, "service stopped: {e}");
-            }
-        }));
+            }));
         running.hosts.push(p.host);
     }
     running
@@ -132,8 +141,11 @@ impl Services {
         for h in &self.hosts {
             h.stop();
         }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         for d in self.drivers {
-            let _ = tokio::time::timeout(Duration::from_secs(1), d).await;
+            while !d.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! The state file is rewritten before each namespace is created, so a crash
 //! at any point leaves a record that covers everything created so far.
+//!
+//! `down` trusts a state file no further than it must: every name in it is
+//! checked before anything is touched, only the /etc/netns directories
+//! the lab created are removed, and a recorded pid is signalled only if
+//! the process still has the start time it had when it wrote the file.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -30,8 +35,16 @@ pub fn socket_path(lab: &str) -> PathBuf {
 pub struct LabState {
     pub lab: String,
     pub pid: u32,
-    /// Namespaces created (each with /etc/netns/NAME).
+    /// The process's start time (clock ticks after boot, /proc/PID/stat),
+    /// so that a recycled pid is never taken for the lab.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// Namespaces created.
     pub namespaces: Vec<String>,
+    /// /etc/netns/NAME directories the lab created (a namespace's
+    /// resolv.conf goes there); others are left in place.
+    #[serde(default)]
+    pub etc_dirs: Vec<String>,
 }
 
 impl LabState {
@@ -44,12 +57,45 @@ impl LabState {
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// A new record for this process.
+    pub fn new(lab: &str) -> LabState {
+        let pid = std::process::id();
+        LabState {
+            lab: lab.to_owned(),
+            pid,
+            pid_start: process_start(pid),
+            namespaces: Vec::new(),
+            etc_dirs: Vec::new(),
+        }
+    }
+
     pub fn load(lab: &str) -> Result<Option<LabState>> {
+        if !topology::is_valid_name(lab) {
+            anyhow::bail!("`{lab}` is not a lab name (lowercase letters, digits and dashes)");
+        }
         let path = state_path(lab);
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is corrupt; remove it by hand", path.display())
-            })?)),
+            Ok(bytes) => {
+                let state: LabState = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is corrupt; remove it by hand", path.display()))?;
+                let names = std::iter::once(&state.lab)
+                    .chain(&state.namespaces)
+                    .chain(&state.etc_dirs);
+                if let Some(bad) = names.into_iter().find(|n| !topology::is_valid_name(n)) {
+                    anyhow::bail!(
+                        "{} names `{bad}`, which no scratchnet lab creates: nothing was touched; check the file and remove it by hand",
+                        path.display()
+                    );
+                }
+                if state.lab != lab {
+                    anyhow::bail!(
+                        "{} belongs to lab `{}`, not `{lab}`: nothing was touched; remove it by hand",
+                        path.display(),
+                        state.lab
+                    );
+                }
+                Ok(Some(state))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -71,11 +117,14 @@ impl LabState {
         Ok(labs)
     }
 
-    /// Whether the process that wrote this state is still running.
+    /// Whether the process that wrote this state is still running: same
+    /// pid, a scratchnet, started when the record says.
     pub fn is_running(&self) -> bool {
         self.pid != std::process::id()
-            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
-            && process_is_scratchnet(self.pid)
+            && process_is(self.pid, "scratchnet")
+            && self
+                .pid_start
+                .is_none_or(|t| process_start(self.pid) == Some(t))
     }
 
     pub fn remove_files(&self) {
@@ -85,9 +134,19 @@ impl LabState {
     }
 }
 
-/// A recycled pid may belong to anything: check it is one of ours.
-fn process_is_scratchnet(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "scratchnet")
+/// Whether process `pid` runs the program `comm` (a recycled pid may
+/// belong to anything).
+pub fn process_is(pid: u32, comm: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+}
+
+/// A process's start time in clock ticks after boot (/proc/PID/stat,
+/// field 22), which, with the pid, names one process for good.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn create_run_dir() -> Result<()> {

@@ -43,17 +43,16 @@ pub async fn run(lab: Topology) -> Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
 
     let mut guard = Teardown {
-        state: LabState {
-            lab: lab.name.clone(),
-            pid: std::process::id(),
-            namespaces: Vec::new(),
-        },
+        state: LabState::new(&lab.name),
         armed: true,
     };
     guard.state.save()?;
     let (fabric, devices, planned) = build(&lab, &mut guard.state)?;
     let endpoints = services::endpoints(&planned);
     let runtime = Runtime::start(fabric, devices, endpoints);
+    let mut failures = runtime
+        .failures()
+        .context("the runtime's failures were taken")?;
     let services = services::start(planned, &runtime);
     let running = Arc::new(Lab { runtime, services });
     let server = control::serve(&lab.name, Arc::downgrade(&running))?;
@@ -69,10 +68,16 @@ pub async fn run(lab: Topology) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let mut failed = None;
     let why = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
         _ = sighup.recv() => "SIGHUP",
+        Some(f) = failures.recv() => {
+            tracing::error!("{f}: the lab cannot go on half working");
+            failed = Some(f);
+            "a failed task"
+        }
     };
     tracing::info!("{why}: stopping lab `{}`", lab.name);
     server.abort();
@@ -91,7 +96,10 @@ pub async fn run(lab: Topology) -> Result<()> {
         lab.name,
         guard.state.namespaces.len()
     );
-    Ok(())
+    match failed {
+        Some(f) => bail!("lab `{}` stopped because {f} (see the log above)", lab.name),
+        None => Ok(()),
+    }
 }
 
 /// Refuses to start over something that exists, before creating anything.
@@ -110,6 +118,15 @@ fn preflight(lab: &Topology) -> Result<()> {
         down::cleanup(&state)?;
     }
     for h in &lab.hosts {
+        let resolv = netns::etc_dir(&h.name).join("resolv.conf");
+        if resolv.exists() {
+            bail!(
+                "{} already exists and is not this lab's: scratchnet would overwrite it; move it away or rename host `{}` in {}",
+                resolv.display(),
+                h.name,
+                lab.file
+            );
+        }
         if netns::exists(&h.name) {
             bail!(
                 "network namespace `{}` already exists and is not this lab's: remove it (ip netns delete {}) or rename host `{}` in {}",
@@ -146,6 +163,9 @@ fn build(
     }
     for h in &lab.hosts {
         state.namespaces.push(h.name.clone());
+        if !netns::etc_dir(&h.name).exists() {
+            state.etc_dirs.push(h.name.clone());
+        }
         state.save()?;
         netns::add(&h.name)?;
         let options = DeviceOptions {

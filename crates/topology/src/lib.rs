@@ -16,6 +16,7 @@ mod validate;
 
 pub use diag::{Diagnostic, TopologyError};
 pub use model::*;
+pub use validate::is_valid_name;
 
 /// The reference lab (../shared/REFERENCE-LAB.md), as a topology file.
 pub const REFERENCE_LAB: &str = include_str!("reference.toml");

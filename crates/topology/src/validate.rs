@@ -15,6 +15,18 @@ use toml::Spanned;
 use wire::Mac;
 
 const MAX_NAME: usize = 15;
+
+/// Whether `name` may name a lab, switch, host, router or service: 1 to
+/// 15 lowercase letters, digits and dashes, starting with a letter or
+/// digit. Such a name is safe as a namespace, a device and a file name.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 /// The largest body an `http` service serves at `/` (1 GiB).
 const MAX_BODY_SIZE: u64 = 1 << 30;
 
@@ -82,13 +94,7 @@ impl Validator<'_, '_> {
 
     fn check_name(&mut self, n: &Str, key: &str) {
         let name = n.get_ref();
-        let ok = !name.is_empty()
-            && name.len() <= MAX_NAME
-            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !ok {
+        if !is_valid_name(name) {
             self.err(
                 n,
                 key,
