@@ -34,6 +34,38 @@ const EXHAUSTED_HOLD: Duration = Duration::from_secs(1);
 /// seen one is forgotten.
 pub const RATE_TABLE_SIZE: usize = 1024;
 
+/// Decodes a client message with dhcproto, after checking the option
+/// lengths dhcproto 0.15 asserts or subtracts from rather than checks (a
+/// debug build panics on them; fuzzing found it): Rapid Commit (80) empty,
+/// Client FQDN (81) at least 3, Client Network Interface (94) exactly 3,
+/// BLQ status code (151) at least 1, BLQ times (152-155) exactly 4.
+pub fn decode(bytes: &[u8]) -> Option<Message> {
+    use dhcproto::Decodable;
+    let mut options = bytes.get(240..)?;
+    while let Some((&code, rest)) = options.split_first() {
+        match code {
+            0 => options = rest,
+            255 => break,
+            _ => {
+                let (&len, rest) = rest.split_first()?;
+                let fits = match code {
+                    80 => len == 0,
+                    81 => len >= 3,
+                    94 => len == 3,
+                    151 => len >= 1,
+                    152..=155 => len == 4,
+                    _ => true,
+                };
+                if !fits {
+                    return None;
+                }
+                options = rest.get(usize::from(len)..)?;
+            }
+        }
+    }
+    Message::from_bytes(bytes).ok()
+}
+
 #[derive(Debug, Clone)]
 pub struct DhcpConfig {
     pub first: Ipv4Addr,

@@ -41,7 +41,7 @@ pub use neigh::{NeighbourLimits, NeighbourRow};
 pub use routes::{Route, RouteKind, RouteTable};
 
 use dhcp::DhcpServer;
-use dhcproto::{Decodable, Encodable};
+use dhcproto::Encodable;
 use icmp::ErrorLimits;
 use ipnet::Ipv4Net;
 use nat::{Nat, Verdict};
@@ -830,10 +830,10 @@ impl Router {
         let message = ipv4_of(&frame).and_then(|ip| {
             UdpPacket::new_checked(ip.payload())
                 .ok()
-                .map(|u| dhcproto::v4::Message::from_bytes(u.payload()))
+                .and_then(|u| dhcp::decode(u.payload()))
         });
         pool.put(frame);
-        let (Some(Ok(message)), Some(src_mac)) = (message, src_mac) else {
+        let (Some(message), Some(src_mac)) = (message, src_mac) else {
             self.counters.drop(Drop::Malformed);
             return;
         };

@@ -603,6 +603,7 @@ fn gso_super_frames_are_forwarded_whole() {
 pub(crate) mod dhcp_exchange {
     use super::*;
     use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+    use dhcproto::Decodable;
 
     pub(super) fn lab() -> Lab {
         let mut r = Router::new("home-gw");

@@ -408,3 +408,15 @@ fn fragmenting_a_packet_with_a_partial_checksum_completes_it_first() {
     );
     assert_eq!(checksum::fold(checksum::sum(pseudo, &payload)), 0xffff);
 }
+
+#[test]
+fn a_rapid_commit_option_with_a_length_is_malformed_not_a_panic() {
+    let mut lab = dhcp_lab();
+    let bob = Mac([2, 0, 0, 0, 0, 0xb0]);
+    let mut m = discover(bob).to_vec().expect("encodes");
+    let end = m.len() - 1; // before the END option
+    m.splice(end..end, [80, 1, 0]);
+    assert!(lab.rx(LAN, dhcp_frame(bob, &m)).is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::Malformed), 1);
+    assert!(send(&mut lab, bob, &discover(bob)).is_some());
+}
