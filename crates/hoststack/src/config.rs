@@ -3,6 +3,7 @@
 //! The defaults are chosen for a server on a lab network, not for a
 //! microcontroller; docs/hoststack.md gives the reasoning for each.
 
+use crate::reassembly::ReassemblyLimits;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -24,6 +25,11 @@ pub struct HostConfig {
     /// Frames waiting for the host's task; more are dropped and counted,
     /// as a NIC's full receive ring drops them.
     pub rx_queue: usize,
+    /// TCP connections one client address may open to the host's
+    /// listeners at once; SYNs past it are dropped and counted.
+    pub max_connections_per_client: usize,
+    /// The bounds of IPv4 reassembly.
+    pub reassembly: ReassemblyLimits,
 }
 
 impl HostConfig {
@@ -37,6 +43,8 @@ impl HostConfig {
             tcp: TcpTuning::default(),
             max_sockets: 65_536,
             rx_queue: 4096,
+            max_connections_per_client: 4096,
+            reassembly: ReassemblyLimits::default(),
         }
     }
 }
@@ -65,6 +73,10 @@ pub struct TcpTuning {
     pub spare_sockets: usize,
     /// Segments one socket may send per round before others get a turn.
     pub egress_budget: usize,
+    /// How long a connection may be idle before a keep-alive probe asks
+    /// the peer whether it is still there; one that stays silent for
+    /// `user_timeout` is given up, its buffers freed.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for TcpTuning {
@@ -80,6 +92,7 @@ impl Default for TcpTuning {
             user_timeout: Duration::from_secs(60),
             spare_sockets: 256,
             egress_budget: 64,
+            keep_alive: Some(Duration::from_secs(60)),
         }
     }
 }

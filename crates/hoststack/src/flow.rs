@@ -40,30 +40,10 @@ pub(crate) enum Seen {
         local: SocketAddrV4,
     },
     Arp,
-    /// A fragment of an IPv4 packet; the first one names its socket.
-    Fragment {
-        id: FragId,
-        lead: Option<Lead>,
-    },
+    /// A fragment of an IPv4 packet: reassembled before anything else.
+    Fragment,
     /// ICMP and other protocols: for the interface alone.
     Other,
-}
-
-/// Which packet a fragment belongs to (RFC 791: source, destination,
-/// protocol and identification).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FragId {
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
-    proto: u8,
-    ident: u16,
-}
-
-/// What the first fragment says about the socket.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Lead {
-    Tcp(FlowKey),
-    Udp(SocketAddrV4),
 }
 
 pub(crate) fn classify(frame: &[u8]) -> Seen {
@@ -80,32 +60,7 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
     };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if ip.more_frags() || ip.frag_offset() != 0 {
-        let id = FragId {
-            src,
-            dst,
-            proto: ip.next_header().into(),
-            ident: ip.ident(),
-        };
-        let lead = if ip.frag_offset() != 0 {
-            None
-        } else {
-            match ip.next_header() {
-                IpProtocol::Tcp => TcpPacket::new_checked(ip.payload()).ok().map(|t| {
-                    Lead::Tcp(FlowKey {
-                        local: SocketAddrV4::new(dst, t.dst_port()),
-                        remote: SocketAddrV4::new(src, t.src_port()),
-                    })
-                }),
-                // The UDP length covers the whole datagram, so the first
-                // fragment fails the full check; its ports are all we need.
-                IpProtocol::Udp if ip.payload().len() >= 8 => {
-                    let u = UdpPacket::new_unchecked(ip.payload());
-                    Some(Lead::Udp(SocketAddrV4::new(dst, u.dst_port())))
-                }
-                _ => None,
-            }
-        };
-        return Seen::Fragment { id, lead };
+        return Seen::Fragment;
     }
     match ip.next_header() {
         IpProtocol::Tcp => {

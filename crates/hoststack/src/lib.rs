@@ -14,11 +14,13 @@ mod config;
 mod device;
 mod flow;
 mod net;
+mod reassembly;
 mod stack;
 mod timewait;
 
 pub use config::{HostConfig, TcpTuning};
 pub use flow::FlowKey;
 pub use net::{Host, TcpListener, TcpStream, UdpSocket};
+pub use reassembly::{ReassemblyCounters, ReassemblyLimits};
 pub use smoltcp::socket::tcp::State as TcpState;
 pub use stack::{HostCounters, HostStatus, SockId, Stack};

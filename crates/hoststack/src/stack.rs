@@ -15,7 +15,8 @@
 
 use crate::config::HostConfig;
 use crate::device::Port;
-use crate::flow::{ack_only, advertised, classify, is_arp, FlowKey, FragId, Lead, Seen, TcpSeen};
+use crate::flow::{ack_only, advertised, classify, is_arp, FlowKey, Seen, TcpSeen};
+use crate::reassembly::Reassembly;
 use crate::timewait::{self, TimeWait};
 use serde::Serialize;
 use slab::Slab;
@@ -45,10 +46,6 @@ const ACK_SOON: SDuration = SDuration::from_secs(1);
 /// How long smoltcp keeps a socket quiet while its neighbour is resolved.
 const ARP_SILENCE: SDuration = SDuration::from_secs(1);
 
-/// Packets in reassembly whose socket is remembered (as many as smoltcp
-/// reassembles at once, and some).
-const FRAGMENTED_PACKETS: usize = 16;
-
 /// UDP datagrams and bytes each UDP socket can hold in each direction.
 const UDP_PACKETS: usize = 256;
 const UDP_BYTES: usize = 256 * 1024;
@@ -75,6 +72,15 @@ pub struct HostCounters {
     pub time_wait_evicted: u64,
     /// Frames dropped because the host's task had too many waiting.
     pub rx_queue_full: u64,
+    /// SYNs dropped because their client holds its share of connections.
+    pub client_limit: u64,
+    /// IPv4 packets reassembled from fragments.
+    pub reassembled: u64,
+    /// Packets being reassembled that newer ones pushed out, that timed
+    /// out, or whose fragments could not be placed.
+    pub fragments_evicted: u64,
+    pub fragments_timed_out: u64,
+    pub fragments_malformed: u64,
     /// Frames lost to a panic while they were processed.
     pub internal_error: u64,
 }
@@ -88,6 +94,8 @@ pub struct HostStatus {
     pub udp_bound: Vec<u16>,
     pub tcp_connections: usize,
     pub time_wait: usize,
+    /// Packets whose fragments are being collected.
+    pub reassembling: usize,
     pub counters: HostCounters,
 }
 
@@ -116,6 +124,9 @@ struct Sock {
     arp_wait: bool,
     /// The ACK number and raw window of the last TCP segment sent.
     advertised: Option<(u32, u16)>,
+    /// Counted against its client's connection limit (a connection a
+    /// listener took).
+    client: bool,
 }
 
 impl Sock {
@@ -151,12 +162,13 @@ pub struct Stack {
     flows: HashMap<FlowKey, usize>,
     listeners: HashMap<u16, Listener>,
     udp_ports: HashMap<u16, usize>,
+    /// Connections each client address holds to the listeners.
+    per_client: HashMap<Ipv4Addr, usize>,
     time_wait: TimeWait,
     timers: BTreeSet<(SInstant, usize)>,
     dirty: Vec<usize>,
-    /// The sockets of packets being reassembled, learnt from their first
-    /// fragment (later ones carry no ports).
-    fragments: VecDeque<(FragId, usize)>,
+    /// Fragments waiting for the rest of their packet.
+    reassembly: Reassembly,
     /// Sockets whose last attempt to send asked for an ARP resolution.
     arp_waiters: Vec<usize>,
     spare: Vec<Sock>,
@@ -224,15 +236,16 @@ impl Stack {
         }
         Stack {
             time_wait: TimeWait::new(config.tcp.time_wait, config.tcp.time_wait_limit),
-            config,
             iface,
             socks: Slab::new(),
             flows: HashMap::new(),
             listeners: HashMap::new(),
             udp_ports: HashMap::new(),
+            per_client: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
-            fragments: VecDeque::new(),
+            reassembly: Reassembly::new(config.reassembly),
+            config,
             arp_waiters: Vec::new(),
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
@@ -273,6 +286,19 @@ impl Stack {
         self.now = smol(now);
         self.counters.rx_frames += 1;
         let before = out.len();
+        if let Seen::Fragment = classify(frame) {
+            if let Some(whole) = self.reassembly.push(now, frame) {
+                self.dispatch(&whole, out);
+            }
+        } else {
+            self.dispatch(frame, out);
+        }
+        self.counters.tx_frames += (out.len() - before) as u64;
+    }
+
+    /// Hands a whole packet's frame to the socket it is for, or to the
+    /// interface.
+    fn dispatch(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
         match classify(frame) {
             Seen::Tcp(seg) => self.tcp_ingress(frame, seg, out),
             Seen::Udp { local } => match self.udp_ports.get(&local.port()) {
@@ -291,31 +317,12 @@ impl Stack {
                     self.mark_dirty(id);
                 }
             }
-            Seen::Fragment { id, lead } => {
-                let owner = match lead {
-                    Some(Lead::Tcp(key)) => self.flows.get(&key).copied(),
-                    Some(Lead::Udp(local)) => self.udp_ports.get(&local.port()).copied(),
-                    None => None,
-                };
-                if let Some(owner) = owner {
-                    if self.fragments.len() >= FRAGMENTED_PACKETS {
-                        self.fragments.pop_front();
-                    }
-                    self.fragments.push_back((id, owner));
-                }
-                let owner = owner.or_else(|| {
-                    self.fragments
-                        .iter()
-                        .find_map(|(f, o)| (*f == id).then_some(*o))
-                });
-                match owner {
-                    Some(o) => self.sock_ingress(o, frame, out),
-                    None => self.iface_ingress(frame, out),
-                }
-            }
+            // A reassembled packet is never a fragment; a fragment that
+            // gets here (from a sender that fragments oddly) is the
+            // interface's to drop.
+            Seen::Fragment => self.iface_ingress(frame, out),
             Seen::Other => self.iface_ingress(frame, out),
         }
-        self.counters.tx_frames += (out.len() - before) as u64;
     }
 
     /// Lets sockets send what they have and act on their timers.
@@ -323,6 +330,7 @@ impl Stack {
         self.now = smol(now);
         let before = out.len();
         self.time_wait.expire(self.now);
+        self.reassembly.expire(now);
         while let Some(&(at, id)) = self.timers.first() {
             if at > self.now {
                 break;
@@ -363,7 +371,8 @@ impl Stack {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        t.map(|t| Instant::from_micros(t.total_micros().max(0) as u64))
+        let t = t.map(|t| Instant::from_micros(t.total_micros().max(0) as u64));
+        t.into_iter().chain(self.reassembly.next_expiry()).min()
     }
 
     fn tcp_ingress(&mut self, frame: &[u8], seg: TcpSeen, out: &mut Vec<Frame>) {
@@ -406,6 +415,13 @@ impl Stack {
         let port = seg.key.local.port();
         if seg.syn && !seg.ack && !seg.rst && self.is_local(*seg.key.local.ip()) {
             if let Some(l) = self.listeners.get(&port) {
+                let client = *seg.key.remote.ip();
+                if self.per_client.get(&client).copied().unwrap_or(0)
+                    >= self.config.max_connections_per_client
+                {
+                    self.counters.client_limit += 1;
+                    return;
+                }
                 if l.inflight >= l.backlog && !self.evict_handshake(port) {
                     self.counters.backlog_full += 1;
                     return;
@@ -413,6 +429,8 @@ impl Stack {
                 let Some(id) = self.new_tcp(Owner::Handshake(port)) else {
                     return;
                 };
+                self.socks[id].client = true;
+                *self.per_client.entry(client).or_default() += 1;
                 if let Some(l) = self.listeners.get_mut(&port) {
                     l.inflight += 1;
                     l.handshakes.push_back(id);
@@ -680,6 +698,7 @@ impl Stack {
                 dirty: false,
                 arp_wait: false,
                 advertised: None,
+                client: false,
             }
         });
         // A recycled socket goes back into its set afresh: the set's
@@ -693,7 +712,9 @@ impl Stack {
         s.set_ack_delay(t.ack_delay.map(Into::into));
         s.set_nagle_enabled(t.nagle);
         s.set_timeout(Some(t.user_timeout.into()));
+        s.set_keep_alive(t.keep_alive.map(Into::into));
         sock.owner = owner;
+        sock.client = false;
         Some(self.socks.insert(sock))
     }
 
@@ -703,9 +724,22 @@ impl Stack {
     }
 
     fn unregister(&mut self, id: usize) {
-        if let Some(key) = self.socks.get_mut(id).and_then(|s| s.key.take()) {
+        let Some(sock) = self.socks.get_mut(id) else {
+            return;
+        };
+        let client = std::mem::take(&mut sock.client);
+        if let Some(key) = sock.key.take() {
             if self.flows.get(&key) == Some(&id) {
                 self.flows.remove(&key);
+            }
+            if client {
+                let ip = *key.remote.ip();
+                if let Some(n) = self.per_client.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_client.remove(&ip);
+                    }
+                }
             }
         }
     }
@@ -1046,6 +1080,7 @@ impl Stack {
             dirty: false,
             arp_wait: false,
             advertised: None,
+            client: false,
         });
         self.udp_ports.insert(port, id);
         Ok((SockId(id), port))
@@ -1121,6 +1156,7 @@ impl Stack {
     // ---- status ------------------------------------------------------
 
     pub fn status(&self) -> HostStatus {
+        let r = self.reassembly.counters();
         let mut tcp_listening: Vec<u16> = self.listeners.keys().copied().collect();
         tcp_listening.sort_unstable();
         let mut udp_bound: Vec<u16> = self.udp_ports.keys().copied().collect();
@@ -1137,7 +1173,14 @@ impl Stack {
             udp_bound,
             tcp_connections: self.flows.len(),
             time_wait: self.time_wait.len(),
-            counters: self.counters.clone(),
+            reassembling: self.reassembly.in_progress(),
+            counters: HostCounters {
+                reassembled: r.reassembled,
+                fragments_evicted: r.evicted,
+                fragments_timed_out: r.timed_out,
+                fragments_malformed: r.malformed,
+                ..self.counters.clone()
+            },
         }
     }
 }

@@ -255,3 +255,100 @@ fn a_peer_that_never_reads_holds_only_its_buffers_and_others_are_served() {
         got == b"hello"
     });
 }
+
+/// A UDP datagram to the server's port 7 from `src`, cut into fragments
+/// of `size` bytes of IP payload, with identification `ident`.
+fn udp_fragments(src: Ipv4Addr, ident: u16, payload: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let udp = UdpRepr {
+        src_port: 5000,
+        dst_port: 7,
+    };
+    let whole = l3_frame(
+        src,
+        IpProtocol::Udp,
+        udp.header_len() + payload.len(),
+        |buf| {
+            udp.emit(
+                &mut UdpPacket::new_unchecked(buf),
+                &IpAddress::Ipv4(src),
+                &IpAddress::Ipv4(addr(1)),
+                payload.len(),
+                |p| p.copy_from_slice(payload),
+                &ChecksumCapabilities::default(),
+            )
+        },
+    );
+    let datagram = &whole[14 + 20..];
+    datagram
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = whole[..14 + 20].to_vec();
+            f.extend_from_slice(chunk);
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.set_total_len((20 + chunk.len()) as u16);
+            ip.set_ident(ident);
+            ip.set_more_frags((i + 1) * size < datagram.len());
+            ip.set_frag_offset((i * size) as u16);
+            ip.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_fragment_storm_is_evicted_and_real_fragmented_datagrams_still_arrive() {
+    let mut net = Net::new(2, 11, Default::default(), |_| {});
+    let (sock, _) = net.stack(1).udp_bind(7).expect("bind");
+    let now = net.sim.now();
+    // 20,000 first fragments of packets that never complete.
+    for ident in 0..20_000u16 {
+        let mut f = udp_fragments(addr(0), ident, &[7; 3000], 1480).remove(0);
+        feed(net.stack(1), now, &mut f);
+    }
+    let s = net.stack(1).status();
+    assert!(s.reassembling <= hoststack::ReassemblyLimits::default().max_packets);
+    assert!(s.counters.fragments_evicted >= 19_000, "{:?}", s.counters);
+    // A real datagram, its fragments out of order, still gets through.
+    let data = pattern(3000);
+    let mut frags = udp_fragments(addr(0), 60_000, &data, 1480);
+    frags.reverse();
+    for f in &mut frags {
+        feed(net.stack(1), now, f);
+    }
+    let mut buf = vec![0u8; 4096];
+    match net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf) {
+        std::task::Poll::Ready(Ok((n, from))) => {
+            assert_eq!((&buf[..n], from.port()), (&data[..], 5000));
+        }
+        other => panic!("no datagram: {other:?}"),
+    }
+    assert_eq!(net.stack(1).status().counters.reassembled, 1);
+}
+
+#[test]
+fn one_client_address_cannot_hold_more_than_its_share_of_connections() {
+    let mut net = Net::new(2, 12, Default::default(), |c| {
+        c.max_connections_per_client = 10
+    });
+    net.stack(1).tcp_listen(80, 64).expect("listen");
+    let now = net.sim.now();
+    for port in 0..50u16 {
+        let src = SocketAddrV4::new(addr(0), 20_000 + port);
+        let mut syn = tcp_frame(src, 80, TcpControl::Syn, 1, &[]);
+        feed(net.stack(1), now, &mut syn);
+    }
+    let s = net.stack(1).status();
+    assert_eq!(s.tcp_connections, 10);
+    assert_eq!(s.counters.client_limit, 40);
+    // Another address is served.
+    let mut syn = tcp_frame(
+        SocketAddrV4::new(addr(5), 1234),
+        80,
+        TcpControl::Syn,
+        1,
+        &[],
+    );
+    feed(net.stack(1), now, &mut syn);
+    assert_eq!(net.stack(1).status().tcp_connections, 11);
+}

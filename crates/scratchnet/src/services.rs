@@ -37,6 +37,7 @@ pub fn plan(
         let mtu = lab.switch(&s.switch).map_or(1500, |sw| sw.mtu);
         let mut config = HostConfig::new(&s.name, Mac::local_from(&s.name), s.address, s.gateway);
         config.mtu = mtu;
+        config.max_connections_per_client = s.max_connections_per_client;
         let port = fabric.add_port(
             &s.name,
             switch_ids[s.switch.as_str()],
@@ -111,6 +112,7 @@ pub fn start(planned: Vec<Planned>, runtime: &Runtime) -> Services {
                             name: spec.name,
                             port: spec.port.unwrap_or(80),
                             body_size: spec.body_size,
+                            header_timeout: spec.header_timeout,
                         };
                         services::http::serve(host, config).await
                     }

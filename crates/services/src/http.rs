@@ -15,6 +15,11 @@
 //! With `body_size` set, that text is padded (or cut) to exactly that many
 //! bytes. `GET /bytes/N` streams N bytes whose i-th byte is `i % 251`, for
 //! downloads of any size that a client can check.
+//!
+//! A client must send a request's headers within `header_timeout`, and a
+//! kept-alive connection that carries no new request within that time is
+//! closed, so slow or idle clients (slowloris) hold nothing for long; the
+//! host's per-client connection limit bounds how many they hold at once.
 
 use bytes::Bytes;
 use hoststack::Host;
@@ -25,13 +30,14 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, SERVER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddrV4;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// The byte pattern of `/bytes/N` repeats every this many bytes.
 pub const PATTERN_PERIOD: usize = 251;
@@ -46,6 +52,9 @@ pub struct Config {
     pub port: u16,
     /// The exact size of the body of `GET /`, if set.
     pub body_size: Option<u64>,
+    /// How long a request's headers may take to arrive, and a kept-alive
+    /// connection may wait for its next request.
+    pub header_timeout: Duration,
 }
 
 /// Serves HTTP on the host until the task is dropped.
@@ -56,6 +65,7 @@ pub async fn serve(host: Host, config: Config) -> io::Result<()> {
         let (stream, peer) = listener.accept().await?;
         let local = stream.local_addr()?;
         let config = config.clone();
+        let config_timeout = config.header_timeout;
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let answer = respond(&config, local, peer, &req);
@@ -63,6 +73,8 @@ pub async fn serve(host: Host, config: Config) -> io::Result<()> {
             });
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(config_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

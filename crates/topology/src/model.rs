@@ -202,6 +202,11 @@ pub struct ServiceSpec {
     pub root_hints: Vec<IpAddr>,
     /// For `http`: the size of the body of `GET /` (the greeting, padded).
     pub body_size: Option<u64>,
+    /// TCP connections one client address may hold at once.
+    pub max_connections_per_client: usize,
+    /// For `http`: how long a client may take to send a request's headers,
+    /// and how long a kept-alive connection may sit idle.
+    pub header_timeout: Duration,
 }
 
 impl Topology {

@@ -136,4 +136,6 @@ pub struct Service {
     #[serde(default)]
     pub root_hints: Vec<Str>,
     pub body_size: Option<Spanned<u64>>,
+    pub max_connections_per_client: Option<Spanned<u64>>,
+    pub header_timeout_secs: Option<Spanned<u64>>,
 }

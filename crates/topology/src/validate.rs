@@ -810,6 +810,20 @@ impl Validator<'_, '_> {
             backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
             root_hints,
             body_size,
+            max_connections_per_client: self.ranged(
+                &s.max_connections_per_client,
+                &key("max_connections_per_client"),
+                1,
+                1 << 20,
+                4096,
+            ) as usize,
+            header_timeout: Duration::from_secs(self.ranged(
+                &s.header_timeout_secs,
+                &key("header_timeout_secs"),
+                1,
+                3600,
+                10,
+            )),
         })
         .filter(|_| ok)
     }
