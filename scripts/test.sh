@@ -9,6 +9,10 @@ scripts/install-deps.sh
 echo "== unit and simulator tests"
 cargo test --workspace --locked --quiet --lib --bins --tests
 
+# Every fuzz target under libFuzzer for a few seconds (the stable tests
+# above ran them over their corpus and seeded mutations already).
+scripts/fuzz.sh
+
 if [ "$(id -u)" -eq 0 ]; then
   echo "== real-namespace tests (root)"
   # Each test's guard removes its lab even when the test fails; this
