@@ -4,6 +4,8 @@
 //! DHCP leases are kept, status answers, memory stayed bounded, nothing
 //! panicked. These need root; scripts/test.sh runs them as root.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -358,4 +360,132 @@ fn a_flood_from_two_hosts_leaves_the_third_its_latency() {
     let (code, stderr) = lab.stop_with("INT");
     assert!(code.success(), "{stderr}");
     assert_clean(name, &[&a, &b, &c, &out]);
+}
+
+/// Python that opens `n` connections to the lab's control socket, sends
+/// nothing on them, and prints the first reply line of each as it comes.
+fn silent_clients(lab: &str, n: usize) -> String {
+    format!(
+        "python3 -c \"
+import socket, sys
+socks = []
+for _ in range({n}):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(15)
+    s.connect('/run/scratchnet/{lab}.sock')
+    socks.append(s)
+for s in socks:
+    print(s.makefile().readline().strip())
+\""
+    )
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_control_socket_bounds_its_clients_and_keeps_two_captures() {
+    let (name, p, n) = ("hard-ctl", "hc", 40);
+    let lab = Lab::up(name, &lab_topology(name, p, n));
+    // Past the limit a client is told to retry; a client that says
+    // nothing is answered after the request timeout.
+    let started = Instant::now();
+    let out = sh(&silent_clients(name, 40));
+    let replies = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(replies.matches("too many clients").count(), 8, "{replies}");
+    assert_eq!(
+        replies.matches("no request within").count(),
+        32,
+        "{replies}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(12));
+    // The slots are free again.
+    lab.status_json();
+    // Two captures of one port at once both see the traffic.
+    let caps: Vec<_> = (0..2)
+        .map(|i| {
+            let file = std::env::temp_dir().join(format!("scratchnet-tests/ctl-{i}.pcap"));
+            let _ = std::fs::remove_file(&file);
+            let bg = Background::spawn(&[
+                bin(),
+                "capture",
+                &format!("{p}-a"),
+                "--lab",
+                name,
+                "-w",
+                file.to_str().unwrap(),
+            ]);
+            (bg, file)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    exec_ok(&format!("{p}-a"), "ping -c 3 -i 0.2 -W 2 10.78.40.1");
+    std::thread::sleep(Duration::from_millis(300));
+    for (bg, file) in caps {
+        drop(bg);
+        let read = sh(&format!(
+            "tcpdump -nr {} icmp 2>/dev/null | wc -l",
+            file.display()
+        ));
+        let lines: u32 = String::from_utf8_lossy(&read.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(lines >= 6, "{} has {lines} ICMP packets", file.display());
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+#[test]
+#[ignore = "needs root (writes /run/scratchnet and /etc/netns): scripts/test.sh runs it as root"]
+fn down_trusts_a_state_file_no_further_than_it_must() {
+    let state = |lab: &str| std::path::PathBuf::from(format!("/run/scratchnet/{lab}.json"));
+    std::fs::create_dir_all("/run/scratchnet").unwrap();
+    // A name no lab creates: refused, nothing touched.
+    std::fs::write(
+        state("hard-down1"),
+        r#"{"lab":"hard-down1","pid":1,"namespaces":["../../etc"]}"#,
+    )
+    .unwrap();
+    let down = |lab: &str| {
+        let file = topology_file(
+            lab,
+            &format!("name = \"{lab}\"\n[[switch]]\nname = \"s\"\n"),
+        );
+        sh(&format!("{} down {}", bin(), file.display()))
+    };
+    let out = down("hard-down1");
+    let _ = std::fs::remove_file(state("hard-down1"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("which no scratchnet lab creates"), "{err}");
+
+    // A pid that is not a scratchnet is not signalled; an /etc/netns
+    // directory the lab did not create is left with what is in it.
+    let sleeper = Background::spawn(&["sleep", "30"]);
+    let etc = std::path::Path::new("/etc/netns/hard-down2");
+    std::fs::create_dir_all(etc).unwrap();
+    std::fs::write(etc.join("hosts"), "mine\n").unwrap();
+    std::fs::write(
+        state("hard-down2"),
+        format!(
+            r#"{{"lab":"hard-down2","pid":{},"namespaces":["hard-down2"],"etc_dirs":[]}}"#,
+            sleeper.id()
+        ),
+    )
+    .unwrap();
+    let out = down("hard-down2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", sleeper.id())).exists(),
+        "sleep was signalled"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc.join("hosts")).unwrap(),
+        "mine\n"
+    );
+    assert!(!state("hard-down2").exists());
+    std::fs::remove_dir_all(etc).unwrap();
 }

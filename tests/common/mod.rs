@@ -212,6 +212,10 @@ impl Background {
             .unwrap();
         Background(child)
     }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
 }
 
 impl Drop for Background {

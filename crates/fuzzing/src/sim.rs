@@ -63,7 +63,7 @@ pub fn run(seed: u64, frames: usize) -> Result<Outcome, String> {
 
 /// alice still reaches web1 through the NAT: ARP, then a TCP SYN answered
 /// by a SYN-ACK.
-fn still_works(lab: &mut Lab) -> Result<(), String> {
+pub fn still_works(lab: &mut Lab) -> Result<(), String> {
     let alice = lab.ports.alice;
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
     arp.extend_from_slice(&ALICE.0);

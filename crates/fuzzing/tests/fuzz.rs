@@ -65,3 +65,58 @@ fn a_whole_lab_survives_seeded_hostile_frames_with_its_tables_in_bounds() {
         assert!(outcome.served > 100, "{outcome:?}");
     }
 }
+
+#[test]
+fn the_reported_inputs_leave_the_simulated_lab_working() {
+    use fuzzing::fixup::fix_ipv4;
+    use fuzzing::lab::{Lab, HOME_GW, HOME_GW_ISP};
+    use wire::ether::build_frame;
+    use wire::{Mac, VnetHdr};
+    let mut lab = Lab::new(11);
+    // A DHCP message with hardware length 17 from bob, as an unprivileged
+    // UDP socket sends it.
+    let bob = Mac([2, 0x53, 0, 0, 1, 20]);
+    let mut dhcp = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 192, 168, 1, 20, 192, 168, 1, 1,
+    ];
+    dhcp.extend_from_slice(&[0, 68, 0, 67, 0, 248, 0, 0, 1, 1, 17]);
+    dhcp.extend_from_slice(&[0; 237]);
+    let len = (dhcp.len() as u16).to_be_bytes();
+    dhcp[2..4].copy_from_slice(&len);
+    fix_ipv4(&mut dhcp);
+    let bob_port = lab.ports.bob;
+    lab.inject(
+        bob_port,
+        VnetHdr::PLAIN,
+        build_frame(HOME_GW, bob, 0x0800, &dhcp),
+    );
+    // An ICMP error from outside quoting an IPv4 header with IHL 0, on the
+    // port of a forward (0x4000 = 16384).
+    let quote = [
+        0x40, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 198, 51, 100, 2, 198, 51, 100, 99, 0x40, 0, 0,
+        53, 0, 8, 0, 0,
+    ];
+    let mut icmp = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0, 198, 51, 100, 99, 198, 51, 100, 2,
+    ];
+    icmp.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]);
+    icmp.extend_from_slice(&quote);
+    let len = (icmp.len() as u16).to_be_bytes();
+    icmp[2..4].copy_from_slice(&len);
+    fix_ipv4(&mut icmp);
+    let peer = lab.ports.peer;
+    let outsider = Mac([2, 0x53, 0, 0, 2, 99]);
+    lab.inject(
+        peer,
+        VnetHdr::PLAIN,
+        build_frame(HOME_GW_ISP, outsider, 0x0800, &icmp),
+    );
+    lab.run_for(std::time::Duration::from_millis(10));
+    lab.check().unwrap();
+    let status = lab.sim.fabric().status(lab.now());
+    let gw = &status.routers[0];
+    assert_eq!(gw.dhcp[0].counters.bad_hardware_address, 1);
+    let nat = gw.nat.as_ref().unwrap();
+    assert_eq!(nat.counters.dropped_icmp_unknown_flow, 1);
+    fuzzing::sim::still_works(&mut lab).unwrap();
+}
