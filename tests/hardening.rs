@@ -73,6 +73,12 @@ gateway = "10.78.{dc}.1"
     )
 }
 
+/// The lab's four namespace hosts: a, b (DHCP), c, out.
+fn hosts(p: &str) -> (String, String, String, String) {
+    let h = |n: &str| format!("{p}-{n}");
+    (h("a"), h("b"), h("c"), h("out"))
+}
+
 fn hostile() -> String {
     format!(
         "{}/../../tests/tools/hostile.py",
@@ -151,7 +157,7 @@ fn assert_no_panic(lab: &Lab) {
 fn the_reported_inputs_leave_every_port_working() {
     let (name, p, n) = ("hard-report", "hr", 10);
     let mut lab = Lab::up(name, &lab_topology(name, p, n));
-    let (a, out) = (format!("{p}-a"), format!("{p}-out"));
+    let (a, _, _, out) = hosts(p);
     // One UDP datagram from an unprivileged socket: DHCP with hlen 17.
     exec_ok(
         &a,
@@ -178,12 +184,7 @@ fn the_reported_inputs_leave_every_port_working() {
 fn thousands_of_hostile_frames_leave_every_host_working() {
     let (name, p, n) = ("hard-mix", "hm", 20);
     let mut lab = Lab::up(name, &lab_topology(name, p, n));
-    let (a, b, c, out) = (
-        format!("{p}-a"),
-        format!("{p}-b"),
-        format!("{p}-c"),
-        format!("{p}-out"),
-    );
+    let (a, b, c, out) = hosts(p);
     let gw_lan = router_mac(&lab, &format!("{p}-gw"), "lan");
     let gw_wan = router_mac(&lab, &format!("{p}-gw"), "wan");
     let b_addr = address_of(&b);
@@ -292,12 +293,7 @@ const FLOOD_LOSS_PERCENT: f64 = 10.0;
 fn a_flood_from_two_hosts_leaves_the_third_its_latency() {
     let (name, p, n) = ("hard-flood", "hf", 30);
     let mut lab = Lab::up(name, &lab_topology(name, p, n));
-    let (a, b, c, out) = (
-        format!("{p}-a"),
-        format!("{p}-b"),
-        format!("{p}-c"),
-        format!("{p}-out"),
-    );
+    let (a, b, c, out) = hosts(p);
     // a and b flood the outside host with 64-byte UDP through the NAT, as
     // fast as iperf3 can send; c pings web1 across both routers.
     let _servers = [5201, 5202].map(|port| {

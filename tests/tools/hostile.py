@@ -16,13 +16,11 @@ them. Prints "sent N" when done.
   frag-storm SRC DST N      N first fragments of packets that never end
   arp-spray N               ARP requests from N off-subnet senders
   sweep SRC NET             one UDP packet to every address of NET (/24)
-  flood SRC DST SECONDS     64-byte UDP to DST:9 as fast as it can
 """
 import random
 import socket
 import struct
 import sys
-import time
 
 
 def csum(data):
@@ -159,13 +157,6 @@ def main():
         for last in range(1, 255):
             dst = "%s.%d" % (net, last)
             w.ip(ipv4(src, dst, 17, udp(src, dst, 1000, 9, b"sweep")))
-    elif kind == "flood":
-        src, dst, seconds = args[0], args[1], float(args[2])
-        packet = ipv4(src, dst, 17, udp(src, dst, 1000, 9, b"x" * 22))
-        end = time.time() + seconds
-        while time.time() < end:
-            for _ in range(256):
-                w.ip(packet)
     else:
         sys.exit("unknown kind " + kind)
     print("sent %d" % w.sent)

@@ -75,19 +75,33 @@ pub fn segmenter(data: &[u8]) {
     settle(&mut lab);
 }
 
-/// Records of `[len: u16][control][bytes]`, each an IPv4 packet (checksums
-/// fixed) sent from alice, bob or the outside peer, with time passing
-/// between them: routing, options, ICMP, fragments, NAT and DHCP.
-pub fn router(data: &[u8]) {
-    let mut lab = Lab::new(3);
+/// Splits input into records of `[len: u16][control][bytes]` (lengths
+/// below 2048, the last record cut short if the input is): each an IPv4
+/// packet with its checksums fixed, its control byte, and the time to let
+/// pass after it (the control byte's top two bits).
+fn records(data: &[u8]) -> impl Iterator<Item = (u8, Vec<u8>, Duration)> + '_ {
     let mut rest = data;
-    while rest.len() >= 3 {
+    std::iter::from_fn(move || {
+        if rest.len() < 3 {
+            return None;
+        }
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])) % 2048;
         let control = rest[2];
-        let body = &rest[3..(3 + len).min(rest.len())];
-        rest = &rest[(3 + len).min(rest.len())..];
-        let mut packet = body.to_vec();
+        let end = (3 + len).min(rest.len());
+        let mut packet = rest[3..end].to_vec();
+        rest = &rest[end..];
         fix_ipv4(&mut packet);
+        let wait = [0, 1, 1000, 61_000][usize::from(control >> 6)];
+        Some((control, packet, Duration::from_millis(wait)))
+    })
+}
+
+/// Records (see `records`) sent from alice, bob or the outside peer, with
+/// time passing between them: routing, options, ICMP, fragments, NAT and
+/// DHCP.
+pub fn router(data: &[u8]) {
+    let mut lab = Lab::new(3);
+    for (control, packet, wait) in records(data) {
         let (port, src, gw) = match control & 3 {
             0 => (lab.ports.alice, ALICE, HOME_GW),
             1 => (lab.ports.bob, BOB, HOME_GW),
@@ -99,8 +113,7 @@ pub fn router(data: &[u8]) {
             VnetHdr::PLAIN,
             build_frame(dst, src, ETHERTYPE_IPV4, &packet),
         );
-        let wait = [0, 1, 1000, 61_000][usize::from(control >> 6)];
-        lab.run_for(Duration::from_millis(wait));
+        lab.run_for(wait);
     }
     settle(&mut lab);
 }
@@ -227,9 +240,9 @@ pub fn icmp_quote(data: &[u8]) {
     settle(&mut lab);
 }
 
-/// Records of `[len: u16][time][bytes]`: IPv4 packets (checksums fixed) to
-/// a service host's stack directly, exercising its flow classifier,
-/// listener, TIME-WAIT table and fragment handling on the virtual clock.
+/// Records (see `records`) to a service host's stack directly, exercising
+/// its flow classifier, listener, TIME-WAIT table and reassembly on the
+/// virtual clock.
 pub fn host_stack(data: &[u8]) {
     let mut config = HostConfig::new(
         "web1",
@@ -243,16 +256,9 @@ pub fn host_stack(data: &[u8]) {
     let _ = stack.udp_bind(7);
     let mut out: Vec<Frame> = Vec::new();
     let mut now = Instant::from_secs(1);
-    let mut rest = data;
-    while rest.len() >= 3 {
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])) % 2048;
-        let wait = [0, 1, 1000, 61_000][usize::from(rest[2] >> 6)];
-        let body = &rest[3..(3 + len).min(rest.len())];
-        rest = &rest[(3 + len).min(rest.len())..];
-        let mut packet = body.to_vec();
-        fix_ipv4(&mut packet);
+    for (_, packet, wait) in records(data) {
         let frame = build_frame(WEB1, PEER, ETHERTYPE_IPV4, &packet);
-        now = now + Duration::from_millis(wait);
+        now = now + wait;
         stack.ingress(now, &frame, &mut out);
         stack.poll(now, &mut out);
         out.clear();

@@ -496,17 +496,37 @@ impl Nat {
         Some(p)
     }
 
-    /// Whether `inside` may open one more session.
-    fn host_has_room(&self, inside: Ipv4Addr) -> bool {
-        self.hosts
-            .get(&inside)
-            .is_none_or(|h| h.sessions < self.config.max_entries_per_host)
-    }
-
-    fn session_added(&mut self, inside: Ipv4Addr) {
-        self.sessions += 1;
-        self.counters.sessions_created += 1;
-        self.hosts.entry(inside).or_default().sessions += 1;
+    /// The session with `remote` on the mapping at `key` (whose inside
+    /// host is `inside`), created if the table and the host's share have
+    /// room; `None`, counted, if not.
+    fn session(
+        &mut self,
+        now: Instant,
+        key: (Proto, u16),
+        remote: (Ipv4Addr, u16),
+        inside: Ipv4Addr,
+    ) -> Option<&mut Session> {
+        let is_new = !self.by_external.get(&key)?.sessions.contains_key(&remote);
+        if is_new {
+            if self.sessions >= self.config.max_entries {
+                self.counters.refused_table_full += 1;
+                return None;
+            }
+            let host = self.hosts.entry(inside).or_default();
+            if host.sessions >= self.config.max_entries_per_host {
+                self.counters.refused_host_share += 1;
+                return None;
+            }
+            host.sessions += 1;
+            self.sessions += 1;
+            self.counters.sessions_created += 1;
+        }
+        let m = self.by_external.get_mut(&key)?;
+        Some(m.sessions.entry(remote).or_insert(Session {
+            tcp: None,
+            created: now,
+            expires: now,
+        }))
     }
 
     /// A packet from the inside leaving by the outside interface (IP header
@@ -564,29 +584,12 @@ impl Nat {
         let Some(m) = self.by_external.get_mut(&(flow.proto, ext_port)) else {
             return Verdict::Dropped;
         };
-        let is_new = !m.sessions.contains_key(&remote);
-        if is_new {
-            if self.sessions >= self.config.max_entries {
-                self.counters.refused_table_full += 1;
-                return Verdict::Refused;
-            }
-            if !self.host_has_room(flow.src.0) {
-                self.counters.refused_host_share += 1;
-                return Verdict::Refused;
-            }
-            self.session_added(flow.src.0);
-        }
-        let Some(session) = self.by_external.get_mut(&(flow.proto, ext_port)).map(|m| {
-            m.sessions.entry(remote).or_insert(Session {
-                tcp: None,
-                created: now,
-                expires: now,
-            })
-        }) else {
-            return Verdict::Dropped;
+        let (inside, timeouts) = (m.inside.0, self.config.timeouts);
+        let Some(session) = self.session(now, (flow.proto, ext_port), remote, inside) else {
+            return Verdict::Refused;
         };
         session.tcp = advance_tcp(flow.proto, session.tcp, flow.tcp_flags, true);
-        session.expires = now + self.config.timeouts.of(flow.proto, session.tcp);
+        session.expires = now + timeouts.of(flow.proto, session.tcp);
         rewrite(
             data,
             o,
@@ -639,25 +642,8 @@ impl Nat {
             return Verdict::Dropped;
         }
         let inside = m.inside;
-        if !m.sessions.contains_key(&remote) {
-            if self.sessions >= self.config.max_entries {
-                self.counters.refused_table_full += 1;
-                return Verdict::Dropped;
-            }
-            if !self.host_has_room(inside.0) {
-                self.counters.refused_host_share += 1;
-                return Verdict::Dropped;
-            }
-            self.session_added(inside.0);
-        }
         let timeouts = self.config.timeouts;
-        let Some(s) = self.by_external.get_mut(&key).map(|m| {
-            m.sessions.entry(remote).or_insert(Session {
-                tcp: None,
-                created: now,
-                expires: now,
-            })
-        }) else {
+        let Some(s) = self.session(now, key, remote, inside.0) else {
             return Verdict::Dropped;
         };
         s.tcp = advance_tcp(flow.proto, s.tcp, flow.tcp_flags, false);

@@ -79,6 +79,23 @@ struct Lab {
 }
 
 impl Lab {
+    /// `r` with one interface, `lan` at `addr` (with a DHCP server if
+    /// `dhcp`), at `now`.
+    fn one_lan(mut r: Router, addr: &str, dhcp: Option<DhcpConfig>, now: Instant) -> Lab {
+        r.add_iface(IfaceConfig {
+            name: "lan".into(),
+            link: Link::Ethernet { mac: R_LAN },
+            addr: addr.parse().expect("net"),
+            mtu: 1500,
+            dhcp,
+        });
+        Lab {
+            r,
+            pool: FramePool::new(2048, 8),
+            now,
+        }
+    }
+
     /// lan 10.0.1.1/24, wan 10.0.2.1/24 (MTU `wan_mtu`), default via 10.0.2.254.
     fn new(wan_mtu: u16) -> Lab {
         let mut r = Router::new("gw");
@@ -286,19 +303,8 @@ fn each_unreachable_has_its_code() {
         assert_eq!(&quote[..20], &packet[..20]);
     }
     // Without a default route: net unreachable.
-    let mut r = Router::new("lonely");
-    r.add_iface(IfaceConfig {
-        name: "lan".into(),
-        link: Link::Ethernet { mac: R_LAN },
-        addr: "10.0.1.1/24".parse().expect("net"),
-        mtu: 1500,
-        dhcp: None,
-    });
-    let mut lab2 = Lab {
-        r,
-        pool: FramePool::new(2048, 8),
-        now: Instant::from_secs(1),
-    };
+    let lonely = Router::new("lonely");
+    let mut lab2 = Lab::one_lan(lonely, "10.0.1.1/24", None, Instant::from_secs(1));
     lab2.rx(LAN, arp(1, HOST_A, "10.0.1.10", "10.0.1.1"));
     let out = lab2.send_from_a(ipv4("10.0.1.10", "192.0.2.99", 17, 64, false, b"x"));
     let (ty, code, _, _) = icmp_of(&out[0].1);
@@ -606,7 +612,6 @@ pub(crate) mod dhcp_exchange {
     use dhcproto::Decodable;
 
     pub(super) fn lab() -> Lab {
-        let mut r = Router::new("home-gw");
         let dhcp = DhcpConfig {
             first: ip("192.168.1.100"),
             last: ip("192.168.1.101"),
@@ -615,18 +620,8 @@ pub(crate) mod dhcp_exchange {
             reserved: vec![],
             client_rate: DhcpConfig::CLIENT_RATE,
         };
-        r.add_iface(IfaceConfig {
-            name: "home".into(),
-            link: Link::Ethernet { mac: R_LAN },
-            addr: "192.168.1.1/24".parse().expect("net"),
-            mtu: 1500,
-            dhcp: Some(dhcp),
-        });
-        Lab {
-            r,
-            pool: FramePool::new(2048, 8),
-            now: Instant::from_secs(10),
-        }
+        let r = Router::new("home-gw");
+        Lab::one_lan(r, "192.168.1.1/24", Some(dhcp), Instant::from_secs(10))
     }
 
     pub(super) fn client_msg(

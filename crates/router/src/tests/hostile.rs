@@ -131,26 +131,16 @@ fn a_starvation_attempt_is_rate_limited_and_leaves_existing_leases_alone() {
 
 #[test]
 fn the_pool_never_offers_special_or_reserved_addresses() {
-    let mut r = Router::new("gw");
-    r.add_iface(IfaceConfig {
-        name: "lan".into(),
-        link: Link::Ethernet { mac: R_LAN },
-        addr: "192.168.1.1/29".parse().expect("net"),
-        mtu: 1500,
-        dhcp: Some(DhcpConfig {
-            first: ip("192.168.1.0"),
-            last: ip("192.168.1.7"),
-            lease: Duration::from_secs(3600),
-            dns: vec![],
-            reserved: vec![ip("192.168.1.2"), ip("192.168.1.5")],
-            client_rate: 100,
-        }),
-    });
-    let mut lab = Lab {
-        r,
-        pool: FramePool::new(2048, 8),
-        now: Instant::from_secs(10),
+    let dhcp = DhcpConfig {
+        first: ip("192.168.1.0"),
+        last: ip("192.168.1.7"),
+        lease: Duration::from_secs(3600),
+        dns: vec![],
+        reserved: vec![ip("192.168.1.2"), ip("192.168.1.5")],
+        client_rate: 100,
     };
+    let r = Router::new("gw");
+    let mut lab = Lab::one_lan(r, "192.168.1.1/29", Some(dhcp), Instant::from_secs(10));
     let mut offered = Vec::new();
     for n in 0..8u8 {
         let m = Mac([2, 0, 0, 0, 2, n]);
@@ -325,7 +315,7 @@ fn arp_from_off_subnet_senders_is_neither_learned_nor_answered() {
 
 #[test]
 fn the_neighbour_cache_is_bounded_and_swept() {
-    let mut r = Router::with_limits(
+    let r = Router::with_limits(
         "gw",
         RouterLimits {
             neighbours: NeighbourLimits {
@@ -335,18 +325,7 @@ fn the_neighbour_cache_is_bounded_and_swept() {
             ..RouterLimits::default()
         },
     );
-    r.add_iface(IfaceConfig {
-        name: "lan".into(),
-        link: Link::Ethernet { mac: R_LAN },
-        addr: "10.0.0.1/16".parse().expect("net"),
-        mtu: 1500,
-        dhcp: None,
-    });
-    let mut lab = Lab {
-        r,
-        pool: FramePool::new(2048, 8),
-        now: Instant::from_secs(1),
-    };
+    let mut lab = Lab::one_lan(r, "10.0.0.1/16", None, Instant::from_secs(1));
     for i in 0..300u16 {
         let o = i.to_be_bytes();
         let spa = format!("10.0.{}.{}", o[0], o[1].max(2));
