@@ -9,7 +9,6 @@ mod control;
 mod down;
 mod netns;
 mod render;
-mod services;
 mod state;
 mod up;
 

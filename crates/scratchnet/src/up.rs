@@ -6,22 +6,14 @@
 use crate::control;
 use crate::down;
 use crate::netns;
-use crate::services::{self, Services};
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
-use fabric::{DevicePort, Fabric, Runtime};
-use router::{
-    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
-    Proto, Router, RouterLimits, Timeouts,
-};
-use std::collections::HashMap;
-use std::net::IpAddr;
+use fabric::{DevicePort, Runtime};
+use lab::Services;
 use std::sync::Arc;
-use switch::{PortConfig, PortMode, SwitchConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use topology::{Attachment, HostAddress, NatFiltering, NatSpec, Protocol, RouterSpec, Topology};
+use topology::{HostAddress, Topology};
 use tuntap::{Device, DeviceOptions, Kind};
-use wire::Mac;
 
 pub fn require_root(what: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -47,13 +39,13 @@ pub async fn run(lab: Topology) -> Result<()> {
         armed: true,
     };
     guard.state.save()?;
-    let (fabric, devices, planned) = build(&lab, &mut guard.state)?;
-    let endpoints = services::endpoints(&planned);
-    let runtime = Runtime::start(fabric, devices, endpoints);
+    let (blueprint, devices) = build(&lab, &mut guard.state)?;
+    let endpoints = lab::endpoints(&blueprint.services);
+    let runtime = Runtime::start(blueprint.fabric, devices, endpoints);
     let mut failures = runtime
         .failures()
         .context("the runtime's failures were taken")?;
-    let services = services::start(planned, &runtime);
+    let services = Services::start(blueprint.services, &runtime, &blueprint.view);
     let running = Arc::new(Lab { runtime, services });
     let server = control::serve(&lab.name, Arc::downgrade(&running))?;
     start_dhcp_clients(&lab).await?;
@@ -140,198 +132,56 @@ fn preflight(lab: &Topology) -> Result<()> {
     Ok(())
 }
 
-/// Creates the fabric: switches, routers (with their TUN links to the
-/// root namespace) and, for each host, its namespace and TAP. Records each
-/// namespace in the state file before creating it.
-fn build(
-    lab: &Topology,
-    state: &mut LabState,
-) -> Result<(Fabric, Vec<DevicePort>, Vec<services::Planned>)> {
-    let mut fabric = Fabric::new();
-    let mut switch_ids = HashMap::new();
-    for s in &lab.switches {
-        let config = SwitchConfig {
-            ageing: s.ageing,
-            max_macs: s.mac_table_size,
-        };
-        switch_ids.insert(s.name.as_str(), fabric.add_switch(&s.name, config));
-    }
+/// Builds the lab's fabric (crates/lab), then what it needs at its
+/// edges: for each host its namespace and TAP, for each router link to the
+/// machine a TUN with its address and routes. Records each namespace in
+/// the state file before creating it.
+fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<DevicePort>)> {
+    let blueprint = lab::build(lab).context("cannot build the lab")?;
     let mut devices = Vec::new();
-    for r in &lab.routers {
-        build_router(lab, r, &mut fabric, &switch_ids, &mut devices)
-            .with_context(|| format!("cannot build router `{}`", r.name))?;
-    }
-    for h in &lab.hosts {
-        state.namespaces.push(h.name.clone());
-        if !netns::etc_dir(&h.name).exists() {
-            state.etc_dirs.push(h.name.clone());
-        }
-        state.save()?;
-        netns::add(&h.name)?;
+    for t in &blueprint.tuns {
         let options = DeviceOptions {
-            kind: Kind::Tap,
-            offload: h.offload,
-            mtu: h.mtu,
-            mac: Some(h.mac),
-            txqueuelen: h.txqueuelen,
+            kind: Kind::Tun,
+            offload: true,
+            mtu: t.mtu,
+            mac: None,
+            txqueuelen: 10_000,
         };
-        let device = Device::open(&options)
-            .with_context(|| format!("cannot create a TAP device for host `{}`", h.name))?;
-        netns::configure_host(h, device.name())
-            .with_context(|| format!("cannot set up host `{}`", h.name))?;
-        let switch = switch_ids[h.switch.as_str()];
-        let mode = if h.tagged_vlans.is_empty() {
-            PortMode::Access { vlan: h.vlan }
-        } else {
-            PortMode::Trunk {
-                native: Some(h.vlan),
-                allowed: h.tagged_vlans.iter().copied().collect(),
-            }
-        };
-        let port = fabric.add_port(&h.name, switch, PortConfig { mode, mtu: h.mtu }, h.offload)?;
-        devices.push(DevicePort { port, device });
-    }
-    let planned = services::plan(lab, &mut fabric, &switch_ids)?;
-    Ok((fabric, devices, planned))
-}
-
-/// A router's interfaces: on switches (MAC derived from `router.switch`)
-/// or TUN links, whose root-namespace end gets the peer address and
-/// routes to the lab. The port of a TUN link is named `router.tun`.
-fn build_router(
-    lab: &Topology,
-    r: &RouterSpec,
-    fabric: &mut Fabric,
-    switch_ids: &HashMap<&str, fabric::SwitchId>,
-    devices: &mut Vec<DevicePort>,
-) -> Result<()> {
-    let limits = RouterLimits {
-        neighbours: NeighbourLimits {
-            max_entries: r.arp_cache_size,
-            queue_bytes: r.arp_queue_bytes,
-        },
-        icmp_errors_per_sec: r.icmp_errors_per_sec,
-    };
-    let mut router = Router::with_limits(&r.name, limits);
-    for i in &r.interfaces {
-        let (name, link) = match &i.attachment {
-            Attachment::Switch(sw) => (
-                sw.clone(),
-                Link::Ethernet {
-                    mac: Mac::local_from(&format!("{}.{sw}", r.name)),
-                },
-            ),
-            Attachment::Tun { name, .. } => (name.clone(), Link::PointToPoint),
-        };
-        let dhcp = match &i.attachment {
-            Attachment::Switch(sw) => r.dhcp.iter().find(|d| d.switch == *sw).map(|d| DhcpConfig {
-                first: d.first,
-                last: d.last,
-                lease: d.lease,
-                dns: d
-                    .dns
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V4(v4) => Some(*v4),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect(),
-                reserved: lab.static_addresses_on(sw),
-                client_rate: d.requests_per_sec,
-            }),
-            Attachment::Tun { .. } => None,
-        };
-        router.add_iface(IfaceConfig {
-            name,
-            link,
-            addr: i.address,
-            mtu: i.mtu,
-            dhcp,
+        let device = Device::open(&options).context("cannot create a TUN device")?;
+        let host_addr = format!("{}/{}", t.peer, t.prefix_len);
+        let routes: Vec<String> = t.host_routes.iter().map(|n| n.to_string()).collect();
+        netns::configure_host_tun(device.name(), &host_addr, &routes)
+            .with_context(|| format!("cannot set up the machine's end of {}", t.name))?;
+        devices.push(DevicePort {
+            port: t.port,
+            device,
         });
     }
-    for rt in &r.routes {
-        router.add_route(rt.to, rt.via)?;
-    }
-    if let Some(nat) = &r.nat {
-        let outside = r
-            .interfaces
-            .iter()
-            .position(|i| i.attachment == Attachment::Switch(nat.outside.clone()));
-        if let Some(n) = outside {
-            router.set_nat(
-                IfaceId(n as u32),
-                nat_config(nat, r, r.interfaces[n].address.addr()),
-            );
+    for h in &blueprint.hosts {
+        let spec = &h.spec;
+        state.namespaces.push(spec.name.clone());
+        if !netns::etc_dir(&spec.name).exists() {
+            state.etc_dirs.push(spec.name.clone());
         }
+        state.save()?;
+        netns::add(&spec.name)?;
+        let options = DeviceOptions {
+            kind: Kind::Tap,
+            offload: spec.offload,
+            mtu: spec.mtu,
+            mac: Some(spec.mac),
+            txqueuelen: spec.txqueuelen,
+        };
+        let device = Device::open(&options)
+            .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
+        netns::configure_host(spec, device.name())
+            .with_context(|| format!("cannot set up host `{}`", spec.name))?;
+        devices.push(DevicePort {
+            port: h.port,
+            device,
+        });
     }
-
-    let id = fabric.add_router(router, r.interfaces.len());
-    for (n, i) in r.interfaces.iter().enumerate() {
-        let iface = IfaceId(n as u32);
-        match &i.attachment {
-            Attachment::Switch(sw) => {
-                let config = PortConfig {
-                    mode: PortMode::Access { vlan: 1 },
-                    mtu: i.mtu,
-                };
-                fabric.link_router(id, iface, switch_ids[sw.as_str()], config)?;
-            }
-            Attachment::Tun {
-                name,
-                peer,
-                host_routes,
-            } => {
-                let options = DeviceOptions {
-                    kind: Kind::Tun,
-                    offload: true,
-                    mtu: i.mtu,
-                    mac: None,
-                    txqueuelen: 10_000,
-                };
-                let device = Device::open(&options).context("cannot create a TUN device")?;
-                let host_addr = format!("{peer}/{}", i.address.prefix_len());
-                let routes: Vec<String> = host_routes.iter().map(|n| n.to_string()).collect();
-                netns::configure_host_tun(device.name(), &host_addr, &routes)?;
-                let port =
-                    fabric.add_router_port(&format!("{}.{name}", r.name), id, iface, true)?;
-                devices.push(DevicePort { port, device });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn nat_config(nat: &NatSpec, r: &RouterSpec, external: std::net::Ipv4Addr) -> NatConfig {
-    NatConfig {
-        external,
-        ports: nat.ports.0..=nat.ports.1,
-        filtering: match nat.filtering {
-            NatFiltering::EndpointIndependent => Filtering::EndpointIndependent,
-            NatFiltering::AddressDependent => Filtering::AddressDependent,
-            NatFiltering::AddressAndPortDependent => Filtering::AddressAndPortDependent,
-        },
-        max_entries: nat.max_entries,
-        max_entries_per_host: nat.max_entries_per_host,
-        max_ports_per_host: nat.max_ports_per_host,
-        timeouts: Timeouts {
-            udp: nat.udp_timeout,
-            tcp_established: nat.tcp_established_timeout,
-            tcp_transitory: nat.tcp_transitory_timeout,
-            icmp: nat.icmp_timeout,
-        },
-        forwards: r
-            .forwards
-            .iter()
-            .map(|f| PortForward {
-                proto: match f.protocol {
-                    Protocol::Tcp => Proto::Tcp,
-                    Protocol::Udp => Proto::Udp,
-                },
-                port: f.port,
-                to: f.to,
-            })
-            .collect(),
-    }
+    Ok((blueprint, devices))
 }
 
 /// Runs the DHCP client of every DHCP host, all at once, and waits for
@@ -392,11 +242,17 @@ fn notes(lab: &Topology) -> Vec<String> {
             ));
         }
     }
-    for s in lab.services.iter().filter(|s| !services::is_built(s.kind)) {
+    let built: Vec<&str> = lab::kinds::ALL.iter().map(|k| k.kind().name()).collect();
+    for s in lab
+        .services
+        .iter()
+        .filter(|s| lab::kinds::find(s.kind).is_none())
+    {
         notes.push(format!(
-            "service `{}` ({}) is not built yet: this version runs http and echo services",
+            "service `{}` ({}) is not built yet: this version runs {}",
             s.name,
-            s.kind.name()
+            s.kind.name(),
+            built.join(", ")
         ));
     }
     notes

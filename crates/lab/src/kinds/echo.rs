@@ -1,0 +1,19 @@
+//! `kind = "echo"`: TCP and UDP echo (RFC 862) on `port` (default 7).
+
+use super::{Running, Service};
+use crate::LabView;
+use hoststack::Host;
+use topology::{ServiceKind, ServiceSpec};
+
+pub struct Echo;
+
+impl Service for Echo {
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Echo
+    }
+
+    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+        let port = spec.port.unwrap_or(services::echo::PORT);
+        Box::pin(services::echo::serve(host, port))
+    }
+}

@@ -1,0 +1,122 @@
+//! Building a lab from a topology: its fabric (switches, routers, ports)
+//! and its service hosts, with the services on them.
+//!
+//! [`build`] turns a [`Topology`] into a [`Blueprint`]: the whole fabric,
+//! plus what the caller must provide at the edges (a TAP for each
+//! namespace host, a TUN for each router link to the machine) and the
+//! service hosts, ready to start. It creates no namespace, opens no device
+//! and reads no clock: the `scratchnet` binary owns those, and a test can
+//! drive the same fabric in the simulator.
+//!
+//! A service kind is one module in [`kinds`] implementing [`Service`],
+//! registered in [`kinds::ALL`]; nothing else names kinds.
+
+pub mod kinds;
+mod routers;
+mod services;
+mod view;
+
+pub use kinds::Service;
+pub use services::{endpoints, PlannedService, Services};
+pub use view::LabView;
+
+use fabric::{Fabric, FabricError, PortId, SwitchId};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use switch::{PortConfig, PortMode, SwitchConfig};
+use topology::{HostSpec, Topology};
+
+/// Why a lab cannot be built (a topology that passed validation builds;
+/// these are internal inconsistencies, reported rather than panicking).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    #[error(transparent)]
+    Fabric(#[from] FabricError),
+    #[error("router `{router}`: {source}")]
+    Route {
+        router: String,
+        source: router::UnreachableNextHop,
+    },
+    #[error("`{0}` names no switch")]
+    NoSuchSwitch(String),
+}
+
+/// A namespace host's port: the caller puts a TAP with the host's MAC,
+/// MTU and offloads behind it.
+#[derive(Debug, Clone)]
+pub struct HostPort {
+    pub spec: HostSpec,
+    pub port: PortId,
+}
+
+/// A router's link to the machine: the caller opens a TUN, gives its end
+/// `peer/prefix` and routes `host_routes` through it.
+#[derive(Debug, Clone)]
+pub struct TunPort {
+    /// The port's name, `router.tun`.
+    pub name: String,
+    pub peer: Ipv4Addr,
+    pub prefix_len: u8,
+    pub host_routes: Vec<ipnet::Ipv4Net>,
+    pub mtu: u16,
+    pub port: PortId,
+}
+
+/// A lab, built and not yet running.
+#[derive(Debug)]
+pub struct Blueprint {
+    pub fabric: Fabric,
+    pub hosts: Vec<HostPort>,
+    pub tuns: Vec<TunPort>,
+    pub services: Vec<PlannedService>,
+    pub view: LabView,
+}
+
+/// Builds the lab of a validated topology.
+pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
+    let mut fabric = Fabric::new();
+    let mut switches = HashMap::new();
+    for s in &lab.switches {
+        let config = SwitchConfig {
+            ageing: s.ageing,
+            max_macs: s.mac_table_size,
+        };
+        switches.insert(s.name.clone(), fabric.add_switch(&s.name, config));
+    }
+    let switch = |name: &str| -> Result<SwitchId, LabError> {
+        switches
+            .get(name)
+            .copied()
+            .ok_or_else(|| LabError::NoSuchSwitch(name.to_owned()))
+    };
+    let mut tuns = Vec::new();
+    for r in &lab.routers {
+        routers::add(lab, r, &mut fabric, &switch, &mut tuns)?;
+    }
+    let mut hosts = Vec::new();
+    for h in &lab.hosts {
+        let mode = if h.tagged_vlans.is_empty() {
+            PortMode::Access { vlan: h.vlan }
+        } else {
+            PortMode::Trunk {
+                native: Some(h.vlan),
+                allowed: h.tagged_vlans.iter().copied().collect(),
+            }
+        };
+        let config = PortConfig { mode, mtu: h.mtu };
+        let port = fabric.add_port(&h.name, switch(&h.switch)?, config, h.offload)?;
+        hosts.push(HostPort {
+            spec: h.clone(),
+            port,
+        });
+    }
+    let services = services::plan(lab, &mut fabric, &switch)?;
+    Ok(Blueprint {
+        fabric,
+        hosts,
+        tuns,
+        services,
+        view: LabView::new(lab),
+    })
+}

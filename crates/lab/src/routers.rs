@@ -1,0 +1,148 @@
+//! A topology's routers in the fabric: interfaces, routes, DHCP servers
+//! (whose pools leave the segment's fixed addresses alone), NAT and port
+//! forwards, and the bounds of their tables.
+
+use crate::{LabError, TunPort};
+use fabric::{Fabric, SwitchId};
+use router::{
+    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
+    Proto, Router, RouterLimits, Timeouts,
+};
+use std::net::{IpAddr, Ipv4Addr};
+use switch::{PortConfig, PortMode};
+use topology::{Attachment, NatFiltering, NatSpec, Protocol, RouterSpec, Topology};
+use wire::Mac;
+
+/// Adds router `r` to the fabric, its interfaces plugged into their
+/// switches; a TUN interface becomes an L3 port listed in `tuns`.
+pub(crate) fn add(
+    lab: &Topology,
+    r: &RouterSpec,
+    fabric: &mut Fabric,
+    switch: &impl Fn(&str) -> Result<SwitchId, LabError>,
+    tuns: &mut Vec<TunPort>,
+) -> Result<(), LabError> {
+    let limits = RouterLimits {
+        neighbours: NeighbourLimits {
+            max_entries: r.arp_cache_size,
+            queue_bytes: r.arp_queue_bytes,
+        },
+        icmp_errors_per_sec: r.icmp_errors_per_sec,
+    };
+    let mut router = Router::with_limits(&r.name, limits);
+    for i in &r.interfaces {
+        let (name, link, dhcp) = match &i.attachment {
+            Attachment::Switch(sw) => (
+                sw.clone(),
+                Link::Ethernet {
+                    mac: Mac::local_from(&format!("{}.{sw}", r.name)),
+                },
+                r.dhcp.iter().find(|d| d.switch == *sw).map(|d| DhcpConfig {
+                    first: d.first,
+                    last: d.last,
+                    lease: d.lease,
+                    dns: d.dns.iter().filter_map(v4).collect(),
+                    reserved: lab.static_addresses_on(sw),
+                    client_rate: d.requests_per_sec,
+                }),
+            ),
+            Attachment::Tun { name, .. } => (name.clone(), Link::PointToPoint, None),
+        };
+        router.add_iface(IfaceConfig {
+            name,
+            link,
+            addr: i.address,
+            mtu: i.mtu,
+            dhcp,
+        });
+    }
+    for rt in &r.routes {
+        router
+            .add_route(rt.to, rt.via)
+            .map_err(|source| LabError::Route {
+                router: r.name.clone(),
+                source,
+            })?;
+    }
+    if let Some(nat) = &r.nat {
+        let outside = r
+            .interfaces
+            .iter()
+            .position(|i| i.attachment == Attachment::Switch(nat.outside.clone()));
+        if let Some(n) = outside {
+            let external = r.interfaces[n].address.addr();
+            router.set_nat(IfaceId(n as u32), nat_config(nat, r, external));
+        }
+    }
+
+    let id = fabric.add_router(router, r.interfaces.len());
+    for (n, i) in r.interfaces.iter().enumerate() {
+        let iface = IfaceId(n as u32);
+        match &i.attachment {
+            Attachment::Switch(sw) => {
+                let config = PortConfig {
+                    mode: PortMode::Access { vlan: 1 },
+                    mtu: i.mtu,
+                };
+                fabric.link_router(id, iface, switch(sw)?, config)?;
+            }
+            Attachment::Tun {
+                name,
+                peer,
+                host_routes,
+            } => {
+                let port_name = format!("{}.{name}", r.name);
+                let port = fabric.add_router_port(&port_name, id, iface, true)?;
+                tuns.push(TunPort {
+                    name: port_name,
+                    peer: *peer,
+                    prefix_len: i.address.prefix_len(),
+                    host_routes: host_routes.clone(),
+                    mtu: i.mtu,
+                    port,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn nat_config(nat: &NatSpec, r: &RouterSpec, external: Ipv4Addr) -> NatConfig {
+    NatConfig {
+        external,
+        ports: nat.ports.0..=nat.ports.1,
+        filtering: match nat.filtering {
+            NatFiltering::EndpointIndependent => Filtering::EndpointIndependent,
+            NatFiltering::AddressDependent => Filtering::AddressDependent,
+            NatFiltering::AddressAndPortDependent => Filtering::AddressAndPortDependent,
+        },
+        max_entries: nat.max_entries,
+        max_entries_per_host: nat.max_entries_per_host,
+        max_ports_per_host: nat.max_ports_per_host,
+        timeouts: Timeouts {
+            udp: nat.udp_timeout,
+            tcp_established: nat.tcp_established_timeout,
+            tcp_transitory: nat.tcp_transitory_timeout,
+            icmp: nat.icmp_timeout,
+        },
+        forwards: r
+            .forwards
+            .iter()
+            .map(|f| PortForward {
+                proto: match f.protocol {
+                    Protocol::Tcp => Proto::Tcp,
+                    Protocol::Udp => Proto::Udp,
+                },
+                port: f.port,
+                to: f.to,
+            })
+            .collect(),
+    }
+}

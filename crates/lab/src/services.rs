@@ -1,0 +1,136 @@
+//! The lab's service hosts: for each service of a kind this version runs
+//! ([`crate::kinds`]), a hoststack host with its own MAC and address on its
+//! switch, and the service on it as an ordinary tokio task.
+
+use crate::{kinds, LabError, LabView};
+use fabric::{Endpoint, EndpointPort, Fabric, PortId, Runtime, SwitchId};
+use hoststack::{Host, HostConfig, HostStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use switch::{PortConfig, PortMode};
+use tokio::task::AbortHandle;
+use topology::{ServiceSpec, Topology};
+use wire::Mac;
+
+/// A service host plugged into the fabric, not yet running.
+#[derive(Debug)]
+pub struct PlannedService {
+    pub spec: ServiceSpec,
+    pub port: PortId,
+    pub host: Host,
+}
+
+/// Adds a switch port and a host for every service this version runs.
+pub(crate) fn plan(
+    lab: &Topology,
+    fabric: &mut Fabric,
+    switch: &impl Fn(&str) -> Result<SwitchId, LabError>,
+) -> Result<Vec<PlannedService>, LabError> {
+    let mut planned = Vec::new();
+    for s in lab
+        .services
+        .iter()
+        .filter(|s| kinds::find(s.kind).is_some())
+    {
+        let mtu = lab.switch(&s.switch).map_or(1500, |sw| sw.mtu);
+        let mut config = HostConfig::new(&s.name, Mac::local_from(&s.name), s.address, s.gateway);
+        config.mtu = mtu;
+        config.max_connections_per_client = s.max_connections_per_client;
+        let port_config = PortConfig {
+            mode: PortMode::Access { vlan: 1 },
+            mtu,
+        };
+        let port = fabric.add_port(&s.name, switch(&s.switch)?, port_config, false)?;
+        planned.push(PlannedService {
+            spec: s.clone(),
+            port,
+            host: Host::new(config),
+        });
+    }
+    Ok(planned)
+}
+
+struct Attached(Host);
+
+impl Endpoint for Attached {
+    fn deliver(&self, pieces: &[&[u8]]) {
+        self.0.deliver(pieces);
+    }
+}
+
+/// What the fabric runtime needs to deliver frames to the service hosts.
+pub fn endpoints(planned: &[PlannedService]) -> Vec<EndpointPort> {
+    planned
+        .iter()
+        .map(|p| EndpointPort {
+            port: p.port,
+            endpoint: Arc::new(Attached(p.host.clone())),
+        })
+        .collect()
+}
+
+/// Running service hosts.
+#[derive(Debug)]
+pub struct Services {
+    hosts: Vec<Host>,
+    drivers: Vec<AbortHandle>,
+    services: Vec<AbortHandle>,
+}
+
+impl Services {
+    /// Starts each host's driver and its service, supervised by the
+    /// runtime: a service that ends stops the lab.
+    pub fn start(planned: Vec<PlannedService>, runtime: &Runtime, lab: &LabView) -> Services {
+        let mut running = Services {
+            hosts: Vec::new(),
+            drivers: Vec::new(),
+            services: Vec::new(),
+        };
+        let supervisor = runtime.supervisor();
+        for p in planned {
+            let Some(kind) = kinds::find(p.spec.kind) else {
+                continue;
+            };
+            let mut injector = runtime.injector(p.port);
+            let host = p.host.clone();
+            let name = &p.spec.name;
+            running
+                .drivers
+                .push(supervisor.spawn(&format!("host {name}"), async move {
+                    host.run(|frames| injector.send(frames)).await;
+                }));
+            let service = kind.run(p.host.clone(), &p.spec, lab);
+            let name = name.clone();
+            running
+                .services
+                .push(supervisor.spawn(&format!("service {name}"), async move {
+                    if let Err(e) = service.await {
+                        tracing::error!(service = %name, "service stopped: {e}");
+                    }
+                }));
+            running.hosts.push(p.host);
+        }
+        running
+    }
+
+    pub fn status(&self) -> Vec<HostStatus> {
+        self.hosts.iter().map(Host::status).collect()
+    }
+
+    /// Stops the services and lets every host close its connections (a
+    /// FIN to each peer) before the fabric goes.
+    pub async fn stop(self) {
+        for s in &self.services {
+            s.abort();
+        }
+        for h in &self.hosts {
+            h.stop();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        for d in self.drivers {
+            while !d.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}

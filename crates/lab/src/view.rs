@@ -1,0 +1,46 @@
+//! What a service sees of the lab it runs in: the other nodes by name and
+//! their addresses (a balancer's backends, a resolver's root servers).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use topology::{Attachment, HostAddress, Topology};
+
+/// A read-only view of the resolved lab; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LabView {
+    lab: Arc<Topology>,
+}
+
+impl LabView {
+    pub fn new(lab: &Topology) -> LabView {
+        LabView {
+            lab: Arc::new(lab.clone()),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.lab
+    }
+
+    /// The address of a service, a static host or a router (its first
+    /// interface on a switch), by name.
+    pub fn address_of(&self, name: &str) -> Option<Ipv4Addr> {
+        let lab = &self.lab;
+        let service = lab.services.iter().find(|s| s.name == name);
+        let host = lab.hosts.iter().find(|h| h.name == name);
+        let router = lab.routers.iter().find(|r| r.name == name);
+        service
+            .map(|s| s.address.addr())
+            .or_else(|| match host?.address {
+                HostAddress::Static(a) => Some(a.addr()),
+                HostAddress::Dhcp => None,
+            })
+            .or_else(|| {
+                router?
+                    .interfaces
+                    .iter()
+                    .find(|i| matches!(i.attachment, Attachment::Switch(_)))
+                    .map(|i| i.address.addr())
+            })
+    }
+}
