@@ -31,6 +31,19 @@ pub enum IcmpError {
 }
 
 impl IcmpError {
+    /// How traces and people name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IcmpError::NetUnreachable => "net unreachable",
+            IcmpError::HostUnreachable => "host unreachable",
+            IcmpError::ProtocolUnreachable => "protocol unreachable",
+            IcmpError::PortUnreachable => "port unreachable",
+            IcmpError::FragmentationNeeded { .. } => "fragmentation needed",
+            IcmpError::TtlExceeded => "time exceeded",
+            IcmpError::AdminProhibited => "administratively prohibited",
+        }
+    }
+
     pub fn type_code(self) -> (u8, u8) {
         match self {
             IcmpError::NetUnreachable => (DEST_UNREACHABLE, 0),

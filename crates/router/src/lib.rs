@@ -24,6 +24,7 @@
 //! * serves DHCP on interfaces configured for it.
 
 mod counters;
+mod decision;
 mod dhcp;
 mod icmp;
 mod nat;
@@ -34,6 +35,7 @@ mod routes;
 mod tests;
 
 pub use counters::{Counters, Drop};
+pub use decision::Decision;
 pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward, Proto, Timeouts};
@@ -47,9 +49,9 @@ use ipnet::Ipv4Net;
 use nat::{Nat, Verdict};
 use neigh::{Lookup, Neighbours, Queued};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
 };
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
 use wire::{checksum, Frame, FramePool, GsoType, Instant, Mac};
 
@@ -125,6 +127,8 @@ pub struct Router {
     ident: u16,
     /// The NAT on the outside interface, if any.
     nat: Option<(IfaceId, Nat)>,
+    /// Decisions taken on the current frame, while a trace asks for them.
+    decisions: Option<Vec<Decision>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -222,6 +226,31 @@ impl Router {
             counters: Counters::default(),
             ident: 1,
             nat: None,
+            decisions: None,
+        }
+    }
+
+    /// Starts (or stops) recording [`Decision`]s about the frames it is
+    /// given; [`Router::take_decisions`] collects them.
+    pub fn set_tracing(&mut self, on: bool) {
+        self.decisions = on.then(Vec::new);
+    }
+
+    /// The decisions recorded since the last call.
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        self.decisions
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Records a decision, built only while a trace is on.
+    fn note(&mut self, decision: impl FnOnce(&Router) -> Decision) {
+        if self.decisions.is_some() {
+            let d = decision(self);
+            if let Some(all) = &mut self.decisions {
+                all.push(d);
+            }
         }
     }
 
@@ -298,6 +327,9 @@ impl Router {
 
     fn discard(&mut self, pool: &mut FramePool, frame: Frame, reason: Drop) {
         self.counters.drop(reason);
+        self.note(|_| Decision::Drop {
+            reason: reason.as_str(),
+        });
         pool.put(frame);
     }
 
@@ -385,6 +417,7 @@ impl Router {
             ));
             set_ethernet(&mut frame, sha, mac, ETHERTYPE_ARP);
             self.counters.arp_replies_sent += 1;
+            self.note(|_| Decision::ArpReply { to: spa });
             out.push((iface, frame));
         } else {
             pool.put(frame);
@@ -457,13 +490,20 @@ impl Router {
             return self.discard(pool, frame, Drop::Martian);
         }
         if let Some((outside, nat)) = self.nat.as_mut().filter(|(_, n)| n.external() == dst) {
+            let before = self
+                .decisions
+                .is_some()
+                .then(|| (endpoints(&frame), nat.counters().sessions_created));
             let verdict = if iface == *outside {
                 nat.inbound(now, &mut frame)
             } else {
                 nat.hairpin(now, &mut frame)
             };
             match verdict {
-                Verdict::Translated => return self.forward(now, iface, frame, true, pool, out),
+                Verdict::Translated => {
+                    self.note_nat(before, &frame, false);
+                    return self.forward(now, iface, frame, true, pool, out);
+                }
                 Verdict::Untouched => {}
                 Verdict::Refused => {
                     self.icmp_error(
@@ -524,6 +564,7 @@ impl Router {
                 match icmp::echo_reply_in_place(&mut frame, dst) {
                     Some(peer) => {
                         self.counters.echo_replies_sent += 1;
+                        self.note(|_| Decision::EchoReply { to: peer });
                         self.send_local(now, frame, peer, pool, out);
                     }
                     None => self.discard(pool, frame, Drop::Malformed),
@@ -559,11 +600,17 @@ impl Router {
         if !icmp::error_allowed(&ip, l2_multicast) {
             return;
         }
-        if !self.icmp_limit.allow(now, err) {
+        let to = ip.src_addr();
+        let sent = self.icmp_limit.allow(now, err);
+        self.note(|_| Decision::IcmpError {
+            error: err.name(),
+            to,
+            sent,
+        });
+        if !sent {
             self.counters.icmp_errors_rate_limited += 1;
             return;
         }
-        let to = ip.src_addr();
         let ident = self.next_ident();
         if let Some(frame) = icmp::build_error(pool, err, src, ident, &about.data()[HEADER_LEN..]) {
             self.counters.icmp_errors_sent += 1;
@@ -635,14 +682,20 @@ impl Router {
             self.icmp_error(now, IcmpError::TtlExceeded, in_addr, &frame, pool, out);
             return self.discard(pool, frame, Drop::TtlExpired);
         }
-        let Some((oif, nh)) = self
+        let Some((oif, nh, dest, via)) = self
             .routes
             .lookup(dst)
-            .map(|r| (r.iface, r.via.unwrap_or(dst)))
+            .map(|r| (r.iface, r.via.unwrap_or(dst), r.dest, r.via))
         else {
             self.icmp_error(now, IcmpError::NetUnreachable, in_addr, &frame, pool, out);
             return self.discard(pool, frame, Drop::NoRoute);
         };
+        self.note(|r| Decision::Route {
+            dest,
+            via,
+            iface: r.iface_name(oif).unwrap_or("?").to_owned(),
+            ttl: ttl - 1,
+        });
         let mtu = usize::from(self.ifaces[oif.0 as usize].config.mtu);
         let too_big = Self::wire_size(&frame, total) > mtu;
         if too_big && (df || frame.hdr.is_gso()) {
@@ -674,8 +727,13 @@ impl Router {
                 let Some((_, nat)) = self.nat.as_mut() else {
                     return pool.put(frame);
                 };
+                let before = self
+                    .decisions
+                    .is_some()
+                    .then(|| (endpoints(&frame), nat.counters().sessions_created));
                 match nat.outbound(now, &mut frame) {
-                    Verdict::Translated | Verdict::Untouched => {}
+                    Verdict::Translated => self.note_nat(before, &frame, true),
+                    Verdict::Untouched => {}
                     Verdict::Refused => {
                         self.icmp_error(
                             now,
@@ -764,11 +822,14 @@ impl Router {
             p.set_more_frags(!last || last_has_mf);
             p.set_frag_offset((base_offset + offset) as u16);
             p.fill_checksum();
+            f.trace = frame.trace;
             pieces.push(f);
             offset += len;
         }
         self.counters.fragmented += 1;
         self.counters.fragments_sent += pieces.len() as u64;
+        let fragments = pieces.len();
+        self.note(|_| Decision::Fragmented { fragments, mtu });
         pool.put(frame);
         for f in pieces {
             self.output(now, oif, nh, f, pool, out);
@@ -800,6 +861,10 @@ impl Router {
                 self.send_arp_request(oif, nh, to, pool, out);
             }
             Lookup::Missing => {
+                self.note(|r| Decision::ArpWait {
+                    next_hop: nh,
+                    iface: r.iface_name(oif).unwrap_or("?").to_owned(),
+                });
                 let waiting = frame.compact();
                 pool.put(frame);
                 match self.neigh.enqueue(now, oif, nh, waiting) {
@@ -873,6 +938,11 @@ impl Router {
         f.extend_from_slice(&payload);
         set_ethernet(&mut f, reply.mac_dst, mac, ETHERTYPE_IPV4);
         self.counters.dhcp_replies_sent += 1;
+        let kind = reply.message.opts().msg_type();
+        self.note(|_| Decision::Dhcp {
+            reply: kind.map_or("reply".to_owned(), |k| format!("{k:?}").to_lowercase()),
+            address: reply.message.yiaddr(),
+        });
         out.push((iface, f));
     }
 
@@ -978,6 +1048,73 @@ impl Router {
                 .map(|(table, counters)| NatStatus { table, counters }),
         }
     }
+}
+
+impl Router {
+    /// Records what the NAT just did to `frame`, given its endpoints and
+    /// the session count before (`None` when no trace is on).
+    fn note_nat(
+        &mut self,
+        before: Option<(Option<Endpoints>, u64)>,
+        frame: &Frame,
+        outbound: bool,
+    ) {
+        let Some((Some(b), created)) = before else {
+            return;
+        };
+        let Some(a) = endpoints(frame) else { return };
+        let new_mapping = self
+            .nat
+            .as_ref()
+            .is_some_and(|(_, n)| n.counters().sessions_created > created);
+        let (from, to) = if outbound {
+            (b.src, a.src)
+        } else {
+            (b.dst, a.dst)
+        };
+        self.note(|_| Decision::Nat {
+            outbound,
+            proto: a.proto,
+            from,
+            to,
+            new_mapping,
+        });
+    }
+}
+
+/// The transport endpoints of the IPv4 packet in a frame (an ICMP echo's
+/// identifier stands for the port), for traces.
+struct Endpoints {
+    proto: Proto,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+}
+
+fn endpoints(frame: &Frame) -> Option<Endpoints> {
+    let ip = ipv4_of(frame)?;
+    let (proto, sport, dport) = match ip.next_header() {
+        IpProtocol::Tcp => {
+            let t = TcpPacket::new_checked(ip.payload()).ok()?;
+            (Proto::Tcp, t.src_port(), t.dst_port())
+        }
+        IpProtocol::Udp => {
+            let u = UdpPacket::new_checked(ip.payload()).ok()?;
+            (Proto::Udp, u.src_port(), u.dst_port())
+        }
+        IpProtocol::Icmp => {
+            let id = ip
+                .payload()
+                .get(4..6)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))?;
+            (Proto::Icmp, id, id)
+        }
+        _ => return None,
+    };
+    Some(Endpoints {
+        proto,
+        src: SocketAddrV4::new(ip.src_addr(), sport),
+        dst: SocketAddrV4::new(ip.dst_addr(), dport),
+    })
 }
 
 /// Writes the Ethernet header of a frame.

@@ -1,6 +1,7 @@
 //! Router behaviour, frame by frame, on a virtual clock.
 
 mod hostile;
+mod trace;
 
 use super::*;
 use std::time::Duration;

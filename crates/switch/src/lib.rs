@@ -21,11 +21,11 @@ mod table;
 mod vlan;
 
 pub use counters::{DropReason, PortCounters, SwitchCounters};
-pub use table::MacEntry;
+pub use table::{Learn, MacEntry};
 pub use vlan::{PortMode, VlanSet};
 
 use std::time::Duration;
-use table::{Learn, MacTable};
+use table::MacTable;
 use wire::ether::{EthernetHeader, VlanEdit, HEADER_LEN, TAG_LEN};
 use wire::Instant;
 
@@ -69,6 +69,17 @@ impl PortConfig {
 /// The index of a port on one switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct PortNo(pub u32);
+
+/// What the switch did with a frame it forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// The frame's VLAN.
+    pub vlan: u16,
+    /// What learning its source address did.
+    pub learned: Learn,
+    /// Sent to every port of the VLAN: broadcast, multicast or unknown.
+    pub flooded: bool,
+}
 
 /// One copy of a frame leaving the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +168,7 @@ impl Switch {
         frame: &[u8],
         gso: bool,
         out: &mut Vec<Egress>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Forwarding, DropReason> {
         out.clear();
         let Some(port) = self.ports.get_mut(ingress.0 as usize) else {
             return Err(DropReason::NoSuchPort);
@@ -173,7 +184,8 @@ impl Switch {
         };
         let ingress_tagged = eth.tag.is_some_and(|t| t.vid != 0);
 
-        match self.table.learn(now, vlan, eth.src, ingress) {
+        let learned = self.table.learn(now, vlan, eth.src, ingress);
+        match learned {
             Learn::New => self.counters.learned += 1,
             Learn::Moved => self.counters.moves += 1,
             Learn::Refreshed => {}
@@ -185,6 +197,7 @@ impl Switch {
         } else {
             self.table.lookup(now, vlan, eth.dst)
         };
+        let flooded = known.is_none();
         match known {
             Some(port) if port == ingress => {
                 // The destination lives on the segment the frame came from.
@@ -213,7 +226,11 @@ impl Switch {
                 .count_drop(DropReason::NoEgress);
             return Err(DropReason::NoEgress);
         }
-        Ok(())
+        Ok(Forwarding {
+            vlan,
+            learned,
+            flooded,
+        })
     }
 
     /// Adds the copy for `port` unless it cannot carry the frame, counting it.

@@ -23,7 +23,7 @@ struct Entry {
 
 /// The outcome of seeing a source address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Learn {
+pub enum Learn {
     New,
     Refreshed,
     Moved,

@@ -20,6 +20,10 @@ pub struct Frame {
     end: usize,
     /// Offload state (GSO, partial checksum), offsets relative to `data()`.
     pub hdr: VnetHdr,
+    /// The frame's id in an active trace; 0 when it is not traced. A copy
+    /// or a fragment of a frame keeps it; a frame a node makes afresh
+    /// starts at 0, which tells the tracer it was made in answer.
+    pub trace: u64,
 }
 
 impl std::fmt::Debug for Frame {
@@ -39,6 +43,7 @@ impl Frame {
             start: HEADROOM,
             end: HEADROOM,
             hdr: VnetHdr::PLAIN,
+            trace: 0,
         }
     }
 
@@ -56,6 +61,7 @@ impl Frame {
     pub fn compact(&self) -> Frame {
         let mut f = Frame::from_slice(self.data());
         f.hdr = self.hdr;
+        f.trace = self.trace;
         f
     }
 
@@ -85,6 +91,7 @@ impl Frame {
         self.start = HEADROOM;
         self.end = HEADROOM;
         self.hdr = VnetHdr::PLAIN;
+        self.trace = 0;
     }
 
     /// All the room after the headroom, to read a device into; follow with

@@ -1,0 +1,92 @@
+//! What the router decided about a frame, for `scratchnet trace`.
+//!
+//! Recorded only while the fabric asks for it ([`crate::Router::set_tracing`]):
+//! with no trace active, each decision point costs one branch.
+
+use crate::nat::Proto;
+use ipnet::Ipv4Net;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// One decision, in the order the router took them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Forwarded by this route, out of `iface`; `ttl` after the decrement.
+    Route {
+        dest: Ipv4Net,
+        via: Option<Ipv4Addr>,
+        iface: String,
+        ttl: u8,
+    },
+    /// The NAT rewrote the source (`outbound`) or the destination.
+    Nat {
+        outbound: bool,
+        proto: Proto,
+        from: SocketAddrV4,
+        to: SocketAddrV4,
+        new_mapping: bool,
+    },
+    /// The next hop's MAC is not known: the packet waits for ARP.
+    ArpWait { next_hop: Ipv4Addr, iface: String },
+    /// An ARP request for the router's own address, answered.
+    ArpReply { to: Ipv4Addr },
+    /// For the router itself, answered with an echo reply.
+    EchoReply { to: Ipv4Addr },
+    /// An ICMP error sent about the packet (`sent` false: rate-limited).
+    IcmpError {
+        error: &'static str,
+        to: Ipv4Addr,
+        sent: bool,
+    },
+    /// Cut into fragments for the next hop's MTU.
+    Fragmented { fragments: usize, mtu: usize },
+    /// A DHCP message answered.
+    Dhcp { reply: String, address: Ipv4Addr },
+    /// Dropped, and why (the router's drop reason).
+    Drop { reason: &'static str },
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Route {
+                dest,
+                via,
+                iface,
+                ttl,
+            } => {
+                let via = via.map_or("connected".to_owned(), |v| format!("via {v}"));
+                write!(f, "route {dest} {via} ({iface}); ttl {}->{ttl}", ttl + 1)
+            }
+            Decision::Nat {
+                outbound,
+                from,
+                to,
+                new_mapping,
+                ..
+            } => {
+                let which = if *outbound { "src" } else { "dst" };
+                let new = if *new_mapping { " (new mapping)" } else { "" };
+                write!(f, "{which} {from} -> {to}{new}")
+            }
+            Decision::ArpWait { next_hop, iface } => {
+                write!(f, "waits for ARP: who has {next_hop} ({iface})")
+            }
+            Decision::ArpReply { to } => write!(f, "ARP reply to {to}"),
+            Decision::EchoReply { to } => write!(f, "echo reply to {to}"),
+            Decision::IcmpError { error, to, sent } => {
+                let limited = if *sent {
+                    ""
+                } else {
+                    " (rate-limited, not sent)"
+                };
+                write!(f, "ICMP {error} to {to}{limited}")
+            }
+            Decision::Fragmented { fragments, mtu } => {
+                write!(f, "fragmented into {fragments} for MTU {mtu}")
+            }
+            Decision::Dhcp { reply, address } => write!(f, "DHCP {reply} {address}"),
+            Decision::Drop { reason } => write!(f, "drop: {reason}"),
+        }
+    }
+}
