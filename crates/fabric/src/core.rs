@@ -12,10 +12,12 @@
 //! the simulator) passes `now` and the frame in and writes the deliveries.
 
 use crate::capture::{CaptureSink, Direction};
+use crate::filter::Filter;
 use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
+use crate::trace::{TraceSink, Tracer, What};
 use router::{IfaceId, Outbox, Router};
 use std::collections::VecDeque;
-use switch::{Egress, PortConfig, PortNo, Switch, SwitchConfig};
+use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
 use wire::ether::{VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
 use wire::{Frame, FramePool, Instant};
 
@@ -201,6 +203,9 @@ pub struct Fabric {
     capture_scratch: [u8; 16],
     /// Runs stopped by [`MAX_HOPS`].
     runaway: u64,
+    tracer: Tracer,
+    /// Whether any trace session is open: the one branch per hop.
+    tracing: bool,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -227,6 +232,8 @@ impl Fabric {
             ports: Vec::new(),
             capture_scratch: [0; 16],
             runaway: 0,
+            tracer: Tracer::default(),
+            tracing: false,
         }
     }
 
@@ -373,6 +380,30 @@ impl Fabric {
         }
     }
 
+    /// Starts a trace session: the frames entering at `port` (any port if
+    /// `None`) that match `filter`, `count` of them at most, with every
+    /// decision taken on them and on what they cause, go to `sink` as
+    /// [`crate::TraceRecord`]s. False if 64 sessions are open already.
+    pub fn add_trace(
+        &mut self,
+        port: Option<PortId>,
+        filter: Filter,
+        count: Option<u64>,
+        sink: Box<dyn TraceSink>,
+    ) -> bool {
+        let added = self.tracer.add(port, filter, count, sink);
+        self.tracing = !self.tracer.is_empty();
+        added
+    }
+
+    /// Hands the run's trace records out, if a trace is on.
+    fn end_run(&mut self) {
+        if self.tracing {
+            self.tracer.flush();
+            self.tracing = !self.tracer.is_empty();
+        }
+    }
+
     /// Runs one frame that arrived on `port` through the fabric. What to
     /// write is left in `batch` (see [`Batch::deliveries`]); drops are
     /// counted where they happen.
@@ -387,6 +418,10 @@ impl Fabric {
             VlanEdit::Keep,
             frame.data(),
         );
+        if self.tracing {
+            let name = self.port_name(port).to_owned();
+            self.tracer.ingress(port, &name, &mut frame);
+        }
         let Some(entry) = self.ports.get_mut(port.0 as usize) else {
             batch.put_frame(frame);
             return;
@@ -410,6 +445,7 @@ impl Fabric {
         let slot = batch.push(frame);
         batch.work.push_back((hop, slot));
         self.run(now, batch);
+        self.end_run();
     }
 
     /// Lets routers act on time (ARP retries and give-ups), then runs what
@@ -426,10 +462,11 @@ impl Fabric {
                 self.routers[r]
                     .router
                     .on_timer(now, &mut batch.pool, &mut batch.router_out);
-                self.route_out(now, r, batch);
+                self.route_out(now, r, 0, batch);
             }
         }
         self.run(now, batch);
+        self.end_run();
     }
 
     /// The earliest time any node wants [`Fabric::on_timer`].
@@ -454,23 +491,36 @@ impl Fabric {
                     let Some(frame) = batch.frames[slot].take() else {
                         continue;
                     };
-                    self.routers[r].router.receive(
-                        now,
-                        iface,
-                        frame,
-                        &mut batch.pool,
-                        &mut batch.router_out,
-                    );
-                    self.route_out(now, r, batch);
+                    let traced = if self.tracing { frame.trace } else { 0 };
+                    let router = &mut self.routers[r].router;
+                    if traced != 0 {
+                        router.set_tracing(true);
+                    }
+                    router.receive(now, iface, frame, &mut batch.pool, &mut batch.router_out);
+                    if traced != 0 {
+                        let decisions = router.take_decisions();
+                        router.set_tracing(false);
+                        let name = router.name().to_owned();
+                        for d in decisions {
+                            self.tracer.event(traced, &name, What::Router(d));
+                        }
+                    }
+                    self.route_out(now, r, traced, batch);
                 }
             }
         }
     }
 
-    /// Sends what router `r` just put in the batch's outbox on its way.
-    fn route_out(&mut self, now: Instant, r: usize, batch: &mut Batch) {
+    /// Sends what router `r` just put in the batch's outbox on its way;
+    /// `cause` is the traced frame it was handling (0 if none), which the
+    /// frames it made afresh answer.
+    fn route_out(&mut self, now: Instant, r: usize, cause: u64, batch: &mut Batch) {
         let mut out = std::mem::take(&mut batch.router_out);
         for (iface, mut frame) in out.drain(..) {
+            if cause != 0 && frame.trace == 0 {
+                let name = self.routers[r].router.name().to_owned();
+                self.tracer.answer(cause, &name, &mut frame);
+            }
             match self.routers[r]
                 .ifaces
                 .get(iface.0 as usize)
@@ -496,6 +546,10 @@ impl Fabric {
                     if let Some(entry) = self.ports.get_mut(port.0 as usize) {
                         entry.l3.tx_frames += 1;
                         entry.l3.tx_bytes += frame.len() as u64;
+                    }
+                    if self.tracing && frame.trace != 0 {
+                        let name = self.port_name(port).to_owned();
+                        self.tracer.event(frame.trace, &name, What::Delivered);
                     }
                     tap(
                         &mut self.ports,
@@ -524,11 +578,15 @@ impl Fabric {
             return;
         };
         let node = &mut self.switches[sw];
-        if node
-            .switch
-            .process(now, pn, frame.data(), frame.hdr.is_gso(), &mut batch.egress)
-            .is_err()
-        {
+        let result =
+            node.switch
+                .process(now, pn, frame.data(), frame.hdr.is_gso(), &mut batch.egress);
+        if self.tracing && frame.trace != 0 {
+            let id = frame.trace;
+            self.trace_switch(sw, pn, id, result, &batch.egress);
+        }
+        let node = &mut self.switches[sw];
+        if result.is_err() {
             return; // counted by the switch
         }
         let copies = batch.egress.len();
@@ -554,6 +612,12 @@ impl Fabric {
                         edit: e.edit,
                         frame: slot,
                     });
+                    if let Some(id) = batch.frames[slot].as_ref().map(|f| f.trace) {
+                        if self.tracing && id != 0 {
+                            let name = self.ports.get(port.0 as usize).map_or("?", |p| &p.name);
+                            self.tracer.event(id, name, What::Delivered);
+                        }
+                    }
                 }
                 Member::Router(r, iface, _) => {
                     // The router rewrites the frame: it gets the frame itself
@@ -568,7 +632,9 @@ impl Fabric {
                         let Some(f) = frames[slot].as_ref() else {
                             continue;
                         };
-                        pool.copy_of(f.data(), f.hdr)
+                        let mut copy = pool.copy_of(f.data(), f.hdr);
+                        copy.trace = f.trace;
+                        copy
                     };
                     own.apply_vlan_edit(e.edit);
                     let s = batch.push(own);
@@ -576,6 +642,35 @@ impl Fabric {
                 }
             }
         }
+    }
+
+    /// Records what switch `sw` did with traced frame `id` from its port
+    /// `pn`.
+    fn trace_switch(
+        &mut self,
+        sw: usize,
+        pn: PortNo,
+        id: u64,
+        result: Result<switch::Forwarding, switch::DropReason>,
+        egress: &[Egress],
+    ) {
+        let node = &self.switches[sw];
+        let member_name = |p: PortNo| match node.members.get(p.0 as usize) {
+            Some(Member::Edge(n) | Member::Router(_, _, n)) => self.port_name(*n).to_owned(),
+            None => "?".to_owned(),
+        };
+        let what = match result {
+            Ok(f) => What::Switched {
+                learned: matches!(f.learned, Learn::New | Learn::Moved).then(|| member_name(pn)),
+                to: egress.iter().map(|e| member_name(e.port)).collect(),
+                flooded: f.flooded,
+            },
+            Err(reason) => What::SwitchDrop {
+                reason: reason.as_str(),
+            },
+        };
+        let name = node.name.clone();
+        self.tracer.event(id, &name, what);
     }
 
     /// A snapshot of every switch, router, port and table.

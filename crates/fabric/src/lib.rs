@@ -11,20 +11,26 @@
 //!   and delay, with in-process hosts as traffic sources, for `cargo test`.
 //! * [`Runtime`] (runtime.rs) drives it for real: one tokio task per TAP
 //!   or TUN port, draining each ready device before polling again.
+//! * Traces (trace.rs, filter.rs) follow chosen frames through every node
+//!   and say what each decided: `scratchnet trace`.
 
 mod capture;
 mod core;
 mod egress;
+mod filter;
 mod runtime;
 mod sim;
 mod status;
+mod trace;
 
 pub use crate::core::{Batch, Delivery, Fabric, FabricError, PortId, RouterId, SwitchId};
 pub use capture::{CaptureSink, Direction};
 pub use egress::EgressPath;
+pub use filter::{Dir, Filter, FilterError, Headers};
 pub use runtime::{
     CapturedFrame, DevicePort, Endpoint, EndpointPort, Injector, Runtime, Supervisor, TaskFailure,
     READ_BUDGET,
 };
 pub use sim::{LinkParams, Sim};
 pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
+pub use trace::{Event, TraceRecord, TraceSink, What};

@@ -1,0 +1,290 @@
+//! Tracing: every decision the fabric's nodes take on the frames a trace
+//! follows, hop by hop, as records a person or a tool can read.
+//!
+//! A trace session follows the frames that enter at one port (or any) and
+//! match a [`Filter`]. Each such frame gets an id at ingress ([`Frame::trace`]);
+//! the switches, routers and the egress path add [`Event`]s to its record as
+//! it goes, and a frame a router makes in answer (an ICMP error, an ARP
+//! request, a DHCP reply) gets a record of its own naming its cause. At the
+//! end of the run the records go to the sessions' sinks. With no session,
+//! the fabric pays one branch per hop.
+
+use crate::filter::{Filter, Headers};
+use crate::PortId;
+use router::Decision;
+use std::collections::HashMap;
+use wire::Frame;
+
+/// What one node did with a frame.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// The switch, router or port.
+    pub node: String,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum What {
+    /// A switch forwarded the frame to these ports; `learned`: the source
+    /// MAC was new or moved, on the ingress port.
+    Switched {
+        learned: Option<String>,
+        to: Vec<String>,
+        flooded: bool,
+    },
+    /// A switch dropped it.
+    SwitchDrop { reason: &'static str },
+    /// A router decided.
+    Router(Decision),
+    /// The frame left the fabric by this port (a host's TAP, a TUN, a
+    /// service host).
+    Delivered,
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, text) = match &self.what {
+            What::Switched {
+                learned,
+                to,
+                flooded,
+            } => {
+                let mut t = String::new();
+                if let Some(port) = learned {
+                    t += &format!("learned the source on {port}; ");
+                }
+                if *flooded {
+                    t += &format!("flooded to {}", to.join(", "));
+                } else {
+                    t += &format!("to {} (MAC table)", to.join(", "));
+                }
+                ("switch", t)
+            }
+            What::SwitchDrop { reason } => ("switch", format!("drop: {reason}")),
+            What::Router(d) => {
+                let kind = match d {
+                    Decision::Nat { .. } => "nat",
+                    Decision::ArpWait { .. } | Decision::ArpReply { .. } => "arp",
+                    Decision::IcmpError { .. } | Decision::EchoReply { .. } => "icmp",
+                    Decision::Dhcp { .. } => "dhcp",
+                    _ => "router",
+                };
+                (kind, d.to_string())
+            }
+            What::Delivered => ("out", "delivered".to_owned()),
+        };
+        write!(f, "{kind:<6} {:<14} {text}", self.node)
+    }
+}
+
+/// One traced frame, and everything done to it in one run of the fabric.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TraceRecord {
+    pub frame: u64,
+    /// The frame this one answers (an ICMP error's cause, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<u64>,
+    /// Where it entered: a port, or the node that made it.
+    pub from: String,
+    pub summary: String,
+    pub events: Vec<Event>,
+}
+
+impl std::fmt::Display for TraceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cause {
+            Some(c) => writeln!(
+                f,
+                "#{} {} (answering #{c}) -> {}",
+                self.frame, self.from, self.summary
+            )?,
+            None => writeln!(f, "#{} {} -> {}", self.frame, self.from, self.summary)?,
+        }
+        for e in &self.events {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a session's records go.
+pub trait TraceSink: Send {
+    fn record(&mut self, record: &TraceRecord);
+    /// False once nobody reads: the session ends.
+    fn is_open(&self) -> bool;
+}
+
+struct Session {
+    port: Option<PortId>,
+    filter: Filter,
+    sink: Box<dyn TraceSink>,
+    /// Frames still to follow, if counted.
+    remaining: Option<u64>,
+}
+
+/// Ids of frames traced recently, and the sessions following each: frames
+/// that wait (for ARP) come back in a later run.
+const REMEMBERED: usize = 4096;
+
+/// The trace sessions of a fabric and the records of the current run.
+#[derive(Default)]
+pub(crate) struct Tracer {
+    /// Slots (at most 64, a bit each in `followers`); a closed session's
+    /// slot is empty until a new one takes it.
+    sessions: Vec<Option<Session>>,
+    next_id: u64,
+    records: Vec<(u64, TraceRecord)>,
+    /// Which sessions (a bit each) follow a frame id.
+    followers: HashMap<u64, u64>,
+}
+
+impl Tracer {
+    pub(crate) fn add(
+        &mut self,
+        port: Option<PortId>,
+        filter: Filter,
+        count: Option<u64>,
+        sink: Box<dyn TraceSink>,
+    ) -> bool {
+        let session = Session {
+            port,
+            filter,
+            sink,
+            remaining: count,
+        };
+        let slot = match self.sessions.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.sessions.len() < 64 => {
+                self.sessions.push(None);
+                self.sessions.len() - 1
+            }
+            None => return false,
+        };
+        // Frames the slot's last session followed are not the new one's.
+        for m in self.followers.values_mut() {
+            *m &= !(1 << slot);
+        }
+        self.sessions[slot] = Some(session);
+        true
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sessions.iter().all(Option::is_none)
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn follow(&mut self, id: u64, sessions: u64) {
+        if self.followers.len() >= REMEMBERED {
+            self.followers.clear();
+        }
+        self.followers.insert(id, sessions);
+    }
+
+    /// A frame entering at `port`: traced if a session wants it.
+    pub(crate) fn ingress(&mut self, port: PortId, port_name: &str, frame: &mut Frame) {
+        let headers = Headers::of(frame.data());
+        let mut wanted = 0u64;
+        for (i, slot) in self.sessions.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
+            let counted_out = s.remaining == Some(0);
+            if !counted_out && s.port.is_none_or(|p| p == port) && s.filter.matches(&headers) {
+                wanted |= 1 << i;
+                if let Some(n) = &mut s.remaining {
+                    *n -= 1;
+                }
+            }
+        }
+        if wanted == 0 {
+            frame.trace = 0;
+            return;
+        }
+        let id = self.id();
+        frame.trace = id;
+        self.follow(id, wanted);
+        self.records.push((
+            wanted,
+            TraceRecord {
+                frame: id,
+                cause: None,
+                from: port_name.to_owned(),
+                summary: headers.summary(frame.len()),
+                events: Vec::new(),
+            },
+        ));
+    }
+
+    /// A frame a node made in answer to traced frame `cause`: it gets an
+    /// id and a record of its own.
+    pub(crate) fn answer(&mut self, cause: u64, node: &str, frame: &mut Frame) {
+        let sessions = self.followers.get(&cause).copied().unwrap_or(0);
+        if sessions == 0 {
+            return;
+        }
+        let id = self.id();
+        frame.trace = id;
+        self.follow(id, sessions);
+        self.records.push((
+            sessions,
+            TraceRecord {
+                frame: id,
+                cause: Some(cause),
+                from: node.to_owned(),
+                summary: Headers::of(frame.data()).summary(frame.len()),
+                events: Vec::new(),
+            },
+        ));
+    }
+
+    /// Adds an event to traced frame `id`'s record (a frame that waited
+    /// since an earlier run gets its record back).
+    pub(crate) fn event(&mut self, id: u64, node: &str, what: What) {
+        let event = Event {
+            node: node.to_owned(),
+            what,
+        };
+        if let Some((_, r)) = self.records.iter_mut().rev().find(|(_, r)| r.frame == id) {
+            r.events.push(event);
+            return;
+        }
+        let Some(&sessions) = self.followers.get(&id) else {
+            return;
+        };
+        self.records.push((
+            sessions,
+            TraceRecord {
+                frame: id,
+                cause: None,
+                from: "(waited)".to_owned(),
+                summary: String::new(),
+                events: vec![event],
+            },
+        ));
+    }
+
+    /// Hands the run's records to their sessions; ends sessions that are
+    /// closed or have followed their count.
+    pub(crate) fn flush(&mut self) {
+        for (sessions, record) in self.records.drain(..) {
+            for (i, slot) in self.sessions.iter_mut().enumerate() {
+                if let Some(s) = slot.as_mut().filter(|_| sessions & (1 << i) != 0) {
+                    s.sink.record(&record);
+                }
+            }
+        }
+        for slot in &mut self.sessions {
+            if slot
+                .as_ref()
+                .is_some_and(|s| !s.sink.is_open() || s.remaining == Some(0))
+            {
+                *slot = None;
+            }
+        }
+    }
+}
