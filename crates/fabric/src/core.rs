@@ -50,6 +50,8 @@ pub enum FabricError {
     NoSuchNode,
     #[error("no port named `{0}`")]
     NoSuchPort(String),
+    #[error("64 traces are open already")]
+    TooManyTraces,
 }
 
 /// The frames of one run through the fabric, and the pool they come from.

@@ -11,6 +11,8 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Headers {
     pub arp: bool,
+    /// For ARP: a reply rather than a request.
+    pub arp_reply: bool,
     pub ip: Option<(Ipv4Addr, Ipv4Addr)>,
     /// IP protocol number.
     pub proto: Option<u8>,
@@ -36,12 +38,14 @@ impl Headers {
             EthernetProtocol::Arp => {
                 h.arp = true;
                 if let Ok(ArpRepr::EthernetIpv4 {
+                    operation,
                     source_protocol_addr,
                     target_protocol_addr,
                     ..
                 }) = ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p))
                 {
                     h.ip = Some((source_protocol_addr, target_protocol_addr));
+                    h.arp_reply = operation == smoltcp::wire::ArpOperation::Reply;
                 }
             }
             EthernetProtocol::Ipv4 => {
@@ -75,9 +79,10 @@ impl Headers {
     /// A one-line description, as tcpdump would put it.
     pub fn summary(&self, len: usize) -> String {
         if self.arp {
-            return match self.ip {
-                Some((s, t)) => format!("ARP {s} asks or answers about {t}"),
-                None => "ARP (unreadable)".into(),
+            return match (self.ip, self.arp_reply) {
+                (Some((s, t)), false) => format!("ARP who-has {t} tell {s}"),
+                (Some((s, t)), true) => format!("ARP reply {s} to {t}"),
+                (None, _) => "ARP (unreadable)".into(),
             };
         }
         let Some((src, dst)) = self.ip else {

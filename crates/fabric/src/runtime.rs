@@ -16,7 +16,9 @@
 use crate::capture::{CaptureSink, Direction};
 use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
+use crate::filter::Filter;
 use crate::status::FabricStatus;
+use crate::trace::{TraceRecord, TraceSink};
 use std::io::{ErrorKind, IoSlice};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -306,6 +308,31 @@ impl Runtime {
         Ok(rx)
     }
 
+    /// Starts a trace of the frames entering at `port_name` (any port if
+    /// `None`) that match `filter`, `count` of them at most: their records
+    /// arrive on the returned channel until it is dropped. A reader slower
+    /// than the traffic loses records beyond `capacity`, never stalls ports.
+    pub fn trace(
+        &self,
+        port_name: Option<&str>,
+        filter: Filter,
+        count: Option<u64>,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<TraceRecord>, FabricError> {
+        let mut f = self.shared.fabric();
+        let port = port_name
+            .map(|name| {
+                f.port_by_name(name)
+                    .ok_or_else(|| FabricError::NoSuchPort(name.to_owned()))
+            })
+            .transpose()?;
+        let (tx, rx) = mpsc::channel(capacity);
+        if !f.add_trace(port, filter, count, Box::new(ChannelTrace(tx))) {
+            return Err(FabricError::TooManyTraces);
+        }
+        Ok(rx)
+    }
+
     /// Stops every task and waits for them, so that the devices are closed
     /// when this returns.
     pub async fn shutdown(mut self) {
@@ -572,6 +599,19 @@ impl Injector {
             self.shared
                 .forward(self.port, frame, &mut self.batch, &mut self.egress);
         }
+    }
+}
+
+/// A trace session feeding a bounded channel.
+struct ChannelTrace(mpsc::Sender<TraceRecord>);
+
+impl TraceSink for ChannelTrace {
+    fn record(&mut self, record: &TraceRecord) {
+        let _ = self.0.try_send(record.clone());
+    }
+
+    fn is_open(&self) -> bool {
+        !self.0.is_closed()
     }
 }
 

@@ -137,8 +137,8 @@ pub(crate) struct Tracer {
     sessions: Vec<Option<Session>>,
     next_id: u64,
     records: Vec<(u64, TraceRecord)>,
-    /// Which sessions (a bit each) follow a frame id.
-    followers: HashMap<u64, u64>,
+    /// Which sessions (a bit each) follow a frame id, and its summary.
+    followers: HashMap<u64, (u64, String)>,
 }
 
 impl Tracer {
@@ -164,7 +164,7 @@ impl Tracer {
             None => return false,
         };
         // Frames the slot's last session followed are not the new one's.
-        for m in self.followers.values_mut() {
+        for (m, _) in self.followers.values_mut() {
             *m &= !(1 << slot);
         }
         self.sessions[slot] = Some(session);
@@ -180,11 +180,11 @@ impl Tracer {
         self.next_id
     }
 
-    fn follow(&mut self, id: u64, sessions: u64) {
+    fn follow(&mut self, id: u64, sessions: u64, summary: &str) {
         if self.followers.len() >= REMEMBERED {
             self.followers.clear();
         }
-        self.followers.insert(id, sessions);
+        self.followers.insert(id, (sessions, summary.to_owned()));
     }
 
     /// A frame entering at `port`: traced if a session wants it.
@@ -207,14 +207,15 @@ impl Tracer {
         }
         let id = self.id();
         frame.trace = id;
-        self.follow(id, wanted);
+        let summary = headers.summary(frame.len());
+        self.follow(id, wanted, &summary);
         self.records.push((
             wanted,
             TraceRecord {
                 frame: id,
                 cause: None,
                 from: port_name.to_owned(),
-                summary: headers.summary(frame.len()),
+                summary,
                 events: Vec::new(),
             },
         ));
@@ -223,20 +224,21 @@ impl Tracer {
     /// A frame a node made in answer to traced frame `cause`: it gets an
     /// id and a record of its own.
     pub(crate) fn answer(&mut self, cause: u64, node: &str, frame: &mut Frame) {
-        let sessions = self.followers.get(&cause).copied().unwrap_or(0);
+        let sessions = self.followers.get(&cause).map_or(0, |(m, _)| *m);
         if sessions == 0 {
             return;
         }
         let id = self.id();
         frame.trace = id;
-        self.follow(id, sessions);
+        let summary = Headers::of(frame.data()).summary(frame.len());
+        self.follow(id, sessions, &summary);
         self.records.push((
             sessions,
             TraceRecord {
                 frame: id,
                 cause: Some(cause),
                 from: node.to_owned(),
-                summary: Headers::of(frame.data()).summary(frame.len()),
+                summary,
                 events: Vec::new(),
             },
         ));
@@ -253,7 +255,7 @@ impl Tracer {
             r.events.push(event);
             return;
         }
-        let Some(&sessions) = self.followers.get(&id) else {
+        let Some((sessions, summary)) = self.followers.get(&id).cloned() else {
             return;
         };
         self.records.push((
@@ -261,8 +263,8 @@ impl Tracer {
             TraceRecord {
                 frame: id,
                 cause: None,
-                from: "(waited)".to_owned(),
-                summary: String::new(),
+                from: "(went on after waiting)".to_owned(),
+                summary,
                 events: vec![event],
             },
         ));

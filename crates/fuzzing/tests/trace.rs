@@ -14,7 +14,7 @@ struct Recorder(Arc<Mutex<Vec<TraceRecord>>>);
 
 impl TraceSink for Recorder {
     fn record(&mut self, record: &TraceRecord) {
-        self.0.lock().unwrap().push(record.clone());
+        self.0.lock().expect("recorder").push(record.clone());
     }
     fn is_open(&self) -> bool {
         true

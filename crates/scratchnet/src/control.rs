@@ -5,7 +5,8 @@
 //! client sends one JSON request line and reads one JSON reply line; a
 //! capture then streams records of
 //! `[u64 µs since the Unix epoch][u32 length][u8 direction][frame]`,
-//! big-endian, which the client writes out as pcap.
+//! big-endian, which the client writes out as pcap; a trace streams one
+//! JSON line per traced frame (fabric's `TraceRecord`).
 
 use crate::state::{socket_path, LabState};
 use crate::up::Lab;
@@ -24,7 +25,22 @@ use tokio::task::JoinHandle;
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
     Status,
-    Capture { port: String },
+    Capture {
+        port: String,
+    },
+    Trace {
+        /// The port frames enter at; any port if absent.
+        #[serde(default)]
+        port: Option<String>,
+        #[serde(default)]
+        filter: String,
+        #[serde(default)]
+        count: Option<u64>,
+        /// Send each record as the text people read (`{"text": ...}`)
+        /// instead of its fields.
+        #[serde(default)]
+        text: bool,
+    },
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -42,6 +58,8 @@ struct Reply {
 /// How many captured frames may wait for a slow reader before new ones
 /// are left out.
 const CAPTURE_BACKLOG: usize = 4096;
+/// How many trace records may wait for a slow reader.
+const TRACE_BACKLOG: usize = 1024;
 /// Clients served at once (captures included); more are told to retry.
 pub const MAX_CLIENTS: usize = 32;
 /// How long a client may take to send its request line.
@@ -130,6 +148,42 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                     status: Some(status),
                 }))
                 .await?;
+        }
+        Request::Trace {
+            port,
+            filter,
+            count,
+            text,
+        } => {
+            let filter = match fabric::Filter::parse(&filter) {
+                Ok(f) => f,
+                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
+            };
+            let rt = &running.runtime;
+            let mut rx = match rt.trace(port.as_deref(), filter, count, TRACE_BACKLOG) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    return Ok(write
+                        .write_all(&fail(format!("{e}; ports: {}", rt.port_names().join(", "))))
+                        .await?)
+                }
+            };
+            drop(running);
+            write
+                .write_all(&reply(Reply {
+                    ok: true,
+                    ..Reply::default()
+                }))
+                .await?;
+            while let Some(record) = rx.recv().await {
+                let mut line = if text {
+                    serde_json::to_vec(&serde_json::json!({ "text": record.to_string() }))?
+                } else {
+                    serde_json::to_vec(&record)?
+                };
+                line.push(b'\n');
+                write.write_all(&line).await?;
+            }
         }
         Request::Capture { port } => {
             let rt = &running.runtime;
@@ -303,6 +357,47 @@ pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Resu
     }
     let _ = pending.drain_to(&mut out);
     eprintln!("scratchnet: {count} frames captured on {port}");
+    Ok(())
+}
+
+/// `scratchnet trace [PORT] [--filter EXPR] [-c COUNT] [--json]`: each
+/// frame entering at the port that matches, and every decision taken on
+/// it across the lab, until Ctrl-C or COUNT frames.
+pub async fn trace(
+    lab: Option<&str>,
+    port: Option<&str>,
+    filter: &str,
+    count: Option<u64>,
+    json: bool,
+) -> Result<()> {
+    // Say what is wrong with the filter before asking the lab.
+    fabric::Filter::parse(filter)?;
+    let request = Request::Trace {
+        port: port.map(str::to_owned),
+        filter: filter.to_owned(),
+        count,
+        text: !json,
+    };
+    let (_, mut reader) = self::request(lab, &request).await?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut line = String::new();
+    let mut out = std::io::stdout();
+    // The lab ends the stream after COUNT frames (and what they caused).
+    loop {
+        line.clear();
+        tokio::select! {
+            r = reader.read_line(&mut line) => if r? == 0 { break },
+            _ = interrupt.recv() => break,
+        }
+        if json {
+            out.write_all(line.as_bytes())?;
+        } else {
+            let record: serde_json::Value = serde_json::from_str(&line)
+                .context("the lab sent a trace record that is not JSON")?;
+            out.write_all(record["text"].as_str().unwrap_or_default().as_bytes())?;
+        }
+        out.flush()?;
+    }
     Ok(())
 }
 

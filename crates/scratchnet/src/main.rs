@@ -62,6 +62,25 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// Follow frames entering at a port through the lab, every decision
+    /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
+    Trace {
+        /// The port frames enter at (a host's name); every port if absent.
+        port: Option<String>,
+        /// Which frames, as tcpdump says it: host, net, port, tcp, udp,
+        /// icmp, arp, and, or, not.
+        #[arg(long, short = 'f', default_value = "")]
+        filter: String,
+        /// Stop after this many frames.
+        #[arg(short = 'c')]
+        count: Option<u64>,
+        /// One JSON object per frame, for tools.
+        #[arg(long)]
+        json: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,6 +141,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Capture { port, write, lab } => {
             tokio_runtime()?.block_on(control::capture(lab.as_deref(), &port, write.as_deref()))
         }
+        Command::Trace {
+            port,
+            filter,
+            count,
+            json,
+            lab,
+        } => tokio_runtime()?.block_on(control::trace(
+            lab.as_deref(),
+            port.as_deref(),
+            &filter,
+            count,
+            json,
+        )),
     }
 }
 

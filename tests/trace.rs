@@ -1,0 +1,99 @@
+//! `scratchnet trace` on a real lab: the hops of alice's connection to
+//! web1, each decision named, as text and as JSON. These need root;
+//! scripts/test.sh runs them as root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Starts `scratchnet trace ARGS` on the reference lab; returns its
+/// output once it has ended (it stops by itself after `-c`).
+fn trace_while(args: &[&str], traffic: impl FnOnce()) -> String {
+    let child = Command::new(bin())
+        .arg("trace")
+        .args(args)
+        .args(["--lab", "reference"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    traffic();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn trace_names_every_hop_of_alices_connection_to_web1() {
+    let file = topology_file("reference", topology::REFERENCE_LAB);
+    let _lab = Lab::up_file("reference", &file);
+    // Warm ARP so that the traced SYN goes straight through.
+    exec_ok("alice", "curl -s -m 5 -o /dev/null http://203.0.113.11/");
+    let out = trace_while(
+        &["alice", "-c", "1", "--filter", "tcp and dst port 80"],
+        || {
+            exec_ok("alice", "curl -s -m 5 -o /dev/null http://203.0.113.11/");
+        },
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("#"), "{out}");
+    assert!(lines[0].contains("alice -> TCP 192.168.1.10:"), "{out}");
+    assert!(lines[0].ends_with("> 203.0.113.11:80 [S]"), "{out}");
+    for hop in [
+        "switch home           to home-gw.home (MAC table)",
+        "router home-gw        route 0.0.0.0/0 via 198.51.100.1 (isp); ttl 64->63",
+        "nat    home-gw        src 192.168.1.10:",
+        "(new mapping)",
+        "switch isp            to isp-gw.isp (MAC table)",
+        "router isp-gw         route 203.0.113.0/24 connected (dc); ttl 63->62",
+        "switch dc             to web1 (MAC table)",
+        "out    web1           delivered",
+    ] {
+        assert!(out.contains(hop), "missing `{hop}` in\n{out}");
+    }
+
+    // A TTL that runs out at home-gw, as JSON: the drop and the ICMP
+    // error that answers it, linked.
+    let json = trace_while(&["alice", "-c", "1", "--filter", "icmp", "--json"], || {
+        let _ = sh("ip netns exec alice ping -c 1 -t 1 -W 1 203.0.113.11");
+    });
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = &records[0];
+    let events = first["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["decision"] == "drop" && e["reason"] == "ttl-expired"),
+        "{json}"
+    );
+    let answer = records
+        .iter()
+        .find(|r| r["cause"] == first["frame"])
+        .unwrap_or_else(|| panic!("no linked ICMP error in {json}"));
+    assert_eq!(answer["from"], "home-gw");
+    assert!(
+        answer["summary"].as_str().unwrap().contains("type 11"),
+        "{json}"
+    );
+
+    // A bad filter is refused before anything is asked of the lab.
+    let bad = sh(&format!(
+        "{} trace alice --filter 'port http' --lab reference",
+        bin()
+    ));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a port"));
+}
