@@ -89,6 +89,73 @@ fn trace_names_every_hop_of_alices_connection_to_web1() {
         "{json}"
     );
 
+    // What-if runs through the live tables, changing none of them.
+    let nat_sessions = |lab: &Lab| -> usize {
+        lab.status_json()["fabric"]["routers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["nat"]["table"].as_array().map(Vec::len))
+            .sum()
+    };
+    let before = nat_sessions(&_lab);
+    let inject = |what: &str| {
+        let out = sh(&format!(
+            "{} trace --lab reference --inject alice '{what}'",
+            bin()
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let forward = inject("tcp 198.51.100.3:8080");
+    for line in [
+        "what if: #",
+        "nat    home-gw        src 192.168.1.10:40000 -> 198.51.100.2:40000 (would create a mapping)",
+        "nat    office-gw      dst 198.51.100.3:8080 -> 10.1.0.10:80 (would create a mapping)",
+        "router office-gw      route 10.1.0.0/24 connected (office); ttl 63->62",
+    ] {
+        assert!(forward.contains(line), "missing `{line}` in\n{forward}");
+    }
+    let unrouted = inject("udp 100.64.0.1:53");
+    assert!(
+        unrouted.contains("router isp-gw         drop: no-route"),
+        "{unrouted}"
+    );
+    assert!(
+        unrouted.contains("icmp   isp-gw         ICMP net unreachable to 198.51.100.2"),
+        "{unrouted}"
+    );
+    let expired = inject("tcp 203.0.113.11:80 ttl 1");
+    assert!(
+        expired.contains("router home-gw        drop: ttl-expired"),
+        "{expired}"
+    );
+    assert!(
+        expired.contains("ICMP time exceeded to 192.168.1.10"),
+        "{expired}"
+    );
+    assert_eq!(
+        nat_sessions(&_lab),
+        before,
+        "a what-if created NAT sessions"
+    );
+    let json = sh(&format!(
+        "{} trace --lab reference --inject alice 'icmp 203.0.113.11' --json",
+        bin()
+    ));
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&json.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["what_if"], true);
+
     // A bad filter is refused before anything is asked of the lab.
     let bad = sh(&format!(
         "{} trace alice --filter 'port http' --lab reference",

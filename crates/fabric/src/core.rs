@@ -14,7 +14,7 @@
 use crate::capture::{CaptureSink, Direction};
 use crate::filter::Filter;
 use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-use crate::trace::{TraceSink, Tracer, What};
+use crate::trace::{Recorded, TraceRecord, TraceSink, Tracer, What};
 use router::{IfaceId, Outbox, Router};
 use std::collections::VecDeque;
 use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
@@ -164,12 +164,14 @@ enum Attach {
     RouterLink,
 }
 
+#[derive(Clone)]
 struct SwitchNode {
     name: String,
     switch: Switch,
     members: Vec<Member>,
 }
 
+#[derive(Clone)]
 struct RouterNode {
     router: Router,
     ifaces: Vec<Option<IfaceLink>>,
@@ -396,6 +398,40 @@ impl Fabric {
         let added = self.tracer.add(port, filter, count, sink);
         self.tracing = !self.tracer.is_empty();
         added
+    }
+
+    /// What would happen to `frame` entering at `port` now, decision by
+    /// decision, without it happening: the frame runs through a copy of
+    /// every switch's and router's tables, so nothing is learned, mapped,
+    /// queued, counted or delivered (`scratchnet trace --inject`).
+    pub fn what_if(&self, now: Instant, port: PortId, frame: &[u8]) -> Vec<TraceRecord> {
+        let mut copy = Fabric {
+            switches: self.switches.clone(),
+            routers: self.routers.clone(),
+            ports: self
+                .ports
+                .iter()
+                .map(|p| PortEntry {
+                    name: p.name.clone(),
+                    attach: p.attach,
+                    offload: p.offload,
+                    captures: Vec::new(),
+                    l3: p.l3,
+                })
+                .collect(),
+            ..Fabric::new()
+        };
+        let records = Recorded::default();
+        copy.add_trace(Some(port), Filter::All, Some(1), Box::new(records.clone()));
+        let mut batch = Batch::new();
+        let mut f = batch.take_frame();
+        f.extend_from_slice(frame);
+        copy.ingress(now, port, f, &mut batch);
+        let mut out = records.take();
+        for r in &mut out {
+            r.what_if = true;
+        }
+        out
     }
 
     /// Hands the run's trace records out, if a trace is on.

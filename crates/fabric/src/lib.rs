@@ -33,4 +33,4 @@ pub use runtime::{
 };
 pub use sim::{LinkParams, Sim};
 pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-pub use trace::{Event, TraceRecord, TraceSink, What};
+pub use trace::{Event, Recorded, TraceRecord, TraceSink, What};

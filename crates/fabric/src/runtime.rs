@@ -333,6 +333,16 @@ impl Runtime {
         Ok(rx)
     }
 
+    /// What `frame` entering at `port_name` would meet now, without it
+    /// happening (see [`Fabric::what_if`]).
+    pub fn what_if(&self, port_name: &str, frame: &[u8]) -> Result<Vec<TraceRecord>, FabricError> {
+        let f = self.shared.fabric();
+        let port = f
+            .port_by_name(port_name)
+            .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))?;
+        Ok(f.what_if(self.shared.now(), port, frame))
+    }
+
     /// Stops every task and waits for them, so that the devices are closed
     /// when this returns.
     pub async fn shutdown(mut self) {

@@ -91,22 +91,57 @@ pub struct TraceRecord {
     pub from: String,
     pub summary: String,
     pub events: Vec<Event>,
+    /// A what-if run (`--inject`): nothing of it happened.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub what_if: bool,
 }
 
 impl std::fmt::Display for TraceRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what_if = if self.what_if { "what if: " } else { "" };
+        let (frame, from, summary) = (self.frame, &self.from, &self.summary);
         match self.cause {
-            Some(c) => writeln!(
-                f,
-                "#{} {} (answering #{c}) -> {}",
-                self.frame, self.from, self.summary
-            )?,
-            None => writeln!(f, "#{} {} -> {}", self.frame, self.from, self.summary)?,
+            Some(c) => writeln!(f, "{what_if}#{frame} {from} (answering #{c}) -> {summary}")?,
+            None => writeln!(f, "{what_if}#{frame} {from} -> {summary}")?,
         }
         for e in &self.events {
-            writeln!(f, "  {e}")?;
+            let line = e.to_string();
+            if self.what_if {
+                // Nothing was created or sent: say what would have been.
+                let line = line
+                    .replace("(new mapping)", "(would create a mapping)")
+                    .replace("delivered", "would be delivered");
+                writeln!(f, "  {line}")?;
+            } else {
+                writeln!(f, "  {line}")?;
+            }
         }
         Ok(())
+    }
+}
+
+/// A sink that keeps records for whoever holds a clone (what-if runs,
+/// tests).
+#[derive(Debug, Clone, Default)]
+pub struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<TraceRecord>>>);
+
+impl Recorded {
+    /// The records so far, taken.
+    pub fn take(&self) -> Vec<TraceRecord> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl TraceSink for Recorded {
+    fn record(&mut self, record: &TraceRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+    }
+
+    fn is_open(&self) -> bool {
+        true
     }
 }
 
@@ -217,6 +252,7 @@ impl Tracer {
                 from: port_name.to_owned(),
                 summary,
                 events: Vec::new(),
+                what_if: false,
             },
         ));
     }
@@ -240,6 +276,7 @@ impl Tracer {
                 from: node.to_owned(),
                 summary,
                 events: Vec::new(),
+                what_if: false,
             },
         ));
     }
@@ -266,6 +303,7 @@ impl Tracer {
                 from: "(went on after waiting)".to_owned(),
                 summary,
                 events: vec![event],
+                what_if: false,
             },
         ));
     }

@@ -12,11 +12,13 @@
 //! registered in [`kinds::ALL`]; nothing else names kinds.
 
 pub mod kinds;
+mod probe;
 mod routers;
 mod services;
 mod view;
 
 pub use kinds::Service;
+pub use probe::ProbeError;
 pub use services::{endpoints, PlannedService, Services};
 pub use view::LabView;
 

@@ -142,7 +142,7 @@ pub struct Reply {
     pub mac_dst: Mac,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DhcpServer {
     config: DhcpConfig,
     /// The interface: server identifier, router option, subnet.

@@ -183,7 +183,7 @@ pub fn echo_reply_in_place(frame: &mut Frame, me: Ipv4Addr) -> Option<Ipv4Addr> 
 /// a flood that draws one kind (TTL expiries, say) cannot use up the
 /// others. Fragmentation Needed is never limited, as in Linux: dropping it
 /// would black-hole path-MTU discovery.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ErrorLimits {
     buckets: [RateLimiter; 6],
 }

@@ -89,6 +89,7 @@ impl std::fmt::Display for UnreachableNextHop {
 
 impl std::error::Error for UnreachableNextHop {}
 
+#[derive(Clone)]
 struct Iface {
     config: IfaceConfig,
     dhcp: Option<DhcpServer>,
@@ -115,7 +116,9 @@ impl Default for RouterLimits {
     }
 }
 
-/// The router. See the crate documentation.
+/// The router. See the crate documentation. A clone is a what-if copy:
+/// the same tables, changed independently.
+#[derive(Clone)]
 pub struct Router {
     limits: RouterLimits,
     name: String,

@@ -238,7 +238,7 @@ pub struct NatCounters {
 
 /// External ports in use for one protocol, as a bitmap: finding a free
 /// one is a pass over at most 1,024 words, never a probe per port.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PortSet {
     words: Box<[u64; 1024]>,
 }
@@ -418,7 +418,7 @@ fn rewrite(
 }
 
 /// The NAT of one outside interface. See the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Nat {
     config: NatConfig,
     /// Mappings by (protocol, external port).

@@ -68,7 +68,7 @@ struct Entry {
     refreshing: Option<Instant>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     packets: VecDeque<Frame>,
     requests: u8,
@@ -93,7 +93,7 @@ pub enum Lookup {
     Missing,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Neighbours {
     entries: HashMap<(IfaceId, Ipv4Addr), Entry>,
     pending: HashMap<(IfaceId, Ipv4Addr), Pending>,

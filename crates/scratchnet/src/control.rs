@@ -41,6 +41,37 @@ enum Request {
         #[serde(default)]
         text: bool,
     },
+    /// What a frame `host` would send for `spec` would meet, without it
+    /// happening.
+    Inject {
+        host: String,
+        spec: String,
+        #[serde(default)]
+        text: bool,
+    },
+}
+
+/// A trace record as a JSON line: its fields, or the text people read.
+fn record_line(record: &fabric::TraceRecord, text: bool) -> Result<Vec<u8>> {
+    let mut line = if text {
+        serde_json::to_vec(&serde_json::json!({ "text": record.to_string() }))?
+    } else {
+        serde_json::to_vec(record)?
+    };
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The address a DHCP host holds, from its router's leases.
+fn leased_address(lab: &Lab, host: &str) -> Option<std::net::Ipv4Addr> {
+    let mac = lab.view.topology().host(host)?.mac;
+    lab.runtime
+        .status()
+        .routers
+        .iter()
+        .flat_map(|r| &r.leases)
+        .find(|l| l.mac == mac && l.state == "bound")
+        .map(|l| l.ip)
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -176,13 +207,34 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 }))
                 .await?;
             while let Some(record) = rx.recv().await {
-                let mut line = if text {
-                    serde_json::to_vec(&serde_json::json!({ "text": record.to_string() }))?
-                } else {
-                    serde_json::to_vec(&record)?
-                };
-                line.push(b'\n');
-                write.write_all(&line).await?;
+                write.write_all(&record_line(&record, text)?).await?;
+            }
+        }
+        Request::Inject { host, spec, text } => {
+            let lease = leased_address(&running, &host);
+            let records = running
+                .view
+                .probe_frame(&host, &spec, lease)
+                .map_err(|e| e.to_string())
+                .and_then(|frame| {
+                    running
+                        .runtime
+                        .what_if(&host, &frame)
+                        .map_err(|e| e.to_string())
+                });
+            let records = match records {
+                Ok(r) => r,
+                Err(e) => return Ok(write.write_all(&fail(e)).await?),
+            };
+            drop(running);
+            write
+                .write_all(&reply(Reply {
+                    ok: true,
+                    ..Reply::default()
+                }))
+                .await?;
+            for record in &records {
+                write.write_all(&record_line(record, text)?).await?;
             }
         }
         Request::Capture { port } => {
@@ -378,7 +430,23 @@ pub async fn trace(
         count,
         text: !json,
     };
-    let (_, mut reader) = self::request(lab, &request).await?;
+    print_records(lab, &request, json).await
+}
+
+/// `scratchnet trace --inject HOST SPEC`: what a frame would meet.
+pub async fn inject(lab: Option<&str>, host: &str, spec: &str, json: bool) -> Result<()> {
+    let request = Request::Inject {
+        host: host.to_owned(),
+        spec: spec.to_owned(),
+        text: !json,
+    };
+    print_records(lab, &request, json).await
+}
+
+/// Prints the trace records a request streams back, until the lab ends
+/// the stream or Ctrl-C.
+async fn print_records(lab: Option<&str>, request: &Request, json: bool) -> Result<()> {
+    let (_, mut reader) = self::request(lab, request).await?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut line = String::new();
     let mut out = std::io::stdout();

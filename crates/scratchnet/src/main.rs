@@ -64,9 +64,18 @@ enum Command {
     },
     /// Follow frames entering at a port through the lab, every decision
     /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
+    /// With --inject, what a frame would meet, without sending it.
     Trace {
         /// The port frames enter at (a host's name); every port if absent.
         port: Option<String>,
+        /// With --inject: the frame, `PROTO DST[:PORT] [from SRC[:PORT]]
+        /// [ttl N]`, like `tcp 203.0.113.11:80`.
+        what: Option<String>,
+        /// Run a made-up frame from the host PORT through the live lab's
+        /// tables and print what would happen to it; nothing is sent and
+        /// no table changes.
+        #[arg(long, requires = "port", requires = "what")]
+        inject: bool,
         /// Which frames, as tcpdump says it: host, net, port, tcp, udp,
         /// icmp, arp, and, or, not.
         #[arg(long, short = 'f', default_value = "")]
@@ -143,17 +152,28 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Trace {
             port,
+            what,
+            inject,
             filter,
             count,
             json,
             lab,
-        } => tokio_runtime()?.block_on(control::trace(
-            lab.as_deref(),
-            port.as_deref(),
-            &filter,
-            count,
-            json,
-        )),
+        } => {
+            let rt = tokio_runtime()?;
+            match (inject, port.as_deref(), what.as_deref()) {
+                (true, Some(host), Some(what)) => {
+                    rt.block_on(control::inject(lab.as_deref(), host, what, json))
+                }
+                (false, port, None) => rt.block_on(control::trace(
+                    lab.as_deref(),
+                    port,
+                    &filter,
+                    count,
+                    json,
+                )),
+                _ => anyhow::bail!("a frame to inject goes with --inject: scratchnet trace --inject HOST 'tcp 203.0.113.11:80'"),
+            }
+        }
     }
 }
 

@@ -46,7 +46,11 @@ pub async fn run(lab: Topology) -> Result<()> {
         .failures()
         .context("the runtime's failures were taken")?;
     let services = Services::start(blueprint.services, &runtime, &blueprint.view);
-    let running = Arc::new(Lab { runtime, services });
+    let running = Arc::new(Lab {
+        runtime,
+        services,
+        view: blueprint.view,
+    });
     let server = control::serve(&lab.name, Arc::downgrade(&running))?;
     start_dhcp_clients(&lab).await?;
     for note in notes(&lab) {
@@ -263,6 +267,8 @@ fn notes(lab: &Topology) -> Vec<String> {
 pub struct Lab {
     pub runtime: Runtime,
     pub services: Services,
+    /// The lab as built, for requests that name its nodes.
+    pub view: lab::LabView,
 }
 
 /// Removes what was created if the build fails or panics half-way.

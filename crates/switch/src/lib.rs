@@ -89,14 +89,14 @@ pub struct Egress {
     pub edit: VlanEdit,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Port {
     config: PortConfig,
     counters: PortCounters,
 }
 
 /// The switch state machine. See the crate documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Switch {
     config: SwitchConfig,
     ports: Vec<Port>,

@@ -30,7 +30,7 @@ pub enum Learn {
     TableFull,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MacTable {
     entries: HashMap<(u16, Mac), Entry>,
     capacity: usize,
