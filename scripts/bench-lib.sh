@@ -1,7 +1,9 @@
 # Shared by the benchmark scripts: build, the scratchnet lab lifecycle,
 # iperf3 measurements and the side-by-side report. Source it, then call
 # `compare SCRATCH_CLIENT SCRATCH_SERVER SCRATCH_ADDR KERNEL_CLIENT
-# KERNEL_SERVER KERNEL_ADDR`.
+# KERNEL_SERVER KERNEL_ADDR`. With BENCH_TRACE=1 a `scratchnet trace
+# --json` of every frame on every port runs while scratchnet is measured
+# (what a trace of everything costs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=${1:-3}
@@ -11,9 +13,11 @@ cargo build --release --locked --quiet
 bin=target/release/scratchnet
 work=$(mktemp -d)
 lab_pid=""
+trace_pid=""
 kernel_namespaces=()
 
 cleanup() {
+  if [ -n "$trace_pid" ]; then kill "$trace_pid" 2>/dev/null || true; fi
   if [ -n "$lab_pid" ]; then kill "$lab_pid" 2>/dev/null || true; wait "$lab_pid" 2>/dev/null || true; fi
   for ns in "${kernel_namespaces[@]}"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
@@ -29,11 +33,21 @@ scratchnet_up() {
   cat > "$work/lab.toml"
   "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
   lab_pid=$!
-  for _ in $(seq 200); do grep -q ready "$work/up.log" && return; sleep 0.05; done
+  for _ in $(seq 200); do
+    if grep -q ready "$work/up.log"; then
+      if [ -n "${BENCH_TRACE:-}" ]; then
+        "$bin" trace --json > /dev/null 2>&1 &
+        trace_pid=$!
+      fi
+      return
+    fi
+    sleep 0.05
+  done
   cat "$work/up.log"; exit 1
 }
 
 scratchnet_down() {
+  if [ -n "$trace_pid" ]; then kill "$trace_pid" 2>/dev/null || true; trace_pid=""; fi
   kill "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=""
 }
 

@@ -20,7 +20,7 @@ mod timewait;
 
 pub use config::{HostConfig, TcpTuning};
 pub use flow::FlowKey;
-pub use net::{Host, TcpListener, TcpStream, UdpSocket};
+pub use net::{Host, Rounds, TcpListener, TcpStream, UdpSocket};
 pub use reassembly::{ReassemblyCounters, ReassemblyLimits};
 pub use smoltcp::socket::tcp::State as TcpState;
 pub use stack::{HostCounters, HostStatus, SockId, Stack};

@@ -25,6 +25,13 @@ use wire::{Frame, FramePool, Instant};
 /// Rounds the driver runs back to back before it lets other tasks in.
 const ROUNDS_PER_TURN: usize = 16;
 
+/// The frames a host's rounds reuse: those received, those sent.
+#[derive(Debug, Default)]
+pub struct Rounds {
+    rx: Vec<Frame>,
+    out: Vec<Frame>,
+}
+
 /// A service host: cheap to clone, all clones are the same host.
 #[derive(Clone)]
 pub struct Host {
@@ -121,48 +128,68 @@ impl Host {
         self.inner.wake.notify_one();
     }
 
+    /// One round of the host's work at `now`: the frames delivered since
+    /// the last round into the stack, what the sockets send and the timers
+    /// due out through `transmit`. Returns whether there is more to do at
+    /// once, and when the stack next wants a round. [`Host::run`] calls it
+    /// on the wall clock; a simulator calls it on its own.
+    pub fn round(
+        &self,
+        buffers: &mut Rounds,
+        now: Instant,
+        mut transmit: impl FnMut(&[Frame]),
+    ) -> (bool, Option<Instant>) {
+        let inner = &self.inner;
+        let stopping = inner.stopping.load(Ordering::Acquire);
+        let Rounds { rx, out } = buffers;
+        {
+            let mut q = inner.rx();
+            for f in rx.drain(..) {
+                q.pool.put(f);
+            }
+            std::mem::swap(rx, &mut q.frames);
+        }
+        let (busy, next) = {
+            let mut stack = inner.stack();
+            for f in out.drain(..) {
+                stack.frame_pool().put(f);
+            }
+            for f in rx.iter() {
+                // A panic on one frame costs that frame, not the host.
+                let one = AssertUnwindSafe(|| stack.ingress(now, f.data(), out));
+                if std::panic::catch_unwind(one).is_err() {
+                    stack.count_internal_error();
+                }
+            }
+            if stopping {
+                stack.close_all();
+            }
+            stack.poll(now, out);
+            (stack.busy(), stack.poll_at())
+        };
+        if !out.is_empty() {
+            transmit(out);
+        }
+        (busy || !inner.rx().frames.is_empty(), next)
+    }
+
+    /// Whether [`Host::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+
     /// Drives the host until [`Host::stop`]: received frames into the
     /// stack, sockets' output and timers out through `transmit`.
     pub async fn run(&self, mut transmit: impl FnMut(&[Frame])) {
         let inner = &self.inner;
-        let mut rx: Vec<Frame> = Vec::new();
-        let mut out: Vec<Frame> = Vec::new();
+        let mut buffers = Rounds::default();
         let mut rounds = 0;
         loop {
-            let stopping = inner.stopping.load(Ordering::Acquire);
-            {
-                let mut q = inner.rx();
-                for f in rx.drain(..) {
-                    q.pool.put(f);
-                }
-                std::mem::swap(&mut rx, &mut q.frames);
-            }
-            let (busy, next) = {
-                let now = inner.now();
-                let mut stack = inner.stack();
-                for f in out.drain(..) {
-                    stack.frame_pool().put(f);
-                }
-                for f in &rx {
-                    // A panic on one frame costs that frame, not the host.
-                    let one = AssertUnwindSafe(|| stack.ingress(now, f.data(), &mut out));
-                    if std::panic::catch_unwind(one).is_err() {
-                        stack.count_internal_error();
-                    }
-                }
-                if stopping {
-                    stack.close_all();
-                }
-                stack.poll(now, &mut out);
-                (stack.busy(), stack.poll_at())
-            };
-            if !out.is_empty() {
-                transmit(&out);
-            }
+            let stopping = self.is_stopping();
+            let (more, next) = self.round(&mut buffers, inner.now(), &mut transmit);
             if stopping {
                 return;
             }
-            let more = busy || !inner.rx().frames.is_empty();
             rounds += 1;
             if more && rounds < ROUNDS_PER_TURN {
                 continue;

@@ -9,12 +9,14 @@
 //! drive the same fabric in the simulator.
 //!
 //! A service kind is one module in [`kinds`] implementing [`Service`],
-//! registered in [`kinds::ALL`]; nothing else names kinds.
+//! registered in [`kinds::ALL`]; nothing else names kinds. [`sim::LabSim`]
+//! runs a whole lab, services included, on the simulator's virtual clock.
 
 pub mod kinds;
 mod probe;
 mod routers;
 mod services;
+pub mod sim;
 mod view;
 
 pub use kinds::Service;
@@ -42,6 +44,8 @@ pub enum LabError {
     },
     #[error("`{0}` names no switch")]
     NoSuchSwitch(String),
+    #[error("cannot start the simulator's runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// A namespace host's port: the caller puts a TAP with the host's MAC,

@@ -1,0 +1,201 @@
+//! A whole lab on the simulator's virtual clock, for `cargo test`: the
+//! fabric built by [`crate::build`], every service host running its real
+//! service (async code on a paused tokio clock that follows the
+//! simulator's), and each namespace host with a static address played by a
+//! client [`Stack`] that the test drives. The same seed gives the same
+//! run, frame for frame.
+//!
+//! Hosts that take their address by DHCP have no simulated client (the
+//! simulator runs no DHCP client); their ports stay silent.
+
+use crate::{build, kinds, LabError};
+use fabric::{Fabric, LinkParams, PortId, Sim};
+use hoststack::{Host, HostConfig, Rounds, Stack};
+use std::time::Duration;
+use topology::{HostAddress, Topology};
+use wire::{Frame, Instant, VnetHdr};
+
+/// How far the clock moves between two rounds of the hosts: the simulated
+/// hosts answer within this of a frame's arrival.
+const TICK: Duration = Duration::from_micros(20);
+
+struct SimService {
+    port: PortId,
+    host: Host,
+    rounds: Rounds,
+}
+
+struct SimClient {
+    name: String,
+    port: PortId,
+    stack: Stack,
+}
+
+/// A lab in the simulator. See the module documentation.
+pub struct LabSim {
+    sim: Sim,
+    rt: tokio::runtime::Runtime,
+    services: Vec<SimService>,
+    clients: Vec<SimClient>,
+    out: Vec<Frame>,
+}
+
+impl std::fmt::Debug for LabSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabSim")
+            .field("now", &self.sim.now())
+            .finish()
+    }
+}
+
+impl LabSim {
+    /// Builds `lab` in a simulator with `link` on every host link.
+    pub fn new(lab: &Topology, seed: u64, link: LinkParams) -> Result<LabSim, LabError> {
+        let blueprint = build(lab)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .map_err(LabError::Runtime)?;
+        let mut services = Vec::new();
+        for p in blueprint.services {
+            if let Some(kind) = kinds::find(p.spec.kind) {
+                let name = p.spec.name.clone();
+                let running = kind.run(p.host.clone(), &p.spec, &blueprint.view);
+                rt.spawn(async move {
+                    if let Err(e) = running.await {
+                        tracing::error!(service = %name, "service stopped: {e}");
+                    }
+                });
+            }
+            services.push(SimService {
+                port: p.port,
+                host: p.host,
+                rounds: Rounds::default(),
+            });
+        }
+        let clients = blueprint
+            .hosts
+            .iter()
+            .filter_map(|h| match h.spec.address {
+                HostAddress::Static(addr) => {
+                    let mut config =
+                        HostConfig::new(&h.spec.name, h.spec.mac, addr, h.spec.gateway);
+                    config.mtu = h.spec.mtu;
+                    Some(SimClient {
+                        name: h.spec.name.clone(),
+                        port: h.port,
+                        stack: Stack::new(config, Instant::ZERO),
+                    })
+                }
+                HostAddress::Dhcp => None,
+            })
+            .collect();
+        Ok(LabSim {
+            sim: Sim::new(blueprint.fabric, seed, link),
+            rt,
+            services,
+            clients,
+            out: Vec::new(),
+        })
+    }
+
+    pub fn now(&self) -> Instant {
+        self.sim.now()
+    }
+
+    /// The fabric, to trace it or read its status.
+    pub fn fabric_mut(&mut self) -> &mut Fabric {
+        self.sim.fabric_mut()
+    }
+
+    /// Frames lost on links so far.
+    pub fn lost(&self) -> u64 {
+        self.sim.lost()
+    }
+
+    /// The stack playing namespace host `name`, to open sockets on.
+    pub fn client(&mut self, name: &str) -> Option<&mut Stack> {
+        self.clients
+            .iter_mut()
+            .find(|c| c.name == name)
+            .map(|c| &mut c.stack)
+    }
+
+    /// Runs the lab for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.sim.now() + d;
+        while self.sim.now() < end {
+            let step = TICK.min(end.saturating_since(self.sim.now()));
+            self.step(step);
+        }
+    }
+
+    /// Runs until `done` holds (checked every tick) or `limit` passes;
+    /// returns whether it held.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut LabSim) -> bool,
+    ) -> bool {
+        let end = self.sim.now() + limit;
+        while self.sim.now() < end {
+            if done(self) {
+                return true;
+            }
+            self.step(TICK);
+        }
+        done(self)
+    }
+
+    /// The fabric for `d`, then the hosts: what arrived goes in, what they
+    /// send goes on the links, the services' tasks run.
+    fn step(&mut self, d: Duration) {
+        self.sim.run_for(d);
+        let now = self.sim.now();
+        self.rt.block_on(tokio::time::advance(d));
+        let mut sending: Vec<(PortId, VnetHdr, Vec<u8>)> = Vec::new();
+        for c in &mut self.clients {
+            for r in self.sim.take_received(c.port) {
+                c.stack.ingress(now, &r.frame, &mut self.out);
+            }
+            c.stack.poll(now, &mut self.out);
+            for f in self.out.drain(..) {
+                sending.push((c.port, f.hdr, f.data().to_vec()));
+            }
+        }
+        for s in &mut self.services {
+            for r in self.sim.take_received(s.port) {
+                s.host.deliver(&[&r.frame]);
+            }
+        }
+        // Rounds and task runs until the services are quiet (bounded: a
+        // busy host goes on next tick).
+        for _ in 0..8 {
+            self.rt.block_on(settle());
+            let mut more = false;
+            for s in &mut self.services {
+                let port = s.port;
+                let (busy, _) = s.host.round(&mut s.rounds, now, |frames| {
+                    for f in frames {
+                        sending.push((port, f.hdr, f.data().to_vec()));
+                    }
+                });
+                more |= busy;
+            }
+            if !more {
+                break;
+            }
+        }
+        for (port, hdr, frame) in sending {
+            self.sim.send_offloaded(port, hdr, frame);
+        }
+    }
+}
+
+/// Lets every task that can run, run.
+async fn settle() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
