@@ -6,17 +6,11 @@
 use fabric::{Filter, LinkParams, Recorded, TraceRecord};
 use hoststack::SockId;
 use lab::sim::LabSim;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: std::sync::Arc<Self>) {}
-}
-
 fn cx() -> Context<'static> {
-    let waker: &'static Waker = Box::leak(Box::new(Waker::from(std::sync::Arc::new(Noop))));
-    Context::from_waker(waker)
+    Context::from_waker(Waker::noop())
 }
 
 /// Runs a GET for `/` from alice to web1; returns the answer as received
