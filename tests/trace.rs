@@ -58,6 +58,7 @@ fn trace_names_every_hop_of_alices_connection_to_web1() {
         "router isp-gw         route 203.0.113.0/24 connected (dc); ttl 63->62",
         "switch dc             to web1 (MAC table)",
         "out    web1           delivered",
+        "host   web1           SYN to listener :80 -> SYN-ACK (new connection)",
     ] {
         assert!(out.contains(hop), "missing `{hop}` in\n{out}");
     }

@@ -434,10 +434,21 @@ impl Fabric {
         out
     }
 
+    /// Events of traced frame `trace` that a node outside the run reports
+    /// later (a service host, which handles its frames in its own task).
+    pub fn late_events(&mut self, now: Instant, trace: u64, node: &str, whats: Vec<What>) {
+        if self.tracing && trace != 0 {
+            for w in whats {
+                self.tracer.event(trace, node, w);
+            }
+            self.end_run(now);
+        }
+    }
+
     /// Hands the run's trace records out, if a trace is on.
-    fn end_run(&mut self) {
+    fn end_run(&mut self, now: Instant) {
         if self.tracing {
-            self.tracer.flush();
+            self.tracer.flush(now);
             self.tracing = !self.tracer.is_empty();
         }
     }
@@ -483,7 +494,7 @@ impl Fabric {
         let slot = batch.push(frame);
         batch.work.push_back((hop, slot));
         self.run(now, batch);
-        self.end_run();
+        self.end_run(now);
     }
 
     /// Lets routers act on time (ARP retries and give-ups), then runs what
@@ -504,14 +515,14 @@ impl Fabric {
             }
         }
         self.run(now, batch);
-        self.end_run();
+        self.end_run(now);
     }
 
     /// The earliest time any node wants [`Fabric::on_timer`].
     pub fn poll_at(&self) -> Option<Instant> {
         let s = self.switches.iter().filter_map(|s| s.switch.poll_at());
         let r = self.routers.iter().filter_map(|r| r.router.poll_at());
-        s.chain(r).min()
+        s.chain(r).chain(self.tracer.poll_at()).min()
     }
 
     fn run(&mut self, now: Instant, batch: &mut Batch) {

@@ -18,7 +18,7 @@ use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::filter::Filter;
 use crate::status::FabricStatus;
-use crate::trace::{TraceRecord, TraceSink};
+use crate::trace::{TraceRecord, TraceSink, What};
 use std::io::{ErrorKind, IoSlice};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +40,10 @@ pub struct DevicePort {
 /// delivered frames, cut to wire size with complete checksums, and sends
 /// through an [`Injector`].
 pub trait Endpoint: Send + Sync {
-    /// A frame for the endpoint, in pieces to be joined.
-    fn deliver(&self, pieces: &[&[u8]]);
+    /// A frame for the endpoint, in pieces to be joined; `trace` is its id
+    /// in a trace (0 if none follows it): the endpoint reports what it did
+    /// with it through [`Injector::traced`].
+    fn deliver(&self, pieces: &[&[u8]], trace: u64);
 }
 
 /// An endpoint serving a fabric port.
@@ -543,18 +545,21 @@ fn drain(
 fn write_deliveries(shared: &Shared, batch: &Batch, egress: &mut EgressPath) {
     for d in batch.deliveries() {
         if let Some(frame) = batch.frame(d.frame) {
-            write_port(shared, d, &frame.hdr, frame.data(), egress);
+            write_port(shared, d, frame, egress);
         }
     }
 }
 
 /// Writes one delivered frame to its port's device or endpoint.
-fn write_port(shared: &Shared, d: &Delivery, hdr: &VnetHdr, frame: &[u8], egress: &mut EgressPath) {
+fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressPath) {
+    let (hdr, trace, frame) = (&frame.hdr, frame.trace, frame.data());
     let idx = d.port.0 as usize;
     if let Some(Some(ep)) = shared.endpoints.get(idx) {
         // Endpoints take wire-sized frames with complete checksums.
         if egress
-            .emit(false, hdr, d.edit, frame, |pieces| ep.deliver(pieces))
+            .emit(false, hdr, d.edit, frame, |pieces| {
+                ep.deliver(pieces, trace)
+            })
             .is_err()
         {
             IoCounters::bump(&shared.io[idx].offload_failed);
@@ -601,6 +606,17 @@ impl std::fmt::Debug for Injector {
 }
 
 impl Injector {
+    /// What the endpoint decided about traced frame `trace`, as events of
+    /// that frame's trace.
+    pub fn traced(&mut self, trace: u64, whats: Vec<What>) {
+        let name = {
+            let f = self.shared.fabric();
+            f.port_name(self.port).to_owned()
+        };
+        let now = self.shared.now();
+        self.shared.fabric().late_events(now, trace, &name, whats);
+    }
+
     pub fn send(&mut self, frames: &[Frame]) {
         for f in frames {
             let mut frame = self.batch.take_frame();

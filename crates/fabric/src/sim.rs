@@ -39,6 +39,8 @@ pub struct Received {
     /// The virtio-net header, for a port that takes offloads.
     pub hdr: Option<VnetHdr>,
     pub frame: Vec<u8>,
+    /// Its id in a trace (0 if none follows it).
+    pub trace: u64,
 }
 
 #[derive(Debug)]
@@ -46,7 +48,11 @@ enum Event {
     /// A frame reaches the fabric from a host.
     Ingress { port: PortId, frame: Frame },
     /// A frame reaches a host from the fabric.
-    Arrive { port: PortId, bytes: Vec<u8> },
+    Arrive {
+        port: PortId,
+        bytes: Vec<u8>,
+        trace: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -227,11 +233,11 @@ impl Sim {
             let _ = self
                 .egress
                 .emit(offload, &frame.hdr, d.edit, frame.data(), |pieces| {
-                    arrivals.push((d.port, pieces.concat()))
+                    arrivals.push((d.port, pieces.concat(), frame.trace))
                 });
         }
-        for (port, bytes) in arrivals {
-            self.schedule(Event::Arrive { port, bytes });
+        for (port, bytes, trace) in arrivals {
+            self.schedule(Event::Arrive { port, bytes, trace });
         }
     }
 
@@ -245,7 +251,7 @@ impl Sim {
                 self.fabric.ingress(self.now, port, frame, &mut self.batch);
                 self.deliver();
             }
-            Event::Arrive { port, bytes } => {
+            Event::Arrive { port, bytes, trace } => {
                 let offload = self.fabric.port_offload(port);
                 let idx = port.0 as usize;
                 if self.inboxes.len() <= idx {
@@ -255,10 +261,12 @@ impl Sim {
                     (true, Some(hdr)) => Received {
                         hdr: Some(hdr),
                         frame: bytes[VNET_HDR_LEN..].to_vec(),
+                        trace,
                     },
                     _ => Received {
                         hdr: None,
                         frame: bytes,
+                        trace,
                     },
                 };
                 self.inboxes[idx].push(received);

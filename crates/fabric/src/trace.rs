@@ -13,7 +13,8 @@ use crate::filter::{Filter, Headers};
 use crate::PortId;
 use router::Decision;
 use std::collections::HashMap;
-use wire::Frame;
+use std::time::Duration;
+use wire::{Frame, Instant};
 
 /// What one node did with a frame.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,6 +43,11 @@ pub enum What {
     /// The frame left the fabric by this port (a host's TAP, a TUN, a
     /// service host).
     Delivered,
+    /// A service host decided (`decision` names it for tools).
+    Host {
+        decision: &'static str,
+        text: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -75,6 +81,7 @@ impl std::fmt::Display for Event {
                 (kind, d.to_string())
             }
             What::Delivered => ("out", "delivered".to_owned()),
+            What::Host { text, .. } => ("host", text.clone()),
         };
         write!(f, "{kind:<6} {:<14} {text}", self.node)
     }
@@ -158,7 +165,14 @@ struct Session {
     sink: Box<dyn TraceSink>,
     /// Frames still to follow, if counted.
     remaining: Option<u64>,
+    /// When the last counted frame was followed: the session stays open
+    /// for [`GRACE`] after, for what service hosts report late.
+    done_at: Option<Instant>,
 }
+
+/// How long a counted session waits, after its last frame, for events that
+/// come late (a service host handles its frames in its own task).
+pub(crate) const GRACE: Duration = Duration::from_millis(100);
 
 /// Ids of frames traced recently, and the sessions following each: frames
 /// that wait (for ARP) come back in a later run.
@@ -189,6 +203,7 @@ impl Tracer {
             filter,
             sink,
             remaining: count,
+            done_at: None,
         };
         let slot = match self.sessions.iter().position(Option::is_none) {
             Some(i) => i,
@@ -300,7 +315,7 @@ impl Tracer {
             TraceRecord {
                 frame: id,
                 cause: None,
-                from: "(went on after waiting)".to_owned(),
+                from: "(continued)".to_owned(),
                 summary,
                 events: vec![event],
                 what_if: false,
@@ -309,8 +324,8 @@ impl Tracer {
     }
 
     /// Hands the run's records to their sessions; ends sessions that are
-    /// closed or have followed their count.
-    pub(crate) fn flush(&mut self) {
+    /// closed, or that followed their count [`GRACE`] ago.
+    pub(crate) fn flush(&mut self, now: Instant) {
         for (sessions, record) in self.records.drain(..) {
             for (i, slot) in self.sessions.iter_mut().enumerate() {
                 if let Some(s) = slot.as_mut().filter(|_| sessions & (1 << i) != 0) {
@@ -319,12 +334,23 @@ impl Tracer {
             }
         }
         for slot in &mut self.sessions {
-            if slot
-                .as_ref()
-                .is_some_and(|s| !s.sink.is_open() || s.remaining == Some(0))
-            {
+            let Some(s) = slot else { continue };
+            if s.remaining == Some(0) && s.done_at.is_none() {
+                s.done_at = Some(now);
+            }
+            if !s.sink.is_open() || s.done_at.is_some_and(|t| now >= t + GRACE) {
                 *slot = None;
             }
         }
+    }
+
+    /// When a counted-out session is due to end.
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
+        self.sessions
+            .iter()
+            .flatten()
+            .filter_map(|s| s.done_at)
+            .map(|t| t + GRACE)
+            .min()
     }
 }

@@ -127,3 +127,35 @@ fn an_expired_ttl_is_traced_with_the_icmp_error_it_caused() {
         "{answer}"
     );
 }
+
+#[test]
+fn switch_drops_are_traced_with_their_reason() {
+    let mut lab = Lab::new(5);
+    let alice = lab.ports.alice;
+    let rec = Recorder::default();
+    assert!(lab
+        .sim
+        .fabric_mut()
+        .add_trace(None, Filter::All, None, Box::new(rec.clone())));
+    // An EtherType that is neither a length nor a type.
+    let mut odd = build_frame(HOME_GW, ALICE, 0x0800, &[0; 46]);
+    odd[12..14].copy_from_slice(&1510u16.to_be_bytes());
+    lab.inject(alice, VnetHdr::PLAIN, odd);
+    // A VLAN alice's trunk does not carry.
+    let mut tagged = build_frame(HOME_GW, ALICE, 0x0800, &[0; 46]);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 30]);
+    lab.inject(alice, VnetHdr::PLAIN, tagged);
+    lab.run_for(Duration::from_millis(5));
+    let reasons: Vec<_> = rec
+        .0
+        .lock()
+        .expect("recorder")
+        .iter()
+        .flat_map(|r| r.events.clone())
+        .filter_map(|e| match e.what {
+            What::SwitchDrop { reason } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["bad-ethertype", "vlan-not-allowed"]);
+}

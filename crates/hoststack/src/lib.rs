@@ -11,6 +11,7 @@
 //! docs/hoststack.md explains the tuning.
 
 mod config;
+mod decision;
 mod device;
 mod flow;
 mod net;
@@ -19,8 +20,9 @@ mod stack;
 mod timewait;
 
 pub use config::{HostConfig, TcpTuning};
+pub use decision::Decision;
 pub use flow::FlowKey;
-pub use net::{Host, Rounds, TcpListener, TcpStream, UdpSocket};
+pub use net::{Host, Link, Rounds, TcpListener, TcpStream, UdpSocket};
 pub use reassembly::{ReassemblyCounters, ReassemblyLimits};
 pub use smoltcp::socket::tcp::State as TcpState;
 pub use stack::{HostCounters, HostStatus, SockId, Stack};

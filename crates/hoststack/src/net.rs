@@ -8,6 +8,7 @@
 //! tokio-util codecs and the like run on them unchanged.
 
 use crate::config::HostConfig;
+use crate::decision::Decision;
 use crate::flow::FlowKey;
 use crate::stack::{HostStatus, SockId, Stack};
 use std::future::poll_fn;
@@ -30,6 +31,23 @@ const ROUNDS_PER_TURN: usize = 16;
 pub struct Rounds {
     rx: Vec<Frame>,
     out: Vec<Frame>,
+}
+
+/// Where a host's frames go, and what it decided about the frames a trace
+/// follows.
+pub trait Link {
+    fn send(&mut self, frames: &[Frame]);
+
+    /// The host's decisions about traced frame `trace`.
+    fn traced(&mut self, trace: u64, decisions: Vec<Decision>) {
+        let _ = (trace, decisions);
+    }
+}
+
+impl<F: FnMut(&[Frame])> Link for F {
+    fn send(&mut self, frames: &[Frame]) {
+        self(frames)
+    }
 }
 
 /// A service host: cheap to clone, all clones are the same host.
@@ -110,8 +128,9 @@ impl Host {
         }
     }
 
-    /// Queues a frame from the fabric (given in pieces) for the driver.
-    pub fn deliver(&self, pieces: &[&[u8]]) {
+    /// Queues a frame from the fabric (given in pieces) for the driver;
+    /// `trace` is its id in a trace (0 if none follows it).
+    pub fn deliver(&self, pieces: &[&[u8]], trace: u64) {
         {
             let mut q = self.inner.rx();
             if q.frames.len() >= self.inner.rx_limit {
@@ -123,6 +142,7 @@ impl Host {
             for p in pieces {
                 f.extend_from_slice(p);
             }
+            f.trace = trace;
             q.frames.push(f);
         }
         self.inner.wake.notify_one();
@@ -137,7 +157,7 @@ impl Host {
         &self,
         buffers: &mut Rounds,
         now: Instant,
-        mut transmit: impl FnMut(&[Frame]),
+        link: &mut impl Link,
     ) -> (bool, Option<Instant>) {
         let inner = &self.inner;
         let stopping = inner.stopping.load(Ordering::Acquire);
@@ -155,10 +175,18 @@ impl Host {
                 stack.frame_pool().put(f);
             }
             for f in rx.iter() {
+                if f.trace != 0 {
+                    stack.set_tracing(true);
+                }
                 // A panic on one frame costs that frame, not the host.
                 let one = AssertUnwindSafe(|| stack.ingress(now, f.data(), out));
                 if std::panic::catch_unwind(one).is_err() {
                     stack.count_internal_error();
+                }
+                if f.trace != 0 {
+                    let decisions = stack.take_decisions();
+                    stack.set_tracing(false);
+                    link.traced(f.trace, decisions);
                 }
             }
             if stopping {
@@ -168,7 +196,7 @@ impl Host {
             (stack.busy(), stack.poll_at())
         };
         if !out.is_empty() {
-            transmit(out);
+            link.send(out);
         }
         (busy || !inner.rx().frames.is_empty(), next)
     }
@@ -180,13 +208,13 @@ impl Host {
 
     /// Drives the host until [`Host::stop`]: received frames into the
     /// stack, sockets' output and timers out through `transmit`.
-    pub async fn run(&self, mut transmit: impl FnMut(&[Frame])) {
+    pub async fn run(&self, mut link: impl Link) {
         let inner = &self.inner;
         let mut buffers = Rounds::default();
         let mut rounds = 0;
         loop {
             let stopping = self.is_stopping();
-            let (more, next) = self.round(&mut buffers, inner.now(), &mut transmit);
+            let (more, next) = self.round(&mut buffers, inner.now(), &mut link);
             if stopping {
                 return;
             }

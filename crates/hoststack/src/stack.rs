@@ -14,6 +14,7 @@
 //! send.
 
 use crate::config::HostConfig;
+use crate::decision::Decision;
 use crate::device::Port;
 use crate::flow::{ack_only, advertised, classify, is_arp, FlowKey, Seen, TcpSeen};
 use crate::reassembly::Reassembly;
@@ -182,6 +183,8 @@ pub struct Stack {
     kick: bool,
     now: SInstant,
     counters: HostCounters,
+    /// Decisions taken on the current frame, while a trace asks for them.
+    decisions: Option<Vec<Decision>>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -255,6 +258,27 @@ impl Stack {
             kick: false,
             now: smol(now),
             counters: HostCounters::default(),
+            decisions: None,
+        }
+    }
+
+    /// Starts (or stops) recording [`Decision`]s about the frames given to
+    /// [`Stack::ingress`]; [`Stack::take_decisions`] collects them.
+    pub fn set_tracing(&mut self, on: bool) {
+        self.decisions = on.then(Vec::new);
+    }
+
+    /// The decisions recorded since the last call.
+    pub fn take_decisions(&mut self) -> Vec<Decision> {
+        self.decisions
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, decision: Decision) {
+        if let Some(all) = &mut self.decisions {
+            all.push(decision);
         }
     }
 
@@ -287,7 +311,11 @@ impl Stack {
         self.counters.rx_frames += 1;
         let before = out.len();
         if let Seen::Fragment = classify(frame) {
-            if let Some(whole) = self.reassembly.push(now, frame) {
+            let whole = self.reassembly.push(now, frame);
+            self.note(Decision::Fragment {
+                reassembled: whole.is_some(),
+            });
+            if let Some(whole) = whole {
                 self.dispatch(&whole, out);
             }
         } else {
@@ -302,11 +330,14 @@ impl Stack {
         match classify(frame) {
             Seen::Tcp(seg) => self.tcp_ingress(frame, seg, out),
             Seen::Udp { local } => match self.udp_ports.get(&local.port()) {
-                Some(&id) => self.sock_ingress(id, frame, out),
-                None => self.iface_ingress(frame, out),
+                Some(&id) => {
+                    self.note(Decision::Udp { port: local.port() });
+                    self.sock_ingress(id, frame, out)
+                }
+                None => self.give_interface(frame, out),
             },
             Seen::Arp => {
-                self.iface_ingress(frame, out);
+                self.give_interface(frame, out);
                 // A neighbour may have become known: sockets that were
                 // waiting for it go again (smoltcp would wait out its
                 // one-second silence otherwise).
@@ -320,8 +351,19 @@ impl Stack {
             // A reassembled packet is never a fragment; a fragment that
             // gets here (from a sender that fragments oddly) is the
             // interface's to drop.
-            Seen::Fragment => self.iface_ingress(frame, out),
-            Seen::Other => self.iface_ingress(frame, out),
+            Seen::Fragment => self.give_interface(frame, out),
+            Seen::Other => self.give_interface(frame, out),
+        }
+    }
+
+    /// A frame no socket takes: smoltcp's interface answers (ARP, echo,
+    /// RST, port unreachable) or ignores it.
+    fn give_interface(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
+        let before = out.len();
+        self.iface_ingress(frame, out);
+        if self.decisions.is_some() {
+            let answer = crate::decision::answer_of(&out[before..]);
+            self.note(Decision::Interface { answer });
         }
     }
 
@@ -378,9 +420,14 @@ impl Stack {
     fn tcp_ingress(&mut self, frame: &[u8], seg: TcpSeen, out: &mut Vec<Frame>) {
         if !seg.checksum_ok {
             self.counters.bad_checksum += 1;
+            self.note(Decision::BadChecksum);
             return;
         }
         if let Some(&id) = self.flows.get(&seg.key) {
+            self.note(Decision::Connection {
+                local: seg.key.local,
+                remote: seg.key.remote,
+            });
             if let Some(rcv_nxt) = self.zero_window_at(id) {
                 if seg.ack && !seg.syn && !seg.rst && (seg.seg_len > 0 || seg.seq != rcv_nxt) {
                     // After a zero window, smoltcp drops a segment it cannot
@@ -398,6 +445,7 @@ impl Stack {
             return self.sock_ingress(id, frame, out);
         }
         if self.time_wait.contains(&seg.key) {
+            self.note(Decision::TimeWait);
             if seg.rst {
                 self.time_wait.remove(&seg.key);
                 return;
@@ -416,19 +464,27 @@ impl Stack {
         if seg.syn && !seg.ack && !seg.rst && self.is_local(*seg.key.local.ip()) {
             if let Some(l) = self.listeners.get(&port) {
                 let client = *seg.key.remote.ip();
+                let refused = |why| Decision::Listener {
+                    port,
+                    refused: Some(why),
+                };
                 if self.per_client.get(&client).copied().unwrap_or(0)
                     >= self.config.max_connections_per_client
                 {
                     self.counters.client_limit += 1;
-                    return;
+                    return self.note(refused("the client holds its share of connections"));
                 }
                 if l.inflight >= l.backlog && !self.evict_handshake(port) {
                     self.counters.backlog_full += 1;
-                    return;
+                    return self.note(refused("backlog full"));
                 }
                 let Some(id) = self.new_tcp(Owner::Handshake(port)) else {
-                    return;
+                    return self.note(refused("socket limit"));
                 };
+                self.note(Decision::Listener {
+                    port,
+                    refused: None,
+                });
                 self.socks[id].client = true;
                 *self.per_client.entry(client).or_default() += 1;
                 if let Some(l) = self.listeners.get_mut(&port) {
@@ -449,7 +505,7 @@ impl Stack {
                 return self.sock_ingress(id, frame, out);
             }
         }
-        self.iface_ingress(frame, out);
+        self.give_interface(frame, out);
     }
 
     /// Makes room in a full backlog by forgetting the oldest connection

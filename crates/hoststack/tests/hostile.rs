@@ -352,3 +352,74 @@ fn one_client_address_cannot_hold_more_than_its_share_of_connections() {
     feed(net.stack(1), now, &mut syn);
     assert_eq!(net.stack(1).status().tcp_connections, 11);
 }
+
+#[test]
+fn a_traced_host_says_what_it_did_with_each_frame() {
+    use hoststack::Decision;
+    let mut net = Net::new(2, 13, Default::default(), |_| {});
+    net.stack(1).tcp_listen(80, 8).expect("listen");
+    net.stack(1).udp_bind(7).expect("bind");
+    // A real exchange first, so that the server knows the client's MAC
+    // and can answer it.
+    let c = net.stack(0).tcp_connect(server_addr(81)).expect("connect");
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).tcp_state(c) == Some(TcpState::Closed)
+    });
+    let now = net.sim.now();
+    let client = SocketAddrV4::new(addr(0), 40000);
+    let traced = |net: &mut Net, frame: &mut [u8]| {
+        net.stack(1).set_tracing(true);
+        feed(net.stack(1), now, frame);
+        let d = net.stack(1).take_decisions();
+        net.stack(1).set_tracing(false);
+        d
+    };
+    let mut syn = tcp_frame(client, 80, TcpControl::Syn, 1, &[]);
+    assert_eq!(
+        traced(&mut net, &mut syn),
+        [Decision::Listener {
+            port: 80,
+            refused: None
+        }]
+    );
+    let mut again = tcp_frame(client, 80, TcpControl::None, 2, b"x");
+    assert!(matches!(
+        traced(&mut net, &mut again)[..],
+        [Decision::Connection { .. }]
+    ));
+    let mut closed = tcp_frame(
+        SocketAddrV4::new(addr(0), 40001),
+        81,
+        TcpControl::Syn,
+        1,
+        &[],
+    );
+    let d = traced(&mut net, &mut closed);
+    assert!(
+        matches!(d[..], [Decision::Interface { answer }] if answer == "closed port: RST"),
+        "{d:?}"
+    );
+    let mut bad = tcp_frame(
+        SocketAddrV4::new(addr(0), 40002),
+        80,
+        TcpControl::Syn,
+        1,
+        &[],
+    );
+    let n = bad.len();
+    bad[n - 1] ^= 0xff; // the TCP checksum no longer verifies
+    assert_eq!(traced(&mut net, &mut bad), [Decision::BadChecksum]);
+    let mut first = udp_fragments(addr(0), 77, &[1; 3000], 1480).remove(0);
+    assert_eq!(
+        traced(&mut net, &mut first),
+        [Decision::Fragment { reassembled: false }]
+    );
+    assert_eq!(
+        Decision::Listener {
+            port: 80,
+            refused: Some("backlog full")
+        }
+        .to_string(),
+        "SYN to listener :80 dropped: backlog full"
+    );
+}

@@ -3,14 +3,14 @@
 //! switch, and the service on it as an ordinary tokio task.
 
 use crate::{kinds, LabError, LabView};
-use fabric::{Endpoint, EndpointPort, Fabric, PortId, Runtime, SwitchId};
-use hoststack::{Host, HostConfig, HostStatus};
+use fabric::{Endpoint, EndpointPort, Fabric, Injector, PortId, Runtime, SwitchId, What};
+use hoststack::{Decision, Host, HostConfig, HostStatus, Link};
 use std::sync::Arc;
 use std::time::Duration;
 use switch::{PortConfig, PortMode};
 use tokio::task::AbortHandle;
 use topology::{ServiceSpec, Topology};
-use wire::Mac;
+use wire::{Frame, Mac};
 
 /// A service host plugged into the fabric, not yet running.
 #[derive(Debug)]
@@ -53,8 +53,31 @@ pub(crate) fn plan(
 struct Attached(Host);
 
 impl Endpoint for Attached {
-    fn deliver(&self, pieces: &[&[u8]]) {
-        self.0.deliver(pieces);
+    fn deliver(&self, pieces: &[&[u8]], trace: u64) {
+        self.0.deliver(pieces, trace);
+    }
+}
+
+/// A service host's link to the fabric: its frames through the injector,
+/// its decisions about traced frames into their traces.
+struct FabricLink(Injector);
+
+impl Link for FabricLink {
+    fn send(&mut self, frames: &[Frame]) {
+        self.0.send(frames);
+    }
+
+    fn traced(&mut self, trace: u64, decisions: Vec<Decision>) {
+        self.0
+            .traced(trace, decisions.iter().map(host_event).collect());
+    }
+}
+
+/// A service host's decision as a trace event.
+pub(crate) fn host_event(d: &Decision) -> What {
+    What::Host {
+        decision: d.name(),
+        text: d.to_string(),
     }
 }
 
@@ -91,13 +114,13 @@ impl Services {
             let Some(kind) = kinds::find(p.spec.kind) else {
                 continue;
             };
-            let mut injector = runtime.injector(p.port);
+            let link = FabricLink(runtime.injector(p.port));
             let host = p.host.clone();
             let name = &p.spec.name;
             running
                 .drivers
                 .push(supervisor.spawn(&format!("host {name}"), async move {
-                    host.run(|frames| injector.send(frames)).await;
+                    host.run(link).await;
                 }));
             let service = kind.run(p.host.clone(), &p.spec, lab);
             let name = name.clone();

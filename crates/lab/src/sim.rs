@@ -8,9 +8,10 @@
 //! Hosts that take their address by DHCP have no simulated client (the
 //! simulator runs no DHCP client); their ports stay silent.
 
+use crate::services::host_event;
 use crate::{build, kinds, LabError};
 use fabric::{Fabric, LinkParams, PortId, Sim};
-use hoststack::{Host, HostConfig, Rounds, Stack};
+use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
 use std::time::Duration;
 use topology::{HostAddress, Topology};
 use wire::{Frame, Instant, VnetHdr};
@@ -166,30 +167,56 @@ impl LabSim {
         }
         for s in &mut self.services {
             for r in self.sim.take_received(s.port) {
-                s.host.deliver(&[&r.frame]);
+                s.host.deliver(&[&r.frame], r.trace);
             }
         }
+        let mut traced: Vec<(PortId, u64, Vec<Decision>)> = Vec::new();
         // Rounds and task runs until the services are quiet (bounded: a
         // busy host goes on next tick).
         for _ in 0..8 {
             self.rt.block_on(settle());
             let mut more = false;
             for s in &mut self.services {
-                let port = s.port;
-                let (busy, _) = s.host.round(&mut s.rounds, now, |frames| {
-                    for f in frames {
-                        sending.push((port, f.hdr, f.data().to_vec()));
-                    }
-                });
+                let mut link = Collect {
+                    port: s.port,
+                    sending: &mut sending,
+                    traced: &mut traced,
+                };
+                let (busy, _) = s.host.round(&mut s.rounds, now, &mut link);
                 more |= busy;
             }
             if !more {
                 break;
             }
         }
+        for (port, trace, decisions) in traced {
+            let name = self.sim.fabric().port_name(port).to_owned();
+            let whats = decisions.iter().map(host_event).collect();
+            self.sim.fabric_mut().late_events(now, trace, &name, whats);
+        }
         for (port, hdr, frame) in sending {
             self.sim.send_offloaded(port, hdr, frame);
         }
+    }
+}
+
+/// A service host's link in the simulator: what it sends and decides,
+/// kept for the end of the step.
+struct Collect<'a> {
+    port: PortId,
+    sending: &'a mut Vec<(PortId, VnetHdr, Vec<u8>)>,
+    traced: &'a mut Vec<(PortId, u64, Vec<Decision>)>,
+}
+
+impl Link for Collect<'_> {
+    fn send(&mut self, frames: &[Frame]) {
+        for f in frames {
+            self.sending.push((self.port, f.hdr, f.data().to_vec()));
+        }
+    }
+
+    fn traced(&mut self, trace: u64, decisions: Vec<Decision>) {
+        self.traced.push((self.port, trace, decisions));
     }
 }
 

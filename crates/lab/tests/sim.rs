@@ -99,6 +99,7 @@ fn alice_gets_web1_through_the_nat_on_a_lossy_network_and_the_same_seed_replays(
         "router isp-gw         route 203.0.113.0/24 connected (dc); ttl 63->62",
         "switch dc",
         "out    web1",
+        "host   web1           SYN to listener :80 -> SYN-ACK (new connection)",
     ] {
         let all: String = trace
             .iter()

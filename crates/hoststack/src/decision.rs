@@ -1,0 +1,102 @@
+//! What a service host decided about a frame, for `scratchnet trace`.
+//!
+//! Recorded only while asked ([`crate::Stack::set_tracing`]): with no trace,
+//! each decision point costs one branch.
+
+use std::net::SocketAddrV4;
+
+/// One decision, in the order the host took them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A fragment: held for reassembly, or the last one of its packet.
+    Fragment { reassembled: bool },
+    /// To an open connection.
+    Connection {
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    },
+    /// A SYN to a listening port: a new connection, or why not.
+    Listener {
+        port: u16,
+        refused: Option<&'static str>,
+    },
+    /// A segment for a pair in TIME-WAIT, answered from the table.
+    TimeWait,
+    /// To a bound UDP socket.
+    Udp { port: u16 },
+    /// To the interface itself (no socket): what it answered.
+    Interface { answer: &'static str },
+    /// A TCP segment whose checksum does not verify.
+    BadChecksum,
+}
+
+impl Decision {
+    /// The decision's name in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Fragment { .. } => "fragment",
+            Decision::Connection { .. } => "connection",
+            Decision::Listener { .. } => "listener",
+            Decision::TimeWait => "time-wait",
+            Decision::Udp { .. } => "udp-socket",
+            Decision::Interface { .. } => "interface",
+            Decision::BadChecksum => "bad-checksum",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Fragment { reassembled: false } => write!(f, "fragment held for reassembly"),
+            Decision::Fragment { reassembled: true } => {
+                write!(f, "last fragment: packet reassembled")
+            }
+            Decision::Connection { local, remote } => {
+                write!(f, "to the connection {local} <- {remote}")
+            }
+            Decision::Listener {
+                port,
+                refused: None,
+            } => write!(f, "SYN to listener :{port} -> SYN-ACK (new connection)"),
+            Decision::Listener {
+                port,
+                refused: Some(why),
+            } => write!(f, "SYN to listener :{port} dropped: {why}"),
+            Decision::TimeWait => write!(f, "pair in TIME-WAIT: answered from the table"),
+            Decision::Udp { port } => write!(f, "to the UDP socket on :{port}"),
+            Decision::Interface { answer } => write!(f, "no socket: {answer}"),
+            Decision::BadChecksum => write!(f, "drop: bad TCP checksum"),
+        }
+    }
+}
+
+/// What the interface sent in answer to a frame no socket took, read from
+/// the frames it appended.
+pub(crate) fn answer_of(sent: &[wire::Frame]) -> &'static str {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    let Some(f) = sent.first() else {
+        return "ignored";
+    };
+    let Ok(eth) = EthernetFrame::new_checked(f.data()) else {
+        return "answered";
+    };
+    if eth.ethertype() == EthernetProtocol::Arp {
+        return match eth.payload().get(6..8) {
+            Some([0, 2]) => "ARP reply",
+            _ => "asks ARP for the sender before it can answer",
+        };
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return "answered";
+    };
+    match (ip.next_header(), ip.payload().first()) {
+        (IpProtocol::Tcp, _) => match TcpPacket::new_checked(ip.payload()) {
+            Ok(t) if t.rst() => "closed port: RST",
+            _ => "answered",
+        },
+        (IpProtocol::Icmp, Some(0)) => "echo reply",
+        (IpProtocol::Icmp, Some(3)) => "ICMP destination unreachable",
+        _ => "answered",
+    }
+}
