@@ -14,7 +14,7 @@
 use crate::capture::{CaptureSink, Direction};
 use crate::filter::Filter;
 use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-use crate::trace::{Recorded, TraceRecord, TraceSink, Tracer, What};
+use crate::trace::{egress_of, Recorded, TraceRecord, TraceSink, Tracer, What};
 use router::{IfaceId, Outbox, Router};
 use std::collections::VecDeque;
 use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
@@ -598,7 +598,8 @@ impl Fabric {
                     }
                     if self.tracing && frame.trace != 0 {
                         let name = self.port_name(port).to_owned();
-                        self.tracer.event(frame.trace, &name, What::Delivered);
+                        let what = egress_of(self.port_offload(port), &frame);
+                        self.tracer.event(frame.trace, &name, what);
                     }
                     tap(
                         &mut self.ports,
@@ -661,10 +662,12 @@ impl Fabric {
                         edit: e.edit,
                         frame: slot,
                     });
-                    if let Some(id) = batch.frames[slot].as_ref().map(|f| f.trace) {
-                        if self.tracing && id != 0 {
-                            let name = self.ports.get(port.0 as usize).map_or("?", |p| &p.name);
-                            self.tracer.event(id, name, What::Delivered);
+                    if let Some(f) = batch.frames[slot].as_ref().filter(|f| f.trace != 0) {
+                        if self.tracing {
+                            let entry = self.ports.get(port.0 as usize);
+                            let name = entry.map_or("?", |p| &p.name);
+                            let what = egress_of(entry.is_some_and(|p| p.offload), f);
+                            self.tracer.event(f.trace, name, what);
                         }
                     }
                 }

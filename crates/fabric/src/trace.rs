@@ -41,8 +41,11 @@ pub enum What {
     /// A router decided.
     Router(Decision),
     /// The frame left the fabric by this port (a host's TAP, a TUN, a
-    /// service host).
-    Delivered,
+    /// service host); `egress` says what the egress path does to it.
+    Delivered {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        egress: Option<String>,
+    },
     /// A service host decided (`decision` names it for tools).
     Host {
         decision: &'static str,
@@ -80,11 +83,40 @@ impl std::fmt::Display for Event {
                 };
                 (kind, d.to_string())
             }
-            What::Delivered => ("out", "delivered".to_owned()),
+            What::Delivered { egress: None } => ("out", "delivered".to_owned()),
+            What::Delivered { egress: Some(how) } => ("out", format!("delivered, {how}")),
             What::Host { text, .. } => ("host", text.clone()),
         };
         write!(f, "{kind:<6} {:<14} {text}", self.node)
     }
+}
+
+/// What the egress path does to a frame leaving by a port that takes
+/// offloads (`offload`) or not: nothing, or what, as the trace says it.
+pub(crate) fn egress_of(offload: bool, frame: &Frame) -> What {
+    let hdr = frame.hdr;
+    let egress = if !hdr.needs_work() {
+        None
+    } else if offload {
+        Some(if hdr.is_gso() {
+            "as one super-frame (the port takes offloads)".to_owned()
+        } else {
+            "its checksum left for the port to finish".to_owned()
+        })
+    } else if hdr.is_gso() && hdr.gso_size > 0 {
+        let headers = usize::from(hdr.csum_start) + 20;
+        let segments = frame
+            .len()
+            .saturating_sub(headers)
+            .div_ceil(usize::from(hdr.gso_size));
+        Some(format!(
+            "cut into {segments} segments of {} bytes (the port takes no offloads)",
+            hdr.gso_size
+        ))
+    } else {
+        Some("its checksum completed (the port takes no offloads)".to_owned())
+    };
+    What::Delivered { egress }
 }
 
 /// One traced frame, and everything done to it in one run of the fabric.

@@ -74,7 +74,7 @@ fn a_traced_syn_names_every_hop_from_alice_to_web1() {
         "out    web1           delivered",
     ];
     assert_eq!(path, expected, "{}", r);
-    assert!(matches!(r.events[6].what, What::Delivered));
+    assert!(matches!(r.events[6].what, What::Delivered { egress: None }));
     // JSON for tools.
     let json = serde_json::to_value(r).unwrap();
     assert_eq!(json["events"][2]["decision"], "nat");
@@ -158,4 +158,50 @@ fn switch_drops_are_traced_with_their_reason() {
         })
         .collect();
     assert_eq!(reasons, ["bad-ethertype", "vlan-not-allowed"]);
+}
+
+#[test]
+fn a_super_frame_is_traced_as_cut_for_a_port_without_offloads() {
+    let mut lab = Lab::new(6);
+    let alice = lab.ports.alice;
+    lab.inject(alice, VnetHdr::PLAIN, arp_for_gateway());
+    lab.inject(alice, VnetHdr::PLAIN, syn(40000, [203, 0, 113, 11]));
+    lab.run_for(Duration::from_millis(50));
+    let rec = Recorder::default();
+    assert!(lab.sim.fabric_mut().add_trace(
+        Some(alice),
+        Filter::All,
+        Some(1),
+        Box::new(rec.clone())
+    ));
+    // 3000 bytes of a TCP stream as one super-frame, as alice's kernel
+    // hands it over with TSO: GSO TCPv4, MSS 1448, partial checksum.
+    let mut p = vec![
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 168, 1, 10, 203, 0, 113, 11,
+    ];
+    p.extend_from_slice(&[
+        0x9c, 0x40, 0, 80, 0, 0, 0, 2, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    p.extend_from_slice(&[7; 3000]);
+    let total = (p.len() as u16).to_be_bytes();
+    p[2..4].copy_from_slice(&total);
+    fix_ipv4(&mut p);
+    let pseudo = wire::checksum::pseudo_header(&p[12..16], &p[16..20], 6, (p.len() - 20) as u32);
+    let partial = wire::checksum::fold(pseudo).to_be_bytes();
+    p[36..38].copy_from_slice(&partial);
+    let mut raw = [0u8; 10];
+    raw[0] = 1; // NEEDS_CSUM
+    raw[1] = 1; // TCPV4
+    raw[4..6].copy_from_slice(&1448u16.to_ne_bytes());
+    raw[6..8].copy_from_slice(&34u16.to_ne_bytes());
+    raw[8..10].copy_from_slice(&16u16.to_ne_bytes());
+    let hdr = VnetHdr::parse(&raw).unwrap();
+    lab.inject(alice, hdr, build_frame(HOME_GW, ALICE, 0x0800, &p));
+    lab.run_for(Duration::from_millis(10));
+    let records = rec.0.lock().expect("recorder").clone();
+    let text: String = records.iter().map(|r| r.to_string()).collect();
+    assert!(
+        text.contains("out    web1           delivered, cut into 3 segments of 1448 bytes (the port takes no offloads)"),
+        "{text}"
+    );
 }
