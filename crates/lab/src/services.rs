@@ -30,7 +30,7 @@ pub(crate) fn plan(
     for s in lab
         .services
         .iter()
-        .filter(|s| kinds::find(s.kind).is_some())
+        .filter(|s| kinds::find(s.kind()).is_some())
     {
         let mtu = lab.switch(&s.switch).map_or(1500, |sw| sw.mtu);
         let mut config = HostConfig::new(&s.name, Mac::local_from(&s.name), s.address, s.gateway);
@@ -111,7 +111,7 @@ impl Services {
         };
         let supervisor = runtime.supervisor();
         for p in planned {
-            let Some(kind) = kinds::find(p.spec.kind) else {
+            let Some(kind) = kinds::find(p.spec.kind()) else {
                 continue;
             };
             let link = FabricLink(runtime.injector(p.port));

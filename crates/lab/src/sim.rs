@@ -60,7 +60,7 @@ impl LabSim {
             .map_err(LabError::Runtime)?;
         let mut services = Vec::new();
         for p in blueprint.services {
-            if let Some(kind) = kinds::find(p.spec.kind) {
+            if let Some(kind) = kinds::find(p.spec.kind()) {
                 let name = p.spec.name.clone();
                 let running = kind.run(p.host.clone(), &p.spec, &blueprint.view);
                 rt.spawn(async move {

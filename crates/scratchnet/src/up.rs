@@ -250,12 +250,12 @@ fn notes(lab: &Topology) -> Vec<String> {
     for s in lab
         .services
         .iter()
-        .filter(|s| lab::kinds::find(s.kind).is_none())
+        .filter(|s| lab::kinds::find(s.kind()).is_none())
     {
         notes.push(format!(
             "service `{}` ({}) is not built yet: this version runs {}",
             s.name,
-            s.kind.name(),
+            s.kind().name(),
             built.join(", ")
         ));
     }

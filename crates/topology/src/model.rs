@@ -193,20 +193,76 @@ impl ServiceKind {
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
     pub name: String,
-    pub kind: ServiceKind,
     pub switch: String,
     pub address: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
-    pub port: Option<u16>,
-    pub backends: Vec<String>,
-    pub root_hints: Vec<IpAddr>,
-    /// For `http`: the size of the body of `GET /` (the greeting, padded).
-    pub body_size: Option<u64>,
     /// TCP connections one client address may hold at once.
     pub max_connections_per_client: usize,
-    /// For `http`: how long a client may take to send a request's headers,
-    /// and how long a kept-alive connection may sit idle.
+    /// What the service does, with the settings of its kind.
+    pub settings: ServiceSettings,
+}
+
+impl ServiceSpec {
+    pub fn kind(&self) -> ServiceKind {
+        self.settings.kind()
+    }
+}
+
+/// A service's settings, by kind. Each kind takes only its own keys: a
+/// key another kind takes is an error in the file, not silently ignored.
+#[derive(Debug, Clone)]
+pub enum ServiceSettings {
+    Http(HttpSettings),
+    Echo(EchoSettings),
+    HttpLb(HttpLbSettings),
+    DnsAuthoritative(DnsAuthoritativeSettings),
+    DnsResolver(DnsResolverSettings),
+}
+
+impl ServiceSettings {
+    pub fn kind(&self) -> ServiceKind {
+        match self {
+            ServiceSettings::Http(_) => ServiceKind::Http,
+            ServiceSettings::Echo(_) => ServiceKind::Echo,
+            ServiceSettings::HttpLb(_) => ServiceKind::HttpLb,
+            ServiceSettings::DnsAuthoritative(_) => ServiceKind::DnsAuthoritative,
+            ServiceSettings::DnsResolver(_) => ServiceKind::DnsResolver,
+        }
+    }
+}
+
+/// `kind = "http"`: the built-in web server.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub port: u16,
+    /// The size of the body of `GET /` (the greeting, padded or cut).
+    pub body_size: Option<u64>,
+    /// How long a request's headers may take, and a kept-alive connection
+    /// may sit idle.
     pub header_timeout: Duration,
+}
+
+/// `kind = "echo"`: TCP and UDP echo.
+#[derive(Debug, Clone)]
+pub struct EchoSettings {
+    pub port: u16,
+}
+
+/// `kind = "http-lb"`: a load balancer over other services.
+#[derive(Debug, Clone)]
+pub struct HttpLbSettings {
+    pub port: u16,
+    pub backends: Vec<String>,
+}
+
+/// `kind = "dns-authoritative"`.
+#[derive(Debug, Clone, Default)]
+pub struct DnsAuthoritativeSettings {}
+
+/// `kind = "dns-resolver"`: a recursive resolver.
+#[derive(Debug, Clone)]
+pub struct DnsResolverSettings {
+    pub root_hints: Vec<IpAddr>,
 }
 
 impl Topology {

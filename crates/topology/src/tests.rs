@@ -227,6 +227,12 @@ name = "web"
 kind = "htp"
 switch = "lan"
 address = "10.0.0.80/24"
+
+[[service]]
+name = "lb"
+kind = "http-lb"
+switch = "lan"
+address = "10.0.0.81/24"
 backends = ["nobody"]
 "#
     );
@@ -238,7 +244,7 @@ backends = ["nobody"]
             "router \"gw\".routes.via",
             "router \"gw\".nat.outside",
             "service \"web\".kind",
-            "service \"web\".backends"
+            "service \"lb\".backends"
         ]
     );
 }
@@ -247,4 +253,36 @@ backends = ["nobody"]
 fn missing_file_is_a_diagnostic() {
     let e = load(std::path::Path::new("/nonexistent/lab.toml")).expect_err("missing");
     assert!(e.to_string().contains("/nonexistent/lab.toml"), "{e}");
+}
+
+#[test]
+fn a_key_another_kind_takes_is_an_error_at_the_key() {
+    let text = r#"
+name = "kinds"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+[[service]]
+name = "e"
+kind = "echo"
+switch = "lan"
+address = "10.0.0.7/24"
+body_size = 100
+"#;
+    let err = crate::parse(text, "kinds.toml").expect_err("echo has no body_size");
+    let d = &err.diagnostics[0];
+    assert_eq!((d.line, d.key.as_str()), (11, "service \"e\".body_size"));
+    assert!(
+        d.message.contains("a `echo` service has no `body_size`"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("`body_size` is for http services"),
+        "{:?}",
+        d.hint
+    );
 }

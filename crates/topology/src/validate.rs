@@ -16,6 +16,18 @@ use wire::Mac;
 
 const MAX_NAME: usize = 15;
 
+/// The keys of a `[[service]]` table that a kind takes, beyond the ones
+/// every service has.
+fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
+    match kind {
+        ServiceKind::Http => &["port", "body_size", "header_timeout_secs"],
+        ServiceKind::Echo => &["port"],
+        ServiceKind::HttpLb => &["port", "backends"],
+        ServiceKind::DnsAuthoritative => &[],
+        ServiceKind::DnsResolver => &["root_hints"],
+    }
+}
+
 /// Whether `name` may name a lab, switch, host, router or service: 1 to
 /// 15 lowercase letters, digits and dashes, starting with a letter or
 /// digit. Such a name is safe as a namespace, a device and a file name.
@@ -741,6 +753,88 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// The settings of a service of `kind`: each key another kind takes is
+    /// an error at the key.
+    fn service_settings(
+        &mut self,
+        s: &raw::Service,
+        kind: ServiceKind,
+        name: &str,
+        services: &[String],
+    ) -> ServiceSettings {
+        let key = |k: &str| format!("service \"{name}\".{k}");
+        let takes = settings_keys(kind);
+        let given = [
+            ("port", s.port.as_ref().map(|v| v.span())),
+            ("body_size", s.body_size.as_ref().map(|v| v.span())),
+            (
+                "header_timeout_secs",
+                s.header_timeout_secs.as_ref().map(|v| v.span()),
+            ),
+            ("backends", s.backends.first().map(|v| v.span())),
+            ("root_hints", s.root_hints.first().map(|v| v.span())),
+        ];
+        for (k, span) in given {
+            if let Some(span) = span.filter(|_| !takes.contains(&k)) {
+                let takers: Vec<&str> = ServiceKind::ALL
+                    .into_iter()
+                    .filter(|other| settings_keys(*other).contains(&k))
+                    .map(ServiceKind::name)
+                    .collect();
+                self.r.error(
+                    span,
+                    &key(k),
+                    format!("a `{}` service has no `{k}`", kind.name()),
+                    format!("`{k}` is for {} services", takers.join(" and ")).into(),
+                );
+            }
+        }
+        let port = |me: &mut Self, default: u64| {
+            me.ranged(&s.port, &key("port"), 1, 65535, default) as u16
+        };
+        match kind {
+            ServiceKind::Http => ServiceSettings::Http(HttpSettings {
+                port: port(self, 80),
+                body_size: s
+                    .body_size
+                    .as_ref()
+                    .map(|b| self.ranged(&Some(b.clone()), &key("body_size"), 0, MAX_BODY_SIZE, 0)),
+                header_timeout: Duration::from_secs(self.ranged(
+                    &s.header_timeout_secs,
+                    &key("header_timeout_secs"),
+                    1,
+                    3600,
+                    10,
+                )),
+            }),
+            ServiceKind::Echo => ServiceSettings::Echo(EchoSettings {
+                port: port(self, 7),
+            }),
+            ServiceKind::HttpLb => {
+                for b in &s.backends {
+                    if !services.contains(b.get_ref()) || b.get_ref() == name {
+                        self.err(
+                            b,
+                            &key("backends"),
+                            format!("`{}` is not another service", b.get_ref()),
+                            "list the names of [[service]] tables".to_owned(),
+                        );
+                    }
+                }
+                ServiceSettings::HttpLb(HttpLbSettings {
+                    port: port(self, 80),
+                    backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
+                })
+            }
+            ServiceKind::DnsAuthoritative => {
+                ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings::default())
+            }
+            ServiceKind::DnsResolver => ServiceSettings::DnsResolver(DnsResolverSettings {
+                root_hints: self.ips(&s.root_hints, &key("root_hints")),
+            }),
+        }
+    }
+
     fn service(
         &mut self,
         s: &raw::Service,
@@ -781,35 +875,12 @@ impl Validator<'_, '_> {
             );
         }
         let gateway = self.gateway(&s.gateway, &key("gateway"), address);
-        let port = s
-            .port
-            .as_ref()
-            .map(|p| self.ranged(&Some(p.clone()), &key("port"), 1, 65535, 80) as u16);
-        for b in &s.backends {
-            if !services.contains(b.get_ref()) || *b.get_ref() == name {
-                self.err(
-                    b,
-                    &key("backends"),
-                    format!("`{}` is not another service", b.get_ref()),
-                    "list the names of [[service]] tables".to_owned(),
-                );
-            }
-        }
-        let root_hints = self.ips(&s.root_hints, &key("root_hints"));
-        let body_size = s
-            .body_size
-            .as_ref()
-            .map(|b| self.ranged(&Some(b.clone()), &key("body_size"), 0, MAX_BODY_SIZE, 0));
+        let settings = kind.map(|kind| self.service_settings(s, kind, &name, services));
         Some(ServiceSpec {
             name: name.clone(),
-            kind: kind?,
             switch: sw?.name,
             address: address?,
             gateway,
-            port,
-            backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
-            root_hints,
-            body_size,
             max_connections_per_client: self.ranged(
                 &s.max_connections_per_client,
                 &key("max_connections_per_client"),
@@ -817,13 +888,7 @@ impl Validator<'_, '_> {
                 1 << 20,
                 4096,
             ) as usize,
-            header_timeout: Duration::from_secs(self.ranged(
-                &s.header_timeout_secs,
-                &key("header_timeout_secs"),
-                1,
-                3600,
-                10,
-            )),
+            settings: settings?,
         })
         .filter(|_| ok)
     }

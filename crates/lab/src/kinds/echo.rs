@@ -3,7 +3,7 @@
 use super::{Running, Service};
 use crate::LabView;
 use hoststack::Host;
-use topology::{ServiceKind, ServiceSpec};
+use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct Echo;
 
@@ -13,7 +13,9 @@ impl Service for Echo {
     }
 
     fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
-        let port = spec.port.unwrap_or(services::echo::PORT);
-        Box::pin(services::echo::serve(host, port))
+        let ServiceSettings::Echo(settings) = &spec.settings else {
+            return super::wrong_kind(spec);
+        };
+        Box::pin(services::echo::serve(host, settings.port))
     }
 }

@@ -4,7 +4,7 @@
 use super::{Running, Service};
 use crate::LabView;
 use hoststack::Host;
-use topology::{ServiceKind, ServiceSpec};
+use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct Http;
 
@@ -14,11 +14,14 @@ impl Service for Http {
     }
 
     fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+        let ServiceSettings::Http(settings) = &spec.settings else {
+            return super::wrong_kind(spec);
+        };
         let config = services::http::Config {
             name: spec.name.clone(),
-            port: spec.port.unwrap_or(80),
-            body_size: spec.body_size,
-            header_timeout: spec.header_timeout,
+            port: settings.port,
+            body_size: settings.body_size,
+            header_timeout: settings.header_timeout,
         };
         Box::pin(services::http::serve(host, config))
     }

@@ -1,7 +1,8 @@
 //! The registry of service kinds: one module each, one line in [`ALL`].
 //!
-//! A kind takes its typed settings from the validated [`ServiceSpec`] and
-//! a [`LabView`] of the rest of the lab (other nodes by name, their
+//! A kind takes its typed settings (`ServiceSpec::settings`, one struct
+//! per kind, validated by the topology crate with located errors) and a
+//! [`LabView`] of the rest of the lab (other nodes by name, their
 //! addresses), and runs as an ordinary async task on its service host.
 //! Adding a kind is a module here and its line in [`ALL`]; docs/
 //! architecture.md walks through `echo` as the example.
@@ -31,6 +32,17 @@ pub trait Service: Sync {
 
 /// Every kind this version runs.
 pub const ALL: &[&dyn Service] = &[&http::Http, &echo::Echo];
+
+/// What a kind runs when given another kind's settings (the registry
+/// finds kinds by their settings, so this is a bug, reported, not a panic).
+fn wrong_kind(spec: &ServiceSpec) -> Running {
+    let msg = format!(
+        "service `{}`: settings of kind `{}` given to another kind",
+        spec.name,
+        spec.kind().name()
+    );
+    Box::pin(async move { Err(io::Error::other(msg)) })
+}
 
 /// The implementation of a kind, if this version runs it.
 pub fn find(kind: ServiceKind) -> Option<&'static dyn Service> {
