@@ -783,7 +783,7 @@ impl Validator<'_, '_> {
                     .collect();
                 self.r.error(
                     span,
-                    &key(k),
+                    key(k),
                     format!("a `{}` service has no `{k}`", kind.name()),
                     format!("`{k}` is for {} services", takers.join(" and ")).into(),
                 );
