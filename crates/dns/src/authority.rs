@@ -1,0 +1,214 @@
+//! An authoritative server's answers (RFC 1034 4.3.2, RFC 2308, RFC 4592,
+//! RFC 6891), as a function of the zones it serves and the query bytes.
+
+use crate::Zone;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+/// How a query came: over UDP answers must fit the client's buffer (512
+/// bytes without EDNS); over TCP up to 65,535 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// How many CNAMEs are followed inside the zones before giving up.
+const MAX_CNAMES: usize = 8;
+/// The largest UDP answer offered with EDNS (the DNS flag day 2020 size).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// The zones a server serves. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Authority {
+    zones: Vec<Zone>,
+}
+
+impl Authority {
+    pub fn new(zones: Vec<Zone>) -> Authority {
+        Authority { zones }
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The zone with the longest origin that contains `name`.
+    fn zone_for(&self, name: &LowerName) -> Option<&Zone> {
+        self.zones
+            .iter()
+            .filter(|z| z.origin().zone_of(name))
+            .max_by_key(|z| z.origin().num_labels())
+    }
+
+    /// The answer to a query as received; `None` for what deserves no
+    /// answer (not a query at all, or too short to have an ID).
+    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let request = match Message::from_vec(query) {
+            Ok(m) => m,
+            Err(_) => {
+                // Unparseable: FORMERR if there is an ID to answer to.
+                let id = u16::from_be_bytes([*query.first()?, *query.get(1)?]);
+                if query.get(2).is_some_and(|b| b & 0x80 != 0) {
+                    return None; // a response: never answer those
+                }
+                let m = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+                return m.to_vec().ok();
+            }
+        };
+        if request.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let response = self.respond(&request);
+        let limit = match (transport, &request.edns) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
+            (Transport::Udp, None) => 512,
+        };
+        let bytes = response.to_vec().ok()?;
+        if bytes.len() <= limit {
+            return Some(bytes);
+        }
+        // Too big for the client's buffer: the header and question, TC set
+        // (RFC 2181 9), so that it asks again over TCP.
+        let mut cut = response;
+        cut.answers.clear();
+        cut.authorities.clear();
+        cut.additionals.clear();
+        cut.metadata.truncation = true;
+        cut.to_vec().ok()
+    }
+
+    /// The response to a parsed query.
+    pub fn respond(&self, request: &Message) -> Message {
+        let mut m = Message::response(request.metadata.id, request.metadata.op_code);
+        m.metadata.recursion_desired = request.metadata.recursion_desired;
+        m.queries = request.queries.clone();
+        if request.edns.is_some() {
+            let mut edns = Edns::new();
+            edns.set_max_payload(EDNS_PAYLOAD);
+            m.edns = Some(edns);
+        }
+        if request.metadata.op_code != OpCode::Query {
+            m.metadata.response_code = ResponseCode::NotImp;
+            return m;
+        }
+        let [question] = request.queries.as_slice() else {
+            m.metadata.response_code = ResponseCode::FormErr;
+            return m;
+        };
+        let qname = LowerName::new(question.name());
+        let Some(zone) = self.zone_for(&qname) else {
+            m.metadata.response_code = ResponseCode::Refused;
+            return m;
+        };
+        self.resolve(zone, question, &mut m);
+        m
+    }
+
+    /// Fills `m` with what `zone` says about `question`, following CNAMEs
+    /// into the zones this server has.
+    fn resolve<'a>(&'a self, mut zone: &'a Zone, question: &Query, m: &mut Message) {
+        let qtype = question.query_type();
+        let mut name = LowerName::new(question.name());
+        m.metadata.authoritative = true;
+        for _ in 0..=MAX_CNAMES {
+            if let Some((cut, ns)) = zone.delegation(&name) {
+                // A referral: not ours to answer (RFC 1034 4.3.2 3b).
+                if !(cut == name && qtype == RecordType::DS) {
+                    if m.answers.is_empty() {
+                        m.metadata.authoritative = false;
+                    }
+                    m.authorities.extend(ns.iter().cloned());
+                    add_glue(zone, ns, &mut m.additionals);
+                    return;
+                }
+            }
+            let found = if qtype == RecordType::ANY {
+                let all: Vec<Record> = zone.all_at(&name).into_iter().cloned().collect();
+                (!all.is_empty()).then_some(all)
+            } else {
+                zone.rrset(&name, qtype).map(<[Record]>::to_vec)
+            };
+            if let Some(records) = found {
+                m.answers.extend(records);
+                return;
+            }
+            if let Some(cname) = zone.rrset(&name, RecordType::CNAME) {
+                m.answers.extend(cname.iter().cloned());
+                let Some(RData::CNAME(target)) = cname.first().map(|r| &r.data) else {
+                    return;
+                };
+                name = LowerName::new(&target.0);
+                match self.zone_for(&name) {
+                    Some(z) => zone = z,
+                    None => return, // outside our zones: the resolver goes on
+                }
+                continue;
+            }
+            if zone.exists(&name) {
+                // NODATA (RFC 2308 2.2).
+                add_soa(zone, &mut m.authorities);
+                return;
+            }
+            // A wildcard at the closest encloser (RFC 4592 3.3.1).
+            let encloser = zone.closest_encloser(&name);
+            if let Ok(wild) = Name::from(&encloser).prepend_label("*") {
+                let wild = LowerName::new(&wild);
+                let owner = Name::from(&name);
+                if let Some(records) = zone.rrset(&wild, qtype) {
+                    m.answers.extend(records.iter().map(|r| {
+                        let mut r = r.clone();
+                        r.name = owner.clone();
+                        r
+                    }));
+                    return;
+                }
+                if let Some(cname) = zone.rrset(&wild, RecordType::CNAME) {
+                    m.answers.extend(cname.iter().map(|r| {
+                        let mut r = r.clone();
+                        r.name = owner.clone();
+                        r
+                    }));
+                    return;
+                }
+                if zone.exists(&wild) {
+                    add_soa(zone, &mut m.authorities);
+                    return;
+                }
+            }
+            // NXDOMAIN (RFC 2308 2.1): for the last name in a CNAME chain.
+            m.metadata.response_code = ResponseCode::NXDomain;
+            add_soa(zone, &mut m.authorities);
+            return;
+        }
+        // A CNAME loop: what was found so far, and SERVFAIL.
+        m.metadata.response_code = ResponseCode::ServFail;
+    }
+}
+
+/// The SOA for a negative answer, its TTL the negative-caching one.
+fn add_soa(zone: &Zone, authorities: &mut Vec<Record>) {
+    if let Some(soa) = zone.soa() {
+        let mut soa = soa.clone();
+        soa.ttl = zone.negative_ttl();
+        authorities.push(soa);
+    }
+}
+
+/// A and AAAA records of the delegated name servers that are inside the
+/// zone (glue, RFC 1034 4.2.1).
+fn add_glue(zone: &Zone, ns: &[Record], additionals: &mut Vec<Record>) {
+    for r in ns {
+        let RData::NS(target) = &r.data else { continue };
+        let target = LowerName::new(&target.0);
+        if !zone.origin().zone_of(&target) {
+            continue;
+        }
+        for ty in [RecordType::A, RecordType::AAAA] {
+            if let Some(glue) = zone.rrset(&target, ty) {
+                additionals.extend(glue.iter().cloned());
+            }
+        }
+    }
+}

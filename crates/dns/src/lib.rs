@@ -1,0 +1,17 @@
+//! DNS for the lab, sans-IO: messages in, messages out, no sockets, no
+//! clock. Messages, names, records and the RFC 1035 zone-file parser are
+//! hickory-proto's; what a server answers is this crate's.
+//!
+//! * [`Zone`]: one zone's records, from a zone file's text.
+//! * [`Authority`]: the zones a server serves, and its answer to a query
+//!   (RFC 1034 4.3.2): authoritative answers, referrals with glue, CNAMEs
+//!   followed inside the zone, wildcards (RFC 4592), NXDOMAIN and NODATA
+//!   with the SOA, REFUSED, FORMERR, NOTIMP, EDNS(0) sizes and truncation.
+
+mod authority;
+mod zone;
+
+pub use authority::{Authority, Transport};
+pub use zone::{Zone, ZoneError};
+
+pub use hickory_proto;

@@ -1,0 +1,236 @@
+//! What an authoritative server answers, query by query.
+
+use dns::hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use dns::hickory_proto::rr::{Name, RData, RecordType};
+use dns::{Authority, Transport, Zone};
+
+const EXAMPLE: &str = "
+$TTL 3600
+@       IN SOA ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 300
+@       IN NS  ns1
+@       IN A   203.0.113.10
+www     IN A   203.0.113.10
+api     IN CNAME www
+loop1   IN CNAME loop2
+loop2   IN CNAME loop1
+ns1     IN A   203.0.113.55
+mail    IN A   203.0.113.25
+@       IN MX  10 mail
+@       IN TXT \"v=spf1 mx -all\"
+*.wild  IN A   203.0.113.99
+a.b.c   IN A   203.0.113.98
+big     IN TXT \"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+big     IN TXT \"1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+big     IN TXT \"2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+big     IN TXT \"3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+big     IN TXT \"4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+big     IN TXT \"5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"
+";
+
+const COM: &str = "
+$TTL 86400
+@            IN SOA a.gtld-servers.net. nstld.example. 1 1800 900 604800 900
+@            IN NS  a.gtld-servers.net.
+example      IN NS  ns1.example.com.
+ns1.example  IN A   203.0.113.55
+";
+
+fn authority() -> Authority {
+    Authority::new(vec![
+        Zone::parse("example.com.", EXAMPLE).expect("example.com"),
+        Zone::parse("com.", COM).expect("com"),
+    ])
+}
+
+fn ask(a: &Authority, name: &str, ty: RecordType) -> Message {
+    ask_with(a, name, ty, None, Transport::Udp)
+}
+
+fn ask_with(a: &Authority, name: &str, ty: RecordType, edns: Option<u16>, t: Transport) -> Message {
+    let mut q = Message::query();
+    q.metadata.id = 4242;
+    q.add_query(Query::query(Name::from_ascii(name).expect("name"), ty));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        q.edns = Some(e);
+    }
+    let bytes = a
+        .answer(&q.to_vec().expect("encode"), t)
+        .expect("an answer");
+    Message::from_vec(&bytes).expect("decode")
+}
+
+fn a_records(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn answers_are_authoritative_and_cnames_are_followed() {
+    let a = authority();
+    let m = ask(&a, "www.example.com.", RecordType::A);
+    assert_eq!(m.metadata.message_type, MessageType::Response);
+    assert!(m.metadata.authoritative);
+    assert_eq!(
+        (m.metadata.id, m.metadata.response_code),
+        (4242, ResponseCode::NoError)
+    );
+    assert_eq!(a_records(&m), ["203.0.113.10"]);
+    let m = ask(&a, "API.Example.COM.", RecordType::A);
+    assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(a_records(&m), ["203.0.113.10"]);
+    let m = ask(&a, "example.com.", RecordType::MX);
+    assert!(matches!(m.answers[0].data, RData::MX(_)));
+    let m = ask(&a, "loop1.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
+    let a = authority();
+    let m = ask(&a, "nope.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(m.authorities[0].ttl, 300, "min(SOA TTL, minimum)");
+    let m = ask(&a, "www.example.com.", RecordType::AAAA);
+    assert_eq!(
+        (m.metadata.response_code, m.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    // An empty non-terminal exists: NODATA, not NXDOMAIN.
+    let m = ask(&a, "b.c.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+}
+
+#[test]
+fn wildcards_synthesize_at_the_closest_encloser() {
+    let a = authority();
+    let m = ask(&a, "anything.wild.example.com.", RecordType::A);
+    assert_eq!(a_records(&m), ["203.0.113.99"]);
+    assert_eq!(
+        m.answers[0].name,
+        Name::from_ascii("anything.wild.example.com.").expect("name")
+    );
+    // RFC 4592: the wildcard does not match below an existing name.
+    let m = ask(&a, "x.a.b.c.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+}
+
+#[test]
+fn delegations_are_referrals_with_glue() {
+    let a = Authority::new(vec![Zone::parse("com.", COM).expect("com")]);
+    let m = ask(&a, "www.example.com.", RecordType::A);
+    assert!(!m.metadata.authoritative);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::NS);
+    let mut glue = m.clone();
+    glue.answers = m.additionals.clone();
+    assert_eq!(a_records(&glue), ["203.0.113.55"]);
+}
+
+#[test]
+fn refused_formerr_notimp_and_truncation() {
+    let a = authority();
+    let m = ask(&a, "www.example.org.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // Two questions.
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("a.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    q.add_query(Query::query(
+        Name::from_ascii("b.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    let r = Message::from_vec(
+        &a.answer(&q.to_vec().expect("e"), Transport::Udp)
+            .expect("a"),
+    )
+    .expect("d");
+    assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+    // Not a query opcode.
+    let mut q = Message::query();
+    q.metadata.op_code = OpCode::Status;
+    q.add_query(Query::query(
+        Name::from_ascii("a.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    let r = Message::from_vec(
+        &a.answer(&q.to_vec().expect("e"), Transport::Udp)
+            .expect("a"),
+    )
+    .expect("d");
+    assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
+    // 600 bytes of TXT: truncated at 512 without EDNS, whole with it or TCP.
+    let m = ask(&a, "big.example.com.", RecordType::TXT);
+    assert!(m.metadata.truncation && m.answers.is_empty());
+    let m = ask_with(
+        &a,
+        "big.example.com.",
+        RecordType::TXT,
+        Some(1232),
+        Transport::Udp,
+    );
+    assert!(!m.metadata.truncation && m.answers.len() == 6 && m.edns.is_some());
+    let m = ask_with(
+        &a,
+        "big.example.com.",
+        RecordType::TXT,
+        None,
+        Transport::Tcp,
+    );
+    assert_eq!(m.answers.len(), 6);
+}
+
+#[test]
+fn garbage_gets_formerr_or_nothing_never_a_panic() {
+    let a = authority();
+    assert!(a.answer(&[], Transport::Udp).is_none());
+    let r = a
+        .answer(&[0x12, 0x34, 0x01, 0, 0, 9], Transport::Udp)
+        .expect("formerr");
+    assert_eq!(
+        Message::from_vec(&r).expect("d").metadata.response_code,
+        ResponseCode::FormErr
+    );
+    // A response is never answered.
+    assert!(a
+        .answer(
+            &[0x12, 0x34, 0x81, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            Transport::Udp
+        )
+        .is_none());
+    // A compression loop in the question name.
+    let looped = [
+        0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+    ];
+    let _ = a.answer(&looped, Transport::Udp);
+    for n in 0..2000u32 {
+        let bytes: Vec<u8> = (0..(n % 97)).map(|i| (i * 31 + n * 7) as u8).collect();
+        let _ = a.answer(&bytes, Transport::Udp);
+    }
+}
+
+#[test]
+fn zone_errors_say_what_is_wrong() {
+    assert!(
+        Zone::parse("example.com.", "@ IN A 1.2.3.4\n").is_err(),
+        "no SOA"
+    );
+    let e = Zone::parse(
+        "example.com.",
+        "@ IN SOA a. b. 1 2 3 4 5\n@ IN A not-an-address\n",
+    )
+    .expect_err("bad A");
+    assert!(!e.to_string().is_empty());
+}
