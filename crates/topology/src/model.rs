@@ -255,9 +255,11 @@ pub struct HttpLbSettings {
     pub backends: Vec<String>,
 }
 
-/// `kind = "dns-authoritative"`.
+/// `kind = "dns-authoritative"`: the zones it serves, parsed and checked.
 #[derive(Debug, Clone, Default)]
-pub struct DnsAuthoritativeSettings {}
+pub struct DnsAuthoritativeSettings {
+    pub zones: Vec<dns::Zone>,
+}
 
 /// `kind = "dns-resolver"`: a recursive resolver.
 #[derive(Debug, Clone)]

@@ -122,6 +122,15 @@ pub struct Forward {
     pub to: Str,
 }
 
+/// A zone an authoritative DNS service serves: its origin and its records
+/// as RFC 1035 zone-file text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneTable {
+    pub origin: Str,
+    pub records: Str,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
@@ -135,6 +144,8 @@ pub struct Service {
     pub backends: Vec<Str>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
+    #[serde(default)]
+    pub zones: Vec<Spanned<ZoneTable>>,
     pub body_size: Option<Spanned<u64>>,
     pub max_connections_per_client: Option<Spanned<u64>>,
     pub header_timeout_secs: Option<Spanned<u64>>,

@@ -23,7 +23,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
         ServiceKind::Http => &["port", "body_size", "header_timeout_secs"],
         ServiceKind::Echo => &["port"],
         ServiceKind::HttpLb => &["port", "backends"],
-        ServiceKind::DnsAuthoritative => &[],
+        ServiceKind::DnsAuthoritative => &["zones"],
         ServiceKind::DnsResolver => &["root_hints"],
     }
 }
@@ -773,6 +773,7 @@ impl Validator<'_, '_> {
             ),
             ("backends", s.backends.first().map(|v| v.span())),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
+            ("zones", s.zones.first().map(|v| v.span())),
         ];
         for (k, span) in given {
             if let Some(span) = span.filter(|_| !takes.contains(&k)) {
@@ -827,7 +828,20 @@ impl Validator<'_, '_> {
                 })
             }
             ServiceKind::DnsAuthoritative => {
-                ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings::default())
+                let mut zones = Vec::new();
+                for z in &s.zones {
+                    let z = z.get_ref();
+                    match dns::Zone::parse(z.origin.get_ref(), z.records.get_ref()) {
+                        Ok(zone) => zones.push(zone),
+                        Err(e) => self.err(
+                            &z.records,
+                            &key("zones.records"),
+                            format!("zone `{}`: {e}", z.origin.get_ref()),
+                            "write the zone as an RFC 1035 zone file: SOA and NS at the apex, names relative to the origin or ending in `.`".to_owned(),
+                        ),
+                    }
+                }
+                ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings { zones })
             }
             ServiceKind::DnsResolver => ServiceSettings::DnsResolver(DnsResolverSettings {
                 root_hints: self.ips(&s.root_hints, &key("root_hints")),

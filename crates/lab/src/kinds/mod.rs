@@ -7,6 +7,7 @@
 //! Adding a kind is a module here and its line in [`ALL`]; docs/
 //! architecture.md walks through `echo` as the example.
 
+mod dns_authoritative;
 mod echo;
 mod http;
 
@@ -31,7 +32,11 @@ pub trait Service: Sync {
 }
 
 /// Every kind this version runs.
-pub const ALL: &[&dyn Service] = &[&http::Http, &echo::Echo];
+pub const ALL: &[&dyn Service] = &[
+    &http::Http,
+    &echo::Echo,
+    &dns_authoritative::DnsAuthoritative,
+];
 
 /// What a kind runs when given another kind's settings (the registry
 /// finds kinds by their settings, so this is a bug, reported, not a panic).
