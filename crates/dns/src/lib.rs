@@ -7,11 +7,14 @@
 //!   (RFC 1034 4.3.2): authoritative answers, referrals with glue, CNAMEs
 //!   followed inside the zone, wildcards (RFC 4592), NXDOMAIN and NODATA
 //!   with the SOA, REFUSED, FORMERR, NOTIMP, EDNS(0) sizes and truncation.
+//! * [`Resolver`]: a caching recursive resolver from root hints.
 
 mod authority;
+pub mod resolver;
 mod zone;
 
 pub use authority::{Authority, Transport};
+pub use resolver::{Action, Resolver, ResolverConfig};
 pub use zone::{Zone, ZoneError};
 
 pub use hickory_proto;

@@ -1,0 +1,694 @@
+//! A caching recursive resolver, sans-IO: client questions and upstream
+//! answers in, upstream questions and client answers out, `now` passed in.
+//!
+//! Each client question is a task that walks down from the closest zone
+//! cut it knows (the root hints at first): it asks one of the zone's
+//! servers, follows referrals (NS and glue accepted only inside the zone
+//! of the server that gave them: the bailiwick rule), follows CNAMEs (at
+//! most [`MAX_CNAMES`]), tries the next server on a timeout or a bad
+//! answer, and answers SERVFAIL when none is left. Answers and negative
+//! answers (RFC 2308, for the SOA's minimum) are cached by TTL, and TTLs
+//! count down in what clients get. Reverse lookups for private and
+//! special ranges are answered NXDOMAIN at once (RFC 6303). Upstream
+//! answers are matched against the question asked, its ID and the server
+//! asked; anything else is ignored.
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+/// CNAMEs followed for one question at most.
+pub const MAX_CNAMES: usize = 8;
+/// Upstream queries one question may cost at most.
+pub const MAX_QUERIES: usize = 24;
+
+/// How a resolver is set up.
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    pub root_hints: Vec<Ipv4Addr>,
+    /// Cache entries at most.
+    pub cache_size: usize,
+    /// Client questions in progress at most.
+    pub max_tasks: usize,
+}
+
+impl ResolverConfig {
+    pub fn new(root_hints: Vec<Ipv4Addr>) -> ResolverConfig {
+        ResolverConfig {
+            root_hints,
+            cache_size: 50_000,
+            max_tasks: 1024,
+        }
+    }
+}
+
+/// Who asked: the service layer's handle for a client.
+pub type ClientId = u64;
+
+/// What the resolver wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send `message` to `server` (port 53) from a fresh source port; call
+    /// [`Resolver::upstream_answer`] with `token` and what comes back, or
+    /// [`Resolver::upstream_timeout`] if nothing does in time.
+    Query {
+        token: u64,
+        server: Ipv4Addr,
+        message: Vec<u8>,
+    },
+    /// Send `message` to the client.
+    Answer { client: ClientId, message: Vec<u8> },
+}
+
+/// What the resolver counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolverCounters {
+    pub questions: u64,
+    pub cache_hits: u64,
+    pub upstream_queries: u64,
+    pub upstream_timeouts: u64,
+    /// Upstream answers ignored: wrong ID, question or server, or garbage.
+    pub spoofed_or_bad: u64,
+    /// Referral records dropped by the bailiwick rule.
+    pub out_of_bailiwick: u64,
+    pub servfail: u64,
+    pub local_zone_answers: u64,
+    pub refused_busy: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Cached {
+    Records(Vec<Record>),
+    /// NXDOMAIN (`true`) or NODATA, with the SOA to show.
+    Negative(bool, Record),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Cached,
+    stored: Instant,
+    ttl: u32,
+}
+
+/// One client question being resolved.
+#[derive(Debug)]
+struct Task {
+    client: ClientId,
+    request: Message,
+    /// The name being looked up now (after CNAMEs).
+    name: LowerName,
+    qtype: RecordType,
+    /// CNAME records met so far, for the answer.
+    chain: Vec<Record>,
+    /// The zone whose servers are being asked, and those not tried yet.
+    zone: LowerName,
+    servers: Vec<Ipv4Addr>,
+    queries: usize,
+    /// The outstanding upstream query: its token, server and message ID.
+    waiting: Option<(u64, Ipv4Addr, u16)>,
+}
+
+/// The resolver. See the module documentation.
+#[derive(Debug)]
+pub struct Resolver {
+    config: ResolverConfig,
+    cache: HashMap<(LowerName, RecordType), Entry>,
+    tasks: HashMap<u64, Task>,
+    next_token: u64,
+    rng: u64,
+    counters: ResolverCounters,
+}
+
+impl Resolver {
+    /// `seed` drives the upstream message IDs (give it real randomness).
+    pub fn new(config: ResolverConfig, seed: u64) -> Resolver {
+        Resolver {
+            config,
+            cache: HashMap::new(),
+            tasks: HashMap::new(),
+            next_token: 0,
+            rng: seed | 1,
+            counters: ResolverCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> &ResolverCounters {
+        &self.counters
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn random_u16(&mut self) -> u16 {
+        // xorshift64*: IDs an off-path attacker cannot predict without the seed.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 48) as u16
+    }
+
+    /// A question from a client (the bytes it sent).
+    pub fn client_query(&mut self, now: Instant, client: ClientId, bytes: &[u8]) -> Vec<Action> {
+        let Ok(request) = Message::from_vec(bytes) else {
+            let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+                return Vec::new();
+            };
+            return answer(
+                client,
+                Message::error_msg(id, OpCode::Query, ResponseCode::FormErr),
+            );
+        };
+        if request.metadata.message_type != MessageType::Query {
+            return Vec::new();
+        }
+        self.counters.questions += 1;
+        let mut reply = response_to(&request);
+        if request.metadata.op_code != OpCode::Query {
+            reply.metadata.response_code = ResponseCode::NotImp;
+            return answer(client, reply);
+        }
+        let [question] = request.queries.as_slice() else {
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return answer(client, reply);
+        };
+        let name = LowerName::new(question.name());
+        if let Some(zone) = local_zone(&name) {
+            self.counters.local_zone_answers += 1;
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            reply.authorities.push(local_soa(&zone));
+            return answer(client, reply);
+        }
+        if self.tasks.len() >= self.config.max_tasks {
+            self.counters.refused_busy += 1;
+            reply.metadata.response_code = ResponseCode::ServFail;
+            return answer(client, reply);
+        }
+        let token = self.token();
+        let task = Task {
+            client,
+            request: request.clone(),
+            name,
+            qtype: question.query_type(),
+            chain: Vec::new(),
+            zone: LowerName::new(&Name::root()),
+            servers: Vec::new(),
+            queries: 0,
+            waiting: None,
+        };
+        self.tasks.insert(token, task);
+        self.step(now, token)
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// What came back from `from` for the upstream query `token`.
+    pub fn upstream_answer(
+        &mut self,
+        now: Instant,
+        token: u64,
+        from: Ipv4Addr,
+        bytes: &[u8],
+    ) -> Vec<Action> {
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return Vec::new();
+        };
+        let Some((_, server, id)) = task.waiting else {
+            return Vec::new();
+        };
+        let Ok(msg) = Message::from_vec(bytes) else {
+            self.counters.spoofed_or_bad += 1;
+            return self.next_server(now, token);
+        };
+        let asked = Query::query(Name::from(&task.name), task.qtype);
+        let matches = from == server
+            && msg.metadata.id == id
+            && msg.metadata.message_type == MessageType::Response
+            && msg.queries.len() == 1
+            && LowerName::new(msg.queries[0].name()) == task.name
+            && msg.queries[0].query_type() == asked.query_type();
+        if !matches {
+            // Not the answer to what was asked: wait on (a spoofer must not
+            // end the query).
+            self.counters.spoofed_or_bad += 1;
+            return Vec::new();
+        }
+        task.waiting = None;
+        self.on_answer(now, token, msg)
+    }
+
+    /// Nothing came back for `token` in time.
+    pub fn upstream_timeout(&mut self, now: Instant, token: u64) -> Vec<Action> {
+        if self.tasks.get(&token).is_some_and(|t| t.waiting.is_some()) {
+            self.counters.upstream_timeouts += 1;
+            return self.next_server(now, token);
+        }
+        Vec::new()
+    }
+
+    fn next_server(&mut self, now: Instant, token: u64) -> Vec<Action> {
+        if let Some(t) = self.tasks.get_mut(&token) {
+            t.waiting = None;
+        }
+        self.ask(now, token)
+    }
+
+    /// Answers from the cache, or finds the closest known zone cut and
+    /// asks its servers.
+    fn step(&mut self, now: Instant, token: u64) -> Vec<Action> {
+        loop {
+            let Some(task) = self.tasks.get(&token) else {
+                return Vec::new();
+            };
+            let (name, qtype) = (task.name.clone(), task.qtype);
+            if let Some(cached) = self.lookup(now, &name, qtype) {
+                self.counters.cache_hits += 1;
+                return self.finish_with(token, cached);
+            }
+            if qtype != RecordType::CNAME {
+                if let Some(Cached::Records(cname)) = self.lookup(now, &name, RecordType::CNAME) {
+                    if self.follow_cname(token, cname) {
+                        continue;
+                    }
+                    return self.fail(token);
+                }
+            }
+            break;
+        }
+        let (zone, servers) = self.closest_cut(now, token);
+        if let Some(task) = self.tasks.get_mut(&token) {
+            task.zone = zone;
+            task.servers = servers;
+        }
+        self.ask(now, token)
+    }
+
+    /// Sends the question to the next untried server of the task's zone.
+    fn ask(&mut self, _now: Instant, token: u64) -> Vec<Action> {
+        let id = self.random_u16();
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return Vec::new();
+        };
+        if task.queries >= MAX_QUERIES || task.servers.is_empty() {
+            return self.fail(token);
+        }
+        let server = task.servers.remove(0);
+        task.queries += 1;
+        let mut q = Message::query();
+        q.metadata.id = id;
+        q.metadata.recursion_desired = false;
+        q.add_query(Query::query(Name::from(&task.name), task.qtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        q.edns = Some(edns);
+        let Ok(message) = q.to_vec() else {
+            return self.fail(token);
+        };
+        let upstream = self.token();
+        // The task is found again by its upstream token.
+        let Some(mut task) = self.tasks.remove(&token) else {
+            return Vec::new();
+        };
+        task.waiting = Some((upstream, server, id));
+        self.tasks.insert(upstream, task);
+        self.counters.upstream_queries += 1;
+        vec![Action::Query {
+            token: upstream,
+            server,
+            message,
+        }]
+    }
+
+    fn on_answer(&mut self, now: Instant, token: u64, msg: Message) -> Vec<Action> {
+        let Some(task) = self.tasks.get(&token) else {
+            return Vec::new();
+        };
+        let (name, qtype, zone) = (task.name.clone(), task.qtype, task.zone.clone());
+        let rcode = msg.metadata.response_code;
+        if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
+            return self.next_server(now, token);
+        }
+        // Only records inside the zone we asked about are believed.
+        let in_zone = |r: &Record| zone.zone_of(&LowerName::new(&r.name));
+        let answers: Vec<Record> = msg.answers.iter().filter(|r| in_zone(r)).cloned().collect();
+        let here: Vec<Record> = answers
+            .iter()
+            .filter(|r| LowerName::new(&r.name) == name)
+            .cloned()
+            .collect();
+        let wanted: Vec<Record> = here
+            .iter()
+            .filter(|r| r.record_type() == qtype)
+            .cloned()
+            .collect();
+        if !wanted.is_empty() {
+            self.store(now, &name, qtype, Cached::Records(wanted.clone()));
+            return self.finish_with(token, Cached::Records(wanted));
+        }
+        let cname: Vec<Record> = here
+            .iter()
+            .filter(|r| r.record_type() == RecordType::CNAME)
+            .cloned()
+            .collect();
+        if !cname.is_empty() {
+            self.store(
+                now,
+                &name,
+                RecordType::CNAME,
+                Cached::Records(cname.clone()),
+            );
+            // The target's records, if the same server gave them.
+            let mut target_records: Vec<(LowerName, RecordType, Vec<Record>)> = Vec::new();
+            for r in &answers {
+                let owner = LowerName::new(&r.name);
+                if owner != name {
+                    match target_records
+                        .iter_mut()
+                        .find(|(n, t, _)| *n == owner && *t == r.record_type())
+                    {
+                        Some((_, _, v)) => v.push(r.clone()),
+                        None => target_records.push((owner, r.record_type(), vec![r.clone()])),
+                    }
+                }
+            }
+            for (n, t, v) in target_records {
+                self.store(now, &n, t, Cached::Records(v));
+            }
+            if !self.follow_cname(token, cname) {
+                return self.fail(token);
+            }
+            return self.step(now, token);
+        }
+        let soa = msg
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA && in_zone(r))
+            .cloned();
+        if rcode == ResponseCode::NXDomain {
+            if let Some(soa) = &soa {
+                self.store(now, &name, qtype, Cached::Negative(true, soa.clone()));
+            }
+            return self.finish_negative(token, true, soa);
+        }
+        // A referral: NS records for a zone below the one asked, at or
+        // above the name.
+        let referral: Vec<Record> = msg
+            .authorities
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NS)
+            .cloned()
+            .collect();
+        if let Some(cut) = referral.first().map(|r| LowerName::new(&r.name)) {
+            let below = zone.zone_of(&cut) && cut != zone && cut.zone_of(&name);
+            if !below || referral.iter().any(|r| LowerName::new(&r.name) != cut) {
+                self.counters.out_of_bailiwick += 1;
+                return self.next_server(now, token);
+            }
+            self.store(now, &cut, RecordType::NS, Cached::Records(referral.clone()));
+            for g in &msg.additionals {
+                if !matches!(g.record_type(), RecordType::A | RecordType::AAAA) {
+                    continue;
+                }
+                let owner = LowerName::new(&g.name);
+                if zone.zone_of(&owner) {
+                    let group: Vec<Record> = msg
+                        .additionals
+                        .iter()
+                        .filter(|x| {
+                            LowerName::new(&x.name) == owner && x.record_type() == g.record_type()
+                        })
+                        .cloned()
+                        .collect();
+                    self.store(now, &owner, g.record_type(), Cached::Records(group));
+                } else {
+                    self.counters.out_of_bailiwick += 1;
+                }
+            }
+            return self.step(now, token);
+        }
+        // NODATA.
+        if let Some(soa) = &soa {
+            self.store(now, &name, qtype, Cached::Negative(false, soa.clone()));
+        }
+        self.finish_negative(token, false, soa)
+    }
+
+    /// Adds CNAME records to the task's chain and moves it to the target;
+    /// false past [`MAX_CNAMES`].
+    fn follow_cname(&mut self, token: u64, cname: Vec<Record>) -> bool {
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return false;
+        };
+        let Some(RData::CNAME(target)) = cname.first().map(|r| r.data.clone()) else {
+            return false;
+        };
+        if task.chain.len() >= MAX_CNAMES {
+            return false;
+        }
+        task.chain.extend(cname);
+        task.name = LowerName::new(&target.0);
+        true
+    }
+
+    /// The closest zone cut above the task's name whose servers' addresses
+    /// are known, or the root hints.
+    fn closest_cut(&self, now: Instant, token: u64) -> (LowerName, Vec<Ipv4Addr>) {
+        let root = (
+            LowerName::new(&Name::root()),
+            self.config.root_hints.clone(),
+        );
+        let Some(task) = self.tasks.get(&token) else {
+            return root;
+        };
+        let mut n = Name::from(&task.name);
+        loop {
+            let lower = LowerName::new(&n);
+            if let Some(Cached::Records(ns)) = self.lookup(now, &lower, RecordType::NS) {
+                let addrs: Vec<Ipv4Addr> = ns
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::NS(t) => Some(LowerName::new(&t.0)),
+                        _ => None,
+                    })
+                    .filter_map(|t| match self.lookup(now, &t, RecordType::A) {
+                        Some(Cached::Records(a)) => Some(a),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|r| match r.data {
+                        RData::A(a) => Some(a.0),
+                        _ => None,
+                    })
+                    .collect();
+                if !addrs.is_empty() {
+                    return (lower, addrs);
+                }
+            }
+            if n.is_root() {
+                return root;
+            }
+            n = n.base_name();
+        }
+    }
+
+    /// A cached entry, with TTLs counted down; `None` once expired.
+    fn lookup(&self, now: Instant, name: &LowerName, ty: RecordType) -> Option<Cached> {
+        let e = self.cache.get(&(name.clone(), ty))?;
+        let age = now.saturating_duration_since(e.stored).as_secs();
+        let left = u64::from(e.ttl).checked_sub(age).filter(|l| *l > 0)? as u32;
+        Some(match &e.value {
+            Cached::Records(rs) => Cached::Records(
+                rs.iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r.ttl = left.min(r.ttl);
+                        r
+                    })
+                    .collect(),
+            ),
+            Cached::Negative(nx, soa) => {
+                let mut soa = soa.clone();
+                soa.ttl = left;
+                Cached::Negative(*nx, soa)
+            }
+        })
+    }
+
+    fn store(&mut self, now: Instant, name: &LowerName, ty: RecordType, value: Cached) {
+        let ttl = match &value {
+            Cached::Records(rs) => rs.iter().map(|r| r.ttl).min().unwrap_or(0),
+            // RFC 2308 5: the lesser of the SOA's TTL and its minimum.
+            Cached::Negative(_, soa) => match &soa.data {
+                RData::SOA(s) => soa.ttl.min(s.minimum),
+                _ => soa.ttl,
+            },
+        };
+        if ttl == 0 {
+            return;
+        }
+        if self.cache.len() >= self.config.cache_size {
+            self.cache.retain(|_, e| {
+                now.saturating_duration_since(e.stored).as_secs() < u64::from(e.ttl)
+            });
+            if self.cache.len() >= self.config.cache_size {
+                let oldest = self
+                    .cache
+                    .iter()
+                    .min_by_key(|(_, e)| e.stored)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.cache.remove(&k);
+                }
+            }
+        }
+        self.cache.insert(
+            (name.clone(), ty),
+            Entry {
+                value,
+                stored: now,
+                ttl,
+            },
+        );
+    }
+
+    fn finish_with(&mut self, token: u64, cached: Cached) -> Vec<Action> {
+        match cached {
+            Cached::Records(rs) => {
+                let Some(task) = self.tasks.remove(&token) else {
+                    return Vec::new();
+                };
+                let mut reply = response_to(&task.request);
+                reply.answers = task.chain;
+                reply.answers.extend(rs);
+                answer(task.client, reply)
+            }
+            Cached::Negative(nx, soa) => self.finish_negative(token, nx, Some(soa)),
+        }
+    }
+
+    fn finish_negative(&mut self, token: u64, nxdomain: bool, soa: Option<Record>) -> Vec<Action> {
+        let Some(task) = self.tasks.remove(&token) else {
+            return Vec::new();
+        };
+        let mut reply = response_to(&task.request);
+        reply.answers = task.chain;
+        if nxdomain {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+        }
+        reply.authorities.extend(soa);
+        answer(task.client, reply)
+    }
+
+    fn fail(&mut self, token: u64) -> Vec<Action> {
+        let Some(task) = self.tasks.remove(&token) else {
+            return Vec::new();
+        };
+        self.counters.servfail += 1;
+        let mut reply = response_to(&task.request);
+        reply.metadata.response_code = ResponseCode::ServFail;
+        answer(task.client, reply)
+    }
+}
+
+/// The skeleton of the answer to `request`: its ID and question, RD
+/// echoed, RA set, EDNS if the client used it.
+fn response_to(request: &Message) -> Message {
+    let mut m = Message::response(request.metadata.id, request.metadata.op_code);
+    m.metadata.recursion_desired = request.metadata.recursion_desired;
+    m.metadata.recursion_available = true;
+    m.queries = request.queries.clone();
+    if request.edns.is_some() {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.edns = Some(e);
+    }
+    m
+}
+
+fn answer(client: ClientId, m: Message) -> Vec<Action> {
+    m.to_vec()
+        .map(|message| vec![Action::Answer { client, message }])
+        .unwrap_or_default()
+}
+
+/// The locally served zone (RFC 6303, and the lab's uplink) that `name`
+/// falls in, if any.
+fn local_zone(name: &LowerName) -> Option<Name> {
+    const ZONES: &[&str] = &[
+        "10.in-addr.arpa.",
+        "16.172.in-addr.arpa.",
+        "17.172.in-addr.arpa.",
+        "18.172.in-addr.arpa.",
+        "19.172.in-addr.arpa.",
+        "20.172.in-addr.arpa.",
+        "21.172.in-addr.arpa.",
+        "22.172.in-addr.arpa.",
+        "23.172.in-addr.arpa.",
+        "24.172.in-addr.arpa.",
+        "25.172.in-addr.arpa.",
+        "26.172.in-addr.arpa.",
+        "27.172.in-addr.arpa.",
+        "28.172.in-addr.arpa.",
+        "29.172.in-addr.arpa.",
+        "30.172.in-addr.arpa.",
+        "31.172.in-addr.arpa.",
+        "168.192.in-addr.arpa.",
+        "127.in-addr.arpa.",
+        "254.169.in-addr.arpa.",
+        "0.in-addr.arpa.",
+        "18.198.in-addr.arpa.",
+        "19.198.in-addr.arpa.",
+        "255.255.255.255.in-addr.arpa.",
+        "2.0.192.in-addr.arpa.",
+        "100.51.198.in-addr.arpa.",
+        "113.0.203.in-addr.arpa.",
+    ];
+    // The documentation ranges are the lab's "public" addresses: their
+    // reverse zones come from the topology when it has them, so only the
+    // private and special ones are local here.
+    ZONES[..ZONES.len() - 3]
+        .iter()
+        .filter_map(|z| Name::from_ascii(z).ok())
+        .find(|z| LowerName::new(z).zone_of(name))
+}
+
+/// The SOA a locally served zone answers with (RFC 6303 3).
+fn local_soa(zone: &Name) -> Record {
+    let soa = SOA::new(
+        zone.clone(),
+        Name::from_ascii("nobody.invalid.").unwrap_or_default(),
+        0,
+        604_800,
+        86_400,
+        2_419_200,
+        10_800,
+    );
+    Record::from_rdata(zone.clone(), 10_800, RData::SOA(soa))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_reverse_lookups_are_local() {
+        for (name, local) in [
+            ("10.1.0.10.in-addr.arpa.", true),
+            ("1.1.168.192.in-addr.arpa.", true),
+            ("2.0.18.198.in-addr.arpa.", true),
+            ("5.0.16.172.in-addr.arpa.", true),
+            ("5.0.32.172.in-addr.arpa.", false),
+            ("11.113.0.203.in-addr.arpa.", false),
+            ("www.example.com.", false),
+        ] {
+            let n = LowerName::new(&Name::from_ascii(name).expect("name"));
+            assert_eq!(local_zone(&n).is_some(), local, "{name}");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The resolver against the lab's own authoritative servers, in process:
+//! full resolution from the root hints, the cache and its TTLs, negative
+//! answers, CNAMEs, spoofed answers and silent servers.
+
+use dns::hickory_proto::op::{Message, Query, ResponseCode};
+use dns::hickory_proto::rr::{Name, RData, RecordType};
+use dns::{Action, Authority, Resolver, ResolverConfig, Transport, Zone};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+const ROOT: &str = "
+$TTL 86400
+@                    IN SOA a.root-servers.net. nstld.root-servers.net. 1 1800 900 604800 86400
+@                    IN NS  a.root-servers.net.
+a.root-servers.net.  IN A   203.0.113.53
+com.                 IN NS  a.gtld-servers.net.
+net.                 IN NS  a.gtld-servers.net.
+a.gtld-servers.net.  IN A   203.0.113.54
+";
+const COM: &str = "
+$TTL 86400
+@                  IN SOA a.gtld-servers.net. nstld.gtld-servers.net. 1 1800 900 604800 900
+@                  IN NS  a.gtld-servers.net.
+example.com.       IN NS  ns1.example.com.
+ns1.example.com.   IN A   203.0.113.55
+";
+const EXAMPLE: &str = "
+$TTL 3600
+@      IN SOA  ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 300
+@      IN NS   ns1
+www    IN A    203.0.113.10
+api    IN CNAME www
+ns1    IN A    203.0.113.55
+";
+
+/// The lab's servers, by address; `None` for a server that is silent.
+struct Internet {
+    servers: Vec<(Ipv4Addr, Option<Authority>)>,
+    asked: Vec<Ipv4Addr>,
+}
+
+impl Internet {
+    fn lab() -> Internet {
+        let z = |o: &str, t: &str| Zone::parse(o, t).expect("zone");
+        Internet {
+            servers: vec![
+                (
+                    Ipv4Addr::new(203, 0, 113, 53),
+                    Some(Authority::new(vec![z(".", ROOT)])),
+                ),
+                (
+                    Ipv4Addr::new(203, 0, 113, 54),
+                    Some(Authority::new(vec![z("com.", COM)])),
+                ),
+                (
+                    Ipv4Addr::new(203, 0, 113, 55),
+                    Some(Authority::new(vec![z("example.com.", EXAMPLE)])),
+                ),
+            ],
+            asked: Vec::new(),
+        }
+    }
+
+    /// Runs a client question through the resolver to its answer.
+    fn resolve(&mut self, r: &mut Resolver, now: Instant, name: &str, ty: RecordType) -> Message {
+        let mut q = Message::query();
+        q.metadata.id = 777;
+        q.metadata.recursion_desired = true;
+        q.add_query(Query::query(Name::from_ascii(name).expect("name"), ty));
+        let mut actions = r.client_query(now, 1, &q.to_vec().expect("encode"));
+        for _ in 0..100 {
+            let Some(action) = actions.pop() else { break };
+            match action {
+                Action::Answer { message, .. } => {
+                    return Message::from_vec(&message).expect("answer")
+                }
+                Action::Query {
+                    token,
+                    server,
+                    message,
+                } => {
+                    self.asked.push(server);
+                    let reply = self
+                        .servers
+                        .iter()
+                        .find(|(a, _)| *a == server)
+                        .and_then(|(_, auth)| auth.as_ref())
+                        .and_then(|auth| auth.answer(&message, Transport::Udp));
+                    actions.extend(match reply {
+                        Some(bytes) => r.upstream_answer(now, token, server, &bytes),
+                        None => r.upstream_timeout(now, token),
+                    });
+                }
+            }
+        }
+        panic!("no answer for {name}");
+    }
+}
+
+fn addrs(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+fn resolver() -> Resolver {
+    Resolver::new(
+        ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]),
+        0x5eed,
+    )
+}
+
+#[test]
+fn resolves_from_the_root_and_then_from_the_cache_with_ttls_counting_down() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+    assert_eq!(
+        (m.metadata.id, m.metadata.response_code),
+        (777, ResponseCode::NoError)
+    );
+    assert!(m.metadata.recursion_available && !m.metadata.authoritative);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(
+        net.asked,
+        [[203, 0, 113, 53], [203, 0, 113, 54], [203, 0, 113, 55]].map(Ipv4Addr::from),
+        "root, com, example.com"
+    );
+    // Again 100 s later: from the cache, TTL 3600 - 100.
+    net.asked.clear();
+    let m = net.resolve(
+        &mut r,
+        t0 + Duration::from_secs(100),
+        "www.example.com.",
+        RecordType::A,
+    );
+    assert!(net.asked.is_empty(), "a cache hit asks nobody");
+    assert_eq!(m.answers[0].ttl, 3500);
+    // After the TTL: asked again, from the cached delegation (not the root).
+    let m = net.resolve(
+        &mut r,
+        t0 + Duration::from_secs(3601),
+        "www.example.com.",
+        RecordType::A,
+    );
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(net.asked, [Ipv4Addr::new(203, 0, 113, 55)]);
+}
+
+#[test]
+fn cnames_and_negative_answers() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "api.example.com.", RecordType::A);
+    assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    let m = net.resolve(&mut r, t0, "nope.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    // Cached for the SOA minimum (300 s).
+    net.asked.clear();
+    let m = net.resolve(
+        &mut r,
+        t0 + Duration::from_secs(299),
+        "nope.example.com.",
+        RecordType::A,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(net.asked.is_empty());
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::AAAA);
+    assert_eq!(
+        (m.metadata.response_code, m.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
+}
+
+#[test]
+fn private_reverse_lookups_never_leave() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "10.1.168.192.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(net.asked.is_empty());
+}
+
+#[test]
+fn a_silent_server_is_skipped_and_none_left_is_servfail() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    net.servers[2].1 = None; // example.com's server is silent
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(r.counters().upstream_timeouts, 1);
+}
+
+#[test]
+fn answers_that_do_not_match_the_question_are_ignored() {
+    let mut r = resolver();
+    let t0 = Instant::now();
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("www.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    let actions = r.client_query(t0, 1, &q.to_vec().expect("e"));
+    let Action::Query {
+        token,
+        server,
+        message,
+    } = &actions[0]
+    else {
+        panic!("{actions:?}")
+    };
+    let asked = Message::from_vec(message).expect("query");
+    // A forged answer: wrong ID, then the right ID from the wrong server,
+    // then the wrong question.
+    let mut forged = Message::response(asked.metadata.id.wrapping_add(1), asked.metadata.op_code);
+    forged.queries = asked.queries.clone();
+    assert!(r
+        .upstream_answer(t0, *token, *server, &forged.to_vec().expect("e"))
+        .is_empty());
+    forged.metadata.id = asked.metadata.id;
+    assert!(r
+        .upstream_answer(
+            t0,
+            *token,
+            Ipv4Addr::new(6, 6, 6, 6),
+            &forged.to_vec().expect("e")
+        )
+        .is_empty());
+    forged.queries = vec![Query::query(
+        Name::from_ascii("evil.example.").expect("n"),
+        RecordType::A,
+    )];
+    assert!(r
+        .upstream_answer(t0, *token, *server, &forged.to_vec().expect("e"))
+        .is_empty());
+    assert_eq!(r.counters().spoofed_or_bad, 3);
+    // Garbage from a client gets FORMERR, not a panic.
+    let out = r.client_query(t0, 2, &[0x12, 0x34, 0x01]);
+    assert!(matches!(&out[..], [Action::Answer { .. }]));
+}
