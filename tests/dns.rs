@@ -17,11 +17,17 @@ fn dig(args: &str) -> String {
         .join("\n")
 }
 
+/// Both run on one reference lab (one lab of that name at a time).
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
-fn the_lab_root_tlds_and_example_com_answer_dig() {
+fn dns_in_the_reference_lab() {
     let file = topology_file("reference", topology::REFERENCE_LAB);
     let _lab = Lab::up_file("reference", &file);
+    the_lab_root_tlds_and_example_com_answer_dig();
+    isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com();
+}
+
+fn the_lab_root_tlds_and_example_com_answer_dig() {
     // example.com's own server: answers with AA, over UDP and TCP.
     let www = dig("@203.0.113.55 www.example.com");
     assert!(www.contains("status: NOERROR"), "{www}");
@@ -68,4 +74,52 @@ fn the_lab_root_tlds_and_example_com_answer_dig() {
     );
     // Not its zone: REFUSED.
     assert!(dig("@203.0.113.54 example.org").contains("status: REFUSED"));
+}
+
+fn isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com() {
+    // alice's resolver is isp-dns (static); bob's came by DHCP.
+    let www = dig("www.example.com");
+    assert!(www.contains("status: NOERROR"), "{www}");
+    assert!(www.contains("flags: qr rd ra"), "{www}");
+    assert!(
+        www.contains("www.example.com. 3600 IN A 203.0.113.10"),
+        "{www}"
+    );
+    let resolv = exec_ok("bob", "cat /etc/resolv.conf");
+    assert!(resolv.contains("nameserver 198.51.100.53"), "{resolv}");
+    let api = exec_ok("bob", "dig +short +time=2 +tries=1 api.example.com");
+    assert_eq!(
+        api.lines().collect::<Vec<_>>(),
+        ["www.example.com.", "203.0.113.10"]
+    );
+    assert_eq!(
+        dig("+short +tcp example.com MX").trim(),
+        "10 mail.example.com."
+    );
+    assert!(dig("nope.example.com").contains("status: NXDOMAIN"));
+    // A second query: from the cache, its TTL lower.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = dig("www.example.com");
+    let ttl: u32 = again
+        .lines()
+        .find(|l| l.starts_with("www.example.com. ") && l.contains(" IN A "))
+        .and_then(|l| l.split(' ').nth(1)?.parse().ok())
+        .unwrap();
+    assert!(ttl < 3600, "{again}");
+    // Private reverse lookups: NXDOMAIN at once, from isp-dns itself.
+    let rev = dig("-x 192.168.1.10");
+    assert!(rev.contains("status: NXDOMAIN"), "{rev}");
+    // dig +trace against the lab's root, and names that curl and getent use.
+    let trace = dig("+trace +nodnssec www.example.com @198.51.100.53");
+    for step in [
+        "com. 86400 IN NS a.gtld-servers.net.",
+        "example.com. 86400 IN NS ns1.example.com.",
+        "www.example.com. 3600 IN A 203.0.113.10",
+    ] {
+        assert!(trace.contains(step), "missing `{step}` in\n{trace}");
+    }
+    let body = exec_ok("alice", "curl -s -m 5 http://web1.example.com/");
+    assert!(body.contains("server: web1 203.0.113.11:80"), "{body}");
+    let hosts = exec_ok("alice", "getent hosts web2.example.com");
+    assert!(hosts.starts_with("203.0.113.12"), "{hosts}");
 }

@@ -51,12 +51,15 @@ pub type ClientId = u64;
 /// What the resolver wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send `message` to `server` (port 53) from a fresh source port; call
-    /// [`Resolver::upstream_answer`] with `token` and what comes back, or
+    /// Send `message` to `server` (port 53) from `source_port` (random,
+    /// like the ID: an off-path forger must guess both); call
+    /// [`Resolver::upstream_answer`] with `token` and each datagram that
+    /// comes back while [`Resolver::is_waiting`], or
     /// [`Resolver::upstream_timeout`] if nothing does in time.
     Query {
         token: u64,
         server: Ipv4Addr,
+        source_port: u16,
         message: Vec<u8>,
     },
     /// Send `message` to the client.
@@ -83,7 +86,7 @@ pub struct ResolverCounters {
 enum Cached {
     Records(Vec<Record>),
     /// NXDOMAIN (`true`) or NODATA, with the SOA to show.
-    Negative(bool, Record),
+    Negative(bool, Box<Record>),
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +246,11 @@ impl Resolver {
         self.on_answer(now, token, msg)
     }
 
+    /// Whether the upstream query `token` still waits for its answer.
+    pub fn is_waiting(&self, token: u64) -> bool {
+        self.tasks.get(&token).is_some_and(|t| t.waiting.is_some())
+    }
+
     /// Nothing came back for `token` in time.
     pub fn upstream_timeout(&mut self, now: Instant, token: u64) -> Vec<Action> {
         if self.tasks.get(&token).is_some_and(|t| t.waiting.is_some()) {
@@ -318,9 +326,11 @@ impl Resolver {
         task.waiting = Some((upstream, server, id));
         self.tasks.insert(upstream, task);
         self.counters.upstream_queries += 1;
+        let source_port = 1024 + self.random_u16() % (u16::MAX - 1024);
         vec![Action::Query {
             token: upstream,
             server,
+            source_port,
             message,
         }]
     }
@@ -392,7 +402,7 @@ impl Resolver {
             .cloned();
         if rcode == ResponseCode::NXDomain {
             if let Some(soa) = &soa {
-                self.store(now, &name, qtype, Cached::Negative(true, soa.clone()));
+                self.store(now, &name, qtype, Cached::Negative(true, Box::new(soa.clone())));
             }
             return self.finish_negative(token, true, soa);
         }
@@ -434,7 +444,7 @@ impl Resolver {
         }
         // NODATA.
         if let Some(soa) = &soa {
-            self.store(now, &name, qtype, Cached::Negative(false, soa.clone()));
+            self.store(now, &name, qtype, Cached::Negative(false, Box::new(soa.clone())));
         }
         self.finish_negative(token, false, soa)
     }
@@ -513,9 +523,9 @@ impl Resolver {
                     .collect(),
             ),
             Cached::Negative(nx, soa) => {
-                let mut soa = soa.clone();
+                let mut soa = (**soa).clone();
                 soa.ttl = left;
-                Cached::Negative(*nx, soa)
+                Cached::Negative(*nx, Box::new(soa))
             }
         })
     }
@@ -568,7 +578,7 @@ impl Resolver {
                 reply.answers.extend(rs);
                 answer(task.client, reply)
             }
-            Cached::Negative(nx, soa) => self.finish_negative(token, nx, Some(soa)),
+            Cached::Negative(nx, soa) => self.finish_negative(token, nx, Some(*soa)),
         }
     }
 

@@ -78,6 +78,7 @@ impl Internet {
                     token,
                     server,
                     message,
+                    ..
                 } => {
                     self.asked.push(server);
                     let reply = self
@@ -207,6 +208,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         token,
         server,
         message,
+        ..
     } = &actions[0]
     else {
         panic!("{actions:?}")

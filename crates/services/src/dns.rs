@@ -69,3 +69,188 @@ async fn tcp_client(mut stream: TcpStream, authority: Arc<Authority>) {
     }
     let _ = stream.shutdown().await;
 }
+
+/// How long an upstream server has to answer before the next is asked.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Where a resolver's answer goes back to.
+enum Client {
+    Udp(std::net::SocketAddrV4),
+    Tcp(tokio::sync::mpsc::Sender<Vec<u8>>),
+}
+
+/// A recursive resolver (the `dns` crate's) serving clients on UDP and
+/// TCP `port`; each upstream query goes out from its own socket on the
+/// random port the resolver chose.
+struct ResolverService {
+    host: Host,
+    resolver: std::sync::Mutex<dns::Resolver>,
+    udp: hoststack::UdpSocket,
+    clients: std::sync::Mutex<std::collections::HashMap<u64, Client>>,
+    next_client: std::sync::atomic::AtomicU64,
+}
+
+impl ResolverService {
+    fn resolver(&self) -> std::sync::MutexGuard<'_, dns::Resolver> {
+        self.resolver.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn client(&self, client: Client) -> u64 {
+        let id = self
+            .next_client
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, client);
+        id
+    }
+
+    /// Carries out what the resolver asked for.
+    fn dispatch(self: &Arc<Self>, actions: Vec<dns::Action>) {
+        for action in actions {
+            match action {
+                dns::Action::Answer { client, message } => {
+                    let to = self
+                        .clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&client);
+                    match to {
+                        Some(Client::Udp(addr)) => {
+                            let me = self.clone();
+                            tokio::spawn(async move {
+                                let _ = me.udp.send_to(&message, addr).await;
+                            });
+                        }
+                        Some(Client::Tcp(tx)) => {
+                            let _ = tx.try_send(message);
+                        }
+                        None => {}
+                    }
+                }
+                dns::Action::Query {
+                    token,
+                    server,
+                    source_port,
+                    message,
+                } => {
+                    tokio::spawn(self.clone().upstream(token, server, source_port, message));
+                }
+            }
+        }
+    }
+
+    /// One upstream query: out from `source_port`, every datagram back
+    /// offered to the resolver until it has its answer or time is up.
+    async fn upstream(
+        self: Arc<Self>,
+        token: u64,
+        server: std::net::Ipv4Addr,
+        port: u16,
+        message: Vec<u8>,
+    ) {
+        let socket = match self.host.bind_udp(port).or_else(|_| self.host.bind_udp(0)) {
+            Ok(s) => s,
+            Err(_) => return self.timed_out(token),
+        };
+        let to = std::net::SocketAddrV4::new(server, PORT);
+        if socket.send_to(&message, to).await.is_err() {
+            return self.timed_out(token);
+        }
+        let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+                Ok(Ok((n, from))) => {
+                    let actions = self.resolver().upstream_answer(
+                        std::time::Instant::now(),
+                        token,
+                        *from.ip(),
+                        &buf[..n],
+                    );
+                    self.dispatch(actions);
+                    if !self.resolver().is_waiting(token) {
+                        return;
+                    }
+                }
+                _ => return self.timed_out(token),
+            }
+        }
+    }
+
+    fn timed_out(self: &Arc<Self>, token: u64) {
+        let actions = self
+            .resolver()
+            .upstream_timeout(std::time::Instant::now(), token);
+        self.dispatch(actions);
+    }
+
+    fn question(self: &Arc<Self>, client: Client, query: &[u8]) {
+        let id = self.client(client);
+        let actions = self
+            .resolver()
+            .client_query(std::time::Instant::now(), id, query);
+        self.dispatch(actions);
+    }
+}
+
+/// Serves a recursive resolver with `config` on UDP and TCP `port` until
+/// the task is dropped.
+pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) -> io::Result<()> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x5eed, |d| d.as_nanos() as u64);
+    let service = Arc::new(ResolverService {
+        udp: host.bind_udp(port)?,
+        host: host.clone(),
+        resolver: std::sync::Mutex::new(dns::Resolver::new(config, seed)),
+        clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+        next_client: std::sync::atomic::AtomicU64::new(1),
+    });
+    let listener = host.listen(port, 256)?;
+    let datagrams = {
+        let service = service.clone();
+        async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let (n, from) = service.udp.recv_from(&mut buf).await?;
+                service.question(Client::Udp(from), &buf[..n]);
+            }
+        }
+    };
+    let connections = async move {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            tokio::spawn(resolver_tcp_client(stream, service.clone()));
+        }
+    };
+    tokio::select! {
+        r = datagrams => r,
+        r = connections => r,
+    }
+}
+
+/// One TCP client of the resolver: its questions one after another.
+async fn resolver_tcp_client(mut stream: TcpStream, service: Arc<ResolverService>) {
+    let mut query = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+        query.resize(usize::from(u16::from_be_bytes(len)), 0);
+        if stream.read_exact(&mut query).await.is_err() {
+            break;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        service.question(Client::Tcp(tx), &query);
+        let Some(answer) = rx.recv().await else { break };
+        let len = (answer.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+        if stream.write_all(&len).await.is_err() || stream.write_all(&answer).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}

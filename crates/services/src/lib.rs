@@ -4,7 +4,8 @@
 //! * [`http`]: an HTTP/1.1 server (hyper) that says who answered and whom
 //!   it saw, and serves bodies of any size for throughput tests;
 //! * [`echo`]: TCP and UDP echo (RFC 862);
-//! * [`dns`]: an authoritative DNS server over UDP and TCP.
+//! * [`dns`]: an authoritative DNS server and a recursive resolver, over
+//!   UDP and TCP.
 
 pub mod dns;
 pub mod echo;

@@ -8,6 +8,7 @@
 //! architecture.md walks through `echo` as the example.
 
 mod dns_authoritative;
+mod dns_resolver;
 mod echo;
 mod http;
 
@@ -36,6 +37,7 @@ pub const ALL: &[&dyn Service] = &[
     &http::Http,
     &echo::Echo,
     &dns_authoritative::DnsAuthoritative,
+    &dns_resolver::DnsResolver,
 ];
 
 /// What a kind runs when given another kind's settings (the registry
