@@ -402,7 +402,12 @@ impl Resolver {
             .cloned();
         if rcode == ResponseCode::NXDomain {
             if let Some(soa) = &soa {
-                self.store(now, &name, qtype, Cached::Negative(true, Box::new(soa.clone())));
+                self.store(
+                    now,
+                    &name,
+                    qtype,
+                    Cached::Negative(true, Box::new(soa.clone())),
+                );
             }
             return self.finish_negative(token, true, soa);
         }
@@ -444,7 +449,12 @@ impl Resolver {
         }
         // NODATA.
         if let Some(soa) = &soa {
-            self.store(now, &name, qtype, Cached::Negative(false, Box::new(soa.clone())));
+            self.store(
+                now,
+                &name,
+                qtype,
+                Cached::Negative(false, Box::new(soa.clone())),
+            );
         }
         self.finish_negative(token, false, soa)
     }

@@ -25,6 +25,8 @@ pub const TARGETS: &[Target] = &[
     ("icmp_quote", icmp_quote),
     ("host_stack", host_stack),
     ("topology", topology),
+    ("dns_authority", dns_authority),
+    ("dns_resolver", dns_resolver),
 ];
 
 const BOB: Mac = Mac([2, 0x53, 0, 0, 1, 20]);
@@ -265,6 +267,68 @@ pub fn host_stack(data: &[u8]) {
     }
     let s = stack.status();
     assert!(s.tcp_connections <= 64, "{s:?}");
+}
+
+/// The reference lab's example.com zone, for the DNS targets.
+fn example_zone() -> dns::Zone {
+    let lab = topology::reference_lab();
+    lab.services
+        .iter()
+        .find_map(|s| match &s.settings {
+            topology::ServiceSettings::DnsAuthoritative(d) => d
+                .zones
+                .iter()
+                .find(|z| z.origin().to_string() == "example.com.")
+                .cloned(),
+            _ => None,
+        })
+        .unwrap_or_else(|| unreachable!("the reference lab has example.com"))
+}
+
+/// Any bytes as a query to an authoritative server, over UDP and TCP: an
+/// answer that parses, or none; never a panic.
+pub fn dns_authority(data: &[u8]) {
+    let authority = dns::Authority::new(vec![example_zone()]);
+    for transport in [dns::Transport::Udp, dns::Transport::Tcp] {
+        if let Some(answer) = authority.answer(data, transport) {
+            assert!(answer.len() >= 12, "an answer has a header");
+            if transport == dns::Transport::Udp {
+                assert!(
+                    answer.len() <= 1232,
+                    "UDP answers fit the largest buffer offered"
+                );
+            }
+        }
+    }
+}
+
+/// The first byte splits the input: a client question, then the rest as
+/// what an upstream server sends back to the resolver (with the right
+/// server, whatever the bytes).
+pub fn dns_resolver(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let (question, upstream) = rest.split_at(usize::from(split).min(rest.len()));
+    let now = std::time::Instant::now();
+    let config = dns::ResolverConfig::new(vec![std::net::Ipv4Addr::new(203, 0, 113, 53)]);
+    let mut r = dns::Resolver::new(config, 7);
+    let mut pending: Vec<dns::Action> = r.client_query(now, 1, question);
+    // Also a well-formed question, so that the upstream bytes are offered.
+    pending.extend(r.client_query(
+        now,
+        2,
+        &[
+            0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w', 7, b'e', b'x', b'a', b'm',
+            b'p', b'l', b'e', 3, b'c', b'o', b'm', 0, 0, 1, 0, 1,
+        ],
+    ));
+    for action in pending {
+        if let dns::Action::Query { token, server, .. } = action {
+            let _ = r.upstream_answer(now, token, server, upstream);
+            let _ = r.upstream_timeout(now, token);
+        }
+    }
 }
 
 /// Any bytes as a topology file.
