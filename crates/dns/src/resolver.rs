@@ -11,11 +11,13 @@
 //! count down in what clients get. Reverse lookups for private and
 //! special ranges are answered NXDOMAIN at once (RFC 6303). Upstream
 //! answers are matched against the question asked, its ID and the server
-//! asked; anything else is ignored.
+//! asked; anything else is ignored. Clients outside the allowed networks
+//! are REFUSED, and each client address has a query budget.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use ipnet::Ipv4Net;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -29,6 +31,11 @@ pub const MAX_QUERIES: usize = 24;
 #[derive(Debug, Clone)]
 pub struct ResolverConfig {
     pub root_hints: Vec<Ipv4Addr>,
+    /// Networks whose clients are served (all if empty); others REFUSED.
+    pub allow: Vec<Ipv4Net>,
+    /// Questions per second one client address may ask (bursts of 4
+    /// times that); past it, REFUSED.
+    pub client_rate: u32,
     /// Cache entries at most.
     pub cache_size: usize,
     /// Client questions in progress at most.
@@ -39,6 +46,8 @@ impl ResolverConfig {
     pub fn new(root_hints: Vec<Ipv4Addr>) -> ResolverConfig {
         ResolverConfig {
             root_hints,
+            allow: Vec::new(),
+            client_rate: 1000,
             cache_size: 50_000,
             max_tasks: 1024,
         }
@@ -80,6 +89,21 @@ pub struct ResolverCounters {
     pub servfail: u64,
     pub local_zone_answers: u64,
     pub refused_busy: u64,
+    /// Clients outside the allowed networks.
+    pub refused_acl: u64,
+    /// Questions past a client's budget.
+    pub rate_limited: u64,
+}
+
+/// Client addresses with a query budget at most; past it the least
+/// recently seen is forgotten.
+const BUDGETS: usize = 4096;
+
+/// A client's query budget: tokens (in millionths) and when last refilled.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    micro_tokens: u64,
+    last: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +146,7 @@ pub struct Resolver {
     tasks: HashMap<u64, Task>,
     next_token: u64,
     rng: u64,
+    budgets: HashMap<Ipv4Addr, Budget>,
     counters: ResolverCounters,
 }
 
@@ -134,6 +159,7 @@ impl Resolver {
             tasks: HashMap::new(),
             next_token: 0,
             rng: seed | 1,
+            budgets: HashMap::new(),
             counters: ResolverCounters::default(),
         }
     }
@@ -154,8 +180,45 @@ impl Resolver {
         (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 48) as u16
     }
 
-    /// A question from a client (the bytes it sent).
-    pub fn client_query(&mut self, now: Instant, client: ClientId, bytes: &[u8]) -> Vec<Action> {
+    /// Takes one question from `from`'s budget.
+    fn within_budget(&mut self, now: Instant, from: Ipv4Addr) -> bool {
+        let rate = u64::from(self.config.client_rate.max(1));
+        let burst = rate * 4 * 1_000_000;
+        if !self.budgets.contains_key(&from) && self.budgets.len() >= BUDGETS {
+            let stalest = self
+                .budgets
+                .iter()
+                .min_by_key(|(_, b)| b.last)
+                .map(|(a, _)| *a);
+            if let Some(a) = stalest {
+                self.budgets.remove(&a);
+            }
+        }
+        let b = self.budgets.entry(from).or_insert(Budget {
+            micro_tokens: burst,
+            last: now,
+        });
+        let elapsed = now
+            .saturating_duration_since(b.last)
+            .min(std::time::Duration::from_secs(60));
+        b.last = b.last.max(now);
+        b.micro_tokens = (b.micro_tokens + elapsed.as_micros() as u64 * rate).min(burst);
+        if b.micro_tokens >= 1_000_000 {
+            b.micro_tokens -= 1_000_000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A question from a client at address `from` (the bytes it sent).
+    pub fn client_query(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        from: Ipv4Addr,
+        bytes: &[u8],
+    ) -> Vec<Action> {
         let Ok(request) = Message::from_vec(bytes) else {
             let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 return Vec::new();
@@ -170,6 +233,16 @@ impl Resolver {
         }
         self.counters.questions += 1;
         let mut reply = response_to(&request);
+        if !self.config.allow.is_empty() && !self.config.allow.iter().any(|n| n.contains(&from)) {
+            self.counters.refused_acl += 1;
+            reply.metadata.response_code = ResponseCode::Refused;
+            return answer(client, reply);
+        }
+        if !self.within_budget(now, from) {
+            self.counters.rate_limited += 1;
+            reply.metadata.response_code = ResponseCode::Refused;
+            return answer(client, reply);
+        }
         if request.metadata.op_code != OpCode::Query {
             reply.metadata.response_code = ResponseCode::NotImp;
             return answer(client, reply);

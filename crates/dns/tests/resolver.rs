@@ -67,7 +67,8 @@ impl Internet {
         q.metadata.id = 777;
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).expect("name"), ty));
-        let mut actions = r.client_query(now, 1, &q.to_vec().expect("encode"));
+        let client = Ipv4Addr::new(192, 168, 1, 10);
+        let mut actions = r.client_query(now, 1, client, &q.to_vec().expect("encode"));
         for _ in 0..100 {
             let Some(action) = actions.pop() else { break };
             match action {
@@ -203,7 +204,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         Name::from_ascii("www.example.com.").expect("n"),
         RecordType::A,
     ));
-    let actions = r.client_query(t0, 1, &q.to_vec().expect("e"));
+    let actions = r.client_query(t0, 1, Ipv4Addr::new(10, 0, 0, 1), &q.to_vec().expect("e"));
     let Action::Query {
         token,
         server,
@@ -239,6 +240,45 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         .is_empty());
     assert_eq!(r.counters().spoofed_or_bad, 3);
     // Garbage from a client gets FORMERR, not a panic.
-    let out = r.client_query(t0, 2, &[0x12, 0x34, 0x01]);
+    let out = r.client_query(t0, 2, Ipv4Addr::new(10, 0, 0, 1), &[0x12, 0x34, 0x01]);
     assert!(matches!(&out[..], [Action::Answer { .. }]));
+}
+
+#[test]
+fn clients_outside_the_lab_and_past_their_budget_are_refused() {
+    let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+    config.allow = vec!["192.168.1.0/24".parse().expect("net")];
+    config.client_rate = 10;
+    let mut r = Resolver::new(config, 1);
+    let t0 = Instant::now();
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("www.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    let bytes = q.to_vec().expect("e");
+    let rcode = |actions: Vec<Action>| match &actions[..] {
+        [Action::Answer { message, .. }] => Some(
+            Message::from_vec(message)
+                .expect("d")
+                .metadata
+                .response_code,
+        ),
+        _ => None,
+    };
+    assert_eq!(
+        rcode(r.client_query(t0, 1, Ipv4Addr::new(8, 8, 8, 8), &bytes)),
+        Some(ResponseCode::Refused)
+    );
+    assert_eq!(r.counters().refused_acl, 1);
+    let inside = Ipv4Addr::new(192, 168, 1, 10);
+    let refused = (0..100)
+        .filter(|i| rcode(r.client_query(t0, 2 + i, inside, &bytes)) == Some(ResponseCode::Refused))
+        .count();
+    assert_eq!(
+        refused,
+        100 - 40,
+        "a burst of 4 x 10 questions, then refused"
+    );
+    assert_eq!(r.counters().rate_limited, 60);
 }

@@ -22,6 +22,26 @@ impl LabView {
         &self.lab
     }
 
+    /// Every network of the lab: switch subnets and the networks of router
+    /// interfaces (TUN links included), hosts and services.
+    pub fn networks(&self) -> Vec<ipnet::Ipv4Net> {
+        let lab = &self.lab;
+        let mut nets: Vec<ipnet::Ipv4Net> = lab.switches.iter().filter_map(|s| s.subnet).collect();
+        nets.extend(
+            lab.routers
+                .iter()
+                .flat_map(|r| r.interfaces.iter().map(|i| i.address.trunc())),
+        );
+        nets.extend(lab.services.iter().map(|s| s.address.trunc()));
+        nets.extend(lab.hosts.iter().filter_map(|h| match h.address {
+            HostAddress::Static(a) => Some(a.trunc()),
+            HostAddress::Dhcp => None,
+        }));
+        nets.sort();
+        nets.dedup();
+        nets
+    }
+
     /// The address of a service, a static host or a router (its first
     /// interface on a switch), by name.
     pub fn address_of(&self, name: &str) -> Option<Ipv4Addr> {

@@ -186,11 +186,11 @@ impl ResolverService {
         self.dispatch(actions);
     }
 
-    fn question(self: &Arc<Self>, client: Client, query: &[u8]) {
+    fn question(self: &Arc<Self>, client: Client, from: std::net::Ipv4Addr, query: &[u8]) {
         let id = self.client(client);
         let actions = self
             .resolver()
-            .client_query(std::time::Instant::now(), id, query);
+            .client_query(std::time::Instant::now(), id, from, query);
         self.dispatch(actions);
     }
 }
@@ -215,14 +215,14 @@ pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) 
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from) = service.udp.recv_from(&mut buf).await?;
-                service.question(Client::Udp(from), &buf[..n]);
+                service.question(Client::Udp(from), *from.ip(), &buf[..n]);
             }
         }
     };
     let connections = async move {
         loop {
-            let (stream, _) = listener.accept().await?;
-            tokio::spawn(resolver_tcp_client(stream, service.clone()));
+            let (stream, peer) = listener.accept().await?;
+            tokio::spawn(resolver_tcp_client(stream, *peer.ip(), service.clone()));
         }
     };
     tokio::select! {
@@ -232,7 +232,11 @@ pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) 
 }
 
 /// One TCP client of the resolver: its questions one after another.
-async fn resolver_tcp_client(mut stream: TcpStream, service: Arc<ResolverService>) {
+async fn resolver_tcp_client(
+    mut stream: TcpStream,
+    from: std::net::Ipv4Addr,
+    service: Arc<ResolverService>,
+) {
     let mut query = Vec::new();
     loop {
         let mut len = [0u8; 2];
@@ -245,7 +249,7 @@ async fn resolver_tcp_client(mut stream: TcpStream, service: Arc<ResolverService
             break;
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        service.question(Client::Tcp(tx), &query);
+        service.question(Client::Tcp(tx), from, &query);
         let Some(answer) = rx.recv().await else { break };
         let len = (answer.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
         if stream.write_all(&len).await.is_err() || stream.write_all(&answer).await.is_err() {

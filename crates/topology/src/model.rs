@@ -265,6 +265,10 @@ pub struct DnsAuthoritativeSettings {
 #[derive(Debug, Clone)]
 pub struct DnsResolverSettings {
     pub root_hints: Vec<IpAddr>,
+    /// Networks whose clients it serves; `None`: the lab's own networks.
+    pub allow: Option<Vec<Ipv4Net>>,
+    /// Questions per second one client address may ask.
+    pub queries_per_sec_per_client: u32,
 }
 
 impl Topology {

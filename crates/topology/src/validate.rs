@@ -24,7 +24,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
         ServiceKind::Echo => &["port"],
         ServiceKind::HttpLb => &["port", "backends"],
         ServiceKind::DnsAuthoritative => &["zones"],
-        ServiceKind::DnsResolver => &["root_hints"],
+        ServiceKind::DnsResolver => &["root_hints", "allow", "queries_per_sec_per_client"],
     }
 }
 
@@ -774,6 +774,14 @@ impl Validator<'_, '_> {
             ("backends", s.backends.first().map(|v| v.span())),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
+            (
+                "allow",
+                s.allow.as_ref().and_then(|a| a.first()).map(|v| v.span()),
+            ),
+            (
+                "queries_per_sec_per_client",
+                s.queries_per_sec_per_client.as_ref().map(|v| v.span()),
+            ),
         ];
         for (k, span) in given {
             if let Some(span) = span.filter(|_| !takes.contains(&k)) {
@@ -845,6 +853,18 @@ impl Validator<'_, '_> {
             }
             ServiceKind::DnsResolver => ServiceSettings::DnsResolver(DnsResolverSettings {
                 root_hints: self.ips(&s.root_hints, &key("root_hints")),
+                allow: s.allow.as_ref().map(|nets| {
+                    nets.iter()
+                        .filter_map(|n| self.net(n, &key("allow")).map(|n| n.trunc()))
+                        .collect()
+                }),
+                queries_per_sec_per_client: self.ranged(
+                    &s.queries_per_sec_per_client,
+                    &key("queries_per_sec_per_client"),
+                    1,
+                    1_000_000,
+                    1000,
+                ) as u32,
             }),
         }
     }

@@ -1,5 +1,6 @@
 //! `kind = "dns-resolver"`: a caching recursive resolver from its
-//! `root_hints`, on UDP and TCP port 53.
+//! `root_hints`, on UDP and TCP port 53, for the lab's own networks (or
+//! those in `allow`).
 
 use super::{Running, Service};
 use crate::LabView;
@@ -14,7 +15,7 @@ impl Service for DnsResolver {
         ServiceKind::DnsResolver
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
         let ServiceSettings::DnsResolver(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
@@ -26,7 +27,9 @@ impl Service for DnsResolver {
                 IpAddr::V6(_) => None,
             })
             .collect();
-        let config = dns::ResolverConfig::new(hints);
+        let mut config = dns::ResolverConfig::new(hints);
+        config.client_rate = settings.queries_per_sec_per_client;
+        config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         Box::pin(services::dns::serve_resolver(
             host,
             config,
