@@ -123,3 +123,56 @@ fn isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com() {
     let hosts = exec_ok("alice", "getent hosts web2.example.com");
     assert!(hosts.starts_with("203.0.113.12"), "{hosts}");
 }
+
+/// A root zone with an answer too big for UDP, and a resolver whose root
+/// hint is that server: the resolver must ask again over TCP.
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_resolver_asks_again_over_tcp_when_an_answer_is_truncated() {
+    let name = "dns-tc";
+    // Six TXT records of 250 bytes: over 1,232 bytes, so TC over UDP.
+    let big: String = (0..6)
+        .map(|i| format!("big IN TXT \"{}\"\n", i.to_string().repeat(250)))
+        .collect();
+    let mut t = lan_topology(name, 71, &["tc-a"]);
+    t += &r#"
+[[service]]
+name = "tc-root"
+kind = "dns-authoritative"
+switch = "lan"
+address = "10.77.71.53/24"
+
+[[service.zones]]
+origin = "."
+records = """
+$TTL 3600
+@ IN SOA tc-root. hostmaster. 1 7200 900 1209600 300
+@ IN NS  tc-root.
+tc-root. IN A 10.77.71.53
+BIG
+"""
+
+[[service]]
+name = "tc-resolver"
+kind = "dns-resolver"
+switch = "lan"
+address = "10.77.71.54/24"
+root_hints = ["10.77.71.53"]
+"#
+    .replace("BIG", &big);
+    let _lab = Lab::up(name, &t);
+    let out = exec_ok(
+        "tc-a",
+        "dig +time=3 +tries=1 +bufsize=4096 @10.77.71.54 big TXT",
+    );
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("ANSWER: 6,"), "{out}");
+    // A client without EDNS gets TC over UDP, and the whole answer over TCP.
+    let small = exec_ok(
+        "tc-a",
+        "dig +time=3 +tries=1 +noedns +ignore @10.77.71.54 big TXT",
+    );
+    assert!(small.contains("flags: qr tc"), "{small}");
+    let tcp = exec_ok("tc-a", "dig +time=3 +tries=1 +tcp @10.77.71.54 big TXT");
+    assert!(tcp.contains("ANSWER: 6,"), "{tcp}");
+}

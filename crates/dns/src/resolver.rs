@@ -70,6 +70,9 @@ pub enum Action {
         server: Ipv4Addr,
         source_port: u16,
         message: Vec<u8>,
+        /// Over TCP (length-framed) rather than UDP: the UDP answer was
+        /// truncated.
+        tcp: bool,
     },
     /// Send `message` to the client.
     Answer { client: ClientId, message: Vec<u8> },
@@ -82,6 +85,8 @@ pub struct ResolverCounters {
     pub cache_hits: u64,
     pub upstream_queries: u64,
     pub upstream_timeouts: u64,
+    /// Truncated UDP answers asked again over TCP.
+    pub tcp_retries: u64,
     /// Upstream answers ignored: wrong ID, question or server, or garbage.
     pub spoofed_or_bad: u64,
     /// Referral records dropped by the bailiwick rule.
@@ -136,6 +141,10 @@ struct Task {
     queries: usize,
     /// The outstanding upstream query: its token, server and message ID.
     waiting: Option<(u64, Ipv4Addr, u16)>,
+    /// Whether that query goes over TCP.
+    tcp: bool,
+    /// The server asked last (a TCP retry asks it again).
+    last_server: Option<Ipv4Addr>,
 }
 
 /// The resolver. See the module documentation.
@@ -274,6 +283,8 @@ impl Resolver {
             servers: Vec::new(),
             queries: 0,
             waiting: None,
+            tcp: false,
+            last_server: None,
         };
         self.tasks.insert(token, task);
         self.step(now, token)
@@ -336,6 +347,7 @@ impl Resolver {
     fn next_server(&mut self, now: Instant, token: u64) -> Vec<Action> {
         if let Some(t) = self.tasks.get_mut(&token) {
             t.waiting = None;
+            t.tcp = false;
         }
         self.ask(now, token)
     }
@@ -376,10 +388,16 @@ impl Resolver {
         let Some(task) = self.tasks.get_mut(&token) else {
             return Vec::new();
         };
-        if task.queries >= MAX_QUERIES || task.servers.is_empty() {
+        let retry_over_tcp = task.tcp && task.last_server.is_some();
+        if task.queries >= MAX_QUERIES || (task.servers.is_empty() && !retry_over_tcp) {
             return self.fail(token);
         }
-        let server = task.servers.remove(0);
+        // Over TCP, the server just asked goes again; over UDP, the next.
+        let server = match (task.tcp, task.last_server) {
+            (true, Some(s)) => s,
+            _ => task.servers.remove(0),
+        };
+        task.last_server = Some(server);
         task.queries += 1;
         let mut q = Message::query();
         q.metadata.id = id;
@@ -400,11 +418,13 @@ impl Resolver {
         self.tasks.insert(upstream, task);
         self.counters.upstream_queries += 1;
         let source_port = 1024 + self.random_u16() % (u16::MAX - 1024);
+        let tcp = self.tasks.get(&upstream).is_some_and(|t| t.tcp);
         vec![Action::Query {
             token: upstream,
             server,
             source_port,
             message,
+            tcp,
         }]
     }
 
@@ -413,6 +433,14 @@ impl Resolver {
             return Vec::new();
         };
         let (name, qtype, zone) = (task.name.clone(), task.qtype, task.zone.clone());
+        if msg.metadata.truncation && !task.tcp {
+            // Too big for UDP: the same server, over TCP (RFC 7766).
+            self.counters.tcp_retries += 1;
+            if let Some(t) = self.tasks.get_mut(&token) {
+                t.tcp = true;
+            }
+            return self.ask(now, token);
+        }
         let rcode = msg.metadata.response_code;
         if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
             return self.next_server(now, token);

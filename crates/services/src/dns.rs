@@ -75,7 +75,8 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Where a resolver's answer goes back to.
 enum Client {
-    Udp(std::net::SocketAddrV4),
+    /// A UDP client, and the largest answer it takes.
+    Udp(std::net::SocketAddrV4, usize),
     Tcp(tokio::sync::mpsc::Sender<Vec<u8>>),
 }
 
@@ -117,7 +118,8 @@ impl ResolverService {
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&client);
                     match to {
-                        Some(Client::Udp(addr)) => {
+                        Some(Client::Udp(addr, limit)) => {
+                            let message = fit(message, limit);
                             let me = self.clone();
                             tokio::spawn(async move {
                                 let _ = me.udp.send_to(&message, addr).await;
@@ -134,8 +136,18 @@ impl ResolverService {
                     server,
                     source_port,
                     message,
+                    tcp: false,
                 } => {
                     tokio::spawn(self.clone().upstream(token, server, source_port, message));
+                }
+                dns::Action::Query {
+                    token,
+                    server,
+                    message,
+                    tcp: true,
+                    ..
+                } => {
+                    tokio::spawn(self.clone().upstream_tcp(token, server, message));
                 }
             }
         }
@@ -179,6 +191,43 @@ impl ResolverService {
         }
     }
 
+    /// One upstream query over TCP (the UDP answer was truncated).
+    async fn upstream_tcp(
+        self: Arc<Self>,
+        token: u64,
+        server: std::net::Ipv4Addr,
+        message: Vec<u8>,
+    ) {
+        let exchange = async {
+            let to = std::net::SocketAddrV4::new(server, PORT);
+            let mut stream = self.host.connect(to).await?;
+            let len = (message.len() as u16).to_be_bytes();
+            stream.write_all(&len).await?;
+            stream.write_all(&message).await?;
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await?;
+            let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut answer).await?;
+            let _ = stream.shutdown().await;
+            io::Result::Ok(answer)
+        };
+        match tokio::time::timeout(UPSTREAM_TIMEOUT * 3, exchange).await {
+            Ok(Ok(answer)) => {
+                let actions = self.resolver().upstream_answer(
+                    std::time::Instant::now(),
+                    token,
+                    server,
+                    &answer,
+                );
+                self.dispatch(actions);
+                if self.resolver().is_waiting(token) {
+                    self.timed_out(token);
+                }
+            }
+            _ => self.timed_out(token),
+        }
+    }
+
     fn timed_out(self: &Arc<Self>, token: u64) {
         let actions = self
             .resolver()
@@ -192,6 +241,36 @@ impl ResolverService {
             .resolver()
             .client_query(std::time::Instant::now(), id, from, query);
         self.dispatch(actions);
+    }
+}
+
+/// The largest UDP answer a query's sender takes: 512 bytes, or its EDNS
+/// buffer up to 1232 (RFC 6891).
+fn udp_limit(query: &[u8]) -> usize {
+    dns::hickory_proto::op::Message::from_vec(query)
+        .ok()
+        .and_then(|m| {
+            m.edns
+                .map(|e| usize::from(e.max_payload().clamp(512, 1232)))
+        })
+        .unwrap_or(512)
+}
+
+/// An answer cut to fit `limit`: header and question only, TC set, so
+/// that the client asks again over TCP (RFC 2181 9).
+fn fit(answer: Vec<u8>, limit: usize) -> Vec<u8> {
+    if answer.len() <= limit {
+        return answer;
+    }
+    match dns::hickory_proto::op::Message::from_vec(&answer) {
+        Ok(mut m) => {
+            m.answers.clear();
+            m.authorities.clear();
+            m.additionals.clear();
+            m.metadata.truncation = true;
+            m.to_vec().unwrap_or(answer)
+        }
+        Err(_) => answer,
     }
 }
 
@@ -215,7 +294,8 @@ pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) 
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from) = service.udp.recv_from(&mut buf).await?;
-                service.question(Client::Udp(from), *from.ip(), &buf[..n]);
+                let limit = udp_limit(&buf[..n]);
+                service.question(Client::Udp(from, limit), *from.ip(), &buf[..n]);
             }
         }
     };
