@@ -13,6 +13,13 @@
 //! answers are matched against the question asked, its ID and the server
 //! asked; anything else is ignored. Clients outside the allowed networks
 //! are REFUSED, and each client address has a query budget.
+//!
+//! Queries are minimised (RFC 9156): a zone's servers are asked for one
+//! label more than the zone (`com.` to the root, `example.com.` to com),
+//! with QTYPE A, until the full name is reached; only its last server
+//! hears the whole question. NXDOMAIN for a minimised name ends the
+//! question (RFC 8020: nothing exists below it); an answer that is no
+//! referral means no zone cut there, and one more label is added.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
@@ -26,6 +33,9 @@ use std::time::Instant;
 pub const MAX_CNAMES: usize = 8;
 /// Upstream queries one question may cost at most.
 pub const MAX_QUERIES: usize = 24;
+/// Labels added one at a time inside one zone before the rest of a
+/// long name is asked whole (RFC 9156's MINIMISE_ONE_LAB).
+pub const MINIMISE_ONE_LAB: u8 = 4;
 
 /// How a resolver is set up.
 #[derive(Debug, Clone)]
@@ -138,6 +148,10 @@ struct Task {
     /// The zone whose servers are being asked, and those not tried yet.
     zone: LowerName,
     servers: Vec<Ipv4Addr>,
+    /// Labels below the zone asked about (query minimisation).
+    depth: u8,
+    /// What the outstanding query asks: the name (maybe minimised) and type.
+    asked: (LowerName, RecordType),
     queries: usize,
     /// The outstanding upstream query: its token, server and message ID.
     waiting: Option<(u64, Ipv4Addr, u16)>,
@@ -145,6 +159,20 @@ struct Task {
     tcp: bool,
     /// The server asked last (a TCP retry asks it again).
     last_server: Option<Ipv4Addr>,
+}
+
+impl Task {
+    /// What to ask the zone's servers: the name cut to `depth` labels
+    /// below the zone with QTYPE A while it is shorter than the name
+    /// (RFC 9156), else the question itself.
+    fn minimised(&self) -> (LowerName, RecordType) {
+        let labels = self.zone.num_labels().saturating_add(self.depth);
+        if self.depth <= MINIMISE_ONE_LAB && labels < self.name.num_labels() {
+            let name = Name::from(&self.name).trim_to(usize::from(labels));
+            return (LowerName::new(&name), RecordType::A);
+        }
+        (self.name.clone(), self.qtype)
+    }
 }
 
 /// The resolver. See the module documentation.
@@ -281,6 +309,8 @@ impl Resolver {
             chain: Vec::new(),
             zone: LowerName::new(&Name::root()),
             servers: Vec::new(),
+            depth: 1,
+            asked: (LowerName::new(question.name()), question.query_type()),
             queries: 0,
             waiting: None,
             tcp: false,
@@ -313,13 +343,12 @@ impl Resolver {
             self.counters.spoofed_or_bad += 1;
             return self.next_server(now, token);
         };
-        let asked = Query::query(Name::from(&task.name), task.qtype);
         let matches = from == server
             && msg.metadata.id == id
             && msg.metadata.message_type == MessageType::Response
             && msg.queries.len() == 1
-            && LowerName::new(msg.queries[0].name()) == task.name
-            && msg.queries[0].query_type() == asked.query_type();
+            && LowerName::new(msg.queries[0].name()) == task.asked.0
+            && msg.queries[0].query_type() == task.asked.1;
         if !matches {
             // Not the answer to what was asked: wait on (a spoofer must not
             // end the query).
@@ -378,6 +407,7 @@ impl Resolver {
         if let Some(task) = self.tasks.get_mut(&token) {
             task.zone = zone;
             task.servers = servers;
+            task.depth = 1;
         }
         self.ask(now, token)
     }
@@ -399,10 +429,11 @@ impl Resolver {
         };
         task.last_server = Some(server);
         task.queries += 1;
+        task.asked = task.minimised();
         let mut q = Message::query();
         q.metadata.id = id;
         q.metadata.recursion_desired = false;
-        q.add_query(Query::query(Name::from(&task.name), task.qtype));
+        q.add_query(Query::query(Name::from(&task.asked.0), task.asked.1));
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         q.edns = Some(edns);
@@ -433,6 +464,7 @@ impl Resolver {
             return Vec::new();
         };
         let (name, qtype, zone) = (task.name.clone(), task.qtype, task.zone.clone());
+        let minimised = task.asked.0 != name;
         if msg.metadata.truncation && !task.tcp {
             // Too big for UDP: the same server, over TCP (RFC 7766).
             self.counters.tcp_retries += 1;
@@ -444,6 +476,23 @@ impl Resolver {
         let rcode = msg.metadata.response_code;
         if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
             return self.next_server(now, token);
+        }
+        if minimised && rcode != ResponseCode::NXDomain {
+            // A minimised query: a referral goes down a zone; anything but
+            // NXDOMAIN (handled below: RFC 8020, nothing below exists
+            // either) means no zone cut here, so one more label, asked of
+            // the same server.
+            if let Some(actions) = self.follow_referral(now, token, &msg) {
+                return actions;
+            }
+            if let Some(t) = self.tasks.get_mut(&token) {
+                t.depth += 1;
+                t.tcp = false;
+                if let Some(s) = t.last_server {
+                    t.servers.insert(0, s);
+                }
+            }
+            return self.ask(now, token);
         }
         // Only records inside the zone we asked about are believed.
         let in_zone = |r: &Record| zone.zone_of(&LowerName::new(&r.name));
@@ -512,41 +561,8 @@ impl Resolver {
             }
             return self.finish_negative(token, true, soa);
         }
-        // A referral: NS records for a zone below the one asked, at or
-        // above the name.
-        let referral: Vec<Record> = msg
-            .authorities
-            .iter()
-            .filter(|r| r.record_type() == RecordType::NS)
-            .cloned()
-            .collect();
-        if let Some(cut) = referral.first().map(|r| LowerName::new(&r.name)) {
-            let below = zone.zone_of(&cut) && cut != zone && cut.zone_of(&name);
-            if !below || referral.iter().any(|r| LowerName::new(&r.name) != cut) {
-                self.counters.out_of_bailiwick += 1;
-                return self.next_server(now, token);
-            }
-            self.store(now, &cut, RecordType::NS, Cached::Records(referral.clone()));
-            for g in &msg.additionals {
-                if !matches!(g.record_type(), RecordType::A | RecordType::AAAA) {
-                    continue;
-                }
-                let owner = LowerName::new(&g.name);
-                if zone.zone_of(&owner) {
-                    let group: Vec<Record> = msg
-                        .additionals
-                        .iter()
-                        .filter(|x| {
-                            LowerName::new(&x.name) == owner && x.record_type() == g.record_type()
-                        })
-                        .cloned()
-                        .collect();
-                    self.store(now, &owner, g.record_type(), Cached::Records(group));
-                } else {
-                    self.counters.out_of_bailiwick += 1;
-                }
-            }
-            return self.step(now, token);
+        if let Some(actions) = self.follow_referral(now, token, &msg) {
+            return actions;
         }
         // NODATA.
         if let Some(soa) = &soa {
@@ -558,6 +574,47 @@ impl Resolver {
             );
         }
         self.finish_negative(token, false, soa)
+    }
+
+    /// Follows a referral in `msg`, if it is one: NS records for a zone
+    /// below the one asked, at or above the name (bailiwick-checked), and
+    /// their glue inside the zone asked.
+    fn follow_referral(&mut self, now: Instant, token: u64, msg: &Message) -> Option<Vec<Action>> {
+        let task = self.tasks.get(&token)?;
+        let (name, zone) = (task.name.clone(), task.zone.clone());
+        let referral: Vec<Record> = msg
+            .authorities
+            .iter()
+            .filter(|r| r.record_type() == RecordType::NS)
+            .cloned()
+            .collect();
+        let cut = LowerName::new(&referral.first()?.name);
+        let below = zone.zone_of(&cut) && cut != zone && cut.zone_of(&name);
+        if !below || referral.iter().any(|r| LowerName::new(&r.name) != cut) {
+            self.counters.out_of_bailiwick += 1;
+            return Some(self.next_server(now, token));
+        }
+        self.store(now, &cut, RecordType::NS, Cached::Records(referral));
+        for g in &msg.additionals {
+            if !matches!(g.record_type(), RecordType::A | RecordType::AAAA) {
+                continue;
+            }
+            let owner = LowerName::new(&g.name);
+            if zone.zone_of(&owner) {
+                let group: Vec<Record> = msg
+                    .additionals
+                    .iter()
+                    .filter(|x| {
+                        LowerName::new(&x.name) == owner && x.record_type() == g.record_type()
+                    })
+                    .cloned()
+                    .collect();
+                self.store(now, &owner, g.record_type(), Cached::Records(group));
+            } else {
+                self.counters.out_of_bailiwick += 1;
+            }
+        }
+        Some(self.step(now, token))
     }
 
     /// Adds CNAME records to the task's chain and moves it to the target;

@@ -31,6 +31,7 @@ $TTL 3600
 www    IN A    203.0.113.10
 api    IN CNAME www
 ns1    IN A    203.0.113.55
+1.2.3.4.5.deep IN A 203.0.113.11
 big    IN TXT  \"0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\"
 big    IN TXT  \"1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111\"
 big    IN TXT  \"2222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222\"
@@ -43,6 +44,8 @@ big    IN TXT  \"555555555555555555555555555555555555555555555555555555555555555
 struct Internet {
     servers: Vec<(Ipv4Addr, Option<Authority>)>,
     asked: Vec<Ipv4Addr>,
+    /// Each question as "server name type", in order.
+    heard: Vec<String>,
 }
 
 impl Internet {
@@ -64,6 +67,7 @@ impl Internet {
                 ),
             ],
             asked: Vec::new(),
+            heard: Vec::new(),
         }
     }
 
@@ -89,6 +93,9 @@ impl Internet {
                     ..
                 } => {
                     self.asked.push(server);
+                    let q = &Message::from_vec(&message).expect("query").queries[0];
+                    self.heard
+                        .push(format!("{server} {} {}", q.name(), q.query_type()));
                     let transport = if tcp { Transport::Tcp } else { Transport::Udp };
                     let reply = self
                         .servers
@@ -158,6 +165,52 @@ fn resolves_from_the_root_and_then_from_the_cache_with_ttls_counting_down() {
     );
     assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
     assert_eq!(net.asked, [Ipv4Addr::new(203, 0, 113, 55)]);
+}
+
+#[test]
+fn each_server_hears_one_label_more_than_its_zone() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::TXT);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        net.heard,
+        [
+            "203.0.113.53 com. A",
+            "203.0.113.54 example.com. A",
+            "203.0.113.55 www.example.com. TXT",
+        ]
+    );
+    // Below an existing name: no cut at www, so one label more; NXDOMAIN
+    // there ends it (nothing exists below), and is cached for the question.
+    net.heard.clear();
+    let m = net.resolve(&mut r, t0, "a.b.www.example.com.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        net.heard,
+        [
+            "203.0.113.55 www.example.com. A",
+            "203.0.113.55 b.www.example.com. A",
+        ]
+    );
+    net.heard.clear();
+    let m = net.resolve(&mut r, t0, "a.b.www.example.com.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(net.heard.is_empty());
+    // Empty non-terminals (NODATA) are no cuts either; after
+    // MINIMISE_ONE_LAB labels the rest of a long name is asked whole.
+    net.heard.clear();
+    let m = net.resolve(&mut r, t0, "1.2.3.4.5.deep.example.com.", RecordType::A);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 11)]);
+    assert_eq!(
+        net.heard,
+        [
+            "203.0.113.55 deep.example.com. A",
+            "203.0.113.55 5.deep.example.com. A",
+            "203.0.113.55 4.5.deep.example.com. A",
+            "203.0.113.55 3.4.5.deep.example.com. A",
+            "203.0.113.55 1.2.3.4.5.deep.example.com. A",
+        ]
+    );
 }
 
 #[test]
