@@ -14,6 +14,11 @@
 //! asked; anything else is ignored. Clients outside the allowed networks
 //! are REFUSED, and each client address has a query budget.
 //!
+//! Each upstream question goes out with its letters in random case
+//! (0x20 randomisation, draft-vixie-dnsext-dns0x20), and the answer must
+//! repeat them exactly: a forger must guess those bits as well as the ID
+//! and the port.
+//!
 //! Queries are minimised (RFC 9156): a zone's servers are asked for one
 //! label more than the zone (`com.` to the root, `example.com.` to com),
 //! with QTYPE A, until the full name is reached; only its last server
@@ -50,6 +55,8 @@ pub struct ResolverConfig {
     pub cache_size: usize,
     /// Client questions in progress at most.
     pub max_tasks: usize,
+    /// Random case in upstream questions, checked in answers (0x20).
+    pub case_randomisation: bool,
 }
 
 impl ResolverConfig {
@@ -60,6 +67,7 @@ impl ResolverConfig {
             client_rate: 1000,
             cache_size: 50_000,
             max_tasks: 1024,
+            case_randomisation: true,
         }
     }
 }
@@ -99,6 +107,9 @@ pub struct ResolverCounters {
     pub tcp_retries: u64,
     /// Upstream answers ignored: wrong ID, question or server, or garbage.
     pub spoofed_or_bad: u64,
+    /// Of those, answers to the right question in the wrong letter case
+    /// (0x20).
+    pub case_mismatches: u64,
     /// Referral records dropped by the bailiwick rule.
     pub out_of_bailiwick: u64,
     pub servfail: u64,
@@ -152,6 +163,8 @@ struct Task {
     depth: u8,
     /// What the outstanding query asks: the name (maybe minimised) and type.
     asked: (LowerName, RecordType),
+    /// That name as sent, in its random case.
+    sent: Name,
     queries: usize,
     /// The outstanding upstream query: its token, server and message ID.
     waiting: Option<(u64, Ipv4Addr, u16)>,
@@ -159,6 +172,26 @@ struct Task {
     tcp: bool,
     /// The server asked last (a TCP retry asks it again).
     last_server: Option<Ipv4Addr>,
+}
+
+/// `name` with each letter upper or lower case by one of `bits`.
+fn mixed_case(name: &Name, bits: [u64; 4]) -> Name {
+    let mut i = 0usize;
+    let labels = name.iter().map(|label| {
+        label
+            .iter()
+            .map(|b| {
+                let upper = bits[(i / 64) % 4] >> (i % 64) & 1 == 1;
+                i += 1;
+                if upper {
+                    b.to_ascii_uppercase()
+                } else {
+                    b.to_ascii_lowercase()
+                }
+            })
+            .collect::<Vec<u8>>()
+    });
+    Name::from_labels(labels).unwrap_or_else(|_| name.clone())
 }
 
 impl Task {
@@ -209,12 +242,17 @@ impl Resolver {
         self.cache.len()
     }
 
-    fn random_u16(&mut self) -> u16 {
-        // xorshift64*: IDs an off-path attacker cannot predict without the seed.
+    fn random_u64(&mut self) -> u64 {
+        // xorshift64*: IDs, ports and case an off-path attacker cannot
+        // predict without the seed.
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 48) as u16
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn random_u16(&mut self) -> u16 {
+        (self.random_u64() >> 48) as u16
     }
 
     /// Takes one question from `from`'s budget.
@@ -311,6 +349,7 @@ impl Resolver {
             servers: Vec::new(),
             depth: 1,
             asked: (LowerName::new(question.name()), question.query_type()),
+            sent: Name::root(),
             queries: 0,
             waiting: None,
             tcp: false,
@@ -349,7 +388,10 @@ impl Resolver {
             && msg.queries.len() == 1
             && LowerName::new(msg.queries[0].name()) == task.asked.0
             && msg.queries[0].query_type() == task.asked.1;
-        if !matches {
+        if matches && !msg.queries[0].name().eq_case(&task.sent) {
+            self.counters.case_mismatches += 1;
+        }
+        if !matches || !msg.queries[0].name().eq_case(&task.sent) {
             // Not the answer to what was asked: wait on (a spoofer must not
             // end the query).
             self.counters.spoofed_or_bad += 1;
@@ -415,6 +457,10 @@ impl Resolver {
     /// Sends the question to the next untried server of the task's zone.
     fn ask(&mut self, _now: Instant, token: u64) -> Vec<Action> {
         let id = self.random_u16();
+        let case = self
+            .config
+            .case_randomisation
+            .then(|| [(); 4].map(|_| self.random_u64()));
         let Some(task) = self.tasks.get_mut(&token) else {
             return Vec::new();
         };
@@ -430,10 +476,14 @@ impl Resolver {
         task.last_server = Some(server);
         task.queries += 1;
         task.asked = task.minimised();
+        task.sent = Name::from(&task.asked.0);
+        if let Some(bits) = case {
+            task.sent = mixed_case(&task.sent, bits);
+        }
         let mut q = Message::query();
         q.metadata.id = id;
         q.metadata.recursion_desired = false;
-        q.add_query(Query::query(Name::from(&task.asked.0), task.asked.1));
+        q.add_query(Query::query(task.sent.clone(), task.asked.1));
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         q.edns = Some(edns);

@@ -169,7 +169,10 @@ fn resolves_from_the_root_and_then_from_the_cache_with_ttls_counting_down() {
 
 #[test]
 fn each_server_hears_one_label_more_than_its_zone() {
-    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+    config.case_randomisation = false;
+    let (mut net, t0) = (Internet::lab(), Instant::now());
+    let mut r = Resolver::new(config, 7);
     let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::TXT);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(
@@ -211,6 +214,70 @@ fn each_server_hears_one_label_more_than_its_zone() {
             "203.0.113.55 1.2.3.4.5.deep.example.com. A",
         ]
     );
+}
+
+#[test]
+fn upstream_questions_go_in_random_case_and_answers_must_repeat_it() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    let lower: Vec<String> = net.heard.iter().map(|h| h.to_lowercase()).collect();
+    assert_eq!(
+        lower,
+        [
+            "203.0.113.53 com. a",
+            "203.0.113.54 example.com. a",
+            "203.0.113.55 www.example.com. a",
+        ]
+    );
+    assert!(
+        net.heard
+            .iter()
+            .any(|h| h.chars().any(|c| c.is_ascii_uppercase() && c != 'A')),
+        "{:?}",
+        net.heard
+    );
+    // The right ID, server and question in the wrong case: ignored.
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("mail.example.com.").expect("n"),
+        RecordType::A,
+    ));
+    let actions = r.client_query(t0, 2, Ipv4Addr::new(10, 0, 0, 1), &q.to_vec().expect("e"));
+    let [Action::Query {
+        token,
+        server,
+        message,
+        ..
+    }] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    let asked = Message::from_vec(message).expect("query");
+    let sent = asked.queries[0].name().to_ascii();
+    let flipped: String = sent
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i == 0 { flip(c) } else { c })
+        .collect();
+    let mut forged = Message::response(asked.metadata.id, asked.metadata.op_code);
+    forged.queries = vec![Query::query(
+        Name::from_ascii(&flipped).expect("n"),
+        asked.queries[0].query_type(),
+    )];
+    assert!(r
+        .upstream_answer(t0, *token, *server, &forged.to_vec().expect("e"))
+        .is_empty());
+    assert_eq!(r.counters().case_mismatches, 1);
+    assert!(r.is_waiting(*token), "still waiting for the real answer");
+}
+
+fn flip(c: char) -> char {
+    if c.is_ascii_uppercase() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_ascii_uppercase()
+    }
 }
 
 #[test]

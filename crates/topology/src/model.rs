@@ -269,6 +269,8 @@ pub struct DnsResolverSettings {
     pub allow: Option<Vec<Ipv4Net>>,
     /// Questions per second one client address may ask.
     pub queries_per_sec_per_client: u32,
+    /// Random letter case in upstream questions (0x20).
+    pub case_randomisation: bool,
 }
 
 impl Topology {

@@ -148,6 +148,7 @@ pub struct Service {
     pub zones: Vec<Spanned<ZoneTable>>,
     pub allow: Option<Vec<Str>>,
     pub queries_per_sec_per_client: Option<Spanned<u64>>,
+    pub case_randomisation: Option<Spanned<bool>>,
     pub body_size: Option<Spanned<u64>>,
     pub max_connections_per_client: Option<Spanned<u64>>,
     pub header_timeout_secs: Option<Spanned<u64>>,

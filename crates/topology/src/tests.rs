@@ -286,3 +286,34 @@ body_size = 100
         d.hint
     );
 }
+
+#[test]
+fn resolver_settings_are_read_and_typed() {
+    let lab = |extra: &str| {
+        format!(
+            r#"
+name = "r"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+[[service]]
+name = "dns"
+kind = "dns-resolver"
+switch = "lan"
+address = "10.0.0.53/24"
+root_hints = ["10.0.0.54"]
+{extra}
+"#
+        )
+    };
+    let settings = |t: &Topology| match &t.services[0].settings {
+        ServiceSettings::DnsResolver(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    let t = crate::parse(&lab(""), "r.toml").expect("defaults");
+    assert!(settings(&t).case_randomisation);
+    let t = crate::parse(&lab("case_randomisation = false"), "r.toml").expect("off");
+    assert!(!settings(&t).case_randomisation);
+    let d = one_error(&lab("case_randomisation = \"no\""));
+    assert_eq!(d.line, 12, "{d:?}");
+}

@@ -24,7 +24,12 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
         ServiceKind::Echo => &["port"],
         ServiceKind::HttpLb => &["port", "backends"],
         ServiceKind::DnsAuthoritative => &["zones"],
-        ServiceKind::DnsResolver => &["root_hints", "allow", "queries_per_sec_per_client"],
+        ServiceKind::DnsResolver => &[
+            "root_hints",
+            "allow",
+            "queries_per_sec_per_client",
+            "case_randomisation",
+        ],
     }
 }
 
@@ -782,6 +787,10 @@ impl Validator<'_, '_> {
                 "queries_per_sec_per_client",
                 s.queries_per_sec_per_client.as_ref().map(|v| v.span()),
             ),
+            (
+                "case_randomisation",
+                s.case_randomisation.as_ref().map(|v| v.span()),
+            ),
         ];
         for (k, span) in given {
             if let Some(span) = span.filter(|_| !takes.contains(&k)) {
@@ -865,6 +874,7 @@ impl Validator<'_, '_> {
                     1_000_000,
                     1000,
                 ) as u32,
+                case_randomisation: s.case_randomisation.as_ref().is_none_or(|v| *v.get_ref()),
             }),
         }
     }

@@ -29,6 +29,7 @@ impl Service for DnsResolver {
             .collect();
         let mut config = dns::ResolverConfig::new(hints);
         config.client_rate = settings.queries_per_sec_per_client;
+        config.case_randomisation = settings.case_randomisation;
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         Box::pin(services::dns::serve_resolver(
             host,
