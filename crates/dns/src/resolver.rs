@@ -12,7 +12,10 @@
 //! special ranges are answered NXDOMAIN at once (RFC 6303). Upstream
 //! answers are matched against the question asked, its ID and the server
 //! asked; anything else is ignored. Clients outside the allowed networks
-//! are REFUSED, and each client address has a query budget.
+//! are REFUSED, and each client address has a query budget. A question
+//! already being resolved is not asked upstream again: the client waits
+//! on it (at most [`MAX_WAITERS`]), so one name has one upstream query
+//! out at a time and a forger gets one chance per round trip.
 //!
 //! Each upstream question goes out with its letters in random case
 //! (0x20 randomisation, draft-vixie-dnsext-dns0x20), and the answer must
@@ -38,6 +41,8 @@ use std::time::Instant;
 pub const MAX_CNAMES: usize = 8;
 /// Upstream queries one question may cost at most.
 pub const MAX_QUERIES: usize = 24;
+/// Clients waiting on one question in progress at most; past it, SERVFAIL.
+pub const MAX_WAITERS: usize = 64;
 /// Labels added one at a time inside one zone before the rest of a
 /// long name is asked whole (RFC 9156's MINIMISE_ONE_LAB).
 pub const MINIMISE_ONE_LAB: u8 = 4;
@@ -94,6 +99,9 @@ pub enum Action {
     },
     /// Send `message` to the client.
     Answer { client: ClientId, message: Vec<u8> },
+    /// Nothing will be sent to `client` (what it sent was no question):
+    /// forget it.
+    Forget { client: ClientId },
 }
 
 /// What the resolver counts.
@@ -115,6 +123,8 @@ pub struct ResolverCounters {
     pub servfail: u64,
     pub local_zone_answers: u64,
     pub refused_busy: u64,
+    /// Questions that joined the same question already in progress.
+    pub joined: u64,
     /// Clients outside the allowed networks.
     pub refused_acl: u64,
     /// Questions past a client's budget.
@@ -149,8 +159,10 @@ struct Entry {
 /// One client question being resolved.
 #[derive(Debug)]
 struct Task {
-    client: ClientId,
-    request: Message,
+    /// Who asked, and what (each gets its own reply).
+    clients: Vec<(ClientId, Message)>,
+    /// The question as asked (before CNAMEs).
+    question: (LowerName, RecordType),
     /// The name being looked up now (after CNAMEs).
     name: LowerName,
     qtype: RecordType,
@@ -296,7 +308,7 @@ impl Resolver {
     ) -> Vec<Action> {
         let Ok(request) = Message::from_vec(bytes) else {
             let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
-                return Vec::new();
+                return vec![Action::Forget { client }];
             };
             return answer(
                 client,
@@ -304,7 +316,7 @@ impl Resolver {
             );
         };
         if request.metadata.message_type != MessageType::Query {
-            return Vec::new();
+            return vec![Action::Forget { client }];
         }
         self.counters.questions += 1;
         let mut reply = response_to(&request);
@@ -333,22 +345,30 @@ impl Resolver {
             reply.authorities.push(local_soa(&zone));
             return answer(client, reply);
         }
-        if self.tasks.len() >= self.config.max_tasks {
+        let question = (name.clone(), question.query_type());
+        let same = self.tasks.values_mut().find(|t| t.question == question);
+        if let Some(task) = same.filter(|t| t.clients.len() < MAX_WAITERS) {
+            self.counters.joined += 1;
+            task.clients.push((client, request));
+            return Vec::new();
+        }
+        let full = self.tasks.values().any(|t| t.question == question);
+        if full || self.tasks.len() >= self.config.max_tasks {
             self.counters.refused_busy += 1;
             reply.metadata.response_code = ResponseCode::ServFail;
             return answer(client, reply);
         }
         let token = self.token();
         let task = Task {
-            client,
-            request: request.clone(),
+            clients: vec![(client, request.clone())],
+            question: question.clone(),
             name,
-            qtype: question.query_type(),
+            qtype: question.1,
             chain: Vec::new(),
             zone: LowerName::new(&Name::root()),
             servers: Vec::new(),
             depth: 1,
-            asked: (LowerName::new(question.name()), question.query_type()),
+            asked: question,
             sent: Name::root(),
             queries: 0,
             waiting: None,
@@ -787,40 +807,45 @@ impl Resolver {
 
     fn finish_with(&mut self, token: u64, cached: Cached) -> Vec<Action> {
         match cached {
-            Cached::Records(rs) => {
-                let Some(task) = self.tasks.remove(&token) else {
-                    return Vec::new();
-                };
-                let mut reply = response_to(&task.request);
-                reply.answers = task.chain;
-                reply.answers.extend(rs);
-                answer(task.client, reply)
-            }
+            Cached::Records(rs) => self.reply_all(token, |task, reply| {
+                reply.answers = task.chain.clone();
+                reply.answers.extend(rs.iter().cloned());
+            }),
             Cached::Negative(nx, soa) => self.finish_negative(token, nx, Some(*soa)),
         }
     }
 
     fn finish_negative(&mut self, token: u64, nxdomain: bool, soa: Option<Record>) -> Vec<Action> {
-        let Some(task) = self.tasks.remove(&token) else {
-            return Vec::new();
-        };
-        let mut reply = response_to(&task.request);
-        reply.answers = task.chain;
-        if nxdomain {
-            reply.metadata.response_code = ResponseCode::NXDomain;
-        }
-        reply.authorities.extend(soa);
-        answer(task.client, reply)
+        self.reply_all(token, |task, reply| {
+            reply.answers = task.chain.clone();
+            if nxdomain {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+            }
+            reply.authorities.extend(soa.iter().cloned());
+        })
     }
 
     fn fail(&mut self, token: u64) -> Vec<Action> {
+        self.counters.servfail += 1;
+        self.reply_all(token, |_, reply| {
+            reply.metadata.response_code = ResponseCode::ServFail;
+        })
+    }
+
+    /// Ends the task: each of its clients gets a reply to its own request,
+    /// filled in by `fill`.
+    fn reply_all(&mut self, token: u64, fill: impl Fn(&Task, &mut Message)) -> Vec<Action> {
         let Some(task) = self.tasks.remove(&token) else {
             return Vec::new();
         };
-        self.counters.servfail += 1;
-        let mut reply = response_to(&task.request);
-        reply.metadata.response_code = ResponseCode::ServFail;
-        answer(task.client, reply)
+        task.clients
+            .iter()
+            .flat_map(|(client, request)| {
+                let mut reply = response_to(request);
+                fill(&task, &mut reply);
+                answer(*client, reply)
+            })
+            .collect()
     }
 }
 
@@ -840,9 +865,10 @@ fn response_to(request: &Message) -> Message {
 }
 
 fn answer(client: ClientId, m: Message) -> Vec<Action> {
-    m.to_vec()
-        .map(|message| vec![Action::Answer { client, message }])
-        .unwrap_or_default()
+    vec![match m.to_vec() {
+        Ok(message) => Action::Answer { client, message },
+        Err(_) => Action::Forget { client },
+    }]
 }
 
 /// The locally served zone (RFC 6303, and the lab's uplink) that `name`

@@ -4,7 +4,7 @@
 
 use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RData, RecordType};
-use dns::{Action, Authority, Resolver, ResolverConfig, Transport, Zone};
+use dns::{Action, Authority, Resolver, ResolverConfig, Transport, Zone, MAX_WAITERS};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,7 @@ impl Internet {
                 Action::Answer { message, .. } => {
                     return Message::from_vec(&message).expect("answer")
                 }
+                Action::Forget { .. } => panic!("a question was forgotten"),
                 Action::Query {
                     token,
                     server,
@@ -277,6 +278,61 @@ fn flip(c: char) -> char {
         c.to_ascii_lowercase()
     } else {
         c.to_ascii_uppercase()
+    }
+}
+
+#[test]
+fn the_same_question_from_many_clients_is_asked_upstream_once() {
+    let mut r = resolver();
+    let t0 = Instant::now();
+    let ask = |r: &mut Resolver, client: u64| {
+        let mut q = Message::query();
+        q.metadata.id = client as u16;
+        q.add_query(Query::query(
+            Name::from_ascii("www.example.com.").expect("n"),
+            RecordType::A,
+        ));
+        r.client_query(
+            t0,
+            client,
+            Ipv4Addr::new(10, 0, 0, 1),
+            &q.to_vec().expect("e"),
+        )
+    };
+    let first = ask(&mut r, 1);
+    assert!(matches!(&first[..], [Action::Query { .. }]), "{first:?}");
+    for client in 2..=MAX_WAITERS as u64 {
+        assert!(ask(&mut r, client).is_empty(), "waits on the first");
+    }
+    // Past the cap: SERVFAIL at once, nothing more upstream.
+    let past = ask(&mut r, 1000);
+    let [Action::Answer {
+        client: 1000,
+        message,
+    }] = &past[..]
+    else {
+        panic!("{past:?}")
+    };
+    let m = Message::from_vec(message).expect("m");
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(r.counters().upstream_queries, 1);
+    assert_eq!(r.counters().joined, MAX_WAITERS as u64 - 1);
+    // The server is silent (and so is the rest): every client gets its
+    // own SERVFAIL, under its own ID.
+    let Action::Query { token, .. } = first[0] else {
+        unreachable!()
+    };
+    let mut out = r.upstream_timeout(t0, token);
+    while let Some(Action::Query { token, .. }) = out.first().cloned() {
+        out = r.upstream_timeout(t0, token);
+    }
+    assert_eq!(out.len(), MAX_WAITERS);
+    for a in &out {
+        let Action::Answer { client, message } = a else {
+            panic!("{a:?}")
+        };
+        let m = Message::from_vec(message).expect("m");
+        assert_eq!(m.metadata.id, *client as u16);
     }
 }
 

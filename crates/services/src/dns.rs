@@ -131,6 +131,12 @@ impl ResolverService {
                         None => {}
                     }
                 }
+                dns::Action::Forget { client } => {
+                    self.clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&client);
+                }
                 dns::Action::Query {
                     token,
                     server,
