@@ -43,6 +43,8 @@ pub const MAX_CNAMES: usize = 8;
 pub const MAX_QUERIES: usize = 24;
 /// Clients waiting on one question in progress at most; past it, SERVFAIL.
 pub const MAX_WAITERS: usize = 64;
+/// Name server address lookups nested in one another at most.
+pub const MAX_NESTING: u8 = 3;
 /// Labels added one at a time inside one zone before the rest of a
 /// long name is asked whole (RFC 9156's MINIMISE_ONE_LAB).
 pub const MINIMISE_ONE_LAB: u8 = 4;
@@ -125,6 +127,8 @@ pub struct ResolverCounters {
     pub refused_busy: u64,
     /// Questions that joined the same question already in progress.
     pub joined: u64,
+    /// Name server addresses looked up for delegations without glue.
+    pub glueless_lookups: u64,
     /// Clients outside the allowed networks.
     pub refused_acl: u64,
     /// Questions past a client's budget.
@@ -178,6 +182,12 @@ struct Task {
     /// That name as sent, in its random case.
     sent: Name,
     queries: usize,
+    /// The question this one looks up a name server's address for.
+    parent: Option<u64>,
+    /// How many such lookups deep this one is.
+    nesting: u8,
+    /// Name servers whose addresses this task has looked up.
+    looked_up: Vec<LowerName>,
     /// The outstanding upstream query: its token, server and message ID.
     waiting: Option<(u64, Ipv4Addr, u16)>,
     /// Whether that query goes over TCP.
@@ -218,6 +228,13 @@ impl Task {
         }
         (self.name.clone(), self.qtype)
     }
+}
+
+/// Where a question goes next: see [`Resolver::closest_cut`].
+enum Cut {
+    Servers(LowerName, Vec<Ipv4Addr>),
+    Glueless(LowerName),
+    Lame,
 }
 
 /// The resolver. See the module documentation.
@@ -371,6 +388,9 @@ impl Resolver {
             asked: question,
             sent: Name::root(),
             queries: 0,
+            parent: None,
+            nesting: 0,
+            looked_up: Vec::new(),
             waiting: None,
             tcp: false,
             last_server: None,
@@ -453,29 +473,72 @@ impl Resolver {
             let (name, qtype) = (task.name.clone(), task.qtype);
             if let Some(cached) = self.lookup(now, &name, qtype) {
                 self.counters.cache_hits += 1;
-                return self.finish_with(token, cached);
+                return self.finish_with(now, token, cached);
             }
             if qtype != RecordType::CNAME {
                 if let Some(Cached::Records(cname)) = self.lookup(now, &name, RecordType::CNAME) {
                     if self.follow_cname(token, cname) {
                         continue;
                     }
-                    return self.fail(token);
+                    return self.fail(now, token);
                 }
             }
             break;
         }
-        let (zone, servers) = self.closest_cut(now, token);
+        let (zone, servers) = match self.closest_cut(now, token) {
+            Cut::Servers(zone, servers) => (zone, servers),
+            Cut::Glueless(ns) => return self.look_up_server(now, token, ns),
+            Cut::Lame => return self.fail(now, token),
+        };
         if let Some(task) = self.tasks.get_mut(&token) {
             task.zone = zone;
             task.servers = servers;
             task.depth = 1;
+            task.tcp = false;
         }
         self.ask(now, token)
     }
 
+    /// Looks up the address of the name server `ns` (delegated to
+    /// without glue) in a task of its own; `token` goes on when it ends.
+    fn look_up_server(&mut self, now: Instant, token: u64, ns: LowerName) -> Vec<Action> {
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return Vec::new();
+        };
+        task.looked_up.push(ns.clone());
+        let nesting = task.nesting + 1;
+        if nesting > MAX_NESTING || self.tasks.len() >= self.config.max_tasks {
+            return self.fail(now, token);
+        }
+        self.counters.glueless_lookups += 1;
+        let child = self.token();
+        self.tasks.insert(
+            child,
+            Task {
+                clients: Vec::new(),
+                question: (ns.clone(), RecordType::A),
+                name: ns.clone(),
+                qtype: RecordType::A,
+                chain: Vec::new(),
+                zone: LowerName::new(&Name::root()),
+                servers: Vec::new(),
+                depth: 1,
+                asked: (ns, RecordType::A),
+                sent: Name::root(),
+                queries: 0,
+                parent: Some(token),
+                nesting,
+                looked_up: Vec::new(),
+                waiting: None,
+                tcp: false,
+                last_server: None,
+            },
+        );
+        self.step(now, child)
+    }
+
     /// Sends the question to the next untried server of the task's zone.
-    fn ask(&mut self, _now: Instant, token: u64) -> Vec<Action> {
+    fn ask(&mut self, now: Instant, token: u64) -> Vec<Action> {
         let id = self.random_u16();
         let case = self
             .config
@@ -486,7 +549,7 @@ impl Resolver {
         };
         let retry_over_tcp = task.tcp && task.last_server.is_some();
         if task.queries >= MAX_QUERIES || (task.servers.is_empty() && !retry_over_tcp) {
-            return self.fail(token);
+            return self.fail(now, token);
         }
         // Over TCP, the server just asked goes again; over UDP, the next.
         let server = match (task.tcp, task.last_server) {
@@ -508,7 +571,7 @@ impl Resolver {
         edns.set_max_payload(1232);
         q.edns = Some(edns);
         let Ok(message) = q.to_vec() else {
-            return self.fail(token);
+            return self.fail(now, token);
         };
         let upstream = self.token();
         // The task is found again by its upstream token.
@@ -579,7 +642,7 @@ impl Resolver {
             .collect();
         if !wanted.is_empty() {
             self.store(now, &name, qtype, Cached::Records(wanted.clone()));
-            return self.finish_with(token, Cached::Records(wanted));
+            return self.finish_with(now, token, Cached::Records(wanted));
         }
         let cname: Vec<Record> = here
             .iter()
@@ -611,7 +674,7 @@ impl Resolver {
                 self.store(now, &n, t, Cached::Records(v));
             }
             if !self.follow_cname(token, cname) {
-                return self.fail(token);
+                return self.fail(now, token);
             }
             return self.step(now, token);
         }
@@ -629,7 +692,7 @@ impl Resolver {
                     Cached::Negative(true, Box::new(soa.clone())),
                 );
             }
-            return self.finish_negative(token, true, soa);
+            return self.finish_negative(now, token, true, soa);
         }
         if let Some(actions) = self.follow_referral(now, token, &msg) {
             return actions;
@@ -643,7 +706,7 @@ impl Resolver {
                 Cached::Negative(false, Box::new(soa.clone())),
             );
         }
-        self.finish_negative(token, false, soa)
+        self.finish_negative(now, token, false, soa)
     }
 
     /// Follows a referral in `msg`, if it is one: NS records for a zone
@@ -704,10 +767,12 @@ impl Resolver {
         true
     }
 
-    /// The closest zone cut above the task's name whose servers' addresses
-    /// are known, or the root hints.
-    fn closest_cut(&self, now: Instant, token: u64) -> (LowerName, Vec<Ipv4Addr>) {
-        let root = (
+    /// The closest zone cut above the task's name that is known: its
+    /// servers' addresses, or a server name to look up when none is known
+    /// (a glueless delegation), or `Lame` when every one was looked up in
+    /// vain; the root hints above all.
+    fn closest_cut(&self, now: Instant, token: u64) -> Cut {
+        let root = Cut::Servers(
             LowerName::new(&Name::root()),
             self.config.root_hints.clone(),
         );
@@ -718,13 +783,16 @@ impl Resolver {
         loop {
             let lower = LowerName::new(&n);
             if let Some(Cached::Records(ns)) = self.lookup(now, &lower, RecordType::NS) {
-                let addrs: Vec<Ipv4Addr> = ns
+                let names: Vec<LowerName> = ns
                     .iter()
                     .filter_map(|r| match &r.data {
                         RData::NS(t) => Some(LowerName::new(&t.0)),
                         _ => None,
                     })
-                    .filter_map(|t| match self.lookup(now, &t, RecordType::A) {
+                    .collect();
+                let addrs: Vec<Ipv4Addr> = names
+                    .iter()
+                    .filter_map(|t| match self.lookup(now, t, RecordType::A) {
                         Some(Cached::Records(a)) => Some(a),
                         _ => None,
                     })
@@ -735,8 +803,15 @@ impl Resolver {
                     })
                     .collect();
                 if !addrs.is_empty() {
-                    return (lower, addrs);
+                    return Cut::Servers(lower, addrs);
                 }
+                if n.is_root() {
+                    return root;
+                }
+                return match names.into_iter().find(|t| !task.looked_up.contains(t)) {
+                    Some(ns) => Cut::Glueless(ns),
+                    None => Cut::Lame,
+                };
             }
             if n.is_root() {
                 return root;
@@ -805,18 +880,24 @@ impl Resolver {
         );
     }
 
-    fn finish_with(&mut self, token: u64, cached: Cached) -> Vec<Action> {
+    fn finish_with(&mut self, now: Instant, token: u64, cached: Cached) -> Vec<Action> {
         match cached {
-            Cached::Records(rs) => self.reply_all(token, |task, reply| {
+            Cached::Records(rs) => self.reply_all(now, token, |task, reply| {
                 reply.answers = task.chain.clone();
                 reply.answers.extend(rs.iter().cloned());
             }),
-            Cached::Negative(nx, soa) => self.finish_negative(token, nx, Some(*soa)),
+            Cached::Negative(nx, soa) => self.finish_negative(now, token, nx, Some(*soa)),
         }
     }
 
-    fn finish_negative(&mut self, token: u64, nxdomain: bool, soa: Option<Record>) -> Vec<Action> {
-        self.reply_all(token, |task, reply| {
+    fn finish_negative(
+        &mut self,
+        now: Instant,
+        token: u64,
+        nxdomain: bool,
+        soa: Option<Record>,
+    ) -> Vec<Action> {
+        self.reply_all(now, token, |task, reply| {
             reply.answers = task.chain.clone();
             if nxdomain {
                 reply.metadata.response_code = ResponseCode::NXDomain;
@@ -825,27 +906,39 @@ impl Resolver {
         })
     }
 
-    fn fail(&mut self, token: u64) -> Vec<Action> {
+    fn fail(&mut self, now: Instant, token: u64) -> Vec<Action> {
         self.counters.servfail += 1;
-        self.reply_all(token, |_, reply| {
+        self.reply_all(now, token, |_, reply| {
             reply.metadata.response_code = ResponseCode::ServFail;
         })
     }
 
     /// Ends the task: each of its clients gets a reply to its own request,
     /// filled in by `fill`.
-    fn reply_all(&mut self, token: u64, fill: impl Fn(&Task, &mut Message)) -> Vec<Action> {
+    fn reply_all(
+        &mut self,
+        now: Instant,
+        token: u64,
+        fill: impl Fn(&Task, &mut Message),
+    ) -> Vec<Action> {
         let Some(task) = self.tasks.remove(&token) else {
             return Vec::new();
         };
-        task.clients
+        let mut actions: Vec<Action> = task
+            .clients
             .iter()
             .flat_map(|(client, request)| {
                 let mut reply = response_to(request);
                 fill(&task, &mut reply);
                 answer(*client, reply)
             })
-            .collect()
+            .collect();
+        if let Some(parent) = task.parent {
+            // A name server's address was looked up for `parent`: it goes
+            // on (with the address now cached, or the next name).
+            actions.extend(self.step(now, parent));
+        }
+        actions
     }
 }
 

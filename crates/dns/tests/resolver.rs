@@ -23,6 +23,22 @@ $TTL 86400
 @                  IN NS  a.gtld-servers.net.
 example.com.       IN NS  ns1.example.com.
 ns1.example.com.   IN A   203.0.113.55
+other.com.         IN NS  ns2.example.com.
+lame.com.          IN NS  ns.nowhere.com.
+";
+const NET: &str = "
+$TTL 86400
+@                    IN SOA a.gtld-servers.net. nstld.gtld-servers.net. 1 1800 900 604800 900
+@                    IN NS  a.gtld-servers.net.
+a.gtld-servers.net.  IN A   203.0.113.54
+a.root-servers.net.  IN A   203.0.113.53
+";
+/// Served by ns2.example.com, which com gives no glue for.
+const OTHER: &str = "
+$TTL 3600
+@      IN SOA  ns2.example.com. hostmaster.other.com. 1 7200 900 1209600 300
+@      IN NS   ns2.example.com.
+www    IN A    203.0.113.99
 ";
 const EXAMPLE: &str = "
 $TTL 3600
@@ -31,6 +47,7 @@ $TTL 3600
 www    IN A    203.0.113.10
 api    IN CNAME www
 ns1    IN A    203.0.113.55
+ns2    IN A    203.0.113.55
 1.2.3.4.5.deep IN A 203.0.113.11
 big    IN TXT  \"0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\"
 big    IN TXT  \"1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111\"
@@ -59,11 +76,14 @@ impl Internet {
                 ),
                 (
                     Ipv4Addr::new(203, 0, 113, 54),
-                    Some(Authority::new(vec![z("com.", COM)])),
+                    Some(Authority::new(vec![z("com.", COM), z("net.", NET)])),
                 ),
                 (
                     Ipv4Addr::new(203, 0, 113, 55),
-                    Some(Authority::new(vec![z("example.com.", EXAMPLE)])),
+                    Some(Authority::new(vec![
+                        z("example.com.", EXAMPLE),
+                        z("other.com.", OTHER),
+                    ])),
                 ),
             ],
             asked: Vec::new(),
@@ -334,6 +354,39 @@ fn the_same_question_from_many_clients_is_asked_upstream_once() {
         let m = Message::from_vec(message).expect("m");
         assert_eq!(m.metadata.id, *client as u16);
     }
+}
+
+#[test]
+fn a_delegation_without_glue_looks_up_its_name_server() {
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, "www.other.com.", RecordType::A);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 99)]);
+    assert_eq!(r.counters().glueless_lookups, 1);
+    let heard: Vec<String> = net.heard.iter().map(|h| h.to_lowercase()).collect();
+    assert!(
+        heard.contains(&"203.0.113.55 ns2.example.com. a".to_string()),
+        "{heard:?}"
+    );
+    assert_eq!(
+        heard.last().map(String::as_str),
+        Some("203.0.113.55 www.other.com. a")
+    );
+    // A name server that does not exist: SERVFAIL, in a few queries.
+    let before = r.counters().upstream_queries;
+    let m = net.resolve(&mut r, t0, "www.lame.com.", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(r.counters().upstream_queries - before <= 4);
+}
+
+#[test]
+fn the_root_servers_are_found_from_the_hints() {
+    // Once the root's NS set is cached without its addresses, a root
+    // server's name is still asked of the hints (not looked up forever).
+    let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
+    let m = net.resolve(&mut r, t0, ".", RecordType::NS);
+    assert_eq!(m.answers.len(), 1);
+    let m = net.resolve(&mut r, t0, "a.root-servers.net.", RecordType::A);
+    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 53)]);
 }
 
 #[test]
