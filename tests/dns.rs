@@ -109,6 +109,16 @@ fn isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com() {
     // Private reverse lookups: NXDOMAIN at once, from isp-dns itself.
     let rev = dig("-x 192.168.1.10");
     assert!(rev.contains("status: NXDOMAIN"), "{rev}");
+    // Public ones: from the reverse zones the topology makes (root-ns).
+    for (addr, name) in [
+        ("203.0.113.11", "web1.example.com."),
+        ("198.51.100.53", "isp-dns.test."),
+        ("198.51.100.1", "isp.isp-gw.test."),
+    ] {
+        assert_eq!(dig(&format!("+short -x {addr}")).trim(), name, "{addr}");
+    }
+    let trace = exec_ok("alice", "traceroute -q 1 -w 2 203.0.113.11");
+    assert!(trace.contains("isp.isp-gw.test (198.51.100.1)"), "{trace}");
     // dig +trace against the lab's root, and names that curl and getent use.
     let trace = dig("+trace +nodnssec www.example.com @198.51.100.53");
     for step in [

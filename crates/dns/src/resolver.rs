@@ -356,7 +356,7 @@ impl Resolver {
             return answer(client, reply);
         };
         let name = LowerName::new(question.name());
-        if let Some(zone) = local_zone(&name) {
+        if let Some(zone) = locally_served(&name) {
             self.counters.local_zone_answers += 1;
             reply.metadata.response_code = ResponseCode::NXDomain;
             reply.authorities.push(local_soa(&zone));
@@ -966,7 +966,7 @@ fn answer(client: ClientId, m: Message) -> Vec<Action> {
 
 /// The locally served zone (RFC 6303, and the lab's uplink) that `name`
 /// falls in, if any.
-fn local_zone(name: &LowerName) -> Option<Name> {
+pub fn locally_served(name: &LowerName) -> Option<Name> {
     const ZONES: &[&str] = &[
         "10.in-addr.arpa.",
         "16.172.in-addr.arpa.",
@@ -992,14 +992,10 @@ fn local_zone(name: &LowerName) -> Option<Name> {
         "18.198.in-addr.arpa.",
         "19.198.in-addr.arpa.",
         "255.255.255.255.in-addr.arpa.",
-        "2.0.192.in-addr.arpa.",
-        "100.51.198.in-addr.arpa.",
-        "113.0.203.in-addr.arpa.",
     ];
-    // The documentation ranges are the lab's "public" addresses: their
-    // reverse zones come from the topology when it has them, so only the
-    // private and special ones are local here.
-    ZONES[..ZONES.len() - 3]
+    // The documentation ranges (TEST-NET-1/2/3) are the lab's "public"
+    // addresses: their reverse zones come from the topology.
+    ZONES
         .iter()
         .filter_map(|z| Name::from_ascii(z).ok())
         .find(|z| LowerName::new(z).zone_of(name))
@@ -1035,7 +1031,7 @@ mod tests {
             ("www.example.com.", false),
         ] {
             let n = LowerName::new(&Name::from_ascii(name).expect("name"));
-            assert_eq!(local_zone(&n).is_some(), local, "{name}");
+            assert_eq!(locally_served(&n).is_some(), local, "{name}");
         }
     }
 }

@@ -39,29 +39,12 @@ impl Zone {
         let (origin, sets) = Parser::new(text, None, Some(name))
             .parse()
             .map_err(|e| ZoneError::Parse(e.to_string()))?;
+        let mut zone = Zone::empty(&origin);
         let origin = LowerName::new(&origin);
-        let mut zone = Zone {
-            origin: origin.clone(),
-            records: BTreeMap::new(),
-            names: BTreeSet::new(),
-        };
-        for (key, set) in sets {
-            if !origin.zone_of(&key.name) {
-                return Err(ZoneError::OutOfZone {
-                    name: key.name.to_string(),
-                    zone: origin.to_string(),
-                });
+        for set in sets.into_values() {
+            for record in set.records_without_rrsigs() {
+                zone.insert(record.clone())?;
             }
-            let records: Vec<Record> = set.records_without_rrsigs().cloned().collect();
-            let mut n = Name::from(&key.name);
-            loop {
-                zone.names.insert(LowerName::new(&n));
-                if LowerName::new(&n) == origin || n.is_root() {
-                    break;
-                }
-                n = n.base_name();
-            }
-            zone.records.insert((key.name, key.record_type), records);
         }
         if zone.rrset(&origin, RecordType::SOA).is_none() {
             return Err(ZoneError::NoSoa(origin.to_string()));
@@ -70,6 +53,41 @@ impl Zone {
             return Err(ZoneError::NoNs(origin.to_string()));
         }
         Ok(zone)
+    }
+
+    /// A zone with no records yet (give it an SOA and NS with
+    /// [`Zone::insert`]).
+    pub fn empty(origin: &Name) -> Zone {
+        Zone {
+            origin: LowerName::new(origin),
+            records: BTreeMap::new(),
+            names: BTreeSet::new(),
+        }
+    }
+
+    /// Every record of the zone.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.values().flatten()
+    }
+
+    /// Adds one record (a generated one: a delegation, a PTR).
+    pub fn insert(&mut self, record: Record) -> Result<(), ZoneError> {
+        let owner = LowerName::new(&record.name);
+        if !self.origin.zone_of(&owner) {
+            return Err(ZoneError::OutOfZone {
+                name: owner.to_string(),
+                zone: self.origin.to_string(),
+            });
+        }
+        let mut n = Name::from(&owner);
+        while self.names.insert(LowerName::new(&n)) && LowerName::new(&n) != self.origin {
+            n = n.base_name();
+        }
+        self.records
+            .entry((owner, record.record_type()))
+            .or_default()
+            .push(record);
+        Ok(())
     }
 
     pub fn origin(&self) -> &LowerName {

@@ -14,6 +14,7 @@
 
 pub mod kinds;
 mod probe;
+mod reverse;
 mod routers;
 mod services;
 pub mod sim;

@@ -1,5 +1,6 @@
 //! `kind = "dns-authoritative"`: serves its `zones` (RFC 1035 zone-file
-//! text in the topology) on UDP and TCP port 53.
+//! text in the topology) on UDP and TCP port 53; the server of the root
+//! zone also serves the lab's reverse zones (crate::reverse).
 
 use super::{Running, Service};
 use crate::LabView;
@@ -13,11 +14,12 @@ impl Service for DnsAuthoritative {
         ServiceKind::DnsAuthoritative
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
         let ServiceSettings::DnsAuthoritative(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
-        let authority = dns::Authority::new(settings.zones.clone());
+        let zones = crate::reverse::with_reverse_zones(settings.zones.clone(), lab.topology());
+        let authority = dns::Authority::new(zones);
         Box::pin(services::dns::serve(host, authority, services::dns::PORT))
     }
 }

@@ -1,0 +1,227 @@
+//! Reverse zones for the lab's public addresses, made from the topology:
+//! every router interface, service and static host on a network that is
+//! not locally served (RFC 6303: private and special ranges) gets a PTR.
+//!
+//! The name a PTR gives is the address's name in the lab's own zones
+//! (`web1.example.com.` for 203.0.113.11; of several, the longest), else
+//! one made from the topology: `SWITCH.ROUTER.test.` for a router's
+//! interface, `NAME.test.` for a service or host (`.test`: RFC 6761).
+//! The server of the root zone serves them, and the root zone delegates
+//! each to the root's own name servers, so that a resolver walking down
+//! from the root (minimised, one label at a time) finds them.
+
+use dns::hickory_proto::rr::rdata::{NS, PTR, SOA};
+use dns::hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use dns::Zone;
+use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use topology::{Attachment, HostAddress, ServiceSettings, Topology};
+
+/// TTL of the generated records.
+const TTL: u32 = 3600;
+
+/// `zones` (one authoritative server's), with the lab's reverse zones
+/// added when they include the root zone.
+pub fn with_reverse_zones(mut zones: Vec<Zone>, lab: &Topology) -> Vec<Zone> {
+    let Some(root) = zones.iter().position(|z| z.origin().is_root()) else {
+        return zones;
+    };
+    let servers: Vec<Name> = zones[root]
+        .rrset(&LowerName::new(&Name::root()), RecordType::NS)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::NS(ns) => Some(ns.0.clone()),
+            _ => None,
+        })
+        .collect();
+    let Some(primary) = servers.first().cloned() else {
+        return zones;
+    };
+    let names = forward_names(lab);
+    for (origin, ptrs) in reverse_records(lab) {
+        let Ok(zone) = reverse_zone(&origin, &primary, &servers, &ptrs, &names) else {
+            continue;
+        };
+        let delegations = servers
+            .iter()
+            .map(|s| Record::from_rdata(origin.clone(), TTL, RData::NS(NS(s.clone()))));
+        for d in delegations {
+            let _ = zones[root].insert(d);
+        }
+        zones.push(zone);
+    }
+    zones
+}
+
+/// One reverse zone: its SOA and NS, and a PTR for each address.
+fn reverse_zone(
+    origin: &Name,
+    primary: &Name,
+    servers: &[Name],
+    ptrs: &[(Ipv4Addr, Name)],
+    names: &BTreeMap<Ipv4Addr, Name>,
+) -> Result<Zone, dns::ZoneError> {
+    let hostmaster = Name::from_ascii("hostmaster")
+        .and_then(|h| h.append_domain(origin))
+        .unwrap_or_else(|_| origin.clone());
+    let soa = SOA::new(primary.clone(), hostmaster, 1, 7200, 900, 1_209_600, 300);
+    let mut zone = Zone::empty(origin);
+    zone.insert(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)))?;
+    for s in servers {
+        zone.insert(Record::from_rdata(
+            origin.clone(),
+            TTL,
+            RData::NS(NS(s.clone())),
+        ))?;
+    }
+    for (addr, made_up) in ptrs {
+        let target = names.get(addr).unwrap_or(made_up).clone();
+        zone.insert(Record::from_rdata(
+            reverse_name(*addr),
+            TTL,
+            RData::PTR(PTR(target)),
+        ))?;
+    }
+    Ok(zone)
+}
+
+/// Each public address of the lab with the name the topology gives it,
+/// grouped by reverse zone.
+fn reverse_records(lab: &Topology) -> BTreeMap<Name, Vec<(Ipv4Addr, Name)>> {
+    let mut named: Vec<(Ipv4Net, String)> = Vec::new();
+    for r in &lab.routers {
+        for i in &r.interfaces {
+            let on = match &i.attachment {
+                Attachment::Switch(s) => s.as_str(),
+                Attachment::Tun { name, .. } => name.as_str(),
+            };
+            named.push((i.address, format!("{on}.{}.test.", r.name)));
+        }
+    }
+    for s in &lab.services {
+        named.push((s.address, format!("{}.test.", s.name)));
+    }
+    for h in &lab.hosts {
+        if let HostAddress::Static(a) = h.address {
+            named.push((a, format!("{}.test.", h.name)));
+        }
+    }
+    let mut zones: BTreeMap<Name, Vec<(Ipv4Addr, Name)>> = BTreeMap::new();
+    for (net, name) in named {
+        let origin = zone_of(net);
+        if dns::locally_served(&LowerName::new(&origin)).is_some() {
+            continue;
+        }
+        if let Ok(name) = Name::from_ascii(&name) {
+            zones.entry(origin).or_default().push((net.addr(), name));
+        }
+    }
+    zones
+}
+
+/// The names the lab's own zones give addresses (A records): of several,
+/// the longest (`www.example.com.` rather than `example.com.`).
+fn forward_names(lab: &Topology) -> BTreeMap<Ipv4Addr, Name> {
+    let mut names: BTreeMap<Ipv4Addr, Name> = BTreeMap::new();
+    let zones = lab.services.iter().filter_map(|s| match &s.settings {
+        ServiceSettings::DnsAuthoritative(a) => Some(&a.zones),
+        _ => None,
+    });
+    for record in zones.flatten().flat_map(Zone::records) {
+        let RData::A(a) = &record.data else {
+            continue;
+        };
+        if record.name.is_wildcard() {
+            continue;
+        }
+        let better = names
+            .get(&a.0)
+            .is_none_or(|n| record.name.num_labels() > n.num_labels());
+        if better {
+            names.insert(a.0, record.name.clone());
+        }
+    }
+    names
+}
+
+/// The reverse zone a network's addresses are in: whole octets of its
+/// prefix (a /24's `C.B.A.in-addr.arpa.`; a /25 in its /24's, a /20 in
+/// its /16's).
+fn zone_of(net: Ipv4Net) -> Name {
+    let octets = usize::from(net.prefix_len() / 8).clamp(1, 3);
+    let o = net.network().octets();
+    let labels: Vec<String> = o[..octets].iter().rev().map(u8::to_string).collect();
+    Name::from_ascii(format!("{}.in-addr.arpa.", labels.join("."))).unwrap_or_default()
+}
+
+/// `D.C.B.A.in-addr.arpa.` for A.B.C.D.
+fn reverse_name(a: Ipv4Addr) -> Name {
+    let [x, y, z, w] = a.octets();
+    Name::from_ascii(format!("{w}.{z}.{y}.{x}.in-addr.arpa.")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dns::hickory_proto::op::{Message, Query};
+    use dns::{Authority, Transport};
+
+    fn ptr(auth: &Authority, addr: &str) -> (dns::hickory_proto::op::ResponseCode, Vec<String>) {
+        let addr: Ipv4Addr = addr.parse().expect("addr");
+        let mut q = Message::query();
+        q.add_query(Query::query(reverse_name(addr), RecordType::PTR));
+        let bytes = auth
+            .answer(&q.to_vec().expect("encode"), Transport::Udp)
+            .expect("an answer");
+        let m = Message::from_vec(&bytes).expect("decode");
+        let names = m
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(p) => Some(p.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        (m.metadata.response_code, names)
+    }
+
+    #[test]
+    fn the_reference_labs_public_addresses_have_names() {
+        let lab = topology::reference_lab();
+        let root = lab
+            .services
+            .iter()
+            .find(|s| s.name == "root-ns")
+            .expect("root-ns");
+        let ServiceSettings::DnsAuthoritative(settings) = &root.settings else {
+            panic!("root-ns is authoritative")
+        };
+        let zones = with_reverse_zones(settings.zones.clone(), &lab);
+        let origins: Vec<String> = zones.iter().map(|z| z.origin().to_string()).collect();
+        assert!(
+            origins.contains(&"113.0.203.in-addr.arpa.".to_owned()),
+            "{origins:?}"
+        );
+        assert!(
+            origins.contains(&"100.51.198.in-addr.arpa.".to_owned()),
+            "{origins:?}"
+        );
+        assert!(!origins.iter().any(|o| o.ends_with("168.192.in-addr.arpa.")));
+        let auth = Authority::new(zones);
+        use dns::hickory_proto::op::ResponseCode::*;
+        for (addr, name) in [
+            ("203.0.113.10", "www.example.com."),
+            ("203.0.113.11", "web1.example.com."),
+            ("203.0.113.53", "a.root-servers.net."),
+            ("198.51.100.53", "isp-dns.test."),
+            ("198.51.100.1", "isp.isp-gw.test."),
+            ("203.0.113.1", "dc.isp-gw.test."),
+            ("198.51.100.2", "isp.home-gw.test."),
+        ] {
+            assert_eq!(ptr(&auth, addr), (NoError, vec![name.to_owned()]), "{addr}");
+        }
+        assert_eq!(ptr(&auth, "203.0.113.200").0, NXDomain);
+    }
+}
