@@ -47,6 +47,17 @@ fn the_lab_root_tlds_and_example_com_answer_dig() {
         "10 mail.example.com."
     );
     assert!(dig("+short @203.0.113.55 example.com TXT").contains("v=spf1 mx -all"));
+    // A zone transfer, from the lab (alice, through home-gw's NAT).
+    let axfr = dig("axfr example.com @203.0.113.55");
+    let soas = axfr
+        .lines()
+        .filter(|l| l.starts_with("example.com. ") && l.contains(" IN SOA "))
+        .count();
+    assert_eq!(soas, 2, "{axfr}");
+    assert!(
+        axfr.contains("web3.example.com. 3600 IN A 203.0.113.13"),
+        "{axfr}"
+    );
     let nx = dig("@203.0.113.55 nope.example.com");
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     assert!(

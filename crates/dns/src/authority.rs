@@ -1,9 +1,13 @@
 //! An authoritative server's answers (RFC 1034 4.3.2, RFC 2308, RFC 4592,
-//! RFC 6891), as a function of the zones it serves and the query bytes.
+//! RFC 6891), as a function of the zones it serves and the query bytes;
+//! and zone transfers (AXFR, RFC 5936) over TCP to allowed addresses.
 
 use crate::Zone;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
 
 /// How a query came: over UDP answers must fit the client's buffer (512
 /// bytes without EDNS); over TCP up to 65,535 bytes.
@@ -18,15 +22,84 @@ const MAX_CNAMES: usize = 8;
 /// The largest UDP answer offered with EDNS (the DNS flag day 2020 size).
 const EDNS_PAYLOAD: u16 = 1232;
 
+/// Records of a zone transfer packed into one message, by their size
+/// uncompressed (a bigger record goes alone).
+const TRANSFER_CHUNK: usize = 16 * 1024;
+
 /// The zones a server serves. See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub struct Authority {
     zones: Vec<Zone>,
+    /// Who may transfer the zones (nobody if empty).
+    allow_transfer: Vec<Ipv4Net>,
 }
 
 impl Authority {
     pub fn new(zones: Vec<Zone>) -> Authority {
-        Authority { zones }
+        Authority {
+            zones,
+            allow_transfer: Vec::new(),
+        }
+    }
+
+    /// Lets addresses in `nets` transfer the zones (AXFR).
+    pub fn allow_transfer(mut self, nets: Vec<Ipv4Net>) -> Authority {
+        self.allow_transfer = nets;
+        self
+    }
+
+    /// A zone transfer, if `query` (over TCP, from `from`) asks for one:
+    /// the zone's SOA, every record, the SOA again, in messages of about
+    /// [`TRANSFER_CHUNK`] bytes (RFC 5936 2.2); one REFUSED message for an
+    /// address not allowed, NOTAUTH for a zone not served. `None` for any
+    /// other query (answer it with [`Authority::answer`]).
+    pub fn transfer(&self, query: &[u8], from: Ipv4Addr) -> Option<Vec<Vec<u8>>> {
+        let request = Message::from_vec(query).ok()?;
+        let [question] = request.queries.as_slice() else {
+            return None;
+        };
+        if request.metadata.message_type != MessageType::Query
+            || question.query_type() != RecordType::AXFR
+        {
+            return None;
+        }
+        let reply = || {
+            let mut m = Message::response(request.metadata.id, request.metadata.op_code);
+            m.queries = request.queries.clone();
+            m
+        };
+        let mut refusal = reply();
+        if !self.allow_transfer.iter().any(|n| n.contains(&from)) {
+            refusal.metadata.response_code = ResponseCode::Refused;
+            return Some(refusal.to_vec().ok().into_iter().collect());
+        }
+        let origin = LowerName::new(question.name());
+        let Some(zone) = self.zones.iter().find(|z| *z.origin() == origin) else {
+            refusal.metadata.response_code = ResponseCode::NotAuth;
+            return Some(refusal.to_vec().ok().into_iter().collect());
+        };
+        let soa = zone.soa()?.clone();
+        let body = zone
+            .records()
+            .filter(|r| r.record_type() != RecordType::SOA);
+        let mut messages = Vec::new();
+        let (mut m, mut size) = (reply(), 0);
+        m.metadata.authoritative = true;
+        for r in std::iter::once(&soa)
+            .chain(body)
+            .chain(std::iter::once(&soa))
+        {
+            let len = r.to_bytes().map_or(0, |b| b.len());
+            if size > 0 && size + len > TRANSFER_CHUNK {
+                messages.extend(m.to_vec().ok());
+                (m, size) = (reply(), 0);
+                m.metadata.authoritative = true;
+            }
+            m.answers.push(r.clone());
+            size += len;
+        }
+        messages.extend(m.to_vec().ok());
+        Some(messages)
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -97,6 +170,11 @@ impl Authority {
             m.metadata.response_code = ResponseCode::FormErr;
             return m;
         };
+        if matches!(question.query_type(), RecordType::AXFR | RecordType::IXFR) {
+            // Transfers only over TCP (RFC 5936 4.2), by `transfer`.
+            m.metadata.response_code = ResponseCode::NotImp;
+            return m;
+        }
         let qname = LowerName::new(question.name());
         let Some(zone) = self.zone_for(&qname) else {
             m.metadata.response_code = ResponseCode::Refused;

@@ -234,3 +234,86 @@ fn zone_errors_say_what_is_wrong() {
     .expect_err("bad A");
     assert!(!e.to_string().is_empty());
 }
+
+#[test]
+fn zone_transfers_go_over_tcp_to_allowed_addresses() {
+    let a = authority().allow_transfer(vec!["198.51.100.0/24".parse().expect("net")]);
+    let axfr = |zone: &str| {
+        let mut q = Message::query();
+        q.metadata.id = 99;
+        q.add_query(Query::query(
+            Name::from_ascii(zone).expect("name"),
+            RecordType::AXFR,
+        ));
+        q.to_vec().expect("encode")
+    };
+    let allowed = "198.51.100.2".parse().expect("addr");
+    let messages = a
+        .transfer(&axfr("example.com."), allowed)
+        .expect("a transfer");
+    let records: Vec<_> = messages
+        .iter()
+        .flat_map(|m| Message::from_vec(m).expect("decode").answers)
+        .collect();
+    // SOA first and last, every other record once between.
+    assert_eq!(
+        records.first().map(|r| r.record_type()),
+        Some(RecordType::SOA)
+    );
+    assert_eq!(
+        records.last().map(|r| r.record_type()),
+        Some(RecordType::SOA)
+    );
+    let between = &records[1..records.len() - 1];
+    assert!(between.iter().all(|r| r.record_type() != RecordType::SOA));
+    assert_eq!(between.len(), 18, "{between:#?}");
+    for (name, ty) in [
+        ("www.example.com.", RecordType::A),
+        ("*.wild.example.com.", RecordType::A),
+        ("example.com.", RecordType::MX),
+    ] {
+        assert!(
+            between
+                .iter()
+                .any(|r| r.name.to_string() == name && r.record_type() == ty),
+            "{name} {ty}"
+        );
+    }
+    // Not a zone it serves; not an allowed address; not over UDP.
+    let rcode = |messages: Vec<Vec<u8>>| {
+        let [m] = &messages[..] else {
+            panic!("one message")
+        };
+        Message::from_vec(m).expect("decode").metadata.response_code
+    };
+    let notauth = a.transfer(&axfr("www.example.com."), allowed);
+    assert_eq!(notauth.map(rcode), Some(ResponseCode::NotAuth));
+    let refused = a.transfer(&axfr("example.com."), "192.0.2.1".parse().expect("addr"));
+    assert_eq!(refused.map(rcode), Some(ResponseCode::Refused));
+    let udp = ask(&a, "example.com.", RecordType::AXFR);
+    assert_eq!(udp.metadata.response_code, ResponseCode::NotImp);
+    // A big zone goes in several messages, each well under 64 KiB.
+    let mut text = String::from(EXAMPLE);
+    for i in 0..600 {
+        text.push_str(&format!("t{i} IN TXT \"{}\"\n", "x".repeat(100)));
+    }
+    let big = Authority::new(vec![Zone::parse("example.com.", &text).expect("zone")])
+        .allow_transfer(vec!["198.51.100.0/24".parse().expect("net")]);
+    let messages = big
+        .transfer(&axfr("example.com."), allowed)
+        .expect("a transfer");
+    assert!(messages.len() >= 4, "{}", messages.len());
+    assert!(messages.iter().all(|m| m.len() < 20_000));
+    let count: usize = messages
+        .iter()
+        .map(|m| Message::from_vec(m).expect("decode").answers.len())
+        .sum();
+    assert_eq!(count, 18 + 600 + 2);
+    // Any other question is not a transfer.
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii("www.example.com.").expect("name"),
+        RecordType::A,
+    ));
+    assert!(a.transfer(&q.to_vec().expect("encode"), allowed).is_none());
+}

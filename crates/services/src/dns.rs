@@ -1,7 +1,8 @@
 //! An authoritative DNS server (the answers are the `dns` crate's): UDP
 //! and TCP on one port, TCP with two-byte length framing (RFC 1035 4.2.2),
-//! several queries per connection answered in order (RFC 7766), and an
-//! idle timeout so that silent clients hold nothing.
+//! several queries per connection answered in order (RFC 7766), zone
+//! transfers (AXFR) in as many messages as they take, and an idle timeout
+//! so that silent clients hold nothing.
 
 use dns::{Authority, Transport};
 use hoststack::{Host, TcpStream};
@@ -35,8 +36,8 @@ pub async fn serve(host: Host, authority: Authority, port: u16) -> io::Result<()
     };
     let connections = async move {
         loop {
-            let (stream, _) = listener.accept().await?;
-            tokio::spawn(tcp_client(stream, authority.clone()));
+            let (stream, peer) = listener.accept().await?;
+            tokio::spawn(tcp_client(stream, *peer.ip(), authority.clone()));
         }
     };
     tokio::select! {
@@ -47,27 +48,45 @@ pub async fn serve(host: Host, authority: Authority, port: u16) -> io::Result<()
 
 /// Answers the queries of one TCP connection, in order, until it closes
 /// or idles.
-async fn tcp_client(mut stream: TcpStream, authority: Arc<Authority>) {
+async fn tcp_client(mut stream: TcpStream, peer: std::net::Ipv4Addr, authority: Arc<Authority>) {
     let mut query = Vec::new();
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            _ => break,
-        }
-        query.resize(usize::from(u16::from_be_bytes(len)), 0);
-        if stream.read_exact(&mut query).await.is_err() {
+    'queries: loop {
+        if !read_framed(&mut stream, &mut query).await {
             break;
         }
-        let Some(answer) = authority.answer(&query, Transport::Tcp) else {
-            continue;
-        };
-        let len = (answer.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
-        if stream.write_all(&len).await.is_err() || stream.write_all(&answer).await.is_err() {
-            break;
+        let answers = authority.transfer(&query, peer).unwrap_or_else(|| {
+            authority
+                .answer(&query, Transport::Tcp)
+                .into_iter()
+                .collect()
+        });
+        for answer in answers {
+            if !write_framed(&mut stream, &answer).await {
+                break 'queries;
+            }
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Reads one length-framed message (RFC 1035 4.2.2) into `buf`; false
+/// when the connection closed, failed or idled past [`TCP_IDLE`].
+async fn read_framed(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut len = [0u8; 2];
+    if !matches!(
+        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await,
+        Ok(Ok(_))
+    ) {
+        return false;
+    }
+    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+    stream.read_exact(buf).await.is_ok()
+}
+
+/// Writes one message with its two-byte length.
+async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> bool {
+    let len = (message.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+    stream.write_all(&len).await.is_ok() && stream.write_all(message).await.is_ok()
 }
 
 /// How long an upstream server has to answer before the next is asked.
@@ -325,20 +344,13 @@ async fn resolver_tcp_client(
 ) {
     let mut query = Vec::new();
     loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            _ => break,
-        }
-        query.resize(usize::from(u16::from_be_bytes(len)), 0);
-        if stream.read_exact(&mut query).await.is_err() {
+        if !read_framed(&mut stream, &mut query).await {
             break;
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         service.question(Client::Tcp(tx), from, &query);
         let Some(answer) = rx.recv().await else { break };
-        let len = (answer.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
-        if stream.write_all(&len).await.is_err() || stream.write_all(&answer).await.is_err() {
+        if !write_framed(&mut stream, &answer).await {
             break;
         }
     }

@@ -259,6 +259,8 @@ pub struct HttpLbSettings {
 #[derive(Debug, Clone, Default)]
 pub struct DnsAuthoritativeSettings {
     pub zones: Vec<dns::Zone>,
+    /// Networks that may transfer the zones (AXFR); `None`: the lab's own.
+    pub allow_transfer: Option<Vec<Ipv4Net>>,
 }
 
 /// `kind = "dns-resolver"`: a recursive resolver.

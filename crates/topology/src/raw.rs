@@ -147,6 +147,7 @@ pub struct Service {
     #[serde(default)]
     pub zones: Vec<Spanned<ZoneTable>>,
     pub allow: Option<Vec<Str>>,
+    pub allow_transfer: Option<Vec<Str>>,
     pub queries_per_sec_per_client: Option<Spanned<u64>>,
     pub case_randomisation: Option<Spanned<bool>>,
     pub body_size: Option<Spanned<u64>>,

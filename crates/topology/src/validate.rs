@@ -23,7 +23,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
         ServiceKind::Http => &["port", "body_size", "header_timeout_secs"],
         ServiceKind::Echo => &["port"],
         ServiceKind::HttpLb => &["port", "backends"],
-        ServiceKind::DnsAuthoritative => &["zones"],
+        ServiceKind::DnsAuthoritative => &["zones", "allow_transfer"],
         ServiceKind::DnsResolver => &[
             "root_hints",
             "allow",
@@ -137,6 +137,16 @@ impl Validator<'_, '_> {
         self.names
             .insert(name.clone(), format!("{what} \"{name}\""));
         true
+    }
+
+    /// A list of networks (`allow`, `allow_transfer`), each truncated to
+    /// its network address; `None` when the key is absent.
+    fn nets(&mut self, list: &Option<Vec<Str>>, key: &str) -> Option<Vec<Ipv4Net>> {
+        list.as_ref().map(|nets| {
+            nets.iter()
+                .filter_map(|n| self.net(n, key).map(|n| n.trunc()))
+                .collect()
+        })
     }
 
     fn net(&mut self, s: &Str, key: &str) -> Option<Ipv4Net> {
@@ -788,6 +798,13 @@ impl Validator<'_, '_> {
                 s.queries_per_sec_per_client.as_ref().map(|v| v.span()),
             ),
             (
+                "allow_transfer",
+                s.allow_transfer
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map(|v| v.span()),
+            ),
+            (
                 "case_randomisation",
                 s.case_randomisation.as_ref().map(|v| v.span()),
             ),
@@ -858,15 +875,14 @@ impl Validator<'_, '_> {
                         ),
                     }
                 }
-                ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings { zones })
+                ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings {
+                    zones,
+                    allow_transfer: self.nets(&s.allow_transfer, &key("allow_transfer")),
+                })
             }
             ServiceKind::DnsResolver => ServiceSettings::DnsResolver(DnsResolverSettings {
                 root_hints: self.ips(&s.root_hints, &key("root_hints")),
-                allow: s.allow.as_ref().map(|nets| {
-                    nets.iter()
-                        .filter_map(|n| self.net(n, &key("allow")).map(|n| n.trunc()))
-                        .collect()
-                }),
+                allow: self.nets(&s.allow, &key("allow")),
                 queries_per_sec_per_client: self.ranged(
                     &s.queries_per_sec_per_client,
                     &key("queries_per_sec_per_client"),

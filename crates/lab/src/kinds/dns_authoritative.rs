@@ -1,6 +1,8 @@
 //! `kind = "dns-authoritative"`: serves its `zones` (RFC 1035 zone-file
 //! text in the topology) on UDP and TCP port 53; the server of the root
-//! zone also serves the lab's reverse zones (crate::reverse).
+//! zone also serves the lab's reverse zones (crate::reverse). The lab's
+//! own networks may transfer the zones (AXFR) unless `allow_transfer`
+//! says who may.
 
 use super::{Running, Service};
 use crate::LabView;
@@ -19,7 +21,11 @@ impl Service for DnsAuthoritative {
             return super::wrong_kind(spec);
         };
         let zones = crate::reverse::with_reverse_zones(settings.zones.clone(), lab.topology());
-        let authority = dns::Authority::new(zones);
+        let transfers = settings
+            .allow_transfer
+            .clone()
+            .unwrap_or_else(|| lab.networks());
+        let authority = dns::Authority::new(zones).allow_transfer(transfers);
         Box::pin(services::dns::serve(host, authority, services::dns::PORT))
     }
 }
