@@ -3,12 +3,14 @@
 //! smoltcp offers every packet to every socket of the set it is given. A
 //! service host keeps each socket in a set of its own and looks the flow
 //! up here first, so the cost of a packet does not grow with the number of
-//! connections.
+//! connections. And the one frame the stack writes itself rather than
+//! smoltcp: an ARP request.
 
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
+    IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
 };
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// A TCP connection as this host sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,9 +94,58 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
     }
 }
 
-/// Whether a frame the host sends is an ARP request.
-pub(crate) fn is_arp(frame: &[u8]) -> bool {
-    EthernetFrame::new_checked(frame).is_ok_and(|e| e.ethertype() == EthernetProtocol::Arp)
+/// The length of an Ethernet frame holding an ARP request.
+pub(crate) const ARP_REQUEST_LEN: usize = 14 + 28;
+
+/// Writes into `buf` ([`ARP_REQUEST_LEN`] bytes) a broadcast ARP request
+/// from `mac`/`ip` for `target`.
+pub(crate) fn arp_request(buf: &mut [u8], mac: wire::Mac, ip: Ipv4Addr, target: Ipv4Addr) {
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut buf[..]) else {
+        return;
+    };
+    eth.set_dst_addr(EthernetAddress::BROADCAST);
+    eth.set_src_addr(EthernetAddress(mac.0));
+    eth.set_ethertype(EthernetProtocol::Arp);
+    let Ok(mut arp) = ArpPacket::new_checked(eth.payload_mut()) else {
+        return;
+    };
+    ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(mac.0),
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    }
+    .emit(&mut arp);
+}
+
+/// Whether a frame the host sends starts a UDP datagram (a whole one, or
+/// its first fragment).
+pub(crate) fn is_datagram(frame: &[u8]) -> bool {
+    EthernetFrame::new_checked(frame)
+        .ok()
+        .filter(|e| e.ethertype() == EthernetProtocol::Ipv4)
+        .and_then(|e| {
+            let ip = Ipv4Packet::new_checked(e.payload()).ok()?;
+            Some(ip.next_header() == IpProtocol::Udp && ip.frag_offset() == 0)
+        })
+        .unwrap_or(false)
+}
+
+/// The address a frame the host sends asks for, if it is an ARP request.
+pub(crate) fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Arp {
+        return None;
+    }
+    match ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()? {
+        ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            target_protocol_addr,
+            ..
+        } => Some(target_protocol_addr),
+        _ => None,
+    }
 }
 
 /// Copies a TCP segment into `scratch` as a bare ACK at sequence number

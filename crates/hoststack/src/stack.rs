@@ -16,7 +16,9 @@
 use crate::config::HostConfig;
 use crate::decision::Decision;
 use crate::device::Port;
-use crate::flow::{ack_only, advertised, classify, is_arp, FlowKey, Seen, TcpSeen};
+use crate::flow::{
+    ack_only, advertised, arp_target, classify, is_datagram, FlowKey, Seen, TcpSeen,
+};
 use crate::reassembly::Reassembly;
 use crate::timewait::{self, TimeWait};
 use serde::Serialize;
@@ -46,6 +48,11 @@ const ACK_SOON: SDuration = SDuration::from_secs(1);
 
 /// How long smoltcp keeps a socket quiet while its neighbour is resolved.
 const ARP_SILENCE: SDuration = SDuration::from_secs(1);
+/// smoltcp sends one ARP request a second for the whole interface; the
+/// stack asks for a silenced socket's neighbour itself, each at most this
+/// often, and remembers at most [`ARP_ASKED`] of them.
+const ARP_REASK: SDuration = SDuration::from_millis(200);
+const ARP_ASKED: usize = 256;
 
 /// UDP datagrams and bytes each UDP socket can hold in each direction.
 const UDP_PACKETS: usize = 256;
@@ -123,6 +130,9 @@ struct Sock {
     dirty: bool,
     /// On the list of sockets to retry when an ARP frame arrives.
     arp_wait: bool,
+    /// Where the datagrams a UDP socket holds go, oldest first (whose
+    /// neighbours it may wait for).
+    udp_peers: VecDeque<Ipv4Addr>,
     /// The ACK number and raw window of the last TCP segment sent.
     advertised: Option<(u32, u16)>,
     /// Counted against its client's connection limit (a connection a
@@ -172,6 +182,8 @@ pub struct Stack {
     reassembly: Reassembly,
     /// Sockets whose last attempt to send asked for an ARP resolution.
     arp_waiters: Vec<usize>,
+    /// Neighbours the stack asked for itself, and when.
+    arp_asked: HashMap<Ipv4Addr, SInstant>,
     spare: Vec<Sock>,
     /// The set offered with frames no socket takes: smoltcp answers those
     /// itself (ARP, echo, RST, port unreachable).
@@ -250,6 +262,7 @@ impl Stack {
             reassembly: Reassembly::new(config.reassembly),
             config,
             arp_waiters: Vec::new(),
+            arp_asked: HashMap::new(),
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
             pool,
@@ -599,19 +612,50 @@ impl Stack {
         }
         // smoltcp holds a socket back for up to a second while the
         // neighbour it needs is resolved, whether this attempt sent the ARP
-        // request or an earlier one did. A socket that sent nothing and
-        // waits no longer than that may be one of those: it is tried again
+        // request or an earlier one did. A socket that waits no longer than
+        // that with something to send (a UDP socket holding datagrams, a
+        // socket that sent nothing) may be one of those: it is tried again
         // when an ARP frame arrives.
         let now = self.now;
-        let silenced = sent == 0
-            && self
-                .iface
-                .poll_at(now, &sock.set)
-                .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
+        let waiting = self
+            .iface
+            .poll_at(now, &sock.set)
+            .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
         note_advertised(sock, &out[start..]);
-        if !sock.arp_wait && (silenced || out[start..].iter().any(|f| is_arp(f.data()))) {
+        let datagrams = out[start..]
+            .iter()
+            .filter(|f| is_datagram(f.data()))
+            .count();
+        sock.udp_peers.drain(..datagrams.min(sock.udp_peers.len()));
+        let asked: Vec<Ipv4Addr> = out[start..]
+            .iter()
+            .filter_map(|f| arp_target(f.data()))
+            .collect();
+        let held = waiting && (sent == 0 || !sock.udp_peers.is_empty());
+        if !sock.arp_wait && (held || !asked.is_empty()) {
             sock.arp_wait = true;
             self.arp_waiters.push(id);
+        }
+        if held {
+            // smoltcp asks for one neighbour a second on the whole
+            // interface, so one asked for just now holds back the others:
+            // the stack asks for those itself (where the held datagrams
+            // go, or the peer a connection is being opened to).
+            let mut peers: Vec<Ipv4Addr> = match sock.udp {
+                Some(_) => sock.udp_peers.iter().copied().collect(),
+                None if sock.tcp_state() == State::SynSent => {
+                    match sock.tcp().remote_endpoint().map(|e| e.addr) {
+                        Some(IpAddress::Ipv4(a)) => vec![a],
+                        _ => Vec::new(),
+                    }
+                }
+                None => Vec::new(),
+            };
+            peers.sort_unstable();
+            peers.dedup();
+            for peer in peers {
+                self.ask_neighbour(peer, &asked, out);
+            }
         }
         self.settle(id, sent);
     }
@@ -753,6 +797,7 @@ impl Stack {
                 timer: None,
                 dirty: false,
                 arp_wait: false,
+                udp_peers: VecDeque::new(),
                 advertised: None,
                 client: false,
             }
@@ -916,6 +961,41 @@ impl Stack {
         self.register(id, key);
         self.mark_dirty(id);
         Ok(SockId(id))
+    }
+
+    /// Sends an ARP request for the next hop towards `dst` (itself when on
+    /// a subnet of the host, else the gateway), unless smoltcp just did
+    /// (`asked`) or one went out for it less than [`ARP_REASK`] ago. The reply, aimed at the host, fills
+    /// smoltcp's neighbour cache.
+    fn ask_neighbour(&mut self, dst: Ipv4Addr, asked: &[Ipv4Addr], out: &mut Vec<Frame>) {
+        let on_link = self.config.addresses.iter().any(|n| n.contains(&dst));
+        let hop = if on_link {
+            Some(dst)
+        } else {
+            self.config.gateway
+        };
+        let Some(hop) = hop.filter(|h| !asked.contains(h)) else {
+            return; // no way there, or smoltcp just asked
+        };
+        let now = self.now;
+        if self
+            .arp_asked
+            .get(&hop)
+            .is_some_and(|t| now < *t + ARP_REASK)
+        {
+            return;
+        }
+        if self.arp_asked.len() >= ARP_ASKED {
+            self.arp_asked.retain(|_, t| now < *t + ARP_SILENCE);
+            if self.arp_asked.len() >= ARP_ASKED {
+                return;
+            }
+        }
+        self.arp_asked.insert(hop, now);
+        let mut frame = self.pool.get();
+        frame.resize(crate::flow::ARP_REQUEST_LEN);
+        crate::flow::arp_request(frame.data_mut(), self.config.mac, self.source_for(hop), hop);
+        out.push(frame);
     }
 
     /// The address a packet to `dst` leaves from: the one on its subnet,
@@ -1135,6 +1215,7 @@ impl Stack {
             timer: None,
             dirty: false,
             arp_wait: false,
+            udp_peers: VecDeque::new(),
             advertised: None,
             client: false,
         });
@@ -1195,6 +1276,9 @@ impl Stack {
         let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
         match s.send_slice(buf, ep) {
             Ok(()) => {
+                if sock.udp_peers.len() < UDP_PACKETS {
+                    sock.udp_peers.push_back(*to.ip());
+                }
                 self.mark_dirty(id.0);
                 Poll::Ready(Ok(buf.len()))
             }

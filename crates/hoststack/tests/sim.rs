@@ -8,6 +8,7 @@ use fabric::LinkParams;
 use hoststack::{SockId, TcpState};
 use net::*;
 use std::net::SocketAddrV4;
+use std::task::Poll;
 use std::time::Duration;
 
 #[test]
@@ -182,4 +183,35 @@ fn a_burst_of_syns_within_the_backlog_is_all_accepted() {
     }
     let counters = net.stack(4).status().counters;
     assert_eq!((counters.backlog_full, counters.tcp_accepted), (0, 400));
+}
+
+#[test]
+fn datagrams_to_several_new_neighbours_at_once_all_leave_at_once() {
+    // smoltcp asks for one neighbour a second per interface; the stack
+    // asks for the others itself, so none waits that second out.
+    let mut net = Net::new(4, 3, Default::default(), |_| {});
+    let (tx, _) = net.stack(0).udp_bind(0).expect("bind");
+    let mut rx = Vec::new();
+    for i in 1..4 {
+        rx.push(net.stack(i).udp_bind(5300).expect("bind").0);
+    }
+    for i in 1..4 {
+        let to = SocketAddrV4::new(addr(i), 5300);
+        let sent = net.stack(0).poll_udp_send(tx, &mut cx(), b"hello", to);
+        assert!(matches!(sent, Poll::Ready(Ok(5))), "{sent:?}");
+    }
+    let start = net.sim.now();
+    let mut got = [false; 3];
+    net.run_until(Duration::from_millis(900), |net| {
+        for (i, id) in rx.iter().enumerate() {
+            let mut buf = [0u8; 16];
+            if let Poll::Ready(Ok((5, _))) =
+                net.stack(i + 1).poll_udp_recv(*id, &mut cx(), &mut buf)
+            {
+                got[i] = true;
+            }
+        }
+        got.iter().all(|g| *g)
+    });
+    assert!(net.sim.now() - start < Duration::from_millis(100));
 }
