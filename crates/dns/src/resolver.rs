@@ -363,6 +363,13 @@ impl Resolver {
             return answer(client, reply);
         }
         let question = (name.clone(), question.query_type());
+        if let Some(cached) = self.lookup(now, &name, question.1) {
+            // The common case, answered without a task.
+            self.counters.cache_hits += 1;
+            let mut reply = response_to(&request);
+            fill_from_cache(&mut reply, &[], cached);
+            return answer(client, reply);
+        }
         let same = self.tasks.values_mut().find(|t| t.question == question);
         if let Some(task) = same.filter(|t| t.clients.len() < MAX_WAITERS) {
             self.counters.joined += 1;
@@ -881,13 +888,9 @@ impl Resolver {
     }
 
     fn finish_with(&mut self, now: Instant, token: u64, cached: Cached) -> Vec<Action> {
-        match cached {
-            Cached::Records(rs) => self.reply_all(now, token, |task, reply| {
-                reply.answers = task.chain.clone();
-                reply.answers.extend(rs.iter().cloned());
-            }),
-            Cached::Negative(nx, soa) => self.finish_negative(now, token, nx, Some(*soa)),
-        }
+        self.reply_all(now, token, |task, reply| {
+            fill_from_cache(reply, &task.chain, cached.clone())
+        })
     }
 
     fn finish_negative(
@@ -955,6 +958,21 @@ fn response_to(request: &Message) -> Message {
         m.edns = Some(e);
     }
     m
+}
+
+/// Fills a reply with the CNAMEs met on the way (`chain`) and what the
+/// cache holds for the end of it.
+fn fill_from_cache(reply: &mut Message, chain: &[Record], cached: Cached) {
+    reply.answers = chain.to_vec();
+    match cached {
+        Cached::Records(rs) => reply.answers.extend(rs),
+        Cached::Negative(nxdomain, soa) => {
+            if nxdomain {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+            }
+            reply.authorities.push(*soa);
+        }
+    }
 }
 
 fn answer(client: ClientId, m: Message) -> Vec<Action> {

@@ -418,6 +418,13 @@ impl UdpSocket {
         self.host.inner.with_stack(|s| s.poll_udp_recv(id, cx, buf))
     }
 
+    /// Sends `buf` to `to` now if the socket has room (true); false, and
+    /// nothing else done, if it has not (then use [`UdpSocket::send_to`]).
+    pub fn try_send_to(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<bool> {
+        let id = self.id;
+        self.host.inner.with_stack(|s| s.try_udp_send(id, buf, to))
+    }
+
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,

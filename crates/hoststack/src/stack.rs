@@ -1271,25 +1271,36 @@ impl Stack {
         buf: &[u8],
         to: SocketAddrV4,
     ) -> Poll<io::Result<usize>> {
+        match self.try_udp_send(id, buf, to) {
+            Ok(true) => Poll::Ready(Ok(buf.len())),
+            Ok(false) => {
+                // Full: woken when there is room (nothing frees it before
+                // the waker is in, the caller holds the stack).
+                self.sock(id)?.udp().register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Sends a datagram if the socket has room for it (true), without
+    /// waiting or registering anything when it does not (false).
+    pub fn try_udp_send(&mut self, id: SockId, buf: &[u8], to: SocketAddrV4) -> io::Result<bool> {
         let sock = self.sock(id)?;
-        let s = sock.udp();
         let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
-        match s.send_slice(buf, ep) {
+        match sock.udp().send_slice(buf, ep) {
             Ok(()) => {
                 if sock.udp_peers.len() < UDP_PACKETS {
                     sock.udp_peers.push_back(*to.ip());
                 }
                 self.mark_dirty(id.0);
-                Poll::Ready(Ok(buf.len()))
+                Ok(true)
             }
-            Err(udp::SendError::BufferFull) => {
-                s.register_send_waker(cx.waker());
-                Poll::Pending
-            }
-            Err(udp::SendError::Unaddressable) => Poll::Ready(Err(io::Error::new(
+            Err(udp::SendError::BufferFull) => Ok(false),
+            Err(udp::SendError::Unaddressable) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("cannot send to {to}"),
-            ))),
+            )),
         }
     }
 

@@ -139,10 +139,14 @@ impl ResolverService {
                     match to {
                         Some(Client::Udp(addr, limit)) => {
                             let message = fit(message, limit);
-                            let me = self.clone();
-                            tokio::spawn(async move {
-                                let _ = me.udp.send_to(&message, addr).await;
-                            });
+                            // At once if the socket has room (nearly
+                            // always); else from a task that waits for it.
+                            if !self.udp.try_send_to(&message, addr).unwrap_or(true) {
+                                let me = self.clone();
+                                tokio::spawn(async move {
+                                    let _ = me.udp.send_to(&message, addr).await;
+                                });
+                            }
                         }
                         Some(Client::Tcp(tx)) => {
                             let _ = tx.try_send(message);
@@ -272,6 +276,9 @@ impl ResolverService {
 /// The largest UDP answer a query's sender takes: 512 bytes, or its EDNS
 /// buffer up to 1232 (RFC 6891).
 fn udp_limit(query: &[u8]) -> usize {
+    if query.get(10..12) == Some(&[0, 0]) {
+        return 512; // no additional records, so no OPT: skip the parse
+    }
     dns::hickory_proto::op::Message::from_vec(query)
         .ok()
         .and_then(|m| {
