@@ -22,6 +22,11 @@
 //! repeat them exactly: a forger must guess those bits as well as the ID
 //! and the port.
 //!
+//! Of a zone's servers, the one with the lowest smoothed round-trip time
+//! is asked first (as BIND does: a server not yet heard from gets a small
+//! random one, so each is tried; a timeout doubles a server's; servers
+//! passed over drift back down so a slow one is tried again later).
+//!
 //! Queries are minimised (RFC 9156): a zone's servers are asked for one
 //! label more than the zone (`com.` to the root, `example.com.` to com),
 //! with QTYPE A, until the full name is reached; only its last server
@@ -43,6 +48,12 @@ pub const MAX_CNAMES: usize = 8;
 pub const MAX_QUERIES: usize = 24;
 /// Clients waiting on one question in progress at most; past it, SERVFAIL.
 pub const MAX_WAITERS: usize = 64;
+/// Servers whose round-trip time is remembered at most.
+const RTT_SERVERS: usize = 4096;
+/// A timed-out server's smoothed RTT is at least this, at most the cap.
+const RTT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+const RTT_CAP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Name server address lookups nested in one another at most.
 pub const MAX_NESTING: u8 = 3;
 /// Labels added one at a time inside one zone before the rest of a
@@ -188,6 +199,8 @@ struct Task {
     nesting: u8,
     /// Name servers whose addresses this task has looked up.
     looked_up: Vec<LowerName>,
+    /// When the outstanding upstream query went out.
+    asked_at: Option<Instant>,
     /// The outstanding upstream query: its token, server and message ID.
     waiting: Option<(u64, Ipv4Addr, u16)>,
     /// Whether that query goes over TCP.
@@ -246,6 +259,8 @@ pub struct Resolver {
     next_token: u64,
     rng: u64,
     budgets: HashMap<Ipv4Addr, Budget>,
+    /// Each upstream server's smoothed round-trip time.
+    rtt: HashMap<Ipv4Addr, std::time::Duration>,
     counters: ResolverCounters,
 }
 
@@ -259,6 +274,7 @@ impl Resolver {
             next_token: 0,
             rng: seed | 1,
             budgets: HashMap::new(),
+            rtt: HashMap::new(),
             counters: ResolverCounters::default(),
         }
     }
@@ -398,6 +414,7 @@ impl Resolver {
             parent: None,
             nesting: 0,
             looked_up: Vec::new(),
+            asked_at: None,
             waiting: None,
             tcp: false,
             last_server: None,
@@ -445,7 +462,52 @@ impl Resolver {
             return Vec::new();
         }
         task.waiting = None;
+        if let Some(at) = task.asked_at {
+            let rtt = now.saturating_duration_since(at);
+            let srtt = self.rtt.get(&server).map_or(rtt, |s| (*s * 7 + rtt) / 8);
+            self.set_rtt(server, srtt);
+        }
         self.on_answer(now, token, msg)
+    }
+
+    /// The smoothed round-trip time of `server`, once it has one.
+    pub fn server_rtt(&self, server: Ipv4Addr) -> Option<std::time::Duration> {
+        self.rtt.get(&server).copied()
+    }
+
+    fn set_rtt(&mut self, server: Ipv4Addr, srtt: std::time::Duration) {
+        if self.rtt.len() >= RTT_SERVERS && !self.rtt.contains_key(&server) {
+            // Forget the slowest: the least likely to be asked again.
+            let slowest = self.rtt.iter().max_by_key(|(_, t)| **t).map(|(a, _)| *a);
+            if let Some(a) = slowest {
+                self.rtt.remove(&a);
+            }
+        }
+        self.rtt.insert(server, srtt.min(RTT_CAP));
+    }
+
+    /// The index in `servers` of the one to ask next: the lowest smoothed
+    /// RTT; the others passed over drift down by 2%.
+    fn pick_server(&mut self, servers: &[Ipv4Addr]) -> usize {
+        let mut best = (0, std::time::Duration::MAX);
+        for (i, s) in servers.iter().enumerate() {
+            let srtt = match self.rtt.get(s) {
+                Some(t) => *t,
+                // Not heard from yet: 0-31 ms, so that it gets its turn.
+                None => std::time::Duration::from_millis(self.random_u64() % 32),
+            };
+            if srtt < best.1 {
+                best = (i, srtt);
+            }
+        }
+        for (i, s) in servers.iter().enumerate() {
+            if i != best.0 {
+                if let Some(t) = self.rtt.get_mut(s) {
+                    *t -= *t / 50;
+                }
+            }
+        }
+        best.0
     }
 
     /// Whether the upstream query `token` still waits for its answer.
@@ -455,8 +517,13 @@ impl Resolver {
 
     /// Nothing came back for `token` in time.
     pub fn upstream_timeout(&mut self, now: Instant, token: u64) -> Vec<Action> {
-        if self.tasks.get(&token).is_some_and(|t| t.waiting.is_some()) {
+        if let Some((_, server, _)) = self.tasks.get(&token).and_then(|t| t.waiting) {
             self.counters.upstream_timeouts += 1;
+            let srtt = self
+                .rtt
+                .get(&server)
+                .map_or(RTT_TIMEOUT, |s| (*s * 2).max(RTT_TIMEOUT));
+            self.set_rtt(server, srtt);
             return self.next_server(now, token);
         }
         Vec::new()
@@ -536,6 +603,7 @@ impl Resolver {
                 parent: Some(token),
                 nesting,
                 looked_up: Vec::new(),
+                asked_at: None,
                 waiting: None,
                 tcp: false,
                 last_server: None,
@@ -551,6 +619,12 @@ impl Resolver {
             .config
             .case_randomisation
             .then(|| [(); 4].map(|_| self.random_u64()));
+        let servers = self
+            .tasks
+            .get(&token)
+            .map(|t| t.servers.clone())
+            .unwrap_or_default();
+        let next = self.pick_server(&servers);
         let Some(task) = self.tasks.get_mut(&token) else {
             return Vec::new();
         };
@@ -561,9 +635,10 @@ impl Resolver {
         // Over TCP, the server just asked goes again; over UDP, the next.
         let server = match (task.tcp, task.last_server) {
             (true, Some(s)) => s,
-            _ => task.servers.remove(0),
+            _ => task.servers.remove(next),
         };
         task.last_server = Some(server);
+        task.asked_at = Some(now);
         task.queries += 1;
         task.asked = task.minimised();
         task.sent = Name::from(&task.asked.0);
