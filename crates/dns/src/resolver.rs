@@ -50,8 +50,7 @@ pub const MAX_QUERIES: usize = 24;
 pub const MAX_WAITERS: usize = 64;
 /// Servers whose round-trip time is remembered at most.
 const RTT_SERVERS: usize = 4096;
-/// A timed-out server's smoothed RTT is at least this, at most the cap.
-const RTT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+/// A server's smoothed RTT is at most this.
 const RTT_CAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Name server address lookups nested in one another at most.
@@ -71,6 +70,9 @@ pub struct ResolverConfig {
     pub client_rate: u32,
     /// Cache entries at most.
     pub cache_size: usize,
+    /// How long an upstream server has to answer before the next is
+    /// asked (the service's timer; also a timed-out server's least RTT).
+    pub upstream_timeout: std::time::Duration,
     /// Client questions in progress at most.
     pub max_tasks: usize,
     /// Random case in upstream questions, checked in answers (0x20).
@@ -84,6 +86,7 @@ impl ResolverConfig {
             allow: Vec::new(),
             client_rate: 1000,
             cache_size: 50_000,
+            upstream_timeout: std::time::Duration::from_millis(800),
             max_tasks: 1024,
             case_randomisation: true,
         }
@@ -519,10 +522,8 @@ impl Resolver {
     pub fn upstream_timeout(&mut self, now: Instant, token: u64) -> Vec<Action> {
         if let Some((_, server, _)) = self.tasks.get(&token).and_then(|t| t.waiting) {
             self.counters.upstream_timeouts += 1;
-            let srtt = self
-                .rtt
-                .get(&server)
-                .map_or(RTT_TIMEOUT, |s| (*s * 2).max(RTT_TIMEOUT));
+            let least = self.config.upstream_timeout;
+            let srtt = self.rtt.get(&server).map_or(least, |s| (*s * 2).max(least));
             self.set_rtt(server, srtt);
             return self.next_server(now, token);
         }

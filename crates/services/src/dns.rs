@@ -89,9 +89,6 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> bool {
     stream.write_all(&len).await.is_ok() && stream.write_all(message).await.is_ok()
 }
 
-/// How long an upstream server has to answer before the next is asked.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(800);
-
 /// Where a resolver's answer goes back to.
 enum Client {
     /// A UDP client, and the largest answer it takes.
@@ -106,6 +103,8 @@ struct ResolverService {
     host: Host,
     resolver: std::sync::Mutex<dns::Resolver>,
     udp: hoststack::UdpSocket,
+    /// How long an upstream server has to answer.
+    timeout: Duration,
     clients: std::sync::Mutex<std::collections::HashMap<u64, Client>>,
     next_client: std::sync::atomic::AtomicU64,
 }
@@ -199,7 +198,7 @@ impl ResolverService {
         if socket.send_to(&message, to).await.is_err() {
             return self.timed_out(token);
         }
-        let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut buf = vec![0u8; 65536];
         loop {
             match tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
@@ -240,7 +239,7 @@ impl ResolverService {
             let _ = stream.shutdown().await;
             io::Result::Ok(answer)
         };
-        match tokio::time::timeout(UPSTREAM_TIMEOUT * 3, exchange).await {
+        match tokio::time::timeout(self.timeout * 3, exchange).await {
             Ok(Ok(answer)) => {
                 let actions = self.resolver().upstream_answer(
                     std::time::Instant::now(),
@@ -314,6 +313,7 @@ pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) 
         .map_or(0x5eed, |d| d.as_nanos() as u64);
     let service = Arc::new(ResolverService {
         udp: host.bind_udp(port)?,
+        timeout: config.upstream_timeout,
         host: host.clone(),
         resolver: std::sync::Mutex::new(dns::Resolver::new(config, seed)),
         clients: std::sync::Mutex::new(std::collections::HashMap::new()),

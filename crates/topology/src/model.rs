@@ -273,6 +273,10 @@ pub struct DnsResolverSettings {
     pub queries_per_sec_per_client: u32,
     /// Random letter case in upstream questions (0x20).
     pub case_randomisation: bool,
+    /// Cache entries at most.
+    pub cache_size: usize,
+    /// How long an upstream server has to answer, in milliseconds.
+    pub upstream_timeout_ms: u64,
 }
 
 impl Topology {

@@ -150,6 +150,8 @@ pub struct Service {
     pub allow_transfer: Option<Vec<Str>>,
     pub queries_per_sec_per_client: Option<Spanned<u64>>,
     pub case_randomisation: Option<Spanned<bool>>,
+    pub cache_size: Option<Spanned<u64>>,
+    pub upstream_timeout_ms: Option<Spanned<u64>>,
     pub body_size: Option<Spanned<u64>>,
     pub max_connections_per_client: Option<Spanned<u64>>,
     pub header_timeout_secs: Option<Spanned<u64>>,

@@ -316,4 +316,20 @@ root_hints = ["10.0.0.54"]
     assert!(!settings(&t).case_randomisation);
     let d = one_error(&lab("case_randomisation = \"no\""));
     assert_eq!(d.line, 12, "{d:?}");
+    let t =
+        crate::parse(&lab("cache_size = 10\nupstream_timeout_ms = 300"), "r.toml").expect("set");
+    assert_eq!(
+        (settings(&t).cache_size, settings(&t).upstream_timeout_ms),
+        (10, 300)
+    );
+    assert_eq!(
+        settings(&crate::parse(&lab(""), "r.toml").expect("d")).upstream_timeout_ms,
+        800
+    );
+    let d = one_error(&lab("upstream_timeout_ms = 20"));
+    assert_eq!(
+        (d.line, d.key.as_str()),
+        (12, "service \"dns\".upstream_timeout_ms"),
+        "{d:?}"
+    );
 }

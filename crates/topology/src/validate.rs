@@ -29,6 +29,8 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "allow",
             "queries_per_sec_per_client",
             "case_randomisation",
+            "cache_size",
+            "upstream_timeout_ms",
         ],
     }
 }
@@ -808,6 +810,11 @@ impl Validator<'_, '_> {
                 "case_randomisation",
                 s.case_randomisation.as_ref().map(|v| v.span()),
             ),
+            ("cache_size", s.cache_size.as_ref().map(|v| v.span())),
+            (
+                "upstream_timeout_ms",
+                s.upstream_timeout_ms.as_ref().map(|v| v.span()),
+            ),
         ];
         for (k, span) in given {
             if let Some(span) = span.filter(|_| !takes.contains(&k)) {
@@ -891,6 +898,15 @@ impl Validator<'_, '_> {
                     1000,
                 ) as u32,
                 case_randomisation: s.case_randomisation.as_ref().is_none_or(|v| *v.get_ref()),
+                cache_size: self.ranged(&s.cache_size, &key("cache_size"), 1, 10_000_000, 50_000)
+                    as usize,
+                upstream_timeout_ms: self.ranged(
+                    &s.upstream_timeout_ms,
+                    &key("upstream_timeout_ms"),
+                    50,
+                    10_000,
+                    800,
+                ),
             }),
         }
     }
