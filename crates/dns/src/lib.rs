@@ -14,7 +14,7 @@ pub mod resolver;
 mod zone;
 
 pub use authority::{Authority, Transport};
-pub use resolver::{locally_served, Action, Resolver, ResolverConfig, MAX_WAITERS};
+pub use resolver::{locally_served, Action, Resolver, ResolverConfig, MAX_WAITERS, STALE_MAX};
 pub use zone::{Zone, ZoneError};
 
 pub use hickory_proto;

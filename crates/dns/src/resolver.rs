@@ -17,6 +17,10 @@
 //! on it (at most [`MAX_WAITERS`]), so one name has one upstream query
 //! out at a time and a forger gets one chance per round trip.
 //!
+//! With `serve_stale`, a question that cannot be resolved (no server
+//! answers) gets what the cache held for it until up to a day ago, with a
+//! TTL of 30 s, rather than SERVFAIL (RFC 8767).
+//!
 //! Each upstream question goes out with its letters in random case
 //! (0x20 randomisation, draft-vixie-dnsext-dns0x20), and the answer must
 //! repeat them exactly: a forger must guess those bits as well as the ID
@@ -50,6 +54,11 @@ pub const MAX_QUERIES: usize = 24;
 pub const MAX_WAITERS: usize = 64;
 /// Servers whose round-trip time is remembered at most.
 const RTT_SERVERS: usize = 4096;
+/// How long past its TTL an answer may still be served stale, and the TTL
+/// it is served with (RFC 8767's suggestions).
+pub const STALE_MAX: std::time::Duration = std::time::Duration::from_secs(86_400);
+const STALE_TTL: u32 = 30;
+
 /// A server's smoothed RTT is at most this.
 const RTT_CAP: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -77,6 +86,8 @@ pub struct ResolverConfig {
     pub max_tasks: usize,
     /// Random case in upstream questions, checked in answers (0x20).
     pub case_randomisation: bool,
+    /// Expired answers (up to [`STALE_MAX`] past) rather than SERVFAIL.
+    pub serve_stale: bool,
 }
 
 impl ResolverConfig {
@@ -89,6 +100,7 @@ impl ResolverConfig {
             upstream_timeout: std::time::Duration::from_millis(800),
             max_tasks: 1024,
             case_randomisation: true,
+            serve_stale: false,
         }
     }
 }
@@ -143,6 +155,8 @@ pub struct ResolverCounters {
     pub joined: u64,
     /// Name server addresses looked up for delegations without glue.
     pub glueless_lookups: u64,
+    /// Questions answered from expired records (serve-stale).
+    pub stale_answers: u64,
     /// Clients outside the allowed networks.
     pub refused_acl: u64,
     /// Questions past a client's budget.
@@ -905,9 +919,25 @@ impl Resolver {
 
     /// A cached entry, with TTLs counted down; `None` once expired.
     fn lookup(&self, now: Instant, name: &LowerName, ty: RecordType) -> Option<Cached> {
+        self.lookup_at(now, name, ty, false)
+    }
+
+    /// A cached entry; once expired, `None`, or with `stale` and less than
+    /// [`STALE_MAX`] past its TTL, the entry with a TTL of 30 s.
+    fn lookup_at(
+        &self,
+        now: Instant,
+        name: &LowerName,
+        ty: RecordType,
+        stale: bool,
+    ) -> Option<Cached> {
         let e = self.cache.get(&(name.clone(), ty))?;
         let age = now.saturating_duration_since(e.stored).as_secs();
-        let left = u64::from(e.ttl).checked_sub(age).filter(|l| *l > 0)? as u32;
+        let left = match u64::from(e.ttl).checked_sub(age).filter(|l| *l > 0) {
+            Some(left) => left as u32,
+            None if stale && age < u64::from(e.ttl) + STALE_MAX.as_secs() => STALE_TTL,
+            None => return None,
+        };
         Some(match &e.value {
             Cached::Records(rs) => Cached::Records(
                 rs.iter()
@@ -986,6 +1016,14 @@ impl Resolver {
     }
 
     fn fail(&mut self, now: Instant, token: u64) -> Vec<Action> {
+        if self.config.serve_stale {
+            let question = self.tasks.get(&token).map(|t| (t.name.clone(), t.qtype));
+            let stale = question.and_then(|(name, qtype)| self.lookup_at(now, &name, qtype, true));
+            if let Some(stale) = stale {
+                self.counters.stale_answers += 1;
+                return self.finish_with(now, token, stale);
+            }
+        }
         self.counters.servfail += 1;
         self.reply_all(now, token, |_, reply| {
             reply.metadata.response_code = ResponseCode::ServFail;

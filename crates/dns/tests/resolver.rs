@@ -425,6 +425,38 @@ fn a_server_that_timed_out_is_asked_last() {
 }
 
 #[test]
+fn with_serve_stale_an_expired_answer_beats_servfail() {
+    for serve_stale in [false, true] {
+        let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+        config.serve_stale = serve_stale;
+        let (mut net, t0) = (Internet::lab(), Instant::now());
+        let mut r = Resolver::new(config, 5);
+        let _ = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+        // An hour and a bit later (the TTL is 3600 s), example.com's
+        // server is down.
+        net.servers[2].1 = None;
+        let later = t0 + Duration::from_secs(4000);
+        let m = net.resolve(&mut r, later, "www.example.com.", RecordType::A);
+        if serve_stale {
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+            assert_eq!(m.answers[0].ttl, 30);
+            assert_eq!(r.counters().stale_answers, 1);
+        } else {
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        }
+        // Past the stale window: SERVFAIL either way.
+        let m = net.resolve(
+            &mut r,
+            later + dns::STALE_MAX,
+            "www.example.com.",
+            RecordType::A,
+        );
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+}
+
+#[test]
 fn cnames_and_negative_answers() {
     let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
     let m = net.resolve(&mut r, t0, "api.example.com.", RecordType::A);

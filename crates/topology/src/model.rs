@@ -273,6 +273,8 @@ pub struct DnsResolverSettings {
     pub queries_per_sec_per_client: u32,
     /// Random letter case in upstream questions (0x20).
     pub case_randomisation: bool,
+    /// Expired answers rather than SERVFAIL (RFC 8767).
+    pub serve_stale: bool,
     /// Cache entries at most.
     pub cache_size: usize,
     /// How long an upstream server has to answer, in milliseconds.

@@ -150,6 +150,7 @@ pub struct Service {
     pub allow_transfer: Option<Vec<Str>>,
     pub queries_per_sec_per_client: Option<Spanned<u64>>,
     pub case_randomisation: Option<Spanned<bool>>,
+    pub serve_stale: Option<Spanned<bool>>,
     pub cache_size: Option<Spanned<u64>>,
     pub upstream_timeout_ms: Option<Spanned<u64>>,
     pub body_size: Option<Spanned<u64>>,

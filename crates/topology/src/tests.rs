@@ -326,6 +326,9 @@ root_hints = ["10.0.0.54"]
         settings(&crate::parse(&lab(""), "r.toml").expect("d")).upstream_timeout_ms,
         800
     );
+    assert!(!settings(&t).serve_stale);
+    let t = crate::parse(&lab("serve_stale = true"), "r.toml").expect("stale");
+    assert!(settings(&t).serve_stale);
     let d = one_error(&lab("upstream_timeout_ms = 20"));
     assert_eq!(
         (d.line, d.key.as_str()),

@@ -31,6 +31,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "case_randomisation",
             "cache_size",
             "upstream_timeout_ms",
+            "serve_stale",
         ],
     }
 }
@@ -811,6 +812,7 @@ impl Validator<'_, '_> {
                 s.case_randomisation.as_ref().map(|v| v.span()),
             ),
             ("cache_size", s.cache_size.as_ref().map(|v| v.span())),
+            ("serve_stale", s.serve_stale.as_ref().map(|v| v.span())),
             (
                 "upstream_timeout_ms",
                 s.upstream_timeout_ms.as_ref().map(|v| v.span()),
@@ -898,6 +900,7 @@ impl Validator<'_, '_> {
                     1000,
                 ) as u32,
                 case_randomisation: s.case_randomisation.as_ref().is_none_or(|v| *v.get_ref()),
+                serve_stale: s.serve_stale.as_ref().is_some_and(|v| *v.get_ref()),
                 cache_size: self.ranged(&s.cache_size, &key("cache_size"), 1, 10_000_000, 50_000)
                     as usize,
                 upstream_timeout_ms: self.ranged(

@@ -31,6 +31,7 @@ impl Service for DnsResolver {
         config.client_rate = settings.queries_per_sec_per_client;
         config.case_randomisation = settings.case_randomisation;
         config.cache_size = settings.cache_size;
+        config.serve_stale = settings.serve_stale;
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         Box::pin(services::dns::serve_resolver(
