@@ -536,6 +536,20 @@ fn bad_headers_and_martians_are_counted_drops() {
 }
 
 #[test]
+fn ipv6_is_a_counted_drop() {
+    let mut lab = Lab::new(1500);
+    let mut v6 = vec![0u8; 48];
+    v6[0] = 0x60;
+    assert!(lab
+        .rx(
+            LAN,
+            build_frame(R_LAN, HOST_A, wire::ether::ETHERTYPE_IPV6, &v6)
+        )
+        .is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::UnsupportedProtocol), 1);
+}
+
+#[test]
 fn options_are_forwarded_and_counted() {
     let mut lab = Lab::new(1500);
     lab.learn_neighbours();
