@@ -17,6 +17,32 @@ pub enum Transport {
     Tcp,
 }
 
+/// `response` to `request` as bytes that fit what its sender takes: over
+/// TCP up to 65,535 bytes; over UDP 512, or its EDNS buffer up to 1232
+/// (RFC 6891). Past that, the header and question alone with TC set (RFC
+/// 2181 9), so that it asks again over TCP.
+pub(crate) fn encode_for(
+    response: Message,
+    request: &Message,
+    transport: Transport,
+) -> Option<Vec<u8>> {
+    let limit = match (transport, &request.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
+        (Transport::Udp, None) => 512,
+    };
+    let bytes = response.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    let mut cut = response;
+    cut.answers.clear();
+    cut.authorities.clear();
+    cut.additionals.clear();
+    cut.metadata.truncation = true;
+    cut.to_vec().ok()
+}
+
 /// How many CNAMEs are followed inside the zones before giving up.
 const MAX_CNAMES: usize = 8;
 /// The largest UDP answer offered with EDNS (the DNS flag day 2020 size).
@@ -132,24 +158,7 @@ impl Authority {
         if request.metadata.message_type != MessageType::Query {
             return None;
         }
-        let response = self.respond(&request);
-        let limit = match (transport, &request.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
-            (Transport::Udp, Some(e)) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
-            (Transport::Udp, None) => 512,
-        };
-        let bytes = response.to_vec().ok()?;
-        if bytes.len() <= limit {
-            return Some(bytes);
-        }
-        // Too big for the client's buffer: the header and question, TC set
-        // (RFC 2181 9), so that it asks again over TCP.
-        let mut cut = response;
-        cut.answers.clear();
-        cut.authorities.clear();
-        cut.additionals.clear();
-        cut.metadata.truncation = true;
-        cut.to_vec().ok()
+        encode_for(self.respond(&request), &request, transport)
     }
 
     /// The response to a parsed query.

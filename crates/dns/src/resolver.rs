@@ -38,6 +38,7 @@
 //! question (RFC 8020: nothing exists below it); an answer that is no
 //! referral means no zone cut there, and one more label is added.
 
+use crate::authority::{encode_for, Transport};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -191,8 +192,8 @@ struct Entry {
 /// One client question being resolved.
 #[derive(Debug)]
 struct Task {
-    /// Who asked, and what (each gets its own reply).
-    clients: Vec<(ClientId, Message)>,
+    /// Who asked, what, and how (each gets its own reply, fitted).
+    clients: Vec<(ClientId, Message, Transport)>,
     /// The question as asked (before CNAMEs).
     question: (LowerName, RecordType),
     /// The name being looked up now (after CNAMEs).
@@ -354,16 +355,18 @@ impl Resolver {
         now: Instant,
         client: ClientId,
         from: Ipv4Addr,
+        transport: Transport,
         bytes: &[u8],
     ) -> Vec<Action> {
         let Ok(request) = Message::from_vec(bytes) else {
             let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 return vec![Action::Forget { client }];
             };
-            return answer(
-                client,
-                Message::error_msg(id, OpCode::Query, ResponseCode::FormErr),
-            );
+            let formerr = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+            return match formerr.to_vec() {
+                Ok(message) => vec![Action::Answer { client, message }],
+                Err(_) => vec![Action::Forget { client }],
+            };
         };
         if request.metadata.message_type != MessageType::Query {
             return vec![Action::Forget { client }];
@@ -373,27 +376,27 @@ impl Resolver {
         if !self.config.allow.is_empty() && !self.config.allow.iter().any(|n| n.contains(&from)) {
             self.counters.refused_acl += 1;
             reply.metadata.response_code = ResponseCode::Refused;
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         if !self.within_budget(now, from) {
             self.counters.rate_limited += 1;
             reply.metadata.response_code = ResponseCode::Refused;
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         if request.metadata.op_code != OpCode::Query {
             reply.metadata.response_code = ResponseCode::NotImp;
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         let [question] = request.queries.as_slice() else {
             reply.metadata.response_code = ResponseCode::FormErr;
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         };
         let name = LowerName::new(question.name());
         if let Some(zone) = locally_served(&name) {
             self.counters.local_zone_answers += 1;
             reply.metadata.response_code = ResponseCode::NXDomain;
             reply.authorities.push(local_soa(&zone));
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         let question = (name.clone(), question.query_type());
         if let Some(cached) = self.lookup(now, &name, question.1) {
@@ -401,23 +404,23 @@ impl Resolver {
             self.counters.cache_hits += 1;
             let mut reply = response_to(&request);
             fill_from_cache(&mut reply, &[], cached);
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         let same = self.tasks.values_mut().find(|t| t.question == question);
         if let Some(task) = same.filter(|t| t.clients.len() < MAX_WAITERS) {
             self.counters.joined += 1;
-            task.clients.push((client, request));
+            task.clients.push((client, request, transport));
             return Vec::new();
         }
         let full = self.tasks.values().any(|t| t.question == question);
         if full || self.tasks.len() >= self.config.max_tasks {
             self.counters.refused_busy += 1;
             reply.metadata.response_code = ResponseCode::ServFail;
-            return answer(client, reply);
+            return answer(client, &request, transport, reply);
         }
         let token = self.token();
         let task = Task {
-            clients: vec![(client, request.clone())],
+            clients: vec![(client, request.clone(), transport)],
             question: question.clone(),
             name,
             qtype: question.1,
@@ -636,13 +639,14 @@ impl Resolver {
             .then(|| [(); 4].map(|_| self.random_u64()));
         let servers = self
             .tasks
-            .get(&token)
-            .map(|t| t.servers.clone())
+            .get_mut(&token)
+            .map(|t| std::mem::take(&mut t.servers))
             .unwrap_or_default();
         let next = self.pick_server(&servers);
         let Some(task) = self.tasks.get_mut(&token) else {
             return Vec::new();
         };
+        task.servers = servers;
         let retry_over_tcp = task.tcp && task.last_server.is_some();
         if task.queries >= MAX_QUERIES || (task.servers.is_empty() && !retry_over_tcp) {
             return self.fail(now, token);
@@ -781,29 +785,29 @@ impl Resolver {
             .find(|r| r.record_type() == RecordType::SOA && in_zone(r))
             .cloned();
         if rcode == ResponseCode::NXDomain {
-            if let Some(soa) = &soa {
-                self.store(
-                    now,
-                    &name,
-                    qtype,
-                    Cached::Negative(true, Box::new(soa.clone())),
-                );
-            }
-            return self.finish_negative(now, token, true, soa);
+            return self.negative(now, token, true, soa);
         }
         if let Some(actions) = self.follow_referral(now, token, &msg) {
             return actions;
         }
-        // NODATA.
-        if let Some(soa) = &soa {
-            self.store(
-                now,
-                &name,
-                qtype,
-                Cached::Negative(false, Box::new(soa.clone())),
-            );
+        self.negative(now, token, false, soa) // NODATA
+    }
+
+    /// NXDOMAIN (`nxdomain`) or NODATA for the task's name: cached for the
+    /// SOA's negative TTL when there is one (RFC 2308), and the answer.
+    fn negative(
+        &mut self,
+        now: Instant,
+        token: u64,
+        nxdomain: bool,
+        soa: Option<Record>,
+    ) -> Vec<Action> {
+        let question = self.tasks.get(&token).map(|t| (t.name.clone(), t.qtype));
+        if let (Some((name, qtype)), Some(soa)) = (question, &soa) {
+            let entry = Cached::Negative(nxdomain, Box::new(soa.clone()));
+            self.store(now, &name, qtype, entry);
         }
-        self.finish_negative(now, token, false, soa)
+        self.finish_negative(now, token, nxdomain, soa)
     }
 
     /// Follows a referral in `msg`, if it is one: NS records for a zone
@@ -1044,10 +1048,10 @@ impl Resolver {
         let mut actions: Vec<Action> = task
             .clients
             .iter()
-            .flat_map(|(client, request)| {
+            .flat_map(|(client, request, transport)| {
                 let mut reply = response_to(request);
                 fill(&task, &mut reply);
-                answer(*client, reply)
+                answer(*client, request, *transport, reply)
             })
             .collect();
         if let Some(parent) = task.parent {
@@ -1089,10 +1093,11 @@ fn fill_from_cache(reply: &mut Message, chain: &[Record], cached: Cached) {
     }
 }
 
-fn answer(client: ClientId, m: Message) -> Vec<Action> {
-    vec![match m.to_vec() {
-        Ok(message) => Action::Answer { client, message },
-        Err(_) => Action::Forget { client },
+/// The reply to `client`'s `request`, fitted to its transport.
+fn answer(client: ClientId, request: &Message, transport: Transport, m: Message) -> Vec<Action> {
+    vec![match encode_for(m, request, transport) {
+        Some(message) => Action::Answer { client, message },
+        None => Action::Forget { client },
     }]
 }
 

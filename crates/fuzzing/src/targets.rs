@@ -314,12 +314,14 @@ pub fn dns_resolver(data: &[u8]) {
     let config = dns::ResolverConfig::new(vec![std::net::Ipv4Addr::new(203, 0, 113, 53)]);
     let mut r = dns::Resolver::new(config, 7);
     let client = std::net::Ipv4Addr::new(192, 168, 1, 10);
-    let mut pending: Vec<dns::Action> = r.client_query(now, 1, client, question);
+    let mut pending: Vec<dns::Action> =
+        r.client_query(now, 1, client, dns::Transport::Udp, question);
     // Also a well-formed question, so that the upstream bytes are offered.
     pending.extend(r.client_query(
         now,
         2,
         client,
+        dns::Transport::Tcp,
         &[
             0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w', 7, b'e', b'x', b'a', b'm',
             b'p', b'l', b'e', 3, b'c', b'o', b'm', 0, 0, 1, 0, 1,

@@ -622,11 +622,14 @@ impl Stack {
             .poll_at(now, &sock.set)
             .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
         note_advertised(sock, &out[start..]);
-        let datagrams = out[start..]
-            .iter()
-            .filter(|f| is_datagram(f.data()))
-            .count();
-        sock.udp_peers.drain(..datagrams.min(sock.udp_peers.len()));
+        if !sock.udp_peers.is_empty() {
+            // Those sent leave the list (a TCP socket's frames are not read).
+            let datagrams = out[start..]
+                .iter()
+                .filter(|f| is_datagram(f.data()))
+                .count();
+            sock.udp_peers.drain(..datagrams.min(sock.udp_peers.len()));
+        }
         let asked: Vec<Ipv4Addr> = out[start..]
             .iter()
             .filter_map(|f| arp_target(f.data()))

@@ -91,8 +91,8 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> bool {
 
 /// Where a resolver's answer goes back to.
 enum Client {
-    /// A UDP client, and the largest answer it takes.
-    Udp(std::net::SocketAddrV4, usize),
+    /// A UDP client (the resolver fits answers to its buffer).
+    Udp(std::net::SocketAddrV4),
     Tcp(tokio::sync::mpsc::Sender<Vec<u8>>),
 }
 
@@ -125,39 +125,36 @@ impl ResolverService {
         id
     }
 
+    /// Where the answer to `id` goes, which is forgotten.
+    fn take_client(&self, id: u64) -> Option<Client> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
     /// Carries out what the resolver asked for.
     fn dispatch(self: &Arc<Self>, actions: Vec<dns::Action>) {
         for action in actions {
             match action {
-                dns::Action::Answer { client, message } => {
-                    let to = self
-                        .clients
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&client);
-                    match to {
-                        Some(Client::Udp(addr, limit)) => {
-                            let message = fit(message, limit);
-                            // At once if the socket has room (nearly
-                            // always); else from a task that waits for it.
-                            if !self.udp.try_send_to(&message, addr).unwrap_or(true) {
-                                let me = self.clone();
-                                tokio::spawn(async move {
-                                    let _ = me.udp.send_to(&message, addr).await;
-                                });
-                            }
-                        }
-                        Some(Client::Tcp(tx)) => {
-                            let _ = tx.try_send(message);
-                        }
-                        None => {}
+                dns::Action::Answer { client, message } => match self.take_client(client) {
+                    // At once if the socket has room (nearly always); else
+                    // from a task that waits for it.
+                    Some(Client::Udp(addr))
+                        if !self.udp.try_send_to(&message, addr).unwrap_or(true) =>
+                    {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let _ = me.udp.send_to(&message, addr).await;
+                        });
                     }
-                }
+                    Some(Client::Tcp(tx)) => {
+                        let _ = tx.try_send(message);
+                    }
+                    _ => {}
+                },
                 dns::Action::Forget { client } => {
-                    self.clients
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&client);
+                    self.take_client(client);
                 }
                 dns::Action::Query {
                     token,
@@ -264,44 +261,15 @@ impl ResolverService {
     }
 
     fn question(self: &Arc<Self>, client: Client, from: std::net::Ipv4Addr, query: &[u8]) {
+        let transport = match client {
+            Client::Udp(_) => Transport::Udp,
+            Client::Tcp(_) => Transport::Tcp,
+        };
         let id = self.client(client);
-        let actions = self
-            .resolver()
-            .client_query(std::time::Instant::now(), id, from, query);
+        let actions =
+            self.resolver()
+                .client_query(std::time::Instant::now(), id, from, transport, query);
         self.dispatch(actions);
-    }
-}
-
-/// The largest UDP answer a query's sender takes: 512 bytes, or its EDNS
-/// buffer up to 1232 (RFC 6891).
-fn udp_limit(query: &[u8]) -> usize {
-    if query.get(10..12) == Some(&[0, 0]) {
-        return 512; // no additional records, so no OPT: skip the parse
-    }
-    dns::hickory_proto::op::Message::from_vec(query)
-        .ok()
-        .and_then(|m| {
-            m.edns
-                .map(|e| usize::from(e.max_payload().clamp(512, 1232)))
-        })
-        .unwrap_or(512)
-}
-
-/// An answer cut to fit `limit`: header and question only, TC set, so
-/// that the client asks again over TCP (RFC 2181 9).
-fn fit(answer: Vec<u8>, limit: usize) -> Vec<u8> {
-    if answer.len() <= limit {
-        return answer;
-    }
-    match dns::hickory_proto::op::Message::from_vec(&answer) {
-        Ok(mut m) => {
-            m.answers.clear();
-            m.authorities.clear();
-            m.additionals.clear();
-            m.metadata.truncation = true;
-            m.to_vec().unwrap_or(answer)
-        }
-        Err(_) => answer,
     }
 }
 
@@ -326,8 +294,7 @@ pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) 
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from) = service.udp.recv_from(&mut buf).await?;
-                let limit = udp_limit(&buf[..n]);
-                service.question(Client::Udp(from, limit), *from.ip(), &buf[..n]);
+                service.question(Client::Udp(from), *from.ip(), &buf[..n]);
             }
         }
     };
