@@ -3,7 +3,8 @@
 //! service (async code on a paused tokio clock that follows the
 //! simulator's), and each namespace host with a static address played by a
 //! client [`Stack`] that the test drives. The same seed gives the same
-//! run, frame for frame.
+//! run, frame for frame: services read a virtual time of day and seed
+//! their randomness from it ([`services::World`]).
 //!
 //! Hosts that take their address by DHCP have no simulated client (the
 //! simulator runs no DHCP client); their ports stay silent.
@@ -58,11 +59,15 @@ impl LabSim {
             .start_paused(true)
             .build()
             .map_err(LabError::Runtime)?;
+        let view = {
+            let _clock = rt.enter();
+            blueprint.view.in_world(services::World::simulated(seed))
+        };
         let mut services = Vec::new();
         for p in blueprint.services {
             if let Some(kind) = kinds::find(p.spec.kind()) {
                 let name = p.spec.name.clone();
-                let running = kind.run(p.host.clone(), &p.spec, &blueprint.view);
+                let running = kind.run(p.host.clone(), &p.spec, &view);
                 rt.spawn(async move {
                     if let Err(e) = running.await {
                         tracing::error!(service = %name, "service stopped: {e}");

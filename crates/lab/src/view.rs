@@ -9,13 +9,25 @@ use topology::{Attachment, HostAddress, Topology};
 #[derive(Debug, Clone)]
 pub struct LabView {
     lab: Arc<Topology>,
+    world: services::World,
 }
 
 impl LabView {
     pub fn new(lab: &Topology) -> LabView {
         LabView {
             lab: Arc::new(lab.clone()),
+            world: services::World::Machine,
         }
+    }
+
+    /// The same lab in `world` (a simulation's clock and seed).
+    pub fn in_world(self, world: services::World) -> LabView {
+        LabView { world, ..self }
+    }
+
+    /// Where services read the time and seed their randomness.
+    pub fn world(&self) -> services::World {
+        self.world
     }
 
     pub fn topology(&self) -> &Topology {

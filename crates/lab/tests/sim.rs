@@ -81,6 +81,8 @@ fn alice_gets_web1_through_the_nat_on_a_lossy_network_and_the_same_seed_replays(
         answer.contains("client: 198.51.100.2:"),
         "seen through the NAT: {answer}"
     );
+    // The time of day is the simulation's, so the Date header replays too.
+    assert!(answer.contains("date: Thu, 01 Jan 2026 00:00:"), "{answer}");
     // The same seed gives the same run, frame for frame.
     let (again, trace_again, lost_again) = get(7, 0.01);
     assert_eq!((&answer, lost), (&again, lost_again));

@@ -200,12 +200,9 @@ impl ResolverService {
         loop {
             match tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
                 Ok(Ok((n, from))) => {
-                    let actions = self.resolver().upstream_answer(
-                        std::time::Instant::now(),
-                        token,
-                        *from.ip(),
-                        &buf[..n],
-                    );
+                    let actions =
+                        self.resolver()
+                            .upstream_answer(now(), token, *from.ip(), &buf[..n]);
                     self.dispatch(actions);
                     if !self.resolver().is_waiting(token) {
                         return;
@@ -238,12 +235,9 @@ impl ResolverService {
         };
         match tokio::time::timeout(self.timeout * 3, exchange).await {
             Ok(Ok(answer)) => {
-                let actions = self.resolver().upstream_answer(
-                    std::time::Instant::now(),
-                    token,
-                    server,
-                    &answer,
-                );
+                let actions = self
+                    .resolver()
+                    .upstream_answer(now(), token, server, &answer);
                 self.dispatch(actions);
                 if self.resolver().is_waiting(token) {
                     self.timed_out(token);
@@ -254,9 +248,7 @@ impl ResolverService {
     }
 
     fn timed_out(self: &Arc<Self>, token: u64) {
-        let actions = self
-            .resolver()
-            .upstream_timeout(std::time::Instant::now(), token);
+        let actions = self.resolver().upstream_timeout(now(), token);
         self.dispatch(actions);
     }
 
@@ -266,19 +258,26 @@ impl ResolverService {
             Client::Tcp(_) => Transport::Tcp,
         };
         let id = self.client(client);
-        let actions =
-            self.resolver()
-                .client_query(std::time::Instant::now(), id, from, transport, query);
+        let actions = self
+            .resolver()
+            .client_query(now(), id, from, transport, query);
         self.dispatch(actions);
     }
 }
 
+/// The time given to the resolver: tokio's clock, virtual in a simulation.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Serves a recursive resolver with `config` on UDP and TCP `port` until
-/// the task is dropped.
-pub async fn serve_resolver(host: Host, config: dns::ResolverConfig, port: u16) -> io::Result<()> {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x5eed, |d| d.as_nanos() as u64);
+/// the task is dropped; `seed` seeds its message IDs, ports and 0x20 bits.
+pub async fn serve_resolver(
+    host: Host,
+    config: dns::ResolverConfig,
+    port: u16,
+    seed: u64,
+) -> io::Result<()> {
     let service = Arc::new(ResolverService {
         udp: host.bind_udp(port)?,
         timeout: config.upstream_timeout,

@@ -26,7 +26,7 @@ use hoststack::Host;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, SERVER};
+use hyper::header::{HeaderValue, CONTENT_TYPE, DATE, SERVER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -55,6 +55,8 @@ pub struct Config {
     /// How long a request's headers may take to arrive, and a kept-alive
     /// connection may wait for its next request.
     pub header_timeout: Duration,
+    /// Where the `Date` header's time comes from.
+    pub world: crate::World,
 }
 
 /// Serves HTTP on the host until the task is dropped.
@@ -73,6 +75,7 @@ pub async fn serve(host: Host, config: Config) -> io::Result<()> {
             });
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
+                .auto_date_header(false)
                 .timer(TokioTimer::new())
                 .header_read_timeout(config_timeout)
                 .serve_connection(TokioIo::new(stream), service)
@@ -119,6 +122,9 @@ fn answer(config: &Config, status: StatusCode, body: Either<Full<Bytes>, Pattern
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(config.world.wall_clock())) {
+        h.insert(DATE, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("scratchnet-http ({})", config.name)) {
         h.insert(SERVER, v);
     }

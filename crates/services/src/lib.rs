@@ -6,7 +6,13 @@
 //! * [`echo`]: TCP and UDP echo (RFC 862);
 //! * [`dns`]: an authoritative DNS server and a recursive resolver, over
 //!   UDP and TCP.
+//!
+//! Each takes its clocks and seeds from a [`World`], so that a simulated
+//! lab replays exactly.
 
 pub mod dns;
 pub mod echo;
 pub mod http;
+mod world;
+
+pub use world::{World, SIMULATED_EPOCH};

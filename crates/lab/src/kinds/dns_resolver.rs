@@ -38,6 +38,7 @@ impl Service for DnsResolver {
             host,
             config,
             services::dns::PORT,
+            lab.world().seed(&spec.name),
         ))
     }
 }

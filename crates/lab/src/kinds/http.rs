@@ -13,7 +13,7 @@ impl Service for Http {
         ServiceKind::Http
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
         let ServiceSettings::Http(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
@@ -22,6 +22,7 @@ impl Service for Http {
             port: settings.port,
             body_size: settings.body_size,
             header_timeout: settings.header_timeout,
+            world: lab.world(),
         };
         Box::pin(services::http::serve(host, config))
     }
