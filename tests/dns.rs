@@ -24,7 +24,61 @@ fn dns_in_the_reference_lab() {
     let file = topology_file("reference", topology::REFERENCE_LAB);
     let _lab = Lab::up_file("reference", &file);
     the_lab_root_tlds_and_example_com_answer_dig();
+    scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries();
     isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com();
+}
+
+fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries() {
+    let walk = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(["trace", "dns", "--lab", "reference"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    };
+    // The first question walks from the root (names as sent, in 0x20 case).
+    let first = walk(&["www.example.com"]);
+    for step in [
+        "www.example.com. a via the resolver at 198.51.100.53",
+        "  1  cache miss: www.example.com. a",
+        "ask 203.0.113.53 (for .): com. a (minimised) over udp",
+        "referral to com. (a.gtld-servers.net.), glue a.gtld-servers.net. 203.0.113.54",
+        "ask 203.0.113.54 (for com.): example.com. a (minimised) over udp",
+        "referral to example.com. (ns1.example.com.), glue ns1.example.com. 203.0.113.55",
+        "ask 203.0.113.55 (for example.com.): www.example.com. a over udp",
+        "answer www.example.com. 3600 in a 203.0.113.10",
+        "status: noerror",
+    ] {
+        assert!(first.contains(step), "no `{step}` in\n{first}");
+    }
+    let again = walk(&["www.example.com"]);
+    assert!(
+        again.contains("  1  cache hit: www.example.com. a"),
+        "{again}"
+    );
+    let mx = walk(&["nothing.example.com", "MX"]);
+    assert!(mx.contains("nxdomain, cached 300 s"), "{mx}");
+    // A dig from alice, traced: the resolver's query answers alice's
+    // question, example-ns's reply answers that, and the resolver's steps
+    // are noted on the frames that caused them.
+    let traced = trace_while(&["alice", "-c", "1", "-f", "udp port 53"], || {
+        dig("+short web3.example.com");
+    });
+    for line in [
+        "alice -> udp 192.168.1.10:",
+        "host   isp-dns        cache miss: web3.example.com. a",
+        "isp-dns (answering #1) -> udp 198.51.100.53:",
+        "example-ns (answering #",
+        "host   isp-dns        203.0.113.55 in ",
+        "isp-dns (answering #",
+    ] {
+        assert!(
+            traced.to_lowercase().contains(line),
+            "no `{line}` in\n{traced}"
+        );
+    }
 }
 
 fn the_lab_root_tlds_and_example_com_answer_dig() {

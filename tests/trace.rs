@@ -7,30 +7,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-/// Starts `scratchnet trace ARGS` on the reference lab; returns its
-/// output once it has ended (it stops by itself after `-c`).
-fn trace_while(args: &[&str], traffic: impl FnOnce()) -> String {
-    let child = Command::new(bin())
-        .arg("trace")
-        .args(args)
-        .args(["--lab", "reference"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    traffic();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]

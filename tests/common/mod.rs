@@ -240,3 +240,25 @@ pub fn hops(host: &str, dst: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Starts `scratchnet trace ARGS` on the reference lab; returns its
+/// output once it has ended (it stops by itself after `-c`).
+pub fn trace_while(args: &[&str], traffic: impl FnOnce()) -> String {
+    let child = Command::new(bin())
+        .arg("trace")
+        .args(args)
+        .args(["--lab", "reference"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    traffic();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -7,14 +7,17 @@
 //!   (RFC 1034 4.3.2): authoritative answers, referrals with glue, CNAMEs
 //!   followed inside the zone, wildcards (RFC 4592), NXDOMAIN and NODATA
 //!   with the SOA, REFUSED, FORMERR, NOTIMP, EDNS(0) sizes and truncation.
-//! * [`Resolver`]: a caching recursive resolver from root hints.
+//! * [`Resolver`]: a caching recursive resolver from root hints, whose
+//!   steps a trace can follow ([`Step`]).
 
 mod authority;
 pub mod resolver;
+mod step;
 mod zone;
 
 pub use authority::{Authority, Transport};
 pub use resolver::{locally_served, Action, Resolver, ResolverConfig, MAX_WAITERS, STALE_MAX};
+pub use step::Step;
 pub use zone::{Zone, ZoneError};
 
 pub use hickory_proto;

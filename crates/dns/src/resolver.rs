@@ -39,6 +39,7 @@
 //! referral means no zone cut there, and one more label is added.
 
 use crate::authority::{encode_for, Transport};
+use crate::step::Step;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -131,6 +132,9 @@ pub enum Action {
     /// Nothing will be sent to `client` (what it sent was no question):
     /// forget it.
     Forget { client: ClientId },
+    /// A step of a resolution traced for `clients` (see
+    /// [`Resolver::traced_query`]).
+    Step { clients: Vec<ClientId>, step: Step },
 }
 
 /// What the resolver counts.
@@ -225,6 +229,10 @@ struct Task {
     tcp: bool,
     /// The server asked last (a TCP retry asks it again).
     last_server: Option<Ipv4Addr>,
+    /// The clients whose traces follow this question (usually none).
+    traced: Vec<ClientId>,
+    /// The server of the answer being handled, and its round-trip time.
+    heard: (Ipv4Addr, std::time::Duration),
 }
 
 /// `name` with each letter upper or lower case by one of `bits`.
@@ -280,6 +288,8 @@ pub struct Resolver {
     /// Each upstream server's smoothed round-trip time.
     rtt: HashMap<Ipv4Addr, std::time::Duration>,
     counters: ResolverCounters,
+    /// Steps of traced questions, for the actions of the current call.
+    steps: Vec<Action>,
 }
 
 impl Resolver {
@@ -294,7 +304,38 @@ impl Resolver {
             budgets: HashMap::new(),
             rtt: HashMap::new(),
             counters: ResolverCounters::default(),
+            steps: Vec::new(),
         }
+    }
+
+    /// Records `step` of task `token`'s resolution if a trace follows it.
+    fn note(&mut self, token: u64, step: impl FnOnce() -> Step) {
+        if let Some(task) = self.tasks.get(&token).filter(|t| !t.traced.is_empty()) {
+            self.steps.push(Action::Step {
+                clients: task.traced.clone(),
+                step: step(),
+            });
+        }
+    }
+
+    /// Records `step` about `client`'s question, if `traced`.
+    fn note_for(&mut self, traced: bool, client: ClientId, step: impl FnOnce() -> Step) {
+        if traced {
+            self.steps.push(Action::Step {
+                clients: vec![client],
+                step: step(),
+            });
+        }
+    }
+
+    /// The steps recorded during this call, then `actions`.
+    fn with_steps(&mut self, actions: Vec<Action>) -> Vec<Action> {
+        if self.steps.is_empty() {
+            return actions;
+        }
+        let mut all = std::mem::take(&mut self.steps);
+        all.extend(actions);
+        all
     }
 
     pub fn counters(&self) -> &ResolverCounters {
@@ -358,6 +399,33 @@ impl Resolver {
         transport: Transport,
         bytes: &[u8],
     ) -> Vec<Action> {
+        self.query(now, client, from, transport, bytes, false)
+    }
+
+    /// A question whose resolution is traced for `client`: the actions
+    /// include [`Action::Step`]s naming it, from this call and the later
+    /// ones that go on with it, until its answer.
+    pub fn traced_query(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        from: Ipv4Addr,
+        transport: Transport,
+        bytes: &[u8],
+    ) -> Vec<Action> {
+        let actions = self.query(now, client, from, transport, bytes, true);
+        self.with_steps(actions)
+    }
+
+    fn query(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        from: Ipv4Addr,
+        transport: Transport,
+        bytes: &[u8],
+        traced: bool,
+    ) -> Vec<Action> {
         let Ok(request) = Message::from_vec(bytes) else {
             let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 return vec![Action::Forget { client }];
@@ -394,6 +462,7 @@ impl Resolver {
         let name = LowerName::new(question.name());
         if let Some(zone) = locally_served(&name) {
             self.counters.local_zone_answers += 1;
+            self.note_for(traced, client, || Step::LocalZone { zone: zone.clone() });
             reply.metadata.response_code = ResponseCode::NXDomain;
             reply.authorities.push(local_soa(&zone));
             return answer(client, &request, transport, reply);
@@ -402,6 +471,11 @@ impl Resolver {
         if let Some(cached) = self.lookup(now, &name, question.1) {
             // The common case, answered without a task.
             self.counters.cache_hits += 1;
+            self.note_for(traced, client, || Step::Cache {
+                name: Name::from(&name),
+                qtype: question.1,
+                hit: true,
+            });
             let mut reply = response_to(&request);
             fill_from_cache(&mut reply, &[], cached);
             return answer(client, &request, transport, reply);
@@ -410,6 +484,16 @@ impl Resolver {
         if let Some(task) = same.filter(|t| t.clients.len() < MAX_WAITERS) {
             self.counters.joined += 1;
             task.clients.push((client, request, transport));
+            if traced {
+                task.traced.push(client);
+                self.steps.push(Action::Step {
+                    clients: vec![client],
+                    step: Step::Joined {
+                        name: Name::from(&question.0),
+                        qtype: question.1,
+                    },
+                });
+            }
             return Vec::new();
         }
         let full = self.tasks.values().any(|t| t.question == question);
@@ -419,6 +503,7 @@ impl Resolver {
             return answer(client, &request, transport, reply);
         }
         let token = self.token();
+        let (question_name, question_type) = question.clone();
         let task = Task {
             clients: vec![(client, request.clone(), transport)],
             question: question.clone(),
@@ -438,8 +523,15 @@ impl Resolver {
             waiting: None,
             tcp: false,
             last_server: None,
+            traced: if traced { vec![client] } else { Vec::new() },
+            heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
         };
         self.tasks.insert(token, task);
+        self.note(token, || Step::Cache {
+            name: Name::from(&question_name),
+            qtype: question_type,
+            hit: false,
+        });
         self.step(now, token)
     }
 
@@ -464,7 +556,9 @@ impl Resolver {
         };
         let Ok(msg) = Message::from_vec(bytes) else {
             self.counters.spoofed_or_bad += 1;
-            return self.next_server(now, token);
+            self.note(token, || Step::Ignored { from });
+            let actions = self.next_server(now, token);
+            return self.with_steps(actions);
         };
         let matches = from == server
             && msg.metadata.id == id
@@ -479,15 +573,18 @@ impl Resolver {
             // Not the answer to what was asked: wait on (a spoofer must not
             // end the query).
             self.counters.spoofed_or_bad += 1;
-            return Vec::new();
+            self.note(token, || Step::Ignored { from });
+            return self.with_steps(Vec::new());
         }
         task.waiting = None;
-        if let Some(at) = task.asked_at {
-            let rtt = now.saturating_duration_since(at);
-            let srtt = self.rtt.get(&server).map_or(rtt, |s| (*s * 7 + rtt) / 8);
-            self.set_rtt(server, srtt);
-        }
-        self.on_answer(now, token, msg)
+        let rtt = task.asked_at.map_or(std::time::Duration::ZERO, |at| {
+            now.saturating_duration_since(at)
+        });
+        task.heard = (server, rtt);
+        let srtt = self.rtt.get(&server).map_or(rtt, |s| (*s * 7 + rtt) / 8);
+        self.set_rtt(server, srtt);
+        let actions = self.on_answer(now, token, msg);
+        self.with_steps(actions)
     }
 
     /// The smoothed round-trip time of `server`, once it has one.
@@ -542,7 +639,9 @@ impl Resolver {
             let least = self.config.upstream_timeout;
             let srtt = self.rtt.get(&server).map_or(least, |s| (*s * 2).max(least));
             self.set_rtt(server, srtt);
-            return self.next_server(now, token);
+            self.note(token, || Step::Timeout { server });
+            let actions = self.next_server(now, token);
+            return self.with_steps(actions);
         }
         Vec::new()
     }
@@ -565,6 +664,11 @@ impl Resolver {
             let (name, qtype) = (task.name.clone(), task.qtype);
             if let Some(cached) = self.lookup(now, &name, qtype) {
                 self.counters.cache_hits += 1;
+                self.note(token, || Step::Cache {
+                    name: Name::from(&name),
+                    qtype,
+                    hit: true,
+                });
                 return self.finish_with(now, token, cached);
             }
             if qtype != RecordType::CNAME {
@@ -599,6 +703,10 @@ impl Resolver {
         };
         task.looked_up.push(ns.clone());
         let nesting = task.nesting + 1;
+        let traced = task.traced.clone();
+        self.note(token, || Step::Glueless {
+            ns: Name::from(&ns),
+        });
         if nesting > MAX_NESTING || self.tasks.len() >= self.config.max_tasks {
             return self.fail(now, token);
         }
@@ -625,6 +733,8 @@ impl Resolver {
                 waiting: None,
                 tcp: false,
                 last_server: None,
+                traced,
+                heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
             },
         );
         self.step(now, child)
@@ -681,6 +791,20 @@ impl Resolver {
         };
         task.waiting = Some((upstream, server, id));
         self.tasks.insert(upstream, task);
+        if let Some(t) = self.tasks.get(&upstream).filter(|t| !t.traced.is_empty()) {
+            let step = Step::Ask {
+                server,
+                zone: Name::from(&t.zone),
+                name: t.sent.clone(),
+                qtype: t.asked.1,
+                minimised: t.asked.0 != t.name,
+                tcp: t.tcp,
+            };
+            self.steps.push(Action::Step {
+                clients: t.traced.clone(),
+                step,
+            });
+        }
         self.counters.upstream_queries += 1;
         let source_port = 1024 + self.random_u16() % (u16::MAX - 1024);
         let tcp = self.tasks.get(&upstream).is_some_and(|t| t.tcp);
@@ -699,9 +823,11 @@ impl Resolver {
         };
         let (name, qtype, zone) = (task.name.clone(), task.qtype, task.zone.clone());
         let minimised = task.asked.0 != name;
+        let (server, rtt) = task.heard;
         if msg.metadata.truncation && !task.tcp {
             // Too big for UDP: the same server, over TCP (RFC 7766).
             self.counters.tcp_retries += 1;
+            self.note(token, || Step::Truncated { server });
             if let Some(t) = self.tasks.get_mut(&token) {
                 t.tcp = true;
             }
@@ -709,6 +835,7 @@ impl Resolver {
         }
         let rcode = msg.metadata.response_code;
         if rcode != ResponseCode::NoError && rcode != ResponseCode::NXDomain {
+            self.note(token, || Step::ServerError { server, rtt, rcode });
             return self.next_server(now, token);
         }
         if minimised && rcode != ResponseCode::NXDomain {
@@ -719,6 +846,7 @@ impl Resolver {
             if let Some(actions) = self.follow_referral(now, token, &msg) {
                 return actions;
             }
+            self.note(token, || Step::NoCut { server, rtt });
             if let Some(t) = self.tasks.get_mut(&token) {
                 t.depth += 1;
                 t.tcp = false;
@@ -742,6 +870,11 @@ impl Resolver {
             .cloned()
             .collect();
         if !wanted.is_empty() {
+            self.note(token, || Step::Answer {
+                server,
+                rtt,
+                records: wanted.clone(),
+            });
             self.store(now, &name, qtype, Cached::Records(wanted.clone()));
             return self.finish_with(now, token, Cached::Records(wanted));
         }
@@ -803,6 +936,14 @@ impl Resolver {
         soa: Option<Record>,
     ) -> Vec<Action> {
         let question = self.tasks.get(&token).map(|t| (t.name.clone(), t.qtype));
+        if let Some((server, rtt)) = self.tasks.get(&token).map(|t| t.heard) {
+            self.note(token, || Step::Negative {
+                server,
+                rtt,
+                nxdomain,
+                negative_ttl: soa.as_ref().map(negative_ttl),
+            });
+        }
         if let (Some((name, qtype)), Some(soa)) = (question, &soa) {
             let entry = Cached::Negative(nxdomain, Box::new(soa.clone()));
             self.store(now, &name, qtype, entry);
@@ -816,6 +957,7 @@ impl Resolver {
     fn follow_referral(&mut self, now: Instant, token: u64, msg: &Message) -> Option<Vec<Action>> {
         let task = self.tasks.get(&token)?;
         let (name, zone) = (task.name.clone(), task.zone.clone());
+        let (server, rtt) = task.heard;
         let referral: Vec<Record> = msg
             .authorities
             .iter()
@@ -826,9 +968,23 @@ impl Resolver {
         let below = zone.zone_of(&cut) && cut != zone && cut.zone_of(&name);
         if !below || referral.iter().any(|r| LowerName::new(&r.name) != cut) {
             self.counters.out_of_bailiwick += 1;
+            self.note(token, || Step::OutOfBailiwick {
+                server,
+                zone: Name::from(&zone),
+                names: referral.iter().map(|r| r.name.clone()).collect(),
+            });
             return Some(self.next_server(now, token));
         }
+        let servers: Vec<Name> = referral
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(t) => Some(t.0.clone()),
+                _ => None,
+            })
+            .collect();
         self.store(now, &cut, RecordType::NS, Cached::Records(referral));
+        let mut glue = Vec::new();
+        let mut foreign = Vec::new();
         for g in &msg.additionals {
             if !matches!(g.record_type(), RecordType::A | RecordType::AAAA) {
                 continue;
@@ -844,9 +1000,27 @@ impl Resolver {
                     .cloned()
                     .collect();
                 self.store(now, &owner, g.record_type(), Cached::Records(group));
+                if let RData::A(a) = &g.data {
+                    glue.push((g.name.clone(), a.0));
+                }
             } else {
                 self.counters.out_of_bailiwick += 1;
+                foreign.push(g.name.clone());
             }
+        }
+        self.note(token, || Step::Referral {
+            server,
+            rtt,
+            cut: Name::from(&cut),
+            servers,
+            glue,
+        });
+        if !foreign.is_empty() {
+            self.note(token, || Step::OutOfBailiwick {
+                server,
+                zone: Name::from(&zone),
+                names: foreign,
+            });
         }
         Some(self.step(now, token))
     }
@@ -864,7 +1038,9 @@ impl Resolver {
             return false;
         }
         task.chain.extend(cname);
+        let from = Name::from(&task.name);
         task.name = LowerName::new(&target.0);
+        self.note(token, || Step::Cname { from, to: target.0 });
         true
     }
 
@@ -963,11 +1139,7 @@ impl Resolver {
     fn store(&mut self, now: Instant, name: &LowerName, ty: RecordType, value: Cached) {
         let ttl = match &value {
             Cached::Records(rs) => rs.iter().map(|r| r.ttl).min().unwrap_or(0),
-            // RFC 2308 5: the lesser of the SOA's TTL and its minimum.
-            Cached::Negative(_, soa) => match &soa.data {
-                RData::SOA(s) => soa.ttl.min(s.minimum),
-                _ => soa.ttl,
-            },
+            Cached::Negative(_, soa) => negative_ttl(soa),
         };
         if ttl == 0 {
             return;
@@ -1025,10 +1197,12 @@ impl Resolver {
             let stale = question.and_then(|(name, qtype)| self.lookup_at(now, &name, qtype, true));
             if let Some(stale) = stale {
                 self.counters.stale_answers += 1;
+                self.note(token, || Step::Failed { stale: true });
                 return self.finish_with(now, token, stale);
             }
         }
         self.counters.servfail += 1;
+        self.note(token, || Step::Failed { stale: false });
         self.reply_all(now, token, |_, reply| {
             reply.metadata.response_code = ResponseCode::ServFail;
         })
@@ -1060,6 +1234,15 @@ impl Resolver {
             actions.extend(self.step(now, parent));
         }
         actions
+    }
+}
+
+/// How long a negative answer with `soa` is cached: the lesser of the
+/// SOA's TTL and its minimum (RFC 2308 5).
+fn negative_ttl(soa: &Record) -> u32 {
+    match &soa.data {
+        RData::SOA(s) => soa.ttl.min(s.minimum),
+        _ => soa.ttl,
     }
 }
 

@@ -65,6 +65,9 @@ struct Internet {
     heard: Vec<String>,
     /// How the client asks the resolver.
     transport: Transport,
+    /// Whether the client's questions are traced, and the steps seen.
+    traced: bool,
+    steps: Vec<String>,
 }
 
 impl Internet {
@@ -91,6 +94,8 @@ impl Internet {
             asked: Vec::new(),
             heard: Vec::new(),
             transport: Transport::Udp,
+            traced: false,
+            steps: Vec::new(),
         }
     }
 
@@ -101,11 +106,20 @@ impl Internet {
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).expect("name"), ty));
         let client = Ipv4Addr::new(192, 168, 1, 10);
-        let mut actions =
-            r.client_query(now, 1, client, self.transport, &q.to_vec().expect("encode"));
+        let q = q.to_vec().expect("encode");
+        let mut actions = if self.traced {
+            r.traced_query(now, 1, client, self.transport, &q)
+        } else {
+            r.client_query(now, 1, client, self.transport, &q)
+        };
+        actions.reverse();
         for _ in 0..100 {
             let Some(action) = actions.pop() else { break };
             match action {
+                Action::Step { clients, step } => {
+                    assert_eq!(clients, vec![1]);
+                    self.steps.push(format!("{}: {step}", step.name()));
+                }
                 Action::Answer { message, .. } => {
                     return Message::from_vec(&message).expect("answer")
                 }
@@ -128,10 +142,12 @@ impl Internet {
                         .find(|(a, _)| *a == server)
                         .and_then(|(_, auth)| auth.as_ref())
                         .and_then(|auth| auth.answer(&message, transport));
-                    actions.extend(match reply {
+                    let mut next = match reply {
                         Some(bytes) => r.upstream_answer(now, token, server, &bytes),
                         None => r.upstream_timeout(now, token),
-                    });
+                    };
+                    next.reverse();
+                    actions.extend(next);
                 }
             }
         }
@@ -629,4 +645,53 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     let m = net.resolve(&mut r, t0, "big.example.com.", RecordType::TXT);
     assert!(m.metadata.truncation && m.answers.is_empty(), "{m:?}");
     assert!(net.asked.is_empty());
+}
+
+#[test]
+fn a_traced_question_shows_each_step_of_the_walk_and_an_untraced_one_none() {
+    let mut net = Internet::lab();
+    let mut r = resolver();
+    let t0 = Instant::now();
+    net.resolve(&mut r, t0, "api.example.com.", RecordType::A);
+    assert!(net.steps.is_empty(), "untraced: {:?}", net.steps);
+    net.traced = true;
+    net.resolve(&mut r, t0, "www.other.com.", RecordType::A);
+    let steps = net.steps.join("\n");
+    let expected = [
+        "cache-miss: cache miss: www.other.com. A",
+        // com's servers are cached from the first question.
+        "ask: ask 203.0.113.54 (for com.): other.com. A (minimised) over UDP",
+        "referral: 203.0.113.54 in 0.00 ms: referral to other.com. (ns2.example.com.), no glue",
+        "glueless: no address known for the name server ns2.example.com. (no glue): looking it up first",
+        "ask: ask 203.0.113.55 (for example.com.): ns2.example.com. A over UDP",
+        "answer: 203.0.113.55 in 0.00 ms: answer ns2.example.com. 3600 IN A 203.0.113.55",
+        "ask: ask 203.0.113.55 (for other.com.): www.other.com. A over UDP",
+        "answer: 203.0.113.55 in 0.00 ms: answer www.other.com. 3600 IN A 203.0.113.99",
+    ];
+    // Names are shown as sent: in their random 0x20 case.
+    assert_eq!(steps.to_lowercase(), expected.join("\n").to_lowercase());
+    assert_ne!(steps.to_lowercase(), steps);
+    net.steps.clear();
+    net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+    assert_eq!(net.steps, ["cache-hit: cache hit: www.example.com. A"]);
+    net.steps.clear();
+    // A CNAME known from the cache is followed there.
+    net.resolve(&mut r, t0, "api.example.com.", RecordType::A);
+    assert_eq!(
+        net.steps,
+        [
+            "cache-miss: cache miss: api.example.com. A",
+            "cname: api.example.com. is a CNAME for www.example.com.: looking that up",
+            "cache-hit: cache hit: www.example.com. A",
+        ]
+    );
+    net.steps.clear();
+    net.resolve(&mut r, t0, "nope.example.com.", RecordType::A);
+    assert!(
+        net.steps
+            .iter()
+            .any(|s| s == "negative: 203.0.113.55 in 0.00 ms: NXDOMAIN, cached 300 s (SOA minimum)"),
+        "{:?}",
+        net.steps
+    );
 }

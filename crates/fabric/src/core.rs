@@ -470,6 +470,8 @@ impl Fabric {
         if self.tracing {
             let name = self.port_name(port).to_owned();
             self.tracer.ingress(port, &name, &mut frame);
+        } else {
+            frame.trace = 0;
         }
         let Some(entry) = self.ports.get_mut(port.0 as usize) else {
             batch.put_frame(frame);

@@ -622,6 +622,7 @@ impl Injector {
             let mut frame = self.batch.take_frame();
             frame.extend_from_slice(f.data());
             frame.hdr = f.hdr;
+            frame.trace = f.trace;
             self.shared
                 .forward(self.port, frame, &mut self.batch, &mut self.egress);
         }

@@ -155,6 +155,12 @@ impl Sim {
     pub fn send_offloaded(&mut self, port: PortId, hdr: VnetHdr, frame: Vec<u8>) {
         let mut frame = Frame::from_slice(&frame);
         frame.hdr = hdr;
+        self.send_frame(port, frame);
+    }
+
+    /// Sends a frame as an endpoint made it: offload metadata, and the
+    /// traced frame it answers in [`Frame::trace`].
+    pub fn send_frame(&mut self, port: PortId, frame: Frame) {
         self.schedule(Event::Ingress { port, frame });
     }
 

@@ -269,14 +269,23 @@ impl Tracer {
         self.followers.insert(id, (sessions, summary.to_owned()));
     }
 
-    /// A frame entering at `port`: traced if a session wants it.
+    /// A frame entering at `port`: traced if a session wants it, or if it
+    /// answers a traced frame (an endpoint set [`Frame::trace`] to that
+    /// frame's id: a service host's answer to a traced datagram).
     pub(crate) fn ingress(&mut self, port: PortId, port_name: &str, frame: &mut Frame) {
+        let cause = std::mem::take(&mut frame.trace);
+        let following = match cause {
+            0 => 0,
+            c => self.followers.get(&c).map_or(0, |(m, _)| *m),
+        };
         let headers = Headers::of(frame.data());
-        let mut wanted = 0u64;
+        let mut wanted = following;
         for (i, slot) in self.sessions.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
             let counted_out = s.remaining == Some(0);
-            if !counted_out && s.port.is_none_or(|p| p == port) && s.filter.matches(&headers) {
+            let new = following & (1 << i) == 0;
+            if new && !counted_out && s.port.is_none_or(|p| p == port) && s.filter.matches(&headers)
+            {
                 wanted |= 1 << i;
                 if let Some(n) = &mut s.remaining {
                     *n -= 1;
@@ -284,7 +293,6 @@ impl Tracer {
             }
         }
         if wanted == 0 {
-            frame.trace = 0;
             return;
         }
         let id = self.id();
@@ -295,7 +303,7 @@ impl Tracer {
             wanted,
             TraceRecord {
                 frame: id,
-                cause: None,
+                cause: (following != 0).then_some(cause),
                 from: port_name.to_owned(),
                 summary,
                 events: Vec::new(),

@@ -1,7 +1,8 @@
 //! What a service host decided about a frame, for `scratchnet trace`.
 //!
-//! Recorded only while asked ([`crate::Stack::set_tracing`]): with no trace,
-//! each decision point costs one branch.
+//! Recorded only while asked ([`crate::Stack::set_trace`]): with no trace,
+//! each decision point costs one branch. A service adds its own about the
+//! data a traced frame brought ([`crate::Host::trace_note`]).
 
 use std::net::SocketAddrV4;
 
@@ -28,6 +29,9 @@ pub enum Decision {
     Interface { answer: &'static str },
     /// A TCP segment whose checksum does not verify.
     BadChecksum,
+    /// What the service on the host did with what the frame carried (a
+    /// resolver's step, say), named for tools.
+    Service { name: &'static str, text: String },
 }
 
 impl Decision {
@@ -41,6 +45,7 @@ impl Decision {
             Decision::Udp { .. } => "udp-socket",
             Decision::Interface { .. } => "interface",
             Decision::BadChecksum => "bad-checksum",
+            Decision::Service { name, .. } => name,
         }
     }
 }
@@ -67,6 +72,7 @@ impl std::fmt::Display for Decision {
             Decision::Udp { port } => write!(f, "to the UDP socket on :{port}"),
             Decision::Interface { answer } => write!(f, "no socket: {answer}"),
             Decision::BadChecksum => write!(f, "drop: bad TCP checksum"),
+            Decision::Service { text, .. } => f.write_str(text),
         }
     }
 }

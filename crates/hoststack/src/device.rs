@@ -1,6 +1,10 @@
 //! The smoltcp `Device` of a service host: one received frame in, sent
 //! frames out into a reused list, buffers from a pool.
 //!
+//! A traced frame's id rides with the datagram it carries (smoltcp's
+//! `PacketMeta`), so that a service can send its answer as the answer to
+//! that frame.
+//!
 //! The interface never sees the fabric directly. The stack hands it one
 //! frame at a time (already cut to wire size with complete checksums by the
 //! fabric's egress path) together with the socket set that frame belongs
@@ -27,6 +31,9 @@ const SUPER_FRAME: usize = 14 + 65_535;
 /// A device offering at most one frame and collecting transmissions.
 pub(crate) struct Port<'a> {
     pub rx: Option<&'a [u8]>,
+    /// The trace id of the frame in `rx` (0 if untraced): smoltcp keeps it
+    /// with the datagram it carries.
+    pub rx_trace: u32,
     pub tx: &'a mut Vec<Frame>,
     pub pool: &'a mut FramePool,
     /// The largest Ethernet frame on the link, without FCS.
@@ -45,7 +52,9 @@ impl phy::Device for Port<'_> {
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let frame = self.rx.take()?;
-        Some((RxToken(frame), self.tx_token()))
+        let mut meta = PacketMeta::default();
+        meta.id = self.rx_trace;
+        Some((RxToken(frame, meta), self.tx_token()))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
@@ -73,11 +82,15 @@ impl Port<'_> {
     }
 }
 
-pub(crate) struct RxToken<'a>(&'a [u8]);
+pub(crate) struct RxToken<'a>(&'a [u8], PacketMeta);
 
 impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(self.0)
+    }
+
+    fn meta(&self) -> PacketMeta {
+        self.1
     }
 }
 
@@ -94,6 +107,9 @@ impl phy::TxToken for TxToken<'_> {
         let r = f(frame.data_mut());
         let mss = self.meta.segmentation_offload_size.map(|m| m.get());
         finish_tcp(&mut frame, mss);
+        // A datagram sent in answer to a traced one names it (see
+        // `wire::Frame::trace`).
+        frame.trace = u64::from(self.meta.id);
         self.tx.push(frame);
         r
     }

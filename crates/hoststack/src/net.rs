@@ -175,9 +175,7 @@ impl Host {
                 stack.frame_pool().put(f);
             }
             for f in rx.iter() {
-                if f.trace != 0 {
-                    stack.set_tracing(true);
-                }
+                stack.set_trace(f.trace);
                 // A panic on one frame costs that frame, not the host.
                 let one = AssertUnwindSafe(|| stack.ingress(now, f.data(), out));
                 if std::panic::catch_unwind(one).is_err() {
@@ -185,9 +183,17 @@ impl Host {
                 }
                 if f.trace != 0 {
                     let decisions = stack.take_decisions();
-                    stack.set_tracing(false);
+                    stack.set_trace(0);
                     link.traced(f.trace, decisions);
                 }
+            }
+            let mut notes = stack.take_notes().into_iter().peekable();
+            while let Some((trace, first)) = notes.next() {
+                let mut decisions = vec![first];
+                while let Some((_, d)) = notes.next_if(|(t, _)| *t == trace) {
+                    decisions.push(d);
+                }
+                link.traced(trace, decisions);
             }
             if stopping {
                 stack.close_all();
@@ -246,6 +252,21 @@ impl Host {
     pub fn stop(&self) {
         self.inner.stopping.store(true, Ordering::Release);
         self.inner.wake.notify_one();
+    }
+
+    /// Adds what a service decided (`name` for tools, `text` for people)
+    /// about the data traced frame `trace` brought to that frame's trace
+    /// (a no-op for 0, an untraced frame).
+    pub fn trace_note(&self, trace: u64, name: &'static str, text: String) {
+        if trace != 0 {
+            self.inner
+                .with_stack(|s| s.note_traced(trace, Decision::Service { name, text }));
+        }
+    }
+
+    /// The host's (first) address.
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.inner.with_stack(|s| s.address())
     }
 
     pub fn status(&self) -> HostStatus {
@@ -402,39 +423,47 @@ impl UdpSocket {
     }
 
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+        let (n, from, _) = self.recv_traced(buf).await?;
+        Ok((n, from))
+    }
+
+    /// A datagram, its sender, and the id of the traced frame that carried
+    /// it (0 if no trace followed it): give that id to
+    /// [`UdpSocket::send_to_answering`] and the trace links the answer.
+    pub async fn recv_traced(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4, u64)> {
+        let id = self.id;
+        poll_fn(|cx| self.host.inner.with_stack(|s| s.poll_udp_recv(id, cx, buf))).await
     }
 
     pub async fn send_to(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_send_to(cx, buf, to)).await
+        self.send_to_answering(buf, to, 0).await
     }
 
-    pub fn poll_recv_from(
+    /// Sends `buf` to `to` as the answer to traced frame `answering` (an
+    /// id from [`UdpSocket::recv_traced`]; 0 for none).
+    pub async fn send_to_answering(
         &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, SocketAddrV4)>> {
-        let id = self.id;
-        self.host.inner.with_stack(|s| s.poll_udp_recv(id, cx, buf))
-    }
-
-    /// Sends `buf` to `to` now if the socket has room (true); false, and
-    /// nothing else done, if it has not (then use [`UdpSocket::send_to`]).
-    pub fn try_send_to(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<bool> {
-        let id = self.id;
-        self.host.inner.with_stack(|s| s.try_udp_send(id, buf, to))
-    }
-
-    pub fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
         buf: &[u8],
         to: SocketAddrV4,
-    ) -> Poll<io::Result<usize>> {
+        answering: u64,
+    ) -> io::Result<usize> {
+        let id = self.id;
+        poll_fn(|cx| {
+            self.host
+                .inner
+                .with_stack(|s| s.poll_udp_send(id, cx, buf, to, answering))
+        })
+        .await
+    }
+
+    /// Sends `buf` to `to` (answering traced frame `answering`, or 0) now
+    /// if the socket has room (true); false, and nothing else done, if it
+    /// has not (then use [`UdpSocket::send_to_answering`]).
+    pub fn try_send_to(&self, buf: &[u8], to: SocketAddrV4, answering: u64) -> io::Result<bool> {
         let id = self.id;
         self.host
             .inner
-            .with_stack(|s| s.poll_udp_send(id, cx, buf, to))
+            .with_stack(|s| s.try_udp_send(id, buf, to, answering))
     }
 }
 

@@ -197,7 +197,15 @@ pub struct Stack {
     counters: HostCounters,
     /// Decisions taken on the current frame, while a trace asks for them.
     decisions: Option<Vec<Decision>>,
+    /// The trace id of the current frame (0 if untraced).
+    trace: u64,
+    /// What services decided about traced frames' data, for the driver
+    /// (at most [`MAX_NOTES`]).
+    notes: Vec<(u64, Decision)>,
 }
+
+/// Service decisions kept for the driver at most; more are left out.
+const MAX_NOTES: usize = 1024;
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,6 +232,7 @@ impl Stack {
         let mut tx = Vec::new();
         let mut dev = Port {
             rx: None,
+            rx_trace: 0,
             tx: &mut tx,
             pool: &mut pool,
             max_frame: max_frame(&config),
@@ -272,13 +281,32 @@ impl Stack {
             now: smol(now),
             counters: HostCounters::default(),
             decisions: None,
+            trace: 0,
+            notes: Vec::new(),
         }
     }
 
-    /// Starts (or stops) recording [`Decision`]s about the frames given to
-    /// [`Stack::ingress`]; [`Stack::take_decisions`] collects them.
-    pub fn set_tracing(&mut self, on: bool) {
-        self.decisions = on.then(Vec::new);
+    /// A service's decision about what traced frame `trace` brought.
+    pub fn note_traced(&mut self, trace: u64, decision: Decision) {
+        if trace != 0 && self.notes.len() < MAX_NOTES {
+            self.notes.push((trace, decision));
+            self.kick = true;
+        }
+    }
+
+    /// The services' decisions since the last call.
+    pub fn take_notes(&mut self) -> Vec<(u64, Decision)> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// The frames given to [`Stack::ingress`] from now on are the traced
+    /// frame `trace` (0: none). While it is not 0, [`Decision`]s are
+    /// recorded ([`Stack::take_decisions`] collects them), and a datagram
+    /// the frame carries keeps the id for the socket's reader
+    /// ([`Stack::poll_udp_recv`]).
+    pub fn set_trace(&mut self, trace: u64) {
+        self.trace = trace;
+        self.decisions = (trace != 0).then(Vec::new);
     }
 
     /// The decisions recorded since the last call.
@@ -554,6 +582,11 @@ impl Stack {
         }
     }
 
+    /// The host's first address.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.config.addresses.first().map(|a| a.addr())
+    }
+
     fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.config.addresses.iter().any(|a| a.addr() == ip)
     }
@@ -561,6 +594,7 @@ impl Stack {
     fn iface_ingress(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
         let mut dev = Port {
             rx: Some(frame),
+            rx_trace: self.trace as u32,
             tx: out,
             pool: &mut self.pool,
             max_frame: max_frame(&self.config),
@@ -575,6 +609,7 @@ impl Stack {
         };
         let mut dev = Port {
             rx: Some(frame),
+            rx_trace: self.trace as u32,
             tx: out,
             pool: &mut self.pool,
             max_frame: max_frame(&self.config),
@@ -598,6 +633,7 @@ impl Stack {
         }
         let mut dev = Port {
             rx: None,
+            rx_trace: 0,
             tx: out,
             pool: &mut self.pool,
             max_frame: max_frame(&self.config),
@@ -1238,20 +1274,24 @@ impl Stack {
         ))
     }
 
+    /// A datagram for the socket: its length, sender and trace id (that
+    /// of the traced frame that carried it, or 0).
     pub fn poll_udp_recv(
         &mut self,
         id: SockId,
         cx: &mut Context<'_>,
         buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, SocketAddrV4)>> {
+    ) -> Poll<io::Result<(usize, SocketAddrV4, u64)>> {
         let sock = self.sock(id)?;
         let s = sock.udp();
         loop {
             return match s.recv_slice(buf) {
                 Ok((n, meta)) => match meta.endpoint.addr {
-                    IpAddress::Ipv4(a) => {
-                        Poll::Ready(Ok((n, SocketAddrV4::new(a, meta.endpoint.port))))
-                    }
+                    IpAddress::Ipv4(a) => Poll::Ready(Ok((
+                        n,
+                        SocketAddrV4::new(a, meta.endpoint.port),
+                        u64::from(meta.meta.id),
+                    ))),
                     // The host has IPv4 addresses only.
                     IpAddress::Ipv6(_) => continue,
                 },
@@ -1273,8 +1313,9 @@ impl Stack {
         cx: &mut Context<'_>,
         buf: &[u8],
         to: SocketAddrV4,
+        answering: u64,
     ) -> Poll<io::Result<usize>> {
-        match self.try_udp_send(id, buf, to) {
+        match self.try_udp_send(id, buf, to, answering) {
             Ok(true) => Poll::Ready(Ok(buf.len())),
             Ok(false) => {
                 // Full: woken when there is room (nothing frees it before
@@ -1287,11 +1328,21 @@ impl Stack {
     }
 
     /// Sends a datagram if the socket has room for it (true), without
-    /// waiting or registering anything when it does not (false).
-    pub fn try_udp_send(&mut self, id: SockId, buf: &[u8], to: SocketAddrV4) -> io::Result<bool> {
+    /// waiting or registering anything when it does not (false). A datagram
+    /// `answering` a traced frame's (its id; 0 if none) is traced as its
+    /// answer.
+    pub fn try_udp_send(
+        &mut self,
+        id: SockId,
+        buf: &[u8],
+        to: SocketAddrV4,
+        answering: u64,
+    ) -> io::Result<bool> {
         let sock = self.sock(id)?;
-        let ep = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
-        match sock.udp().send_slice(buf, ep) {
+        let mut meta =
+            udp::UdpMetadata::from(IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port()));
+        meta.meta.id = answering as u32;
+        match sock.udp().send_slice(buf, meta) {
             Ok(()) => {
                 if sock.udp_peers.len() < UDP_PACKETS {
                     sock.udp_peers.push_back(*to.ip());

@@ -72,6 +72,22 @@ fn l3_frame(src: Ipv4Addr, proto: IpProtocol, len: usize, emit: impl FnOnce(&mut
     buf
 }
 
+/// A UDP datagram to the server from the client (10.0.0.1).
+fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let udp = UdpRepr { src_port, dst_port };
+    let len = udp.header_len() + payload.len();
+    l3_frame(addr(0), IpProtocol::Udp, len, |buf| {
+        udp.emit(
+            &mut UdpPacket::new_unchecked(buf),
+            &IpAddress::Ipv4(addr(0)),
+            &IpAddress::Ipv4(addr(1)),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+            &ChecksumCapabilities::default(),
+        )
+    })
+}
+
 fn feed(stack: &mut Stack, now: Instant, frame: &mut [u8]) -> Vec<Frame> {
     let mut out = Vec::new();
     stack.ingress(now, frame, &mut out);
@@ -182,26 +198,7 @@ fn closed_ports_answer_with_rst_and_port_unreachable() {
         n.stack(0).tcp_state(c) == Some(TcpState::Closed)
     });
 
-    let udp = UdpRepr {
-        src_port: 5000,
-        dst_port: 9999,
-    };
-    let payload = b"anyone?";
-    let mut f = l3_frame(
-        addr(0),
-        IpProtocol::Udp,
-        udp.header_len() + payload.len(),
-        |buf| {
-            udp.emit(
-                &mut UdpPacket::new_unchecked(buf),
-                &IpAddress::Ipv4(addr(0)),
-                &IpAddress::Ipv4(addr(1)),
-                payload.len(),
-                |p| p.copy_from_slice(payload),
-                &ChecksumCapabilities::default(),
-            )
-        },
-    );
+    let mut f = udp_frame(5000, 9999, b"anyone?");
     // The server knows the client's MAC by now.
     let now = net.sim.now();
     let out = feed(net.stack(1), now, &mut f);
@@ -318,7 +315,7 @@ fn a_fragment_storm_is_evicted_and_real_fragmented_datagrams_still_arrive() {
     }
     let mut buf = vec![0u8; 4096];
     match net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf) {
-        std::task::Poll::Ready(Ok((n, from))) => {
+        std::task::Poll::Ready(Ok((n, from, _))) => {
             assert_eq!((&buf[..n], from.port()), (&data[..], 5000));
         }
         other => panic!("no datagram: {other:?}"),
@@ -368,10 +365,10 @@ fn a_traced_host_says_what_it_did_with_each_frame() {
     let now = net.sim.now();
     let client = SocketAddrV4::new(addr(0), 40000);
     let traced = |net: &mut Net, frame: &mut [u8]| {
-        net.stack(1).set_tracing(true);
+        net.stack(1).set_trace(1);
         feed(net.stack(1), now, frame);
         let d = net.stack(1).take_decisions();
-        net.stack(1).set_tracing(false);
+        net.stack(1).set_trace(0);
         d
     };
     let mut syn = tcp_frame(client, 80, TcpControl::Syn, 1, &[]);
@@ -422,4 +419,44 @@ fn a_traced_host_says_what_it_did_with_each_frame() {
         .to_string(),
         "SYN to listener :80 dropped: backlog full"
     );
+}
+
+#[test]
+fn a_traced_datagram_keeps_its_id_to_the_reader_and_the_answer_names_it() {
+    let mut net = Net::new(2, 14, Default::default(), |_| {});
+    let (sock, _) = net.stack(1).udp_bind(53).expect("bind");
+    // A real exchange first, so that the server knows the client's MAC.
+    let c = net.stack(0).tcp_connect(server_addr(81)).expect("connect");
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).tcp_state(c) == Some(TcpState::Closed)
+    });
+    let now = net.sim.now();
+    net.stack(1).set_trace(41);
+    feed(net.stack(1), now, &mut udp_frame(5000, 53, b"question"));
+    net.stack(1).set_trace(0);
+    feed(net.stack(1), now, &mut udp_frame(5001, 53, b"untraced"));
+    let mut buf = [0u8; 64];
+    let mut read = |net: &mut Net| match net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf) {
+        std::task::Poll::Ready(Ok((n, from, trace))) => (buf[..n].to_vec(), from, trace),
+        other => panic!("no datagram: {other:?}"),
+    };
+    let (question, from, trace) = read(&mut net);
+    assert_eq!(
+        (&question[..], from.port(), trace),
+        (&b"question"[..], 5000, 41)
+    );
+    let (other, _, untraced) = read(&mut net);
+    assert_eq!((&other[..], untraced), (&b"untraced"[..], 0));
+    // The answer goes out naming the frame it answers; nothing else does.
+    let sent = net
+        .stack(1)
+        .poll_udp_send(sock, &mut cx(), b"answer", from, trace);
+    assert!(matches!(sent, std::task::Poll::Ready(Ok(6))), "{sent:?}");
+    let _ = net
+        .stack(1)
+        .poll_udp_send(sock, &mut cx(), b"other", from, 0);
+    let mut out = Vec::new();
+    net.stack(1).poll(now, &mut out);
+    let traces: Vec<u64> = out.iter().map(|f| f.trace).collect();
+    assert_eq!(traces, [41, 0]);
 }

@@ -197,7 +197,7 @@ fn datagrams_to_several_new_neighbours_at_once_all_leave_at_once() {
     }
     for i in 1..4 {
         let to = SocketAddrV4::new(addr(i), 5300);
-        let sent = net.stack(0).poll_udp_send(tx, &mut cx(), b"hello", to);
+        let sent = net.stack(0).poll_udp_send(tx, &mut cx(), b"hello", to, 0);
         assert!(matches!(sent, Poll::Ready(Ok(5))), "{sent:?}");
     }
     let start = net.sim.now();
@@ -205,7 +205,7 @@ fn datagrams_to_several_new_neighbours_at_once_all_leave_at_once() {
     net.run_until(Duration::from_millis(900), |net| {
         for (i, id) in rx.iter().enumerate() {
             let mut buf = [0u8; 16];
-            if let Poll::Ready(Ok((5, _))) =
+            if let Poll::Ready(Ok((5, _, _))) =
                 net.stack(i + 1).poll_udp_recv(*id, &mut cx(), &mut buf)
             {
                 got[i] = true;

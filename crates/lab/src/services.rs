@@ -93,11 +93,22 @@ pub fn endpoints(planned: &[PlannedService]) -> Vec<EndpointPort> {
 }
 
 /// Running service hosts.
-#[derive(Debug)]
 pub struct Services {
     hosts: Vec<Host>,
     drivers: Vec<AbortHandle>,
     services: Vec<AbortHandle>,
+    /// The services that take commands, by name.
+    controls: Vec<(String, Arc<dyn services::Control>)>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.controls.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Services")
+            .field("hosts", &self.hosts.len())
+            .field("controls", &names)
+            .finish()
+    }
 }
 
 impl Services {
@@ -108,6 +119,7 @@ impl Services {
             hosts: Vec::new(),
             drivers: Vec::new(),
             services: Vec::new(),
+            controls: Vec::new(),
         };
         let supervisor = runtime.supervisor();
         for p in planned {
@@ -122,7 +134,11 @@ impl Services {
                 .push(supervisor.spawn(&format!("host {name}"), async move {
                     host.run(link).await;
                 }));
-            let service = kind.run(p.host.clone(), &p.spec, lab);
+            let started = kind.run(p.host.clone(), &p.spec, lab);
+            if let Some(control) = started.control {
+                running.controls.push((name.clone(), control));
+            }
+            let service = started.running;
             let name = name.clone();
             running
                 .services
@@ -134,6 +150,14 @@ impl Services {
             running.hosts.push(p.host);
         }
         running
+    }
+
+    /// The handle of service `name` for commands, if it takes any.
+    pub fn control(&self, name: &str) -> Option<Arc<dyn services::Control>> {
+        self.controls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
     }
 
     pub fn status(&self) -> Vec<HostStatus> {

@@ -15,7 +15,7 @@ use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
 use std::time::Duration;
 use topology::{HostAddress, Topology};
-use wire::{Frame, Instant, VnetHdr};
+use wire::{Frame, Instant};
 
 /// How far the clock moves between two rounds of the hosts: the simulated
 /// hosts answer within this of a frame's arrival.
@@ -67,7 +67,7 @@ impl LabSim {
         for p in blueprint.services {
             if let Some(kind) = kinds::find(p.spec.kind()) {
                 let name = p.spec.name.clone();
-                let running = kind.run(p.host.clone(), &p.spec, &view);
+                let running = kind.run(p.host.clone(), &p.spec, &view).running;
                 rt.spawn(async move {
                     if let Err(e) = running.await {
                         tracing::error!(service = %name, "service stopped: {e}");
@@ -160,15 +160,13 @@ impl LabSim {
         self.sim.run_for(d);
         let now = self.sim.now();
         self.rt.block_on(tokio::time::advance(d));
-        let mut sending: Vec<(PortId, VnetHdr, Vec<u8>)> = Vec::new();
+        let mut sending: Vec<(PortId, Frame)> = Vec::new();
         for c in &mut self.clients {
             for r in self.sim.take_received(c.port) {
                 c.stack.ingress(now, &r.frame, &mut self.out);
             }
             c.stack.poll(now, &mut self.out);
-            for f in self.out.drain(..) {
-                sending.push((c.port, f.hdr, f.data().to_vec()));
-            }
+            sending.extend(self.out.drain(..).map(|f| (c.port, f)));
         }
         for s in &mut self.services {
             for r in self.sim.take_received(s.port) {
@@ -199,8 +197,8 @@ impl LabSim {
             let whats = decisions.iter().map(host_event).collect();
             self.sim.fabric_mut().late_events(now, trace, &name, whats);
         }
-        for (port, hdr, frame) in sending {
-            self.sim.send_offloaded(port, hdr, frame);
+        for (port, frame) in sending {
+            self.sim.send_frame(port, frame);
         }
     }
 }
@@ -209,14 +207,17 @@ impl LabSim {
 /// kept for the end of the step.
 struct Collect<'a> {
     port: PortId,
-    sending: &'a mut Vec<(PortId, VnetHdr, Vec<u8>)>,
+    sending: &'a mut Vec<(PortId, Frame)>,
     traced: &'a mut Vec<(PortId, u64, Vec<Decision>)>,
 }
 
 impl Link for Collect<'_> {
     fn send(&mut self, frames: &[Frame]) {
         for f in frames {
-            self.sending.push((self.port, f.hdr, f.data().to_vec()));
+            let mut copy = Frame::from_slice(f.data());
+            copy.hdr = f.hdr;
+            copy.trace = f.trace;
+            self.sending.push((self.port, copy));
         }
     }
 

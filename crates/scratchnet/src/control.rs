@@ -41,6 +41,14 @@ enum Request {
         #[serde(default)]
         text: bool,
     },
+    /// A question resolved by `resolver` (the lab's only resolver if
+    /// absent), each step of it returned.
+    TraceDns {
+        #[serde(default)]
+        resolver: Option<String>,
+        name: String,
+        qtype: String,
+    },
     /// What a frame `host` would send for `spec` would meet, without it
     /// happening.
     Inject {
@@ -84,6 +92,9 @@ struct Reply {
     error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<serde_json::Value>,
+    /// What a service answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
 }
 
 /// How many captured frames may wait for a slow reader before new ones
@@ -139,10 +150,34 @@ fn reply(r: Reply) -> Vec<u8> {
 fn fail(e: String) -> Vec<u8> {
     reply(Reply {
         ok: false,
-        link: None,
         error: Some(e),
-        status: None,
+        ..Reply::default()
     })
+}
+
+/// The resolver service `name`, or the lab's only one.
+fn find_resolver(lab: &Lab, name: Option<&str>) -> Result<String, String> {
+    let resolvers: Vec<&str> = lab
+        .view
+        .topology()
+        .services
+        .iter()
+        .filter(|s| s.kind() == topology::ServiceKind::DnsResolver)
+        .map(|s| s.name.as_str())
+        .collect();
+    match (name, resolvers.as_slice()) {
+        (Some(n), all) if all.contains(&n) => Ok(n.to_owned()),
+        (Some(n), all) => Err(format!(
+            "`{n}` is no dns-resolver service of this lab (resolvers: {})",
+            all.join(", ")
+        )),
+        (None, [one]) => Ok((*one).to_owned()),
+        (None, []) => Err("this lab has no dns-resolver service".to_owned()),
+        (None, all) => Err(format!(
+            "this lab has several resolvers ({}): choose one with --resolver",
+            all.join(", ")
+        )),
+    }
 }
 
 async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()> {
@@ -174,11 +209,37 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             write
                 .write_all(&reply(Reply {
                     ok: true,
-                    link: None,
-                    error: None,
                     status: Some(status),
+                    ..Reply::default()
                 }))
                 .await?;
+        }
+        Request::TraceDns {
+            resolver,
+            name,
+            qtype,
+        } => {
+            let control = find_resolver(&running, resolver.as_deref()).and_then(|r| {
+                running
+                    .services
+                    .control(&r)
+                    .ok_or(format!("`{r}` is not running"))
+            });
+            drop(running);
+            let asked = serde_json::json!({ "trace": { "name": name, "type": qtype } });
+            let result = match control {
+                Ok(c) => c.request(asked).await,
+                Err(e) => Err(e),
+            };
+            let answer = match result {
+                Ok(result) => reply(Reply {
+                    ok: true,
+                    result: Some(result),
+                    ..Reply::default()
+                }),
+                Err(e) => fail(e),
+            };
+            write.write_all(&answer).await?;
         }
         Request::Trace {
             port,
@@ -257,8 +318,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 .write_all(&reply(Reply {
                     ok: true,
                     link: Some(link.into()),
-                    error: None,
-                    status: None,
+                    ..Reply::default()
                 }))
                 .await?;
             let mut buf = Vec::with_capacity(64 * 1024);
@@ -431,6 +491,30 @@ pub async fn trace(
         text: !json,
     };
     print_records(lab, &request, json).await
+}
+
+/// `scratchnet trace dns NAME [TYPE]`: the resolver's walk for a question,
+/// step by step, and its answer.
+pub async fn trace_dns(
+    lab: Option<&str>,
+    resolver: Option<&str>,
+    name: &str,
+    qtype: &str,
+    json: bool,
+) -> Result<()> {
+    let request = Request::TraceDns {
+        resolver: resolver.map(str::to_owned),
+        name: name.to_owned(),
+        qtype: qtype.to_owned(),
+    };
+    let (reply, _) = self::request(lab, &request).await?;
+    let result = reply.result.unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", crate::render::dns_trace(&result));
+    }
+    Ok(())
 }
 
 /// `scratchnet trace --inject HOST SPEC`: what a frame would meet.

@@ -64,8 +64,12 @@ enum Command {
     },
     /// Follow frames entering at a port through the lab, every decision
     /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
-    /// With --inject, what a frame would meet, without sending it.
+    /// With --inject, what a frame would meet, without sending it. `trace
+    /// dns NAME [TYPE]`: a resolver's walk from the root, step by step.
+    #[command(args_conflicts_with_subcommands = true)]
     Trace {
+        #[command(subcommand)]
+        what_of: Option<TraceOf>,
         /// The port frames enter at (a host's name); every port if absent.
         port: Option<String>,
         /// With --inject: the frame, `PROTO DST[:PORT] [from SRC[:PORT]]
@@ -84,6 +88,29 @@ enum Command {
         #[arg(short = 'c')]
         count: Option<u64>,
         /// One JSON object per frame, for tools.
+        #[arg(long)]
+        json: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceOf {
+    /// Resolve NAME through the lab's resolver and print each step: cache
+    /// hits and misses, every server asked and what it answered, referrals,
+    /// glue and bailiwick decisions, round-trip times (docs/dns.md).
+    Dns {
+        /// The name to resolve, like www.example.com.
+        name: String,
+        /// The record type (A, AAAA, MX, TXT, NS, PTR, SRV...).
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// The resolver service, when the lab has more than one.
+        #[arg(long)]
+        resolver: Option<String>,
+        /// JSON, for tools.
         #[arg(long)]
         json: bool,
         /// The lab's name, when more than one is running.
@@ -151,6 +178,24 @@ fn run(cli: Cli) -> Result<()> {
             tokio_runtime()?.block_on(control::capture(lab.as_deref(), &port, write.as_deref()))
         }
         Command::Trace {
+            what_of:
+                Some(TraceOf::Dns {
+                    name,
+                    qtype,
+                    resolver,
+                    json,
+                    lab,
+                }),
+            ..
+        } => tokio_runtime()?.block_on(control::trace_dns(
+            lab.as_deref(),
+            resolver.as_deref(),
+            &name,
+            &qtype,
+            json,
+        )),
+        Command::Trace {
+            what_of: None,
             port,
             what,
             inject,

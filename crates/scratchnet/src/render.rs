@@ -1,4 +1,5 @@
-//! `scratchnet status` as tables a person reads.
+//! `scratchnet status` as tables a person reads, and `scratchnet trace dns`
+//! as numbered steps.
 
 use serde_json::Value;
 use std::fmt::Write;
@@ -276,4 +277,28 @@ fn router(out: &mut String, r: &Value) {
             );
         }
     }
+}
+
+/// A resolver's traced walk: the question, each step numbered, and the
+/// answer as dig shows its sections.
+pub fn dns_trace(t: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} via the resolver at {}",
+        text(t, "question"),
+        text(t, "resolver")
+    );
+    let steps = t.get("steps").and_then(Value::as_array);
+    for (i, step) in steps.into_iter().flatten().enumerate() {
+        let _ = writeln!(out, "{:>3}  {}", i + 1, text(step, "text"));
+    }
+    let _ = writeln!(out, "status: {}", text(t, "rcode"));
+    for section in ["answers", "authorities"] {
+        let records = t.get(section).and_then(Value::as_array);
+        for r in records.into_iter().flatten() {
+            let _ = writeln!(out, "{}", r.as_str().unwrap_or_default());
+        }
+    }
+    out
 }

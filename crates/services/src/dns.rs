@@ -4,12 +4,21 @@
 //! transfers (AXFR) in as many messages as they take, and an idle timeout
 //! so that silent clients hold nothing.
 
+use crate::{Control, Reply};
+use dns::hickory_proto::op::{Message, Query, ResponseCode};
+use dns::hickory_proto::rr::{Name, RecordType};
 use dns::{Authority, Transport};
 use hoststack::{Host, TcpStream};
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 /// The DNS port.
 pub const PORT: u16 = 53;
@@ -27,9 +36,9 @@ pub async fn serve(host: Host, authority: Authority, port: u16) -> io::Result<()
         async move {
             let mut buf = vec![0u8; 65536];
             loop {
-                let (n, from) = udp.recv_from(&mut buf).await?;
+                let (n, from, trace) = udp.recv_traced(&mut buf).await?;
                 if let Some(answer) = authority.answer(&buf[..n], Transport::Udp) {
-                    udp.send_to(&answer, from).await?;
+                    udp.send_to_answering(&answer, from, trace).await?;
                 }
             }
         }
@@ -92,69 +101,99 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> bool {
 /// Where a resolver's answer goes back to.
 enum Client {
     /// A UDP client (the resolver fits answers to its buffer).
-    Udp(std::net::SocketAddrV4),
-    Tcp(tokio::sync::mpsc::Sender<Vec<u8>>),
+    Udp(SocketAddrV4),
+    Tcp(mpsc::Sender<Vec<u8>>),
+    /// A question `scratchnet trace dns` asked: its steps, then its answer.
+    Traced(mpsc::Sender<Traced>),
 }
+
+/// What a traced question's asker gets.
+enum Traced {
+    Step(dns::Step),
+    Answer(Vec<u8>),
+}
+
+/// Steps one traced question may take at most (the resolver's own query
+/// limits keep it far below).
+const MAX_STEPS: usize = 1024;
+
+/// How long `scratchnet trace dns` waits for its answer.
+const TRACE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A recursive resolver (the `dns` crate's) serving clients on UDP and
 /// TCP `port`; each upstream query goes out from its own socket on the
 /// random port the resolver chose.
+///
+/// What the resolver does in answer to a datagram goes out as that
+/// datagram's answer (an upstream query answers the client's question, the
+/// next query answers the referral, the client's answer the last reply),
+/// so that a trace of a client's question follows the whole resolution,
+/// each step of it noted on the frame that caused it.
 struct ResolverService {
     host: Host,
-    resolver: std::sync::Mutex<dns::Resolver>,
+    resolver: Mutex<dns::Resolver>,
     udp: hoststack::UdpSocket,
     /// How long an upstream server has to answer.
     timeout: Duration,
-    clients: std::sync::Mutex<std::collections::HashMap<u64, Client>>,
-    next_client: std::sync::atomic::AtomicU64,
+    clients: Mutex<HashMap<u64, Client>>,
+    next_client: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ResolverService {
-    fn resolver(&self) -> std::sync::MutexGuard<'_, dns::Resolver> {
-        self.resolver.lock().unwrap_or_else(|e| e.into_inner())
+    fn resolver(&self) -> MutexGuard<'_, dns::Resolver> {
+        lock(&self.resolver)
     }
 
     fn client(&self, client: Client) -> u64 {
-        let id = self
-            .next_client
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, client);
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        lock(&self.clients).insert(id, client);
         id
     }
 
     /// Where the answer to `id` goes, which is forgotten.
     fn take_client(&self, id: u64) -> Option<Client> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
+        lock(&self.clients).remove(&id)
     }
 
-    /// Carries out what the resolver asked for.
-    fn dispatch(self: &Arc<Self>, actions: Vec<dns::Action>) {
+    /// Carries out what the resolver asked for, as the answer to traced
+    /// frame `cause` (0 if none).
+    fn dispatch(self: &Arc<Self>, actions: Vec<dns::Action>, cause: u64) {
         for action in actions {
             match action {
                 dns::Action::Answer { client, message } => match self.take_client(client) {
                     // At once if the socket has room (nearly always); else
                     // from a task that waits for it.
                     Some(Client::Udp(addr))
-                        if !self.udp.try_send_to(&message, addr).unwrap_or(true) =>
+                        if !self.udp.try_send_to(&message, addr, cause).unwrap_or(true) =>
                     {
                         let me = self.clone();
                         tokio::spawn(async move {
-                            let _ = me.udp.send_to(&message, addr).await;
+                            let _ = me.udp.send_to_answering(&message, addr, cause).await;
                         });
                     }
                     Some(Client::Tcp(tx)) => {
                         let _ = tx.try_send(message);
                     }
+                    Some(Client::Traced(tx)) => {
+                        let _ = tx.try_send(Traced::Answer(message));
+                    }
                     _ => {}
                 },
                 dns::Action::Forget { client } => {
                     self.take_client(client);
+                }
+                dns::Action::Step { clients, step } => {
+                    self.host.trace_note(cause, step.name(), step.to_string());
+                    let all = lock(&self.clients);
+                    for c in clients {
+                        if let Some(Client::Traced(tx)) = all.get(&c) {
+                            let _ = tx.try_send(Traced::Step(step.clone()));
+                        }
+                    }
                 }
                 dns::Action::Query {
                     token,
@@ -163,7 +202,10 @@ impl ResolverService {
                     message,
                     tcp: false,
                 } => {
-                    tokio::spawn(self.clone().upstream(token, server, source_port, message));
+                    let query = self
+                        .clone()
+                        .upstream(token, server, source_port, message, cause);
+                    tokio::spawn(query);
                 }
                 dns::Action::Query {
                     token,
@@ -172,43 +214,45 @@ impl ResolverService {
                     tcp: true,
                     ..
                 } => {
-                    tokio::spawn(self.clone().upstream_tcp(token, server, message));
+                    tokio::spawn(self.clone().upstream_tcp(token, server, message, cause));
                 }
             }
         }
     }
 
-    /// One upstream query: out from `source_port`, every datagram back
-    /// offered to the resolver until it has its answer or time is up.
+    /// One upstream query: out from `source_port` (as the answer to
+    /// `cause`), every datagram back offered to the resolver until it has
+    /// its answer or time is up.
     async fn upstream(
         self: Arc<Self>,
         token: u64,
-        server: std::net::Ipv4Addr,
+        server: Ipv4Addr,
         port: u16,
         message: Vec<u8>,
+        cause: u64,
     ) {
         let socket = match self.host.bind_udp(port).or_else(|_| self.host.bind_udp(0)) {
             Ok(s) => s,
-            Err(_) => return self.timed_out(token),
+            Err(_) => return self.timed_out(token, cause),
         };
-        let to = std::net::SocketAddrV4::new(server, PORT);
-        if socket.send_to(&message, to).await.is_err() {
-            return self.timed_out(token);
+        let to = SocketAddrV4::new(server, PORT);
+        if socket.send_to_answering(&message, to, cause).await.is_err() {
+            return self.timed_out(token, cause);
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut buf = vec![0u8; 65536];
         loop {
-            match tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
-                Ok(Ok((n, from))) => {
+            match tokio::time::timeout_at(deadline, socket.recv_traced(&mut buf)).await {
+                Ok(Ok((n, from, trace))) => {
                     let actions =
                         self.resolver()
                             .upstream_answer(now(), token, *from.ip(), &buf[..n]);
-                    self.dispatch(actions);
+                    self.dispatch(actions, trace);
                     if !self.resolver().is_waiting(token) {
                         return;
                     }
                 }
-                _ => return self.timed_out(token),
+                _ => return self.timed_out(token, cause),
             }
         }
     }
@@ -217,11 +261,12 @@ impl ResolverService {
     async fn upstream_tcp(
         self: Arc<Self>,
         token: u64,
-        server: std::net::Ipv4Addr,
+        server: Ipv4Addr,
         message: Vec<u8>,
+        cause: u64,
     ) {
         let exchange = async {
-            let to = std::net::SocketAddrV4::new(server, PORT);
+            let to = SocketAddrV4::new(server, PORT);
             let mut stream = self.host.connect(to).await?;
             let len = (message.len() as u16).to_be_bytes();
             stream.write_all(&len).await?;
@@ -238,30 +283,99 @@ impl ResolverService {
                 let actions = self
                     .resolver()
                     .upstream_answer(now(), token, server, &answer);
-                self.dispatch(actions);
+                self.dispatch(actions, cause);
                 if self.resolver().is_waiting(token) {
-                    self.timed_out(token);
+                    self.timed_out(token, cause);
                 }
             }
-            _ => self.timed_out(token),
+            _ => self.timed_out(token, cause),
         }
     }
 
-    fn timed_out(self: &Arc<Self>, token: u64) {
+    fn timed_out(self: &Arc<Self>, token: u64, cause: u64) {
         let actions = self.resolver().upstream_timeout(now(), token);
-        self.dispatch(actions);
+        self.dispatch(actions, cause);
     }
 
-    fn question(self: &Arc<Self>, client: Client, from: std::net::Ipv4Addr, query: &[u8]) {
+    /// A question from `from`, brought by traced frame `trace` (0 if none):
+    /// resolved with its steps recorded if a trace follows it.
+    fn question(self: &Arc<Self>, client: Client, from: Ipv4Addr, query: &[u8], trace: u64) {
         let transport = match client {
             Client::Udp(_) => Transport::Udp,
-            Client::Tcp(_) => Transport::Tcp,
+            Client::Tcp(_) | Client::Traced(_) => Transport::Tcp,
         };
+        let traced = trace != 0 || matches!(client, Client::Traced(_));
         let id = self.client(client);
-        let actions = self
-            .resolver()
-            .client_query(now(), id, from, transport, query);
-        self.dispatch(actions);
+        let actions = if traced {
+            self.resolver()
+                .traced_query(now(), id, from, transport, query)
+        } else {
+            self.resolver()
+                .client_query(now(), id, from, transport, query)
+        };
+        self.dispatch(actions, trace);
+    }
+
+    /// Resolves `name` `qtype` as a client on the host itself would, and
+    /// returns each step and the answer.
+    async fn trace(
+        self: Arc<Self>,
+        name: String,
+        qtype: String,
+    ) -> Result<serde_json::Value, String> {
+        let mut name = Name::from_ascii(&name).map_err(|e| format!("bad name `{name}`: {e}"))?;
+        name.set_fqdn(true);
+        let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
+            .map_err(|_| format!("unknown record type `{qtype}`"))?;
+        let mut q = Message::query();
+        // The question never crosses a wire: any ID matches it.
+        q.metadata.id = 0;
+        q.metadata.recursion_desired = true;
+        let question = format!("{name} {qtype}");
+        q.add_query(Query::query(name, qtype));
+        let bytes = q.to_vec().map_err(|e| e.to_string())?;
+        let from = self.host.address().unwrap_or(Ipv4Addr::LOCALHOST);
+        let (tx, mut rx) = mpsc::channel(MAX_STEPS);
+        self.question(Client::Traced(tx), from, &bytes, 0);
+        let mut steps = Vec::new();
+        let answer = tokio::time::timeout(TRACE_TIMEOUT, async {
+            while let Some(out) = rx.recv().await {
+                match out {
+                    Traced::Step(step) => steps.push(serde_json::json!({
+                        "step": step.name(),
+                        "text": step.to_string(),
+                    })),
+                    Traced::Answer(message) => return Some(message),
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or("no answer in time")?;
+        let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({
+            "question": question,
+            "resolver": from.to_string(),
+            "steps": steps,
+            "rcode": mnemonic(answer.metadata.response_code),
+            "answers": answer.answers.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            "authorities": answer.authorities.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+/// A response code as dig prints it (RFC 1035, RFC 6895).
+fn mnemonic(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".to_owned(),
+        ResponseCode::FormErr => "FORMERR".to_owned(),
+        ResponseCode::ServFail => "SERVFAIL".to_owned(),
+        ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
+        ResponseCode::NotImp => "NOTIMP".to_owned(),
+        ResponseCode::Refused => "REFUSED".to_owned(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }
 
@@ -270,30 +384,50 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Serves a recursive resolver with `config` on UDP and TCP `port` until
-/// the task is dropped; `seed` seeds its message IDs, ports and 0x20 bits.
-pub async fn serve_resolver(
+/// The resolver's commands: `{"trace": {"name": N, "type": T}}`.
+struct ResolverControl(Arc<ResolverService>);
+
+impl Control for ResolverControl {
+    fn request(&self, request: serde_json::Value) -> Reply {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let trace = request
+                .get("trace")
+                .ok_or("the resolver takes `trace` requests")?;
+            let field = |k: &str| trace.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            let name = field("name").ok_or("a trace needs a `name`")?;
+            let qtype = field("type").unwrap_or_else(|| "A".to_owned());
+            service.trace(name, qtype).await
+        })
+    }
+}
+
+/// A recursive resolver with `config` on UDP and TCP `port`, its
+/// randomness seeded by `seed`: its handle for commands, and the task that
+/// serves until dropped.
+pub fn resolver(
     host: Host,
     config: dns::ResolverConfig,
     port: u16,
     seed: u64,
-) -> io::Result<()> {
+) -> io::Result<(Arc<dyn Control>, impl Future<Output = io::Result<()>>)> {
     let service = Arc::new(ResolverService {
         udp: host.bind_udp(port)?,
         timeout: config.upstream_timeout,
         host: host.clone(),
-        resolver: std::sync::Mutex::new(dns::Resolver::new(config, seed)),
-        clients: std::sync::Mutex::new(std::collections::HashMap::new()),
-        next_client: std::sync::atomic::AtomicU64::new(1),
+        resolver: Mutex::new(dns::Resolver::new(config, seed)),
+        clients: Mutex::new(HashMap::new()),
+        next_client: AtomicU64::new(1),
     });
     let listener = host.listen(port, 256)?;
+    let control: Arc<dyn Control> = Arc::new(ResolverControl(service.clone()));
     let datagrams = {
         let service = service.clone();
         async move {
             let mut buf = vec![0u8; 65536];
             loop {
-                let (n, from) = service.udp.recv_from(&mut buf).await?;
-                service.question(Client::Udp(from), *from.ip(), &buf[..n]);
+                let (n, from, trace) = service.udp.recv_traced(&mut buf).await?;
+                service.question(Client::Udp(from), *from.ip(), &buf[..n], trace);
             }
         }
     };
@@ -303,25 +437,23 @@ pub async fn serve_resolver(
             tokio::spawn(resolver_tcp_client(stream, *peer.ip(), service.clone()));
         }
     };
-    tokio::select! {
-        r = datagrams => r,
-        r = connections => r,
-    }
+    Ok((control, async move {
+        tokio::select! {
+            r = datagrams => r,
+            r = connections => r,
+        }
+    }))
 }
 
 /// One TCP client of the resolver: its questions one after another.
-async fn resolver_tcp_client(
-    mut stream: TcpStream,
-    from: std::net::Ipv4Addr,
-    service: Arc<ResolverService>,
-) {
+async fn resolver_tcp_client(mut stream: TcpStream, from: Ipv4Addr, service: Arc<ResolverService>) {
     let mut query = Vec::new();
     loop {
         if !read_framed(&mut stream, &mut query).await {
             break;
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        service.question(Client::Tcp(tx), from, &query);
+        let (tx, mut rx) = mpsc::channel(1);
+        service.question(Client::Tcp(tx), from, &query, 0);
         let Some(answer) = rx.recv().await else { break };
         if !write_framed(&mut stream, &answer).await {
             break;

@@ -10,9 +10,11 @@
 //! Each takes its clocks and seeds from a [`World`], so that a simulated
 //! lab replays exactly.
 
+mod control;
 pub mod dns;
 pub mod echo;
 pub mod http;
 mod world;
 
+pub use control::{Control, Reply};
 pub use world::{World, SIMULATED_EPOCH};

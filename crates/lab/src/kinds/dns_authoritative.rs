@@ -4,7 +4,7 @@
 //! own networks may transfer the zones (AXFR) unless `allow_transfer`
 //! says who may.
 
-use super::{Running, Service};
+use super::{Running, Service, Started};
 use crate::LabView;
 use hoststack::Host;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
@@ -16,7 +16,7 @@ impl Service for DnsAuthoritative {
         ServiceKind::DnsAuthoritative
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
         let ServiceSettings::DnsAuthoritative(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
@@ -26,6 +26,7 @@ impl Service for DnsAuthoritative {
             .clone()
             .unwrap_or_else(|| lab.networks());
         let authority = dns::Authority::new(zones).allow_transfer(transfers);
-        Box::pin(services::dns::serve(host, authority, services::dns::PORT))
+        let running: Running = Box::pin(services::dns::serve(host, authority, services::dns::PORT));
+        running.into()
     }
 }

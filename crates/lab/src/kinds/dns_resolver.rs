@@ -1,8 +1,8 @@
 //! `kind = "dns-resolver"`: a caching recursive resolver from its
 //! `root_hints`, on UDP and TCP port 53, for the lab's own networks (or
-//! those in `allow`).
+//! those in `allow`). It takes `scratchnet trace dns` requests.
 
-use super::{Running, Service};
+use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
 use std::net::IpAddr;
@@ -15,7 +15,7 @@ impl Service for DnsResolver {
         ServiceKind::DnsResolver
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
         let ServiceSettings::DnsResolver(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
@@ -34,11 +34,13 @@ impl Service for DnsResolver {
         config.serve_stale = settings.serve_stale;
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
-        Box::pin(services::dns::serve_resolver(
-            host,
-            config,
-            services::dns::PORT,
-            lab.world().seed(&spec.name),
-        ))
+        let seed = lab.world().seed(&spec.name);
+        match services::dns::resolver(host, config, services::dns::PORT, seed) {
+            Ok((control, running)) => Started {
+                running: Box::pin(running),
+                control: Some(control),
+            },
+            Err(e) => super::failed(e),
+        }
     }
 }

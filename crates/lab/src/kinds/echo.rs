@@ -1,6 +1,6 @@
 //! `kind = "echo"`: TCP and UDP echo (RFC 862) on `port` (default 7).
 
-use super::{Running, Service};
+use super::{Running, Service, Started};
 use crate::LabView;
 use hoststack::Host;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
@@ -12,10 +12,11 @@ impl Service for Echo {
         ServiceKind::Echo
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Started {
         let ServiceSettings::Echo(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
-        Box::pin(services::echo::serve(host, settings.port))
+        let running: Running = Box::pin(services::echo::serve(host, settings.port));
+        running.into()
     }
 }

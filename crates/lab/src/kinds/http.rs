@@ -1,7 +1,7 @@
 //! `kind = "http"`: the built-in web server on `port` (default 80), with
 //! `body_size` and `header_timeout_secs`.
 
-use super::{Running, Service};
+use super::{Running, Service, Started};
 use crate::LabView;
 use hoststack::Host;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
@@ -13,7 +13,7 @@ impl Service for Http {
         ServiceKind::Http
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running {
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
         let ServiceSettings::Http(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
@@ -24,6 +24,7 @@ impl Service for Http {
             header_timeout: settings.header_timeout,
             world: lab.world(),
         };
-        Box::pin(services::http::serve(host, config))
+        let running: Running = Box::pin(services::http::serve(host, config));
+        running.into()
     }
 }

@@ -17,10 +17,35 @@ use hoststack::Host;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use topology::{ServiceKind, ServiceSpec};
 
 /// A running service: it ends only on an error.
 pub type Running = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// A started service: its task, and its handle for `scratchnet` commands
+/// if it takes any.
+pub struct Started {
+    pub running: Running,
+    pub control: Option<Arc<dyn services::Control>>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("control", &self.control.is_some())
+            .finish()
+    }
+}
+
+impl From<Running> for Started {
+    fn from(running: Running) -> Started {
+        Started {
+            running,
+            control: None,
+        }
+    }
+}
 
 /// A kind of service a service host can run.
 pub trait Service: Sync {
@@ -29,7 +54,7 @@ pub trait Service: Sync {
 
     /// The service on `host`, configured by `spec`, until the task is
     /// dropped.
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Running;
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started;
 }
 
 /// Every kind this version runs.
@@ -42,13 +67,19 @@ pub const ALL: &[&dyn Service] = &[
 
 /// What a kind runs when given another kind's settings (the registry
 /// finds kinds by their settings, so this is a bug, reported, not a panic).
-fn wrong_kind(spec: &ServiceSpec) -> Running {
+fn wrong_kind(spec: &ServiceSpec) -> Started {
     let msg = format!(
         "service `{}`: settings of kind `{}` given to another kind",
         spec.name,
         spec.kind().name()
     );
-    Box::pin(async move { Err(io::Error::other(msg)) })
+    failed(io::Error::other(msg))
+}
+
+/// A service that could not start.
+fn failed(e: io::Error) -> Started {
+    let running: Running = Box::pin(async move { Err(e) });
+    running.into()
 }
 
 /// The implementation of a kind, if this version runs it.
