@@ -22,10 +22,22 @@ fn dig(args: &str) -> String {
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn dns_in_the_reference_lab() {
     let file = topology_file("reference", topology::REFERENCE_LAB);
-    let _lab = Lab::up_file("reference", &file);
+    let lab = Lab::up_file("reference", &file);
     the_lab_root_tlds_and_example_com_answer_dig();
     scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries();
     isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com();
+    // What the resolver did, in `scratchnet status`.
+    let status = lab.status_json();
+    let c = &status["service_counters"]["isp-dns"];
+    for counter in [
+        "questions",
+        "cache_hits",
+        "upstream_queries",
+        "local_zone_answers",
+        "cache_entries",
+    ] {
+        assert!(c[counter].as_u64().unwrap() > 0, "{counter}: {c}");
+    }
 }
 
 fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries() {

@@ -138,7 +138,7 @@ pub enum Action {
 }
 
 /// What the resolver counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ResolverCounters {
     pub questions: u64,
     pub cache_hits: u64,

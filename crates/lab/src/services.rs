@@ -160,6 +160,15 @@ impl Services {
             .map(|(_, c)| c.clone())
     }
 
+    /// What each service that takes commands says of itself (its
+    /// counters), by name.
+    pub fn service_status(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.controls
+            .iter()
+            .map(|(name, c)| (name.clone(), c.status()))
+            .collect()
+    }
+
     pub fn status(&self) -> Vec<HostStatus> {
         self.hosts.iter().map(Host::status).collect()
     }

@@ -205,6 +205,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 "pid": std::process::id(),
                 "fabric": running.runtime.status(),
                 "services": running.services.status(),
+                "service_counters": running.services.service_status(),
             });
             write
                 .write_all(&reply(Reply {

@@ -153,6 +153,10 @@ pub fn status(s: &Value) -> String {
             nonzero(&events)
         );
     }
+    let counters = s.get("service_counters").and_then(Value::as_object);
+    for (name, c) in counters.into_iter().flatten() {
+        let _ = writeln!(out, "  {name:<12} service: {}", nonzero(c));
+    }
     out
 }
 

@@ -12,4 +12,7 @@ pub type Reply = Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> 
 /// A service that takes commands.
 pub trait Control: Send + Sync {
     fn request(&self, request: serde_json::Value) -> Reply;
+
+    /// What `scratchnet status` shows of the service: its counters.
+    fn status(&self) -> serde_json::Value;
 }

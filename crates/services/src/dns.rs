@@ -384,10 +384,18 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The resolver's commands: `{"trace": {"name": N, "type": T}}`.
+/// The resolver's commands: `{"trace": {"name": N, "type": T}}`; its
+/// status: its counters and how many names its cache holds.
 struct ResolverControl(Arc<ResolverService>);
 
 impl Control for ResolverControl {
+    fn status(&self) -> serde_json::Value {
+        let r = self.0.resolver();
+        let mut status = serde_json::json!(r.counters());
+        status["cache_entries"] = serde_json::json!(r.cache_len());
+        status
+    }
+
     fn request(&self, request: serde_json::Value) -> Reply {
         let service = self.0.clone();
         Box::pin(async move {
