@@ -1287,6 +1287,14 @@ fn answer(client: ClientId, request: &Message, transport: Transport, m: Message)
 /// The locally served zone (RFC 6303, and the lab's uplink) that `name`
 /// falls in, if any.
 pub fn locally_served(name: &LowerName) -> Option<Name> {
+    static ARPA: std::sync::LazyLock<LowerName> =
+        std::sync::LazyLock::new(|| LowerName::new(&zone_name("in-addr.arpa.")));
+    static LOCAL: std::sync::LazyLock<Vec<LowerName>> = std::sync::LazyLock::new(|| {
+        ZONES
+            .iter()
+            .map(|z| LowerName::new(&zone_name(z)))
+            .collect()
+    });
     const ZONES: &[&str] = &[
         "10.in-addr.arpa.",
         "16.172.in-addr.arpa.",
@@ -1315,10 +1323,16 @@ pub fn locally_served(name: &LowerName) -> Option<Name> {
     ];
     // The documentation ranges (TEST-NET-1/2/3) are the lab's "public"
     // addresses: their reverse zones come from the topology.
-    ZONES
-        .iter()
-        .filter_map(|z| Name::from_ascii(z).ok())
-        .find(|z| LowerName::new(z).zone_of(name))
+    // Parsed once; most questions are no reverse lookups at all.
+    if !ARPA.zone_of(name) {
+        return None;
+    }
+    LOCAL.iter().find(|z| z.zone_of(name)).map(Name::from)
+}
+
+/// One of the names above, which all parse.
+fn zone_name(z: &str) -> Name {
+    Name::from_ascii(z).unwrap_or_else(|_| Name::root())
 }
 
 /// The SOA a locally served zone answers with (RFC 6303 3).
