@@ -17,6 +17,10 @@
 //! on it (at most [`MAX_WAITERS`]), so one name has one upstream query
 //! out at a time and a forger gets one chance per round trip.
 //!
+//! With `prefetch`, a cached answer asked for in the last tenth of its
+//! TTL is resolved again in the background (as Unbound does), so that
+//! popular names do not expire under their askers.
+//!
 //! With `serve_stale`, a question that cannot be resolved (no server
 //! answers) gets what the cache held for it until up to a day ago, with a
 //! TTL of 30 s, rather than SERVFAIL (RFC 8767).
@@ -90,6 +94,8 @@ pub struct ResolverConfig {
     pub case_randomisation: bool,
     /// Expired answers (up to [`STALE_MAX`] past) rather than SERVFAIL.
     pub serve_stale: bool,
+    /// Answers asked for in the last tenth of their TTL resolved again.
+    pub prefetch: bool,
 }
 
 impl ResolverConfig {
@@ -103,6 +109,7 @@ impl ResolverConfig {
             max_tasks: 1024,
             case_randomisation: true,
             serve_stale: false,
+            prefetch: false,
         }
     }
 }
@@ -162,6 +169,8 @@ pub struct ResolverCounters {
     pub glueless_lookups: u64,
     /// Questions answered from expired records (serve-stale).
     pub stale_answers: u64,
+    /// Cached answers resolved again before they expired.
+    pub prefetches: u64,
     /// Clients outside the allowed networks.
     pub refused_acl: u64,
     /// Questions past a client's budget.
@@ -233,6 +242,8 @@ struct Task {
     traced: Vec<ClientId>,
     /// The server of the answer being handled, and its round-trip time.
     heard: (Ipv4Addr, std::time::Duration),
+    /// A prefetch: the question is asked even though it is cached.
+    refresh: bool,
 }
 
 /// `name` with each letter upper or lower case by one of `bits`.
@@ -256,6 +267,34 @@ fn mixed_case(name: &Name, bits: [u64; 4]) -> Name {
 }
 
 impl Task {
+    /// A task that looks `question` up from the root down, for no client
+    /// yet, traced for `traced`.
+    fn new(question: (LowerName, RecordType), traced: Vec<ClientId>) -> Task {
+        Task {
+            clients: Vec::new(),
+            name: question.0.clone(),
+            qtype: question.1,
+            chain: Vec::new(),
+            zone: LowerName::new(&Name::root()),
+            servers: Vec::new(),
+            depth: 1,
+            asked: question.clone(),
+            question,
+            sent: Name::root(),
+            queries: 0,
+            parent: None,
+            nesting: 0,
+            looked_up: Vec::new(),
+            asked_at: None,
+            waiting: None,
+            tcp: false,
+            last_server: None,
+            traced,
+            heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
+            refresh: false,
+        }
+    }
+
     /// What to ask the zone's servers: the name cut to `depth` labels
     /// below the zone with QTYPE A while it is shorter than the name
     /// (RFC 9156), else the question itself.
@@ -478,7 +517,11 @@ impl Resolver {
             });
             let mut reply = response_to(&request);
             fill_from_cache(&mut reply, &[], cached);
-            return answer(client, &request, transport, reply);
+            let mut actions = answer(client, &request, transport, reply);
+            if self.config.prefetch && self.expiring(now, &question) {
+                actions.extend(self.prefetch(now, question, traced.then_some(client)));
+            }
+            return actions;
         }
         let same = self.tasks.values_mut().find(|t| t.question == question);
         if let Some(task) = same.filter(|t| t.clients.len() < MAX_WAITERS) {
@@ -504,34 +547,55 @@ impl Resolver {
         }
         let token = self.token();
         let (question_name, question_type) = question.clone();
-        let task = Task {
-            clients: vec![(client, request.clone(), transport)],
-            question: question.clone(),
-            name,
-            qtype: question.1,
-            chain: Vec::new(),
-            zone: LowerName::new(&Name::root()),
-            servers: Vec::new(),
-            depth: 1,
-            asked: question,
-            sent: Name::root(),
-            queries: 0,
-            parent: None,
-            nesting: 0,
-            looked_up: Vec::new(),
-            asked_at: None,
-            waiting: None,
-            tcp: false,
-            last_server: None,
-            traced: if traced { vec![client] } else { Vec::new() },
-            heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
-        };
+        let mut task = Task::new(question, if traced { vec![client] } else { Vec::new() });
+        task.clients.push((client, request, transport));
         self.tasks.insert(token, task);
         self.note(token, || Step::Cache {
             name: Name::from(&question_name),
             qtype: question_type,
             hit: false,
         });
+        self.step(now, token)
+    }
+
+    /// Whether the cached answer to `question` is in the last tenth of a
+    /// TTL of 10 s or more, and nobody is resolving it already.
+    fn expiring(&self, now: Instant, question: &(LowerName, RecordType)) -> bool {
+        let Some(e) = self.cache.get(question) else {
+            return false;
+        };
+        let age = now.saturating_duration_since(e.stored).as_secs();
+        let left = u64::from(e.ttl).saturating_sub(age);
+        e.ttl >= 10
+            && matches!(e.value, Cached::Records(_))
+            && left * 10 < u64::from(e.ttl)
+            && !self.tasks.values().any(|t| t.question == *question)
+    }
+
+    /// Resolves `question` again, for nobody, so that its answer is fresh
+    /// before the cached one expires.
+    fn prefetch(
+        &mut self,
+        now: Instant,
+        question: (LowerName, RecordType),
+        traced_for: Option<ClientId>,
+    ) -> Vec<Action> {
+        if self.tasks.len() >= self.config.max_tasks {
+            return Vec::new();
+        }
+        self.counters.prefetches += 1;
+        if let Some(client) = traced_for {
+            self.note_for(true, client, || Step::Prefetch {
+                name: Name::from(&question.0),
+                qtype: question.1,
+            });
+        }
+        let token = self.token();
+        let task = Task {
+            refresh: true,
+            ..Task::new(question, Vec::new())
+        };
+        self.tasks.insert(token, task);
         self.step(now, token)
     }
 
@@ -662,7 +726,8 @@ impl Resolver {
                 return Vec::new();
             };
             let (name, qtype) = (task.name.clone(), task.qtype);
-            if let Some(cached) = self.lookup(now, &name, qtype) {
+            let refreshing = task.refresh && task.chain.is_empty();
+            if let Some(cached) = self.lookup(now, &name, qtype).filter(|_| !refreshing) {
                 self.counters.cache_hits += 1;
                 self.note(token, || Step::Cache {
                     name: Name::from(&name),
@@ -715,26 +780,9 @@ impl Resolver {
         self.tasks.insert(
             child,
             Task {
-                clients: Vec::new(),
-                question: (ns.clone(), RecordType::A),
-                name: ns.clone(),
-                qtype: RecordType::A,
-                chain: Vec::new(),
-                zone: LowerName::new(&Name::root()),
-                servers: Vec::new(),
-                depth: 1,
-                asked: (ns, RecordType::A),
-                sent: Name::root(),
-                queries: 0,
                 parent: Some(token),
                 nesting,
-                looked_up: Vec::new(),
-                asked_at: None,
-                waiting: None,
-                tcp: false,
-                last_server: None,
-                traced,
-                heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
+                ..Task::new((ns, RecordType::A), traced)
             },
         );
         self.step(now, child)

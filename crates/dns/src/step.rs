@@ -22,6 +22,9 @@ pub enum Step {
     LocalZone { zone: Name },
     /// The same question is being resolved already: this one waits for it.
     Joined { name: Name, qtype: RecordType },
+    /// The cached answer is about to expire: resolved again in the
+    /// background.
+    Prefetch { name: Name, qtype: RecordType },
     /// A question sent to a server of `zone`: `name` as sent (in its 0x20
     /// case), `minimised` when it is shorter than the name looked up.
     Ask {
@@ -92,6 +95,7 @@ impl Step {
             Step::Cache { hit: false, .. } => "cache-miss",
             Step::LocalZone { .. } => "local-zone",
             Step::Joined { .. } => "joined",
+            Step::Prefetch { .. } => "prefetch",
             Step::Ask { .. } => "ask",
             Step::Referral { .. } => "referral",
             Step::OutOfBailiwick { .. } => "out-of-bailiwick",
@@ -139,6 +143,10 @@ impl std::fmt::Display for Step {
             Step::Joined { name, qtype } => {
                 write!(f, "{name} {qtype} is being resolved already: waits for it")
             }
+            Step::Prefetch { name, qtype } => write!(
+                f,
+                "{name} {qtype} expires soon: resolving it again in the background"
+            ),
             Step::Ask {
                 server,
                 zone,

@@ -275,6 +275,8 @@ pub struct DnsResolverSettings {
     pub case_randomisation: bool,
     /// Expired answers rather than SERVFAIL (RFC 8767).
     pub serve_stale: bool,
+    /// Popular answers refreshed before they expire.
+    pub prefetch: bool,
     /// Cache entries at most.
     pub cache_size: usize,
     /// How long an upstream server has to answer, in milliseconds.

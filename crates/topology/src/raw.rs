@@ -151,6 +151,7 @@ pub struct Service {
     pub queries_per_sec_per_client: Option<Spanned<u64>>,
     pub case_randomisation: Option<Spanned<bool>>,
     pub serve_stale: Option<Spanned<bool>>,
+    pub prefetch: Option<Spanned<bool>>,
     pub cache_size: Option<Spanned<u64>>,
     pub upstream_timeout_ms: Option<Spanned<u64>>,
     pub body_size: Option<Spanned<u64>>,

@@ -327,8 +327,9 @@ root_hints = ["10.0.0.54"]
         800
     );
     assert!(!settings(&t).serve_stale);
-    let t = crate::parse(&lab("serve_stale = true"), "r.toml").expect("stale");
-    assert!(settings(&t).serve_stale);
+    assert!(!settings(&t).prefetch);
+    let t = crate::parse(&lab("serve_stale = true\nprefetch = true"), "r.toml").expect("stale");
+    assert!(settings(&t).serve_stale && settings(&t).prefetch);
     let d = one_error(&lab("upstream_timeout_ms = 20"));
     assert_eq!(
         (d.line, d.key.as_str()),

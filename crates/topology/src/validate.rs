@@ -32,6 +32,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "cache_size",
             "upstream_timeout_ms",
             "serve_stale",
+            "prefetch",
         ],
     }
 }
@@ -813,6 +814,7 @@ impl Validator<'_, '_> {
             ),
             ("cache_size", s.cache_size.as_ref().map(|v| v.span())),
             ("serve_stale", s.serve_stale.as_ref().map(|v| v.span())),
+            ("prefetch", s.prefetch.as_ref().map(|v| v.span())),
             (
                 "upstream_timeout_ms",
                 s.upstream_timeout_ms.as_ref().map(|v| v.span()),
@@ -901,6 +903,7 @@ impl Validator<'_, '_> {
                 ) as u32,
                 case_randomisation: s.case_randomisation.as_ref().is_none_or(|v| *v.get_ref()),
                 serve_stale: s.serve_stale.as_ref().is_some_and(|v| *v.get_ref()),
+                prefetch: s.prefetch.as_ref().is_some_and(|v| *v.get_ref()),
                 cache_size: self.ranged(&s.cache_size, &key("cache_size"), 1, 10_000_000, 50_000)
                     as usize,
                 upstream_timeout_ms: self.ranged(

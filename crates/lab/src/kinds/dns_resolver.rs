@@ -32,6 +32,7 @@ impl Service for DnsResolver {
         config.case_randomisation = settings.case_randomisation;
         config.cache_size = settings.cache_size;
         config.serve_stale = settings.serve_stale;
+        config.prefetch = settings.prefetch;
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         let seed = lab.world().seed(&spec.name);
