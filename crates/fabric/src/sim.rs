@@ -165,6 +165,11 @@ impl Sim {
     }
 
     /// Takes the frames the host on `port` has received so far.
+    /// Whether no frame is on its way anywhere.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     pub fn take_received(&mut self, port: PortId) -> Vec<Received> {
         self.inboxes
             .get_mut(port.0 as usize)

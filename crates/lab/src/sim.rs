@@ -21,6 +21,11 @@ use wire::{Frame, Instant};
 /// hosts answer within this of a frame's arrival.
 const TICK: Duration = Duration::from_micros(20);
 
+/// The longest step taken while nothing happens: quiet steps double up
+/// to it, so that seconds of idle virtual time cost a few thousand steps,
+/// and the first frame or due timer brings the step back to [`TICK`].
+const MAX_STRIDE: Duration = Duration::from_millis(1);
+
 struct SimService {
     port: PortId,
     host: Host,
@@ -40,6 +45,9 @@ pub struct LabSim {
     services: Vec<SimService>,
     clients: Vec<SimClient>,
     out: Vec<Frame>,
+    /// The next step's length: [`TICK`] while frames move, longer while
+    /// the lab is quiet.
+    stride: Duration,
 }
 
 impl std::fmt::Debug for LabSim {
@@ -103,6 +111,7 @@ impl LabSim {
             services,
             clients,
             out: Vec::new(),
+            stride: TICK,
         })
     }
 
@@ -132,7 +141,7 @@ impl LabSim {
     pub fn run_for(&mut self, d: Duration) {
         let end = self.sim.now() + d;
         while self.sim.now() < end {
-            let step = TICK.min(end.saturating_since(self.sim.now()));
+            let step = self.stride.min(end.saturating_since(self.sim.now()));
             self.step(step);
         }
     }
@@ -149,28 +158,35 @@ impl LabSim {
             if done(self) {
                 return true;
             }
-            self.step(TICK);
+            let step = self.stride.min(end.saturating_since(self.sim.now()));
+            self.step(step);
         }
         done(self)
     }
 
     /// The fabric for `d`, then the hosts: what arrived goes in, what they
-    /// send goes on the links, the services' tasks run.
+    /// send goes on the links, the services' tasks run. Sets the next
+    /// step's length: longer if nothing moved, never past a host's timer.
     fn step(&mut self, d: Duration) {
         self.sim.run_for(d);
         let now = self.sim.now();
         self.rt.block_on(tokio::time::advance(d));
         let mut sending: Vec<(PortId, Frame)> = Vec::new();
+        let mut received = 0;
+        let mut due: Option<Instant> = None;
         for c in &mut self.clients {
             for r in self.sim.take_received(c.port) {
                 c.stack.ingress(now, &r.frame, &mut self.out);
+                received += 1;
             }
             c.stack.poll(now, &mut self.out);
             sending.extend(self.out.drain(..).map(|f| (c.port, f)));
+            due = earliest(due, c.stack.poll_at());
         }
         for s in &mut self.services {
             for r in self.sim.take_received(s.port) {
                 s.host.deliver(&[&r.frame], r.trace);
+                received += 1;
             }
         }
         let mut traced: Vec<(PortId, u64, Vec<Decision>)> = Vec::new();
@@ -185,21 +201,37 @@ impl LabSim {
                     sending: &mut sending,
                     traced: &mut traced,
                 };
-                let (busy, _) = s.host.round(&mut s.rounds, now, &mut link);
+                let (busy, next) = s.host.round(&mut s.rounds, now, &mut link);
                 more |= busy;
+                due = earliest(due, next);
             }
             if !more {
                 break;
             }
         }
+        let traced_none = traced.is_empty();
         for (port, trace, decisions) in traced {
             let name = self.sim.fabric().port_name(port).to_owned();
             let whats = decisions.iter().map(host_event).collect();
             self.sim.fabric_mut().late_events(now, trace, &name, whats);
         }
+        let quiet = received == 0 && sending.is_empty() && traced_none && self.sim.is_idle();
         for (port, frame) in sending {
             self.sim.send_frame(port, frame);
         }
+        self.stride = if quiet {
+            let until_due = due.map_or(MAX_STRIDE, |t| t.saturating_since(now));
+            (self.stride * 2).min(MAX_STRIDE).min(until_due).max(TICK)
+        } else {
+            TICK
+        };
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
