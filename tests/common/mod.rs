@@ -170,6 +170,22 @@ pub fn exec_ok(host: &str, cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a shell script in a host's namespace and insists that it
+/// succeeds.
+pub fn script_ok(host: &str, script: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", host, "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{script}` in {host} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn namespaces() -> String {
     String::from_utf8_lossy(&sh("ip netns list").stdout).into_owned()
 }

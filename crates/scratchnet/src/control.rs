@@ -49,6 +49,11 @@ enum Request {
         name: String,
         qtype: String,
     },
+    /// A command for service `service` (a balancer's drain, say).
+    Command {
+        service: String,
+        request: serde_json::Value,
+    },
     /// What a frame `host` would send for `spec` would meet, without it
     /// happening.
     Inject {
@@ -214,6 +219,25 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                     ..Reply::default()
                 }))
                 .await?;
+        }
+        Request::Command { service, request } => {
+            let control = running.services.control(&service);
+            drop(running);
+            let result = match control {
+                Some(c) => c.request(request).await,
+                None => Err(format!(
+                    "`{service}` is no running service that takes commands"
+                )),
+            };
+            let answer = match result {
+                Ok(result) => reply(Reply {
+                    ok: true,
+                    result: Some(result),
+                    ..Reply::default()
+                }),
+                Err(e) => fail(e),
+            };
+            write.write_all(&answer).await?;
         }
         Request::TraceDns {
             resolver,
@@ -514,6 +538,32 @@ pub async fn trace_dns(
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print!("{}", crate::render::dns_trace(&result));
+    }
+    Ok(())
+}
+
+/// `scratchnet lb LB drain|restore BACKEND` and `lb LB weight BACKEND N`:
+/// a balancer's pool changed live; `scratchnet lb [LB]`: its pool.
+pub async fn lb(
+    lab: Option<&str>,
+    lb: Option<&str>,
+    change: Option<serde_json::Value>,
+) -> Result<()> {
+    match (lb, change) {
+        (Some(lb), Some(request)) => {
+            let command = Request::Command {
+                service: lb.to_owned(),
+                request,
+            };
+            let (reply, _) = self::request(lab, &command).await?;
+            let result = reply.result.unwrap_or_default();
+            println!("{}", result["done"].as_str().unwrap_or("done"));
+        }
+        (lb, _) => {
+            let (reply, _) = self::request(lab, &Request::Status).await?;
+            let status = reply.status.unwrap_or_default();
+            print!("{}", crate::render::balancers(&status, lb));
+        }
     }
     Ok(())
 }

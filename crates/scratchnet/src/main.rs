@@ -62,6 +62,22 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// Show a balancer's pool (every balancer's without LB), or change it
+    /// live: `lb LB drain BACKEND` (no new requests; those under way
+    /// finish), `lb LB restore BACKEND`, `lb LB weight BACKEND N`.
+    Lb {
+        /// The balancer service.
+        lb: Option<String>,
+        /// drain, restore or weight.
+        action: Option<String>,
+        /// The backend, as the pool names it.
+        backend: Option<String>,
+        /// With `weight`: the new weight (1-1000).
+        weight: Option<u32>,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
     /// Follow frames entering at a port through the lab, every decision
     /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
     /// With --inject, what a frame would meet, without sending it. `trace
@@ -176,6 +192,26 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Capture { port, write, lab } => {
             tokio_runtime()?.block_on(control::capture(lab.as_deref(), &port, write.as_deref()))
+        }
+        Command::Lb {
+            lb,
+            action,
+            backend,
+            weight,
+            lab,
+        } => {
+            let change = match (action.as_deref(), backend, weight) {
+                (None, _, _) => None,
+                (Some("drain"), Some(b), None) => Some(serde_json::json!({ "drain": b })),
+                (Some("restore"), Some(b), None) => Some(serde_json::json!({ "restore": b })),
+                (Some("weight"), Some(b), Some(w)) => {
+                    Some(serde_json::json!({ "weight": { "backend": b, "weight": w } }))
+                }
+                _ => anyhow::bail!(
+                    "say `scratchnet lb LB drain BACKEND`, `lb LB restore BACKEND` or `lb LB weight BACKEND N`"
+                ),
+            };
+            tokio_runtime()?.block_on(control::lb(lab.as_deref(), lb.as_deref(), change))
         }
         Command::Trace {
             what_of:

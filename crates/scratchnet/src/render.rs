@@ -155,7 +155,62 @@ pub fn status(s: &Value) -> String {
     }
     let counters = s.get("service_counters").and_then(Value::as_object);
     for (name, c) in counters.into_iter().flatten() {
-        let _ = writeln!(out, "  {name:<12} service: {}", nonzero(c));
+        let mut figures = c.clone();
+        if let Some(m) = figures.as_object_mut() {
+            m.remove("backends");
+        }
+        let _ = writeln!(out, "  {name:<12} service: {}", nonzero(&figures));
+    }
+    out.push_str(&balancers(s, None));
+    out
+}
+
+/// Each balancer's pool (or only `only`'s): a line per backend.
+pub fn balancers(s: &Value, only: Option<&str>) -> String {
+    let mut out = String::new();
+    let counters = s.get("service_counters").and_then(Value::as_object);
+    let pools = counters
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+        .filter_map(|(name, c)| Some((name, c, c.get("backends")?.as_array()?)));
+    for (name, c, backends) in pools {
+        let _ = writeln!(
+            out,
+            "\nbalancer {name} ({}):\n  {:<12} {:<22} {:>6} {:<9} {:>7} {:>9} {:>9} {:>10} {:>11}",
+            text(c, "algorithm"),
+            "backend",
+            "address",
+            "weight",
+            "state",
+            "active",
+            "picked",
+            "failures",
+            "ejections",
+            "latency-us"
+        );
+        for b in backends {
+            let latency = b
+                .get("latency_us")
+                .and_then(Value::as_u64)
+                .map_or("-".to_owned(), |l| l.to_string());
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<22} {:>6} {:<9} {:>7} {:>9} {:>9} {:>10} {:>11}",
+                text(b, "name"),
+                text(b, "addr"),
+                num(b, "weight"),
+                text(b, "state"),
+                num(b, "active"),
+                num(b, "picked"),
+                num(b, "failures"),
+                num(b, "ejections"),
+                latency
+            );
+        }
+    }
+    if out.is_empty() && only.is_some() {
+        out.push_str("no such balancer in the lab\n");
     }
     out
 }

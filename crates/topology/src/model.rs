@@ -248,11 +248,45 @@ pub struct EchoSettings {
     pub port: u16,
 }
 
-/// `kind = "http-lb"`: a load balancer over other services.
+/// `kind = "http-lb"`: an HTTP load balancer over other services, static
+/// hosts or addresses.
 #[derive(Debug, Clone)]
 pub struct HttpLbSettings {
     pub port: u16,
-    pub backends: Vec<String>,
+    pub backends: Vec<LbBackend>,
+    pub algorithm: balancer::Algorithm,
+    pub health: balancer::HealthConfig,
+    pub health_check: HealthCheck,
+    /// Other backends tried when one cannot be connected to (idempotent
+    /// requests only).
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    /// How long a backend may take to start its answer.
+    pub request_timeout: Duration,
+    /// Sticky sessions: the cookie the balancer sets to name a client's
+    /// backend.
+    pub sticky_cookie: Option<String>,
+}
+
+/// One backend of a balancer: a node's name (or an address), its port
+/// and weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbBackend {
+    /// A service or static host of the lab, or an IPv4 address.
+    pub target: String,
+    pub port: u16,
+    pub weight: u32,
+}
+
+/// How a balancer checks its backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `GET path` must answer with `status`.
+    Http { path: String, status: u16 },
+    /// A TCP connection must be accepted.
+    Tcp,
+    /// No active checks (outlier ejection still works).
+    None,
 }
 
 /// `kind = "dns-authoritative"`: the zones it serves, parsed and checked.

@@ -142,6 +142,22 @@ pub struct Service {
     pub port: Option<Spanned<u32>>,
     #[serde(default)]
     pub backends: Vec<Str>,
+    pub weights: Option<Vec<Spanned<u64>>>,
+    pub algorithm: Option<Str>,
+    pub hash_header: Option<Str>,
+    pub health_check: Option<Str>,
+    pub health_path: Option<Str>,
+    pub health_status: Option<Spanned<u64>>,
+    pub health_interval_ms: Option<Spanned<u64>>,
+    pub health_timeout_ms: Option<Spanned<u64>>,
+    pub health_rise: Option<Spanned<u64>>,
+    pub health_fall: Option<Spanned<u64>>,
+    pub eject_after: Option<Spanned<u64>>,
+    pub eject_ms: Option<Spanned<u64>>,
+    pub retries: Option<Spanned<u64>>,
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    pub sticky_cookie: Option<Str>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
     #[serde(default)]

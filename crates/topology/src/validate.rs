@@ -22,7 +22,26 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
     match kind {
         ServiceKind::Http => &["port", "body_size", "header_timeout_secs"],
         ServiceKind::Echo => &["port"],
-        ServiceKind::HttpLb => &["port", "backends"],
+        ServiceKind::HttpLb => &[
+            "port",
+            "backends",
+            "weights",
+            "algorithm",
+            "hash_header",
+            "health_check",
+            "health_path",
+            "health_status",
+            "health_interval_ms",
+            "health_timeout_ms",
+            "health_rise",
+            "health_fall",
+            "eject_after",
+            "eject_ms",
+            "retries",
+            "connect_timeout_ms",
+            "request_timeout_ms",
+            "sticky_cookie",
+        ],
         ServiceKind::DnsAuthoritative => &["zones", "allow_transfer"],
         ServiceKind::DnsResolver => &[
             "root_hints",
@@ -80,15 +99,23 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .iter()
         .filter_map(|x| v.router(x.get_ref(), &switches))
         .collect();
-    let service_names: Vec<String> = file
+    // What a balancer may name as a backend: services and static hosts.
+    let mut peers: Vec<String> = file
         .services
         .iter()
         .map(|s| s.get_ref().name.get_ref().clone())
         .collect();
+    peers.extend(
+        file.hosts
+            .iter()
+            .map(|h| h.get_ref())
+            .filter(|h| h.address.get_ref() != "dhcp")
+            .map(|h| h.name.get_ref().clone()),
+    );
     let services = file
         .services
         .iter()
-        .filter_map(|s| v.service(s.get_ref(), &switches, &service_names))
+        .filter_map(|s| v.service(s.get_ref(), &switches, &peers))
         .collect();
     Topology {
         name,
@@ -222,6 +249,165 @@ impl Validator<'_, '_> {
                 Some(format!("use a value from {lo} to {hi}")),
             );
             default
+        }
+    }
+
+    /// A balancer's settings; `peers` are the names a backend may give.
+    fn balancer(&mut self, s: &raw::Service, name: &str, peers: &[String]) -> HttpLbSettings {
+        let key = |k: &str| format!("service \"{name}\".{k}");
+        let mut backends = Vec::new();
+        for b in &s.backends {
+            let text = b.get_ref();
+            let (target, port) = match text.rsplit_once(':') {
+                Some((t, p)) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
+                None => (text.as_str(), Some(80)),
+            };
+            let known = (peers.iter().any(|p| p == target) && target != name)
+                || target.parse::<Ipv4Addr>().is_ok();
+            match port.filter(|_| known) {
+                Some(port) => backends.push(LbBackend {
+                    target: target.to_owned(),
+                    port,
+                    weight: 1,
+                }),
+                None => self.err(
+                    b,
+                    &key("backends"),
+                    format!("`{text}` is not another service, a static host or an address, with an optional port"),
+                    "write NAME, NAME:PORT or A.B.C.D:PORT, NAME a [[service]] or a [[host]] with a static address".to_owned(),
+                ),
+            }
+        }
+        if let Some(weights) = &s.weights {
+            if weights.len() != s.backends.len() {
+                let span = weights.first().map_or(0..0, |w| w.span());
+                self.r.error(
+                    span,
+                    key("weights"),
+                    format!(
+                        "{} weights for {} backends",
+                        weights.len(),
+                        s.backends.len()
+                    ),
+                    Some("give one weight per backend, in the same order".to_owned()),
+                );
+            }
+            for (b, w) in backends.iter_mut().zip(weights) {
+                b.weight = self.ranged(&Some(w.clone()), &key("weights"), 1, 1000, 1) as u32;
+            }
+        }
+        let algorithm = match s.algorithm.as_ref().map(|a| (a, a.get_ref().as_str())) {
+            None | Some((_, "round-robin")) => balancer::Algorithm::RoundRobin,
+            Some((_, "least-connections")) => balancer::Algorithm::LeastConnections,
+            Some((_, "power-of-two")) => balancer::Algorithm::PowerOfTwo,
+            Some((_, "source-hash")) => balancer::Algorithm::SourceHash,
+            Some((a, "header-hash")) => match &s.hash_header {
+                Some(h) => balancer::Algorithm::HeaderHash(h.get_ref().to_ascii_lowercase()),
+                None => {
+                    self.err(
+                        a,
+                        &key("algorithm"),
+                        "header-hash needs the header to hash",
+                        "add `hash_header = \"NAME\"`".to_owned(),
+                    );
+                    balancer::Algorithm::RoundRobin
+                }
+            },
+            Some((a, other)) => {
+                let names: Vec<String> = balancer::Algorithm::NAMES
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect();
+                let hint = match closest(other, &names) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("one of {}", names.join(", ")),
+                };
+                self.err(
+                    a,
+                    &key("algorithm"),
+                    format!("unknown algorithm `{other}`"),
+                    hint,
+                );
+                balancer::Algorithm::RoundRobin
+            }
+        };
+        let ms = |me: &mut Self, v: &Option<Spanned<u64>>, k: &str, lo, hi, default| {
+            Duration::from_millis(me.ranged(v, &key(k), lo, hi, default))
+        };
+        let health = balancer::HealthConfig {
+            interval: ms(
+                self,
+                &s.health_interval_ms,
+                "health_interval_ms",
+                50,
+                3_600_000,
+                1000,
+            ),
+            timeout: ms(
+                self,
+                &s.health_timeout_ms,
+                "health_timeout_ms",
+                10,
+                60_000,
+                500,
+            ),
+            rise: self.ranged(&s.health_rise, &key("health_rise"), 1, 100, 2) as u32,
+            fall: self.ranged(&s.health_fall, &key("health_fall"), 1, 100, 3) as u32,
+            eject_after: self.ranged(&s.eject_after, &key("eject_after"), 0, 1000, 5) as u32,
+            eject_base: ms(self, &s.eject_ms, "eject_ms", 100, 3_600_000, 10_000),
+            eject_max: Duration::from_secs(300),
+        };
+        let health_check = match s.health_check.as_ref().map(|c| (c, c.get_ref().as_str())) {
+            None | Some((_, "http")) => HealthCheck::Http {
+                path: s
+                    .health_path
+                    .as_ref()
+                    .map_or_else(|| "/".to_owned(), |p| p.get_ref().clone()),
+                status: self.ranged(&s.health_status, &key("health_status"), 100, 599, 200) as u16,
+            },
+            Some((_, "tcp")) => HealthCheck::Tcp,
+            Some((_, "none")) => HealthCheck::None,
+            Some((c, other)) => {
+                self.err(
+                    c,
+                    &key("health_check"),
+                    format!("unknown health check `{other}`"),
+                    "use `http` (GET health_path), `tcp` (a connection) or `none`".to_owned(),
+                );
+                HealthCheck::None
+            }
+        };
+        if let Some(p) = s
+            .health_path
+            .as_ref()
+            .filter(|p| !p.get_ref().starts_with('/'))
+        {
+            self.err(p, &key("health_path"), "a path starts with `/`", None);
+        }
+        HttpLbSettings {
+            port: self.ranged(&s.port, &key("port"), 1, 65535, 80) as u16,
+            backends,
+            algorithm,
+            health,
+            health_check,
+            retries: self.ranged(&s.retries, &key("retries"), 0, 10, 2) as u32,
+            connect_timeout: ms(
+                self,
+                &s.connect_timeout_ms,
+                "connect_timeout_ms",
+                10,
+                60_000,
+                1000,
+            ),
+            request_timeout: ms(
+                self,
+                &s.request_timeout_ms,
+                "request_timeout_ms",
+                10,
+                3_600_000,
+                30_000,
+            ),
+            sticky_cookie: s.sticky_cookie.as_ref().map(|c| c.get_ref().clone()),
         }
     }
 
@@ -791,6 +977,37 @@ impl Validator<'_, '_> {
                 s.header_timeout_secs.as_ref().map(|v| v.span()),
             ),
             ("backends", s.backends.first().map(|v| v.span())),
+            (
+                "weights",
+                s.weights.as_ref().and_then(|w| w.first()).map(|v| v.span()),
+            ),
+            ("algorithm", s.algorithm.as_ref().map(|v| v.span())),
+            ("hash_header", s.hash_header.as_ref().map(|v| v.span())),
+            ("health_check", s.health_check.as_ref().map(|v| v.span())),
+            ("health_path", s.health_path.as_ref().map(|v| v.span())),
+            ("health_status", s.health_status.as_ref().map(|v| v.span())),
+            (
+                "health_interval_ms",
+                s.health_interval_ms.as_ref().map(|v| v.span()),
+            ),
+            (
+                "health_timeout_ms",
+                s.health_timeout_ms.as_ref().map(|v| v.span()),
+            ),
+            ("health_rise", s.health_rise.as_ref().map(|v| v.span())),
+            ("health_fall", s.health_fall.as_ref().map(|v| v.span())),
+            ("eject_after", s.eject_after.as_ref().map(|v| v.span())),
+            ("eject_ms", s.eject_ms.as_ref().map(|v| v.span())),
+            ("retries", s.retries.as_ref().map(|v| v.span())),
+            (
+                "connect_timeout_ms",
+                s.connect_timeout_ms.as_ref().map(|v| v.span()),
+            ),
+            (
+                "request_timeout_ms",
+                s.request_timeout_ms.as_ref().map(|v| v.span()),
+            ),
+            ("sticky_cookie", s.sticky_cookie.as_ref().map(|v| v.span())),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
             (
@@ -856,22 +1073,7 @@ impl Validator<'_, '_> {
             ServiceKind::Echo => ServiceSettings::Echo(EchoSettings {
                 port: port(self, 7),
             }),
-            ServiceKind::HttpLb => {
-                for b in &s.backends {
-                    if !services.contains(b.get_ref()) || b.get_ref() == name {
-                        self.err(
-                            b,
-                            &key("backends"),
-                            format!("`{}` is not another service", b.get_ref()),
-                            "list the names of [[service]] tables".to_owned(),
-                        );
-                    }
-                }
-                ServiceSettings::HttpLb(HttpLbSettings {
-                    port: port(self, 80),
-                    backends: s.backends.iter().map(|b| b.get_ref().clone()).collect(),
-                })
-            }
+            ServiceKind::HttpLb => ServiceSettings::HttpLb(self.balancer(s, name, services)),
             ServiceKind::DnsAuthoritative => {
                 let mut zones = Vec::new();
                 for z in &s.zones {

@@ -11,6 +11,7 @@ mod dns_authoritative;
 mod dns_resolver;
 mod echo;
 mod http;
+mod http_lb;
 
 use crate::LabView;
 use hoststack::Host;
@@ -63,6 +64,7 @@ pub const ALL: &[&dyn Service] = &[
     &echo::Echo,
     &dns_authoritative::DnsAuthoritative,
     &dns_resolver::DnsResolver,
+    &http_lb::HttpLb,
 ];
 
 /// What a kind runs when given another kind's settings (the registry

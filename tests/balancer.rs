@@ -1,0 +1,229 @@
+//! The HTTP load balancer in real labs, with curl in namespaces: the
+//! reference lab's www.example.com spread over web1-web3; backends that are
+//! Python web servers in namespaces, one stopped mid-load (ejected, and no
+//! request fails), drained and restored from the CLI; sticky cookies.
+//! These need root; scripts/test.sh runs them as root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn www_example_com_is_spread_evenly_over_web1_to_web3() {
+    let file = topology_file("reference", topology::REFERENCE_LAB);
+    let _lab = Lab::up_file("reference", &file);
+    // 300 requests, each on its own connection, by name through isp-dns.
+    let out = script_ok(
+        "alice",
+        "for i in $(seq 300); do curl -s -m 5 http://www.example.com/; done",
+    );
+    let mut servers: HashMap<&str, usize> = HashMap::new();
+    for l in out.lines().filter(|l| l.starts_with("server: ")) {
+        *servers.entry(l).or_default() += 1;
+    }
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    assert!(servers.values().all(|c| *c == 100), "{servers:?}");
+    // Each backend saw alice as home-gw's NAT shows her.
+    let xff = out
+        .lines()
+        .filter(|l| *l == "x-forwarded-for: 198.51.100.2")
+        .count();
+    assert_eq!(xff, 300, "{out}");
+}
+
+/// Backends that are Python web servers in namespaces `lbh1`-`lbh3`
+/// (port 8000, each serving a file `who` with its name), two balancers over
+/// them and one with a sticky cookie over two built-in web servers.
+const LBTEST: &str = r#"
+name = "lbtest"
+
+[[switch]]
+name = "lbnet"
+subnet = "10.78.0.0/24"
+
+[[host]]
+name = "lbc"
+switch = "lbnet"
+address = "10.78.0.2/24"
+
+[[host]]
+name = "lbh1"
+switch = "lbnet"
+address = "10.78.0.11/24"
+
+[[host]]
+name = "lbh2"
+switch = "lbnet"
+address = "10.78.0.12/24"
+
+[[host]]
+name = "lbh3"
+switch = "lbnet"
+address = "10.78.0.13/24"
+
+[[service]]
+name = "lbpy"
+kind = "http-lb"
+switch = "lbnet"
+address = "10.78.0.10/24"
+backends = ["lbh1:8000", "lbh2:8000", "lbh3:8000"]
+health_path = "/who"
+health_interval_ms = 200
+health_fall = 2
+health_rise = 2
+retries = 2
+
+[[service]]
+name = "lbsticky"
+kind = "http-lb"
+switch = "lbnet"
+address = "10.78.0.20/24"
+backends = ["weba", "webb"]
+sticky_cookie = "lbsrv"
+
+[[service]]
+name = "weba"
+kind = "http"
+switch = "lbnet"
+address = "10.78.0.31/24"
+
+[[service]]
+name = "webb"
+kind = "http"
+switch = "lbnet"
+address = "10.78.0.32/24"
+"#;
+
+/// `scratchnet lb ARGS` on the lbtest lab.
+fn lb(args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("lb")
+        .args(args)
+        .args(["--lab", "lbtest"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The state `scratchnet lb lbpy` shows for `backend`.
+fn state(backend: &str) -> String {
+    lb(&["lbpy"])
+        .lines()
+        .find(|l| l.trim_start().starts_with(backend))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Who answered each of `n` requests for /who through lbpy.
+fn whos(n: usize) -> Vec<String> {
+    let out = script_ok(
+        "lbc",
+        &format!("for i in $(seq {n}); do curl -s -m 5 http://10.78.0.10/who; echo; done"),
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn backends_in_namespaces_are_ejected_drained_and_restored_and_no_request_fails() {
+    let _lab = Lab::up("lbtest", LBTEST);
+    let dir = std::env::temp_dir().join("scratchnet-lbtest");
+    let mut servers = Vec::new();
+    for (i, h) in ["lbh1", "lbh2", "lbh3"].iter().enumerate() {
+        let root = dir.join(h);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("who"), h).unwrap();
+        let addr = format!("10.78.0.{}", 11 + i);
+        servers.push(Background::spawn(&[
+            "ip",
+            "netns",
+            "exec",
+            h,
+            "python3",
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            &addr,
+            "--directory",
+            root.to_str().unwrap(),
+        ]));
+    }
+    // Each answers, and the checks see them up.
+    for i in 0..3 {
+        let url = format!("http://10.78.0.{}:8000/who", 11 + i);
+        script_ok(
+            "lbc",
+            &format!("for t in $(seq 50); do curl -sf -m 1 {url} && break; sleep 0.1; done"),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let first = whos(6);
+    assert_eq!(
+        first,
+        ["lbh1", "lbh2", "lbh3", "lbh1", "lbh2", "lbh3"],
+        "round robin"
+    );
+
+    // lbh2 stops while requests flow: those that meet it go to another
+    // backend (retries), and checks take it down within their fall time.
+    let load = std::thread::spawn(|| {
+        script_ok(
+            "lbc",
+            "for i in $(seq 200); do curl -s -o /dev/null -w '%{http_code}\\n' -m 5 http://10.78.0.10/who; done",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(servers.remove(1));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(state("lbh2"), "down", "{}", lb(&["lbpy"]));
+    let codes = load.join().unwrap();
+    let failed: Vec<&str> = codes.lines().filter(|c| *c != "200").collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 200 failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(codes.lines().count(), 200);
+    let after = whos(10);
+    assert!(after.iter().all(|w| w != "lbh2"), "{after:?}");
+
+    // Drained from the CLI: nothing new goes to lbh1; restored, it does.
+    assert_eq!(lb(&["lbpy", "drain", "lbh1"]).trim(), "lbh1 drains");
+    assert_eq!(state("lbh1"), "draining");
+    assert!(whos(6).iter().all(|w| w == "lbh3"));
+    lb(&["lbpy", "restore", "lbh1"]);
+    let back = whos(6);
+    assert_eq!(back.iter().filter(|w| *w == "lbh1").count(), 3, "{back:?}");
+    lb(&["lbpy", "weight", "lbh3", "2"]);
+    let weighted = whos(9);
+    assert_eq!(
+        weighted.iter().filter(|w| *w == "lbh3").count(),
+        6,
+        "{weighted:?}"
+    );
+
+    // Sticky: the cookie keeps a client on one backend; without it,
+    // requests take turns.
+    let sticky = script_ok(
+        "lbc",
+        "rm -f /tmp/lbtest.jar; for i in $(seq 8); do curl -s -m 5 -b /tmp/lbtest.jar -c /tmp/lbtest.jar http://10.78.0.20/ | head -1; done",
+    );
+    let kept: Vec<&str> = sticky.lines().collect();
+    assert_eq!(kept.len(), 8);
+    assert!(kept.iter().all(|l| *l == kept[0]), "{kept:?}");
+    let turns = script_ok(
+        "lbc",
+        "for i in $(seq 4); do curl -s -m 5 http://10.78.0.20/ | head -1; done",
+    );
+    let turns: Vec<&str> = turns.lines().collect();
+    assert_ne!(turns[0], turns[1], "{turns:?}");
+}
