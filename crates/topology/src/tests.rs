@@ -337,3 +337,102 @@ root_hints = ["10.0.0.54"]
         "{d:?}"
     );
 }
+
+#[test]
+fn balancer_settings_are_read_and_their_mistakes_located() {
+    let lab = |extra: &str| {
+        format!(
+            r#"
+name = "b"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+[[host]]
+name = "py"
+switch = "lan"
+address = "10.0.0.5/24"
+[[service]]
+name = "web"
+kind = "http"
+switch = "lan"
+address = "10.0.0.80/24"
+[[service]]
+name = "lb"
+kind = "http-lb"
+switch = "lan"
+address = "10.0.0.10/24"
+{extra}
+"#
+        )
+    };
+    let settings = |t: &Topology| match &t.services[1].settings {
+        ServiceSettings::HttpLb(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    let t = crate::parse(
+        &lab(r#"backends = ["web", "py:8000", "10.0.0.9:81"]
+weights = [3, 1, 1]
+algorithm = "least-connections"
+health_check = "tcp"
+health_fall = 4
+retries = 0
+sticky_cookie = "srv""#),
+        "b.toml",
+    )
+    .expect("valid");
+    let s = settings(&t);
+    let backends: Vec<(String, u16, u32)> = s
+        .backends
+        .iter()
+        .map(|b| (b.target.clone(), b.port, b.weight))
+        .collect();
+    assert_eq!(
+        backends,
+        [
+            ("web".to_owned(), 80, 3),
+            ("py".to_owned(), 8000, 1),
+            ("10.0.0.9".to_owned(), 81, 1)
+        ]
+    );
+    assert_eq!(s.algorithm, balancer::Algorithm::LeastConnections);
+    assert_eq!(
+        (s.health_check, s.health.fall, s.retries),
+        (HealthCheck::Tcp, 4, 0)
+    );
+    assert_eq!(s.sticky_cookie.as_deref(), Some("srv"));
+    // Defaults.
+    let s = settings(&crate::parse(&lab(r#"backends = ["web"]"#), "b.toml").expect("d"));
+    assert_eq!(s.algorithm, balancer::Algorithm::RoundRobin);
+    assert_eq!(
+        s.health_check,
+        HealthCheck::Http {
+            path: "/".into(),
+            status: 200
+        }
+    );
+    assert_eq!((s.health.rise, s.health.fall, s.retries), (2, 3, 2));
+    // Mistakes, each at its line, with the fix.
+    let d = one_error(&lab("backends = [\"web\"]\nalgorithm = \"round-robbin\""));
+    assert_eq!((d.line, d.key.as_str()), (21, "service \"lb\".algorithm"));
+    assert!(
+        d.hint.as_deref().unwrap_or("").contains("round-robin"),
+        "{d:?}"
+    );
+    let d = one_error(&lab("backends = [\"web\", \"nobody\"]"));
+    assert_eq!((d.line, d.key.as_str()), (20, "service \"lb\".backends"));
+    let d = one_error(&lab("backends = [\"lb\"]"));
+    assert!(d.message.contains("`lb` is not another service"), "{d:?}");
+    let d = one_error(&lab("backends = [\"web:0\"]"));
+    assert_eq!(d.key, "service \"lb\".backends");
+    let d = one_error(&lab("backends = [\"web\"]\nweights = [1, 2]"));
+    assert!(d.message.contains("2 weights for 1 backends"), "{d:?}");
+    let d = one_error(&lab("backends = [\"web\"]\nalgorithm = \"header-hash\""));
+    assert!(
+        d.hint.as_deref().unwrap_or("").contains("hash_header"),
+        "{d:?}"
+    );
+    let d = one_error(&lab("backends = [\"web\"]\nhealth_path = \"health\""));
+    assert_eq!(d.key, "service \"lb\".health_path");
+    let d = one_error(&lab("backends = [\"web\"]\ncache_size = 5"));
+    assert!(d.message.contains("has no `cache_size`"), "{d:?}");
+}
