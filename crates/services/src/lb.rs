@@ -556,6 +556,17 @@ struct Tracked {
     done: Option<Done>,
 }
 
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // An empty body (a 204, a HEAD's answer) is never polled.
+        if self.body.is_end_stream() {
+            if let Some(done) = &mut self.done {
+                done.ended = true;
+            }
+        }
+    }
+}
+
 impl Body for Tracked {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -565,7 +576,9 @@ impl Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
+        // The end: no more frames, or the last one (a body of known length
+        // is not polled past it).
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
             if let Some(mut done) = self.done.take() {
                 done.ended = true;
             }
