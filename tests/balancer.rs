@@ -1,7 +1,8 @@
 //! The HTTP load balancer in real labs, with curl in namespaces: the
 //! reference lab's www.example.com spread over web1-web3; backends that are
 //! Python web servers in namespaces, one stopped mid-load (ejected, and no
-//! request fails), drained and restored from the CLI; sticky cookies.
+//! request fails), drained and restored from the CLI; sticky cookies; TCP
+//! and UDP balancers (curl through one, dig through the other).
 //! These need root; scripts/test.sh runs them as root.
 
 #![allow(clippy::unwrap_used)]
@@ -98,6 +99,52 @@ name = "webb"
 kind = "http"
 switch = "lbnet"
 address = "10.78.0.32/24"
+
+[[service]]
+name = "lbtcp"
+kind = "tcp-lb"
+switch = "lbnet"
+address = "10.78.0.41/24"
+port = 80
+backends = ["weba", "webb"]
+
+[[service]]
+name = "lbudp"
+kind = "udp-lb"
+switch = "lbnet"
+address = "10.78.0.40/24"
+port = 53
+backends = ["dnsa", "dnsb"]
+
+[[service]]
+name = "dnsa"
+kind = "dns-authoritative"
+switch = "lbnet"
+address = "10.78.0.51/24"
+[[service.zones]]
+origin = "lab.test."
+records = """
+$TTL 60
+@    IN SOA ns hostmaster 1 7200 900 1209600 60
+@    IN NS  ns
+ns   IN A   10.78.0.51
+who  IN TXT "dnsa"
+"""
+
+[[service]]
+name = "dnsb"
+kind = "dns-authoritative"
+switch = "lbnet"
+address = "10.78.0.52/24"
+[[service.zones]]
+origin = "lab.test."
+records = """
+$TTL 60
+@    IN SOA ns hostmaster 1 7200 900 1209600 60
+@    IN NS  ns
+ns   IN A   10.78.0.52
+who  IN TXT "dnsb"
+"""
 "#;
 
 /// `scratchnet lb ARGS` on the lbtest lab.
@@ -226,4 +273,38 @@ fn backends_in_namespaces_are_ejected_drained_and_restored_and_no_request_fails(
     );
     let turns: Vec<&str> = turns.lines().collect();
     assert_ne!(turns[0], turns[1], "{turns:?}");
+
+    tcp_and_udp_balancers_spread_connections_and_flows();
+}
+
+/// On the lbtest lab (one at a time: its namespaces have fixed names).
+fn tcp_and_udp_balancers_spread_connections_and_flows() {
+    // TCP: each connection to a backend of its own, bytes passed as they
+    // are (the web server sees the balancer as its client).
+    let out = script_ok(
+        "lbc",
+        "for i in $(seq 4); do curl -s -m 5 http://10.78.0.41/; done",
+    );
+    let servers: Vec<&str> = out.lines().filter(|l| l.starts_with("server: ")).collect();
+    assert_eq!(
+        servers,
+        [
+            "server: weba 10.78.0.31:80",
+            "server: webb 10.78.0.32:80",
+            "server: weba 10.78.0.31:80",
+            "server: webb 10.78.0.32:80"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("client: 10.78.0.41:"), "{out}");
+    // UDP: each dig a flow of its own (a new source port), answered from
+    // the balancer's address.
+    let who = script_ok(
+        "lbc",
+        "for i in $(seq 4); do dig +short +time=2 +tries=1 @10.78.0.40 who.lab.test TXT; done",
+    );
+    let who: Vec<&str> = who.lines().collect();
+    assert_eq!(who, ["\"dnsa\"", "\"dnsb\"", "\"dnsa\"", "\"dnsb\""]);
+    let pool = lb(&["lbudp"]);
+    assert!(pool.contains("balancer lbudp (round-robin)"), "{pool}");
 }

@@ -16,3 +16,10 @@ pub trait Control: Send + Sync {
     /// What `scratchnet status` shows of the service: its counters.
     fn status(&self) -> serde_json::Value;
 }
+
+/// A started service that takes commands: its handle, and the task that
+/// serves until it is dropped.
+pub type Serving = (
+    std::sync::Arc<dyn Control>,
+    Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
+);

@@ -4,13 +4,12 @@
 //! transfers (AXFR) in as many messages as they take, and an idle timeout
 //! so that silent clients hold nothing.
 
-use crate::{Control, Reply};
+use crate::{lock, Control, Reply};
 use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RecordType};
 use dns::{Authority, Transport};
 use hoststack::{Host, TcpStream};
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
@@ -137,10 +136,6 @@ struct ResolverService {
     timeout: Duration,
     clients: Mutex<HashMap<u64, Client>>,
     next_client: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ResolverService {
@@ -418,7 +413,7 @@ pub fn resolver(
     config: dns::ResolverConfig,
     port: u16,
     seed: u64,
-) -> io::Result<(Arc<dyn Control>, impl Future<Output = io::Result<()>>)> {
+) -> io::Result<crate::Serving> {
     let service = Arc::new(ResolverService {
         udp: host.bind_udp(port)?,
         timeout: config.upstream_timeout,
@@ -445,12 +440,15 @@ pub fn resolver(
             tokio::spawn(resolver_tcp_client(stream, *peer.ip(), service.clone()));
         }
     };
-    Ok((control, async move {
-        tokio::select! {
-            r = datagrams => r,
-            r = connections => r,
-        }
-    }))
+    Ok((
+        control,
+        Box::pin(async move {
+            tokio::select! {
+                r = datagrams => r,
+                r = connections => r,
+            }
+        }),
+    ))
 }
 
 /// One TCP client of the resolver: its questions one after another.

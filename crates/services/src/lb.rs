@@ -18,6 +18,8 @@
 //! Backends are checked every `interval` in the background (an HTTP GET
 //! that must answer with the expected status, or a TCP connection).
 
+use crate::balancing::{self, Check, SharedPool};
+use crate::lock;
 use balancer::{Outcome, Pick, Pool};
 use bytes::Bytes;
 use hoststack::Host;
@@ -25,7 +27,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -39,19 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-/// How a balancer checks its backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// `GET path` must answer with `status`.
-    Http {
-        path: String,
-        status: u16,
-    },
-    /// A TCP connection must be accepted.
-    Tcp,
-    None,
-}
 
 #[derive(Debug)]
 pub struct Config {
@@ -80,35 +69,32 @@ type Sender = hyper::client::conn::http1::SendRequest<ReqBody>;
 /// What a client gets: a page of the balancer's own, or a backend's body.
 type Answer = Response<Either<Full<Bytes>, Tracked>>;
 
-/// What the balancer counts, beside each backend's own figures.
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    retries: AtomicU64,
-    /// Retries the budget refused.
-    retries_refused: AtomicU64,
-    no_backend_503: AtomicU64,
-    bad_gateway_502: AtomicU64,
-    timeout_504: AtomicU64,
-    too_large_413: AtomicU64,
-    connections_opened: AtomicU64,
-    connections_reused: AtomicU64,
+counters! {
+    /// What the balancer counts, beside each backend's own figures.
+    struct Counters {
+        requests,
+        retries,
+        /// Retries the budget refused.
+        retries_refused,
+        no_backend_503,
+        bad_gateway_502,
+        timeout_504,
+        too_large_413,
+        connections_opened,
+        connections_reused,
+    }
 }
 
 /// A running balancer.
 struct Lb {
     host: Host,
     config: Config,
-    pool: Mutex<Pool>,
+    pool: SharedPool,
     idle: Mutex<HashMap<usize, Vec<Sender>>>,
-    counters: Counters,
+    counters: Arc<Counters>,
     /// The retry budget, in thousandths of a retry: each request adds
     /// 200, each retry costs 1,000; at most 100 retries banked.
     retry_budget: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Lb {
@@ -117,7 +103,7 @@ impl Lb {
     }
 
     fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
+        balancing::now()
     }
 
     /// A kept-alive connection to backend `index`, or a new one.
@@ -256,6 +242,8 @@ impl Lb {
                 | Method::DELETE
                 | Method::TRACE
         );
+        // A request with no body can be sent again as it was.
+        let replayable = idempotent && req.body().is_end_stream();
         let mut req = Some(self.outgoing(req, peer));
         let mut tried = Vec::new();
         loop {
@@ -287,11 +275,7 @@ impl Lb {
                     {
                         tracing::warn!(lb = %self.config.name, backend = %pick.name, "ejected: it failed too often in a row");
                     }
-                    let again = idempotent
-                        && tried.len() <= self.config.retries as usize
-                        && self.may_retry();
-                    if again {
-                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    if idempotent && self.retry(&tried) {
                         continue;
                     }
                     self.counters
@@ -307,8 +291,26 @@ impl Lb {
                     None,
                 );
             };
-            return self.exchange(sender, outgoing, pick).await;
+            if replayable {
+                req = Some(copy_of(&outgoing));
+            }
+            match self.exchange(sender, outgoing, pick).await {
+                // Broken before any answer: a bodiless idempotent request
+                // goes to another backend.
+                Exchange::Broken(_) if replayable && self.retry(&tried) => continue,
+                Exchange::Broken(answer) | Exchange::Answered(answer) => return answer,
+            }
         }
+    }
+
+    /// Whether a request that has `tried` these backends may try another
+    /// (counted).
+    fn retry(&self, tried: &[usize]) -> bool {
+        let again = tried.len() <= self.config.retries as usize && self.may_retry();
+        if again {
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        again
     }
 
     /// Sends the request on `sender` and passes the answer back.
@@ -317,7 +319,7 @@ impl Lb {
         mut sender: Sender,
         req: Request<ReqBody>,
         pick: Pick,
-    ) -> (Answer, Option<String>) {
+    ) -> Exchange {
         let sent = self.now();
         let answer =
             tokio::time::timeout(self.config.request_timeout, sender.send_request(req)).await;
@@ -332,7 +334,7 @@ impl Lb {
                     "{} did not answer within {:?}",
                     pick.name, self.config.request_timeout
                 );
-                return (self.page(StatusCode::GATEWAY_TIMEOUT, &why), name);
+                return Exchange::Answered((self.page(StatusCode::GATEWAY_TIMEOUT, &why), name));
             }
             Ok(Err(e)) => {
                 self.pool().finished(now, pick.index, Outcome::Reset);
@@ -340,7 +342,7 @@ impl Lb {
                     .bad_gateway_502
                     .fetch_add(1, Ordering::Relaxed);
                 let why = format!("{} broke the connection: {e}", pick.name);
-                return (self.page(StatusCode::BAD_GATEWAY, &why), name);
+                return Exchange::Broken((self.page(StatusCode::BAD_GATEWAY, &why), name));
             }
             Ok(Ok(r)) => r,
         };
@@ -369,7 +371,7 @@ impl Lb {
                 ended: false,
             }),
         };
-        (Response::from_parts(parts, Either::Right(tracked)), name)
+        Exchange::Answered((Response::from_parts(parts, Either::Right(tracked)), name))
     }
 
     /// The request as it goes to a backend.
@@ -416,77 +418,29 @@ impl Lb {
         );
         r
     }
+}
 
-    /// Checks every backend once; logs verdicts that change.
-    async fn check_all(self: &Arc<Self>) {
-        let backends: Vec<(usize, String, SocketAddrV4)> = {
-            let pool = self.pool();
-            (0..)
-                .map_while(|i| pool.spec(i).map(|s| (i, s.name.clone(), s.addr)))
-                .filter(|(_, name, _)| pool.find(name).is_some())
-                .collect()
-        };
-        let timeout = self.pool().health_config().timeout;
-        let checks = backends.into_iter().map(|(i, name, addr)| {
-            let me = self.clone();
-            async move {
-                let ok = tokio::time::timeout(timeout, me.check_one(addr))
-                    .await
-                    .unwrap_or(false);
-                if let Some(up) = me.pool().check_result(i, ok) {
-                    let state = if up { "up" } else { "down" };
-                    tracing::warn!(lb = %me.config.name, backend = %name, "backend {state} (active checks)");
-                }
-            }
-        });
-        let handles: Vec<_> = checks.map(tokio::spawn).collect();
-        for h in handles {
-            let _ = h.await;
-        }
-    }
+/// What became of a request sent to a backend.
+enum Exchange {
+    /// An answer for the client: the backend's, or a page saying it was
+    /// too slow.
+    Answered((Answer, Option<String>)),
+    /// The connection broke before any answer (a page saying so).
+    Broken((Answer, Option<String>)),
+}
 
-    async fn check_one(&self, addr: SocketAddrV4) -> bool {
-        match &self.config.check {
-            Check::None => true,
-            Check::Tcp => match self.host.connect(addr).await {
-                Ok(mut s) => {
-                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
-                    true
-                }
-                Err(_) => false,
-            },
-            Check::Http { path, status } => {
-                let Ok(stream) = self.host.connect(addr).await else {
-                    return false;
-                };
-                let Ok((mut sender, conn)) =
-                    hyper::client::conn::http1::handshake::<_, ReqBody>(TokioIo::new(stream)).await
-                else {
-                    return false;
-                };
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let empty = Empty::<Bytes>::new()
-                    .map_err(|never| match never {})
-                    .boxed();
-                let req = Request::get(path.as_str())
-                    .header(HOST, addr.ip().to_string())
-                    .header("user-agent", "scratchnet-health-check")
-                    .header("connection", "close")
-                    .body(empty);
-                let Ok(req) = req else { return false };
-                match sender.send_request(req).await {
-                    Ok(r) => {
-                        let ok = r.status().as_u16() == *status;
-                        let _ = r.into_body().collect().await;
-                        ok
-                    }
-                    Err(_) => false,
-                }
-            }
-        }
-    }
+/// A bodiless request again, to send to another backend.
+fn copy_of(req: &Request<ReqBody>) -> Request<ReqBody> {
+    let mut copy = Request::new(
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 /// A cookie's value from the request's Cookie headers.
@@ -597,36 +551,27 @@ impl Body for Tracked {
 
 /// Balances HTTP on the host until the task is dropped; the handle
 /// answers `scratchnet lb` commands and reports the pool's state.
-pub fn serve(
-    host: Host,
-    config: Config,
-) -> io::Result<(
-    Arc<dyn crate::Control>,
-    impl std::future::Future<Output = io::Result<()>>,
-)> {
+pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
     let listener = host.listen(config.port, 1024)?;
     let lb = Arc::new(Lb {
         host,
-        pool: Mutex::new(config.pool.clone()),
+        pool: Arc::new(Mutex::new(config.pool.clone())),
         config,
         idle: Mutex::new(HashMap::new()),
-        counters: Counters::default(),
+        counters: Arc::new(Counters::default()),
         retry_budget: AtomicU64::new(10_000),
     });
-    let control: Arc<dyn crate::Control> = Arc::new(LbControl(lb.clone()));
-    let checks = {
-        let lb = lb.clone();
-        async move {
-            if lb.config.check == Check::None {
-                return std::future::pending::<()>().await;
-            }
-            loop {
-                let interval = lb.pool().health_config().interval;
-                lb.check_all().await;
-                tokio::time::sleep(interval).await;
-            }
-        }
+    let pool = lb.pool.clone();
+    let counters = {
+        let c = lb.counters.clone();
+        move || c.json()
     };
+    let checks = balancing::run_checks(
+        lb.host.clone(),
+        lb.pool.clone(),
+        lb.config.check.clone(),
+        lb.config.name.clone(),
+    );
     let serving = async move {
         loop {
             let (stream, peer) = listener.accept().await?;
@@ -649,65 +594,5 @@ pub fn serve(
             });
         }
     };
-    Ok((control, async move {
-        tokio::select! {
-            r = serving => r,
-            () = checks => Ok(()),
-        }
-    }))
-}
-
-/// The balancer's commands: `{"drain": NAME}`, `{"restore": NAME}`,
-/// `{"weight": {"backend": NAME, "weight": N}}`; its status: the pool.
-struct LbControl(Arc<Lb>);
-
-impl crate::Control for LbControl {
-    fn request(&self, request: serde_json::Value) -> crate::Reply {
-        let lb = self.0.clone();
-        Box::pin(async move {
-            let name = |k: &str| request.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let mut pool = lb.pool();
-            let done = if let Some(b) = name("drain") {
-                pool.set_draining(&b, true).then(|| format!("{b} drains"))
-            } else if let Some(b) = name("restore") {
-                pool.set_draining(&b, false)
-                    .then(|| format!("{b} is back in service"))
-            } else if let Some(w) = request.get("weight") {
-                let b = w
-                    .get("backend")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                let n = w.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
-                let n = u32::try_from(n.clamp(1, 1000)).unwrap_or(1);
-                pool.set_weight(b, n).then(|| format!("{b} has weight {n}"))
-            } else {
-                return Err(
-                    "the balancer takes `drain`, `restore` and `weight` requests".to_owned(),
-                );
-            };
-            done.map(|d| serde_json::json!({ "done": d }))
-                .ok_or_else(|| "no such backend in the pool".to_owned())
-        })
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let lb = &self.0;
-        let c = &lb.counters;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let pool = lb.pool();
-        serde_json::json!({
-            "algorithm": pool.algorithm().name(),
-            "requests": n(&c.requests),
-            "retries": n(&c.retries),
-            "retries_refused": n(&c.retries_refused),
-            "no_backend_503": n(&c.no_backend_503),
-            "bad_gateway_502": n(&c.bad_gateway_502),
-            "timeout_504": n(&c.timeout_504),
-            "too_large_413": n(&c.too_large_413),
-            "connections_opened": n(&c.connections_opened),
-            "connections_reused": n(&c.connections_reused),
-            "panics": pool.panics(),
-            "backends": pool.status(lb.now()),
-        })
-    }
+    Ok(balancing::serving(pool, counters, serving, checks))
 }

@@ -6,17 +6,46 @@
 //! * [`echo`]: TCP and UDP echo (RFC 862);
 //! * [`dns`]: an authoritative DNS server and a recursive resolver, over
 //!   UDP and TCP;
-//! * [`lb`]: an HTTP load balancer over backends anywhere in the lab.
+//! * [`lb`]: an HTTP load balancer over backends anywhere in the lab;
+//! * [`l4`]: TCP and UDP load balancers.
 //!
 //! Each takes its clocks and seeds from a [`World`], so that a simulated
 //! lab replays exactly.
 
+/// A struct of `AtomicU64` counters and its `json()`, from one list of
+/// fields.
+macro_rules! counters {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Default)]
+        struct $name {
+            $($(#[$fm])* $field: std::sync::atomic::AtomicU64,)*
+        }
+
+        impl $name {
+            fn json(&self) -> serde_json::Value {
+                use std::sync::atomic::Ordering::Relaxed;
+                serde_json::json!({ $(stringify!($field): self.$field.load(Relaxed),)* })
+            }
+        }
+    };
+}
+
+mod balancing;
 mod control;
 pub mod dns;
 pub mod echo;
 pub mod http;
+pub mod l4;
 pub mod lb;
 mod world;
 
-pub use control::{Control, Reply};
+pub use balancing::Check;
+pub use control::{Control, Reply, Serving};
 pub use world::{World, SIMULATED_EPOCH};
+
+/// A mutex's guard, also after a panic elsewhere held it (the data is
+/// counters and tables that stay consistent between statements).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -161,15 +161,19 @@ pub enum ServiceKind {
     Http,
     Echo,
     HttpLb,
+    TcpLb,
+    UdpLb,
     DnsAuthoritative,
     DnsResolver,
 }
 
 impl ServiceKind {
-    pub const ALL: [ServiceKind; 5] = [
+    pub const ALL: [ServiceKind; 7] = [
         ServiceKind::Http,
         ServiceKind::Echo,
         ServiceKind::HttpLb,
+        ServiceKind::TcpLb,
+        ServiceKind::UdpLb,
         ServiceKind::DnsAuthoritative,
         ServiceKind::DnsResolver,
     ];
@@ -180,6 +184,8 @@ impl ServiceKind {
             ServiceKind::Http => "http",
             ServiceKind::Echo => "echo",
             ServiceKind::HttpLb => "http-lb",
+            ServiceKind::TcpLb => "tcp-lb",
+            ServiceKind::UdpLb => "udp-lb",
             ServiceKind::DnsAuthoritative => "dns-authoritative",
             ServiceKind::DnsResolver => "dns-resolver",
         }
@@ -214,7 +220,9 @@ impl ServiceSpec {
 pub enum ServiceSettings {
     Http(HttpSettings),
     Echo(EchoSettings),
-    HttpLb(HttpLbSettings),
+    HttpLb(LbSettings),
+    TcpLb(LbSettings),
+    UdpLb(LbSettings),
     DnsAuthoritative(DnsAuthoritativeSettings),
     DnsResolver(DnsResolverSettings),
 }
@@ -225,6 +233,8 @@ impl ServiceSettings {
             ServiceSettings::Http(_) => ServiceKind::Http,
             ServiceSettings::Echo(_) => ServiceKind::Echo,
             ServiceSettings::HttpLb(_) => ServiceKind::HttpLb,
+            ServiceSettings::TcpLb(_) => ServiceKind::TcpLb,
+            ServiceSettings::UdpLb(_) => ServiceKind::UdpLb,
             ServiceSettings::DnsAuthoritative(_) => ServiceKind::DnsAuthoritative,
             ServiceSettings::DnsResolver(_) => ServiceKind::DnsResolver,
         }
@@ -248,10 +258,11 @@ pub struct EchoSettings {
     pub port: u16,
 }
 
-/// `kind = "http-lb"`: an HTTP load balancer over other services, static
+/// `kind = "http-lb"`, `"tcp-lb"` and `"udp-lb"`: a load balancer of HTTP
+/// requests, TCP connections or UDP flows over other services, static
 /// hosts or addresses.
 #[derive(Debug, Clone)]
-pub struct HttpLbSettings {
+pub struct LbSettings {
     pub port: u16,
     pub backends: Vec<LbBackend>,
     pub algorithm: balancer::Algorithm,
@@ -266,6 +277,8 @@ pub struct HttpLbSettings {
     /// Sticky sessions: the cookie the balancer sets to name a client's
     /// backend.
     pub sticky_cookie: Option<String>,
+    /// How long a UDP flow may carry nothing before it is forgotten.
+    pub idle_timeout: Duration,
 }
 
 /// One backend of a balancer: a node's name (or an address), its port

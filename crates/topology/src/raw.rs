@@ -158,6 +158,7 @@ pub struct Service {
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub request_timeout_ms: Option<Spanned<u64>>,
     pub sticky_cookie: Option<Str>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
     #[serde(default)]

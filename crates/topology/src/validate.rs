@@ -42,6 +42,37 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "request_timeout_ms",
             "sticky_cookie",
         ],
+        ServiceKind::TcpLb => &[
+            "port",
+            "backends",
+            "weights",
+            "algorithm",
+            "health_check",
+            "health_path",
+            "health_status",
+            "health_interval_ms",
+            "health_timeout_ms",
+            "health_rise",
+            "health_fall",
+            "eject_after",
+            "eject_ms",
+            "retries",
+            "connect_timeout_ms",
+        ],
+        ServiceKind::UdpLb => &[
+            "port",
+            "backends",
+            "weights",
+            "algorithm",
+            "health_check",
+            "health_path",
+            "health_status",
+            "health_interval_ms",
+            "health_timeout_ms",
+            "health_rise",
+            "health_fall",
+            "idle_timeout_ms",
+        ],
         ServiceKind::DnsAuthoritative => &["zones", "allow_transfer"],
         ServiceKind::DnsResolver => &[
             "root_hints",
@@ -253,14 +284,34 @@ impl Validator<'_, '_> {
     }
 
     /// A balancer's settings; `peers` are the names a backend may give.
-    fn balancer(&mut self, s: &raw::Service, name: &str, peers: &[String]) -> HttpLbSettings {
+    fn balancer(
+        &mut self,
+        s: &raw::Service,
+        kind: ServiceKind,
+        name: &str,
+        peers: &[String],
+    ) -> LbSettings {
         let key = |k: &str| format!("service \"{name}\".{k}");
+        // HTTP has its port; a TCP or UDP balancer must say which.
+        let port = match (&s.port, kind) {
+            (None, ServiceKind::HttpLb) => 80,
+            (None, _) => {
+                self.err(
+                    &s.name,
+                    &key("port"),
+                    format!("a `{}` service needs the port it listens on", kind.name()),
+                    "add `port = N` (backends without a port get the same one)".to_owned(),
+                );
+                1
+            }
+            (Some(_), _) => self.ranged(&s.port, &key("port"), 1, 65535, 80) as u16,
+        };
         let mut backends = Vec::new();
         for b in &s.backends {
             let text = b.get_ref();
             let (target, port) = match text.rsplit_once(':') {
                 Some((t, p)) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
-                None => (text.as_str(), Some(80)),
+                None => (text.as_str(), Some(port)),
             };
             let known = (peers.iter().any(|p| p == target) && target != name)
                 || target.parse::<Ipv4Addr>().is_ok();
@@ -301,6 +352,15 @@ impl Validator<'_, '_> {
             Some((_, "least-connections")) => balancer::Algorithm::LeastConnections,
             Some((_, "power-of-two")) => balancer::Algorithm::PowerOfTwo,
             Some((_, "source-hash")) => balancer::Algorithm::SourceHash,
+            Some((a, "header-hash")) if kind != ServiceKind::HttpLb => {
+                self.err(
+                    a,
+                    &key("algorithm"),
+                    "header-hash balances HTTP requests only",
+                    "use `source-hash` to keep a client on one backend".to_owned(),
+                );
+                balancer::Algorithm::RoundRobin
+            }
             Some((a, "header-hash")) => match &s.hash_header {
                 Some(h) => balancer::Algorithm::HeaderHash(h.get_ref().to_ascii_lowercase()),
                 None => {
@@ -357,17 +417,23 @@ impl Validator<'_, '_> {
             eject_base: ms(self, &s.eject_ms, "eject_ms", 100, 3_600_000, 10_000),
             eject_max: Duration::from_secs(300),
         };
-        let health_check = match s.health_check.as_ref().map(|c| (c, c.get_ref().as_str())) {
-            None | Some((_, "http")) => HealthCheck::Http {
+        let default_check = match kind {
+            ServiceKind::HttpLb => "http",
+            ServiceKind::TcpLb => "tcp",
+            _ => "none",
+        };
+        let check = s.health_check.as_ref().map(|c| (c, c.get_ref().as_str()));
+        let health_check = match check.unwrap_or((&s.name, default_check)) {
+            (_, "http") => HealthCheck::Http {
                 path: s
                     .health_path
                     .as_ref()
                     .map_or_else(|| "/".to_owned(), |p| p.get_ref().clone()),
                 status: self.ranged(&s.health_status, &key("health_status"), 100, 599, 200) as u16,
             },
-            Some((_, "tcp")) => HealthCheck::Tcp,
-            Some((_, "none")) => HealthCheck::None,
-            Some((c, other)) => {
+            (_, "tcp") => HealthCheck::Tcp,
+            (_, "none") => HealthCheck::None,
+            (c, other) => {
                 self.err(
                     c,
                     &key("health_check"),
@@ -384,8 +450,8 @@ impl Validator<'_, '_> {
         {
             self.err(p, &key("health_path"), "a path starts with `/`", None);
         }
-        HttpLbSettings {
-            port: self.ranged(&s.port, &key("port"), 1, 65535, 80) as u16,
+        LbSettings {
+            port,
             backends,
             algorithm,
             health,
@@ -408,6 +474,14 @@ impl Validator<'_, '_> {
                 30_000,
             ),
             sticky_cookie: s.sticky_cookie.as_ref().map(|c| c.get_ref().clone()),
+            idle_timeout: ms(
+                self,
+                &s.idle_timeout_ms,
+                "idle_timeout_ms",
+                100,
+                3_600_000,
+                30_000,
+            ),
         }
     }
 
@@ -1008,6 +1082,10 @@ impl Validator<'_, '_> {
                 s.request_timeout_ms.as_ref().map(|v| v.span()),
             ),
             ("sticky_cookie", s.sticky_cookie.as_ref().map(|v| v.span())),
+            (
+                "idle_timeout_ms",
+                s.idle_timeout_ms.as_ref().map(|v| v.span()),
+            ),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
             (
@@ -1073,7 +1151,9 @@ impl Validator<'_, '_> {
             ServiceKind::Echo => ServiceSettings::Echo(EchoSettings {
                 port: port(self, 7),
             }),
-            ServiceKind::HttpLb => ServiceSettings::HttpLb(self.balancer(s, name, services)),
+            ServiceKind::HttpLb => ServiceSettings::HttpLb(self.balancer(s, kind, name, services)),
+            ServiceKind::TcpLb => ServiceSettings::TcpLb(self.balancer(s, kind, name, services)),
+            ServiceKind::UdpLb => ServiceSettings::UdpLb(self.balancer(s, kind, name, services)),
             ServiceKind::DnsAuthoritative => {
                 let mut zones = Vec::new();
                 for z in &s.zones {

@@ -36,12 +36,11 @@ impl Service for DnsResolver {
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         let seed = lab.world().seed(&spec.name);
-        match services::dns::resolver(host, config, services::dns::PORT, seed) {
-            Ok((control, running)) => Started {
-                running: Box::pin(running),
-                control: Some(control),
-            },
-            Err(e) => super::failed(e),
-        }
+        super::serving(services::dns::resolver(
+            host,
+            config,
+            services::dns::PORT,
+            seed,
+        ))
     }
 }

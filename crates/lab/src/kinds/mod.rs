@@ -11,7 +11,7 @@ mod dns_authoritative;
 mod dns_resolver;
 mod echo;
 mod http;
-mod http_lb;
+mod lb;
 
 use crate::LabView;
 use hoststack::Host;
@@ -64,7 +64,9 @@ pub const ALL: &[&dyn Service] = &[
     &echo::Echo,
     &dns_authoritative::DnsAuthoritative,
     &dns_resolver::DnsResolver,
-    &http_lb::HttpLb,
+    &lb::HttpLb,
+    &lb::TcpLb,
+    &lb::UdpLb,
 ];
 
 /// What a kind runs when given another kind's settings (the registry
@@ -76,6 +78,17 @@ fn wrong_kind(spec: &ServiceSpec) -> Started {
         spec.kind().name()
     );
     failed(io::Error::other(msg))
+}
+
+/// A service that takes commands, started, or why it could not.
+fn serving(r: io::Result<services::Serving>) -> Started {
+    match r {
+        Ok((control, running)) => Started {
+            running,
+            control: Some(control),
+        },
+        Err(e) => failed(e),
+    }
 }
 
 /// A service that could not start.

@@ -1,0 +1,137 @@
+//! The balancers: `kind = "http-lb"` (HTTP requests, docs/balancer.md),
+//! `"tcp-lb"` (TCP connections) and `"udp-lb"` (UDP flows), each on its
+//! `port` over `backends` (services, static hosts or addresses), with the
+//! algorithm, health checks and timeouts of its settings. They take
+//! `scratchnet lb` commands (drain, restore, weight) and report their pool
+//! in `scratchnet status`.
+
+use super::{Service, Started};
+use crate::LabView;
+use balancer::{BackendSpec, Pool};
+use hoststack::Host;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+use topology::{HealthCheck, LbSettings, ServiceKind, ServiceSettings, ServiceSpec};
+
+pub struct HttpLb;
+pub struct TcpLb;
+pub struct UdpLb;
+
+/// The largest request body the HTTP balancer takes.
+const MAX_BODY: u64 = 64 << 20;
+
+/// The pool of a balancer's settings, its backends' names resolved in the
+/// lab.
+fn pool(spec: &ServiceSpec, settings: &LbSettings, lab: &LabView) -> io::Result<Pool> {
+    let mut backends = Vec::new();
+    for b in &settings.backends {
+        let addr = b
+            .target
+            .parse::<Ipv4Addr>()
+            .ok()
+            .or_else(|| lab.address_of(&b.target))
+            .ok_or_else(|| {
+                io::Error::other(format!("backend `{}` has no address in this lab", b.target))
+            })?;
+        backends.push(BackendSpec {
+            name: b.target.clone(),
+            addr: SocketAddrV4::new(addr, b.port),
+            weight: b.weight,
+        });
+    }
+    let seed = lab.world().seed(&spec.name);
+    Ok(Pool::new(
+        settings.algorithm.clone(),
+        settings.health.clone(),
+        backends,
+        seed,
+    ))
+}
+
+fn check(settings: &LbSettings) -> services::Check {
+    match &settings.health_check {
+        HealthCheck::Http { path, status } => services::Check::Http {
+            path: path.clone(),
+            status: *status,
+        },
+        HealthCheck::Tcp => services::Check::Tcp,
+        HealthCheck::None => services::Check::None,
+    }
+}
+
+impl Service for HttpLb {
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::HttpLb
+    }
+
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+        let ServiceSettings::HttpLb(settings) = &spec.settings else {
+            return super::wrong_kind(spec);
+        };
+        let pool = match pool(spec, settings, lab) {
+            Ok(p) => p,
+            Err(e) => return super::failed(e),
+        };
+        let config = services::lb::Config {
+            name: spec.name.clone(),
+            port: settings.port,
+            pool,
+            check: check(settings),
+            retries: settings.retries,
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+            sticky_cookie: settings.sticky_cookie.clone(),
+            header_timeout: Duration::from_secs(10),
+            max_body: MAX_BODY,
+        };
+        super::serving(services::lb::serve(host, config))
+    }
+}
+
+/// The configuration of a TCP or UDP balancer.
+fn l4_config(
+    spec: &ServiceSpec,
+    settings: &LbSettings,
+    lab: &LabView,
+) -> io::Result<services::l4::Config> {
+    Ok(services::l4::Config {
+        name: spec.name.clone(),
+        port: settings.port,
+        pool: pool(spec, settings, lab)?,
+        check: check(settings),
+        retries: settings.retries,
+        connect_timeout: settings.connect_timeout,
+        idle_timeout: settings.idle_timeout,
+    })
+}
+
+impl Service for TcpLb {
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::TcpLb
+    }
+
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+        let ServiceSettings::TcpLb(settings) = &spec.settings else {
+            return super::wrong_kind(spec);
+        };
+        super::serving(
+            l4_config(spec, settings, lab).and_then(|c| services::l4::serve_tcp(host, c)),
+        )
+    }
+}
+
+impl Service for UdpLb {
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::UdpLb
+    }
+
+    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+        let ServiceSettings::UdpLb(settings) = &spec.settings else {
+            return super::wrong_kind(spec);
+        };
+        super::serving(
+            l4_config(spec, settings, lab).and_then(|c| services::l4::serve_udp(host, c)),
+        )
+    }
+}

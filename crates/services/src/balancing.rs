@@ -1,0 +1,178 @@
+//! What the HTTP, TCP and UDP balancers share: the pool behind a lock,
+//! the active health checks of its backends, and the commands that change
+//! it while it runs.
+
+use crate::lock;
+use balancer::Pool;
+use bytes::Bytes;
+use hoststack::Host;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::HOST;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::SocketAddrV4;
+use std::sync::{Arc, Mutex};
+
+/// How a balancer checks its backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// `GET path` must answer with `status`.
+    Http {
+        path: String,
+        status: u16,
+    },
+    /// A TCP connection must be accepted.
+    Tcp,
+    None,
+}
+
+/// A pool shared by a balancer's connections and its checker.
+pub(crate) type SharedPool = Arc<Mutex<Pool>>;
+
+/// The balancer's clock: tokio's, virtual in a simulation.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Checks every backend of `pool` from `host` every interval, for ever;
+/// verdicts that change are logged.
+pub(crate) async fn run_checks(host: Host, pool: SharedPool, check: Check, lb: String) {
+    if check == Check::None {
+        return std::future::pending().await;
+    }
+    loop {
+        let (interval, timeout, backends) = {
+            let p = lock(&pool);
+            let backends: Vec<(usize, String, SocketAddrV4)> = (0..)
+                .map_while(|i| p.spec(i).map(|s| (i, s.name.clone(), s.addr)))
+                .filter(|(_, name, _)| p.find(name).is_some())
+                .collect();
+            let h = p.health_config();
+            (h.interval, h.timeout, backends)
+        };
+        let checks: Vec<_> = backends
+            .into_iter()
+            .map(|(i, name, addr)| {
+                let (host, pool, check, lb) =
+                    (host.clone(), pool.clone(), check.clone(), lb.clone());
+                tokio::spawn(async move {
+                    let ok = tokio::time::timeout(timeout, check_one(&host, addr, &check))
+                        .await
+                        .unwrap_or(false);
+                    if let Some(up) = lock(&pool).check_result(i, ok) {
+                        let state = if up { "up" } else { "down" };
+                        tracing::warn!(%lb, backend = %name, "backend {state} (active checks)");
+                    }
+                })
+            })
+            .collect();
+        for c in checks {
+            let _ = c.await;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn check_one(host: &Host, addr: SocketAddrV4, check: &Check) -> bool {
+    let Ok(mut stream) = host.connect(addr).await else {
+        return false;
+    };
+    let Check::Http { path, status } = check else {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        return true;
+    };
+    type Body = BoxBody<Bytes, hyper::Error>;
+    let Ok((mut sender, conn)) =
+        hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await
+    else {
+        return false;
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let empty = Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed();
+    let req = Request::get(path.as_str())
+        .header(HOST, addr.ip().to_string())
+        .header("user-agent", "scratchnet-health-check")
+        .header("connection", "close")
+        .body(empty);
+    let Ok(req) = req else { return false };
+    match sender.send_request(req).await {
+        Ok(r) => {
+            let ok = r.status().as_u16() == *status;
+            let _ = r.into_body().collect().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// Carries out a command on the pool: `{"drain": NAME}`, `{"restore":
+/// NAME}`, `{"weight": {"backend": NAME, "weight": N}}`.
+fn command(pool: &SharedPool, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let name = |k: &str| request.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let mut pool = lock(pool);
+    let done = if let Some(b) = name("drain") {
+        pool.set_draining(&b, true).then(|| format!("{b} drains"))
+    } else if let Some(b) = name("restore") {
+        pool.set_draining(&b, false)
+            .then(|| format!("{b} is back in service"))
+    } else if let Some(w) = request.get("weight") {
+        let b = w
+            .get("backend")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let n = w.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
+        let n = u32::try_from(n.clamp(1, 1000)).unwrap_or(1);
+        pool.set_weight(b, n).then(|| format!("{b} has weight {n}"))
+    } else {
+        return Err("a balancer takes `drain`, `restore` and `weight` requests".to_owned());
+    };
+    done.map(|d| serde_json::json!({ "done": d }))
+        .ok_or_else(|| "no such backend in the pool".to_owned())
+}
+
+/// A balancer's handle: commands change its pool; its status is its
+/// `counters` and the pool.
+struct PoolControl<F> {
+    pool: SharedPool,
+    counters: F,
+}
+
+impl<F: Fn() -> serde_json::Value + Send + Sync> crate::Control for PoolControl<F> {
+    fn request(&self, request: serde_json::Value) -> crate::Reply {
+        let result = command(&self.pool, &request);
+        Box::pin(async move { result })
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let mut status = (self.counters)();
+        let pool = lock(&self.pool);
+        status["algorithm"] = serde_json::json!(pool.algorithm().name());
+        status["panics"] = serde_json::json!(pool.panics());
+        status["backends"] = serde_json::json!(pool.status(now()));
+        status
+    }
+}
+
+/// A started balancer: its handle (over `pool`, reporting `counters`),
+/// and the task that `serve`s and runs the `checks`.
+pub(crate) fn serving(
+    pool: SharedPool,
+    counters: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    serve: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    checks: impl Future<Output = ()> + Send + 'static,
+) -> crate::Serving {
+    let control: Arc<dyn crate::Control> = Arc::new(PoolControl { pool, counters });
+    let task = async move {
+        tokio::select! {
+            r = serve => r,
+            () = checks => Ok(()),
+        }
+    };
+    (control, Box::pin(task))
+}
