@@ -1194,6 +1194,19 @@ impl Stack {
         let s = sock.tcp();
         match s.state() {
             State::Closed | State::TimeWait => return self.recycle(id.0),
+            // Linux's writes leave at once, so an answer written before a
+            // close with unread data is on the wire before the RST. Here
+            // it would still be queued, and the RST would lose it (a 400
+            // or 431 for a bad request): the unread data goes, the answer
+            // leaves, then a FIN.
+            _ if s.recv_queue() > 0 && s.send_queue() > 0 => {
+                while s.recv_queue() > 0 {
+                    if s.recv(|b| (b.len(), ())).is_err() {
+                        break;
+                    }
+                }
+                s.close()
+            }
             _ if s.recv_queue() > 0 => s.abort(),
             _ => s.close(),
         }

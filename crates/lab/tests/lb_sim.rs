@@ -132,3 +132,136 @@ fn a_dead_backend_is_ejected_after_failures_in_a_row() {
     assert_eq!(codes[..4], ["200", "502", "200", "502"], "{codes:?}");
     assert!(codes[4..].iter().all(|c| c == "200"), "{codes:?}");
 }
+
+/// A balancer whose backend is `backend` (a service of the lab below).
+fn lab_over(backend: &str, extra: &str) -> LabSim {
+    let text = format!(
+        r#"
+name = "lbbad"
+[[switch]]
+name = "net"
+subnet = "10.61.0.0/24"
+[[host]]
+name = "client"
+switch = "net"
+address = "10.61.0.2/24"
+[[service]]
+name = "lb"
+kind = "http-lb"
+switch = "net"
+address = "10.60.0.10/24"
+backends = ["{backend}"]
+health_check = "none"
+request_timeout_ms = 500
+{extra}
+[[service]]
+name = "echo"
+kind = "echo"
+switch = "net"
+address = "10.61.0.7/24"
+[[service]]
+name = "dns"
+kind = "dns-authoritative"
+switch = "net"
+address = "10.61.0.53/24"
+[[service]]
+name = "web"
+kind = "http"
+switch = "net"
+address = "10.61.0.80/24"
+"#
+    )
+    .replace("10.60.0.10", "10.61.0.10");
+    let topology = topology::parse(&text, "lbbad.toml").expect("topology");
+    let link = fabric::LinkParams {
+        latency: Duration::from_micros(50),
+        jitter: Duration::ZERO,
+        loss: 0.0,
+    };
+    LabSim::new(&topology, 9, link).expect("lab")
+}
+
+/// Sends `request` to 10.61.0.10:80 and reads until the balancer closes
+/// or `limit` passes; what came back, and whether it closed.
+fn raw(lab: &mut LabSim, request: &[u8], limit: Duration) -> (String, bool) {
+    let lb = SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, 10), 80);
+    let sock = lab
+        .client("client")
+        .expect("client")
+        .tcp_connect(lb)
+        .expect("connect");
+    let mut sent = 0;
+    let mut answer = Vec::new();
+    let closed = lab.run_until(limit, |l| {
+        let s = l.client("client").expect("client");
+        if sent < request.len() {
+            if let Poll::Ready(Ok(n)) = s.poll_send(sock, &mut cx(), &request[sent..]) {
+                sent += n;
+            }
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.poll_recv(sock, &mut cx(), &mut buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return true,
+                Poll::Ready(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Poll::Pending => return false,
+            }
+        }
+    });
+    lab.client("client").expect("client").release(sock);
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+const GET_WEB: &[u8] = b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn bad_clients_get_400_431_or_a_timeout_and_others_are_served() {
+    let mut lab = lab_over("web", "");
+    let second = Duration::from_secs(1);
+    let (garbage, _) = raw(&mut lab, b"NOT HTTP AT ALL\r\n\r\n", second);
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: lb\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let (big, _) = raw(&mut lab, huge.as_bytes(), second);
+    assert!(big.starts_with("HTTP/1.1 431"), "{big:.80}");
+    // A slowloris client: headers never finished. It is cut off after the
+    // header timeout (10 s); a client meanwhile is served.
+    let slow = lab
+        .client("client")
+        .expect("client")
+        .tcp_connect(SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, 10), 80))
+        .expect("connect");
+    let partial = b"GET / HTTP/1.1\r\nHost: lb\r\n";
+    lab.run_until(second, |l| {
+        let s = l.client("client").expect("client");
+        matches!(s.poll_send(slow, &mut cx(), partial), Poll::Ready(Ok(_)))
+    });
+    let (ok, _) = raw(&mut lab, GET_WEB, second);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let cut = lab.run_until(Duration::from_secs(12), |l| {
+        let s = l.client("client").expect("client");
+        let mut buf = [0u8; 512];
+        matches!(
+            s.poll_recv(slow, &mut cx(), &mut buf),
+            Poll::Ready(Ok(_)) | Poll::Ready(Err(_))
+        )
+    });
+    assert!(cut, "the slow client was never cut off");
+}
+
+#[test]
+fn a_backend_that_speaks_no_http_gets_502_and_one_that_hangs_504() {
+    // The echo service sends the request back: no HTTP answer.
+    let mut lab = lab_over("echo:7", "");
+    let (echoed, _) = raw(&mut lab, GET_WEB, Duration::from_secs(2));
+    assert!(echoed.starts_with("HTTP/1.1 502"), "{echoed}");
+    assert!(echoed.contains("echo broke the connection"), "{echoed}");
+    // A DNS server over TCP waits for a length-framed message that never
+    // comes: no answer within request_timeout_ms.
+    let mut lab = lab_over("dns:53", "");
+    let (hung, _) = raw(&mut lab, GET_WEB, Duration::from_secs(2));
+    assert!(hung.starts_with("HTTP/1.1 504"), "{hung}");
+    assert!(hung.contains("dns did not answer within 500ms"), "{hung}");
+}

@@ -191,6 +191,19 @@ impl Lb {
             });
         let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
         let (answer, backend) = self.forward(req, peer).await;
+        if let Either::Left(_) = answer.body() {
+            // One of the balancer's own pages.
+            let counter = match answer.status() {
+                StatusCode::BAD_GATEWAY => Some(&self.counters.bad_gateway_502),
+                StatusCode::SERVICE_UNAVAILABLE => Some(&self.counters.no_backend_503),
+                StatusCode::GATEWAY_TIMEOUT => Some(&self.counters.timeout_504),
+                StatusCode::PAYLOAD_TOO_LARGE => Some(&self.counters.too_large_413),
+                _ => None,
+            };
+            if let Some(c) = counter {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let ms = self.now().saturating_duration_since(start).as_secs_f64() * 1e3;
         tracing::info!(
             target: "scratchnet::access",
@@ -214,7 +227,6 @@ impl Lb {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|n| n > self.config.max_body);
         if too_big {
-            self.counters.too_large_413.fetch_add(1, Ordering::Relaxed);
             let why = format!(
                 "the request body is larger than {} bytes",
                 self.config.max_body
@@ -246,18 +258,19 @@ impl Lb {
         let replayable = idempotent && req.body().is_end_stream();
         let mut req = Some(self.outgoing(req, peer));
         let mut tried = Vec::new();
+        // What the client gets if the last backend tried was the last one.
+        let mut failed = None;
         loop {
             let Some(pick) = self.pick(key.as_deref(), &tried, sticky.as_deref()) else {
+                if let Some(answer) = failed {
+                    return answer;
+                }
                 return if tried.is_empty() {
-                    self.counters.no_backend_503.fetch_add(1, Ordering::Relaxed);
                     (
                         self.page(StatusCode::SERVICE_UNAVAILABLE, "no backend is in service"),
                         None,
                     )
                 } else {
-                    self.counters
-                        .bad_gateway_502
-                        .fetch_add(1, Ordering::Relaxed);
                     let why = "no backend could be reached (every one tried)";
                     (self.page(StatusCode::BAD_GATEWAY, why), None)
                 };
@@ -275,14 +288,13 @@ impl Lb {
                     {
                         tracing::warn!(lb = %self.config.name, backend = %pick.name, "ejected: it failed too often in a row");
                     }
+                    let why = format!("{} could not be reached: {e}", pick.name);
+                    let answer = (self.page(StatusCode::BAD_GATEWAY, &why), Some(pick.name));
                     if idempotent && self.retry(&tried) {
+                        failed = Some(answer);
                         continue;
                     }
-                    self.counters
-                        .bad_gateway_502
-                        .fetch_add(1, Ordering::Relaxed);
-                    let why = format!("{} could not be reached: {e}", pick.name);
-                    return (self.page(StatusCode::BAD_GATEWAY, &why), Some(pick.name));
+                    return answer;
                 }
             };
             let Some(outgoing) = req.take() else {
@@ -297,7 +309,9 @@ impl Lb {
             match self.exchange(sender, outgoing, pick).await {
                 // Broken before any answer: a bodiless idempotent request
                 // goes to another backend.
-                Exchange::Broken(_) if replayable && self.retry(&tried) => continue,
+                Exchange::Broken(answer) if replayable && self.retry(&tried) => {
+                    failed = Some(answer);
+                }
                 Exchange::Broken(answer) | Exchange::Answered(answer) => return answer,
             }
         }
@@ -329,7 +343,6 @@ impl Lb {
         let response = match answer {
             Err(_) => {
                 self.pool().finished(now, pick.index, Outcome::Timeout);
-                self.counters.timeout_504.fetch_add(1, Ordering::Relaxed);
                 let why = format!(
                     "{} did not answer within {:?}",
                     pick.name, self.config.request_timeout
@@ -338,9 +351,6 @@ impl Lb {
             }
             Ok(Err(e)) => {
                 self.pool().finished(now, pick.index, Outcome::Reset);
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
                 let why = format!("{} broke the connection: {e}", pick.name);
                 return Exchange::Broken((self.page(StatusCode::BAD_GATEWAY, &why), name));
             }
