@@ -36,6 +36,40 @@ fn www_example_com_is_spread_evenly_over_web1_to_web3() {
         .filter(|l| *l == "x-forwarded-for: 198.51.100.2")
         .count();
     assert_eq!(xff, 300, "{out}");
+
+    // HTTPS with no flags: the namespaces trust the lab's CA, and lb's
+    // certificate names www.example.com. HTTP/2 by ALPN.
+    let https = script_ok("alice", "curl -s -m 5 https://www.example.com/");
+    assert!(https.contains("x-forwarded-for: 198.51.100.2"), "{https}");
+    let h2 = script_ok(
+        "alice",
+        "curl -s -m 5 --http2 -o /dev/null -w '%{http_version} %{ssl_verify_result}' https://www.example.com/",
+    );
+    assert_eq!(h2, "2 0");
+    let h1 = script_ok(
+        "alice",
+        "curl -s -m 5 --http1.1 -o /dev/null -w '%{http_version}' https://api.example.com/",
+    );
+    assert_eq!(h1, "1.1");
+    // A TLS client that sends garbage: counted, and others served.
+    script_ok(
+        "alice",
+        "printf 'not a TLS hello\\r\\n\\r\\n' | timeout 3 nc -q 1 203.0.113.10 443 || true",
+    );
+    let again = script_ok("alice", "curl -s -m 5 https://www.example.com/");
+    assert!(again.starts_with("server: web"), "{again}");
+    let status = Command::new(bin())
+        .args(["status", "--json", "--lab", "reference"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let failures = status["service_counters"]["lb"]["tls_failures"].as_u64();
+    assert_eq!(failures, Some(1), "{}", status["service_counters"]["lb"]);
+    // From the machine through the uplink, with the CA the lab wrote out.
+    let machine = sh("curl -s -m 5 --cacert /run/scratchnet-reference-ca.pem \
+         --resolve www.example.com:443:203.0.113.10 https://www.example.com/");
+    let body = String::from_utf8_lossy(&machine.stdout);
+    assert!(body.starts_with("server: web"), "{body}");
 }
 
 /// Backends that are Python web servers in namespaces `lbh1`-`lbh3`

@@ -211,6 +211,10 @@ pub fn assert_clean(lab: &str, hosts: &[&str]) {
         !std::path::Path::new(&format!("/run/scratchnet/{lab}.sock")).exists(),
         "control socket left behind"
     );
+    assert!(
+        !std::path::Path::new(&format!("/run/scratchnet-{lab}-ca.pem")).exists(),
+        "CA certificate left behind"
+    );
 }
 
 /// A background process for a test (a server in a host), killed when

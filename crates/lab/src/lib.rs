@@ -13,6 +13,7 @@
 //! runs a whole lab, services included, on the simulator's virtual clock.
 
 pub mod kinds;
+pub mod pki;
 mod probe;
 mod reverse;
 mod routers;
@@ -47,6 +48,8 @@ pub enum LabError {
     NoSuchSwitch(String),
     #[error("cannot start the simulator's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot make the lab's certificate authority: {0}")]
+    Pki(String),
 }
 
 /// A namespace host's port: the caller puts a TAP with the host's MAC,
@@ -78,6 +81,18 @@ pub struct Blueprint {
     pub tuns: Vec<TunPort>,
     pub services: Vec<PlannedService>,
     pub view: LabView,
+}
+
+/// A certificate authority for the lab, if a service speaks TLS.
+fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
+    let tls = lab.services.iter().any(
+        |s| matches!(&s.settings, topology::ServiceSettings::HttpLb(l) if l.tls_port.is_some()),
+    );
+    if !tls {
+        return Ok(None);
+    }
+    let ca = pki::LabCa::new(&lab.name).map_err(|e| LabError::Pki(e.to_string()))?;
+    Ok(Some(std::sync::Arc::new(ca)))
 }
 
 /// Builds the lab of a validated topology.
@@ -124,6 +139,6 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
         hosts,
         tuns,
         services,
-        view: LabView::new(lab),
+        view: LabView::new(lab, lab_ca(lab)?),
     })
 }

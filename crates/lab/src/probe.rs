@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn alices_probe_goes_to_her_gateway_with_valid_checksums() {
-        let view = LabView::new(&topology::reference_lab());
+        let view = LabView::new(&topology::reference_lab(), None);
         let f = view
             .probe_frame("alice", "tcp 203.0.113.11:80", None)
             .expect("frame");

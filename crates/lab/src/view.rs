@@ -10,14 +10,57 @@ use topology::{Attachment, HostAddress, Topology};
 pub struct LabView {
     lab: Arc<Topology>,
     world: services::World,
+    /// The lab's certificate authority, if a service speaks TLS.
+    ca: Option<crate::pki::SharedCa>,
 }
 
 impl LabView {
-    pub fn new(lab: &Topology) -> LabView {
+    pub fn new(lab: &Topology, ca: Option<crate::pki::SharedCa>) -> LabView {
         LabView {
             lab: Arc::new(lab.clone()),
             world: services::World::Machine,
+            ca,
         }
+    }
+
+    /// The lab's certificate authority, if a service speaks TLS.
+    pub fn ca(&self) -> Option<&crate::pki::SharedCa> {
+        self.ca.as_ref()
+    }
+
+    /// The DNS names the lab's zones give `addr` (A records), and the names
+    /// that are CNAMEs of those; sorted.
+    pub fn names_of(&self, addr: Ipv4Addr) -> Vec<String> {
+        use dns::hickory_proto::rr::RData;
+        let records: Vec<&dns::hickory_proto::rr::Record> = self
+            .lab
+            .services
+            .iter()
+            .filter_map(|s| match &s.settings {
+                topology::ServiceSettings::DnsAuthoritative(d) => Some(&d.zones),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|z| z.records())
+            .collect();
+        let mut names: Vec<String> = records
+            .iter()
+            .filter(|r| matches!(&r.data, RData::A(a) if a.0 == addr))
+            .map(|r| r.name.to_string())
+            .collect();
+        let aliases: Vec<String> = records
+            .iter()
+            .filter(|r| matches!(&r.data, RData::CNAME(t) if names.contains(&t.0.to_string())))
+            .map(|r| r.name.to_string())
+            .collect();
+        names.extend(aliases);
+        let mut names: Vec<String> = names
+            .into_iter()
+            .map(|n| n.trim_end_matches('.').to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The same lab in `world` (a simulation's clock and seed).

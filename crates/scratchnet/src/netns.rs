@@ -37,6 +37,58 @@ pub fn add(ns: &str) -> Result<()> {
     ip(&["netns", "add", ns])
 }
 
+/// The file that marks a trust store scratchnet wrote (/etc/netns/NS/ssl).
+const TRUST_MARK: &str = ".scratchnet-lab-ca";
+
+/// /etc/netns/NS/ssl, which `ip netns exec` mounts over /etc/ssl inside the
+/// namespace: a copy of the machine's /etc/ssl (its private keys left out)
+/// whose bundle, certs/ca-certificates.crt, also holds the lab's CA. curl,
+/// wget, Python and everything else on OpenSSL's default paths trust the
+/// lab's certificates there, and the machine's own store is untouched.
+pub fn trust_ca(ns: &str, ca_pem: &str) -> Result<()> {
+    let ssl = etc_dir(ns).join("ssl");
+    copy_tree(Path::new("/etc/ssl"), &ssl)
+        .with_context(|| format!("cannot copy /etc/ssl to {}", ssl.display()))?;
+    std::fs::write(
+        ssl.join(TRUST_MARK),
+        "the lab's CA; removed when the lab stops\n",
+    )?;
+    let bundle = ssl.join("certs").join("ca-certificates.crt");
+    std::fs::create_dir_all(ssl.join("certs"))?;
+    let mut text = std::fs::read_to_string(&bundle).unwrap_or_default();
+    text.push_str(ca_pem);
+    // A regular file of its own, not the copied symlink's target.
+    let _ = std::fs::remove_file(&bundle);
+    std::fs::write(&bundle, text).with_context(|| format!("cannot write {}", bundle.display()))
+}
+
+/// Whether /etc/netns/NS/ssl is there and not scratchnet's.
+pub fn foreign_trust_store(ns: &str) -> bool {
+    let ssl = etc_dir(ns).join("ssl");
+    ssl.exists() && !ssl.join(TRUST_MARK).exists()
+}
+
+/// Copies `from` to `to`: directories, files (with their modes) and
+/// symbolic links as links; `private` directories (keys) left out.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_dir() {
+            if entry.file_name() != "private" {
+                copy_tree(&src, &dst)?;
+            }
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
 /// The first line of every resolv.conf scratchnet writes.
 const RESOLV_MARK: &str = "# written by scratchnet";
 
@@ -51,6 +103,11 @@ pub fn delete(ns: &str, own_dir: bool) -> Result<()> {
     if std::fs::read_to_string(&resolv).is_ok_and(|t| t.starts_with(RESOLV_MARK)) {
         std::fs::remove_file(&resolv)
             .with_context(|| format!("cannot remove {}", resolv.display()))?;
+    }
+    let ssl = dir.join("ssl");
+    if ssl.join(TRUST_MARK).exists() {
+        std::fs::remove_dir_all(&ssl)
+            .with_context(|| format!("cannot remove {}", ssl.display()))?;
     }
     if own_dir && dir.exists() {
         if let Err(e) = std::fs::remove_dir(&dir) {

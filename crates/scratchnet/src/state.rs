@@ -26,6 +26,12 @@ pub fn lab_dir(lab: &str) -> PathBuf {
     PathBuf::from(RUN_DIR).join(lab)
 }
 
+/// The lab's CA certificate (PEM), for the user to give curl: outside
+/// RUN_DIR, which only root may enter.
+pub fn ca_path(lab: &str) -> PathBuf {
+    PathBuf::from(format!("{RUN_DIR}-{lab}-ca.pem"))
+}
+
 pub fn socket_path(lab: &str) -> PathBuf {
     PathBuf::from(RUN_DIR).join(format!("{lab}.sock"))
 }
@@ -128,7 +134,11 @@ impl LabState {
     }
 
     pub fn remove_files(&self) {
-        for p in [state_path(&self.lab), socket_path(&self.lab)] {
+        for p in [
+            state_path(&self.lab),
+            socket_path(&self.lab),
+            ca_path(&self.lab),
+        ] {
             let _ = std::fs::remove_file(p);
         }
     }

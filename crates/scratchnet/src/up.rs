@@ -123,6 +123,14 @@ fn preflight(lab: &Topology) -> Result<()> {
                 lab.file
             );
         }
+        if netns::foreign_trust_store(&h.name) {
+            bail!(
+                "{} already exists and is not this lab's: scratchnet would put the lab's CA there; move it away or rename host `{}` in {}",
+                netns::etc_dir(&h.name).join("ssl").display(),
+                h.name,
+                lab.file
+            );
+        }
         if netns::exists(&h.name) {
             bail!(
                 "network namespace `{}` already exists and is not this lab's: remove it (ip netns delete {}) or rename host `{}` in {}",
@@ -142,6 +150,10 @@ fn preflight(lab: &Topology) -> Result<()> {
 /// the state file before creating it.
 fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<DevicePort>)> {
     let blueprint = lab::build(lab).context("cannot build the lab")?;
+    let ca = blueprint.view.ca().map(|ca| ca.cert_pem());
+    if let Some(pem) = &ca {
+        write_ca(&lab.name, pem)?;
+    }
     let mut devices = Vec::new();
     for t in &blueprint.tuns {
         let options = DeviceOptions {
@@ -180,12 +192,30 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
         netns::configure_host(spec, device.name())
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
+        if let Some(pem) = &ca {
+            netns::trust_ca(&spec.name, pem)?;
+        }
         devices.push(DevicePort {
             port: h.port,
             device,
         });
     }
     Ok((blueprint, devices))
+}
+
+/// Writes the lab's CA certificate where the user can give it to curl
+/// (`curl --cacert /run/scratchnet-LAB-ca.pem`); readable by all, as a
+/// certificate is public (its key never leaves the process).
+fn write_ca(lab: &str, pem: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = crate::state::ca_path(lab);
+    std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    eprintln!(
+        "scratchnet: the lab's certificate authority is in {} (namespaces trust it)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Runs the DHCP client of every DHCP host, all at once, and waits for

@@ -27,11 +27,11 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::server::conn::http1;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug)]
 pub struct Config {
@@ -59,6 +60,36 @@ pub struct Config {
     pub header_timeout: Duration,
     /// The largest request body taken (by its Content-Length).
     pub max_body: u64,
+    /// HTTPS too, if set.
+    pub tls: Option<Tls>,
+}
+
+/// An HTTPS listener: its port and the server's certificate and ALPN.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub port: u16,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+impl Tls {
+    /// A listener on `port` with `chain` and `key`, offering HTTP/2 and
+    /// HTTP/1.1 by ALPN.
+    pub fn new(
+        port: u16,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Tls, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Tls {
+            port,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// Idle kept-alive connections kept per backend at most.
@@ -82,6 +113,34 @@ counters! {
         too_large_413,
         connections_opened,
         connections_reused,
+        /// TLS handshakes that failed or timed out.
+        tls_failures,
+    }
+}
+
+impl Lb {
+    /// Serves one client connection: HTTP/1.1 (kept alive, headers within
+    /// the header timeout) or HTTP/2 (by ALPN, or a client's preface).
+    async fn serve_connection<S>(self: Arc<Self>, io: S, peer: SocketAddrV4, proto: &'static str)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let timeout = self.config.header_timeout;
+        let lb = self.clone();
+        let service = service_fn(move |req| {
+            let lb = lb.clone();
+            async move { Ok::<_, Infallible>(lb.handle(req, peer, proto).await) }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
+        builder.http2().timer(TokioTimer::new());
+        if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+            tracing::debug!(%peer, "balancer connection ended: {e}");
+        }
     }
 }
 
@@ -181,7 +240,12 @@ impl Lb {
         pool.pick(now, key, tried)
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddrV4) -> Answer {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddrV4,
+        proto: &'static str,
+    ) -> Answer {
         let start = self.now();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let _ = self
@@ -190,7 +254,7 @@ impl Lb {
                 Some((b + 200).min(100_000))
             });
         let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
-        let (answer, backend) = self.forward(req, peer).await;
+        let (answer, backend) = self.forward(req, peer, proto).await;
         if let Either::Left(_) = answer.body() {
             // One of the balancer's own pages.
             let counter = match answer.status() {
@@ -220,6 +284,7 @@ impl Lb {
         self: &Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddrV4,
+        proto: &'static str,
     ) -> (Answer, Option<String>) {
         let too_big = req
             .headers()
@@ -256,7 +321,7 @@ impl Lb {
         );
         // A request with no body can be sent again as it was.
         let replayable = idempotent && req.body().is_end_stream();
-        let mut req = Some(self.outgoing(req, peer));
+        let mut req = Some(self.outgoing(req, peer, proto));
         let mut tried = Vec::new();
         // What the client gets if the last backend tried was the last one.
         let mut failed = None;
@@ -385,9 +450,23 @@ impl Lb {
     }
 
     /// The request as it goes to a backend.
-    fn outgoing(&self, req: Request<Incoming>, peer: SocketAddrV4) -> Request<ReqBody> {
+    fn outgoing(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddrV4,
+        proto: &'static str,
+    ) -> Request<ReqBody> {
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // Backends speak HTTP/1.1; an HTTP/2 request names its host in
+        // its URI (:authority), HTTP/1.1 in the Host header.
+        parts.version = hyper::Version::HTTP_11;
+        if !parts.headers.contains_key(HOST) {
+            let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+            if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                parts.headers.insert(HOST, v);
+            }
+        }
         let h = &mut parts.headers;
         let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(before) => format!("{before}, {}", peer.ip()),
@@ -398,7 +477,7 @@ impl Lb {
         }
         h.insert(
             HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
+            HeaderValue::from_static(proto),
         );
         if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.config.name)) {
             h.append(HeaderName::from_static("via"), via);
@@ -563,6 +642,13 @@ impl Body for Tracked {
 /// answers `scratchnet lb` commands and reports the pool's state.
 pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
     let listener = host.listen(config.port, 1024)?;
+    let tls = match &config.tls {
+        Some(t) => Some((
+            host.listen(t.port, 1024)?,
+            TlsAcceptor::from(t.config.clone()),
+        )),
+        None => None,
+    };
     let lb = Arc::new(Lb {
         host,
         pool: Arc::new(Mutex::new(config.pool.clone())),
@@ -582,26 +668,37 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
         lb.config.check.clone(),
         lb.config.name.clone(),
     );
-    let serving = async move {
+    let https = {
+        let lb = lb.clone();
+        async move {
+            let Some((listener, acceptor)) = tls else {
+                return std::future::pending().await;
+            };
+            loop {
+                let (stream, peer) = listener.accept().await?;
+                let (lb, acceptor) = (lb.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(lb.config.header_timeout, handshake).await {
+                        Ok(Ok(tls)) => lb.serve_connection(tls, peer, "https").await,
+                        _ => {
+                            lb.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        }
+    };
+    let http = async move {
         loop {
             let (stream, peer) = listener.accept().await?;
-            let lb = lb.clone();
-            tokio::spawn(async move {
-                let timeout = lb.config.header_timeout;
-                let service = service_fn(move |req| {
-                    let lb = lb.clone();
-                    async move { Ok::<_, Infallible>(lb.handle(req, peer).await) }
-                });
-                if let Err(e) = http1::Builder::new()
-                    .keep_alive(true)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%peer, "balancer connection ended: {e}");
-                }
-            });
+            tokio::spawn(lb.clone().serve_connection(stream, peer, "http"));
+        }
+    };
+    let serving = async move {
+        tokio::select! {
+            r = http => r,
+            r = https => r,
         }
     };
     Ok(balancing::serving(pool, counters, serving, checks))

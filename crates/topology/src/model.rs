@@ -279,6 +279,9 @@ pub struct LbSettings {
     pub sticky_cookie: Option<String>,
     /// How long a UDP flow may carry nothing before it is forgotten.
     pub idle_timeout: Duration,
+    /// HTTPS on this port too (TLS terminated with a certificate from the
+    /// lab's CA; HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls_port: Option<u16>,
 }
 
 /// One backend of a balancer: a node's name (or an address), its port

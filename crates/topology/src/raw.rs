@@ -159,6 +159,7 @@ pub struct Service {
     pub request_timeout_ms: Option<Spanned<u64>>,
     pub sticky_cookie: Option<Str>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub tls_port: Option<Spanned<u32>>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
     #[serde(default)]

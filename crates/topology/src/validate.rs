@@ -41,6 +41,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "connect_timeout_ms",
             "request_timeout_ms",
             "sticky_cookie",
+            "tls_port",
         ],
         ServiceKind::TcpLb => &[
             "port",
@@ -482,6 +483,10 @@ impl Validator<'_, '_> {
                 3_600_000,
                 30_000,
             ),
+            tls_port: s
+                .tls_port
+                .as_ref()
+                .map(|p| self.ranged(&Some(p.clone()), &key("tls_port"), 1, 65535, 443) as u16),
         }
     }
 
@@ -1086,6 +1091,7 @@ impl Validator<'_, '_> {
                 "idle_timeout_ms",
                 s.idle_timeout_ms.as_ref().map(|v| v.span()),
             ),
+            ("tls_port", s.tls_port.as_ref().map(|v| v.span())),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
             (

@@ -60,6 +60,20 @@ fn check(settings: &LbSettings) -> services::Check {
     }
 }
 
+/// The HTTPS listener of balancer `spec`: a certificate from the lab's CA
+/// for the names the lab's zones give its address, and its own name.
+fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::lb::Tls> {
+    let ca = lab
+        .ca()
+        .ok_or_else(|| io::Error::other("the lab has no certificate authority"))?;
+    let addr = spec.address.addr();
+    let mut names = lab.names_of(addr);
+    names.push(spec.name.clone());
+    let issued = ca.issue(&names, addr).map_err(io::Error::other)?;
+    tracing::info!(lb = %spec.name, "HTTPS on :{port} for {}", issued.names.join(", "));
+    services::lb::Tls::new(port, issued.chain, issued.key).map_err(io::Error::other)
+}
+
 impl Service for HttpLb {
     fn kind(&self) -> ServiceKind {
         ServiceKind::HttpLb
@@ -73,6 +87,11 @@ impl Service for HttpLb {
             Ok(p) => p,
             Err(e) => return super::failed(e),
         };
+        let tls = match settings.tls_port.map(|port| tls(spec, port, lab)) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => return super::failed(e),
+            None => None,
+        };
         let config = services::lb::Config {
             name: spec.name.clone(),
             port: settings.port,
@@ -84,6 +103,7 @@ impl Service for HttpLb {
             sticky_cookie: settings.sticky_cookie.clone(),
             header_timeout: Duration::from_secs(10),
             max_body: MAX_BODY,
+            tls,
         };
         super::serving(services::lb::serve(host, config))
     }
