@@ -135,6 +135,14 @@ switch = "lbnet"
 address = "10.78.0.32/24"
 
 [[service]]
+name = "lbws"
+kind = "http-lb"
+switch = "lbnet"
+address = "10.78.0.42/24"
+backends = ["lbh3:9000"]
+health_check = "tcp"
+
+[[service]]
 name = "lbtcp"
 kind = "tcp-lb"
 switch = "lbnet"
@@ -309,6 +317,27 @@ fn backends_in_namespaces_are_ejected_drained_and_restored_and_no_request_fails(
     assert_ne!(turns[0], turns[1], "{turns:?}");
 
     tcp_and_udp_balancers_spread_connections_and_flows();
+
+    // An Upgrade (as a WebSocket's) passes through: the backend's 101, then
+    // bytes both ways.
+    let tool = format!(
+        "{}/../../tests/tools/upgrade_echo.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let _echo = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "lbh3",
+        "python3",
+        &tool,
+        "serve",
+        "10.78.0.13",
+        "9000",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = script_ok("lbc", &format!("python3 {tool} ask 10.78.0.42 80"));
+    assert_eq!(out, "HTTP/1.1 101 Switching Protocols\nping\n");
 }
 
 /// On the lbtest lab (one at a time: its namespaces have fixed names).

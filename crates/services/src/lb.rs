@@ -27,7 +27,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -115,7 +117,21 @@ counters! {
         connections_reused,
         /// TLS handshakes that failed or timed out.
         tls_failures,
+        /// Connections upgraded (WebSockets) and joined to a backend.
+        upgrades,
     }
+}
+
+/// A running balancer.
+struct Lb {
+    host: Host,
+    config: Config,
+    pool: SharedPool,
+    idle: Mutex<HashMap<usize, Vec<Sender>>>,
+    counters: Arc<Counters>,
+    /// The retry budget, in thousandths of a retry: each request adds
+    /// 200, each retry costs 1,000; at most 100 retries banked.
+    retry_budget: AtomicU64,
 }
 
 impl Lb {
@@ -138,25 +154,12 @@ impl Lb {
             .timer(TokioTimer::new())
             .header_read_timeout(timeout);
         builder.http2().timer(TokioTimer::new());
-        if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        if let Err(e) = served.await {
             tracing::debug!(%peer, "balancer connection ended: {e}");
         }
     }
-}
 
-/// A running balancer.
-struct Lb {
-    host: Host,
-    config: Config,
-    pool: SharedPool,
-    idle: Mutex<HashMap<usize, Vec<Sender>>>,
-    counters: Arc<Counters>,
-    /// The retry budget, in thousandths of a retry: each request adds
-    /// 200, each retry costs 1,000; at most 100 retries banked.
-    retry_budget: AtomicU64,
-}
-
-impl Lb {
     fn pool(&self) -> MutexGuard<'_, Pool> {
         lock(&self.pool)
     }
@@ -190,7 +193,7 @@ impl Lb {
             .await
             .map_err(io::Error::other)?;
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         self.counters
             .connections_opened
@@ -282,7 +285,7 @@ impl Lb {
     /// The answer to `req`, and the backend that gave it.
     async fn forward(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddrV4,
         proto: &'static str,
     ) -> (Answer, Option<String>) {
@@ -321,7 +324,12 @@ impl Lb {
         );
         // A request with no body can be sent again as it was.
         let replayable = idempotent && req.body().is_end_stream();
-        let mut req = Some(self.outgoing(req, peer, proto));
+        // An Upgrade (a WebSocket) is passed on; the client's side of it is
+        // taken now, to join to the backend's once it agrees (101).
+        let upgrade = upgrade_of(req.headers());
+        let replayable = replayable && upgrade.is_none();
+        let mut client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let mut req = Some(self.outgoing(req, peer, proto, upgrade));
         let mut tried = Vec::new();
         // What the client gets if the last backend tried was the last one.
         let mut failed = None;
@@ -371,7 +379,10 @@ impl Lb {
             if replayable {
                 req = Some(copy_of(&outgoing));
             }
-            match self.exchange(sender, outgoing, pick).await {
+            match self
+                .exchange(sender, outgoing, pick, client_side.take())
+                .await
+            {
                 // Broken before any answer: a bodiless idempotent request
                 // goes to another backend.
                 Exchange::Broken(answer) if replayable && self.retry(&tried) => {
@@ -398,6 +409,7 @@ impl Lb {
         mut sender: Sender,
         req: Request<ReqBody>,
         pick: Pick,
+        client_side: Option<hyper::upgrade::OnUpgrade>,
     ) -> Exchange {
         let sent = self.now();
         let answer =
@@ -426,6 +438,12 @@ impl Lb {
         } else {
             Outcome::Ok { latency }
         };
+        if let (StatusCode::SWITCHING_PROTOCOLS, Some(client_side)) =
+            (response.status(), client_side)
+        {
+            self.pool().finished(now, pick.index, outcome);
+            return Exchange::Answered((self.join(client_side, response), name));
+        }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.config.name)) {
@@ -449,15 +467,43 @@ impl Lb {
         Exchange::Answered((Response::from_parts(parts, Either::Right(tracked)), name))
     }
 
-    /// The request as it goes to a backend.
+    /// The backend agreed to an upgrade: the client gets its 101 (headers
+    /// as the backend gave them), and the two connections are joined, byte
+    /// for byte, until either closes.
+    fn join(
+        &self,
+        client_side: hyper::upgrade::OnUpgrade,
+        mut response: Response<Incoming>,
+    ) -> Answer {
+        self.counters.upgrades.fetch_add(1, Ordering::Relaxed);
+        let backend_side = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(b)) = tokio::join!(client_side, backend_side) {
+                let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut b).await;
+            }
+        });
+        let (parts, _) = response.into_parts();
+        Response::from_parts(parts, Either::Left(Full::default()))
+    }
+
+    /// The request as it goes to a backend (with `upgrade`, the protocol it
+    /// asks to switch to).
     fn outgoing(
         &self,
         req: Request<Incoming>,
         peer: SocketAddrV4,
         proto: &'static str,
+        upgrade: Option<HeaderValue>,
     ) -> Request<ReqBody> {
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = upgrade {
+            parts.headers.insert(UPGRADE, protocol);
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         // Backends speak HTTP/1.1; an HTTP/2 request names its host in
         // its URI (:authority), HTTP/1.1 in the Host header.
         parts.version = hyper::Version::HTTP_11;
@@ -542,6 +588,18 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to (`Upgrade:` with
+/// `upgrade` among its Connection options), as a WebSocket client does.
+fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
+    let asked = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|o| o.trim().eq_ignore_ascii_case("upgrade"));
+    asked.then(|| h.get(UPGRADE).cloned()).flatten()
 }
 
 /// Removes the headers that belong to one connection (RFC 9110 7.6.1),
