@@ -135,6 +135,19 @@ switch = "lbnet"
 address = "10.78.0.32/24"
 
 [[service]]
+name = "lbroute"
+kind = "http-lb"
+switch = "lbnet"
+address = "10.78.0.43/24"
+backends = ["weba"]
+[[service.routes]]
+host = "api.lab.test"
+backends = ["webb"]
+[[service.routes]]
+path_prefix = "/b/"
+backends = ["webb"]
+
+[[service]]
 name = "lbws"
 kind = "http-lb"
 switch = "lbnet"
@@ -317,6 +330,27 @@ fn backends_in_namespaces_are_ejected_drained_and_restored_and_no_request_fails(
     assert_ne!(turns[0], turns[1], "{turns:?}");
 
     tcp_and_udp_balancers_spread_connections_and_flows();
+
+    // Routing rules: by Host, then by path prefix; the rest to weba.
+    let served = |args: &str| {
+        let out = script_ok("lbc", &format!("curl -s -m 5 {args}"));
+        out.lines().next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(served("http://10.78.0.43/"), "server: weba 10.78.0.31:80");
+    assert_eq!(
+        served("-H 'Host: api.lab.test' http://10.78.0.43/"),
+        "server: webb 10.78.0.32:80"
+    );
+    assert_eq!(
+        served("http://10.78.0.43/b/page"),
+        "server: webb 10.78.0.32:80"
+    );
+    assert_eq!(served("http://10.78.0.43/bb"), "server: weba 10.78.0.31:80");
+    let pools = lb(&["lbroute"]);
+    assert!(
+        pools.contains("balancer lbroute (round-robin, host api.lab.test path /)"),
+        "{pools}"
+    );
 
     // An Upgrade (as a WebSocket's) passes through: the backend's 101, then
     // bytes both ways.

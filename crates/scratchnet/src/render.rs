@@ -157,7 +157,7 @@ pub fn status(s: &Value) -> String {
     for (name, c) in counters.into_iter().flatten() {
         let mut figures = c.clone();
         if let Some(m) = figures.as_object_mut() {
-            m.remove("backends");
+            m.remove("pools");
         }
         let _ = writeln!(out, "  {name:<12} service: {}", nonzero(&figures));
     }
@@ -165,7 +165,7 @@ pub fn status(s: &Value) -> String {
     out
 }
 
-/// Each balancer's pool (or only `only`'s): a line per backend.
+/// Each balancer's pools (or only `only`'s): a line per backend.
 pub fn balancers(s: &Value, only: Option<&str>) -> String {
     let mut out = String::new();
     let counters = s.get("service_counters").and_then(Value::as_object);
@@ -173,23 +173,21 @@ pub fn balancers(s: &Value, only: Option<&str>) -> String {
         .into_iter()
         .flatten()
         .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
-        .filter_map(|(name, c)| Some((name, c, c.get("backends")?.as_array()?)));
-    for (name, c, backends) in pools {
+        .filter_map(|(name, c)| Some((name, c.get("pools")?.as_array()?)))
+        .flat_map(|(name, pools)| pools.iter().map(move |p| (name, p)));
+    for (name, pool) in pools {
+        let route = match text(pool, "route") {
+            "default" => String::new(),
+            r => format!(", {r}"),
+        };
         let _ = writeln!(
             out,
-            "\nbalancer {name} ({}):\n  {:<12} {:<22} {:>6} {:<9} {:>7} {:>9} {:>9} {:>10} {:>11}",
-            text(c, "algorithm"),
-            "backend",
-            "address",
-            "weight",
-            "state",
-            "active",
-            "picked",
-            "failures",
-            "ejections",
-            "latency-us"
+            "\nbalancer {name} ({}{route}):\n  {:<12} {:<22} {:>6} {:<9} {:>7} {:>9} {:>9} {:>10} {:>11}",
+            text(pool, "algorithm"),
+            "backend", "address", "weight", "state", "active", "picked", "failures", "ejections", "latency-us"
         );
-        for b in backends {
+        let backends = pool.get("backends").and_then(Value::as_array);
+        for b in backends.into_iter().flatten() {
             let latency = b
                 .get("latency_us")
                 .and_then(Value::as_u64)

@@ -36,6 +36,28 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// The checks of every pool of a balancer (labelled), for ever.
+pub(crate) fn run_all_checks(
+    host: &Host,
+    pools: &[(String, SharedPool)],
+    check: &Check,
+    lb: &str,
+) -> impl Future<Output = ()> + Send + 'static {
+    let all: Vec<_> = pools
+        .iter()
+        .map(|(_, p)| run_checks(host.clone(), p.clone(), check.clone(), lb.to_owned()))
+        .collect();
+    async move {
+        // Spawned once running (the caller may build this outside a
+        // runtime), and aborted with the set when the balancer stops.
+        let mut running = tokio::task::JoinSet::new();
+        for c in all {
+            running.spawn(c);
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
 /// Checks every backend of `pool` from `host` every interval, for ever;
 /// verdicts that change are logged.
 pub(crate) async fn run_checks(host: Host, pool: SharedPool, check: Check, lb: String) {
@@ -113,7 +135,22 @@ async fn check_one(host: &Host, addr: SocketAddrV4, check: &Check) -> bool {
 
 /// Carries out a command on the pool: `{"drain": NAME}`, `{"restore":
 /// NAME}`, `{"weight": {"backend": NAME, "weight": N}}`.
-fn command(pool: &SharedPool, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+fn command(
+    pools: &[(String, SharedPool)],
+    request: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let mut done = None;
+    for (_, pool) in pools {
+        if let Some(d) = command_one(pool, request)? {
+            done = Some(d);
+        }
+    }
+    done.map(|d| serde_json::json!({ "done": d }))
+        .ok_or_else(|| "no such backend in the balancer's pools".to_owned())
+}
+
+/// The command on one pool: what it did, or nothing (no such backend).
+fn command_one(pool: &SharedPool, request: &serde_json::Value) -> Result<Option<String>, String> {
     let name = |k: &str| request.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let mut pool = lock(pool);
     let done = if let Some(b) = name("drain") {
@@ -132,42 +169,51 @@ fn command(pool: &SharedPool, request: &serde_json::Value) -> Result<serde_json:
     } else {
         return Err("a balancer takes `drain`, `restore` and `weight` requests".to_owned());
     };
-    done.map(|d| serde_json::json!({ "done": d }))
-        .ok_or_else(|| "no such backend in the pool".to_owned())
+    Ok(done)
 }
 
 /// A balancer's handle: commands change its pool; its status is its
 /// `counters` and the pool.
 struct PoolControl<F> {
-    pool: SharedPool,
+    pools: Vec<(String, SharedPool)>,
     counters: F,
 }
 
 impl<F: Fn() -> serde_json::Value + Send + Sync> crate::Control for PoolControl<F> {
     fn request(&self, request: serde_json::Value) -> crate::Reply {
-        let result = command(&self.pool, &request);
+        let result = command(&self.pools, &request);
         Box::pin(async move { result })
     }
 
     fn status(&self) -> serde_json::Value {
         let mut status = (self.counters)();
-        let pool = lock(&self.pool);
-        status["algorithm"] = serde_json::json!(pool.algorithm().name());
-        status["panics"] = serde_json::json!(pool.panics());
-        status["backends"] = serde_json::json!(pool.status(now()));
+        let pools: Vec<serde_json::Value> = self
+            .pools
+            .iter()
+            .map(|(route, pool)| {
+                let pool = lock(pool);
+                serde_json::json!({
+                    "route": route,
+                    "algorithm": pool.algorithm().name(),
+                    "panics": pool.panics(),
+                    "backends": pool.status(now()),
+                })
+            })
+            .collect();
+        status["pools"] = serde_json::json!(pools);
         status
     }
 }
 
-/// A started balancer: its handle (over `pool`, reporting `counters`),
-/// and the task that `serve`s and runs the `checks`.
+/// A started balancer: its handle (over its `pools`, labelled by route,
+/// reporting `counters`), and the task that `serve`s and runs the `checks`.
 pub(crate) fn serving(
-    pool: SharedPool,
+    pools: Vec<(String, SharedPool)>,
     counters: impl Fn() -> serde_json::Value + Send + Sync + 'static,
     serve: impl Future<Output = std::io::Result<()>> + Send + 'static,
     checks: impl Future<Output = ()> + Send + 'static,
 ) -> crate::Serving {
-    let control: Arc<dyn crate::Control> = Arc::new(PoolControl { pool, counters });
+    let control: Arc<dyn crate::Control> = Arc::new(PoolControl { pools, counters });
     let task = async move {
         tokio::select! {
             r = serve => r,

@@ -87,7 +87,8 @@ fn serving(
         l4.config.name.clone(),
     );
     let counters = l4.counters.clone();
-    balancing::serving(l4.pool.clone(), move || counters.json(), serve, checks)
+    let pools = vec![("default".to_owned(), l4.pool.clone())];
+    balancing::serving(pools, move || counters.json(), serve, checks)
 }
 
 /// Balances TCP connections on the host until the task is dropped.

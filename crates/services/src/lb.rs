@@ -40,7 +40,7 @@ use std::io;
 use std::net::SocketAddrV4;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
@@ -50,7 +50,11 @@ pub struct Config {
     /// The balancer's name, in `Via` and its pages.
     pub name: String,
     pub port: u16,
+    /// The pool of requests no route takes.
     pub pool: Pool,
+    /// Requests for a host and path go to a pool of their own: the first
+    /// route that matches takes the request.
+    pub routes: Vec<Route>,
     pub check: Check,
     pub retries: u32,
     pub connect_timeout: Duration,
@@ -64,6 +68,40 @@ pub struct Config {
     pub max_body: u64,
     /// HTTPS too, if set.
     pub tls: Option<Tls>,
+}
+
+/// A routing rule: requests for `host` (any if `None`; `*.example.com`
+/// matches the names below example.com) whose path starts with
+/// `path_prefix` go to `pool`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub pool: Pool,
+}
+
+impl Route {
+    fn matches(&self, host: &str, path: &str) -> bool {
+        let host_ok = match self.host.as_deref() {
+            None => true,
+            Some(h) => match h.strip_prefix("*.") {
+                Some(parent) => host
+                    .strip_suffix(parent)
+                    .is_some_and(|below| below.ends_with('.')),
+                None => host.eq_ignore_ascii_case(h),
+            },
+        };
+        host_ok && path.starts_with(&self.path_prefix)
+    }
+
+    /// How the route reads in the status: `host H path P`.
+    pub fn label(&self) -> String {
+        format!(
+            "host {} path {}",
+            self.host.as_deref().unwrap_or("*"),
+            self.path_prefix
+        )
+    }
 }
 
 /// An HTTPS listener: its port and the server's certificate and ALPN.
@@ -126,8 +164,12 @@ counters! {
 struct Lb {
     host: Host,
     config: Config,
-    pool: SharedPool,
-    idle: Mutex<HashMap<usize, Vec<Sender>>>,
+    /// The routes, in order, with their pools.
+    routes: Vec<(Route, SharedPool)>,
+    /// The pool of requests no route takes.
+    default: SharedPool,
+    /// Kept-alive connections by backend address (shared by the pools).
+    idle: Mutex<HashMap<SocketAddrV4, Vec<Sender>>>,
     counters: Arc<Counters>,
     /// The retry budget, in thousandths of a retry: each request adds
     /// 200, each retry costs 1,000; at most 100 retries banked.
@@ -160,18 +202,23 @@ impl Lb {
         }
     }
 
-    fn pool(&self) -> MutexGuard<'_, Pool> {
-        lock(&self.pool)
+    /// The pool a request for `host` and `path` goes to.
+    fn route(&self, host: &str, path: &str) -> SharedPool {
+        self.routes
+            .iter()
+            .find(|(r, _)| r.matches(host, path))
+            .map_or(&self.default, |(_, p)| p)
+            .clone()
     }
 
     fn now(&self) -> Instant {
         balancing::now()
     }
 
-    /// A kept-alive connection to backend `index`, or a new one.
-    async fn connection(&self, index: usize, addr: SocketAddrV4) -> io::Result<Sender> {
+    /// A kept-alive connection to the backend at `addr`, or a new one.
+    async fn connection(&self, addr: SocketAddrV4) -> io::Result<Sender> {
         loop {
-            let idle = lock(&self.idle).get_mut(&index).and_then(Vec::pop);
+            let idle = lock(&self.idle).get_mut(&addr).and_then(Vec::pop);
             let Some(mut sender) = idle else { break };
             if sender.is_closed() {
                 continue;
@@ -201,9 +248,9 @@ impl Lb {
         Ok(sender)
     }
 
-    fn keep(&self, index: usize, sender: Sender) {
+    fn keep(&self, addr: SocketAddrV4, sender: Sender) {
         let mut idle = lock(&self.idle);
-        let list = idle.entry(index).or_default();
+        let list = idle.entry(addr).or_default();
         if list.len() < IDLE_PER_BACKEND && !sender.is_closed() {
             list.push(sender);
         }
@@ -224,9 +271,15 @@ impl Lb {
         spent.is_ok()
     }
 
-    fn pick(&self, key: Option<&[u8]>, tried: &[usize], sticky: Option<&str>) -> Option<Pick> {
+    fn pick(
+        &self,
+        pool: &SharedPool,
+        key: Option<&[u8]>,
+        tried: &[usize],
+        sticky: Option<&str>,
+    ) -> Option<Pick> {
         let now = self.now();
-        let mut pool = self.pool();
+        let mut pool = lock(pool);
         if let Some(i) = sticky
             .and_then(|name| pool.find(name))
             .filter(|&i| !tried.contains(&i) && pool.is_available(now, i))
@@ -301,7 +354,18 @@ impl Lb {
             );
             return (self.page(StatusCode::PAYLOAD_TOO_LARGE, &why), None);
         }
-        let key: Option<Vec<u8>> = match self.pool().algorithm() {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri().host())
+            .unwrap_or_default();
+        let host = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        let pool = self.route(&host, req.uri().path());
+        let key: Option<Vec<u8>> = match lock(&pool).algorithm() {
             balancer::Algorithm::SourceHash => Some(peer.ip().octets().to_vec()),
             balancer::Algorithm::HeaderHash(h) => {
                 req.headers().get(h.as_str()).map(|v| v.as_bytes().to_vec())
@@ -334,7 +398,7 @@ impl Lb {
         // What the client gets if the last backend tried was the last one.
         let mut failed = None;
         loop {
-            let Some(pick) = self.pick(key.as_deref(), &tried, sticky.as_deref()) else {
+            let Some(pick) = self.pick(&pool, key.as_deref(), &tried, sticky.as_deref()) else {
                 if let Some(answer) = failed {
                     return answer;
                 }
@@ -350,15 +414,12 @@ impl Lb {
             };
             tracing::debug!(lb = %self.config.name, "{}", pick.why);
             tried.push(pick.index);
-            self.pool().started(pick.index);
-            let sender = match self.connection(pick.index, pick.addr).await {
+            lock(&pool).started(pick.index);
+            let sender = match self.connection(pick.addr).await {
                 Ok(s) => s,
                 Err(e) => {
                     let now = self.now();
-                    if self
-                        .pool()
-                        .finished(now, pick.index, Outcome::ConnectFailed)
-                    {
+                    if lock(&pool).finished(now, pick.index, Outcome::ConnectFailed) {
                         tracing::warn!(lb = %self.config.name, backend = %pick.name, "ejected: it failed too often in a row");
                     }
                     let why = format!("{} could not be reached: {e}", pick.name);
@@ -380,7 +441,7 @@ impl Lb {
                 req = Some(copy_of(&outgoing));
             }
             match self
-                .exchange(sender, outgoing, pick, client_side.take())
+                .exchange(&pool, sender, outgoing, pick, client_side.take())
                 .await
             {
                 // Broken before any answer: a bodiless idempotent request
@@ -406,6 +467,7 @@ impl Lb {
     /// Sends the request on `sender` and passes the answer back.
     async fn exchange(
         self: &Arc<Self>,
+        pool: &SharedPool,
         mut sender: Sender,
         req: Request<ReqBody>,
         pick: Pick,
@@ -419,7 +481,7 @@ impl Lb {
         let name = Some(pick.name.clone());
         let response = match answer {
             Err(_) => {
-                self.pool().finished(now, pick.index, Outcome::Timeout);
+                lock(pool).finished(now, pick.index, Outcome::Timeout);
                 let why = format!(
                     "{} did not answer within {:?}",
                     pick.name, self.config.request_timeout
@@ -427,7 +489,7 @@ impl Lb {
                 return Exchange::Answered((self.page(StatusCode::GATEWAY_TIMEOUT, &why), name));
             }
             Ok(Err(e)) => {
-                self.pool().finished(now, pick.index, Outcome::Reset);
+                lock(pool).finished(now, pick.index, Outcome::Reset);
                 let why = format!("{} broke the connection: {e}", pick.name);
                 return Exchange::Broken((self.page(StatusCode::BAD_GATEWAY, &why), name));
             }
@@ -441,7 +503,7 @@ impl Lb {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client_side)) =
             (response.status(), client_side)
         {
-            self.pool().finished(now, pick.index, outcome);
+            lock(pool).finished(now, pick.index, outcome);
             return Exchange::Answered((self.join(client_side, response), name));
         }
         let (mut parts, body) = response.into_parts();
@@ -458,6 +520,8 @@ impl Lb {
             body,
             done: Some(Done {
                 lb: self.clone(),
+                pool: pool.clone(),
+                addr: pick.addr,
                 index: pick.index,
                 outcome,
                 sender: Some(sender),
@@ -634,6 +698,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// answer was read to its end.
 struct Done {
     lb: Arc<Lb>,
+    pool: SharedPool,
+    addr: SocketAddrV4,
     index: usize,
     outcome: Outcome,
     sender: Option<Sender>,
@@ -642,11 +708,10 @@ struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        let lb = &self.lb;
-        let now = lb.now();
-        lb.pool().finished(now, self.index, self.outcome);
+        let now = self.lb.now();
+        lock(&self.pool).finished(now, self.index, self.outcome);
         if let Some(sender) = self.sender.take().filter(|_| self.ended) {
-            lb.keep(self.index, sender);
+            self.lb.keep(self.addr, sender);
         }
     }
 }
@@ -707,25 +772,31 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
         )),
         None => None,
     };
+    let routes: Vec<(Route, SharedPool)> = config
+        .routes
+        .iter()
+        .map(|r| (r.clone(), Arc::new(Mutex::new(r.pool.clone()))))
+        .collect();
     let lb = Arc::new(Lb {
         host,
-        pool: Arc::new(Mutex::new(config.pool.clone())),
+        routes,
+        default: Arc::new(Mutex::new(config.pool.clone())),
         config,
         idle: Mutex::new(HashMap::new()),
         counters: Arc::new(Counters::default()),
         retry_budget: AtomicU64::new(10_000),
     });
-    let pool = lb.pool.clone();
+    let mut labelled: Vec<(String, SharedPool)> = lb
+        .routes
+        .iter()
+        .map(|(r, p)| (r.label(), p.clone()))
+        .collect();
+    labelled.push(("default".to_owned(), lb.default.clone()));
     let counters = {
         let c = lb.counters.clone();
         move || c.json()
     };
-    let checks = balancing::run_checks(
-        lb.host.clone(),
-        lb.pool.clone(),
-        lb.config.check.clone(),
-        lb.config.name.clone(),
-    );
+    let checks = balancing::run_all_checks(&lb.host, &labelled, &lb.config.check, &lb.config.name);
     let https = {
         let lb = lb.clone();
         async move {
@@ -759,5 +830,5 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
             r = https => r,
         }
     };
-    Ok(balancing::serving(pool, counters, serving, checks))
+    Ok(balancing::serving(labelled, counters, serving, checks))
 }

@@ -265,6 +265,9 @@ pub struct EchoSettings {
 pub struct LbSettings {
     pub port: u16,
     pub backends: Vec<LbBackend>,
+    /// Requests for a host and path to backends of their own (http-lb);
+    /// the first that matches takes a request, `backends` the rest.
+    pub routes: Vec<LbRoute>,
     pub algorithm: balancer::Algorithm,
     pub health: balancer::HealthConfig,
     pub health_check: HealthCheck,
@@ -292,6 +295,16 @@ pub struct LbBackend {
     pub target: String,
     pub port: u16,
     pub weight: u32,
+}
+
+/// A balancer's routing rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbRoute {
+    /// The request's host (`*.example.com` for the names below it); any
+    /// host if `None`.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub backends: Vec<LbBackend>,
 }
 
 /// How a balancer checks its backends.

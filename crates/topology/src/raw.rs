@@ -131,6 +131,18 @@ pub struct ZoneTable {
     pub records: Str,
 }
 
+/// A balancer's routing rule: requests for a host and path prefix to
+/// backends of their own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    pub host: Option<Str>,
+    pub path_prefix: Option<Str>,
+    #[serde(default)]
+    pub backends: Vec<Str>,
+    pub weights: Option<Vec<Spanned<u64>>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
@@ -160,6 +172,8 @@ pub struct Service {
     pub sticky_cookie: Option<Str>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub tls_port: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteTable>>,
     #[serde(default)]
     pub root_hints: Vec<Str>,
     #[serde(default)]

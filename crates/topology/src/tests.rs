@@ -433,6 +433,28 @@ sticky_cookie = "srv""#),
     );
     let d = one_error(&lab("backends = [\"web\"]\nhealth_path = \"health\""));
     assert_eq!(d.key, "service \"lb\".health_path");
+    let t = crate::parse(
+        &lab("backends = [\"web\"]\n[[service.routes]]\nhost = \"API.example.com\"\npath_prefix = \"/v1\"\nbackends = [\"py:8000\"]"),
+        "b.toml",
+    )
+    .expect("a route");
+    let r = &settings(&t).routes[0];
+    assert_eq!(
+        (
+            r.host.as_deref(),
+            r.path_prefix.as_str(),
+            r.backends[0].port
+        ),
+        (Some("api.example.com"), "/v1", 8000)
+    );
+    let d = one_error(&lab(
+        "backends = [\"web\"]\n[[service.routes]]\npath_prefix = \"v1\"\nbackends = [\"web\"]",
+    ));
+    assert_eq!(d.key, "service \"lb\".routes.path_prefix");
+    let d = one_error(&lab(
+        "backends = [\"web\"]\n[[service.routes]]\nhost = \"a.b\"\nbackends = [\"ghost\"]",
+    ));
+    assert_eq!(d.key, "service \"lb\".routes.backends");
     let d = one_error(&lab("backends = [\"web\"]\ncache_size = 5"));
     assert!(d.message.contains("has no `cache_size`"), "{d:?}");
 }

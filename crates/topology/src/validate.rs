@@ -42,6 +42,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "request_timeout_ms",
             "sticky_cookie",
             "tls_port",
+            "routes",
         ],
         ServiceKind::TcpLb => &[
             "port",
@@ -284,6 +285,57 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// A balancer's backends (`NAME`, `NAME:PORT` or `A.B.C.D:PORT`; without
+    /// a port, the balancer's) and their weights.
+    fn lb_backends(
+        &mut self,
+        list: &[Str],
+        weights: Option<&[Spanned<u64>]>,
+        key: &dyn Fn(&str) -> String,
+        name: &str,
+        peers: &[String],
+        port: u16,
+    ) -> Vec<LbBackend> {
+        let mut backends = Vec::new();
+        for b in list {
+            let text = b.get_ref();
+            let (target, port) = match text.rsplit_once(':') {
+                Some((t, p)) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
+                None => (text.as_str(), Some(port)),
+            };
+            let known = (peers.iter().any(|p| p == target) && target != name)
+                || target.parse::<Ipv4Addr>().is_ok();
+            match port.filter(|_| known) {
+                Some(port) => backends.push(LbBackend {
+                    target: target.to_owned(),
+                    port,
+                    weight: 1,
+                }),
+                None => self.err(
+                    b,
+                    &key("backends"),
+                    format!("`{text}` is not another service, a static host or an address, with an optional port"),
+                    "write NAME, NAME:PORT or A.B.C.D:PORT, NAME a [[service]] or a [[host]] with a static address".to_owned(),
+                ),
+            }
+        }
+        if let Some(weights) = weights {
+            if weights.len() != list.len() {
+                let span = weights.first().map_or(0..0, |w| w.span());
+                self.r.error(
+                    span,
+                    key("weights"),
+                    format!("{} weights for {} backends", weights.len(), list.len()),
+                    Some("give one weight per backend, in the same order".to_owned()),
+                );
+            }
+            for (b, w) in backends.iter_mut().zip(weights) {
+                b.weight = self.ranged(&Some(w.clone()), &key("weights"), 1, 1000, 1) as u32;
+            }
+        }
+        backends
+    }
+
     /// A balancer's settings; `peers` are the names a backend may give.
     fn balancer(
         &mut self,
@@ -307,46 +359,50 @@ impl Validator<'_, '_> {
             }
             (Some(_), _) => self.ranged(&s.port, &key("port"), 1, 65535, 80) as u16,
         };
-        let mut backends = Vec::new();
-        for b in &s.backends {
-            let text = b.get_ref();
-            let (target, port) = match text.rsplit_once(':') {
-                Some((t, p)) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
-                None => (text.as_str(), Some(port)),
+        let backends = self.lb_backends(&s.backends, s.weights.as_deref(), &key, name, peers, port);
+        let mut routes = Vec::new();
+        for r in &s.routes {
+            let r = r.get_ref();
+            let path_prefix = match &r.path_prefix {
+                Some(p) if !p.get_ref().starts_with('/') => {
+                    self.err(
+                        p,
+                        &key("routes.path_prefix"),
+                        "a path starts with `/`",
+                        None,
+                    );
+                    "/".to_owned()
+                }
+                Some(p) => p.get_ref().clone(),
+                None => "/".to_owned(),
             };
-            let known = (peers.iter().any(|p| p == target) && target != name)
-                || target.parse::<Ipv4Addr>().is_ok();
-            match port.filter(|_| known) {
-                Some(port) => backends.push(LbBackend {
-                    target: target.to_owned(),
-                    port,
-                    weight: 1,
-                }),
-                None => self.err(
-                    b,
-                    &key("backends"),
-                    format!("`{text}` is not another service, a static host or an address, with an optional port"),
-                    "write NAME, NAME:PORT or A.B.C.D:PORT, NAME a [[service]] or a [[host]] with a static address".to_owned(),
-                ),
-            }
-        }
-        if let Some(weights) = &s.weights {
-            if weights.len() != s.backends.len() {
-                let span = weights.first().map_or(0..0, |w| w.span());
+            let host = r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase());
+            if r.backends.is_empty() {
+                let span = r
+                    .host
+                    .as_ref()
+                    .or(r.path_prefix.as_ref())
+                    .map_or(0..0, |v| v.span());
                 self.r.error(
                     span,
-                    key("weights"),
-                    format!(
-                        "{} weights for {} backends",
-                        weights.len(),
-                        s.backends.len()
-                    ),
-                    Some("give one weight per backend, in the same order".to_owned()),
+                    key("routes.backends"),
+                    "a route needs backends",
+                    Some("add `backends = [\"NAME\", ...]` to the route".to_owned()),
                 );
             }
-            for (b, w) in backends.iter_mut().zip(weights) {
-                b.weight = self.ranged(&Some(w.clone()), &key("weights"), 1, 1000, 1) as u32;
-            }
+            let rkey = |k: &str| key(&format!("routes.{k}"));
+            routes.push(LbRoute {
+                host,
+                path_prefix,
+                backends: self.lb_backends(
+                    &r.backends,
+                    r.weights.as_deref(),
+                    &rkey,
+                    name,
+                    peers,
+                    port,
+                ),
+            });
         }
         let algorithm = match s.algorithm.as_ref().map(|a| (a, a.get_ref().as_str())) {
             None | Some((_, "round-robin")) => balancer::Algorithm::RoundRobin,
@@ -454,6 +510,7 @@ impl Validator<'_, '_> {
         LbSettings {
             port,
             backends,
+            routes,
             algorithm,
             health,
             health_check,
@@ -1092,6 +1149,7 @@ impl Validator<'_, '_> {
                 s.idle_timeout_ms.as_ref().map(|v| v.span()),
             ),
             ("tls_port", s.tls_port.as_ref().map(|v| v.span())),
+            ("routes", s.routes.first().map(|v| v.span())),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
             (

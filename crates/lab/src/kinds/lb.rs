@@ -12,7 +12,7 @@ use hoststack::Host;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
-use topology::{HealthCheck, LbSettings, ServiceKind, ServiceSettings, ServiceSpec};
+use topology::{HealthCheck, LbBackend, LbSettings, ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct HttpLb;
 pub struct TcpLb;
@@ -21,11 +21,16 @@ pub struct UdpLb;
 /// The largest request body the HTTP balancer takes.
 const MAX_BODY: u64 = 64 << 20;
 
-/// The pool of a balancer's settings, its backends' names resolved in the
-/// lab.
-fn pool(spec: &ServiceSpec, settings: &LbSettings, lab: &LabView) -> io::Result<Pool> {
-    let mut backends = Vec::new();
-    for b in &settings.backends {
+/// A pool of `backends` with a balancer's settings, their names resolved
+/// in the lab.
+fn pool(
+    spec: &ServiceSpec,
+    backends: &[LbBackend],
+    settings: &LbSettings,
+    lab: &LabView,
+) -> io::Result<Pool> {
+    let mut specs = Vec::new();
+    for b in backends {
         let addr = b
             .target
             .parse::<Ipv4Addr>()
@@ -34,7 +39,7 @@ fn pool(spec: &ServiceSpec, settings: &LbSettings, lab: &LabView) -> io::Result<
             .ok_or_else(|| {
                 io::Error::other(format!("backend `{}` has no address in this lab", b.target))
             })?;
-        backends.push(BackendSpec {
+        specs.push(BackendSpec {
             name: b.target.clone(),
             addr: SocketAddrV4::new(addr, b.port),
             weight: b.weight,
@@ -44,7 +49,7 @@ fn pool(spec: &ServiceSpec, settings: &LbSettings, lab: &LabView) -> io::Result<
     Ok(Pool::new(
         settings.algorithm.clone(),
         settings.health.clone(),
-        backends,
+        specs,
         seed,
     ))
 }
@@ -83,7 +88,21 @@ impl Service for HttpLb {
         let ServiceSettings::HttpLb(settings) = &spec.settings else {
             return super::wrong_kind(spec);
         };
-        let pool = match pool(spec, settings, lab) {
+        let pools = pool(spec, &settings.backends, settings, lab).and_then(|default| {
+            let routes = settings
+                .routes
+                .iter()
+                .map(|r| {
+                    Ok(services::lb::Route {
+                        host: r.host.clone(),
+                        path_prefix: r.path_prefix.clone(),
+                        pool: pool(spec, &r.backends, settings, lab)?,
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            Ok((default, routes))
+        });
+        let (pool, routes) = match pools {
             Ok(p) => p,
             Err(e) => return super::failed(e),
         };
@@ -96,6 +115,7 @@ impl Service for HttpLb {
             name: spec.name.clone(),
             port: settings.port,
             pool,
+            routes,
             check: check(settings),
             retries: settings.retries,
             connect_timeout: settings.connect_timeout,
@@ -118,7 +138,7 @@ fn l4_config(
     Ok(services::l4::Config {
         name: spec.name.clone(),
         port: settings.port,
-        pool: pool(spec, settings, lab)?,
+        pool: pool(spec, &settings.backends, settings, lab)?,
         check: check(settings),
         retries: settings.retries,
         connect_timeout: settings.connect_timeout,
