@@ -265,3 +265,20 @@ fn a_backend_that_speaks_no_http_gets_502_and_one_that_hangs_504() {
     assert!(hung.starts_with("HTTP/1.1 504"), "{hung}");
     assert!(hung.contains("dns did not answer within 500ms"), "{hung}");
 }
+
+#[test]
+fn a_client_past_its_request_rate_gets_429_until_its_budget_refills() {
+    let mut lab = lab_over("web", "requests_per_sec_per_client = 2");
+    let second = Duration::from_secs(1);
+    // A burst of twice the rate, then 429 with Retry-After.
+    let codes: Vec<String> = (0..5)
+        .map(|_| raw(&mut lab, GET_WEB, second).0)
+        .map(|a| a.split(' ').nth(1).unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(codes, ["200", "200", "200", "200", "429"], "{codes:?}");
+    let (limited, _) = raw(&mut lab, GET_WEB, second);
+    assert!(limited.contains("retry-after: 1"), "{limited}");
+    lab.run_for(Duration::from_secs(2));
+    let (again, _) = raw(&mut lab, GET_WEB, second);
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+}

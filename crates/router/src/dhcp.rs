@@ -17,12 +17,12 @@
 //!   and the next full scan waits a second, and a client holding a lease
 //!   keeps it whatever others ask for.
 
-use crate::ratelimit::RateLimiter;
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
 use ipnet::Ipv4Net;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use wire::ratelimit::PerClient;
 use wire::{Instant, Mac};
 
 /// How long an offered address is held for the client's REQUEST.
@@ -149,7 +149,7 @@ pub struct DhcpServer {
     server: Ipv4Net,
     leases: BTreeMap<Ipv4Addr, Lease>,
     /// Message budgets by client MAC.
-    budgets: HashMap<Mac, RateLimiter>,
+    budgets: PerClient<Mac>,
     /// Until when DISCOVERs are refused without a scan.
     exhausted_until: Option<Instant>,
     /// Addresses the pool can hand out.
@@ -159,11 +159,12 @@ pub struct DhcpServer {
 
 impl DhcpServer {
     pub fn new(config: DhcpConfig, server: Ipv4Net) -> DhcpServer {
+        let rate = config.client_rate.max(1);
         let mut s = DhcpServer {
             config,
             server,
             leases: BTreeMap::new(),
-            budgets: HashMap::new(),
+            budgets: PerClient::new(rate, rate.saturating_mul(4), RATE_TABLE_SIZE),
             exhausted_until: None,
             pool_size: 0,
             counters: DhcpCounters::default(),
@@ -186,21 +187,7 @@ impl DhcpServer {
 
     /// Takes one message from `mac`'s budget.
     fn within_budget(&mut self, now: Instant, mac: Mac) -> bool {
-        if !self.budgets.contains_key(&mac) && self.budgets.len() >= RATE_TABLE_SIZE {
-            let stalest = self
-                .budgets
-                .iter()
-                .min_by_key(|(_, b)| b.last())
-                .map(|(m, _)| *m);
-            if let Some(m) = stalest {
-                self.budgets.remove(&m);
-            }
-        }
-        let rate = self.config.client_rate.max(1);
-        self.budgets
-            .entry(mac)
-            .or_insert_with(|| RateLimiter::new(rate, rate.saturating_mul(4)))
-            .allow(now)
+        self.budgets.allow(now, mac)
     }
 
     fn live(&self, now: Instant, ip: Ipv4Addr) -> Option<&Lease> {
@@ -402,8 +389,7 @@ impl DhcpServer {
         if self.leases.len() < before {
             self.exhausted_until = None;
         }
-        self.budgets
-            .retain(|_, b| now.saturating_since(b.last()) < Duration::from_secs(60));
+        self.budgets.forget_idle(now, Duration::from_secs(60));
     }
 
     pub fn status(&self, now: Instant) -> DhcpStatus {

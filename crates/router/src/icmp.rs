@@ -1,11 +1,11 @@
 //! ICMP as RFC 792 and RFC 1812 want it from a router: which errors may be
 //! sent, what they quote, how fast, and echo replies.
 
-use crate::ratelimit::RateLimiter;
 use smoltcp::wire::{IpProtocol, Ipv4Packet};
 use std::net::Ipv4Addr;
 use wire::checksum;
 use wire::ether::{ETHERTYPE_IPV4, HEADER_LEN};
+use wire::ratelimit::RateLimiter;
 use wire::{Frame, FramePool, Instant};
 
 pub const ECHO_REPLY: u8 = 0;

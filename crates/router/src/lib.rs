@@ -29,7 +29,6 @@ mod dhcp;
 mod icmp;
 mod nat;
 mod neigh;
-mod ratelimit;
 mod routes;
 #[cfg(test)]
 mod tests;

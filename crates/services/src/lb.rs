@@ -37,13 +37,14 @@ use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
+use wire::ratelimit::PerClient;
 
 #[derive(Debug)]
 pub struct Config {
@@ -68,7 +69,14 @@ pub struct Config {
     pub max_body: u64,
     /// HTTPS too, if set.
     pub tls: Option<Tls>,
+    /// Requests per second one client address may send (bursts of twice
+    /// that); past it, 429.
+    pub requests_per_sec_per_client: Option<u32>,
 }
+
+/// Client addresses with a request budget at most; past it the one heard
+/// from least recently is forgotten.
+const RATE_CLIENTS: usize = 4096;
 
 /// A routing rule: requests for `host` (any if `None`; `*.example.com`
 /// matches the names below example.com) whose path starts with
@@ -151,6 +159,7 @@ counters! {
         bad_gateway_502,
         timeout_504,
         too_large_413,
+        rate_limited_429,
         connections_opened,
         connections_reused,
         /// TLS handshakes that failed or timed out.
@@ -171,6 +180,10 @@ struct Lb {
     /// Kept-alive connections by backend address (shared by the pools).
     idle: Mutex<HashMap<SocketAddrV4, Vec<Sender>>>,
     counters: Arc<Counters>,
+    /// Each client address's request budget, if limited.
+    budgets: Option<Mutex<PerClient<Ipv4Addr>>>,
+    /// When the balancer started: the budgets' clock counts from it.
+    started: Instant,
     /// The retry budget, in thousandths of a retry: each request adds
     /// 200, each retry costs 1,000; at most 100 retries banked.
     retry_budget: AtomicU64,
@@ -256,6 +269,16 @@ impl Lb {
         }
     }
 
+    /// Takes one request from `client`'s budget, if requests are limited.
+    fn within_budget(&self, client: Ipv4Addr) -> bool {
+        let Some(budgets) = &self.budgets else {
+            return true;
+        };
+        let elapsed = self.now().saturating_duration_since(self.started);
+        let now = wire::Instant::from_micros(elapsed.as_micros() as u64);
+        lock(budgets).allow(now, client)
+    }
+
     /// Whether the retry budget allows one more retry (and spends it).
     fn may_retry(&self) -> bool {
         let spent = self
@@ -318,6 +341,7 @@ impl Lb {
                 StatusCode::SERVICE_UNAVAILABLE => Some(&self.counters.no_backend_503),
                 StatusCode::GATEWAY_TIMEOUT => Some(&self.counters.timeout_504),
                 StatusCode::PAYLOAD_TOO_LARGE => Some(&self.counters.too_large_413),
+                StatusCode::TOO_MANY_REQUESTS => Some(&self.counters.rate_limited_429),
                 _ => None,
             };
             if let Some(c) = counter {
@@ -347,6 +371,15 @@ impl Lb {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|n| n > self.config.max_body);
+        if !self.within_budget(*peer.ip()) {
+            let mut page = self.page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this client sends more requests than the balancer takes from one address",
+            );
+            page.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return (page, None);
+        }
         if too_big {
             let why = format!(
                 "the request body is larger than {} bytes",
@@ -781,6 +814,10 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
         host,
         routes,
         default: Arc::new(Mutex::new(config.pool.clone())),
+        budgets: config
+            .requests_per_sec_per_client
+            .map(|r| Mutex::new(PerClient::new(r, r.saturating_mul(2), RATE_CLIENTS))),
+        started: balancing::now(),
         config,
         idle: Mutex::new(HashMap::new()),
         counters: Arc::new(Counters::default()),

@@ -280,6 +280,9 @@ pub struct LbSettings {
     /// Sticky sessions: the cookie the balancer sets to name a client's
     /// backend.
     pub sticky_cookie: Option<String>,
+    /// Requests per second one client address may send (bursts of twice
+    /// that); no limit if `None`.
+    pub requests_per_sec_per_client: Option<u32>,
     /// How long a UDP flow may carry nothing before it is forgotten.
     pub idle_timeout: Duration,
     /// HTTPS on this port too (TLS terminated with a certificate from the

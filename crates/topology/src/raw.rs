@@ -170,6 +170,7 @@ pub struct Service {
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub request_timeout_ms: Option<Spanned<u64>>,
     pub sticky_cookie: Option<Str>,
+    pub requests_per_sec_per_client: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub tls_port: Option<Spanned<u32>>,
     #[serde(default)]

@@ -43,6 +43,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "sticky_cookie",
             "tls_port",
             "routes",
+            "requests_per_sec_per_client",
         ],
         ServiceKind::TcpLb => &[
             "port",
@@ -532,6 +533,15 @@ impl Validator<'_, '_> {
                 30_000,
             ),
             sticky_cookie: s.sticky_cookie.as_ref().map(|c| c.get_ref().clone()),
+            requests_per_sec_per_client: s.requests_per_sec_per_client.as_ref().map(|r| {
+                self.ranged(
+                    &Some(r.clone()),
+                    &key("requests_per_sec_per_client"),
+                    1,
+                    1_000_000,
+                    1000,
+                ) as u32
+            }),
             idle_timeout: ms(
                 self,
                 &s.idle_timeout_ms,
@@ -1150,6 +1160,10 @@ impl Validator<'_, '_> {
             ),
             ("tls_port", s.tls_port.as_ref().map(|v| v.span())),
             ("routes", s.routes.first().map(|v| v.span())),
+            (
+                "requests_per_sec_per_client",
+                s.requests_per_sec_per_client.as_ref().map(|v| v.span()),
+            ),
             ("root_hints", s.root_hints.first().map(|v| v.span())),
             ("zones", s.zones.first().map(|v| v.span())),
             (

@@ -13,6 +13,7 @@ pub mod ether;
 pub mod frame;
 mod mac;
 pub mod offload;
+pub mod ratelimit;
 mod time;
 mod vnet;
 

@@ -124,6 +124,7 @@ impl Service for HttpLb {
             header_timeout: Duration::from_secs(10),
             max_body: MAX_BODY,
             tls,
+            requests_per_sec_per_client: settings.requests_per_sec_per_client,
         };
         super::serving(services::lb::serve(host, config))
     }
