@@ -22,7 +22,7 @@ mod timewait;
 pub use config::{HostConfig, TcpTuning};
 pub use decision::Decision;
 pub use flow::FlowKey;
-pub use net::{Host, Link, Rounds, TcpListener, TcpStream, UdpSocket};
+pub use net::{Host, Link, Rounds, TcpListener, TcpStream, TraceProbe, UdpSocket};
 pub use reassembly::{ReassemblyCounters, ReassemblyLimits};
 pub use smoltcp::socket::tcp::State as TcpState;
 pub use stack::{HostCounters, HostStatus, SockId, Stack};

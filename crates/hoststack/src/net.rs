@@ -402,6 +402,36 @@ impl AsyncWrite for TcpStream {
     }
 }
 
+impl TcpStream {
+    /// A handle that tells, while the connection lasts, which traced frame
+    /// last brought it data, and notes a service's decisions on it.
+    pub fn trace_probe(&self) -> TraceProbe {
+        TraceProbe {
+            host: self.host.clone(),
+            id: self.id,
+        }
+    }
+}
+
+/// See [`TcpStream::trace_probe`].
+#[derive(Debug, Clone)]
+pub struct TraceProbe {
+    host: Host,
+    id: SockId,
+}
+
+impl TraceProbe {
+    /// Notes what the service decided about the data the connection last
+    /// received, on that data's traced frame (nothing if untraced).
+    pub fn note(&self, name: &'static str, text: impl FnOnce() -> String) {
+        let id = self.id;
+        let trace = self.host.inner.with_stack(|s| s.tcp_last_trace(id));
+        if trace != 0 {
+            self.host.trace_note(trace, name, text());
+        }
+    }
+}
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
         let id = self.id;

@@ -138,6 +138,8 @@ struct Sock {
     /// Counted against its client's connection limit (a connection a
     /// listener took).
     client: bool,
+    /// The trace id of the last traced segment that brought it data.
+    last_trace: u64,
 }
 
 impl Sock {
@@ -481,6 +483,11 @@ impl Stack {
                     }
                     self.scratch = scratch;
                     return;
+                }
+            }
+            if self.trace != 0 && seg.seg_len > 0 {
+                if let Some(s) = self.socks.get_mut(id) {
+                    s.last_trace = self.trace;
                 }
             }
             return self.sock_ingress(id, frame, out);
@@ -839,6 +846,7 @@ impl Stack {
                 udp_peers: VecDeque::new(),
                 advertised: None,
                 client: false,
+                last_trace: 0,
             }
         });
         // A recycled socket goes back into its set afresh: the set's
@@ -1270,6 +1278,7 @@ impl Stack {
             udp_peers: VecDeque::new(),
             advertised: None,
             client: false,
+            last_trace: 0,
         });
         self.udp_ports.insert(port, id);
         Ok((SockId(id), port))
@@ -1285,6 +1294,13 @@ impl Stack {
             io::ErrorKind::AddrNotAvailable,
             "no free UDP port",
         ))
+    }
+
+    /// The trace id of the last traced segment that brought data to TCP
+    /// socket `id` (0 if none): what a service's decision about that data
+    /// is noted on.
+    pub fn tcp_last_trace(&self, id: SockId) -> u64 {
+        self.socks.get(id.0).map_or(0, |s| s.last_trace)
     }
 
     /// A datagram for the socket: its length, sender and trace id (that

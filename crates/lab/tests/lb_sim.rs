@@ -282,3 +282,34 @@ fn a_client_past_its_request_rate_gets_429_until_its_budget_refills() {
     let (again, _) = raw(&mut lab, GET_WEB, second);
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");
 }
+
+#[test]
+fn the_balancers_choice_is_noted_on_the_frame_that_brought_the_request() {
+    let mut lab = lab("eject_after = 0");
+    let client = lab.fabric_mut().port_by_name("client").expect("client");
+    let trace = fabric::Recorded::default();
+    let filter = fabric::Filter::parse("tcp port 80").expect("filter");
+    lab.fabric_mut()
+        .add_trace(Some(client), filter, None, Box::new(trace.clone()));
+    // web-a first (round robin), then the dead backend, retried to web-a.
+    for _ in 0..2 {
+        let answer = http(&mut lab, GET);
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    }
+    lab.run_for(Duration::from_millis(200));
+    let events: Vec<String> = trace
+        .take()
+        .iter()
+        .flat_map(|r| r.events.iter())
+        .filter(|e| e.node == "lb")
+        .map(|e| e.to_string())
+        .collect();
+    let events = events.join("\n");
+    for line in [
+        "host   lb             round-robin: web-a, next in turn",
+        "host   lb             round-robin: 10.60.0.99, next in turn",
+        "host   lb             10.60.0.99 could not be reached: another backend",
+    ] {
+        assert!(events.contains(line), "no `{line}` in:\n{events}");
+    }
+}

@@ -192,15 +192,16 @@ struct Lb {
 impl Lb {
     /// Serves one client connection: HTTP/1.1 (kept alive, headers within
     /// the header timeout) or HTTP/2 (by ALPN, or a client's preface).
-    async fn serve_connection<S>(self: Arc<Self>, io: S, peer: SocketAddrV4, proto: &'static str)
+    async fn serve_connection<S>(self: Arc<Self>, io: S, client: Client)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let timeout = self.config.header_timeout;
         let lb = self.clone();
+        let peer = client.peer;
         let service = service_fn(move |req| {
-            let lb = lb.clone();
-            async move { Ok::<_, Infallible>(lb.handle(req, peer, proto).await) }
+            let (lb, client) = (lb.clone(), client.clone());
+            async move { Ok::<_, Infallible>(lb.handle(req, client).await) }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -319,12 +320,8 @@ impl Lb {
         pool.pick(now, key, tried)
     }
 
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddrV4,
-        proto: &'static str,
-    ) -> Answer {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Client) -> Answer {
+        let peer = client.peer;
         let start = self.now();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let _ = self
@@ -333,7 +330,7 @@ impl Lb {
                 Some((b + 200).min(100_000))
             });
         let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
-        let (answer, backend) = self.forward(req, peer, proto).await;
+        let (answer, backend) = self.forward(req, &client).await;
         if let Either::Left(_) = answer.body() {
             // One of the balancer's own pages.
             let counter = match answer.status() {
@@ -363,9 +360,9 @@ impl Lb {
     async fn forward(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
-        peer: SocketAddrV4,
-        proto: &'static str,
+        client: &Client,
     ) -> (Answer, Option<String>) {
+        let (peer, proto) = (client.peer, client.proto);
         let too_big = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -446,6 +443,7 @@ impl Lb {
                 };
             };
             tracing::debug!(lb = %self.config.name, "{}", pick.why);
+            client.probe.note("lb-pick", || pick.why.clone());
             tried.push(pick.index);
             lock(&pool).started(pick.index);
             let sender = match self.connection(pick.addr).await {
@@ -456,8 +454,14 @@ impl Lb {
                         tracing::warn!(lb = %self.config.name, backend = %pick.name, "ejected: it failed too often in a row");
                     }
                     let why = format!("{} could not be reached: {e}", pick.name);
+                    let again = idempotent && self.retry(&tried);
+                    if again {
+                        client.probe.note("lb-retry", || {
+                            format!("{} could not be reached: another backend", pick.name)
+                        });
+                    }
                     let answer = (self.page(StatusCode::BAD_GATEWAY, &why), Some(pick.name));
-                    if idempotent && self.retry(&tried) {
+                    if again {
                         failed = Some(answer);
                         continue;
                     }
@@ -652,6 +656,16 @@ impl Lb {
     }
 }
 
+/// A client connection: its address, `http` or `https`, and what tells
+/// which traced frame brought its request (the balancer's decisions are
+/// noted on it).
+#[derive(Debug, Clone)]
+struct Client {
+    peer: SocketAddrV4,
+    proto: &'static str,
+    probe: hoststack::TraceProbe,
+}
+
 /// What became of a request sent to a backend.
 enum Exchange {
     /// An answer for the client: the backend's, or a page saying it was
@@ -843,10 +857,15 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
             loop {
                 let (stream, peer) = listener.accept().await?;
                 let (lb, acceptor) = (lb.clone(), acceptor.clone());
+                let client = Client {
+                    peer,
+                    proto: "https",
+                    probe: stream.trace_probe(),
+                };
                 tokio::spawn(async move {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(lb.config.header_timeout, handshake).await {
-                        Ok(Ok(tls)) => lb.serve_connection(tls, peer, "https").await,
+                        Ok(Ok(tls)) => lb.serve_connection(tls, client).await,
                         _ => {
                             lb.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
                         }
@@ -858,7 +877,12 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
     let http = async move {
         loop {
             let (stream, peer) = listener.accept().await?;
-            tokio::spawn(lb.clone().serve_connection(stream, peer, "http"));
+            let client = Client {
+                peer,
+                proto: "http",
+                probe: stream.trace_probe(),
+            };
+            tokio::spawn(lb.clone().serve_connection(stream, client));
         }
     };
     let serving = async move {
