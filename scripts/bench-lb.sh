@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The HTTP load balancer against HAProxy, one run, in one lab: a client
-# namespace, (a) scratchnet's http-lb service and (b) HAProxy 2.6 in a
-# namespace on the same switch, both round robin over the same three
-# backends (scratchnet http services, 64-byte bodies), with health checks
-# every second and X-Forwarded-For added. Alternating rounds of wrk
-# (keep-alive, 64 connections): requests/s, p50 and p99 latency, ratios
-# (for latency, scratchnet's over HAProxy's: lower is better).
+# The load balancers against HAProxy, one run, in one lab: a client
+# namespace, scratchnet's balancers and HAProxy 2.6 in a namespace on the
+# same switch, all round robin over the same three backends (scratchnet
+# http services, 64-byte bodies) with health checks every second. Three
+# pairs, in alternating rounds of wrk (keep-alive, 64 connections):
+#   http   http-lb (X-Forwarded-For, Via)   vs HAProxy mode http (forwardfor)
+#   tcp    tcp-lb                            vs HAProxy mode tcp
+#   https  http-lb TLS (lab CA, P-256)       vs HAProxy TLS (P-256, self-signed)
+# Prints requests/s, p50 and p99 latency and the ratios (for latency,
+# scratchnet's over HAProxy's: lower is better).
 #
 #   sudo scripts/bench-lb.sh [ROUNDS]     (BENCH_SECONDS per run, default 5)
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -28,6 +31,14 @@ name = "lbb-lb"
 kind = "http-lb"
 switch = "lbb"
 address = "10.96.0.10/24"
+backends = ["lbb-w1", "lbb-w2", "lbb-w3"]
+tls_port = 443
+[[service]]
+name = "lbb-tcp"
+kind = "tcp-lb"
+switch = "lbb"
+address = "10.96.0.20/24"
+port = 80
 backends = ["lbb-w1", "lbb-w2", "lbb-w3"]
 [[service]]
 name = "lbb-w1"
@@ -67,6 +78,19 @@ defaults
 frontend web
   bind 10.96.0.2:80
   default_backend web
+frontend webtls
+  bind 10.96.0.2:443 ssl crt $work/haproxy.pem alpn http/1.1
+  default_backend web
+frontend tcp
+  mode tcp
+  bind 10.96.0.2:81
+  default_backend tcp
+backend tcp
+  mode tcp
+  balance roundrobin
+  server w1 10.96.0.11:80 check inter 1s
+  server w2 10.96.0.12:80 check inter 1s
+  server w3 10.96.0.13:80 check inter 1s
 backend web
   balance roundrobin
   option httpchk GET /
@@ -74,6 +98,11 @@ backend web
   server w2 10.96.0.12:80 check inter 1s
   server w3 10.96.0.13:80 check inter 1s
 CFG
+# HAProxy's certificate: the same kind of key as the lab CA gives lb
+# (ECDSA P-256).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=lbb-hap -keyout "$work/haproxy.key" -out "$work/haproxy.crt" 2>/dev/null
+cat "$work/haproxy.crt" "$work/haproxy.key" > "$work/haproxy.pem"
 ip netns exec lbb-hap haproxy -D -f "$work/haproxy.cfg"
 trap 'kill "$(cat "$work/haproxy.pid")" 2>/dev/null || true; cleanup' EXIT
 sleep 1.5
@@ -88,27 +117,34 @@ wrk_run() {
 }
 
 declare -A all
+pairs=(http tcp https)
+declare -A url_s=([http]=http://10.96.0.10/ [tcp]=http://10.96.0.20/ [https]=https://10.96.0.10/)
+declare -A url_h=([http]=http://10.96.0.2/ [tcp]=http://10.96.0.2:81/ [https]=https://10.96.0.2/)
 metrics=(rps p50 p99)
 names=([0]="requests/s" [1]="p50 ms" [2]="p99 ms")
 printf '%-6s %-24s %12s %12s %7s\n' round metric scratchnet haproxy ratio
 for r in $(seq "$rounds"); do
-  read -r s_rps s_p50 s_p99 s_err < <(wrk_run http://10.96.0.10/)
-  read -r h_rps h_p50 h_p99 h_err < <(wrk_run http://10.96.0.2/)
-  [ "$s_err$h_err" = "00" ] || echo "warning: errors in round $r (scratchnet $s_err, haproxy $h_err)" >&2
-  i=0
-  for m in "${metrics[@]}"; do
-    s=$(eval echo "\$s_$m"); h=$(eval echo "\$h_$m"); q=$(ratio "$s" "$h")
-    all[$m.s]+="$s "; all[$m.h]+="$h "; all[$m.r]+="$q "
-    printf '%-6s %-24s %12s %12s %7s\n' "$r" "${names[$i]}" "$s" "$h" "$q"
-    i=$((i + 1))
+  for p in "${pairs[@]}"; do
+    read -r s_rps s_p50 s_p99 s_err < <(wrk_run "${url_s[$p]}")
+    read -r h_rps h_p50 h_p99 h_err < <(wrk_run "${url_h[$p]}")
+    [ "$s_err$h_err" = "00" ] || echo "warning: errors in round $r, $p (scratchnet $s_err, haproxy $h_err)" >&2
+    i=0
+    for m in "${metrics[@]}"; do
+      s=$(eval echo "\$s_$m"); h=$(eval echo "\$h_$m"); q=$(ratio "$s" "$h")
+      all[$p.$m.s]+="$s "; all[$p.$m.h]+="$h "; all[$p.$m.r]+="$q "
+      printf '%-6s %-24s %12s %12s %7s\n' "$r" "$p ${names[$i]}" "$s" "$h" "$q"
+      i=$((i + 1))
+    done
   done
 done
 echo
 echo "median over $rounds rounds (wrk -t2 -c64, ${secs} s each, 64-byte bodies):"
-i=0
-for m in "${metrics[@]}"; do
-  # shellcheck disable=SC2086
-  printf '       %-24s %12s %12s %7s\n' "${names[$i]}" "$(median ${all[$m.s]})" "$(median ${all[$m.h]})" "$(median ${all[$m.r]})"
-  i=$((i + 1))
+for p in "${pairs[@]}"; do
+  i=0
+  for m in "${metrics[@]}"; do
+    # shellcheck disable=SC2086
+    printf '       %-24s %12s %12s %7s\n' "$p ${names[$i]}" "$(median ${all[$p.$m.s]})" "$(median ${all[$p.$m.h]})" "$(median ${all[$p.$m.r]})"
+    i=$((i + 1))
+  done
 done
 "$bin" lb --lab bench-lb

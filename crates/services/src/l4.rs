@@ -6,7 +6,8 @@
 //! passed on). A backend that cannot be connected to is tried no more for
 //! that client, which goes to another (at most `retries` times; nothing has
 //! been sent yet, so a retry is always safe); the failure counts toward the
-//! backend's ejection.
+//! backend's ejection. A backend is judged by its connects only: a stream
+//! that ends in an error may be either side's doing.
 //!
 //! **UDP**: datagrams from one client address and port are a flow, sent
 //! from a socket of the flow's own to the backend chosen for its first
@@ -154,12 +155,12 @@ impl L4 {
             let connect = self.host.connect(pick.addr);
             match tokio::time::timeout(self.config.connect_timeout, connect).await {
                 Ok(Ok(mut backend)) => {
+                    // A backend is judged by its connects: a stream that
+                    // ends in an error may be either side's doing (a
+                    // client that resets is no fault of the backend).
                     let latency = balancing::now().saturating_duration_since(start);
-                    let copied = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-                    let outcome = match copied {
-                        Ok(_) => Outcome::Ok { latency },
-                        Err(_) => Outcome::Reset,
-                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                    let outcome = Outcome::Ok { latency };
                     lock(&self.pool).finished(balancing::now(), pick.index, outcome);
                     return;
                 }
