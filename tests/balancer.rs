@@ -329,6 +329,39 @@ fn backends_in_namespaces_are_ejected_drained_and_restored_and_no_request_fails(
     let turns: Vec<&str> = turns.lines().collect();
     assert_ne!(turns[0], turns[1], "{turns:?}");
 
+    // While wrk runs: a backend drained, restored, removed, added back
+    // and reweighted from the CLI, without a single failed request.
+    let wrk = std::thread::spawn(|| script_ok("lbc", "wrk -t1 -c8 -d4s http://10.78.0.20/ 2>&1"));
+    let step = Duration::from_millis(500);
+    std::thread::sleep(step);
+    let sticky = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(["lb", "lbsticky"])
+            .args(args)
+            .args(["--lab", "lbtest"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    for change in [
+        &["drain", "weba"][..],
+        &["restore", "weba"],
+        &["remove", "webb"],
+        &["add", "webb", "10.78.0.32:80", "2"],
+        &["weight", "webb", "1"],
+    ] {
+        sticky(change);
+        std::thread::sleep(step);
+    }
+    let report = wrk.join().unwrap();
+    assert!(report.contains("requests in"), "{report}");
+    assert!(
+        !report.contains("Non-2xx") && !report.contains("Socket errors"),
+        "{report}"
+    );
+    let pool = lb(&["lbsticky"]);
+    assert!(pool.contains("webb         10.78.0.32:80"), "{pool}");
+
     tcp_and_udp_balancers_spread_connections_and_flows();
 
     // Routing rules: by Host, then by path prefix; the rest to weba.

@@ -64,16 +64,18 @@ enum Command {
     },
     /// Show a balancer's pool (every balancer's without LB), or change it
     /// live: `lb LB drain BACKEND` (no new requests; those under way
-    /// finish), `lb LB restore BACKEND`, `lb LB weight BACKEND N`.
+    /// finish), `lb LB restore BACKEND`, `lb LB weight BACKEND N`, `lb LB
+    /// add BACKEND A.B.C.D:PORT [N]`, `lb LB remove BACKEND`.
     Lb {
         /// The balancer service.
         lb: Option<String>,
-        /// drain, restore or weight.
+        /// drain, restore, weight, add or remove.
         action: Option<String>,
         /// The backend, as the pool names it.
         backend: Option<String>,
-        /// With `weight`: the new weight (1-1000).
-        weight: Option<u32>,
+        /// With `weight`: the new weight (1-1000); with `add`: the
+        /// backend's address and port, then its weight if not 1.
+        more: Vec<String>,
         /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
@@ -197,18 +199,27 @@ fn run(cli: Cli) -> Result<()> {
             lb,
             action,
             backend,
-            weight,
+            more,
             lab,
         } => {
-            let change = match (action.as_deref(), backend, weight) {
+            let more: Vec<&str> = more.iter().map(String::as_str).collect();
+            let weight = |w: &str| w.parse::<u32>().ok();
+            let change = match (action.as_deref(), backend, more.as_slice()) {
                 (None, _, _) => None,
-                (Some("drain"), Some(b), None) => Some(serde_json::json!({ "drain": b })),
-                (Some("restore"), Some(b), None) => Some(serde_json::json!({ "restore": b })),
-                (Some("weight"), Some(b), Some(w)) => {
-                    Some(serde_json::json!({ "weight": { "backend": b, "weight": w } }))
+                (Some("drain"), Some(b), []) => Some(serde_json::json!({ "drain": b })),
+                (Some("restore"), Some(b), []) => Some(serde_json::json!({ "restore": b })),
+                (Some("remove"), Some(b), []) => Some(serde_json::json!({ "remove": b })),
+                (Some("weight"), Some(b), [w]) if weight(w).is_some() => {
+                    Some(serde_json::json!({ "weight": { "backend": b, "weight": weight(w) } }))
                 }
+                (Some("add"), Some(b), [addr]) => {
+                    Some(serde_json::json!({ "add": { "backend": b, "addr": addr } }))
+                }
+                (Some("add"), Some(b), [addr, w]) if weight(w).is_some() => Some(
+                    serde_json::json!({ "add": { "backend": b, "addr": addr, "weight": weight(w) } }),
+                ),
                 _ => anyhow::bail!(
-                    "say `scratchnet lb LB drain BACKEND`, `lb LB restore BACKEND` or `lb LB weight BACKEND N`"
+                    "say `scratchnet lb LB drain|restore|remove BACKEND`, `lb LB weight BACKEND N` or `lb LB add BACKEND A.B.C.D:PORT [N]`"
                 ),
             };
             tokio_runtime()?.block_on(control::lb(lab.as_deref(), lb.as_deref(), change))

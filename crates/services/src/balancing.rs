@@ -133,12 +133,35 @@ async fn check_one(host: &Host, addr: SocketAddrV4, check: &Check) -> bool {
     }
 }
 
-/// Carries out a command on the pool: `{"drain": NAME}`, `{"restore":
-/// NAME}`, `{"weight": {"backend": NAME, "weight": N}}`.
+/// Carries out a command on the pools: `{"drain": NAME}`, `{"restore":
+/// NAME}`, `{"weight": {"backend": NAME, "weight": N}}` and `{"remove":
+/// NAME}` on every pool that holds the backend; `{"add": {"backend": NAME,
+/// "addr": "A.B.C.D:PORT", "weight": N}}` to the default pool (the last).
 fn command(
     pools: &[(String, SharedPool)],
     request: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
+    if let Some(add) = request.get("add") {
+        let field = |k: &str| add.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        let name = field("backend");
+        let addr: SocketAddrV4 = field("addr")
+            .parse()
+            .map_err(|_| format!("`{}` is no A.B.C.D:PORT", field("addr")))?;
+        if name.is_empty() {
+            return Err("a backend needs a name".to_owned());
+        }
+        let weight = add.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
+        let spec = balancer::BackendSpec {
+            name: name.to_owned(),
+            addr,
+            weight: u32::try_from(weight.clamp(1, 1000)).unwrap_or(1),
+        };
+        let Some((_, pool)) = pools.last() else {
+            return Err("the balancer has no pool".to_owned());
+        };
+        lock(pool).add(spec);
+        return Ok(serde_json::json!({ "done": format!("{name} ({addr}) is in the pool") }));
+    }
     let mut done = None;
     for (_, pool) in pools {
         if let Some(d) = command_one(pool, request)? {
@@ -166,8 +189,13 @@ fn command_one(pool: &SharedPool, request: &serde_json::Value) -> Result<Option<
         let n = w.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
         let n = u32::try_from(n.clamp(1, 1000)).unwrap_or(1);
         pool.set_weight(b, n).then(|| format!("{b} has weight {n}"))
+    } else if let Some(b) = name("remove") {
+        pool.remove(&b)
+            .then(|| format!("{b} is out of the pool (what it serves finishes)"))
     } else {
-        return Err("a balancer takes `drain`, `restore` and `weight` requests".to_owned());
+        return Err(
+            "a balancer takes `drain`, `restore`, `weight`, `add` and `remove` requests".to_owned(),
+        );
     };
     Ok(done)
 }
