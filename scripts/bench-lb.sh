@@ -9,7 +9,7 @@
 #   https  http-lb TLS (lab CA, P-256)       vs HAProxy TLS (P-256, self-signed)
 # Prints requests/s, p50 and p99 latency and the ratios (for latency,
 # scratchnet's over HAProxy's: lower is better). Then HTTP at a fixed rate
-# both carry (BENCH_RATE, default 12,000/s; crates/loadgen, latency from
+# both carry (BENCH_RATE, default 8,000/s; crates/loadgen, latency from
 # each request's scheduled time): p50, p99 and p99.9.
 #
 #   sudo scripts/bench-lb.sh [ROUNDS]     (BENCH_SECONDS per run, default 5)
@@ -152,7 +152,7 @@ done
 
 # A fixed rate both can carry (loadgen: latency from each request's
 # scheduled time, as wrk2 measures): the p99 the issue asks for.
-rate=${BENCH_RATE:-12000}
+rate=${BENCH_RATE:-8000}
 fixed() {
   ip netns exec lbb-cl target/release/loadgen "$1" --rate "$rate" --seconds "$secs" --connections 64 \
     | python3 -c 'import sys; d=dict(kv.split("=") for kv in sys.stdin.read().split()); print(d["p50_ms"], d["p99_ms"], d["p999_ms"], d["errors"])'
