@@ -458,3 +458,75 @@ sticky_cookie = "srv""#),
     let d = one_error(&lab("backends = [\"web\"]\ncache_size = 5"));
     assert!(d.message.contains("has no `cache_size`"), "{d:?}");
 }
+
+#[test]
+fn labs_that_cannot_work_are_errors_with_the_fix() {
+    let d = one_error("");
+    assert_eq!(
+        d.message,
+        "the file defines no switch, host or router: there is no lab to run"
+    );
+    // A DHCP host with nobody serving DHCP on its switch.
+    let d = one_error(&format!(
+        "{TWO_HOSTS}[[host]]\nname = \"c\"\nswitch = \"lan\"\naddress = \"dhcp\"\n"
+    ));
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        (
+            "host \"c\".address",
+            "host `c` takes its address by DHCP, but no router serves DHCP on switch `lan`"
+        )
+    );
+    // Two hosts whose names derive the same MAC (FNV-1a collides).
+    let d = one_error(
+        "[[switch]]\nname = \"lan\"\nsubnet = \"10.0.0.0/24\"\n\
+         [[host]]\nname = \"dmcn\"\nswitch = \"lan\"\naddress = \"10.0.0.1/24\"\n\
+         [[host]]\nname = \"fhba\"\nswitch = \"lan\"\naddress = \"10.0.0.2/24\"\n",
+    );
+    assert_eq!(d.key, "host \"fhba\".mac");
+    assert!(
+        d.message.starts_with("host `fhba` has the MAC address "),
+        "{d:?}"
+    );
+    assert!(d.message.ends_with(" of host `dmcn`"), "{d:?}");
+    // A router: a route with host bits, the whole Internet through the
+    // machine's uplink, two DHCP servers on one switch.
+    let router = |extra: &str| {
+        format!(
+            "[[switch]]\nname = \"lan\"\nsubnet = \"10.0.0.0/24\"\n\
+             [[router]]\nname = \"r\"\n\
+             [[router.interfaces]]\nswitch = \"lan\"\naddress = \"10.0.0.1/24\"\n{extra}"
+        )
+    };
+    let d = one_error(&router(
+        "[[router.routes]]\nto = \"10.9.0.1/16\"\nvia = \"10.0.0.9\"\n",
+    ));
+    assert_eq!(
+        (d.message.as_str(), d.hint.as_deref()),
+        (
+            "`10.9.0.1/16` has host bits set: a route is to a network",
+            Some("did you mean `10.9.0.0/16`?")
+        )
+    );
+    let d = one_error(&router(
+        "[[router.interfaces]]\ntun = \"host\"\naddress = \"198.18.0.1/30\"\npeer = \"198.18.0.2\"\nhost_routes = [\"0.0.0.0/0\"]\n",
+    ));
+    assert_eq!(d.key, "router \"r\".interfaces.host_routes");
+    assert!(
+        d.message
+            .contains("would send all of the machine's traffic"),
+        "{d:?}"
+    );
+    let dhcp = "[[router.dhcp]]\nswitch = \"lan\"\nrange = \"10.0.0.100-10.0.0.199\"\n";
+    let d = one_error(&format!(
+        "{}[[router]]\nname = \"r2\"\n[[router.interfaces]]\nswitch = \"lan\"\naddress = \"10.0.0.2/24\"\n{dhcp}",
+        router(dhcp)
+    ));
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        (
+            "router \"r2\".dhcp.switch",
+            "switch `lan` already has a DHCP server (router `r`): two would hand out conflicting leases"
+        )
+    );
+}

@@ -123,7 +123,7 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .filter_map(|s| v.switch(s.get_ref()))
         .collect();
     v.check_overlaps(&file, &switches);
-    let hosts = file
+    let hosts: Vec<HostSpec> = file
         .hosts
         .iter()
         .filter_map(|h| v.host(h.get_ref(), &switches))
@@ -133,6 +133,7 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .iter()
         .filter_map(|x| v.router(x.get_ref(), &switches))
         .collect();
+    v.check_lab(&file, &hosts);
     // What a balancer may name as a backend: services and static hosts.
     let mut peers: Vec<String> = file
         .services
@@ -557,6 +558,80 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// What each node may be alone but the lab cannot be: nothing to run,
+    /// DHCP hosts with no DHCP server on their switch, two DHCP servers on
+    /// one switch, two hosts with one MAC address.
+    fn check_lab(&mut self, file: &raw::File, hosts: &[HostSpec]) {
+        if file.switches.is_empty() && file.hosts.is_empty() && file.routers.is_empty() {
+            self.r.error(
+                0..0,
+                "switch",
+                "the file defines no switch, host or router: there is no lab to run",
+                Some("start from `scratchnet example`, the reference lab as a file".to_owned()),
+            );
+        }
+        let mut served: HashMap<String, String> = HashMap::new();
+        for x in &file.routers {
+            let x = x.get_ref();
+            for d in &x.dhcp {
+                let sw = d.get_ref().switch.get_ref().clone();
+                let router = x.name.get_ref().clone();
+                match served.get(&sw) {
+                    Some(first) => self.err(
+                        &d.get_ref().switch,
+                        &format!("router \"{router}\".dhcp.switch"),
+                        format!("switch `{sw}` already has a DHCP server (router `{first}`): two would hand out conflicting leases"),
+                        "keep one `[[router.dhcp]]` table per switch".to_owned(),
+                    ),
+                    None => {
+                        served.insert(sw, router);
+                    }
+                }
+            }
+        }
+        for h in &file.hosts {
+            let h = h.get_ref();
+            let sw = h.switch.get_ref();
+            let known = file
+                .switches
+                .iter()
+                .any(|x| x.get_ref().name.get_ref() == sw);
+            if h.address.get_ref() == "dhcp" && known && !served.contains_key(sw) {
+                self.err(
+                    &h.address,
+                    &format!("host \"{}\".address", h.name.get_ref()),
+                    format!("host `{}` takes its address by DHCP, but no router serves DHCP on switch `{sw}`", h.name.get_ref()),
+                    format!("add a `[[router.dhcp]]` table with `switch = \"{sw}\"` to a router on it, or give the host a static address"),
+                );
+            }
+        }
+        let mut macs: HashMap<Mac, &str> = HashMap::new();
+        for spec in hosts {
+            let Some(raw) = file
+                .hosts
+                .iter()
+                .map(|h| h.get_ref())
+                .find(|h| *h.name.get_ref() == spec.name)
+            else {
+                continue;
+            };
+            match macs.get(&spec.mac) {
+                Some(first) => {
+                    let at = raw.mac.as_ref().unwrap_or(&raw.name);
+                    self.err(
+                        at,
+                        &format!("host \"{}\".mac", spec.name),
+                        format!("host `{}` has the MAC address {} of host `{first}`", spec.name, spec.mac),
+                        "give one of them its own `mac = \"02:...\"` (a MAC not given is derived from the name)".to_owned(),
+                    );
+                }
+                None => {
+                    macs.insert(spec.mac, &spec.name);
+                }
+            }
+        }
+    }
+
     /// Resolves a switch reference, suggesting near names.
     fn switch_ref<'s>(
         &mut self,
@@ -844,8 +919,19 @@ impl Validator<'_, '_> {
                     let host_routes = i
                         .host_routes
                         .iter()
-                        .filter_map(|r| self.net(r, &key("interfaces.host_routes")))
-                        .map(|n| n.trunc())
+                        .filter_map(|r| {
+                            let net = self.net(r, &key("interfaces.host_routes"))?;
+                            if net.prefix_len() == 0 {
+                                self.err(
+                                    r,
+                                    &key("interfaces.host_routes"),
+                                    format!("`{net}` would send all of the machine's traffic into the lab, its own default route included"),
+                                    "route only the lab's networks through the uplink, such as `203.0.113.0/24`".to_owned(),
+                                );
+                                return None;
+                            }
+                            Some(net.trunc())
+                        })
                         .collect();
                     peer.map(|peer| Attachment::Tun {
                         name: t.get_ref().clone(),
@@ -875,7 +961,16 @@ impl Validator<'_, '_> {
         let mut routes = Vec::new();
         for rt in &x.routes {
             let rt = rt.get_ref();
-            let to = self.net(&rt.to, &key("routes.to")).map(|n| n.trunc());
+            let to = self.net(&rt.to, &key("routes.to"));
+            if let Some(n) = to.filter(|n| *n != n.trunc()) {
+                self.err(
+                    &rt.to,
+                    &key("routes.to"),
+                    format!("`{n}` has host bits set: a route is to a network"),
+                    format!("did you mean `{}`?", n.trunc()),
+                );
+            }
+            let to = to.map(|n| n.trunc());
             let via = self.ip4(&rt.via, &key("routes.via"));
             if let Some(v) = via {
                 if !connected.iter().any(|n| n.contains(&v)) {
