@@ -517,6 +517,29 @@ fn labs_that_cannot_work_are_errors_with_the_fix() {
             .contains("would send all of the machine's traffic"),
         "{d:?}"
     );
+    let d = one_error(&router(
+        "[[router.dhcp]]\nswitch = \"lan\"\nrange = \"10.0.0.1-10.0.0.99\"\n",
+    ));
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        (
+            "router \"r\".dhcp.range",
+            "the range 10.0.0.1-10.0.0.99 holds 10.0.0.1, router `r`'s address"
+        )
+    );
+    let d = one_error(
+        "[[switch]]\nname = \"lan\"\nsubnet = \"10.0.0.0/24\"\n\
+         [[router]]\nname = \"r\"\nnat = { outside = \"lan\" }\n\
+         [[router.interfaces]]\nswitch = \"lan\"\naddress = \"10.0.0.1/24\"\n\
+         [[router.forwards]]\nprotocol = \"tcp\"\nport = 80\nto = \"10.7.0.5:80\"\n",
+    );
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        (
+            "router \"r\".forwards.to",
+            "10.7.0.5 is on none of router `r`'s networks and none it routes to"
+        )
+    );
     let dhcp = "[[router.dhcp]]\nswitch = \"lan\"\nrange = \"10.0.0.100-10.0.0.199\"\n";
     let d = one_error(&format!(
         "{}[[router]]\nname = \"r2\"\n[[router.interfaces]]\nswitch = \"lan\"\naddress = \"10.0.0.2/24\"\n{dhcp}",

@@ -128,12 +128,12 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .iter()
         .filter_map(|h| v.host(h.get_ref(), &switches))
         .collect();
-    let routers = file
+    let routers: Vec<RouterSpec> = file
         .routers
         .iter()
         .filter_map(|x| v.router(x.get_ref(), &switches))
         .collect();
-    v.check_lab(&file, &hosts);
+    v.check_lab(&file, &switches, &hosts, &routers);
     // What a balancer may name as a backend: services and static hosts.
     let mut peers: Vec<String> = file
         .services
@@ -561,7 +561,14 @@ impl Validator<'_, '_> {
     /// What each node may be alone but the lab cannot be: nothing to run,
     /// DHCP hosts with no DHCP server on their switch, two DHCP servers on
     /// one switch, two hosts with one MAC address.
-    fn check_lab(&mut self, file: &raw::File, hosts: &[HostSpec]) {
+    fn check_lab(
+        &mut self,
+        file: &raw::File,
+        switches: &[SwitchSpec],
+        hosts: &[HostSpec],
+        routers: &[RouterSpec],
+    ) {
+        self.check_dhcp_ranges(file, switches, hosts, routers);
         if file.switches.is_empty() && file.hosts.is_empty() && file.routers.is_empty() {
             self.r.error(
                 0..0,
@@ -627,6 +634,80 @@ impl Validator<'_, '_> {
                 }
                 None => {
                     macs.insert(spec.mac, &spec.name);
+                }
+            }
+        }
+    }
+
+    /// A DHCP range must not hold a fixed address of its switch: the
+    /// network, the broadcast, a router's interface, a static host's or a
+    /// service's address.
+    fn check_dhcp_ranges(
+        &mut self,
+        file: &raw::File,
+        switches: &[SwitchSpec],
+        hosts: &[HostSpec],
+        routers: &[RouterSpec],
+    ) {
+        for (r, raw) in routers.iter().filter_map(|r| {
+            let raw = file
+                .routers
+                .iter()
+                .find(|x| *x.get_ref().name.get_ref() == r.name)?;
+            Some((r, raw.get_ref()))
+        }) {
+            for (d, draw) in r.dhcp.iter().zip(&raw.dhcp) {
+                let Some(subnet) = switches
+                    .iter()
+                    .find(|s| s.name == d.switch)
+                    .and_then(|s| s.subnet)
+                else {
+                    continue;
+                };
+                let mut fixed: Vec<(Ipv4Addr, String)> = vec![
+                    (subnet.network(), "the network address".to_owned()),
+                    (subnet.broadcast(), "the broadcast address".to_owned()),
+                ];
+                for x in routers {
+                    for i in &x.interfaces {
+                        if i.attachment == Attachment::Switch(d.switch.clone()) {
+                            fixed
+                                .push((i.address.addr(), format!("router `{}`'s address", x.name)));
+                        }
+                    }
+                }
+                for h in hosts.iter().filter(|h| h.switch == d.switch) {
+                    if let HostAddress::Static(a) = h.address {
+                        fixed.push((a.addr(), format!("host `{}`'s address", h.name)));
+                    }
+                }
+                for s in &file.services {
+                    let s = s.get_ref();
+                    let addr = s
+                        .address
+                        .get_ref()
+                        .split('/')
+                        .next()
+                        .and_then(|a| a.parse::<Ipv4Addr>().ok());
+                    if let (true, Some(a)) = (*s.switch.get_ref() == d.switch, addr) {
+                        fixed.push((a, format!("service `{}`'s address", s.name.get_ref())));
+                    }
+                }
+                let held: Vec<&(Ipv4Addr, String)> = fixed
+                    .iter()
+                    .filter(|(a, _)| (d.first..=d.last).contains(a))
+                    .collect();
+                if let Some((a, whose)) = held.first() {
+                    let more = match held.len() {
+                        1 => String::new(),
+                        n => format!(" and {} more fixed addresses", n - 1),
+                    };
+                    self.err(
+                        &draw.get_ref().range,
+                        &format!("router \"{}\".dhcp.range", r.name),
+                        format!("the range {}-{} holds {a}, {whose}{more}", d.first, d.last),
+                        "keep the range clear of the switch's fixed addresses (start it above them)".to_owned(),
+                    );
                 }
             }
         }
@@ -1147,6 +1228,22 @@ impl Validator<'_, '_> {
             let port =
                 self.ranged(&Some(f.port.clone()), &key("forwards.port"), 1, 65535, 0) as u16;
             let to = match f.to.get_ref().parse::<SocketAddrV4>() {
+                // The target must be reachable other than by the default
+                // route: on a network of the router, or one it routes to.
+                Ok(a)
+                    if !connected
+                        .iter()
+                        .chain(routes.iter().map(|r: &RouteSpec| &r.to))
+                        .any(|n| n.prefix_len() > 0 && n.contains(a.ip())) =>
+                {
+                    self.err(
+                        &f.to,
+                        &key("forwards.to"),
+                        format!("{} is on none of router `{}`'s networks and none it routes to", a.ip(), x.name.get_ref()),
+                        "forward to a host on one of the router's switches (or add a route to its network)".to_owned(),
+                    );
+                    None
+                }
                 Ok(a) => Some(a),
                 Err(_) => {
                     self.err(
