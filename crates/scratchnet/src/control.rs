@@ -160,6 +160,25 @@ fn fail(e: String) -> Vec<u8> {
     })
 }
 
+/// The reply to `request` for a service's handle (or why there is none).
+async fn command(
+    control: Result<Arc<dyn services::Control>, String>,
+    request: serde_json::Value,
+) -> Vec<u8> {
+    let result = match control {
+        Ok(c) => c.request(request).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(result) => reply(Reply {
+            ok: true,
+            result: Some(result),
+            ..Reply::default()
+        }),
+        Err(e) => fail(e),
+    }
+}
+
 /// The resolver service `name`, or the lab's only one.
 fn find_resolver(lab: &Lab, name: Option<&str>) -> Result<String, String> {
     let resolvers: Vec<&str> = lab
@@ -223,21 +242,9 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
         Request::Command { service, request } => {
             let control = running.services.control(&service);
             drop(running);
-            let result = match control {
-                Some(c) => c.request(request).await,
-                None => Err(format!(
-                    "`{service}` is no running service that takes commands"
-                )),
-            };
-            let answer = match result {
-                Ok(result) => reply(Reply {
-                    ok: true,
-                    result: Some(result),
-                    ..Reply::default()
-                }),
-                Err(e) => fail(e),
-            };
-            write.write_all(&answer).await?;
+            let control = control
+                .ok_or_else(|| format!("`{service}` is no running service that takes commands"));
+            write.write_all(&command(control, request).await).await?;
         }
         Request::TraceDns {
             resolver,
@@ -252,19 +259,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             });
             drop(running);
             let asked = serde_json::json!({ "trace": { "name": name, "type": qtype } });
-            let result = match control {
-                Ok(c) => c.request(asked).await,
-                Err(e) => Err(e),
-            };
-            let answer = match result {
-                Ok(result) => reply(Reply {
-                    ok: true,
-                    result: Some(result),
-                    ..Reply::default()
-                }),
-                Err(e) => fail(e),
-            };
-            write.write_all(&answer).await?;
+            write.write_all(&command(control, asked).await).await?;
         }
         Request::Trace {
             port,
