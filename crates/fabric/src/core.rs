@@ -13,13 +13,16 @@
 
 use crate::capture::{CaptureSink, Direction};
 use crate::filter::Filter;
+use crate::link::{Fate, Link, Side};
 use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-use crate::trace::{egress_of, Recorded, TraceRecord, TraceSink, Tracer, What};
+use crate::trace::{egress_of, LinkEvent, Recorded, TraceRecord, TraceSink, Tracer, What};
+use crate::wheel::Wheel;
 use router::{IfaceId, Outbox, Router};
 use std::collections::VecDeque;
 use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
 use wire::ether::{VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
-use wire::{Frame, FramePool, Instant};
+use wire::offload::Segmenter;
+use wire::{Frame, FramePool, Impairment, Instant};
 
 /// An edge port of the fabric (a TAP, a TUN, an in-process host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,15 +144,16 @@ enum Hop {
 #[derive(Debug, Clone, Copy)]
 enum Member {
     Edge(PortId),
-    /// A router interface; the port entry names it and holds its capture.
-    Router(usize, IfaceId, PortId),
+    /// A router interface, through the port entry that names it (and
+    /// holds its capture and link).
+    Router(PortId),
 }
 
 /// What a router interface is plugged into.
 #[derive(Debug, Clone, Copy)]
 enum IfaceLink {
-    /// A switch port, and the port entry that names it.
-    Switch(usize, PortNo, PortId),
+    /// A switch port, through the port entry that names it.
+    Switch(PortId),
     Edge(PortId),
 }
 
@@ -160,8 +164,13 @@ enum Attach {
     /// An L3 (TUN) port on a router interface: frames are IP packets.
     Router(usize, IfaceId),
     /// The switch side of a router's interface: no device, but a name in
-    /// status and a place to capture.
-    RouterLink,
+    /// status, a place to capture and a link to impair.
+    RouterLink {
+        router: usize,
+        iface: IfaceId,
+        switch: usize,
+        port: PortNo,
+    },
 }
 
 #[derive(Clone)]
@@ -185,6 +194,16 @@ struct PortEntry {
     captures: Vec<Box<dyn CaptureSink>>,
     /// Traffic of an L3 port (switch ports are counted by their switch).
     l3: L3Counters,
+    /// The port's cable, if it was ever impaired or taken down.
+    link: Option<Box<Link>>,
+}
+
+/// A frame a link holds, and where it goes on when its time comes.
+#[derive(Debug)]
+struct Held {
+    port: PortId,
+    side: Side,
+    frame: Frame,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -210,6 +229,17 @@ pub struct Fabric {
     tracer: Tracer,
     /// Whether any trace session is open: the one branch per hop.
     tracing: bool,
+    /// Frames impaired links hold, by when they go on.
+    held: Wheel<Held>,
+    /// Reused list of the frames the wheel releases.
+    due: Vec<Held>,
+    /// Cuts super-frames into packets for per-packet impairment.
+    segmenter: Segmenter,
+    /// Seeds every link's draws.
+    seed: u64,
+    /// A frame was held until before anything else was due: whoever
+    /// drives the timers must wake earlier than it planned.
+    wake: bool,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -238,6 +268,11 @@ impl Fabric {
             runaway: 0,
             tracer: Tracer::default(),
             tracing: false,
+            held: Wheel::default(),
+            due: Vec::new(),
+            segmenter: Segmenter::new(),
+            seed: 0,
+            wake: false,
         }
     }
 
@@ -265,6 +300,7 @@ impl Fabric {
             offload,
             captures: Vec::new(),
             l3: L3Counters::default(),
+            link: None,
         });
         Ok(PortId(self.ports.len() as u32 - 1))
     }
@@ -298,14 +334,16 @@ impl Fabric {
         RouterId(self.routers.len() as u32 - 1)
     }
 
-    /// Plugs a router interface into a switch port.
+    /// Plugs a router interface into a switch port; the port named
+    /// `ROUTER.IFACE` stands for the interface in status, captures and
+    /// link settings.
     pub fn link_router(
         &mut self,
         r: RouterId,
         iface: IfaceId,
         switch: SwitchId,
         config: PortConfig,
-    ) -> Result<(), FabricError> {
+    ) -> Result<PortId, FabricError> {
         let node = self
             .switches
             .get_mut(switch.0 as usize)
@@ -317,16 +355,21 @@ impl Fabric {
             .ok_or(FabricError::NoSuchNode)?;
         let port_no = node.switch.add_port(config);
         let id = PortId(self.ports.len() as u32);
-        node.members.push(Member::Router(r.0 as usize, iface, id));
-        *slot = Some(IfaceLink::Switch(switch.0 as usize, port_no, id));
+        node.members.push(Member::Router(id));
+        *slot = Some(IfaceLink::Switch(id));
         let router = &self.routers[r.0 as usize].router;
         let name = format!(
             "{}.{}",
             router.name(),
             router.iface_name(iface).unwrap_or("?")
         );
-        self.new_port(&name, Attach::RouterLink, false)?;
-        Ok(())
+        let attach = Attach::RouterLink {
+            router: r.0 as usize,
+            iface,
+            switch: switch.0 as usize,
+            port: port_no,
+        };
+        self.new_port(&name, attach, false)
     }
 
     /// Makes a router interface an L3 edge port (a TUN device).
@@ -417,6 +460,7 @@ impl Fabric {
                     offload: p.offload,
                     captures: Vec::new(),
                     l3: p.l3,
+                    link: p.link.clone(),
                 })
                 .collect(),
             ..Fabric::new()
@@ -458,6 +502,53 @@ impl Fabric {
     /// counted where they happen.
     pub fn ingress(&mut self, now: Instant, port: PortId, mut frame: Frame, batch: &mut Batch) {
         batch.recycle();
+        if self.tracing {
+            let name = self.port_name(port).to_owned();
+            self.tracer.ingress(port, &name, &mut frame);
+        } else {
+            frame.trace = 0;
+        }
+        match self.ports.get(port.0 as usize) {
+            // The switch side of a router interface has no outside.
+            None
+            | Some(PortEntry {
+                attach: Attach::RouterLink { .. },
+                ..
+            }) => batch.put_frame(frame),
+            Some(_) => {
+                self.send(now, port, Side::Out, frame, batch);
+                self.run(now, batch);
+            }
+        }
+        self.end_run(now);
+    }
+
+    /// Puts a frame on `port`'s link going `side`: through the link's
+    /// impairment if it has one, else straight on.
+    fn send(&mut self, now: Instant, port: PortId, side: Side, frame: Frame, batch: &mut Batch) {
+        let impaired = self
+            .ports
+            .get(port.0 as usize)
+            .and_then(|p| p.link.as_deref())
+            .is_some_and(|l| l.acts_on(side));
+        if impaired {
+            self.through_link(now, port, side, frame, batch);
+        } else {
+            self.resume(now, port, side, frame, batch);
+        }
+    }
+
+    /// A frame at the far end of `port`'s link going `side` goes on.
+    fn resume(&mut self, now: Instant, port: PortId, side: Side, frame: Frame, batch: &mut Batch) {
+        match side {
+            Side::Out => self.enter(now, port, frame, batch),
+            Side::In => self.leave(port, frame, batch),
+        }
+    }
+
+    /// A frame reaches the fabric's side of `port`: the switch port or
+    /// router interface behind it takes it.
+    fn enter(&mut self, now: Instant, port: PortId, mut frame: Frame, batch: &mut Batch) {
         tap(
             &mut self.ports,
             &mut self.capture_scratch,
@@ -467,22 +558,17 @@ impl Fabric {
             VlanEdit::Keep,
             frame.data(),
         );
-        if self.tracing {
-            let name = self.port_name(port).to_owned();
-            self.tracer.ingress(port, &name, &mut frame);
-        } else {
-            frame.trace = 0;
-        }
         let Some(entry) = self.ports.get_mut(port.0 as usize) else {
             batch.put_frame(frame);
             return;
         };
         let hop = match entry.attach {
-            Attach::Switch(sw, pn) => Hop::Switch(sw, pn),
-            Attach::RouterLink => {
-                batch.put_frame(frame);
-                return;
-            }
+            Attach::Switch(sw, pn)
+            | Attach::RouterLink {
+                switch: sw,
+                port: pn,
+                ..
+            } => Hop::Switch(sw, pn),
             Attach::Router(r, iface) => {
                 entry.l3.rx_frames += 1;
                 entry.l3.rx_bytes += frame.len() as u64;
@@ -495,14 +581,227 @@ impl Fabric {
         };
         let slot = batch.push(frame);
         batch.work.push_back((hop, slot));
-        self.run(now, batch);
-        self.end_run(now);
+    }
+
+    /// A frame reaches the far end of `port`: a delivery to its device or
+    /// endpoint, or the router interface on a switch.
+    fn leave(&mut self, port: PortId, frame: Frame, batch: &mut Batch) {
+        let Some(entry) = self.ports.get(port.0 as usize) else {
+            batch.put_frame(frame);
+            return;
+        };
+        if let Attach::RouterLink { router, iface, .. } = entry.attach {
+            let slot = batch.push(frame);
+            batch.work.push_back((Hop::Router(router, iface), slot));
+            return;
+        }
+        if self.tracing && frame.trace != 0 {
+            let what = egress_of(entry.offload, &frame);
+            let name = entry.name.clone();
+            self.tracer.event(frame.trace, &name, what);
+        }
+        let slot = batch.push(frame);
+        batch.deliveries.push(Delivery {
+            port,
+            edit: VlanEdit::Keep,
+            frame: slot,
+        });
+    }
+
+    /// Takes a frame through `port`'s impaired link going `side`: cut into
+    /// packets first if the impairment acts on packets, then each one
+    /// dropped, sent on now, or held in the wheel until its time.
+    fn through_link(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        side: Side,
+        frame: Frame,
+        batch: &mut Batch,
+    ) {
+        let Some(link) = self.link_mut(port) else {
+            return batch.put_frame(frame);
+        };
+        if !(link.per_packet() && frame.hdr.needs_work()) {
+            return self.shape(now, port, side, frame, batch);
+        }
+        let mut packets = Vec::new();
+        let trace = frame.trace;
+        let cut = self.segmenter.emit(frame.data(), &frame.hdr, |p| {
+            let mut f = Frame::from_slice(p);
+            f.trace = trace;
+            packets.push(f);
+        });
+        batch.put_frame(frame);
+        match cut {
+            Ok(n) if n > 1 => self.link_event(trace, port, LinkEvent::Cut { packets: n }),
+            Ok(_) => {}
+            Err(_) => {
+                // A super-frame the segmenter refuses would fail at every
+                // port without offloads too: it is lost on this link.
+                if let Some(l) = self.link_mut(port) {
+                    l.counters.lost += 1;
+                }
+                self.link_event(
+                    trace,
+                    port,
+                    LinkEvent::Dropped {
+                        reason: "malformed super-frame",
+                    },
+                );
+            }
+        }
+        for p in packets {
+            self.shape(now, port, side, p, batch);
+        }
+    }
+
+    /// Draws one frame's fate on `port`'s link going `side`, and its
+    /// duplicate's.
+    fn shape(&mut self, now: Instant, port: PortId, side: Side, frame: Frame, batch: &mut Batch) {
+        let Some(link) = self.link_mut(port) else {
+            return batch.put_frame(frame);
+        };
+        let twice = link.duplicate(side);
+        if twice {
+            self.link_event(frame.trace, port, LinkEvent::Duplicated);
+            let copy = frame.compact();
+            self.fate(now, port, side, copy, batch);
+        }
+        self.fate(now, port, side, frame, batch);
+    }
+
+    fn fate(&mut self, now: Instant, port: PortId, side: Side, frame: Frame, batch: &mut Batch) {
+        let Some(link) = self.link_mut(port) else {
+            return batch.put_frame(frame);
+        };
+        let len = frame.len();
+        match link.fate(now, side, len) {
+            Fate::Drop(why) => {
+                self.link_event(
+                    frame.trace,
+                    port,
+                    LinkEvent::Dropped {
+                        reason: why.as_str(),
+                    },
+                );
+                batch.put_frame(frame);
+            }
+            Fate::Now { reordered } => {
+                if reordered {
+                    self.link_event(frame.trace, port, LinkEvent::Reordered);
+                }
+                self.resume(now, port, side, frame, batch);
+            }
+            Fate::At(at) => {
+                link.held_bytes += len;
+                let micros = (at - now).as_micros() as u64;
+                self.link_event(frame.trace, port, LinkEvent::Delayed { micros });
+                if self.held.next_due().is_none_or(|n| at < n) {
+                    self.wake = true;
+                }
+                let held = Held {
+                    port,
+                    side,
+                    frame: frame.compact(),
+                };
+                batch.put_frame(frame);
+                self.held.insert(now, at, held);
+            }
+        }
+    }
+
+    fn link_mut(&mut self, port: PortId) -> Option<&mut Link> {
+        self.ports.get_mut(port.0 as usize)?.link.as_deref_mut()
+    }
+
+    fn link_event(&mut self, trace: u64, port: PortId, event: LinkEvent) {
+        if self.tracing && trace != 0 {
+            let name = self.port_name(port).to_owned();
+            self.tracer.event(trace, &name, What::Link(event));
+        }
+    }
+
+    /// Lets frames that links held go on, those due by `now`.
+    fn release_held(&mut self, now: Instant, batch: &mut Batch) {
+        if self.held.next_due().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.held.expire(now, &mut due);
+        for Held { port, side, frame } in due.drain(..) {
+            if let Some(l) = self.link_mut(port) {
+                l.held_bytes = l.held_bytes.saturating_sub(frame.len());
+            }
+            self.resume(now, port, side, frame, batch);
+        }
+        self.due = due;
+    }
+
+    /// Sets what `port`'s link does to frames, and whether it is up; a
+    /// perfect link that is up costs one branch per frame. Frames already
+    /// on the link arrive as they were going to.
+    pub fn set_link(
+        &mut self,
+        port: PortId,
+        impairment: Impairment,
+        up: bool,
+    ) -> Result<(), FabricError> {
+        let seed = self.seed;
+        let entry = self
+            .ports
+            .get_mut(port.0 as usize)
+            .ok_or(FabricError::NoSuchNode)?;
+        let name = entry.name.clone();
+        entry
+            .link
+            .get_or_insert_with(|| Box::new(Link::new(seed, &name)))
+            .set(impairment, up);
+        let longest = self
+            .ports
+            .iter()
+            .filter_map(|p| p.link.as_deref())
+            .map(Link::longest_hold)
+            .max()
+            .unwrap_or_default();
+        self.tracer.set_linger(longest);
+        Ok(())
+    }
+
+    /// What `port`'s link does to frames, and whether it is up.
+    pub fn link(&self, port: PortId) -> Option<(Impairment, bool)> {
+        let entry = self.ports.get(port.0 as usize)?;
+        Some(
+            entry
+                .link
+                .as_deref()
+                .map_or((Impairment::default(), true), |l| {
+                    (l.impairment(), l.is_up())
+                }),
+        )
+    }
+
+    /// Seeds the links' draws (set before any link is made).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Whether a frame was held until before the time [`Fabric::poll_at`]
+    /// gave last (then whoever drives the timers wakes earlier); clears it.
+    pub fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake)
+    }
+
+    /// Whether links hold frames still to arrive.
+    pub fn holding(&self) -> bool {
+        self.held.len() > 0
     }
 
     /// Lets routers act on time (ARP retries and give-ups), then runs what
     /// they send. Call when [`Fabric::poll_at`] is due.
     pub fn on_timer(&mut self, now: Instant, batch: &mut Batch) {
         batch.recycle();
+        self.release_held(now, batch);
         for s in &mut self.switches {
             if s.switch.poll_at().is_some_and(|t| t <= now) {
                 s.switch.on_timer(now);
@@ -524,7 +823,10 @@ impl Fabric {
     pub fn poll_at(&self) -> Option<Instant> {
         let s = self.switches.iter().filter_map(|s| s.switch.poll_at());
         let r = self.routers.iter().filter_map(|r| r.router.poll_at());
-        s.chain(r).chain(self.tracer.poll_at()).min()
+        s.chain(r)
+            .chain(self.tracer.poll_at())
+            .chain(self.held.next_due())
+            .min()
     }
 
     fn run(&mut self, now: Instant, batch: &mut Batch) {
@@ -578,30 +880,13 @@ impl Fabric {
                 .copied()
                 .flatten()
             {
-                Some(IfaceLink::Switch(sw, pn, link)) => {
-                    tap(
-                        &mut self.ports,
-                        &mut self.capture_scratch,
-                        link,
-                        now,
-                        Direction::In,
-                        VlanEdit::Keep,
-                        frame.data(),
-                    );
-                    let slot = batch.push(frame);
-                    batch.work.push_back((Hop::Switch(sw, pn), slot));
-                }
+                Some(IfaceLink::Switch(link)) => self.send(now, link, Side::Out, frame, batch),
                 Some(IfaceLink::Edge(port)) => {
                     frame.pull_front(HEADER_LEN);
                     frame.hdr = frame.hdr.shifted(-(HEADER_LEN as isize));
                     if let Some(entry) = self.ports.get_mut(port.0 as usize) {
                         entry.l3.tx_frames += 1;
                         entry.l3.tx_bytes += frame.len() as u64;
-                    }
-                    if self.tracing && frame.trace != 0 {
-                        let name = self.port_name(port).to_owned();
-                        let what = egress_of(self.port_offload(port), &frame);
-                        self.tracer.event(frame.trace, &name, what);
                     }
                     tap(
                         &mut self.ports,
@@ -612,12 +897,7 @@ impl Fabric {
                         VlanEdit::Keep,
                         frame.data(),
                     );
-                    let slot = batch.push(frame);
-                    batch.deliveries.push(Delivery {
-                        port,
-                        edit: VlanEdit::Keep,
-                        frame: slot,
-                    });
+                    self.send(now, port, Side::In, frame, batch);
                 }
                 None => batch.pool.put(frame),
             }
@@ -637,15 +917,14 @@ impl Fabric {
             let id = frame.trace;
             self.trace_switch(sw, pn, id, result, &batch.egress);
         }
-        let node = &mut self.switches[sw];
         if result.is_err() {
             return; // counted by the switch
         }
         let copies = batch.egress.len();
         for i in 0..copies {
             let e = batch.egress[i];
-            let member = node.members[e.port.0 as usize];
-            let (Member::Edge(named) | Member::Router(_, _, named)) = member;
+            let member = self.switches[sw].members[e.port.0 as usize];
+            let (Member::Edge(named) | Member::Router(named)) = member;
             if let Some(frame) = batch.frames[slot].as_ref() {
                 tap(
                     &mut self.ports,
@@ -657,44 +936,48 @@ impl Fabric {
                     frame.data(),
                 );
             }
-            match member {
-                Member::Edge(port) => {
-                    batch.deliveries.push(Delivery {
-                        port,
-                        edit: e.edit,
-                        frame: slot,
-                    });
-                    if let Some(f) = batch.frames[slot].as_ref().filter(|f| f.trace != 0) {
-                        if self.tracing {
-                            let entry = self.ports.get(port.0 as usize);
-                            let name = entry.map_or("?", |p| &p.name);
-                            let what = egress_of(entry.is_some_and(|p| p.offload), f);
-                            self.tracer.event(f.trace, name, what);
-                        }
+            let impaired = self
+                .ports
+                .get(named.0 as usize)
+                .and_then(|p| p.link.as_deref())
+                .is_some_and(|l| l.acts_on(Side::In));
+            if let (Member::Edge(port), false) = (member, impaired) {
+                // The common case: the frame goes out as it is, tag edits
+                // applied on the way, shared by every copy.
+                batch.deliveries.push(Delivery {
+                    port,
+                    edit: e.edit,
+                    frame: slot,
+                });
+                if let Some(f) = batch.frames[slot].as_ref().filter(|f| f.trace != 0) {
+                    if self.tracing {
+                        let entry = self.ports.get(port.0 as usize);
+                        let name = entry.map_or("?", |p| &p.name);
+                        let what = egress_of(entry.is_some_and(|p| p.offload), f);
+                        self.tracer.event(f.trace, name, what);
                     }
                 }
-                Member::Router(r, iface, _) => {
-                    // The router rewrites the frame: it gets the frame itself
-                    // when it is the only receiver, a copy otherwise.
-                    let mut own = if copies == 1 {
-                        match batch.frames[slot].take() {
-                            Some(f) => f,
-                            None => continue,
-                        }
-                    } else {
-                        let Batch { frames, pool, .. } = &mut *batch;
-                        let Some(f) = frames[slot].as_ref() else {
-                            continue;
-                        };
-                        let mut copy = pool.copy_of(f.data(), f.hdr);
-                        copy.trace = f.trace;
-                        copy
-                    };
-                    own.apply_vlan_edit(e.edit);
-                    let s = batch.push(own);
-                    batch.work.push_back((Hop::Router(r, iface), s));
-                }
+                continue;
             }
+            // A router rewrites the frame, and a link may hold it: each
+            // gets the frame itself when it is the only receiver, a copy
+            // otherwise.
+            let mut own = if copies == 1 {
+                match batch.frames[slot].take() {
+                    Some(f) => f,
+                    None => continue,
+                }
+            } else {
+                let Batch { frames, pool, .. } = &mut *batch;
+                let Some(f) = frames[slot].as_ref() else {
+                    continue;
+                };
+                let mut copy = pool.copy_of(f.data(), f.hdr);
+                copy.trace = f.trace;
+                copy
+            };
+            own.apply_vlan_edit(e.edit);
+            self.send(now, named, Side::In, own, batch);
         }
     }
 
@@ -710,7 +993,7 @@ impl Fabric {
     ) {
         let node = &self.switches[sw];
         let member_name = |p: PortNo| match node.members.get(p.0 as usize) {
-            Some(Member::Edge(n) | Member::Router(_, _, n)) => self.port_name(*n).to_owned(),
+            Some(Member::Edge(n) | Member::Router(n)) => self.port_name(*n).to_owned(),
             None => "?".to_owned(),
         };
         let what = match result {
@@ -743,16 +1026,12 @@ impl Fabric {
                             .port_counters(PortNo(i as u32))
                             .cloned()
                             .unwrap_or_default();
-                        match *m {
-                            Member::Edge(id) => {
-                                let e = &self.ports[id.0 as usize];
-                                PortStatus::new(&e.name, e.offload, !e.captures.is_empty(), &c)
-                            }
-                            Member::Router(_, _, id) => {
-                                let e = &self.ports[id.0 as usize];
-                                PortStatus::new(&e.name, false, !e.captures.is_empty(), &c)
-                            }
-                        }
+                        let (Member::Edge(id) | Member::Router(id)) = *m;
+                        let e = &self.ports[id.0 as usize];
+                        let offload = matches!(m, Member::Edge(_)) && e.offload;
+                        let mut p = PortStatus::new(&e.name, offload, !e.captures.is_empty(), &c);
+                        p.link = e.link.as_deref().map(Link::status);
+                        p
                     })
                     .collect::<Vec<_>>();
                 let mac_table = node
@@ -781,7 +1060,11 @@ impl Fabric {
             .ports
             .iter()
             .filter(|p| matches!(p.attach, Attach::Router(..)))
-            .map(|p| PortStatus::l3(&p.name, p.offload, !p.captures.is_empty(), p.l3))
+            .map(|p| {
+                let mut s = PortStatus::l3(&p.name, p.offload, !p.captures.is_empty(), p.l3);
+                s.link = p.link.as_deref().map(Link::status);
+                s
+            })
             .collect();
         FabricStatus {
             switches,

@@ -13,24 +13,31 @@
 //!   or TUN port, draining each ready device before polling again.
 //! * Traces (trace.rs, filter.rs) follow chosen frames through every node
 //!   and say what each decided: `scratchnet trace`.
+//! * Links (link.rs, wheel.rs) impair a port's cable as netem would:
+//!   delay, jitter, loss, duplication, reordering, a rate limit, carrier.
 
+mod alarm;
 mod capture;
 mod core;
 mod egress;
 mod filter;
+mod link;
+mod rng;
 mod runtime;
 mod sim;
 mod status;
 mod trace;
+mod wheel;
 
 pub use crate::core::{Batch, Delivery, Fabric, FabricError, PortId, RouterId, SwitchId};
 pub use capture::{CaptureSink, Direction};
 pub use egress::EgressPath;
 pub use filter::{Dir, Filter, FilterError, Headers};
+pub use link::{LinkCounters, LinkStatus};
 pub use runtime::{
     CapturedFrame, DevicePort, Endpoint, EndpointPort, Injector, Runtime, Supervisor, TaskFailure,
     READ_BUDGET,
 };
 pub use sim::{LinkParams, Sim};
 pub use status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
-pub use trace::{Event, Recorded, TraceRecord, TraceSink, What};
+pub use trace::{Event, LinkEvent, Recorded, TraceRecord, TraceSink, What};

@@ -13,6 +13,7 @@
 //! ends anyway is reported through [`Runtime::failures`], and the lab
 //! stops cleanly rather than run half dead.
 
+use crate::alarm::Alarm;
 use crate::capture::{CaptureSink, Direction};
 use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
@@ -24,7 +25,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 use tuntap::Device;
 use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
@@ -99,6 +100,9 @@ struct Shared {
     epoch_wall: SystemTime,
     /// Panics in the timer task, which belong to no port.
     timer_panics: AtomicU64,
+    /// Wakes the timer task when a link holds a frame until before the
+    /// time it sleeps to.
+    timer_wake: Notify,
 }
 
 impl Shared {
@@ -118,7 +122,14 @@ impl Shared {
     fn forward(&self, port: PortId, frame: Frame, batch: &mut Batch, egress: &mut EgressPath) {
         let run = AssertUnwindSafe(|| {
             let now = self.now();
-            self.fabric().ingress(now, port, frame, batch);
+            let wake = {
+                let mut f = self.fabric();
+                f.ingress(now, port, frame, batch);
+                f.take_wake()
+            };
+            if wake {
+                self.timer_wake.notify_one();
+            }
             write_deliveries(self, batch, egress);
         });
         if std::panic::catch_unwind(run).is_err() {
@@ -216,6 +227,7 @@ impl Runtime {
             epoch: std::time::Instant::now(),
             epoch_wall: SystemTime::now(),
             timer_panics: AtomicU64::new(0),
+            timer_wake: Notify::new(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let supervisor = Supervisor { tx };
@@ -285,6 +297,29 @@ impl Runtime {
         }
         status.timer_panics = self.shared.timer_panics.load(Ordering::Relaxed);
         status
+    }
+
+    /// Sets what the named port's link does to frames, and whether it is
+    /// up (see [`Fabric::set_link`]).
+    pub fn set_link(
+        &self,
+        port_name: &str,
+        impairment: wire::Impairment,
+        up: bool,
+    ) -> Result<(), FabricError> {
+        let mut f = self.shared.fabric();
+        let port = f
+            .port_by_name(port_name)
+            .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))?;
+        f.set_link(port, impairment, up)
+    }
+
+    /// What the named port's link does to frames, and whether it is up.
+    pub fn link(&self, port_name: &str) -> Result<(wire::Impairment, bool), FabricError> {
+        let f = self.shared.fabric();
+        f.port_by_name(port_name)
+            .and_then(|p| f.link(p))
+            .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))
     }
 
     /// Starts capturing on the named port; frames arrive on the returned
@@ -381,29 +416,57 @@ impl Drop for Runtime {
     }
 }
 
+/// Runs the fabric's timers: the switches' and routers' (which want a
+/// tenth of a second's precision) and the frames impaired links hold
+/// (which want the millisecond). Sleeps until the earliest is due, 100 ms
+/// at most, or until a frame is held until before that.
 async fn drive_timers(shared: Arc<Shared>) {
-    // Routers retry ARP every second and switches sweep every second: a
-    // 100 ms tick keeps both within a tenth of their period.
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    const IDLE: Duration = Duration::from_millis(100);
     let mut batch = Batch::new();
     let mut egress = EgressPath::new();
+    let mut due = None;
+    let alarm = match Alarm::new() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!("no timerfd ({e}): link delays are kept to the millisecond");
+            None
+        }
+    };
     loop {
-        tick.tick().await;
+        let sleep_for = due.map_or(IDLE, |t: Instant| {
+            t.saturating_since(shared.now()).min(IDLE)
+        });
+        let precise = async {
+            match &alarm {
+                Some(a) if a.sleep(sleep_for).await.is_ok() => {}
+                _ => tokio::time::sleep(sleep_for).await,
+            }
+        };
+        tokio::select! {
+            () = precise => {}
+            () = shared.timer_wake.notified() => {}
+        }
         let now = shared.now();
         let run = AssertUnwindSafe(|| {
             {
                 let mut f = shared.fabric();
-                if f.poll_at().is_none_or(|t| t > now) {
-                    return;
+                f.take_wake();
+                if f.poll_at().is_some_and(|t| t <= now) {
+                    f.on_timer(now, &mut batch);
+                } else {
+                    return f.poll_at();
                 }
-                f.on_timer(now, &mut batch);
             }
             write_deliveries(&shared, &batch, &mut egress);
+            shared.fabric().poll_at()
         });
-        if std::panic::catch_unwind(run).is_err() {
-            batch.reset();
-            shared.timer_panics.fetch_add(1, Ordering::Relaxed);
+        match std::panic::catch_unwind(run) {
+            Ok(next) => due = next,
+            Err(_) => {
+                batch.reset();
+                due = None;
+                shared.timer_panics.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::core::{Batch, Fabric, PortId};
 use crate::egress::EgressPath;
+use crate::rng::Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
@@ -79,25 +80,6 @@ impl Ord for Scheduled {
     }
 }
 
-/// SplitMix64: small, fast and good enough for loss and jitter draws.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform draw from [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The simulator. See the module documentation.
 #[derive(Debug)]
 pub struct Sim {
@@ -119,7 +101,7 @@ impl Sim {
             fabric,
             now: Instant::ZERO,
             link,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             queue: BinaryHeap::new(),
             seq: 0,
             inboxes: Vec::new(),
@@ -164,12 +146,13 @@ impl Sim {
         self.schedule(Event::Ingress { port, frame });
     }
 
-    /// Takes the frames the host on `port` has received so far.
-    /// Whether no frame is on its way anywhere.
+    /// Whether no frame is on its way anywhere (on a simulated link or
+    /// held by an impaired one).
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && !self.fabric.holding()
     }
 
+    /// Takes the frames the host on `port` has received so far.
     pub fn take_received(&mut self, port: PortId) -> Vec<Received> {
         self.inboxes
             .get_mut(port.0 as usize)
@@ -216,11 +199,13 @@ impl Sim {
     /// Runs until no frame is in flight (timers only as they fall due on
     /// the way).
     pub fn run_until_idle(&mut self) {
-        while let Some(at) = self.queue.peek().map(|Reverse(s)| s.at) {
-            if let Some(t) = self.fabric.poll_at().filter(|t| *t < at) {
-                self.fire_timer(t);
-            } else {
-                self.step();
+        while !self.is_idle() {
+            let event = self.queue.peek().map(|Reverse(s)| s.at);
+            match (event, self.fabric.poll_at()) {
+                (Some(e), Some(t)) if t < e => self.fire_timer(t),
+                (Some(_), _) => self.step(),
+                (None, Some(t)) => self.fire_timer(t),
+                (None, None) => break,
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct PortStatus {
     pub drops: BTreeMap<&'static str, u64>,
     /// Device-level errors (reads and writes that failed), by kind.
     pub io_errors: BTreeMap<&'static str, u64>,
+    /// The port's link, if it was ever impaired or taken down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::LinkStatus>,
 }
 
 impl PortStatus {
@@ -52,6 +55,7 @@ impl PortStatus {
             tx_bytes: c.tx_bytes,
             drops: c.drop_map(),
             io_errors: BTreeMap::new(),
+            link: None,
         }
     }
 }

@@ -51,6 +51,28 @@ pub enum What {
         decision: &'static str,
         text: String,
     },
+    /// An impaired link did something to it.
+    Link(LinkEvent),
+}
+
+/// What an impaired link did to a frame.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "link", rename_all = "kebab-case")]
+pub enum LinkEvent {
+    /// Held this long (the delay, or the rate limit's queue).
+    Delayed {
+        micros: u64,
+    },
+    Dropped {
+        reason: &'static str,
+    },
+    Duplicated,
+    /// Sent on at once, ahead of frames the link holds.
+    Reordered,
+    /// A super-frame cut into packets, each with a fate of its own.
+    Cut {
+        packets: usize,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -86,6 +108,20 @@ impl std::fmt::Display for Event {
             What::Delivered { egress: None } => ("out", "delivered".to_owned()),
             What::Delivered { egress: Some(how) } => ("out", format!("delivered, {how}")),
             What::Host { text, .. } => ("host", text.clone()),
+            What::Link(e) => (
+                "link",
+                match e {
+                    LinkEvent::Delayed { micros } => {
+                        format!("delayed {:.1} ms", *micros as f64 / 1000.0)
+                    }
+                    LinkEvent::Dropped { reason } => format!("dropped: {reason}"),
+                    LinkEvent::Duplicated => "duplicated".to_owned(),
+                    LinkEvent::Reordered => "sent ahead of the frames held (reorder)".to_owned(),
+                    LinkEvent::Cut { packets } => {
+                        format!("cut into {packets} packets, each impaired on its own")
+                    }
+                },
+            ),
         };
         write!(f, "{kind:<6} {:<14} {text}", self.node)
     }
@@ -220,6 +256,8 @@ pub(crate) struct Tracer {
     records: Vec<(u64, TraceRecord)>,
     /// Which sessions (a bit each) follow a frame id, and its summary.
     followers: HashMap<u64, (u64, String)>,
+    /// How long beyond [`GRACE`] frames may stay on impaired links.
+    linger: Duration,
 }
 
 impl Tracer {
@@ -378,10 +416,16 @@ impl Tracer {
             if s.remaining == Some(0) && s.done_at.is_none() {
                 s.done_at = Some(now);
             }
-            if !s.sink.is_open() || s.done_at.is_some_and(|t| now >= t + GRACE) {
+            if !s.sink.is_open() || s.done_at.is_some_and(|t| now >= t + GRACE + self.linger) {
                 *slot = None;
             }
         }
+    }
+
+    /// Keeps counted-out sessions open `linger` longer, for frames that
+    /// impaired links hold.
+    pub(crate) fn set_linger(&mut self, linger: Duration) {
+        self.linger = linger;
     }
 
     /// When a counted-out session is due to end.
@@ -390,7 +434,7 @@ impl Tracer {
             .iter()
             .flatten()
             .filter_map(|s| s.done_at)
-            .map(|t| t + GRACE)
+            .map(|t| t + GRACE + self.linger)
             .min()
     }
 }

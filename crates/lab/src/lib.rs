@@ -95,9 +95,18 @@ fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
     Ok(Some(std::sync::Arc::new(ca)))
 }
 
+/// Gives `port` the link its topology entry describes, if not a perfect one.
+fn impair(fabric: &mut Fabric, port: PortId, imp: &wire::Impairment) -> Result<(), LabError> {
+    if !imp.is_none() {
+        fabric.set_link(port, *imp, true)?;
+    }
+    Ok(())
+}
+
 /// Builds the lab of a validated topology.
 pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
     let mut fabric = Fabric::new();
+    fabric.set_seed(lab.seed);
     let mut switches = HashMap::new();
     for s in &lab.switches {
         let config = SwitchConfig {
@@ -128,6 +137,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
         };
         let config = PortConfig { mode, mtu: h.mtu };
         let port = fabric.add_port(&h.name, switch(&h.switch)?, config, h.offload)?;
+        impair(&mut fabric, port, &h.impair)?;
         hosts.push(HostPort {
             spec: h.clone(),
             port,

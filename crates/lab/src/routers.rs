@@ -84,7 +84,8 @@ pub(crate) fn add(
                     mode: PortMode::Access { vlan: 1 },
                     mtu: i.mtu,
                 };
-                fabric.link_router(id, iface, switch(sw)?, config)?;
+                let port = fabric.link_router(id, iface, switch(sw)?, config)?;
+                crate::impair(fabric, port, &i.impair)?;
             }
             Attachment::Tun {
                 name,
@@ -93,6 +94,7 @@ pub(crate) fn add(
             } => {
                 let port_name = format!("{}.{name}", r.name);
                 let port = fabric.add_router_port(&port_name, id, iface, true)?;
+                crate::impair(fabric, port, &i.impair)?;
                 tuns.push(TunPort {
                     name: port_name,
                     peer: *peer,

@@ -41,6 +41,7 @@ pub(crate) fn plan(
             mtu,
         };
         let port = fabric.add_port(&s.name, switch(&s.switch)?, port_config, false)?;
+        crate::impair(fabric, port, &s.impair)?;
         planned.push(PlannedService {
             spec: s.clone(),
             port,

@@ -49,6 +49,18 @@ enum Request {
         name: String,
         qtype: String,
     },
+    /// Changes what `port`'s link does: from a perfect link if `clear`,
+    /// else from its settings now; each `(knob, value)` as
+    /// `wire::Impairment::set` reads it; `up` takes the link down or up.
+    Link {
+        port: String,
+        #[serde(default)]
+        clear: bool,
+        #[serde(default)]
+        set: Vec<(String, String)>,
+        #[serde(default)]
+        up: Option<bool>,
+    },
     /// A command for service `service` (a balancer's drain, say).
     Command {
         service: String,
@@ -179,6 +191,37 @@ async fn command(
     }
 }
 
+/// Applies a `Link` request; the link as it is then, or what is wrong.
+fn set_link(
+    rt: &fabric::Runtime,
+    port: &str,
+    clear: bool,
+    set: &[(String, String)],
+    up: Option<bool>,
+) -> Result<serde_json::Value, String> {
+    let no_port = |e: fabric::FabricError| format!("{e}; ports: {}", rt.port_names().join(", "));
+    let (mut imp, was_up) = rt.link(port).map_err(no_port)?;
+    if clear {
+        imp = wire::Impairment::default();
+    }
+    for (knob, value) in set {
+        imp.set(knob, value).map_err(|e| match e.hint {
+            Some(h) => format!("{}: {h}", e.message),
+            None => e.message,
+        })?;
+    }
+    imp.check()
+        .map_err(|e| format!("{} ({})", e.message, e.hint.unwrap_or_default()))?;
+    let up = up.unwrap_or(was_up);
+    rt.set_link(port, imp, up).map_err(no_port)?;
+    Ok(serde_json::json!({
+        "port": port,
+        "up": up,
+        "impairment": imp,
+        "summary": imp.to_string(),
+    }))
+}
+
 /// The resolver service `name`, or the lab's only one.
 fn find_resolver(lab: &Lab, name: Option<&str>) -> Result<String, String> {
     let resolvers: Vec<&str> = lab
@@ -238,6 +281,23 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                     ..Reply::default()
                 }))
                 .await?;
+        }
+        Request::Link {
+            port,
+            clear,
+            set,
+            up,
+        } => {
+            let done = set_link(&running.runtime, &port, clear, &set, up);
+            let answer = match done {
+                Ok(result) => reply(Reply {
+                    ok: true,
+                    result: Some(result),
+                    ..Reply::default()
+                }),
+                Err(e) => fail(e),
+            };
+            write.write_all(&answer).await?;
         }
         Request::Command { service, request } => {
             let control = running.services.control(&service);
@@ -560,6 +620,34 @@ pub async fn lb(
             print!("{}", crate::render::balancers(&status, lb));
         }
     }
+    Ok(())
+}
+
+/// `scratchnet link PORT ...`: changes a link, then says what it is.
+pub async fn link(
+    lab: Option<&str>,
+    port: &str,
+    clear: bool,
+    set: Vec<(String, String)>,
+    up: Option<bool>,
+) -> Result<()> {
+    let request = Request::Link {
+        port: port.to_owned(),
+        clear,
+        set,
+        up,
+    };
+    let (reply, _) = self::request(lab, &request).await?;
+    let result = reply.result.unwrap_or_default();
+    let state = if result["up"].as_bool() == Some(false) {
+        "down"
+    } else {
+        "up"
+    };
+    println!(
+        "{port}: {state}, {}",
+        result["summary"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 

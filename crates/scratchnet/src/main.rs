@@ -80,6 +80,48 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// Impair a link as netem would, or take it down: `link alice --delay
+    /// 50ms --loss 1%`, `link home-gw.isp --rate 10mbit`, `link alice
+    /// down`, `link alice up`, `link alice --clear`; with no change, show
+    /// it (docs/impairment.md).
+    Link {
+        /// The port: a host or service host, `ROUTER.SWITCH` for a router
+        /// interface, `ROUTER.TUN` for an uplink.
+        port: String,
+        /// `down` (no carrier: every frame is lost both ways) or `up`.
+        state: Option<String>,
+        /// Propagation delay added to each frame, e.g. 50ms.
+        #[arg(long)]
+        delay: Option<String>,
+        /// Each frame's delay varies by up to this either way, e.g. 5ms.
+        #[arg(long)]
+        jitter: Option<String>,
+        /// Share of frames lost, e.g. 1%.
+        #[arg(long)]
+        loss: Option<String>,
+        /// Share of frames sent twice, e.g. 0.1%.
+        #[arg(long)]
+        duplicate: Option<String>,
+        /// Share of frames sent at once, ahead of those delayed, e.g. 1%.
+        #[arg(long)]
+        reorder: Option<String>,
+        /// The link's rate in bits per second, e.g. 10mbit.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Bytes the rate limit queues before it drops, e.g. 64kb.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Which frames: out (what the port's host sends; the default, as
+        /// netem on its interface), in, or both.
+        #[arg(long)]
+        direction: Option<String>,
+        /// Start from a perfect link instead of the link's settings now.
+        #[arg(long)]
+        clear: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
     /// Follow frames entering at a port through the lab, every decision
     /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
     /// With --inject, what a frame would meet, without sending it. `trace
@@ -223,6 +265,41 @@ fn run(cli: Cli) -> Result<()> {
                 ),
             };
             tokio_runtime()?.block_on(control::lb(lab.as_deref(), lb.as_deref(), change))
+        }
+        Command::Link {
+            port,
+            state,
+            delay,
+            jitter,
+            loss,
+            duplicate,
+            reorder,
+            rate,
+            queue,
+            direction,
+            clear,
+            lab,
+        } => {
+            let up = match state.as_deref() {
+                None => None,
+                Some("up") => Some(true),
+                Some("down") => Some(false),
+                Some(other) => anyhow::bail!("`{other}`: say `up` or `down`"),
+            };
+            let set = [
+                ("delay", delay),
+                ("jitter", jitter),
+                ("loss", loss),
+                ("duplicate", duplicate),
+                ("reorder", reorder),
+                ("rate", rate),
+                ("queue", queue),
+                ("direction", direction),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            tokio_runtime()?.block_on(control::link(lab.as_deref(), &port, clear, set, up))
         }
         Command::Trace {
             what_of:

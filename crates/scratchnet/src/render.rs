@@ -94,6 +94,7 @@ pub fn status(s: &Value) -> String {
             );
         }
     }
+    links(&mut out, s);
     for r in s
         .pointer("/fabric/routers")
         .and_then(Value::as_array)
@@ -163,6 +164,45 @@ pub fn status(s: &Value) -> String {
     }
     out.push_str(&balancers(s, None));
     out
+}
+
+/// Every port whose link was impaired or taken down: its settings and
+/// what it did.
+fn links(out: &mut String, s: &Value) {
+    let switch_ports = s
+        .pointer("/fabric/switches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|sw| sw["ports"].as_array().into_iter().flatten());
+    let l3_ports = s
+        .pointer("/fabric/l3_ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let mut header = false;
+    for p in switch_ports.chain(l3_ports) {
+        let Some(link) = p.get("link") else { continue };
+        if !header {
+            let _ = writeln!(out, "\nlinks:");
+            header = true;
+        }
+        let state = if link["up"].as_bool() == Some(false) {
+            "DOWN"
+        } else {
+            "up"
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<4} {}\n  {:<12}      {} (in flight {} bytes)",
+            text(p, "name"),
+            state,
+            text(link, "summary"),
+            "",
+            nonzero(&link["counters"]),
+            num(link, "held_bytes")
+        );
+    }
 }
 
 /// Each balancer's pools (or only `only`'s): a line per backend.

@@ -4,7 +4,7 @@
 use ipnet::Ipv4Net;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
-use wire::Mac;
+use wire::{Impairment, Mac};
 
 /// A lab, checked and ready to build.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub struct Topology {
     pub name: String,
     /// Where it was read from (a path, or `<reference lab>`).
     pub file: String,
+    /// Seeds what is drawn at random in the fabric (link impairment).
+    pub seed: u64,
     pub switches: Vec<SwitchSpec>,
     pub hosts: Vec<HostSpec>,
     pub routers: Vec<RouterSpec>,
@@ -54,6 +56,8 @@ pub struct HostSpec {
     /// Open the TAP with virtio-net offloads (TSO, checksum).
     pub offload: bool,
     pub txqueuelen: u32,
+    /// What the host's link does to frames.
+    pub impair: Impairment,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +94,8 @@ pub struct InterfaceSpec {
     pub attachment: Attachment,
     pub address: Ipv4Net,
     pub mtu: u16,
+    /// What the interface's link does to frames.
+    pub impair: Impairment,
 }
 
 /// Source NAT on a router's outside interface (RFC 4787/5382/5508).
@@ -202,6 +208,8 @@ pub struct ServiceSpec {
     pub switch: String,
     pub address: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
+    /// What the service host's link does to frames.
+    pub impair: Impairment,
     /// TCP connections one client address may hold at once.
     pub max_connections_per_client: usize,
     /// What the service does, with the settings of its kind.

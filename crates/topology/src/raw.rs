@@ -13,6 +13,7 @@ pub type Str = Spanned<String>;
 #[serde(deny_unknown_fields)]
 pub struct File {
     pub name: Option<Str>,
+    pub seed: Option<Spanned<u64>>,
     #[serde(default, rename = "switch")]
     pub switches: Vec<Spanned<Switch>>,
     #[serde(default, rename = "host")]
@@ -49,6 +50,38 @@ pub struct Host {
     pub tagged_vlans: Vec<Spanned<u32>>,
     pub offload: Option<bool>,
     pub txqueuelen: Option<Spanned<u32>>,
+    pub impair: Option<Spanned<Impair>>,
+}
+
+/// What a link does to frames (netem's knobs), as text: checked by
+/// `wire::Impairment::set`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impair {
+    pub delay: Option<Str>,
+    pub jitter: Option<Str>,
+    pub loss: Option<Str>,
+    pub duplicate: Option<Str>,
+    pub reorder: Option<Str>,
+    pub rate: Option<Str>,
+    pub queue: Option<Str>,
+    pub direction: Option<Str>,
+}
+
+impl Impair {
+    /// Each knob written, by name.
+    pub fn knobs(&self) -> [(&'static str, Option<&Str>); 8] {
+        [
+            ("delay", self.delay.as_ref()),
+            ("jitter", self.jitter.as_ref()),
+            ("loss", self.loss.as_ref()),
+            ("duplicate", self.duplicate.as_ref()),
+            ("reorder", self.reorder.as_ref()),
+            ("rate", self.rate.as_ref()),
+            ("queue", self.queue.as_ref()),
+            ("direction", self.direction.as_ref()),
+        ]
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +112,7 @@ pub struct Interface {
     #[serde(default)]
     pub host_routes: Vec<Str>,
     pub mtu: Option<Spanned<u32>>,
+    pub impair: Option<Spanned<Impair>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +185,7 @@ pub struct Service {
     pub switch: Str,
     pub address: Str,
     pub gateway: Option<Str>,
+    pub impair: Option<Spanned<Impair>>,
     pub port: Option<Spanned<u32>>,
     #[serde(default)]
     pub backends: Vec<Str>,

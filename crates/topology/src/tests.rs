@@ -553,3 +553,37 @@ fn labs_that_cannot_work_are_errors_with_the_fix() {
         )
     );
 }
+
+#[test]
+fn links_are_impaired_as_written_and_bad_knobs_are_errors_where_written() {
+    let lab = parse(
+        &format!(
+        "seed = 9\n{TWO_HOSTS}impair = {{ delay = \"50ms\", loss = \"1%\", rate = \"10mbit\" }}\n"
+    ),
+        "lab.toml",
+    )
+    .expect("valid");
+    assert_eq!(lab.seed, 9);
+    let b = lab.host("b").expect("b");
+    assert_eq!(b.impair.delay, std::time::Duration::from_millis(50));
+    assert_eq!(b.impair.rate, Some(10_000_000));
+    assert!(lab.host("a").expect("a").impair.is_none());
+
+    let d = one_error(&format!(
+        "{TWO_HOSTS}impair = {{ delay = \"50ms\", rate = \"10mbps\" }}\n"
+    ));
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str(), d.hint.as_deref()),
+        (
+            "host \"b\".impair.rate",
+            "`10mbps` is ambiguous: tc reads \"bps\" as bytes per second",
+            Some("write bits per second, e.g. \"10mbit\"")
+        )
+    );
+    assert_eq!((d.line, d.column), (16, 35), "at the value");
+    let d = one_error(&format!("{TWO_HOSTS}impair = {{ reorder = \"5%\" }}\n"));
+    assert_eq!(d.key, "host \"b\".impair");
+    assert!(d.message.starts_with("reordering needs a delay"), "{d:?}");
+    let d = one_error(&format!("{TWO_HOSTS}impair = {{ latency = \"5ms\" }}\n"));
+    assert!(d.message.contains("unknown field `latency`"), "{d:?}");
+}

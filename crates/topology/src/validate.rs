@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use toml::Spanned;
-use wire::Mac;
+use wire::{Impairment, Mac};
 
 const MAX_NAME: usize = 15;
 
@@ -152,9 +152,11 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .iter()
         .filter_map(|s| v.service(s.get_ref(), &switches, &peers))
         .collect();
+    let seed = file.seed.as_ref().map_or(0, |s| *s.get_ref());
     Topology {
         name,
         file: path.to_owned(),
+        seed,
         switches,
         hosts,
         routers,
@@ -173,6 +175,24 @@ struct Validator<'r, 'a> {
 impl Validator<'_, '_> {
     fn err(&mut self, s: &Str, key: &str, msg: impl Into<String>, hint: impl Into<Option<String>>) {
         self.r.error(s.span(), key, msg, hint.into());
+    }
+
+    /// A link's impairment, every knob checked where it is written.
+    fn impair(&mut self, table: &Option<toml::Spanned<raw::Impair>>, key: &str) -> Impairment {
+        let mut imp = Impairment::default();
+        let Some(table) = table else {
+            return imp;
+        };
+        for (knob, value) in table.get_ref().knobs() {
+            let Some(value) = value else { continue };
+            if let Err(e) = imp.set(knob, value.get_ref()) {
+                self.err(value, &format!("{key}.{knob}"), e.message, e.hint);
+            }
+        }
+        if let Err(e) = imp.check() {
+            self.r.error(table.span(), key, e.message, e.hint);
+        }
+        imp
     }
 
     fn check_name(&mut self, n: &Str, key: &str) {
@@ -945,6 +965,7 @@ impl Validator<'_, '_> {
             tagged_vlans,
             offload: h.offload.unwrap_or(true),
             txqueuelen,
+            impair: self.impair(&h.impair, &key("impair")),
         })
         .filter(|_| ok)
     }
@@ -1030,6 +1051,7 @@ impl Validator<'_, '_> {
                     attachment,
                     address,
                     mtu,
+                    impair: self.impair(&i.impair, &key("interfaces.impair")),
                 });
             }
         }
@@ -1515,6 +1537,7 @@ impl Validator<'_, '_> {
             switch: sw?.name,
             address: address?,
             gateway,
+            impair: self.impair(&s.impair, &key("impair")),
             max_connections_per_client: self.ranged(
                 &s.max_connections_per_client,
                 &key("max_connections_per_client"),

@@ -4,13 +4,15 @@
 //! speak: [`Instant`] (the lab clock, real or virtual), [`Mac`], the Ethernet
 //! and 802.1Q header views in [`ether`], the virtio-net offload header
 //! ([`VnetHdr`]) that TAP devices put in front of each frame, the Internet
-//! checksum and software segmentation of GSO super-frames ([`offload`]).
+//! checksum and software segmentation of GSO super-frames ([`offload`]),
+//! and link impairment settings ([`impair`]).
 //!
 //! Never does I/O and never reads a clock: time is always passed in.
 
 pub mod checksum;
 pub mod ether;
 pub mod frame;
+pub mod impair;
 mod mac;
 pub mod offload;
 pub mod ratelimit;
@@ -18,6 +20,7 @@ mod time;
 mod vnet;
 
 pub use frame::{Frame, FramePool};
+pub use impair::{Impairment, LinkDir};
 pub use mac::{Mac, MacParseError};
 pub use time::Instant;
 pub use vnet::{GsoType, VnetHdr, VNET_HDR_LEN};
