@@ -255,6 +255,43 @@ fn capture_writes_pcap_that_tcpdump_reads() {
     // The first capture's reader is gone: the tap came off with the frames
     // that crossed the port since.
     assert_eq!(lab.port("l2f-2")["capturing"], false);
+
+    // Both ports at once, filtered, counted: pcapng with an interface per
+    // port, named after it, and each frame's direction.
+    let file = std::env::temp_dir().join("scratchnet-tests/l2f-both.pcapng");
+    let mut cap = std::process::Command::new(bin())
+        .args([
+            "capture", "l2f-1", "l2f-2", "--lab", "l2f", "-f", "icmp", "-c", "4", "-w",
+        ])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    exec_ok("l2f-1", "ping -c 3 -i 0.2 10.77.6.2");
+    assert!(cap.wait().unwrap().success(), "the capture stops at -c 4");
+    let seen = pcapng_frames(&file);
+    assert_eq!(
+        seen,
+        [
+            ("l2f-1".to_owned(), "in"),
+            ("l2f-2".to_owned(), "out"),
+            ("l2f-2".to_owned(), "in"),
+            ("l2f-1".to_owned(), "out"),
+        ],
+        "a ping's request and reply, where each crossed"
+    );
+    let read = sh(&format!("tcpdump -nr {}", file.display()));
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert_eq!(text.matches("ICMP echo").count(), 4, "{text}");
+
+    // Binary is not for a terminal.
+    let out = sh(&format!(
+        "script -qec '{} capture l2f-1 --lab l2f' /dev/null",
+        bin()
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("pipe it to a reader"), "{said}");
     drop(lab);
     assert_clean("l2f", &hosts);
 }
@@ -302,6 +339,37 @@ fn refusals_are_one_line_errors_that_leave_nothing_behind() {
     assert!(!namespaces().contains("l2g-9"));
     drop(lab);
     assert_clean("l2g", &["l2g-1", "l2g-9"]);
+}
+
+/// Each frame of a pcapng file: the name of its interface, and its
+/// direction ("in" or "out").
+fn pcapng_frames(file: &std::path::Path) -> Vec<(String, &'static str)> {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let mut reader = PcapNgReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut names = Vec::new();
+    let mut frames = Vec::new();
+    while let Some(block) = reader.next_block() {
+        match block.unwrap() {
+            Block::InterfaceDescription(idb) => {
+                let name = idb.options.iter().find_map(|o| match o {
+                    InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                    _ => None,
+                });
+                names.push(name.unwrap());
+            }
+            Block::EnhancedPacket(epb) => {
+                let dir = epb.options.iter().find_map(|o| match o {
+                    EnhancedPacketOption::Flags(f) => Some(if f & 3 == 1 { "in" } else { "out" }),
+                    _ => None,
+                });
+                frames.push((names[epb.interface_id as usize].clone(), dir.unwrap()));
+            }
+            _ => {}
+        }
+    }
+    frames
 }
 
 /// Runs `scratchnet capture` on each port while `act` runs; returns what

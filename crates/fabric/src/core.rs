@@ -504,7 +504,8 @@ impl Fabric {
         batch.recycle();
         if self.tracing {
             let name = self.port_name(port).to_owned();
-            self.tracer.ingress(port, &name, &mut frame);
+            let l3 = self.port_is_l3(port);
+            self.tracer.ingress(port, &name, l3, &mut frame);
         } else {
             frame.trace = 0;
         }

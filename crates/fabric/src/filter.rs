@@ -48,32 +48,41 @@ impl Headers {
                     h.arp_reply = operation == smoltcp::wire::ArpOperation::Reply;
                 }
             }
-            EthernetProtocol::Ipv4 => {
-                let Ok(ip) = Ipv4Packet::new_checked(payload) else {
-                    return h;
-                };
-                h.ip = Some((ip.src_addr(), ip.dst_addr()));
-                let proto = u8::from(ip.next_header());
-                h.proto = Some(proto);
-                let l4 = ip.payload();
-                let first = ip.frag_offset() == 0;
-                let word = |i: usize| l4.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-                match ip.next_header() {
-                    IpProtocol::Tcp | IpProtocol::Udp if first => {
-                        h.ports = word(0).zip(word(2));
-                        if proto == 6 {
-                            h.tcp_flags = l4.get(13).copied();
-                        }
-                    }
-                    IpProtocol::Icmp if first => {
-                        h.icmp = l4.first().copied().zip(l4.get(1).copied());
-                    }
-                    _ => {}
-                }
-            }
+            EthernetProtocol::Ipv4 => h.read_ipv4(payload),
             _ => {}
         }
         h
+    }
+
+    /// Reads an IP packet without a link header (a TUN port's).
+    pub fn of_ip(packet: &[u8]) -> Headers {
+        let mut h = Headers::default();
+        h.read_ipv4(packet);
+        h
+    }
+
+    fn read_ipv4(&mut self, packet: &[u8]) {
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+            return;
+        };
+        self.ip = Some((ip.src_addr(), ip.dst_addr()));
+        let proto = u8::from(ip.next_header());
+        self.proto = Some(proto);
+        let l4 = ip.payload();
+        let first = ip.frag_offset() == 0;
+        let word = |i: usize| l4.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        match ip.next_header() {
+            IpProtocol::Tcp | IpProtocol::Udp if first => {
+                self.ports = word(0).zip(word(2));
+                if proto == 6 {
+                    self.tcp_flags = l4.get(13).copied();
+                }
+            }
+            IpProtocol::Icmp if first => {
+                self.icmp = l4.first().copied().zip(l4.get(1).copied());
+            }
+            _ => {}
+        }
     }
 
     /// A one-line description, as tcpdump would put it.

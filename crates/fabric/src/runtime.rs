@@ -64,6 +64,8 @@ impl std::fmt::Debug for EndpointPort {
 /// A frame seen by a capture, with its wall-clock time.
 #[derive(Debug, Clone)]
 pub struct CapturedFrame {
+    /// The tag the capture of its port was started with.
+    pub port: u32,
     pub at: SystemTime,
     pub direction: Direction,
     pub data: Vec<u8>,
@@ -322,27 +324,29 @@ impl Runtime {
             .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))
     }
 
-    /// Starts capturing on the named port; frames arrive on the returned
-    /// channel until it is dropped. A reader slower than the traffic loses
-    /// frames beyond `capacity`, counted in the log, never stalling ports.
+    /// Starts capturing on the named port: its frames, tagged `tag`, go
+    /// to `tx` until its receiver is dropped (several ports may share one
+    /// channel). A reader slower than the traffic loses the frames the
+    /// channel has no room for, counted in the log, never stalling ports.
     pub fn capture(
         &self,
         port_name: &str,
-        capacity: usize,
-    ) -> Result<mpsc::Receiver<CapturedFrame>, FabricError> {
+        tag: u32,
+        tx: mpsc::Sender<CapturedFrame>,
+    ) -> Result<(), FabricError> {
         let mut f = self.shared.fabric();
         let port = f
             .port_by_name(port_name)
             .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))?;
-        let (tx, rx) = mpsc::channel(capacity);
         let sink = ChannelSink {
             tx,
+            tag,
             epoch_wall: self.shared.epoch_wall,
             port: port_name.to_owned(),
             dropped: 0,
         };
         f.add_capture(port, Box::new(sink));
-        Ok(rx)
+        Ok(())
     }
 
     /// Starts a trace of the frames entering at `port_name` (any port if
@@ -708,6 +712,7 @@ impl TraceSink for ChannelTrace {
 /// A capture tap feeding a bounded channel.
 struct ChannelSink {
     tx: mpsc::Sender<CapturedFrame>,
+    tag: u32,
     epoch_wall: SystemTime,
     port: String,
     dropped: u64,
@@ -716,6 +721,7 @@ struct ChannelSink {
 impl CaptureSink for ChannelSink {
     fn record(&mut self, now: Instant, direction: Direction, head: &[u8], tail: &[u8]) {
         let frame = CapturedFrame {
+            port: self.tag,
             at: self.epoch_wall + Duration::from_micros(now.micros()),
             direction,
             data: [head, tail].concat(),

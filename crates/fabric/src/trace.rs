@@ -310,13 +310,18 @@ impl Tracer {
     /// A frame entering at `port`: traced if a session wants it, or if it
     /// answers a traced frame (an endpoint set [`Frame::trace`] to that
     /// frame's id: a service host's answer to a traced datagram).
-    pub(crate) fn ingress(&mut self, port: PortId, port_name: &str, frame: &mut Frame) {
+    /// `l3`: the port carries IP packets (a TUN), not Ethernet frames.
+    pub(crate) fn ingress(&mut self, port: PortId, port_name: &str, l3: bool, frame: &mut Frame) {
         let cause = std::mem::take(&mut frame.trace);
         let following = match cause {
             0 => 0,
             c => self.followers.get(&c).map_or(0, |(m, _)| *m),
         };
-        let headers = Headers::of(frame.data());
+        let headers = if l3 {
+            Headers::of_ip(frame.data())
+        } else {
+            Headers::of(frame.data())
+        };
         let mut wanted = following;
         for (i, slot) in self.sessions.iter_mut().enumerate() {
             let Some(s) = slot else { continue };

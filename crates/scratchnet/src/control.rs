@@ -3,9 +3,9 @@
 //!
 //! A Unix socket at /run/scratchnet/LAB.sock, mode 0600 (root only). A
 //! client sends one JSON request line and reads one JSON reply line; a
-//! capture then streams records of
-//! `[u64 µs since the Unix epoch][u32 length][u8 direction][frame]`,
-//! big-endian, which the client writes out as pcap; a trace streams one
+//! capture then streams records of `[u64 µs since the Unix epoch][u32
+//! length][u8 direction][u8 port][frame]`, big-endian, which the client
+//! writes out as pcapng (pcap.rs); a trace streams one
 //! JSON line per traced frame (fabric's `TraceRecord`).
 
 use crate::state::{socket_path, LabState};
@@ -25,8 +25,11 @@ use tokio::task::JoinHandle;
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
     Status,
+    /// The frames crossing `ports` that match `filter`, as they come.
     Capture {
-        port: String,
+        ports: Vec<String>,
+        #[serde(default)]
+        filter: String,
     },
     Trace {
         /// The port frames enter at; any port if absent.
@@ -102,9 +105,10 @@ fn leased_address(lab: &Lab, host: &str) -> Option<std::net::Ipv4Addr> {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Reply {
     ok: bool,
-    /// For a capture: `raw` when the port carries IP packets (a TUN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    link: Option<String>,
+    /// For a capture: each port's link type, `raw` when it carries IP
+    /// packets (a TUN), else `ethernet`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -378,35 +382,58 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 write.write_all(&record_line(record, text)?).await?;
             }
         }
-        Request::Capture { port } => {
+        Request::Capture { ports, filter } => {
+            let filter = match fabric::Filter::parse(&filter) {
+                Ok(f) => f,
+                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
+            };
             let rt = &running.runtime;
-            let mut rx = match rt.capture(&port, CAPTURE_BACKLOG) {
-                Ok(rx) => rx,
-                Err(e) => {
-                    return Ok(write
-                        .write_all(&fail(format!("{e}; ports: {}", rt.port_names().join(", "))))
-                        .await?)
-                }
-            };
-            let link = if rt.port_is_l3(&port) {
-                "raw"
-            } else {
-                "ethernet"
-            };
-            drop(running);
+            let known = rt.port_names();
+            if ports.is_empty() || ports.len() > 64 {
+                let many = "a capture takes 1 to 64 ports".to_owned();
+                return Ok(write.write_all(&fail(many)).await?);
+            }
+            if let Some(p) = ports.iter().find(|p| !known.contains(p)) {
+                let unknown = format!("no port named `{p}`; ports: {}", known.join(", "));
+                return Ok(write.write_all(&fail(unknown)).await?);
+            }
+            let (tx, mut rx) = tokio::sync::mpsc::channel(CAPTURE_BACKLOG);
+            let mut l3 = Vec::new();
+            for (i, port) in ports.iter().enumerate() {
+                rt.capture(port, i as u32, tx.clone())?;
+                l3.push(rt.port_is_l3(port));
+            }
+            drop((tx, running));
+            let links = l3
+                .iter()
+                .map(|&raw| if raw { "raw" } else { "ethernet" }.to_owned())
+                .collect();
             write
                 .write_all(&reply(Reply {
                     ok: true,
-                    link: Some(link.into()),
+                    links,
                     ..Reply::default()
                 }))
                 .await?;
+            let wanted = |f: &CapturedFrame| {
+                let raw = l3.get(f.port as usize).copied().unwrap_or(false);
+                let headers = if raw {
+                    fabric::Headers::of_ip(&f.data)
+                } else {
+                    fabric::Headers::of(&f.data)
+                };
+                filter.matches(&headers)
+            };
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(frame) = rx.recv().await {
                 buf.clear();
-                encode(&frame, &mut buf);
+                if wanted(&frame) {
+                    encode(&frame, &mut buf);
+                }
                 while let Ok(more) = rx.try_recv() {
-                    encode(&more, &mut buf);
+                    if wanted(&more) {
+                        encode(&more, &mut buf);
+                    }
                 }
                 write.write_all(&buf).await?;
             }
@@ -427,6 +454,7 @@ fn encode(frame: &CapturedFrame, out: &mut Vec<u8>) {
         Direction::In => 0,
         Direction::Out => 1,
     });
+    out.push(frame.port as u8);
     out.extend_from_slice(&frame.data);
 }
 
@@ -499,40 +527,52 @@ pub async fn status(lab: Option<&str>, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `scratchnet capture PORT [-w FILE]`: pcap to the file or stdout until
-/// Ctrl-C, or until the reader (tcpdump, say) goes away.
-pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Result<()> {
-    let (reply, mut reader) = request(
-        lab,
-        &Request::Capture {
-            port: port.to_owned(),
-        },
-    )
-    .await?;
-    let datalink = match reply.link.as_deref() {
-        Some("raw") => pcap_file::DataLink::RAW,
-        _ => pcap_file::DataLink::ETHERNET,
+/// What `scratchnet capture` was asked for.
+#[derive(Debug)]
+pub struct CaptureArgs<'a> {
+    pub ports: &'a [String],
+    pub file: Option<&'a Path>,
+    pub filter: &'a str,
+    pub count: Option<u64>,
+    /// Classic pcap (one port) instead of pcapng.
+    pub pcap: bool,
+}
+
+/// `scratchnet capture PORT... [-w FILE] [-f FILTER] [-c COUNT]`: pcapng
+/// (or pcap) to the file or stdout until Ctrl-C, COUNT frames, or the
+/// reader (tcpdump, say) going away.
+pub async fn capture(lab: Option<&str>, args: CaptureArgs<'_>) -> Result<()> {
+    use std::io::IsTerminal;
+    if args.file.is_none() && std::io::stdout().is_terminal() {
+        bail!(
+            "a capture is binary pcapng, not text for a terminal: pipe it to a reader (`| tcpdump -nr -`) or write a file (`-w {}.pcapng`)",
+            args.ports.first().map_or("capture", String::as_str)
+        );
+    }
+    if args.pcap && args.ports.len() > 1 {
+        bail!("classic pcap has no port names: capture several ports as pcapng (without --pcap)");
+    }
+    let request = Request::Capture {
+        ports: args.ports.to_vec(),
+        filter: args.filter.to_owned(),
     };
-    let mut out: Box<dyn Write> = match file {
+    let (reply, mut reader) = self::request(lab, &request).await?;
+    let mut out: Box<dyn Write> = match args.file {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
         None => Box::new(std::io::stdout()),
     };
-    // pcap-file encodes into a shared buffer; this loop decides when the
+    // The writer encodes into a shared buffer; this loop decides when the
     // bytes go out, so a pipe to tcpdump sees each batch at once.
     let pending = Pending::default();
-    let header = pcap_file::pcap::PcapHeader {
-        snaplen: 262_144,
-        datalink,
-        ..Default::default()
-    };
-    let mut pcap = pcap_file::pcap::PcapWriter::with_header(pending.clone(), header)?;
+    let mut writer =
+        crate::pcapng::CaptureWriter::new(pending.clone(), args.ports, &reply.links, args.pcap)?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut count = 0u64;
-    while pending.drain_to(&mut out).is_ok() {
-        let mut head = [0u8; 13];
+    while pending.drain_to(&mut out).is_ok() && args.count.is_none_or(|c| count < c) {
+        let mut head = [0u8; 14];
         tokio::select! {
             r = reader.read_exact(&mut head) => if r.is_err() { break },
             _ = interrupt.recv() => break,
@@ -540,15 +580,18 @@ pub async fn capture(lab: Option<&str>, port: &str, file: Option<&Path>) -> Resu
         }
         let micros = u64::from_be_bytes(head[..8].try_into()?);
         let len = u32::from_be_bytes(head[8..12].try_into()?) as usize;
+        let inbound = head[12] == 0;
+        let port = u32::from(head[13]);
         let mut data = vec![0u8; len];
         reader.read_exact(&mut data).await?;
-        let packet =
-            pcap_file::pcap::PcapPacket::new(Duration::from_micros(micros), len as u32, &data);
-        pcap.write_packet(&packet)?;
+        writer.write(port, Duration::from_micros(micros), inbound, &data)?;
         count += 1;
     }
     let _ = pending.drain_to(&mut out);
-    eprintln!("scratchnet: {count} frames captured on {port}");
+    eprintln!(
+        "scratchnet: {count} frames captured on {}",
+        args.ports.join(", ")
+    );
     Ok(())
 }
 
@@ -689,7 +732,7 @@ async fn print_records(lab: Option<&str>, request: &Request, json: bool) -> Resu
 
 /// Bytes encoded but not yet written out.
 #[derive(Clone, Default)]
-struct Pending(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+pub struct Pending(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
 
 impl Pending {
     fn drain_to(&self, out: &mut dyn Write) -> std::io::Result<()> {

@@ -8,6 +8,7 @@
 mod control;
 mod down;
 mod netns;
+mod pcapng;
 mod render;
 mod state;
 mod up;
@@ -51,13 +52,26 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
-    /// Capture a port's frames as pcap, to a file or to stdout.
+    /// Capture ports' frames as pcapng (one interface per port, named
+    /// after it, with each frame's direction), to a file or a pipe.
     Capture {
-        /// The port: a host's name.
-        port: String,
+        /// The ports: hosts, service hosts, `ROUTER.SWITCH` for a router
+        /// interface, `ROUTER.TUN` for an uplink.
+        #[arg(required = true)]
+        ports: Vec<String>,
         /// Write to this file instead of stdout.
         #[arg(short = 'w')]
         write: Option<PathBuf>,
+        /// Only frames that match, as tcpdump says it: host, net, port,
+        /// tcp, udp, icmp, arp, and, or, not.
+        #[arg(long, short = 'f', default_value = "")]
+        filter: String,
+        /// Stop after this many frames.
+        #[arg(short = 'c')]
+        count: Option<u64>,
+        /// Classic pcap instead of pcapng (one port only).
+        #[arg(long)]
+        pcap: bool,
         /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
@@ -234,8 +248,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { json, lab } => {
             tokio_runtime()?.block_on(control::status(lab.as_deref(), json))
         }
-        Command::Capture { port, write, lab } => {
-            tokio_runtime()?.block_on(control::capture(lab.as_deref(), &port, write.as_deref()))
+        Command::Capture {
+            ports,
+            write,
+            filter,
+            count,
+            pcap,
+            lab,
+        } => {
+            let args = control::CaptureArgs {
+                ports: &ports,
+                file: write.as_deref(),
+                filter: &filter,
+                count,
+                pcap,
+            };
+            tokio_runtime()?.block_on(control::capture(lab.as_deref(), args))
         }
         Command::Lb {
             lb,

@@ -587,3 +587,30 @@ fn links_are_impaired_as_written_and_bad_knobs_are_errors_where_written() {
     let d = one_error(&format!("{TWO_HOSTS}impair = {{ latency = \"5ms\" }}\n"));
     assert!(d.message.contains("unknown field `latency`"), "{d:?}");
 }
+
+/// Every ```toml block of the docs, as raw TOML: its syntax, keys and
+/// types are what the parser takes (a snippet may be part of a lab, so
+/// references between nodes are not checked).
+#[test]
+fn every_toml_snippet_in_the_docs_uses_real_keys() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs") {
+        files.push(entry.expect("entry").path());
+    }
+    let mut checked = 0;
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(file).expect("doc");
+        for (i, block) in text.split("```toml\n").skip(1).enumerate() {
+            let snippet = block.split("```").next().unwrap_or_default();
+            if let Err(e) = toml::from_str::<crate::raw::File>(snippet) {
+                panic!("{} snippet {}: {e}\n{snippet}", file.display(), i + 1);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} snippets found");
+}
