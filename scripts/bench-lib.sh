@@ -10,7 +10,8 @@ rounds=${1:-3}
 secs=${BENCH_SECONDS:-5}
 scripts/install-deps.sh
 cargo build --release --locked --quiet
-bin=target/release/scratchnet
+# SCRATCHNET_BIN: another build to measure (an earlier commit, say).
+bin=${SCRATCHNET_BIN:-target/release/scratchnet}
 work=$(mktemp -d)
 lab_pid=""
 trace_pid=""

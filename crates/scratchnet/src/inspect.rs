@@ -1,0 +1,228 @@
+//! `scratchnet inspect` and `scratchnet pingall`: what a running lab is
+//! made of — every host, service host and router, its interfaces,
+//! addresses and MACs — and which hosts reach which.
+//!
+//! The lab answers an `inspect` request from its topology and its routers'
+//! leases ([`nodes`]); the client prints it, or pings every pair.
+
+use crate::up::Lab;
+use anyhow::{bail, Result};
+use std::fmt::Write;
+use topology::{Attachment, HostAddress};
+use wire::Mac;
+
+/// One node of a running lab.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// `host` (a namespace), `service` (in-process) or `router`.
+    pub kind: String,
+    /// What a service runs (`http`, `dns-resolver`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Interface {
+    /// `eth0` in a host; the switch or TUN name on a router.
+    pub name: String,
+    /// The switch it is plugged into, or `tun` for a TUN link.
+    pub link: String,
+    /// With its prefix; none for a DHCP host without a lease yet.
+    pub address: Option<String>,
+    /// Leased by DHCP.
+    pub dhcp: bool,
+    pub mac: Option<Mac>,
+}
+
+/// Every node of `lab`, as built, with the addresses DHCP hosts hold now.
+pub fn nodes(lab: &Lab) -> Vec<Node> {
+    let topo = lab.view.topology();
+    let status = lab.runtime.status();
+    let leases: Vec<&router::LeaseRow> = status
+        .routers
+        .iter()
+        .flat_map(|r| &r.leases)
+        .filter(|l| l.state == "bound")
+        .collect();
+    let mut nodes = Vec::new();
+    for h in &topo.hosts {
+        let (address, dhcp) = match h.address {
+            HostAddress::Static(net) => (Some(net.to_string()), false),
+            HostAddress::Dhcp => {
+                let lease = leases.iter().find(|l| l.mac == h.mac);
+                let prefix = topo
+                    .switch(&h.switch)
+                    .and_then(|s| s.subnet)
+                    .map_or(24, |n| n.prefix_len());
+                (lease.map(|l| format!("{}/{prefix}", l.ip)), true)
+            }
+        };
+        nodes.push(Node {
+            name: h.name.clone(),
+            kind: "host".into(),
+            service: None,
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                link: h.switch.clone(),
+                address,
+                dhcp,
+                mac: Some(h.mac),
+            }],
+        });
+    }
+    for s in &topo.services {
+        nodes.push(Node {
+            name: s.name.clone(),
+            kind: "service".into(),
+            service: Some(s.kind().name().to_owned()),
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                link: s.switch.clone(),
+                address: Some(s.address.to_string()),
+                dhcp: false,
+                mac: Some(Mac::local_from(&s.name)),
+            }],
+        });
+    }
+    for r in &topo.routers {
+        let interfaces = r
+            .interfaces
+            .iter()
+            .map(|i| match &i.attachment {
+                Attachment::Switch(sw) => Interface {
+                    name: sw.clone(),
+                    link: sw.clone(),
+                    address: Some(i.address.to_string()),
+                    dhcp: false,
+                    mac: Some(Mac::local_from(&format!("{}.{sw}", r.name))),
+                },
+                Attachment::Tun { name, .. } => Interface {
+                    name: name.clone(),
+                    link: "tun".into(),
+                    address: Some(i.address.to_string()),
+                    dhcp: false,
+                    mac: None,
+                },
+            })
+            .collect();
+        nodes.push(Node {
+            name: r.name.clone(),
+            kind: "router".into(),
+            service: None,
+            interfaces,
+        });
+    }
+    nodes
+}
+
+/// The nodes as a table: one line per interface.
+pub fn render(lab: &str, pid: u64, nodes: &[Node]) -> String {
+    let mut out = format!("lab {lab} (pid {pid})\n");
+    let _ = writeln!(
+        out,
+        "  {:<12} {:<22} {:<16} {:<24} mac",
+        "node", "kind", "interface", "address"
+    );
+    for n in nodes {
+        let kind = match &n.service {
+            Some(s) => format!("service ({s})"),
+            None => n.kind.clone(),
+        };
+        for (i, iface) in n.interfaces.iter().enumerate() {
+            let (name, kind) = if i == 0 {
+                (n.name.as_str(), kind.as_str())
+            } else {
+                ("", "")
+            };
+            let where_ = if iface.name == iface.link {
+                iface.name.clone()
+            } else {
+                format!("{} ({})", iface.name, iface.link)
+            };
+            let address = match (&iface.address, iface.dhcp) {
+                (Some(a), true) => format!("{a} (dhcp)"),
+                (Some(a), false) => a.clone(),
+                (None, _) => "(no lease yet)".into(),
+            };
+            let mac = iface.mac.map_or("-".to_owned(), |m| m.to_string());
+            let _ = writeln!(out, "  {name:<12} {kind:<22} {where_:<16} {address:<24} {mac}");
+        }
+    }
+    out
+}
+
+/// Whether each namespace host reaches each host and service host, by
+/// name: one `ping -c 1 -W 1` per pair, all at once.
+pub fn pingall(nodes: &[Node]) -> Result<String> {
+    let address = |n: &Node| {
+        n.interfaces
+            .first()
+            .and_then(|i| i.address.as_deref())
+            .and_then(|a| a.split('/').next())
+            .map(str::to_owned)
+    };
+    let sources: Vec<&Node> = nodes.iter().filter(|n| n.kind == "host").collect();
+    let targets: Vec<(&Node, String)> = nodes
+        .iter()
+        .filter(|n| n.kind != "router")
+        .filter_map(|n| Some((n, address(n)?)))
+        .collect();
+    if sources.is_empty() {
+        bail!("the lab has no host to ping from (service hosts have no namespace)");
+    }
+    let mut pings = Vec::new();
+    for s in &sources {
+        for (t, addr) in &targets {
+            if t.name == s.name {
+                continue;
+            }
+            let child = std::process::Command::new("ip")
+                .args(["netns", "exec", &s.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
+            pings.push((s.name.clone(), t.name.clone(), child));
+        }
+    }
+    let mut reached = std::collections::HashSet::new();
+    let (mut ok, total) = (0, pings.len());
+    for (s, t, mut child) in pings {
+        if child.wait()?.success() {
+            reached.insert((s, t));
+            ok += 1;
+        }
+    }
+    let width = targets
+        .iter()
+        .map(|(t, _)| t.name.len())
+        .chain(sources.iter().map(|s| s.name.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!(
+        "pingall: each host pings each host and service host once (ping -c 1 -W 1)\n{:<width$}",
+        "from\\to"
+    );
+    for (t, _) in &targets {
+        let _ = write!(out, " {:>width$}", t.name);
+    }
+    out.push('\n');
+    for s in &sources {
+        let _ = write!(out, "{:<width$}", s.name);
+        for (t, _) in &targets {
+            let mark = if t.name == s.name {
+                "-"
+            } else if reached.contains(&(s.name.clone(), t.name.clone())) {
+                "ok"
+            } else {
+                "X"
+            };
+            let _ = write!(out, " {mark:>width$}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{ok} of {total} answered; X: no answer within 1 s");
+    Ok(out)
+}
