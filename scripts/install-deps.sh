@@ -4,7 +4,7 @@
 # benchmarks drive. Debian/Ubuntu (apt-get); needs root.
 set -euo pipefail
 
-packages=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 netcat-openbsd nftables nginx-light apache2-utils wrk curl dnsutils dnsperf unbound nsd haproxy openssl tcpdump ethtool procps python3 util-linux coreutils)
+packages=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 netcat-openbsd nftables nginx-light apache2-utils wrk curl dnsutils dnsperf unbound nsd haproxy openssl tcpdump graphviz ethtool procps python3 util-linux coreutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,8 @@ use tokio::task::JoinHandle;
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
     Status,
+    /// Every node, its interfaces, addresses and MACs.
+    Inspect,
     /// The frames crossing `ports` that match `filter`, as they come.
     Capture {
         ports: Vec<String>,
@@ -282,6 +284,21 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 .write_all(&reply(Reply {
                     ok: true,
                     status: Some(status),
+                    ..Reply::default()
+                }))
+                .await?;
+        }
+        Request::Inspect => {
+            let nodes = crate::inspect::nodes(&running);
+            let result = serde_json::json!({
+                "lab": lab,
+                "pid": std::process::id(),
+                "nodes": nodes,
+            });
+            write
+                .write_all(&reply(Reply {
+                    ok: true,
+                    result: Some(result),
                     ..Reply::default()
                 }))
                 .await?;
@@ -691,6 +708,57 @@ pub async fn link(
         "{port}: {state}, {}",
         result["summary"].as_str().unwrap_or("?")
     );
+    Ok(())
+}
+
+/// The nodes of the named lab, or of every running lab.
+async fn lab_nodes(lab: Option<&str>) -> Result<Vec<serde_json::Value>> {
+    let labs = match lab {
+        Some(l) => vec![l.to_owned()],
+        None => LabState::all()?
+            .into_iter()
+            .filter(|l| {
+                LabState::load(l)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.is_running())
+            })
+            .collect(),
+    };
+    if labs.is_empty() {
+        bail!("no lab is running: start one with `sudo scratchnet up`");
+    }
+    let mut all = Vec::new();
+    for l in labs {
+        let (reply, _) = self::request(Some(&l), &Request::Inspect).await?;
+        all.push(reply.result.unwrap_or_default());
+    }
+    Ok(all)
+}
+
+/// `scratchnet inspect [--json]`: every running lab's nodes.
+pub async fn inspect(lab: Option<&str>, json: bool) -> Result<()> {
+    let labs = lab_nodes(lab).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&labs)?);
+        return Ok(());
+    }
+    for l in &labs {
+        let nodes: Vec<crate::inspect::Node> = serde_json::from_value(l["nodes"].clone())?;
+        let name = l["lab"].as_str().unwrap_or("?");
+        print!(
+            "{}",
+            crate::inspect::render(name, l["pid"].as_u64().unwrap_or(0), &nodes)
+        );
+    }
+    Ok(())
+}
+
+/// `scratchnet pingall`: which hosts reach which.
+pub async fn pingall(lab: Option<&str>) -> Result<()> {
+    let labs = lab_nodes(Some(&find_lab(lab)?)).await?;
+    let nodes: Vec<crate::inspect::Node> = serde_json::from_value(labs[0]["nodes"].clone())?;
+    print!("{}", crate::inspect::pingall(&nodes)?);
     Ok(())
 }
 

@@ -122,7 +122,7 @@ pub fn render(lab: &str, pid: u64, nodes: &[Node]) -> String {
     let mut out = format!("lab {lab} (pid {pid})\n");
     let _ = writeln!(
         out,
-        "  {:<12} {:<22} {:<16} {:<24} mac",
+        "  {:<12} {:<27} {:<16} {:<24} mac",
         "node", "kind", "interface", "address"
     );
     for n in nodes {
@@ -147,7 +147,10 @@ pub fn render(lab: &str, pid: u64, nodes: &[Node]) -> String {
                 (None, _) => "(no lease yet)".into(),
             };
             let mac = iface.mac.map_or("-".to_owned(), |m| m.to_string());
-            let _ = writeln!(out, "  {name:<12} {kind:<22} {where_:<16} {address:<24} {mac}");
+            let _ = writeln!(
+                out,
+                "  {name:<12} {kind:<27} {where_:<16} {address:<24} {mac}"
+            );
         }
     }
     out
@@ -179,7 +182,9 @@ pub fn pingall(nodes: &[Node]) -> Result<String> {
                 continue;
             }
             let child = std::process::Command::new("ip")
-                .args(["netns", "exec", &s.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr])
+                .args([
+                    "netns", "exec", &s.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr,
+                ])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()?;

@@ -7,9 +7,12 @@
 
 mod control;
 mod down;
+mod graph;
+mod inspect;
 mod netns;
 mod pcapng;
 mod render;
+mod shell;
 mod state;
 mod up;
 
@@ -43,6 +46,44 @@ enum Command {
     Check { file: PathBuf },
     /// Print the reference lab as a topology file to copy and edit.
     Example,
+    /// Draw a lab (the reference lab without FILE): Graphviz dot,
+    /// Mermaid, or SVG through Graphviz. No root, no running lab needed.
+    Graph {
+        file: Option<PathBuf>,
+        /// dot, mermaid or svg.
+        #[arg(long, default_value = "dot")]
+        format: String,
+    },
+    /// Run a command in a host's namespace: `exec alice -- ping -c 3
+    /// web1` (as `ip netns exec`, for a host of a running lab).
+    Exec {
+        host: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// An interactive shell in a host's namespace; the prompt names it.
+    Shell {
+        host: String,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Every node of the running labs: hosts, service hosts, routers,
+    /// their interfaces, addresses and MACs.
+    Inspect {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Which hosts reach which: each host pings each host and service
+    /// host once, and the matrix is printed by name.
+    Pingall {
+        #[arg(long)]
+        lab: Option<String>,
+    },
     /// Show ports, counters and MAC tables of a running lab.
     Status {
         /// Print JSON instead of tables.
@@ -233,6 +274,7 @@ fn log_panics() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { file } => check(&file),
+        Command::Graph { file, format } => graph::run(&load(file.as_deref())?, &format),
         Command::Example => {
             print!("{}", topology::REFERENCE_LAB);
             Ok(())
@@ -245,6 +287,12 @@ fn run(cli: Cli) -> Result<()> {
             let lab = file.as_deref().map(topology::load).transpose()?;
             down::run(lab.as_ref().map(|l| l.name.as_str()))
         }
+        Command::Exec { host, command, lab } => shell::exec(&host, lab.as_deref(), &command),
+        Command::Shell { host, lab } => shell::shell(&host, lab.as_deref()),
+        Command::Inspect { json, lab } => {
+            tokio_runtime()?.block_on(control::inspect(lab.as_deref(), json))
+        }
+        Command::Pingall { lab } => tokio_runtime()?.block_on(control::pingall(lab.as_deref())),
         Command::Status { json, lab } => {
             tokio_runtime()?.block_on(control::status(lab.as_deref(), json))
         }

@@ -89,8 +89,8 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The first line of every resolv.conf scratchnet writes.
-const RESOLV_MARK: &str = "# written by scratchnet";
+/// The first line of every file scratchnet writes in /etc/netns.
+const ETC_MARK: &str = "# written by scratchnet";
 
 /// Removes a namespace and what scratchnet wrote in /etc/netns for it: its
 /// resolv.conf, and the directory if the lab created it (`own_dir`) and
@@ -99,10 +99,12 @@ const RESOLV_MARK: &str = "# written by scratchnet";
 /// first: they would keep it alive, nameless, after the lab is gone.
 pub fn delete(ns: &str, own_dir: bool) -> Result<()> {
     let dir = etc_dir(ns);
-    let resolv = dir.join("resolv.conf");
-    if std::fs::read_to_string(&resolv).is_ok_and(|t| t.starts_with(RESOLV_MARK)) {
-        std::fs::remove_file(&resolv)
-            .with_context(|| format!("cannot remove {}", resolv.display()))?;
+    for file in ["resolv.conf", "hosts"] {
+        let path = dir.join(file);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(ETC_MARK)) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
     }
     let ssl = dir.join("ssl");
     if ssl.join(TRUST_MARK).exists() {
@@ -182,11 +184,26 @@ pub fn configure_host(host: &HostSpec, tap: &str) -> Result<()> {
 pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut text = format!("{RESOLV_MARK} for host {ns}; removed when the lab stops\n");
+    let mut text = format!("{ETC_MARK} for host {ns}; removed when the lab stops\n");
     for d in dns {
         text.push_str(&format!("nameserver {d}\n"));
     }
     let path = dir.join("resolv.conf");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts:
+/// the lab's names, so `ping web1` works before DNS is asked.
+pub fn write_hosts(ns: &str, names: &[(std::net::Ipv4Addr, String)]) -> Result<()> {
+    let dir = etc_dir(ns);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut text = format!(
+        "{ETC_MARK} for host {ns}; removed when the lab stops\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+    );
+    for (addr, name) in names {
+        text.push_str(&format!("{addr} {name}\n"));
+    }
+    let path = dir.join("hosts");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -114,14 +114,16 @@ fn preflight(lab: &Topology) -> Result<()> {
         down::cleanup(&state)?;
     }
     for h in &lab.hosts {
-        let resolv = netns::etc_dir(&h.name).join("resolv.conf");
-        if resolv.exists() {
-            bail!(
-                "{} already exists and is not this lab's: scratchnet would overwrite it; move it away or rename host `{}` in {}",
-                resolv.display(),
-                h.name,
-                lab.file
-            );
+        for file in ["resolv.conf", "hosts"] {
+            let path = netns::etc_dir(&h.name).join(file);
+            if path.exists() {
+                bail!(
+                    "{} already exists and is not this lab's: scratchnet would overwrite it; move it away or rename host `{}` in {}",
+                    path.display(),
+                    h.name,
+                    lab.file
+                );
+            }
         }
         if netns::foreign_trust_store(&h.name) {
             bail!(
@@ -192,6 +194,10 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
         netns::configure_host(spec, device.name())
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
+        netns::write_hosts(
+            &spec.name,
+            &lab_names(blueprint.view.topology(), &spec.switch),
+        )?;
         if let Some(pem) = &ca {
             netns::trust_ca(&spec.name, pem)?;
         }
@@ -201,6 +207,37 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
         });
     }
     Ok((blueprint, devices))
+}
+
+/// The lab's names for a host's /etc/hosts: every static host and service
+/// host; every router interface as ROUTER.SWITCH, and each router by its
+/// name at its address on `switch` (the host's), else its first.
+fn lab_names(lab: &Topology, switch: &str) -> Vec<(std::net::Ipv4Addr, String)> {
+    let mut names = Vec::new();
+    for h in &lab.hosts {
+        if let topology::HostAddress::Static(net) = h.address {
+            names.push((net.addr(), h.name.clone()));
+        }
+    }
+    for s in &lab.services {
+        names.push((s.address.addr(), s.name.clone()));
+    }
+    for r in &lab.routers {
+        let near = r
+            .interfaces
+            .iter()
+            .find(|i| i.attachment == topology::Attachment::Switch(switch.to_owned()))
+            .or(r.interfaces.first());
+        if let Some(i) = near {
+            names.push((i.address.addr(), r.name.clone()));
+        }
+        for i in &r.interfaces {
+            if let topology::Attachment::Switch(sw) = &i.attachment {
+                names.push((i.address.addr(), format!("{}.{sw}", r.name)));
+            }
+        }
+    }
+    names
 }
 
 /// Writes the lab's CA certificate where the user can give it to curl

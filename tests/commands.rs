@@ -1,0 +1,188 @@
+//! The commands people expect from containerlab, Mininet and iproute2,
+//! against a running lab: exec, shell, inspect, pingall, the lab's names
+//! in each host's /etc/hosts; and graph, which needs no lab and no root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+/// `scratchnet ARGS...`, which must succeed; its stdout.
+fn scratchnet(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "scratchnet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn graph_draws_a_lab_as_dot_mermaid_and_svg_without_root() {
+    let dot = scratchnet(&["graph"]);
+    assert!(dot.starts_with("graph \"reference\" {"), "{dot}");
+    for line in [
+        "\"home-gw\" [label=\"home-gw\\nNAT, DHCP\", shape=octagon",
+        "\"alice\" -- \"home\" [label=\"192.168.1.10\"];",
+        "\"bob\" -- \"home\" [label=\"dhcp\"];",
+        "\"isp-gw\" -- \"the machine\" [label=\"198.18.0.1\"];",
+        "\"web1\" [label=\"web1\\nhttp\"",
+    ] {
+        assert!(dot.contains(line), "missing `{line}` in\n{dot}");
+    }
+    let mermaid = scratchnet(&["graph", "--format", "mermaid"]);
+    assert!(
+        mermaid.starts_with("flowchart LR\n  n0[[\"home<br/>192.168.1.0/24\"]]\n"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("  n4([\"alice\"])\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("  n4 ---|\"192.168.1.10\"| n0\n"),
+        "{mermaid}"
+    );
+    let svg = scratchnet(&["graph", "--format", "svg"]);
+    assert!(
+        svg.contains("<svg") && svg.contains(">home&#45;gw</text>"),
+        "{svg}"
+    );
+    let out = Command::new(bin())
+        .args(["graph", "--format", "png"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("say dot, mermaid or svg"));
+}
+
+/// A LAN with a static host, a DHCP host, a router serving DHCP and a web
+/// server.
+fn lab() -> String {
+    r#"
+name = "cmd"
+[[switch]]
+name = "cmd-lan"
+subnet = "10.77.81.0/24"
+[[host]]
+name = "cmd-a"
+switch = "cmd-lan"
+address = "10.77.81.10/24"
+gateway = "10.77.81.1"
+[[host]]
+name = "cmd-b"
+switch = "cmd-lan"
+address = "dhcp"
+[[router]]
+name = "cmd-r"
+interfaces = [{ switch = "cmd-lan", address = "10.77.81.1/24" }]
+dhcp = [{ switch = "cmd-lan", range = "10.77.81.100-10.77.81.109" }]
+[[service]]
+name = "cmd-web"
+kind = "http"
+switch = "cmd-lan"
+address = "10.77.81.80/24"
+"#
+    .to_owned()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn exec_shell_inspect_pingall_and_hosts_files_work_on_a_running_lab() {
+    let lab = Lab::up("cmd", &lab());
+
+    // exec: the command's output and exit status, by host name.
+    let out = scratchnet(&[
+        "exec", "cmd-a", "--lab", "cmd", "--", "ip", "-4", "-br", "addr", "show", "eth0",
+    ]);
+    assert!(out.contains("10.77.81.10/24"), "{out}");
+    let failed = Command::new(bin())
+        .args(["exec", "cmd-a", "--", "sh", "-c", "exit 3"])
+        .status()
+        .unwrap();
+    assert_eq!(failed.code(), Some(3), "exec passes the exit status on");
+    let out = Command::new(bin())
+        .args(["exec", "cmd-web", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("service hosts run inside scratchnet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The lab's names resolve in every host before DNS is asked.
+    let out = scratchnet(&[
+        "exec",
+        "cmd-a",
+        "--",
+        "getent",
+        "hosts",
+        "cmd-web",
+        "cmd-r",
+        "cmd-r.cmd-lan",
+    ]);
+    assert!(out.contains("10.77.81.80     cmd-web"), "{out}");
+    assert!(out.contains("10.77.81.1      cmd-r"), "{out}");
+    let out = scratchnet(&[
+        "exec", "cmd-b", "--", "ping", "-c", "1", "-W", "2", "cmd-web",
+    ]);
+    assert!(out.contains("1 received"), "{out}");
+
+    // shell: an interactive bash whose prompt names the host.
+    let mut shell = Command::new(bin())
+        .args(["shell", "cmd-b"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo in=$SCRATCHNET_HOST; ip -4 -br addr show eth0\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("in=cmd-b") && stdout.contains("10.77.81.10"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("[cmd-b] "),
+        "the prompt names the host: {stderr}"
+    );
+
+    // inspect: every node, its addresses and MACs; the DHCP host's lease.
+    let text = scratchnet(&["inspect", "--lab", "cmd"]);
+    assert!(text.starts_with("lab cmd (pid "), "{text}");
+    assert!(text.contains("cmd-b        host"), "{text}");
+    assert!(text.contains("10.77.81.100/24 (dhcp)"), "{text}");
+    assert!(text.contains("cmd-web      service (http)"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&scratchnet(&["inspect", "--json", "--lab", "cmd"])).unwrap();
+    let nodes = json[0]["nodes"].as_array().unwrap();
+    let router = nodes.iter().find(|n| n["name"] == "cmd-r").unwrap();
+    assert_eq!(router["interfaces"][0]["address"], "10.77.81.1/24");
+    assert!(router["interfaces"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .starts_with("02:"));
+
+    // pingall: every host to every host and service host, by name.
+    let matrix = scratchnet(&["pingall", "--lab", "cmd"]);
+    assert!(matrix.contains("4 of 4 answered"), "{matrix}");
+    assert!(
+        matrix.lines().nth(2).unwrap().starts_with("cmd-a"),
+        "{matrix}"
+    );
+
+    drop(lab);
+    assert_clean("cmd", &["cmd-a", "cmd-b"]);
+    assert!(!std::path::Path::new("/etc/netns/cmd-a/hosts").exists());
+}
