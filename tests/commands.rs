@@ -186,3 +186,46 @@ fn exec_shell_inspect_pingall_and_hosts_files_work_on_a_running_lab() {
     assert_clean("cmd", &["cmd-a", "cmd-b"]);
     assert!(!std::path::Path::new("/etc/netns/cmd-a/hosts").exists());
 }
+
+#[test]
+fn check_reads_stdin_speaks_json_and_exits_by_outcome() {
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let broken = "name = \"t\"\n[[switch]]\nname = \"lan\"\nmtu = \"1500\"\n[[host]]\nname = \"a\"\nswitch = \"lam\"\naddress = \"10.0.0.1/24\"\n";
+    let out = run(&["check", "-"], broken);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("<stdin>:4:7: switch \"lan\".mtu: expected a whole number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 | mtu = \"1500\"\n  |       ^^^^^^"),
+        "{text}"
+    );
+    assert!(text.ends_with("<stdin>: 2 problems\n"), "{text}");
+    let out = run(&["check", "-", "--format", "json"], broken);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["problems"][1]["key"], "host \"a\".switch");
+    assert_eq!(json["problems"][1]["hint"], "did you mean `lan`?");
+    let out = run(&["check", "-"], topology::REFERENCE_LAB);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&["check", "/nonexistent/lab.toml"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

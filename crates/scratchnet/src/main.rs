@@ -42,8 +42,15 @@ enum Command {
         /// Topology file of the lab; without it, every crashed lab.
         file: Option<PathBuf>,
     },
-    /// Validate a topology file and explain any problems.
-    Check { file: PathBuf },
+    /// Validate a topology file (`-` for stdin) and explain every
+    /// problem. Exits 0 if the lab can run, 1 if it has problems, 2 if
+    /// the file cannot be read.
+    Check {
+        file: PathBuf,
+        /// text (for people) or json (for editors and CI).
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Print the reference lab as a topology file to copy and edit.
     Example,
     /// Draw a lab (the reference lab without FILE): Graphviz dot,
@@ -245,6 +252,9 @@ fn main() -> ExitCode {
         )
         .init();
     log_panics();
+    if let Command::Check { file, format } = &cli.command {
+        return check(file, format);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -273,7 +283,7 @@ fn log_panics() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Check { file } => check(&file),
+        Command::Check { .. } => unreachable!("handled in main: it has exit codes of its own"),
         Command::Graph { file, format } => graph::run(&load(file.as_deref())?, &format),
         Command::Example => {
             print!("{}", topology::REFERENCE_LAB);
@@ -429,20 +439,78 @@ fn load(file: Option<&std::path::Path>) -> Result<topology::Topology> {
     })
 }
 
-fn check(file: &std::path::Path) -> Result<()> {
-    let lab = topology::load(file)?;
-    {
-        println!(
-            "{}: ok: lab `{}` with {} switches, {} hosts, {} routers, {} services",
-            file.display(),
-            lab.name,
-            lab.switches.len(),
-            lab.hosts.len(),
-            lab.routers.len(),
-            lab.services.len()
-        );
+/// Problems `check` prints as text before it only counts the rest.
+const SHOWN_PROBLEMS: usize = 50;
+
+/// `scratchnet check FILE|-`: 0 if the lab can run, 1 if it has
+/// problems, 2 if the file cannot be read.
+fn check(file: &std::path::Path, format: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let json = match format {
+        "text" => false,
+        "json" => true,
+        other => {
+            eprintln!("scratchnet: `{other}` is not a format: say text or json");
+            return ExitCode::from(2);
+        }
+    };
+    let (name, read) = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        let read = std::io::stdin().read_to_string(&mut text).map(|_| text);
+        ("<stdin>".to_owned(), read)
+    } else {
+        (file.display().to_string(), std::fs::read_to_string(file))
+    };
+    let source = match read {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("scratchnet: cannot read {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (problems, summary) = match topology::parse(&source, &name) {
+        Ok(lab) => (
+            Vec::new(),
+            format!(
+                "{name}: ok: lab `{}` with {} switches, {} hosts, {} routers, {} services",
+                lab.name,
+                lab.switches.len(),
+                lab.hosts.len(),
+                lab.routers.len(),
+                lab.services.len()
+            ),
+        ),
+        Err(e) => {
+            let n = e.diagnostics.len();
+            let s = if n == 1 { "" } else { "s" };
+            (e.diagnostics, format!("{name}: {n} problem{s}"))
+        }
+    };
+    // A reader that goes away (`| head`) ends the output, not the process.
+    let mut stdout = std::io::stdout();
+    if json {
+        let out =
+            serde_json::json!({ "file": name, "ok": problems.is_empty(), "problems": problems });
+        let _ = writeln!(stdout, "{out}");
+    } else if problems.is_empty() {
+        let _ = writeln!(stdout, "{summary}");
+    } else {
+        for d in problems.iter().take(SHOWN_PROBLEMS) {
+            eprintln!("{d}\n");
+        }
+        if problems.len() > SHOWN_PROBLEMS {
+            eprintln!(
+                "... and {} more (--format json lists them all)",
+                problems.len() - SHOWN_PROBLEMS
+            );
+        }
+        eprintln!("{summary}");
     }
-    Ok(())
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {

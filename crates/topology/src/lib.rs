@@ -12,6 +12,7 @@
 mod diag;
 mod model;
 mod raw;
+mod recover;
 mod validate;
 
 pub use diag::{Diagnostic, TopologyError};
@@ -24,16 +25,43 @@ pub const REFERENCE_LAB: &str = include_str!("reference.toml");
 /// The file name diagnostics use for the embedded reference lab.
 pub const REFERENCE_LAB_FILE: &str = "<reference lab>";
 
-/// Parses and validates a topology. `file` names the source in diagnostics.
+/// Type errors read past before giving up on a file.
+const MAX_SHAPE_ERRORS: usize = 500;
+
+/// Parses and validates a topology. `file` names the source in
+/// diagnostics. Every problem is reported: a syntax error (the parser
+/// cannot go past one), else every key of the wrong type or name
+/// (recover.rs), then, once every table reads, every check between them.
 pub fn parse(source: &str, file: &str) -> Result<Topology, TopologyError> {
     let mut reporter = diag::Reporter::new(file, source);
-    let topology = match toml::from_str::<raw::File>(source) {
-        Ok(raw) => Some(validate::validate(raw, file, &mut reporter)),
-        Err(e) => {
-            reporter.toml_error(&e);
-            None
+    let mut topology = None;
+    if let Err(e) = toml_edit::ImDocument::parse(source) {
+        reporter.syntax_error(&e);
+    } else {
+        let mut recovery = recover::Recovery::new(source);
+        for _ in 0..MAX_SHAPE_ERRORS {
+            let e = match toml::from_str::<raw::File>(&recovery.text) {
+                Ok(raw) => {
+                    if !recovery.lost_a_table {
+                        topology = Some(validate::validate(raw, file, &mut reporter));
+                    }
+                    break;
+                }
+                Err(e) => e,
+            };
+            let found = e.span().and_then(|s| recovery.find(s.start));
+            reporter.shape_error(&e, found.as_ref().map(|f| f.path.as_str()));
+            let Some(found) = found else { break };
+            let before = recovery.text.clone();
+            if found.whole_table || e.message().starts_with("missing field") {
+                recovery.lost_a_table = true;
+            }
+            recovery.blank(found.kv, found.in_list);
+            if recovery.text == before {
+                break;
+            }
         }
-    };
+    }
     match topology {
         Some(t) if reporter.diagnostics.is_empty() => Ok(t),
         _ => Err(TopologyError {
@@ -52,6 +80,8 @@ pub fn load(path: &std::path::Path) -> Result<Topology, TopologyError> {
                 file,
                 line: 0,
                 column: 0,
+                width: 0,
+                snippet: String::new(),
                 key: "(file)".to_owned(),
                 message: format!("cannot read the file: {e}"),
                 hint: Some("check the path and its permissions".to_owned()),

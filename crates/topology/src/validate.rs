@@ -866,26 +866,47 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// Subnets of different switches must not overlap. Two CIDR blocks
+    /// overlap only if one holds the other, so in address order a block
+    /// overlaps an earlier one exactly when one still open holds it: one
+    /// pass, each switch reported once, however many share a subnet.
     fn check_overlaps(&mut self, file: &raw::File, switches: &[SwitchSpec]) {
-        for (i, a) in switches.iter().enumerate() {
-            for b in &switches[..i] {
-                if let (Some(na), Some(nb)) = (a.subnet, b.subnet) {
-                    if na.contains(&nb.network()) || nb.contains(&na.network()) {
-                        let raw = file
-                            .switches
-                            .iter()
-                            .find(|s| *s.get_ref().name.get_ref() == a.name);
-                        if let Some(sub) = raw.and_then(|s| s.get_ref().subnet.as_ref()) {
-                            self.err(
-                                sub,
-                                &format!("switch \"{}\".subnet", a.name),
-                                format!("{na} overlaps {nb} of switch `{}`", b.name),
-                                "segments need disjoint subnets; a router joins them".to_owned(),
-                            );
-                        }
-                    }
+        let spans: HashMap<&str, &Str> = file
+            .switches
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.get_ref().name.get_ref().as_str(),
+                    s.get_ref().subnet.as_ref()?,
+                ))
+            })
+            .collect();
+        let mut nets: Vec<(Ipv4Net, usize)> = switches
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((s.subnet?, i)))
+            .collect();
+        nets.sort_by_key(|(n, i)| (n.network(), n.prefix_len(), *i));
+        let mut open: Vec<(Ipv4Net, usize)> = Vec::new();
+        for (net, i) in nets {
+            while open
+                .last()
+                .is_some_and(|(o, _)| !o.contains(&net.network()))
+            {
+                open.pop();
+            }
+            if let Some(&(outer, j)) = open.last() {
+                let (a, b) = (&switches[i], &switches[j]);
+                if let Some(sub) = spans.get(a.name.as_str()) {
+                    self.err(
+                        sub,
+                        &format!("switch \"{}\".subnet", a.name),
+                        format!("{net} overlaps {outer} of switch `{}`", b.name),
+                        "segments need disjoint subnets; a router joins them".to_owned(),
+                    );
                 }
             }
+            open.push((net, i));
         }
     }
 
