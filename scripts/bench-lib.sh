@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=${1:-3}
 secs=${BENCH_SECONDS:-5}
-scripts/install-deps.sh
+scripts/install-deps.sh bench
 cargo build --release --locked --quiet
 # SCRATCHNET_BIN: another build to measure (an earlier commit, say).
 bin=${SCRATCHNET_BIN:-target/release/scratchnet}

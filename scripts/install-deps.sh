@@ -1,10 +1,37 @@
 #!/usr/bin/env bash
-# Installs the system packages scratchnet and its tests use, if missing:
-# iproute2 (ip), the TUN/TAP device, and the real clients the tests and
-# benchmarks drive. Debian/Ubuntu (apt-get); needs root.
+# Installs the Debian packages scratchnet needs, if missing, for one use:
+#   scripts/install-deps.sh lab     what a lab and its users need: iproute2
+#                                   (ip), the DHCP client, and the clients
+#                                   people run in hosts (ping, traceroute,
+#                                   curl, dig, iperf3, tcpdump)
+#   scripts/install-deps.sh test    the lab's, and what the tests drive
+#   scripts/install-deps.sh bench   the tests', and the peers benchmarks
+#                                   measure against (nginx, HAProxy,
+#                                   Unbound, NSD, nftables, load generators)
+# Checks for Rust's cargo first. Debian/Ubuntu (apt-get); needs root to
+# install.
 set -euo pipefail
 
-packages=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 netcat-openbsd nftables nginx-light apache2-utils wrk curl dnsutils dnsperf unbound nsd haproxy openssl tcpdump graphviz ethtool procps python3 util-linux coreutils)
+use=${1:-test}
+lab=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils)
+test=(netcat-openbsd wrk python3 graphviz)
+bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl ethtool)
+case "$use" in
+  lab) packages=("${lab[@]}") ;;
+  test) packages=("${lab[@]}" "${test[@]}") ;;
+  bench) packages=("${lab[@]}" "${test[@]}" "${bench[@]}") ;;
+  *) echo "usage: $0 lab|test|bench" >&2; exit 2 ;;
+esac
+
+if ! command -v cargo >/dev/null 2>&1 && ! [ -x "${CARGO:-}" ]; then
+  user_cargo=""
+  [ -n "${SUDO_USER:-}" ] && user_cargo=$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin/cargo
+  if [ -z "$user_cargo" ] || [ ! -x "$user_cargo" ]; then
+    echo "scratchnet is built with Rust's cargo, which is not installed: install Rust (https://rustup.rs), then run this again" >&2
+    exit 1
+  fi
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,9 +49,4 @@ fi
 
 if [ ! -e /dev/net/tun ] && [ "$(id -u)" -eq 0 ]; then
   modprobe tun 2>/dev/null || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun; }
-fi
-
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "scratchnet is built with Rust's cargo, which is not on PATH: install a Rust toolchain (rustup)" >&2
-  exit 1
 fi

@@ -4,7 +4,7 @@
 #   sudo scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh test
 
 echo "== unit and simulator tests"
 cargo test --workspace --locked --quiet --lib --bins --tests

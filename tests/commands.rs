@@ -229,3 +229,34 @@ fn check_reads_stdin_speaks_json_and_exits_by_outcome() {
     let out = run(&["check", "/nonexistent/lab.toml"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn every_example_lab_runs_and_its_hosts_reach_each_other() {
+    for (name, text) in topology::EXAMPLES {
+        let lab = Lab::up(name, text);
+        if *name == "satellite" {
+            // Its 1% loss would make a one-ping matrix a lottery: keep the
+            // delay only, as its own comments suggest trying.
+            let link = ["link", "ground.space", "--clear", "--delay", "300ms"];
+            scratchnet(&[&link[..], &["--direction", "both", "--lab", name]].concat());
+        }
+        let matrix = scratchnet(&["pingall", "--lab", name]);
+        let summary = matrix.lines().last().unwrap();
+        let (ok, total) = summary.split_once(" of ").unwrap();
+        let total: usize = total.split_whitespace().next().unwrap().parse().unwrap();
+        let ok: usize = ok.parse().unwrap();
+        // Behind NAT, the outside cannot reach in: all else answers.
+        let expected = if *name == "nat" { total - 1 } else { total };
+        assert!(ok >= expected, "example {name}:\n{matrix}");
+        let hosts: Vec<String> = topology::parse(text, name)
+            .unwrap()
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        drop(lab);
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        assert_clean(name, &hosts);
+    }
+}

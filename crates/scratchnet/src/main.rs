@@ -28,6 +28,37 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Color in the log: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, global = true, default_value = "auto", value_name = "WHEN")]
+    color: Color,
+    /// More log detail (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// Whether to color what goes to stderr.
+    fn on_stderr(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,8 +82,20 @@ enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
-    /// Print the reference lab as a topology file to copy and edit.
-    Example,
+    /// Print the reference lab as a topology file to copy and edit, or
+    /// one of the small labs for learning (`--list` names them).
+    Example {
+        /// one-switch, two-lans, nat, dhcp, mtu or satellite.
+        name: Option<String>,
+        /// List the small labs, easiest first.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Print a shell completion script: `scratchnet completions bash >
+    /// /etc/bash_completion.d/scratchnet`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff): `scratchnet man | man -l -`.
+    Man,
     /// Draw a lab (the reference lab without FILE): Graphviz dot,
     /// Mermaid, or SVG through Graphviz. No root, no running lab needed.
     Graph {
@@ -243,12 +286,17 @@ enum TraceOf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,scratchnet=info",
+        (false, 1) => "info,scratchnet=debug,fabric=debug,services=debug",
+        (false, _) => "debug,scratchnet=trace,fabric=trace,services=trace",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(cli.color.on_stderr())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,scratchnet=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .init();
     log_panics();
@@ -285,10 +333,17 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { .. } => unreachable!("handled in main: it has exit codes of its own"),
         Command::Graph { file, format } => graph::run(&load(file.as_deref())?, &format),
-        Command::Example => {
-            print!("{}", topology::REFERENCE_LAB);
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "scratchnet", &mut std::io::stdout());
             Ok(())
         }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Example { name, list } => example(name.as_deref(), list),
         Command::Up { file } => {
             let lab = load(file.as_deref())?;
             tokio_runtime()?.block_on(up::run(lab))
@@ -437,6 +492,40 @@ fn load(file: Option<&std::path::Path>) -> Result<topology::Topology> {
         Some(path) => topology::load(path)?,
         None => topology::reference_lab(),
     })
+}
+
+/// `scratchnet example [NAME] [--list]`.
+fn example(name: Option<&str>, list: bool) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    if list {
+        let _ = writeln!(
+            out,
+            "{:<12} the reference lab: home, office, ISP, data centre, DNS, balancer (no NAME)",
+            "reference"
+        );
+        for (name, text) in topology::EXAMPLES {
+            let first = text.lines().next().unwrap_or_default();
+            let _ = writeln!(out, "{name:<12} {}", first.trim_start_matches("# "));
+        }
+        let _ = writeln!(
+            out,
+            "\nscratchnet example NAME > NAME.toml && sudo scratchnet up NAME.toml"
+        );
+        return Ok(());
+    }
+    let text = match name {
+        None | Some("reference") => topology::REFERENCE_LAB,
+        Some(n) => match topology::EXAMPLES.iter().find(|(e, _)| *e == n) {
+            Some((_, text)) => text,
+            None => {
+                let names: Vec<&str> = topology::EXAMPLES.iter().map(|(e, _)| *e).collect();
+                anyhow::bail!("no example `{n}`: say one of {}", names.join(", "));
+            }
+        },
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
 }
 
 /// Problems `check` prints as text before it only counts the rest.

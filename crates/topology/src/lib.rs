@@ -22,6 +22,17 @@ pub use validate::is_valid_name;
 /// The reference lab (../shared/REFERENCE-LAB.md), as a topology file.
 pub const REFERENCE_LAB: &str = include_str!("reference.toml");
 
+/// Small labs for learning, one idea each, easiest first: `scratchnet
+/// example NAME` prints one. Each starts with what to try in it.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("one-switch", include_str!("examples/one-switch.toml")),
+    ("two-lans", include_str!("examples/two-lans.toml")),
+    ("nat", include_str!("examples/nat.toml")),
+    ("dhcp", include_str!("examples/dhcp.toml")),
+    ("mtu", include_str!("examples/mtu.toml")),
+    ("satellite", include_str!("examples/satellite.toml")),
+];
+
 /// The file name diagnostics use for the embedded reference lab.
 pub const REFERENCE_LAB_FILE: &str = "<reference lab>";
 

@@ -674,3 +674,17 @@ fn every_toml_snippet_in_the_docs_uses_real_keys() {
     }
     assert!(checked >= 10, "only {checked} snippets found");
 }
+
+#[test]
+fn every_example_lab_is_valid_and_says_what_to_try() {
+    for (name, text) in EXAMPLES {
+        let lab = parse(text, name).unwrap_or_else(|e| panic!("example {name}:\n{e}"));
+        assert_eq!(&lab.name, name);
+        let level = text.lines().next().unwrap_or_default();
+        assert!(level.starts_with("# Level "), "{name}: {level}");
+        assert!(
+            text.contains("#   sudo scratchnet"),
+            "{name} says what to try"
+        );
+    }
+}
