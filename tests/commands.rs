@@ -174,6 +174,27 @@ fn exec_shell_inspect_pingall_and_hosts_files_work_on_a_running_lab() {
         .unwrap()
         .starts_with("02:"));
 
+    // status of one node, and of every node in a line.
+    let one = scratchnet(&["status", "cmd-a", "--lab", "cmd"]);
+    assert!(
+        one.contains("switch cmd-lan:") && one.contains("  cmd-a "),
+        "{one}"
+    );
+    assert!(
+        !one.contains("cmd-b") && !one.contains("router cmd-r"),
+        "{one}"
+    );
+    let brief = scratchnet(&["status", "--brief", "--lab", "cmd"]);
+    assert!(
+        brief.contains("switch  cmd-lan      4 ports, 4 MACs"),
+        "{brief}"
+    );
+    assert!(
+        brief.contains("router  cmd-r ") && brief.contains(", 1 leases"),
+        "{brief}"
+    );
+    assert!(brief.contains("service cmd-web "), "{brief}");
+
     // pingall: every host to every host and service host, by name.
     let matrix = scratchnet(&["pingall", "--lab", "cmd"]);
     assert!(matrix.contains("4 of 4 answered"), "{matrix}");

@@ -533,15 +533,54 @@ async fn request(lab: Option<&str>, req: &Request) -> Result<(Reply, BufReader<U
 }
 
 /// `scratchnet status`.
-pub async fn status(lab: Option<&str>, json: bool) -> Result<()> {
-    let (reply, _) = request(lab, &Request::Status).await?;
-    let status = reply.status.unwrap_or_default();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", crate::render::status(&status));
+/// What `scratchnet status` shows.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusArgs<'a> {
+    /// One switch, router, service host or port, not the whole lab.
+    pub node: Option<&'a str>,
+    pub json: bool,
+    /// One line per node.
+    pub brief: bool,
+    /// Again every second, until Ctrl-C.
+    pub watch: bool,
+}
+
+/// `scratchnet status [NODE] [--json | --brief] [--watch]`.
+pub async fn status(lab: Option<&str>, args: StatusArgs<'_>) -> Result<()> {
+    use std::io::Write as _;
+    loop {
+        let (reply, _) = request(lab, &Request::Status).await?;
+        let mut status = reply.status.unwrap_or_default();
+        if let Some(node) = args.node {
+            status = crate::render::only_node(&status, node).ok_or_else(|| {
+                anyhow::anyhow!("no switch, router, service or port named `{node}` in this lab")
+            })?;
+        }
+        let text = if args.json {
+            serde_json::to_string_pretty(&status)? + "\n"
+        } else if args.brief {
+            crate::render::brief(&status)
+        } else {
+            crate::render::status(&status)
+        };
+        let mut out = std::io::stdout();
+        if args.watch {
+            // Home the cursor and clear the screen, as watch(1) does.
+            let _ = write!(out, "\x1b[H\x1b[2J");
+        }
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+            || !args.watch
+        {
+            return Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// What `scratchnet capture` was asked for.

@@ -134,11 +134,20 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
-    /// Show ports, counters and MAC tables of a running lab.
+    /// Show ports, counters and MAC tables of a running lab, or of one
+    /// of its nodes.
     Status {
+        /// Only this switch, router, service host or port.
+        node: Option<String>,
         /// Print JSON instead of tables.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "brief")]
         json: bool,
+        /// One line per switch, router and service host.
+        #[arg(long)]
+        brief: bool,
+        /// Print it again every second, until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
         /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
@@ -358,8 +367,20 @@ fn run(cli: Cli) -> Result<()> {
             tokio_runtime()?.block_on(control::inspect(lab.as_deref(), json))
         }
         Command::Pingall { lab } => tokio_runtime()?.block_on(control::pingall(lab.as_deref())),
-        Command::Status { json, lab } => {
-            tokio_runtime()?.block_on(control::status(lab.as_deref(), json))
+        Command::Status {
+            node,
+            json,
+            brief,
+            watch,
+            lab,
+        } => {
+            let args = control::StatusArgs {
+                node: node.as_deref(),
+                json,
+                brief,
+                watch,
+            };
+            tokio_runtime()?.block_on(control::status(lab.as_deref(), args))
         }
         Command::Capture {
             ports,

@@ -399,3 +399,108 @@ pub fn dns_trace(t: &Value) -> String {
     }
     out
 }
+
+/// The status of one node: a switch, a router, a service host, or a port
+/// (a host's, with its switch's header and MAC entries). None if the lab
+/// has nothing of that name.
+pub fn only_node(s: &Value, node: &str) -> Option<Value> {
+    let mut s = s.clone();
+    let mut found = false;
+    if let Some(switches) = s
+        .pointer_mut("/fabric/switches")
+        .and_then(Value::as_array_mut)
+    {
+        switches.retain_mut(|sw| {
+            if sw["name"] == node {
+                return true;
+            }
+            let Some(ports) = sw["ports"].as_array_mut() else {
+                return false;
+            };
+            ports.retain(|p| p["name"] == node);
+            if ports.is_empty() {
+                return false;
+            }
+            if let Some(macs) = sw["mac_table"].as_array_mut() {
+                macs.retain(|m| m["port"] == node);
+            }
+            true
+        });
+        found |= !switches.is_empty();
+    }
+    for list in ["/fabric/routers", "/fabric/l3_ports", "/services"] {
+        if let Some(items) = s.pointer_mut(list).and_then(Value::as_array_mut) {
+            items.retain(|r| r["name"] == node);
+            found |= !items.is_empty();
+        }
+    }
+    if let Some(counters) = s.get_mut("service_counters").and_then(Value::as_object_mut) {
+        counters.retain(|name, _| name == node);
+        found |= !counters.is_empty();
+    }
+    found.then_some(s)
+}
+
+/// One line per switch, router and service host.
+pub fn brief(s: &Value) -> String {
+    let mut out = format!("lab {} (pid {})\n", text(s, "lab"), num(s, "pid"));
+    let sum = |v: Option<&Value>| -> u64 {
+        v.and_then(Value::as_object)
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+    };
+    for sw in s
+        .pointer("/fabric/switches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let ports = sw["ports"].as_array().cloned().unwrap_or_default();
+        let rx: u64 = ports.iter().map(|p| num(p, "rx_frames")).sum();
+        let drops: u64 = ports.iter().map(|p| sum(p.get("drops"))).sum();
+        let _ = writeln!(
+            out,
+            "switch  {:<12} {} ports, {} MACs, {rx} frames in, {drops} dropped",
+            text(sw, "name"),
+            ports.len(),
+            sw["mac_table"].as_array().map_or(0, Vec::len)
+        );
+    }
+    for r in s
+        .pointer("/fabric/routers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let c = &r["counters"];
+        let nat = r
+            .pointer("/nat/table")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let _ = writeln!(
+            out,
+            "router  {:<12} {} received, {} forwarded, {} dropped, {nat} NAT sessions, {} leases",
+            text(r, "name"),
+            num(c, "received"),
+            num(c, "forwarded"),
+            sum(c.get("drops")),
+            r["leases"].as_array().map_or(0, Vec::len)
+        );
+    }
+    for h in s
+        .get("services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let c = &h["counters"];
+        let _ = writeln!(
+            out,
+            "service {:<12} {} frames in, {} out, {} connections",
+            text(h, "name"),
+            num(c, "rx_frames"),
+            num(c, "tx_frames"),
+            num(h, "tcp_connections")
+        );
+    }
+    out
+}
