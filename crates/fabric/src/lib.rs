@@ -22,6 +22,7 @@ mod core;
 mod egress;
 mod filter;
 mod link;
+mod port;
 mod rng;
 mod runtime;
 mod sim;
@@ -34,6 +35,7 @@ pub use capture::{CaptureSink, Direction};
 pub use egress::EgressPath;
 pub use filter::{Dir, Filter, FilterError, Headers};
 pub use link::{LinkCounters, LinkStatus};
+pub use port::{PortCaps, PortIo, Readable};
 pub use runtime::{
     CapturedFrame, DevicePort, Endpoint, EndpointPort, Injector, Runtime, Supervisor, TaskFailure,
     READ_BUDGET,

@@ -18,6 +18,7 @@ use crate::capture::{CaptureSink, Direction};
 use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::filter::Filter;
+use crate::port::PortIo;
 use crate::status::FabricStatus;
 use crate::trace::{TraceRecord, TraceSink, What};
 use std::io::{ErrorKind, IoSlice};
@@ -27,14 +28,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
-use tuntap::Device;
 use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
 
-/// A TAP or TUN device serving a fabric port.
-#[derive(Debug)]
+/// The I/O serving a fabric port: a TAP or TUN device, a tunnel.
 pub struct DevicePort {
     pub port: PortId,
-    pub device: Device,
+    pub io: Box<dyn PortIo>,
+}
+
+impl std::fmt::Debug for DevicePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevicePort")
+            .field("port", &self.port)
+            .field("caps", &self.io.caps())
+            .finish()
+    }
 }
 
 /// An in-process endpoint on a fabric port (a service host): it takes
@@ -91,7 +99,7 @@ impl IoCounters {
 struct Shared {
     fabric: Mutex<Fabric>,
     /// The device behind each port, indexed by `PortId`.
-    devices: Vec<Option<Device>>,
+    devices: Vec<Option<Box<dyn PortIo>>>,
     /// The in-process endpoint behind each port, indexed by `PortId`.
     endpoints: Vec<Option<Arc<dyn Endpoint>>>,
     /// Whoever holds a port's token is its only reader, so its frames are
@@ -206,12 +214,12 @@ impl Runtime {
     /// Starts serving. Must be called inside a tokio runtime.
     pub fn start(fabric: Fabric, ports: Vec<DevicePort>, hosts: Vec<EndpointPort>) -> Runtime {
         let n = fabric.port_names().count();
-        let mut devices: Vec<Option<Device>> = (0..n).map(|_| None).collect();
+        let mut devices: Vec<Option<Box<dyn PortIo>>> = (0..n).map(|_| None).collect();
         let mut endpoints: Vec<Option<Arc<dyn Endpoint>>> = (0..n).map(|_| None).collect();
         let mut served = Vec::new();
         for p in ports {
             if let Some(slot) = devices.get_mut(p.port.0 as usize) {
-                *slot = Some(p.device);
+                *slot = Some(p.io);
                 served.push(p.port);
             }
         }
@@ -590,7 +598,7 @@ fn drain(
         };
         count += 1;
         frame.set_len(n);
-        if device.offload() {
+        if device.caps().offload {
             let Some(hdr) = VnetHdr::parse(frame.data()) else {
                 IoCounters::bump(&io.read_failed);
                 batch.put_frame(frame);
@@ -636,7 +644,7 @@ fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressP
     let (Some(Some(device)), Some(io)) = (shared.devices.get(idx), shared.io.get(idx)) else {
         return;
     };
-    let written = egress.emit(device.offload(), hdr, d.edit, frame, |pieces| {
+    let written = egress.emit(device.caps().offload, hdr, d.edit, frame, |pieces| {
         let mut slices = [IoSlice::new(&[]); 3];
         for (s, p) in slices.iter_mut().zip(pieces) {
             *s = IoSlice::new(p);

@@ -23,6 +23,7 @@ mod view;
 
 pub use kinds::Service;
 pub use probe::ProbeError;
+pub use reverse::hosts_file;
 pub use services::{endpoints, PlannedService, Services};
 pub use view::LabView;
 

@@ -55,6 +55,75 @@ pub fn with_reverse_zones(mut zones: Vec<Zone>, lab: &Topology) -> Vec<Zone> {
     zones
 }
 
+/// The names a host's /etc/hosts gives the lab's addresses, for a host on
+/// `switch`: NAME for a static host or a service, ROUTER.SWITCH for each
+/// router interface on a switch, and ROUTER alone at its address on
+/// `switch` (else its first).
+///
+/// The file stands in for DNS where DNS does not answer: for a host that
+/// asks the lab's DNS (`uses_dns`), only the addresses the lab's reverse
+/// zones do not name are listed, so that `curl www.example.com` still
+/// crosses the resolver and `traceroute` shows the names DNS gives. A
+/// host without DNS gets every address, each with its PTR name first
+/// when the lab has one, so that names agree either way.
+pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(Ipv4Addr, Vec<String>)> {
+    let has_root = lab.services.iter().any(|s| match &s.settings {
+        ServiceSettings::DnsAuthoritative(a) => a.zones.iter().any(|z| z.origin().is_root()),
+        _ => false,
+    });
+    let mut ptr: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    if has_root {
+        let names = forward_names(lab);
+        for (addr, made_up) in reverse_records(lab).into_values().flatten() {
+            let name = names.get(&addr).unwrap_or(&made_up).to_string();
+            ptr.insert(addr, name.trim_end_matches('.').to_owned());
+        }
+    }
+    let mut short: Vec<(Ipv4Addr, String)> = Vec::new();
+    for h in &lab.hosts {
+        if let HostAddress::Static(a) = h.address {
+            short.push((a.addr(), h.name.clone()));
+        }
+    }
+    for s in &lab.services {
+        short.push((s.address.addr(), s.name.clone()));
+    }
+    for r in &lab.routers {
+        let near = r
+            .interfaces
+            .iter()
+            .find(|i| i.attachment == Attachment::Switch(switch.to_owned()))
+            .or(r.interfaces.first());
+        for i in &r.interfaces {
+            if near.is_some_and(|n| std::ptr::eq(n, i)) {
+                short.push((i.address.addr(), r.name.clone()));
+            }
+            if let Attachment::Switch(sw) = &i.attachment {
+                short.push((i.address.addr(), format!("{}.{sw}", r.name)));
+            }
+        }
+    }
+    if uses_dns {
+        short.retain(|(addr, _)| !ptr.contains_key(addr));
+    }
+    let mut lines: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
+    for (addr, name) in short {
+        match lines.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, names)) => names.push(name),
+            None => {
+                let mut names: Vec<String> = ptr.get(&addr).cloned().into_iter().collect();
+                names.push(name);
+                lines.push((addr, names));
+            }
+        }
+    }
+    for (_, names) in &mut lines {
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+    }
+    lines
+}
+
 /// One reverse zone: its SOA and NS, and a PTR for each address.
 fn reverse_zone(
     origin: &Name,
@@ -167,6 +236,40 @@ mod tests {
     use super::*;
     use dns::hickory_proto::op::{Message, Query};
     use dns::{Authority, Transport};
+
+    #[test]
+    fn hosts_files_leave_to_dns_what_dns_names() {
+        let lab = topology::reference_lab();
+        let line = |lines: &[(Ipv4Addr, Vec<String>)], a: &str| {
+            let a: Ipv4Addr = a.parse().expect("addr");
+            lines
+                .iter()
+                .find(|(x, _)| *x == a)
+                .map(|(_, n)| n.join(" "))
+        };
+        // alice asks isp-dns: only what DNS cannot name is in her file.
+        let with_dns = hosts_file(&lab, "home", true);
+        assert_eq!(
+            line(&with_dns, "192.168.1.1").as_deref(),
+            Some("home-gw home-gw.home")
+        );
+        assert_eq!(line(&with_dns, "192.168.1.10").as_deref(), Some("alice"));
+        assert_eq!(
+            line(&with_dns, "203.0.113.10"),
+            None,
+            "www.example.com is the resolver's"
+        );
+        // Without DNS, every address, under the name DNS would give first.
+        let without = hosts_file(&lab, "home", false);
+        assert_eq!(
+            line(&without, "203.0.113.10").as_deref(),
+            Some("www.example.com lb")
+        );
+        assert_eq!(
+            line(&without, "198.51.100.1").as_deref(),
+            Some("isp.isp-gw.test isp-gw isp-gw.isp")
+        );
+    }
 
     fn ptr(auth: &Authority, addr: &str) -> (dns::hickory_proto::op::ResponseCode, Vec<String>) {
         let addr: Ipv4Addr = addr.parse().expect("addr");

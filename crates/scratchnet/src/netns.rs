@@ -194,14 +194,14 @@ pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
 
 /// /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts:
 /// the lab's names, so `ping web1` works before DNS is asked.
-pub fn write_hosts(ns: &str, names: &[(std::net::Ipv4Addr, String)]) -> Result<()> {
+pub fn write_hosts(ns: &str, names: &[(std::net::Ipv4Addr, Vec<String>)]) -> Result<()> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut text = format!(
         "{ETC_MARK} for host {ns}; removed when the lab stops\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
     );
-    for (addr, name) in names {
-        text.push_str(&format!("{addr} {name}\n"));
+    for (addr, names) in names {
+        text.push_str(&format!("{addr} {}\n", names.join(" ")));
     }
     let path = dir.join("hosts");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))

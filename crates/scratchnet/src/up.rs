@@ -172,7 +172,7 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             .with_context(|| format!("cannot set up the machine's end of {}", t.name))?;
         devices.push(DevicePort {
             port: t.port,
-            device,
+            io: Box::new(device),
         });
     }
     for h in &blueprint.hosts {
@@ -196,48 +196,22 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
         netns::write_hosts(
             &spec.name,
-            &lab_names(blueprint.view.topology(), &spec.switch),
+            &lab::hosts_file(
+                blueprint.view.topology(),
+                &spec.switch,
+                // A DHCP host takes its resolvers from the lease.
+                !spec.dns.is_empty() || spec.address == topology::HostAddress::Dhcp,
+            ),
         )?;
         if let Some(pem) = &ca {
             netns::trust_ca(&spec.name, pem)?;
         }
         devices.push(DevicePort {
             port: h.port,
-            device,
+            io: Box::new(device),
         });
     }
     Ok((blueprint, devices))
-}
-
-/// The lab's names for a host's /etc/hosts: every static host and service
-/// host; every router interface as ROUTER.SWITCH, and each router by its
-/// name at its address on `switch` (the host's), else its first.
-fn lab_names(lab: &Topology, switch: &str) -> Vec<(std::net::Ipv4Addr, String)> {
-    let mut names = Vec::new();
-    for h in &lab.hosts {
-        if let topology::HostAddress::Static(net) = h.address {
-            names.push((net.addr(), h.name.clone()));
-        }
-    }
-    for s in &lab.services {
-        names.push((s.address.addr(), s.name.clone()));
-    }
-    for r in &lab.routers {
-        let near = r
-            .interfaces
-            .iter()
-            .find(|i| i.attachment == topology::Attachment::Switch(switch.to_owned()))
-            .or(r.interfaces.first());
-        if let Some(i) = near {
-            names.push((i.address.addr(), r.name.clone()));
-        }
-        for i in &r.interfaces {
-            if let topology::Attachment::Switch(sw) = &i.attachment {
-                names.push((i.address.addr(), format!("{}.{sw}", r.name)));
-            }
-        }
-    }
-    names
 }
 
 /// Writes the lab's CA certificate where the user can give it to curl

@@ -5,7 +5,7 @@
 //! and 802.1Q header views in [`ether`], the virtio-net offload header
 //! ([`VnetHdr`]) that TAP devices put in front of each frame, the Internet
 //! checksum and software segmentation of GSO super-frames ([`offload`]),
-//! and link impairment settings ([`impair`]).
+//! link impairment settings ([`impair`]) and the VXLAN header ([`vxlan`]).
 //!
 //! Never does I/O and never reads a clock: time is always passed in.
 
@@ -18,6 +18,7 @@ pub mod offload;
 pub mod ratelimit;
 mod time;
 mod vnet;
+pub mod vxlan;
 
 pub use frame::{Frame, FramePool};
 pub use impair::{Impairment, LinkDir};
