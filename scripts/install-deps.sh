@@ -14,8 +14,8 @@ set -euo pipefail
 
 use=${1:-test}
 lab=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils)
-test=(netcat-openbsd wrk python3 graphviz)
-bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl ethtool)
+test=(netcat-openbsd wrk python3 graphviz ethtool)
+bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl)
 case "$use" in
   lab) packages=("${lab[@]}") ;;
   test) packages=("${lab[@]}" "${test[@]}") ;;

@@ -290,8 +290,11 @@ impl Runtime {
                 f.port_names().map(str::to_owned).collect::<Vec<_>>(),
             )
         };
-        for (name, io) in names.iter().zip(&self.shared.io) {
+        for ((name, io), device) in names.iter().zip(&self.shared.io).zip(&self.shared.devices) {
             if let Some(p) = status.port_mut(name) {
+                for (key, n) in device.iter().flat_map(|d| d.drops()) {
+                    p.io_errors.insert(key, n);
+                }
                 for (key, c) in [
                     ("read-failed", &io.read_failed),
                     ("write-failed", &io.write_failed),

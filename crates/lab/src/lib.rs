@@ -74,12 +74,20 @@ pub struct TunPort {
     pub port: PortId,
 }
 
+/// A VXLAN tunnel's port on its switch; the binary opens its socket.
+#[derive(Debug, Clone)]
+pub struct TunnelPort {
+    pub spec: topology::TunnelSpec,
+    pub port: PortId,
+}
+
 /// A lab, built and not yet running.
 #[derive(Debug)]
 pub struct Blueprint {
     pub fabric: Fabric,
     pub hosts: Vec<HostPort>,
     pub tuns: Vec<TunPort>,
+    pub tunnels: Vec<TunnelPort>,
     pub services: Vec<PlannedService>,
     pub view: LabView,
 }
@@ -116,6 +124,25 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
         };
         switches.insert(s.name.clone(), fabric.add_switch(&s.name, config));
     }
+    let mut tunnels = Vec::new();
+    for s in &lab.switches {
+        for t in &s.tunnels {
+            // Untagged frames of VLAN 1 cross, as on a Linux vxlan device
+            // enslaved to a bridge.
+            let config = PortConfig {
+                mode: PortMode::Access { vlan: 1 },
+                mtu: s.mtu,
+            };
+            let Some(&sw) = switches.get(&s.name) else {
+                continue;
+            };
+            let port = fabric.add_port(&t.port_name, sw, config, false)?;
+            tunnels.push(TunnelPort {
+                spec: t.clone(),
+                port,
+            });
+        }
+    }
     let switch = |name: &str| -> Result<SwitchId, LabError> {
         switches
             .get(name)
@@ -149,6 +176,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
         fabric,
         hosts,
         tuns,
+        tunnels,
         services,
         view: LabView::new(lab, lab_ca(lab)?),
     })

@@ -175,6 +175,31 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             io: Box::new(device),
         });
     }
+    for t in &blueprint.tunnels {
+        let spec = &t.spec;
+        let remote = resolve_peer(&spec.remote, spec.port)?;
+        let config = tunnel::TunnelConfig {
+            local: std::net::SocketAddr::new(spec.local.into(), spec.port),
+            remote,
+            vni: spec.vni,
+        };
+        let port = tunnel::VxlanPort::bind(config).with_context(|| {
+            format!(
+                "cannot open VXLAN tunnel {} on {} (another tunnel, or a Linux vxlan device, may hold the port)",
+                spec.port_name, config.local
+            )
+        })?;
+        tracing::info!(
+            "VXLAN tunnel {}: VNI {} from {} to {remote}",
+            spec.port_name,
+            spec.vni,
+            config.local
+        );
+        devices.push(DevicePort {
+            port: t.port,
+            io: Box::new(port),
+        });
+    }
     for h in &blueprint.hosts {
         let spec = &h.spec;
         state.namespaces.push(spec.name.clone());
@@ -212,6 +237,38 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
         });
     }
     Ok((blueprint, devices))
+}
+
+/// How long a tunnel waits for its peer's host name to resolve (a
+/// container's name appears when the container starts).
+const PEER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The address of a tunnel's peer: an IPv4 address, or a host name,
+/// waited for up to [`PEER_WAIT`].
+fn resolve_peer(remote: &str, port: u16) -> Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let found = (remote, port)
+            .to_socket_addrs()
+            .map(|mut a| a.find(std::net::SocketAddr::is_ipv4));
+        match found {
+            Ok(Some(addr)) => return Ok(addr),
+            _ if started.elapsed() >= PEER_WAIT => {
+                bail!("the VXLAN peer `{remote}` has no IPv4 address after {} s: check its name, or that it is up", PEER_WAIT.as_secs())
+            }
+            _ => {
+                if !said {
+                    eprintln!(
+                        "scratchnet: waiting for the VXLAN peer `{remote}` to have an address"
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+    }
 }
 
 /// Writes the lab's CA certificate where the user can give it to curl

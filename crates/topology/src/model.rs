@@ -28,6 +28,23 @@ pub struct SwitchSpec {
     pub mtu: u16,
     pub ageing: Duration,
     pub mac_table_size: usize,
+    /// VXLAN tunnels that join this switch to remote ones.
+    pub tunnels: Vec<TunnelSpec>,
+}
+
+/// A VXLAN tunnel (RFC 7348) from a switch to a remote switch: another
+/// scratchnet, or a Linux `vxlan` device. Its port is `SWITCH.vxlanVNI`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub port_name: String,
+    pub vni: u32,
+    /// The peer: an IPv4 address, or a host name resolved when the lab
+    /// starts (a container's, say).
+    pub remote: String,
+    /// The address to receive on (and send from); 0.0.0.0 for any.
+    pub local: Ipv4Addr,
+    /// The UDP port, both ends (4789 by default).
+    pub port: u16,
 }
 
 /// How a host gets its address.

@@ -32,6 +32,18 @@ pub struct Switch {
     pub mtu: Option<Spanned<u32>>,
     pub ageing_secs: Option<Spanned<u64>>,
     pub mac_table_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub vxlan: Vec<Spanned<Vxlan>>,
+}
+
+/// A VXLAN tunnel from a switch to a remote one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vxlan {
+    pub vni: Spanned<u64>,
+    pub remote: Str,
+    pub local: Option<Str>,
+    pub port: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -109,6 +109,7 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         r,
         names: HashMap::new(),
         addresses: HashMap::new(),
+        tunnels: Vec::new(),
     };
     let name = match &file.name {
         Some(n) => {
@@ -170,6 +171,9 @@ struct Validator<'r, 'a> {
     names: HashMap<String, String>,
     /// (switch, address) -> owner, for duplicate addresses on a segment.
     addresses: HashMap<(String, Ipv4Addr), String>,
+    /// Each tunnel's local address and port, and its port name: two may
+    /// not share a socket.
+    tunnels: Vec<(Ipv4Addr, u16, String)>,
 }
 
 impl Validator<'_, '_> {
@@ -857,12 +861,79 @@ impl Validator<'_, '_> {
         let mtu = self.ranged(&s.mtu, &key("mtu"), 68, 65535, 1500) as u16;
         let ageing = self.ranged(&s.ageing_secs, &key("ageing_secs"), 1, 1_000_000, 300);
         let table = self.ranged(&s.mac_table_size, &key("mac_table_size"), 1, 1 << 20, 8192);
+        let tunnels = s
+            .vxlan
+            .iter()
+            .filter_map(|t| self.tunnel(s.name.get_ref(), t.get_ref(), &key("vxlan")))
+            .collect();
         ok.then(|| SwitchSpec {
             name: s.name.get_ref().clone(),
             subnet,
             mtu,
             ageing: Duration::from_secs(ageing),
             mac_table_size: table as usize,
+            tunnels,
+        })
+    }
+
+    /// A switch's VXLAN tunnel.
+    fn tunnel(&mut self, switch: &str, t: &raw::Vxlan, key: &str) -> Option<TunnelSpec> {
+        let vni = self.ranged(
+            &Some(t.vni.clone()),
+            &format!("{key}.vni"),
+            0,
+            u64::from(wire::vxlan::MAX_VNI),
+            0,
+        );
+        let port = self.ranged(
+            &t.port,
+            &format!("{key}.port"),
+            1,
+            65535,
+            u64::from(wire::vxlan::PORT),
+        );
+        let local = match &t.local {
+            Some(l) => self.ip4(l, &format!("{key}.local"))?,
+            None => Ipv4Addr::UNSPECIFIED,
+        };
+        let remote = t.remote.get_ref().trim().to_owned();
+        let name_ok = remote.parse::<Ipv4Addr>().is_ok()
+            || (!remote.is_empty()
+                && remote.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }));
+        if !name_ok {
+            self.err(
+                &t.remote,
+                &format!("{key}.remote"),
+                format!("`{remote}` is neither an IPv4 address nor a host name"),
+                "give the peer's address, like \"192.0.2.2\", or its name, like \"lab-dc\""
+                    .to_owned(),
+            );
+            return None;
+        }
+        let port = port as u16;
+        let port_name = format!("{switch}.vxlan{vni}");
+        let clash = self.tunnels.iter().find(|(l, p, _)| {
+            *p == port && (*l == local || l.is_unspecified() || local.is_unspecified())
+        });
+        if let Some((_, _, other)) = clash {
+            let other = other.clone();
+            self.err(
+                &t.remote,
+                key,
+                format!("{port_name} would listen on UDP port {port} as {other} does"),
+                "give each tunnel its own `local` address or `port`".to_owned(),
+            );
+            return None;
+        }
+        self.tunnels.push((local, port, port_name.clone()));
+        Some(TunnelSpec {
+            port_name,
+            vni: vni as u32,
+            remote,
+            local,
+            port,
         })
     }
 
