@@ -169,3 +169,54 @@ fn a_linux_vxlan_device_joins_a_switch_and_bad_datagrams_are_counted() {
     drop(lab);
     assert_clean("vxl", &["vx-a"]);
 }
+
+/// A half of docker's split reference lab, its tunnel over loopback.
+fn half(file: &str, local: &str, remote: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docker")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    let peer = if file.contains("home") {
+        "lab-dc"
+    } else {
+        "lab-home"
+    };
+    text.replace(
+        &format!("remote = \"{peer}\""),
+        &format!("remote = \"{remote}\", local = \"{local}\""),
+    )
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn two_scratchnets_joined_by_vxlan_run_the_split_reference_lab() {
+    let dc = Lab::up("split-dc", &half("split-dc.toml", "127.0.0.2", "127.0.0.1"));
+    let home = Lab::up(
+        "split-home",
+        &half("split-home.toml", "127.0.0.1", "127.0.0.2"),
+    );
+    // alice's trace crosses home-gw (this process), the tunnel, isp-gw
+    // (the other process) to web1.
+    let hops = hops("alice", "203.0.113.11");
+    assert_eq!(
+        hops,
+        ["192.168.1.1", "198.51.100.1", "203.0.113.11"],
+        "{hops:?}"
+    );
+    // DNS through isp-dns on the far side, and the balancer there.
+    let answer = exec_ok("alice", "dig +short www.example.com");
+    assert_eq!(answer.trim(), "203.0.113.10");
+    let page = exec_ok("alice", "curl -s -m 10 http://www.example.com/");
+    assert!(page.starts_with("server: web"), "{page}");
+    assert!(
+        page.contains("x-forwarded-for: 198.51.100.2"),
+        "through home-gw's NAT: {page}"
+    );
+    // Both ends count the tunnel's frames.
+    let sent = home.port("isp.vxlan100")["tx_frames"].as_u64().unwrap();
+    let got = dc.port("isp.vxlan100")["rx_frames"].as_u64().unwrap();
+    assert!(sent > 10 && got > 10, "{sent} sent, {got} received");
+    drop(home);
+    drop(dc);
+    assert_clean("split-home", &["alice", "bob", "carol"]);
+}

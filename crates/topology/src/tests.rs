@@ -688,3 +688,51 @@ fn every_example_lab_is_valid_and_says_what_to_try() {
         );
     }
 }
+
+/// docker/split-*.toml are the reference lab cut in two at the `isp`
+/// switch: together they hold the same switches, hosts, routers and
+/// services, at the same addresses (the TUN uplink aside).
+#[test]
+fn the_split_lab_is_the_reference_lab_in_two_halves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker");
+    let halves: Vec<Topology> = ["split-home.toml", "split-dc.toml"]
+        .iter()
+        .map(|f| load(&root.join(f)).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let shape = |labs: &[&Topology]| {
+        let mut items: Vec<String> = Vec::new();
+        for lab in labs {
+            for s in &lab.switches {
+                items.push(format!("switch {} {:?}", s.name, s.subnet));
+            }
+            for h in &lab.hosts {
+                items.push(format!("host {} {:?}", h.name, h.address));
+            }
+            for s in &lab.services {
+                items.push(format!("service {} {}", s.name, s.address));
+            }
+            for r in &lab.routers {
+                for i in r
+                    .interfaces
+                    .iter()
+                    .filter(|i| matches!(i.attachment, Attachment::Switch(_)))
+                {
+                    items.push(format!(
+                        "router {} {:?} {}",
+                        r.name, i.attachment, i.address
+                    ));
+                }
+            }
+        }
+        items.sort();
+        items.dedup();
+        items
+    };
+    let reference = reference_lab();
+    assert_eq!(shape(&[&halves[0], &halves[1]]), shape(&[&reference]));
+    for half in &halves {
+        let isp = half.switch("isp").expect("isp");
+        assert_eq!(isp.tunnels.len(), 1, "{}", half.name);
+        assert_eq!(isp.tunnels[0].vni, 100);
+    }
+}
