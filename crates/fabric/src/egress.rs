@@ -6,6 +6,7 @@
 //! wire-sized frames with complete checksums. Buffers are reused, so the
 //! steady state does not allocate.
 
+use crate::port::PortCaps;
 use wire::ether::VlanEdit;
 use wire::offload::{OffloadError, Segmenter};
 use wire::VnetHdr;
@@ -23,12 +24,12 @@ impl EgressPath {
         EgressPath::default()
     }
 
-    /// Calls `write` with the pieces of each frame to put on a port: with
-    /// the encoded virtio-net header first when `offload` is on. Returns how
-    /// many frames were written.
+    /// Calls `write` with the pieces of each frame to put on a port that
+    /// can take `caps`: with the encoded virtio-net header first when it
+    /// takes offloads. Returns how many frames were written.
     pub fn emit(
         &mut self,
-        offload: bool,
+        caps: PortCaps,
         hdr: &VnetHdr,
         edit: VlanEdit,
         frame: &[u8],
@@ -36,17 +37,30 @@ impl EgressPath {
     ) -> Result<usize, OffloadError> {
         let hdr = hdr.shifted(edit.len_delta());
         let (head, tail) = edit.apply(frame, &mut self.tag);
-        if offload {
+        let len = head.len() + tail.len();
+        if caps.offload && len <= caps.max_frame {
             write(&[&hdr.encode(), head, tail]);
             return Ok(1);
         }
         if !hdr.needs_work() {
-            write(&[head, tail]);
+            let plain = VnetHdr::PLAIN.encode();
+            let pieces: &[&[u8]] = if caps.offload {
+                &[&plain, head, tail]
+            } else {
+                &[head, tail]
+            };
+            write(pieces);
             return Ok(1);
         }
         self.joined.clear();
         self.joined.extend_from_slice(head);
         self.joined.extend_from_slice(tail);
+        if caps.offload {
+            let plain = VnetHdr::PLAIN.encode();
+            return self
+                .segmenter
+                .emit(&self.joined, &hdr, |seg| write(&[&plain, seg]));
+        }
         self.segmenter.emit(&self.joined, &hdr, |seg| write(&[seg]))
     }
 }

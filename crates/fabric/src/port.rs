@@ -9,12 +9,30 @@ use std::pin::Pin;
 
 /// What a port's I/O can take, as smoltcp's `DeviceCapabilities` says
 /// it for a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortCaps {
     /// Frames carry a virtio-net header both ways: GSO super-frames and
     /// partial checksums pass as they are. Without it, the egress path
     /// cuts and completes them in software.
     pub offload: bool,
+    /// The largest frame the I/O takes in one piece with offload (a UDP
+    /// datagram's limit, for a tunnel); a larger super-frame is cut into
+    /// wire-size frames, each still behind a (plain) virtio-net header.
+    pub max_frame: usize,
+}
+
+impl PortCaps {
+    /// Wire-size frames with complete checksums.
+    pub const PLAIN: PortCaps = PortCaps {
+        offload: false,
+        max_frame: usize::MAX,
+    };
+
+    /// Offloads, frames of any size.
+    pub const OFFLOAD: PortCaps = PortCaps {
+        offload: true,
+        max_frame: usize::MAX,
+    };
 }
 
 /// A readiness wait, boxed so that the trait stays object-safe (one box
@@ -46,8 +64,10 @@ pub trait PortIo: Send + Sync {
 
 impl PortIo for tuntap::Device {
     fn caps(&self) -> PortCaps {
-        PortCaps {
-            offload: self.offload(),
+        if self.offload() {
+            PortCaps::OFFLOAD
+        } else {
+            PortCaps::PLAIN
         }
     }
 

@@ -18,7 +18,7 @@ use crate::capture::{CaptureSink, Direction};
 use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::filter::Filter;
-use crate::port::PortIo;
+use crate::port::{PortCaps, PortIo};
 use crate::status::FabricStatus;
 use crate::trace::{TraceRecord, TraceSink, What};
 use std::io::{ErrorKind, IoSlice};
@@ -635,7 +635,7 @@ fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressP
     if let Some(Some(ep)) = shared.endpoints.get(idx) {
         // Endpoints take wire-sized frames with complete checksums.
         if egress
-            .emit(false, hdr, d.edit, frame, |pieces| {
+            .emit(PortCaps::PLAIN, hdr, d.edit, frame, |pieces| {
                 ep.deliver(pieces, trace)
             })
             .is_err()
@@ -647,8 +647,9 @@ fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressP
     let (Some(Some(device)), Some(io)) = (shared.devices.get(idx), shared.io.get(idx)) else {
         return;
     };
-    let written = egress.emit(device.caps().offload, hdr, d.edit, frame, |pieces| {
+    let written = egress.emit(device.caps(), hdr, d.edit, frame, |pieces| {
         let mut slices = [IoSlice::new(&[]); 3];
+        // emit() writes at most three pieces: header, head and tail.
         for (s, p) in slices.iter_mut().zip(pieces) {
             *s = IoSlice::new(p);
         }

@@ -8,6 +8,7 @@
 
 use crate::core::{Batch, Fabric, PortId};
 use crate::egress::EgressPath;
+use crate::port::PortCaps;
 use crate::rng::Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -224,11 +225,16 @@ impl Sim {
                 continue;
             };
             let offload = self.fabric.port_offload(d.port);
+            let caps = if offload {
+                PortCaps::OFFLOAD
+            } else {
+                PortCaps::PLAIN
+            };
             // A frame the port cannot take is dropped here, as the runtime
             // counts it; the switch already counted the copy as sent.
             let _ = self
                 .egress
-                .emit(offload, &frame.hdr, d.edit, frame.data(), |pieces| {
+                .emit(caps, &frame.hdr, d.edit, frame.data(), |pieces| {
                     arrivals.push((d.port, pieces.concat(), frame.trace))
                 });
         }

@@ -182,6 +182,7 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             local: std::net::SocketAddr::new(spec.local.into(), spec.port),
             remote,
             vni: spec.vni,
+            offload: spec.offload,
         };
         let port = tunnel::VxlanPort::bind(config).with_context(|| {
             format!(

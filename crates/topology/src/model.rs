@@ -45,6 +45,9 @@ pub struct TunnelSpec {
     pub local: Ipv4Addr,
     /// The UDP port, both ends (4789 by default).
     pub port: u16,
+    /// The peer is scratchnet: frames cross with their offload metadata
+    /// (super-frames whole). Never for a Linux peer.
+    pub offload: bool,
 }
 
 /// How a host gets its address.

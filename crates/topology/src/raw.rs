@@ -44,6 +44,7 @@ pub struct Vxlan {
     pub remote: Str,
     pub local: Option<Str>,
     pub port: Option<Spanned<u32>>,
+    pub offload: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

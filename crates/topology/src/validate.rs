@@ -934,6 +934,7 @@ impl Validator<'_, '_> {
             remote,
             local,
             port,
+            offload: t.offload.unwrap_or(false),
         })
     }
 

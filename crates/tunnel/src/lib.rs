@@ -7,8 +7,13 @@
 //! in one `sendmsg` (header and frame as separate pieces, no copy). A
 //! datagram that is not from the peer, not VXLAN, or of another VNI is
 //! dropped and counted by reason (`status` shows them on the port).
-//! Frames cross as plain Ethernet, so the fabric cuts super-frames to wire
-//! size before they leave, as a Linux peer needs.
+//!
+//! To a Linux peer frames cross as plain Ethernet, so the fabric cuts
+//! super-frames to wire size before they leave. To a peer configured as
+//! scratchnet (`offload`), each frame crosses behind its virtio-net
+//! header (wire::vxlan's extension flag): a 64 KiB TCP super-frame is one
+//! datagram, not 45. Either way a datagram with the flag is read with its
+//! header, one without it as a plain frame.
 
 use fabric::{PortCaps, PortIo, Readable};
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
@@ -16,8 +21,8 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::Interest;
 use wire::vxlan::{self, Refusal};
+use wire::{VnetHdr, VNET_HDR_LEN};
 
 /// Where a tunnel listens and whom it talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +32,15 @@ pub struct TunnelConfig {
     /// The peer's address and UDP port.
     pub remote: SocketAddr,
     pub vni: u32,
+    /// The peer is scratchnet: send offload metadata.
+    pub offload: bool,
 }
+
+/// The largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Socket buffers, each way: room for a burst of super-frames.
+const SOCKET_BUFFER: usize = 8 << 20;
 
 /// Datagrams refused, by reason.
 #[derive(Debug, Default)]
@@ -36,6 +49,7 @@ struct Drops {
     bad_header: AtomicU64,
     wrong_vni: AtomicU64,
     unknown_peer: AtomicU64,
+    unexpected_offload: AtomicU64,
 }
 
 /// A VXLAN tunnel to one peer.
@@ -52,6 +66,11 @@ impl VxlanPort {
     pub fn bind(config: TunnelConfig) -> io::Result<VxlanPort> {
         let socket = UdpSocket::bind(config.local)?;
         socket.set_nonblocking(true)?;
+        use nix::sys::socket::{setsockopt, sockopt};
+        // As root the limits of net.core.[rw]mem_max do not apply; if they
+        // do, the kernel's defaults stay (slower under bursts, not wrong).
+        let _ = setsockopt(&socket, sockopt::RcvBufForce, &SOCKET_BUFFER);
+        let _ = setsockopt(&socket, sockopt::SndBufForce, &SOCKET_BUFFER);
         Ok(VxlanPort {
             socket: tokio::net::UdpSocket::from_std(socket)?,
             peer: SockaddrStorage::from(config.remote),
@@ -77,7 +96,14 @@ impl VxlanPort {
 
 impl PortIo for VxlanPort {
     fn caps(&self) -> PortCaps {
-        PortCaps { offload: false }
+        if self.config.offload {
+            PortCaps {
+                offload: true,
+                max_frame: MAX_DATAGRAM - vxlan::HEADER_LEN - VNET_HDR_LEN,
+            }
+        } else {
+            PortCaps::PLAIN
+        }
     }
 
     fn readable(&self) -> Readable<'_> {
@@ -85,8 +111,9 @@ impl PortIo for VxlanPort {
     }
 
     /// The next frame from the peer: the datagram is read into `buf` and
-    /// the frame moved to its start. Refused datagrams are counted and
-    /// skipped.
+    /// the frame moved to its start (behind a virtio-net header when the
+    /// port takes offloads: the peer's, or a plain one). Refused datagrams
+    /// are counted and skipped.
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let (n, from) = self.socket.try_recv_from(buf)?;
@@ -96,27 +123,49 @@ impl PortIo for VxlanPort {
                 self.drops.unknown_peer.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            match vxlan::check(&buf[..n], self.config.vni) {
-                Ok(()) => {
-                    buf.copy_within(vxlan::HEADER_LEN..n, 0);
+            let payload = vxlan::HEADER_LEN..n;
+            match (
+                vxlan::check(&buf[..n], self.config.vni),
+                self.config.offload,
+            ) {
+                (Ok(true), true) | (Ok(false), false) => {
+                    buf.copy_within(payload, 0);
                     return Ok(n - vxlan::HEADER_LEN);
                 }
-                Err(why) => self.refuse(why),
+                (Ok(false), true) => {
+                    buf.copy_within(payload, VNET_HDR_LEN);
+                    buf[..VNET_HDR_LEN].copy_from_slice(&VnetHdr::PLAIN.encode());
+                    return Ok(n - vxlan::HEADER_LEN + VNET_HDR_LEN);
+                }
+                (Ok(true), false) => {
+                    // A scratchnet peer that believes this end is one too.
+                    self.drops
+                        .unexpected_offload
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                (Err(why), _) => self.refuse(why),
             }
         }
     }
 
     fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let header = vxlan::header(self.config.vni);
+        let header = vxlan::header(self.config.vni, self.config.offload);
         let mut iov = [IoSlice::new(&[]); 4];
         iov[0] = IoSlice::new(&header);
         let n = bufs.len().min(3);
         iov[1..=n].copy_from_slice(&bufs[..n]);
-        let fd = self.socket.as_raw_fd();
-        self.socket.try_io(Interest::WRITABLE, || {
-            sendmsg(fd, &iov[..=n], &[], MsgFlags::empty(), Some(&self.peer))
-                .map_err(io::Error::from)
-        })
+        // Straight to the (non-blocking) socket: the fabric never waits
+        // to write, so tokio's readiness, which starts out unknown, would
+        // only turn the first frames away. A full socket buffer says
+        // EAGAIN, and the frame is lost and counted, as on a busy link.
+        sendmsg(
+            self.socket.as_raw_fd(),
+            &iov[..=n],
+            &[],
+            MsgFlags::empty(),
+            Some(&self.peer),
+        )
+        .map_err(io::Error::from)
     }
 
     fn drops(&self) -> Vec<(&'static str, u64)> {
@@ -126,10 +175,108 @@ impl PortIo for VxlanPort {
             (Refusal::NoVni.as_str(), &d.bad_header),
             (Refusal::WrongVni(0).as_str(), &d.wrong_vni),
             ("vxlan-unknown-peer", &d.unknown_peer),
+            ("vxlan-unexpected-offload", &d.unexpected_offload),
         ]
         .into_iter()
         .map(|(k, c)| (k, c.load(Ordering::Relaxed)))
         .filter(|(_, n)| *n > 0)
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use wire::GsoType;
+
+    fn port(offload: bool) -> VxlanPort {
+        port_at("127.0.0.1", offload)
+    }
+
+    fn port_at(ip: &str, offload: bool) -> VxlanPort {
+        let any: SocketAddr = format!("{ip}:0").parse().unwrap();
+        VxlanPort::bind(TunnelConfig {
+            local: any,
+            remote: any,
+            vni: 7,
+            offload,
+        })
+        .unwrap()
+    }
+
+    /// Points `a` at `b`'s address.
+    fn aim(a: &mut VxlanPort, b: &VxlanPort) {
+        a.config.remote = b.local_addr().unwrap();
+        a.peer = SockaddrStorage::from(a.config.remote);
+    }
+
+    async fn recv(p: &VxlanPort) -> Vec<u8> {
+        let mut buf = vec![0u8; 70_000];
+        loop {
+            p.readable().await.unwrap();
+            match p.try_recv(&mut buf) {
+                Ok(n) => return buf[..n].to_vec(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn super_frames_cross_whole_between_scratchnets_and_plain_ones_get_a_header() {
+        let (mut a, mut b) = (port(true), port(true));
+        aim(&mut a, &b);
+        aim(&mut b, &a);
+        let hdr = VnetHdr::partial_checksum(34, 16).with_gso(GsoType::TcpV4, 1448, 54);
+        let frame = vec![0x42u8; 60_000];
+        let sent = a
+            .try_send_vectored(&[IoSlice::new(&hdr.encode()), IoSlice::new(&frame)])
+            .unwrap();
+        assert_eq!(sent, vxlan::HEADER_LEN + VNET_HDR_LEN + frame.len());
+        let got = recv(&b).await;
+        assert_eq!(VnetHdr::parse(&got), Some(hdr));
+        assert_eq!(&got[VNET_HDR_LEN..], &frame[..]);
+        assert!(a.caps().max_frame < 65_507);
+
+        // A Linux peer's plain frame reaches an offload port behind a
+        // plain header; the other way round it is counted, not misread.
+        let mut linux = port(false);
+        aim(&mut linux, &b);
+        aim(&mut b, &linux);
+        linux
+            .try_send_vectored(&[IoSlice::new(&frame[..100])])
+            .unwrap();
+        let got = recv(&b).await;
+        assert_eq!(VnetHdr::parse(&got), Some(VnetHdr::PLAIN));
+        assert_eq!(&got[VNET_HDR_LEN..], &frame[..100]);
+        aim(&mut linux, &b);
+        b.try_send_vectored(&[
+            IoSlice::new(&VnetHdr::PLAIN.encode()),
+            IoSlice::new(&frame[..100]),
+        ])
+        .unwrap();
+        b.try_send_vectored(&[
+            IoSlice::new(&VnetHdr::PLAIN.encode()),
+            IoSlice::new(&frame[..100]),
+        ])
+        .unwrap();
+        // Both are refused; a third, from a stranger, too (a peer is
+        // known by its address, whatever its port).
+        let mut s = port_at("127.0.0.3", false);
+        aim(&mut s, &linux);
+        s.try_send_vectored(&[IoSlice::new(&frame[..100])]).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut buf = vec![0u8; 70_000];
+        assert_eq!(
+            linux.try_recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let drops = linux.drops();
+        assert!(
+            drops.contains(&("vxlan-unexpected-offload", 2)),
+            "{drops:?}"
+        );
+        assert!(drops.contains(&("vxlan-unknown-peer", 1)), "{drops:?}");
     }
 }
