@@ -10,7 +10,12 @@
 # frames to wire size, as toward a Linux peer.
 source "$(dirname "$0")/bench-lib.sh"
 second_pid=""
-trap '[ -n "$second_pid" ] && kill "$second_pid" 2>/dev/null; wait 2>/dev/null; "$bin" down "$work/far.toml" >/dev/null 2>&1; cleanup' EXIT
+far_down() {
+  if [ -n "$second_pid" ]; then kill "$second_pid" 2>/dev/null || true; wait "$second_pid" 2>/dev/null || true; fi
+  if [ -e "$work/far.toml" ]; then "$bin" down "$work/far.toml" >/dev/null 2>&1 || true; fi
+  cleanup
+}
+trap far_down EXIT
 
 # The kernel peer: kv-a and kv-b, each with a vxlan device (VNI 9) over a
 # veth underlay of MTU 1550, so that the inner MTU is 1500 as in the lab.
