@@ -20,6 +20,13 @@ if [ "$(id -u)" -eq 0 ]; then
   # only: a lab the user runs is left alone).
   trap 'for f in "${TMPDIR:-/tmp}"/scratchnet-tests/*.toml; do [ -e "$f" ] && target/debug/scratchnet down "$f" >/dev/null 2>&1; done; true' EXIT
   cargo test --locked --quiet -p scratchnet --test netns --test routing --test nat --test services --test hardening --test trace --test dns --test balancer --test impairment --test commands --test vxlan -- --ignored --test-threads 2
+  # The compose tests, when Docker runs here or Debian's can be installed.
+  if command -v dockerd >/dev/null 2>&1 || apt-cache policy docker.io 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    echo "== compose integration tests (Docker)"
+    scripts/test-docker.sh
+  else
+    echo "== compose integration tests skipped: no Docker engine to be had here"
+  fi
 else
   echo "== real-namespace tests skipped: they need root (sudo scripts/test.sh)"
 fi
