@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1; then
   echo "installing Docker from Debian's packages (docker.io, docker-compose)"
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap >/dev/null
 fi
 
