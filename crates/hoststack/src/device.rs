@@ -24,9 +24,11 @@ use std::num::NonZeroUsize;
 use wire::GsoType;
 use wire::{checksum, Frame, FramePool, VnetHdr};
 
-/// The largest frame smoltcp may hand over for segmentation: a 64 KiB IP
-/// packet and its Ethernet header.
-const SUPER_FRAME: usize = 14 + 65_535;
+/// The largest frame smoltcp may hand over for segmentation: what one
+/// VXLAN datagram carries to a scratchnet peer (a little under a 64 KiB
+/// IP packet and its Ethernet header), so that a service host's
+/// super-frames cross a tunnel whole.
+const SUPER_FRAME: usize = wire::vxlan::MAX_OFFLOAD_FRAME;
 
 /// A device offering at most one frame and collecting transmissions.
 pub(crate) struct Port<'a> {

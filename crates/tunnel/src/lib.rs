@@ -36,9 +36,6 @@ pub struct TunnelConfig {
     pub offload: bool,
 }
 
-/// The largest UDP payload over IPv4.
-const MAX_DATAGRAM: usize = 65_507;
-
 /// Socket buffers, each way: room for a burst of super-frames.
 const SOCKET_BUFFER: usize = 8 << 20;
 
@@ -99,7 +96,7 @@ impl PortIo for VxlanPort {
         if self.config.offload {
             PortCaps {
                 offload: true,
-                max_frame: MAX_DATAGRAM - vxlan::HEADER_LEN - VNET_HDR_LEN,
+                max_frame: vxlan::MAX_OFFLOAD_FRAME,
             }
         } else {
             PortCaps::PLAIN

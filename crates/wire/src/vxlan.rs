@@ -21,6 +21,11 @@ pub const HEADER_LEN: usize = 8;
 /// (14) of the underlay. A 1500-byte underlay carries 1450-byte frames.
 pub const OVERHEAD: usize = 20 + 8 + HEADER_LEN + 14;
 
+/// The largest frame one datagram carries to a scratchnet peer, behind
+/// the VXLAN and virtio-net headers (the UDP payload limit is 65,507).
+/// Super-frames are made no larger, so that they cross a tunnel whole.
+pub const MAX_OFFLOAD_FRAME: usize = 65_507 - HEADER_LEN - crate::VNET_HDR_LEN;
+
 /// The largest VNI (24 bits).
 pub const MAX_VNI: u32 = (1 << 24) - 1;
 
