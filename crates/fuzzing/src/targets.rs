@@ -27,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("topology", topology),
     ("dns_authority", dns_authority),
     ("dns_resolver", dns_resolver),
+    ("vxlan", vxlan),
 ];
 
 const BOB: Mac = Mac([2, 0x53, 0, 0, 1, 20]);
@@ -348,4 +349,33 @@ fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, payload: usize) -> Vec<u8>
     h.extend_from_slice(&src);
     h.extend_from_slice(&dst);
     h
+}
+
+/// Any bytes as a datagram from a VXLAN peer (VNI 42; the first byte
+/// chooses whether the port takes offloads): what the tunnel makes of it
+/// goes into the lab as a frame from alice's offloading port or bob's
+/// plain one, as a tunnel port's frames would.
+pub fn vxlan(data: &[u8]) {
+    let Some((&choice, datagram)) = data.split_first() else {
+        return;
+    };
+    let offload = choice & 1 == 1;
+    // Sometimes a buffer the datagram fills, as no port's ever is.
+    let room = if choice & 2 == 2 { 0 } else { 64 };
+    let mut buf = datagram.to_vec();
+    buf.resize(datagram.len() + room, 0);
+    let Ok(len) = tunnel::unwrap(&mut buf, datagram.len(), 42, offload) else {
+        return;
+    };
+    let mut lab = Lab::new(1);
+    let (alice, bob) = (lab.ports.alice, lab.ports.bob);
+    if offload {
+        let Some(hdr) = VnetHdr::parse(&buf[..len]) else {
+            panic!("an offload port's frame without its header");
+        };
+        lab.inject(alice, hdr, buf[wire::VNET_HDR_LEN..len].to_vec());
+    } else {
+        lab.inject(bob, VnetHdr::PLAIN, buf[..len].to_vec());
+    }
+    settle(&mut lab);
 }

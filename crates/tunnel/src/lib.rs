@@ -39,6 +39,43 @@ pub struct TunnelConfig {
 /// Socket buffers, each way: room for a burst of super-frames.
 const SOCKET_BUFFER: usize = 8 << 20;
 
+/// Why a datagram from the peer carries no frame for this port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Header(Refusal),
+    /// A virtio-net header for a port that takes none: the peer believes
+    /// this end is scratchnet with `offload` on.
+    UnexpectedOffload,
+}
+
+/// What a datagram of `n` bytes at the start of `buf` becomes: its frame,
+/// moved to the start of `buf` (behind a virtio-net header when the port
+/// takes offloads: the peer's, or a plain one for a plain frame), and its
+/// length. Sans-IO, so that it is fuzzed.
+pub fn unwrap(buf: &mut [u8], n: usize, vni: u32, offload: bool) -> Result<usize, Refused> {
+    let n = n.min(buf.len());
+    let vnet = vxlan::check(&buf[..n], vni).map_err(Refused::Header)?;
+    let payload = vxlan::HEADER_LEN..n;
+    match (vnet, offload) {
+        (true, true) | (false, false) => {
+            buf.copy_within(payload, 0);
+            Ok(n - vxlan::HEADER_LEN)
+        }
+        (false, true) => {
+            let len = n - vxlan::HEADER_LEN + VNET_HDR_LEN;
+            if len > buf.len() {
+                // No room for the header in front: the datagram filled
+                // the buffer, which a port's buffers never let happen.
+                return Err(Refused::Header(Refusal::Truncated));
+            }
+            buf.copy_within(payload, VNET_HDR_LEN);
+            buf[..VNET_HDR_LEN].copy_from_slice(&VnetHdr::PLAIN.encode());
+            Ok(len)
+        }
+        (true, false) => Err(Refused::UnexpectedOffload),
+    }
+}
+
 /// Datagrams refused, by reason.
 #[derive(Debug, Default)]
 struct Drops {
@@ -120,27 +157,14 @@ impl PortIo for VxlanPort {
                 self.drops.unknown_peer.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let payload = vxlan::HEADER_LEN..n;
-            match (
-                vxlan::check(&buf[..n], self.config.vni),
-                self.config.offload,
-            ) {
-                (Ok(true), true) | (Ok(false), false) => {
-                    buf.copy_within(payload, 0);
-                    return Ok(n - vxlan::HEADER_LEN);
-                }
-                (Ok(false), true) => {
-                    buf.copy_within(payload, VNET_HDR_LEN);
-                    buf[..VNET_HDR_LEN].copy_from_slice(&VnetHdr::PLAIN.encode());
-                    return Ok(n - vxlan::HEADER_LEN + VNET_HDR_LEN);
-                }
-                (Ok(true), false) => {
-                    // A scratchnet peer that believes this end is one too.
+            match unwrap(buf, n, self.config.vni, self.config.offload) {
+                Ok(len) => return Ok(len),
+                Err(Refused::UnexpectedOffload) => {
                     self.drops
                         .unexpected_offload
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                (Err(why), _) => self.refuse(why),
+                Err(Refused::Header(why)) => self.refuse(why),
             }
         }
     }
