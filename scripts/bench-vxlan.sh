@@ -31,34 +31,29 @@ for h in a b; do
 done
 ip netns exec kv-a ping -c 1 -W 2 10.95.0.2 >/dev/null
 
-# The far half of the spanning switch, in a second scratchnet process.
-cat > "$work/far.toml" <<TOML
-name = "bench-vx-far"
+# One half of the spanning switch: lab NAME with host HOST at ADDR, its
+# tunnel from LOCAL to REMOTE.
+half() {
+  cat <<TOML
+name = "$1"
 [[switch]]
 name = "lan"
 subnet = "10.96.0.0/24"
-vxlan = [{ vni = 9, local = "127.0.0.2", remote = "127.0.0.1", offload = ${BENCH_OFFLOAD:-true} }]
+vxlan = [{ vni = 9, local = "$4", remote = "$5", offload = ${BENCH_OFFLOAD:-true} }]
 [[host]]
-name = "sv-b"
+name = "$2"
 switch = "lan"
-address = "10.96.0.2/24"
+address = "$3/24"
 TOML
+}
+
+# The far half in a second scratchnet process, the near one as the lab.
+half bench-vx-far sv-b 10.96.0.2 127.0.0.2 127.0.0.1 > "$work/far.toml"
 "$bin" up "$work/far.toml" > "$work/far.log" 2>&1 &
 second_pid=$!
 for _ in $(seq 200); do grep -q ready "$work/far.log" && break; sleep 0.05; done
 grep -q ready "$work/far.log" || { cat "$work/far.log"; exit 1; }
-
-scratchnet_up <<TOML
-name = "bench-vx-near"
-[[switch]]
-name = "lan"
-subnet = "10.96.0.0/24"
-vxlan = [{ vni = 9, local = "127.0.0.1", remote = "127.0.0.2", offload = ${BENCH_OFFLOAD:-true} }]
-[[host]]
-name = "sv-a"
-switch = "lan"
-address = "10.96.0.1/24"
-TOML
+scratchnet_up < <(half bench-vx-near sv-a 10.96.0.1 127.0.0.1 127.0.0.2)
 ip netns exec sv-a ping -c 1 -W 2 10.96.0.2 >/dev/null
 
 echo "== across VXLAN: two scratchnet processes vs two kernel vxlan devices"

@@ -187,6 +187,11 @@ async fn command(
         Ok(c) => c.request(request).await,
         Err(e) => Err(e),
     };
+    answer(result)
+}
+
+/// The reply carrying `result`, or saying what went wrong.
+fn answer(result: Result<serde_json::Value, String>) -> Vec<u8> {
     match result {
         Ok(result) => reply(Reply {
             ok: true,
@@ -295,13 +300,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 "pid": std::process::id(),
                 "nodes": nodes,
             });
-            write
-                .write_all(&reply(Reply {
-                    ok: true,
-                    result: Some(result),
-                    ..Reply::default()
-                }))
-                .await?;
+            write.write_all(&answer(Ok(result))).await?;
         }
         Request::Link {
             port,
@@ -310,15 +309,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             up,
         } => {
             let done = set_link(&running.runtime, &port, clear, &set, up);
-            let answer = match done {
-                Ok(result) => reply(Reply {
-                    ok: true,
-                    result: Some(result),
-                    ..Reply::default()
-                }),
-                Err(e) => fail(e),
-            };
-            write.write_all(&answer).await?;
+            write.write_all(&answer(done)).await?;
         }
         Request::Command { service, request } => {
             let control = running.services.control(&service);

@@ -173,8 +173,15 @@ impl PortIo for VxlanPort {
         let header = vxlan::header(self.config.vni, self.config.offload);
         let mut iov = [IoSlice::new(&[]); 4];
         iov[0] = IoSlice::new(&header);
-        let n = bufs.len().min(3);
-        iov[1..=n].copy_from_slice(&bufs[..n]);
+        // The egress path writes a frame in three pieces at most.
+        let n = bufs.len();
+        if n > 3 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a frame in more than three pieces",
+            ));
+        }
+        iov[1..=n].copy_from_slice(bufs);
         // Straight to the (non-blocking) socket: the fabric never waits
         // to write, so tokio's readiness, which starts out unknown, would
         // only turn the first frames away. A full socket buffer says
