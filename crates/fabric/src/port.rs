@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 
 /// What a port's I/O can take, as smoltcp's `DeviceCapabilities` says
@@ -55,6 +56,13 @@ pub trait PortIo: Send + Sync {
     /// offload).
     fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
+    /// The descriptor a frame is written to whole with `write(2)` (a TAP
+    /// or TUN), so that a reader may write several at once through a
+    /// [`tuntap::WriteBatch`]; `None` where a write is more than that.
+    fn batch_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
     /// What the I/O itself refused, by reason (a tunnel's datagrams from
     /// an unknown peer, say), for `status`.
     fn drops(&self) -> Vec<(&'static str, u64)> {
@@ -81,5 +89,9 @@ impl PortIo for tuntap::Device {
 
     fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         tuntap::Device::try_send_vectored(self, bufs)
+    }
+
+    fn batch_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd())
     }
 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
+use tuntap::WriteBatch;
 use wire::{Frame, Instant, VnetHdr, VNET_HDR_LEN};
 
 /// The I/O serving a fabric port: a TAP or TUN device, a tunnel.
@@ -129,7 +130,16 @@ impl Shared {
     /// Runs one frame that arrived on `port` through the fabric and writes
     /// what it became. A panic on the way loses this frame only, and is
     /// counted on the port.
-    fn forward(&self, port: PortId, frame: Frame, batch: &mut Batch, egress: &mut EgressPath) {
+    /// Frames for devices go into `writes` when given (to be flushed by
+    /// the caller), else are written at once.
+    fn forward(
+        &self,
+        port: PortId,
+        frame: Frame,
+        batch: &mut Batch,
+        egress: &mut EgressPath,
+        writes: Option<&mut WriteBatch>,
+    ) {
         let run = AssertUnwindSafe(|| {
             let now = self.now();
             let wake = {
@@ -140,7 +150,7 @@ impl Shared {
             if wake {
                 self.timer_wake.notify_one();
             }
-            write_deliveries(self, batch, egress);
+            write_deliveries(self, batch, egress, writes);
         });
         if std::panic::catch_unwind(run).is_err() {
             batch.reset();
@@ -472,7 +482,7 @@ async fn drive_timers(shared: Arc<Shared>) {
                     return f.poll_at();
                 }
             }
-            write_deliveries(&shared, &batch, &mut egress);
+            write_deliveries(&shared, &batch, &mut egress, None);
             shared.fabric().poll_at()
         });
         match std::panic::catch_unwind(run) {
@@ -491,9 +501,16 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
     let Some(device) = shared.devices[port.0 as usize].as_ref() else {
         return;
     };
-    let mut batch = Batch::new();
-    let mut egress = EgressPath::new();
-    let mut follow = Follow::default();
+    let mut ctx = ReadContext {
+        batch: Batch::new(),
+        egress: EgressPath::new(),
+        writes: WriteBatch::new()
+            .inspect_err(|e| tracing::debug!("no io_uring ({e}): frames are written one by one"))
+            .ok(),
+        todo: Vec::new(),
+        touched: Vec::new(),
+    };
+    let mut backoff = Duration::ZERO;
     loop {
         if let Err(e) = device.readable().await {
             tracing::warn!(port = port.0, "device not readable: {e}");
@@ -501,7 +518,22 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        if drain_and_follow(&shared, port, &mut batch, &mut egress, &mut follow) {
+        let got = drain_and_follow(&shared, port, &mut ctx);
+        if let Some(e) = got.failed {
+            // A device that fails every read (its namespace was deleted,
+            // say) stays readable: wait before asking again, longer each
+            // time, instead of spinning on it.
+            backoff = (backoff * 2).clamp(Duration::from_millis(1), Duration::from_secs(1));
+            if backoff == Duration::from_millis(1) {
+                tracing::warn!(port = %shared.fabric().port_name(port), "reading the device failed: {e}; retrying, less often while it fails");
+            }
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        if got.frames > 0 {
+            backoff = Duration::ZERO;
+        }
+        if got.more {
             // Budget spent with frames still queued: let the other ports,
             // the timers and the services have the worker first.
             tokio::task::yield_now().await;
@@ -515,15 +547,29 @@ pub const READ_BUDGET: usize = 64;
 /// How many ports one wake-up may drain, following the frames it wrote.
 const FOLLOW_LIMIT: usize = 8;
 
-/// Reused lists of the ports to visit and those just written to.
-#[derive(Default)]
-struct Follow {
+/// What a reader task reuses from one wake-up to the next.
+struct ReadContext {
+    batch: Batch,
+    egress: EgressPath,
+    /// What a drain wrote to devices, sent in one system call at its end.
+    writes: Option<WriteBatch>,
+    /// Ports to visit, and those just written to.
     todo: Vec<PortId>,
     touched: Vec<PortId>,
 }
 
+/// What draining a port found.
+#[derive(Default)]
+struct Drained {
+    frames: usize,
+    /// The budget was spent with frames perhaps still queued.
+    more: bool,
+    /// The read failed for another reason than an empty queue.
+    failed: Option<std::io::Error>,
+}
+
 /// Drains `port` (up to [`READ_BUDGET`] frames), then the ports it just
-/// wrote to, a few hops deep. Returns whether `port` may have more.
+/// wrote to, a few hops deep.
 ///
 /// A frame written to a TAP is processed by the receiving namespace's
 /// kernel inside the write itself, so its answer (a SYN-ACK, an echo
@@ -531,19 +577,12 @@ struct Follow {
 /// returns. Reading it now, instead of waking that port's task, saves a
 /// thread wake-up per hop, which is most of a round trip's cost here.
 /// Other ports are only taken if their reader token is free.
-fn drain_and_follow(
-    shared: &Shared,
-    port: PortId,
-    batch: &mut Batch,
-    egress: &mut EgressPath,
-    follow: &mut Follow,
-) -> bool {
-    let Follow { todo, touched } = follow;
-    todo.clear();
-    todo.push(port);
+fn drain_and_follow(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
+    ctx.todo.clear();
+    ctx.todo.push(port);
     let mut drained = 0;
-    let mut more = false;
-    while let Some(p) = todo.pop() {
+    let mut own = Drained::default();
+    while let Some(p) = ctx.todo.pop() {
         let token = &shared.readers[p.0 as usize];
         let guard = if p == port {
             token.lock().unwrap_or_else(|e| e.into_inner())
@@ -553,40 +592,67 @@ fn drain_and_follow(
                 Err(_) => continue,
             }
         };
-        touched.clear();
-        let got = drain(shared, p, batch, egress, touched);
+        ctx.touched.clear();
+        let got = drain(shared, p, ctx);
         drop(guard);
-        if p == port && got >= READ_BUDGET {
-            more = true;
+        let got_any = got.frames > 0;
+        if p == port {
+            own = got;
         }
         drained += 1;
-        if drained >= FOLLOW_LIMIT || (got == 0 && p != port) {
+        if drained >= FOLLOW_LIMIT || (!got_any && p != port) {
             continue;
         }
-        for t in touched.iter() {
-            if *t != p && !todo.contains(t) && todo.len() + drained < FOLLOW_LIMIT {
-                todo.push(*t);
+        for t in &ctx.touched {
+            if *t != p && !ctx.todo.contains(t) && ctx.todo.len() + drained < FOLLOW_LIMIT {
+                ctx.todo.push(*t);
             }
         }
     }
-    more
+    own
 }
 
 /// Reads and forwards what is queued on `port`, [`READ_BUDGET`] frames at
-/// most; returns how many, and notes the ports written to in `touched`.
-fn drain(
+/// most, and notes the ports written to in `ctx.touched`.
+fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
+    let Some(device) = shared.devices[port.0 as usize].as_ref() else {
+        return Drained::default();
+    };
+    let ReadContext {
+        batch,
+        egress,
+        writes,
+        touched,
+        ..
+    } = ctx;
+    let got = read_and_forward(
+        shared,
+        port,
+        device.as_ref(),
+        batch,
+        egress,
+        writes,
+        touched,
+    );
+    if let Some(w) = writes {
+        flush(shared, w);
+    }
+    got
+}
+
+/// The reading half of [`drain`]: what it writes may wait in `writes`.
+fn read_and_forward(
     shared: &Shared,
     port: PortId,
+    device: &dyn PortIo,
     batch: &mut Batch,
     egress: &mut EgressPath,
+    writes: &mut Option<WriteBatch>,
     touched: &mut Vec<PortId>,
-) -> usize {
-    let Some(device) = shared.devices[port.0 as usize].as_ref() else {
-        return 0;
-    };
+) -> Drained {
+    let mut got = Drained::default();
     let io = &shared.io[port.0 as usize];
-    let mut count = 0;
-    while count < READ_BUDGET {
+    while got.frames < READ_BUDGET {
         let mut frame = batch.take_frame();
         let n = match device.try_recv(frame.read_area()) {
             Ok(n) => n,
@@ -595,11 +661,12 @@ fn drain(
                 if e.kind() != ErrorKind::WouldBlock {
                     tracing::debug!(port = port.0, "device read failed: {e}");
                     IoCounters::bump(&io.read_failed);
+                    got.failed = Some(e);
                 }
-                return count;
+                return got;
             }
         };
-        count += 1;
+        got.frames += 1;
         frame.set_len(n);
         if device.caps().offload {
             let Some(hdr) = VnetHdr::parse(frame.data()) else {
@@ -610,26 +677,61 @@ fn drain(
             frame.pull_front(VNET_HDR_LEN);
             frame.hdr = hdr;
         }
-        shared.forward(port, frame, batch, egress);
+        shared.forward(port, frame, batch, egress, writes.as_mut());
         for d in batch.deliveries() {
             if !touched.contains(&d.port) {
                 touched.push(d.port);
             }
         }
     }
-    count
+    got.more = true;
+    got
 }
 
-fn write_deliveries(shared: &Shared, batch: &Batch, egress: &mut EgressPath) {
+fn write_deliveries(
+    shared: &Shared,
+    batch: &Batch,
+    egress: &mut EgressPath,
+    mut writes: Option<&mut WriteBatch>,
+) {
     for d in batch.deliveries() {
         if let Some(frame) = batch.frame(d.frame) {
-            write_port(shared, d, frame, egress);
+            write_port(shared, d, frame, egress, writes.as_deref_mut());
         }
     }
 }
 
-/// Writes one delivered frame to its port's device or endpoint.
-fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressPath) {
+/// Writes what `writes` holds, counting each frame a device refused.
+fn flush(shared: &Shared, writes: &mut WriteBatch) {
+    if writes.is_empty() {
+        return;
+    }
+    writes.flush(
+        |tag| {
+            shared
+                .devices
+                .get(tag as usize)
+                .and_then(|d| d.as_ref())
+                .and_then(|d| d.batch_fd())
+        },
+        |tag, e| {
+            tracing::trace!(port = tag, "device write failed: {e}");
+            if let Some(io) = shared.io.get(tag as usize) {
+                IoCounters::bump(&io.write_failed);
+            }
+        },
+    );
+}
+
+/// Writes one delivered frame to its port's device (or queues it in
+/// `writes`) or endpoint.
+fn write_port(
+    shared: &Shared,
+    d: &Delivery,
+    frame: &Frame,
+    egress: &mut EgressPath,
+    mut writes: Option<&mut WriteBatch>,
+) {
     let (hdr, trace, frame) = (&frame.hdr, frame.trace, frame.data());
     let idx = d.port.0 as usize;
     if let Some(Some(ep)) = shared.endpoints.get(idx) {
@@ -647,7 +749,19 @@ fn write_port(shared: &Shared, d: &Delivery, frame: &Frame, egress: &mut EgressP
     let (Some(Some(device)), Some(io)) = (shared.devices.get(idx), shared.io.get(idx)) else {
         return;
     };
+    let batched = device.batch_fd().is_some();
     let written = egress.emit(device.caps(), hdr, d.edit, frame, |pieces| {
+        if let Some(w) = writes.as_deref_mut().filter(|_| batched) {
+            if w.push(d.port.0, pieces) {
+                return;
+            }
+            // Full, or a frame too large for a slot: what is queued goes
+            // first, so that the port's frames keep their order.
+            flush(shared, w);
+            if w.push(d.port.0, pieces) {
+                return;
+            }
+        }
         let mut slices = [IoSlice::new(&[]); 3];
         // emit() writes at most three pieces: header, head and tail.
         for (s, p) in slices.iter_mut().zip(pieces) {
@@ -703,7 +817,7 @@ impl Injector {
             frame.hdr = f.hdr;
             frame.trace = f.trace;
             self.shared
-                .forward(self.port, frame, &mut self.batch, &mut self.egress);
+                .forward(self.port, frame, &mut self.batch, &mut self.egress, None);
         }
     }
 }
