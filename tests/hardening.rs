@@ -485,3 +485,59 @@ fn down_trusts_a_state_file_no_further_than_it_must() {
     assert!(!state("hard-down2").exists());
     std::fs::remove_dir_all(etc).unwrap();
 }
+
+/// CPU time the process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which may hold spaces): utime is the 14th
+    // field of the line, stime the 15th.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn a_port_whose_device_goes_away_costs_the_others_nothing() {
+    let name = "hard-gone";
+    let mut lab = Lab::up(name, &lan_topology(name, 90, &["hg-a", "hg-b", "hg-c"]));
+    exec_ok("hg-a", "ping -c 1 -W 2 10.77.90.3");
+    // Frames queued toward hg-c and written to it while its namespace,
+    // and with it its TAP, goes away under the lab.
+    let flood = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "hg-a",
+        "ping",
+        "-f",
+        "-q",
+        "10.77.90.3",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sh("ip netns delete hg-c");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    // Its reader waits for the device instead of spinning on a descriptor
+    // that fails every read: the process is idle again.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(lab.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(lab.pid()) - before;
+    assert!(used < 20, "{used} ticks of CPU in 2 s with no traffic");
+    let c = lab.port("hg-c");
+    assert!(c["io_errors"]["read-failed"].as_u64() > Some(0), "{c}");
+    // The other ports are served as before.
+    exec_ok("hg-a", "ping -c 3 -i 0.2 -W 2 10.77.90.2");
+    exec_ok("hg-b", "ping -c 1 -W 2 10.77.90.1");
+    assert_no_panic(&lab);
+    let (status, stderr) = lab.stop_with("INT");
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panic"), "{stderr}");
+    assert_clean(name, &["hg-a", "hg-b", "hg-c"]);
+}

@@ -2,10 +2,13 @@
 //!
 //! One tokio task per TAP port reads frames, at most [`READ_BUDGET`] per
 //! wake-up before it yields, so a flooding port cannot hold a worker; each
-//! frame runs through the fabric under a short lock and is written
-//! straight to the egress devices from the reader's own buffer (no
-//! per-frame allocation, no queue between ports). A timer task drives the
-//! switches' ageing and the routers' timers.
+//! frame runs through the fabric under a short lock (no per-frame
+//! allocation, no queue between ports). What a wake-up writes to devices
+//! is copied into the reader's [`WriteBatch`] and leaves in one io_uring
+//! submission when the port is drained (a frame too large for a slot is
+//! written at once, after what is queued); where io_uring is refused,
+//! frames are written one by one. A timer task drives the switches'
+//! ageing, the routers' timers and the frames impaired links hold.
 //!
 //! A panic while one frame is processed costs that frame, counted as
 //! `internal-error` on its port, never the port: the fabric's lock
@@ -288,6 +291,7 @@ impl Runtime {
             port,
             batch: Batch::new(),
             egress: EgressPath::new(),
+            writes: write_batch(),
         }
     }
 
@@ -449,6 +453,7 @@ async fn drive_timers(shared: Arc<Shared>) {
     const IDLE: Duration = Duration::from_millis(100);
     let mut batch = Batch::new();
     let mut egress = EgressPath::new();
+    let mut writes = write_batch();
     let mut due = None;
     let alarm = match Alarm::new() {
         Ok(a) => Some(a),
@@ -482,7 +487,10 @@ async fn drive_timers(shared: Arc<Shared>) {
                     return f.poll_at();
                 }
             }
-            write_deliveries(&shared, &batch, &mut egress, None);
+            write_deliveries(&shared, &batch, &mut egress, writes.as_mut());
+            if let Some(w) = writes.as_mut() {
+                flush(&shared, w);
+            }
             shared.fabric().poll_at()
         });
         match std::panic::catch_unwind(run) {
@@ -504,9 +512,7 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
     let mut ctx = ReadContext {
         batch: Batch::new(),
         egress: EgressPath::new(),
-        writes: WriteBatch::new()
-            .inspect_err(|e| tracing::debug!("no io_uring ({e}): frames are written one by one"))
-            .ok(),
+        writes: write_batch(),
         todo: Vec::new(),
         touched: Vec::new(),
     };
@@ -701,6 +707,13 @@ fn write_deliveries(
     }
 }
 
+/// A batch for a writer of the fabric, if io_uring is to be had here.
+fn write_batch() -> Option<WriteBatch> {
+    WriteBatch::new()
+        .inspect_err(|e| tracing::debug!("no io_uring ({e}): frames are written one by one"))
+        .ok()
+}
+
 /// Writes what `writes` holds, counting each frame a device refused.
 fn flush(shared: &Shared, writes: &mut WriteBatch) {
     if writes.is_empty() {
@@ -788,6 +801,7 @@ pub struct Injector {
     port: PortId,
     batch: Batch,
     egress: EgressPath,
+    writes: Option<WriteBatch>,
 }
 
 impl std::fmt::Debug for Injector {
@@ -816,8 +830,16 @@ impl Injector {
             frame.extend_from_slice(f.data());
             frame.hdr = f.hdr;
             frame.trace = f.trace;
-            self.shared
-                .forward(self.port, frame, &mut self.batch, &mut self.egress, None);
+            self.shared.forward(
+                self.port,
+                frame,
+                &mut self.batch,
+                &mut self.egress,
+                self.writes.as_mut(),
+            );
+        }
+        if let Some(w) = self.writes.as_mut() {
+            flush(&self.shared, w);
         }
     }
 }

@@ -7,13 +7,19 @@
 //! it all with one `io_uring_enter`: one kernel entry, one chance to be
 //! preempted, for up to [`SLOTS`] frames.
 //!
-//! The writes are issued in the order they were queued; the kernel runs a
-//! TAP's writes inline (they never wait), so frames to one port keep their
-//! order.
+//! The writes are issued in the order they were queued, each with
+//! RWF_NOWAIT: the kernel runs them inline or fails them, never parks one
+//! for later, so frames to one port keep their order and a flush never
+//! waits.
 
 use io_uring::{opcode, types, IoUring};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// A write that cannot be made at once fails with EAGAIN instead of
+/// waiting in the kernel (`preadv2(2)`), as the non-blocking writes it
+/// stands for would: a full queue never holds a reader.
+const RWF_NOWAIT: i32 = 0x8;
 
 /// Frames one batch holds.
 pub const SLOTS: usize = 64;
@@ -94,6 +100,7 @@ impl WriteBatch {
             };
             let buf = self.slots[i * SLOT_SIZE..].as_ptr();
             let write = opcode::Write::new(types::Fd(fd.as_raw_fd()), buf, len as u32)
+                .rw_flags(RWF_NOWAIT)
                 .build()
                 .user_data(i as u64);
             // SAFETY: the entry points into `self.slots`, which is neither
@@ -142,5 +149,98 @@ impl WriteBatch {
             }
         }
         self.queued.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A datagram socket pair keeps frame boundaries, as a TAP does.
+    fn pair() -> (UnixDatagram, UnixDatagram) {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    fn frames(rx: &UnixDatagram) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rx.recv(&mut buf) {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn frames_to_several_devices_arrive_whole_and_in_order() {
+        let (a_tx, a_rx) = pair();
+        let (b_tx, b_rx) = pair();
+        let mut w = WriteBatch::new().unwrap();
+        for i in 0..SLOTS as u8 {
+            let tag = u32::from(i % 2);
+            assert!(w.push(tag, &[&[i; 12], &[i; 50], &[0xee; 3]]));
+        }
+        assert!(!w.push(0, &[b"one too many"]), "a full batch takes no more");
+        let mut failures = 0;
+        w.flush(
+            |tag| Some([a_tx.as_fd(), b_tx.as_fd()][tag as usize]),
+            |_, _| failures += 1,
+        );
+        assert_eq!(failures, 0);
+        assert!(w.is_empty());
+        for (rx, first) in [(&a_rx, 0u8), (&b_rx, 1)] {
+            let got = frames(rx);
+            assert_eq!(got.len(), SLOTS / 2);
+            for (k, f) in got.iter().enumerate() {
+                let i = first + 2 * k as u8;
+                assert_eq!(f.len(), 65);
+                assert_eq!(&f[..62], &[i; 62][..], "frame {k} out of order");
+                assert_eq!(&f[62..], &[0xee; 3]);
+            }
+        }
+        // The batch is used again after a flush.
+        assert!(w.push(1, &[b"again"]));
+        w.flush(|_| Some(b_tx.as_fd()), |_, _| failures += 1);
+        assert_eq!(frames(&b_rx), vec![b"again".to_vec()]);
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_slot_is_refused_for_a_direct_write() {
+        let mut w = WriteBatch::new().unwrap();
+        assert!(w.push(0, &[&[0; SLOT_SIZE]]));
+        assert!(!w.push(0, &[&[0; SLOT_SIZE], &[0]]));
+    }
+
+    #[test]
+    fn writes_that_fail_are_reported_one_by_one() {
+        let (tx, rx) = pair();
+        tx.set_nonblocking(true).unwrap();
+        let mut w = WriteBatch::new().unwrap();
+        // A device that is no longer there, and one whose queue is full.
+        assert!(w.push(7, &[b"to nowhere"]));
+        let mut sent = 0;
+        while tx.send(&[0; 1024]).is_ok() {
+            sent += 1;
+        }
+        assert!(w.push(1, &[b"no room"]));
+        let mut failed = Vec::new();
+        w.flush(
+            |tag| (tag == 1).then(|| tx.as_fd()),
+            |tag, e| failed.push((tag, e.kind())),
+        );
+        assert_eq!(
+            failed,
+            vec![(7, io::ErrorKind::NotFound), (1, io::ErrorKind::WouldBlock)]
+        );
+        // The receiver went away while frames were queued for it.
+        assert_eq!(frames(&rx).len(), sent);
+        assert!(w.push(1, &[b"peer gone"]));
+        drop(rx);
+        w.flush(|_| Some(tx.as_fd()), |tag, e| failed.push((tag, e.kind())));
+        assert_eq!(failed.len(), 3);
+        assert!(w.is_empty());
     }
 }
