@@ -33,6 +33,8 @@ kind = "http"
 switch = "web"
 address = "10.94.0.10/24"
 body_size = $body
+# One client holds the 10,000 idle connections of the memory figure.
+max_connections_per_client = 16384
 TOML
 
 # nginx: as many workers as scratchnet has threads, the same body size.

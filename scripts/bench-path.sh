@@ -65,14 +65,13 @@ scratchnet_up < "$work/path.toml"
 grep -q 'port = 5201' "$work/lab.toml" || { echo "the reference lab's forwards changed: update bench-path.sh"; exit 1; }
 ip netns exec alice ping -c 1 -W 2 198.51.100.3 >/dev/null
 
-# The process's CPU while the lab is idle, as a share of one core.
+# The process's CPU while the lab is idle, as a share of one core: the
+# nanoseconds its threads ran (schedstat) over 10 s.
+cpu_ns() { cat /proc/"$lab_pid"/task/*/schedstat | awk '{n += $1} END {print n}'; }
 idle_cpu() {
-  local t0 t1 hz
-  hz=$(getconf CLK_TCK)
-  t0=$(awk '{print $14 + $15}' "/proc/$lab_pid/stat")
-  sleep 10
-  t1=$(awk '{print $14 + $15}' "/proc/$lab_pid/stat")
-  python3 -c 'import sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / float(sys.argv[3]) / 10 * 100))' "$t0" "$t1" "$hz"
+  local t0 t1
+  t0=$(cpu_ns); sleep 10; t1=$(cpu_ns)
+  python3 -c 'import sys; print("%.3f" % ((int(sys.argv[2]) - int(sys.argv[1])) / 1e9 / 10 * 100))' "$t0" "$t1"
 }
 sleep 2
 echo "scratchnet idle CPU: $(idle_cpu)% of one core (10 s, the lab's own timers and health checks)"
