@@ -21,7 +21,10 @@ if [ "$(id -u)" -eq 0 ]; then
   trap 'for f in "${TMPDIR:-/tmp}"/scratchnet-tests/*.toml; do [ -e "$f" ] && target/debug/scratchnet down "$f" >/dev/null 2>&1; done; true' EXIT
   cargo test --locked --quiet -p scratchnet --test netns --test routing --test nat --test services --test hardening --test trace --test dns --test balancer --test impairment --test commands --test vxlan -- --ignored --test-threads 2
   # The compose tests, when Docker runs here or Debian's can be installed.
-  if command -v dockerd >/dev/null 2>&1 || apt-cache policy docker.io 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  # (apt-cache's answer is read whole first: `| grep -q` would close the
+  # pipe early, and with pipefail the SIGPIPE would read as "none".)
+  docker_candidate=$(apt-cache policy docker.io 2>/dev/null || true)
+  if command -v dockerd >/dev/null 2>&1 || grep -q 'Candidate: [0-9]' <<<"$docker_candidate"; then
     echo "== compose integration tests (Docker)"
     scripts/test-docker.sh
   else
