@@ -16,8 +16,10 @@ work=$(mktemp -d)
 lab_pid=""
 trace_pid=""
 kernel_namespaces=()
+nginx_pids=()
 
 cleanup() {
+  nginx_stop
   if [ -n "$trace_pid" ]; then kill "$trace_pid" 2>/dev/null || true; fi
   if [ -n "$lab_pid" ]; then kill "$lab_pid" 2>/dev/null || true; wait "$lab_pid" 2>/dev/null || true; fi
   for ns in "${kernel_namespaces[@]}"; do
@@ -105,6 +107,40 @@ compare() {
     # shellcheck disable=SC2086
     printf '       %-22s %12s %12s %7s\n' "${all[$m.u]}" "$(median ${all[$m.s]})" "$(median ${all[$m.k]})" "$(median ${all[$m.r]})"
   done
+}
+
+# Starts nginx in namespace $1, listening on port $2 and answering every
+# request with a 2-byte body (one worker); stopped on exit.
+nginx_ok() {
+  local ns=$1 port=$2
+  cat > "$work/nginx-$ns.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx-$ns.pid;
+error_log /dev/null;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen $port backlog=4096; location / { return 200 "ok"; } }
+}
+NGINX
+  ip netns exec "$ns" nginx -c "$work/nginx-$ns.conf" -e /dev/null
+  nginx_pids+=("$work/nginx-$ns.pid")
+}
+
+# Stops every nginx nginx_ok started.
+nginx_stop() {
+  local p
+  for p in "${nginx_pids[@]}"; do
+    if [ -f "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
+  done
+  nginx_pids=()
+}
+
+# Requests/s of `ab -c 32` from namespace $1 to URL $2, $3 requests, each
+# on a new connection; a failed request is reported on stderr.
+ab_rate() {
+  ip netns exec "$1" ab -q -n "$3" -c 32 "$2" 2>/dev/null \
+    | awk '/Requests per second/ {printf "%.0f", $4} /Failed requests/ && $3 != 0 {print "FAILED " $3 > "/dev/stderr"}'
 }
 
 # Creates a namespace for a kernel peer (removed on exit).

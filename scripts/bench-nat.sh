@@ -75,33 +75,17 @@ kill "$sp" "$kp" 2>/dev/null || true
 
 # Concurrent connection setup: ab (32 at a time, a new connection per
 # request) against nginx serving a 2-byte answer, in each server namespace.
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.NS.pid;
-error_log /dev/null;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 8000 backlog=4096; location / { return 200 "ok"; } }
-}
-NGINX
-for ns in sn-b kn-b; do
-  sed "s/NS/$ns/" "$work/nginx.conf" > "$work/nginx-$ns.conf"
-  ip netns exec "$ns" nginx -c "$work/nginx-$ns.conf" -e /dev/null
-done
+nginx_ok sn-b 8000
+nginx_ok kn-b 8000
 sleep 0.5
-ab_rate() {
-  ip netns exec "$1" ab -q -n "$((conns * 3))" -c 32 "http://$2:8000/" 2>/dev/null \
-    | awk '/Requests per second/ {printf "%.0f", $4} /Failed requests/ && $3 != 0 {print "FAILED " $3 > "/dev/stderr"}'
-}
 srates=(); krates=(); ratios=()
 for r in $(seq "$rounds"); do
-  s=$(ab_rate sn-a 10.92.2.10); k=$(ab_rate kn-a 10.93.2.10); q=$(ratio "$s" "$k")
+  s=$(ab_rate sn-a http://10.92.2.10:8000/ $((conns * 3)))
+  k=$(ab_rate kn-a http://10.93.2.10:8000/ $((conns * 3)))
+  q=$(ratio "$s" "$k")
   srates+=("$s"); krates+=("$k"); ratios+=("$q")
   printf '%-6s %-22s %12s %12s %7s\n' "$r" "ab -c 32 conn/s" "$s" "$k" "$q"
 done
 printf '%-6s %-22s %12s %12s %7s\n' median "ab -c 32 conn/s" "$(median "${srates[@]}")" "$(median "${krates[@]}")" "$(median "${ratios[@]}")"
-for ns in sn-b kn-b; do
-  [ -f "$work/nginx.$ns.pid" ] && kill "$(cat "$work/nginx.$ns.pid")" 2>/dev/null || true
-done
+nginx_stop
 scratchnet_down

@@ -61,8 +61,8 @@ sed \
   -e 's/^name = "reference"/name = "bench-path"/' \
   -e 's|^forwards = \[{ protocol = "tcp", port = 8080, to = "10.1.0.10:80" }\]|forwards = [{ protocol = "tcp", port = 8080, to = "10.1.0.10:80" }, { protocol = "tcp", port = 5201, to = "10.1.0.10:5201" }, { protocol = "udp", port = 5201, to = "10.1.0.10:5201" }]|' \
   "$work/reference.toml" > "$work/path.toml"
+grep -q 'port = 5201' "$work/path.toml" || { echo "the reference lab's forwards changed: update bench-path.sh"; exit 1; }
 scratchnet_up < "$work/path.toml"
-grep -q 'port = 5201' "$work/lab.toml" || { echo "the reference lab's forwards changed: update bench-path.sh"; exit 1; }
 ip netns exec alice ping -c 1 -W 2 198.51.100.3 >/dev/null
 
 # The process's CPU while the lab is idle, as a share of one core: the
@@ -84,25 +84,9 @@ rtt_us() {
   ip netns exec "$1" ping -q -c "$pings" -i 0.005 198.51.100.3 \
     | awk -F'/' '/^rtt/ {printf "%.0f", $5 * 1000}'
 }
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.NS.pid;
-error_log /dev/null;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 80 backlog=4096; location / { return 200 "ok"; } }
-}
-NGINX
-for ns in carol kp-carol; do
-  sed "s/NS/$ns/" "$work/nginx.conf" > "$work/nginx-$ns.conf"
-  ip netns exec "$ns" nginx -c "$work/nginx-$ns.conf" -e /dev/null
-done
+nginx_ok carol 80
+nginx_ok kp-carol 80
 sleep 0.5
-ab_rate() {
-  ip netns exec "$1" ab -q -n "$requests" -c 32 "http://198.51.100.3:8080/" 2>/dev/null \
-    | awk '/Requests per second/ {printf "%.0f", $4} /Failed requests/ && $3 != 0 {print "FAILED " $3 > "/dev/stderr"}'
-}
 echo
 printf '%-6s %-22s %12s %12s %7s\n' round metric scratchnet kernel ratio
 declare -A all
@@ -110,7 +94,9 @@ for r in $(seq "$rounds"); do
   s=$(rtt_us alice); k=$(rtt_us kp-alice); q=$(ratio "$s" "$k")
   all[rtt.s]+="$s "; all[rtt.k]+="$k "; all[rtt.r]+="$q "
   printf '%-6s %-22s %12s %12s %7s\n' "$r" "ping RTT us" "$s" "$k" "$q"
-  s=$(ab_rate alice); k=$(ab_rate kp-alice); q=$(ratio "$s" "$k")
+  s=$(ab_rate alice http://198.51.100.3:8080/ "$requests")
+  k=$(ab_rate kp-alice http://198.51.100.3:8080/ "$requests")
+  q=$(ratio "$s" "$k")
   all[ab.s]+="$s "; all[ab.k]+="$k "; all[ab.r]+="$q "
   printf '%-6s %-22s %12s %12s %7s\n' "$r" "ab -c 32 conn/s" "$s" "$k" "$q"
 done
@@ -120,7 +106,5 @@ echo "median over $rounds rounds:"
 printf '       %-22s %12s %12s %7s\n' "ping RTT us" "$(median ${all[rtt.s]})" "$(median ${all[rtt.k]})" "$(median ${all[rtt.r]})"
 # shellcheck disable=SC2086
 printf '       %-22s %12s %12s %7s\n' "ab -c 32 conn/s" "$(median ${all[ab.s]})" "$(median ${all[ab.k]})" "$(median ${all[ab.r]})"
-for ns in carol kp-carol; do
-  [ -f "$work/nginx.$ns.pid" ] && kill "$(cat "$work/nginx.$ns.pid")" 2>/dev/null || true
-done
+nginx_stop
 scratchnet_down

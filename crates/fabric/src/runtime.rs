@@ -619,11 +619,14 @@ fn drain_and_follow(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Dra
 }
 
 /// Reads and forwards what is queued on `port`, [`READ_BUDGET`] frames at
-/// most, and notes the ports written to in `ctx.touched`.
+/// most, notes the ports written to in `ctx.touched`, and flushes what it
+/// wrote.
 fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
+    let mut got = Drained::default();
     let Some(device) = shared.devices[port.0 as usize].as_ref() else {
-        return Drained::default();
+        return got;
     };
+    let io = &shared.io[port.0 as usize];
     let ReadContext {
         batch,
         egress,
@@ -631,33 +634,6 @@ fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
         touched,
         ..
     } = ctx;
-    let got = read_and_forward(
-        shared,
-        port,
-        device.as_ref(),
-        batch,
-        egress,
-        writes,
-        touched,
-    );
-    if let Some(w) = writes {
-        flush(shared, w);
-    }
-    got
-}
-
-/// The reading half of [`drain`]: what it writes may wait in `writes`.
-fn read_and_forward(
-    shared: &Shared,
-    port: PortId,
-    device: &dyn PortIo,
-    batch: &mut Batch,
-    egress: &mut EgressPath,
-    writes: &mut Option<WriteBatch>,
-    touched: &mut Vec<PortId>,
-) -> Drained {
-    let mut got = Drained::default();
-    let io = &shared.io[port.0 as usize];
     while got.frames < READ_BUDGET {
         let mut frame = batch.take_frame();
         let n = match device.try_recv(frame.read_area()) {
@@ -669,7 +645,7 @@ fn read_and_forward(
                     IoCounters::bump(&io.read_failed);
                     got.failed = Some(e);
                 }
-                return got;
+                break;
             }
         };
         got.frames += 1;
@@ -690,7 +666,10 @@ fn read_and_forward(
             }
         }
     }
-    got.more = true;
+    got.more = got.frames == READ_BUDGET;
+    if let Some(w) = writes {
+        flush(shared, w);
+    }
     got
 }
 

@@ -16,11 +16,6 @@ use io_uring::{opcode, types, IoUring};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// A write that cannot be made at once fails with EAGAIN instead of
-/// waiting in the kernel (`preadv2(2)`), as the non-blocking writes it
-/// stands for would: a full queue never holds a reader.
-const RWF_NOWAIT: i32 = 0x8;
-
 /// Frames one batch holds.
 pub const SLOTS: usize = 64;
 
@@ -100,7 +95,10 @@ impl WriteBatch {
             };
             let buf = self.slots[i * SLOT_SIZE..].as_ptr();
             let write = opcode::Write::new(types::Fd(fd.as_raw_fd()), buf, len as u32)
-                .rw_flags(RWF_NOWAIT)
+                // A write that cannot be made at once fails with EAGAIN
+                // instead of waiting in the kernel (`pwritev2(2)`), as the
+                // non-blocking write it stands for would.
+                .rw_flags(libc::RWF_NOWAIT)
                 .build()
                 .user_data(i as u64);
             // SAFETY: the entry points into `self.slots`, which is neither
