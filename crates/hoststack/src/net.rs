@@ -284,11 +284,24 @@ impl Host {
 
     pub async fn connect(&self, remote: SocketAddrV4) -> io::Result<TcpStream> {
         let id = self.inner.with_stack(|s| s.tcp_connect(remote))?;
-        let stream = TcpStream {
+        // Owned from here, so that a connect abandoned half way (a
+        // timeout) releases its socket; its local address is known once
+        // connected.
+        let unbound = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        let mut stream = TcpStream {
             host: self.clone(),
             id,
+            key: FlowKey {
+                local: unbound,
+                remote,
+            },
         };
         poll_fn(|cx| self.inner.with_stack(|s| s.poll_connected(id, cx))).await?;
+        stream.key = self
+            .inner
+            .stack()
+            .tcp_addrs(id)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         Ok(stream)
     }
 
@@ -311,13 +324,13 @@ pub struct TcpListener {
 impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
         let inner = &self.host.inner;
-        let id = poll_fn(|cx| inner.with_stack(|s| s.poll_accept(self.port, cx))).await?;
+        let (id, key) = poll_fn(|cx| inner.with_stack(|s| s.poll_accept(self.port, cx))).await?;
         let stream = TcpStream {
             host: self.host.clone(),
             id,
+            key,
         };
-        let peer = stream.peer_addr()?;
-        Ok((stream, peer))
+        Ok((stream, key.remote))
     }
 
     pub fn port(&self) -> u16 {
@@ -337,23 +350,18 @@ impl Drop for TcpListener {
 pub struct TcpStream {
     host: Host,
     id: SockId,
+    /// Its addresses, fixed when it was accepted or connected: they stay
+    /// known after the peer resets it.
+    key: FlowKey,
 }
 
 impl TcpStream {
-    fn addrs(&self) -> io::Result<FlowKey> {
-        self.host
-            .inner
-            .stack()
-            .tcp_addrs(self.id)
-            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.key.local
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
-        Ok(self.addrs()?.local)
-    }
-
-    pub fn peer_addr(&self) -> io::Result<SocketAddrV4> {
-        Ok(self.addrs()?.remote)
+    pub fn peer_addr(&self) -> SocketAddrV4 {
+        self.key.remote
     }
 
     /// Resets the connection instead of closing it.

@@ -82,6 +82,15 @@ pub struct HostCounters {
     pub rx_queue_full: u64,
     /// SYNs dropped because their client holds its share of connections.
     pub client_limit: u64,
+    /// Connections reset by their peer while they waited for `accept`:
+    /// freed, never handed to the service.
+    pub accept_reset: u64,
+    /// Datagrams a service sent to an address no one can be reached at
+    /// (port 0, 0.0.0.0, a broadcast): dropped, as a reply to a spoofed
+    /// or unset source must be.
+    pub udp_unaddressable: u64,
+    /// Datagrams larger than the service's receive buffer: dropped.
+    pub udp_truncated: u64,
     /// IPv4 packets reassembled from fragments.
     pub reassembled: u64,
     /// Packets being reassembled that newer ones pushed out, that timed
@@ -964,21 +973,40 @@ impl Stack {
         }
     }
 
-    pub fn poll_accept(&mut self, port: u16, cx: &mut Context<'_>) -> Poll<io::Result<SockId>> {
-        let Some(l) = self.listeners.get_mut(&port) else {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        };
-        match l.ready.pop_front() {
-            Some(id) => {
-                l.inflight = l.inflight.saturating_sub(1);
-                if let Some(s) = self.socks.get_mut(id.0) {
-                    s.owner = Owner::User;
-                }
-                Poll::Ready(Ok(id))
-            }
-            None => {
+    /// The next established connection on `port`, with its addresses.
+    /// A queued connection that its peer reset before it was taken is
+    /// freed and counted (`accept_reset`), never handed out: what `accept`
+    /// returns is a connection with a peer.
+    pub fn poll_accept(
+        &mut self,
+        port: u16,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(SockId, FlowKey)>> {
+        loop {
+            let Some(l) = self.listeners.get_mut(&port) else {
+                return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+            };
+            let Some(id) = l.ready.pop_front() else {
                 l.waker = Some(cx.waker().clone());
-                Poll::Pending
+                return Poll::Pending;
+            };
+            l.inflight = l.inflight.saturating_sub(1);
+            let alive = self
+                .socks
+                .get(id.0)
+                .filter(|s| s.tcp_state() != State::Closed)
+                .and_then(|_| self.tcp_addrs(id));
+            match alive {
+                Some(key) => {
+                    if let Some(s) = self.socks.get_mut(id.0) {
+                        s.owner = Owner::User;
+                    }
+                    return Poll::Ready(Ok((id, key)));
+                }
+                None => {
+                    self.counters.accept_reset += 1;
+                    self.recycle(id.0);
+                }
             }
         }
     }
@@ -1311,29 +1339,28 @@ impl Stack {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddrV4, u64)>> {
-        let sock = self.sock(id)?;
-        let s = sock.udp();
-        loop {
-            return match s.recv_slice(buf) {
+        let mut truncated = 0;
+        let s = self.sock(id)?.udp();
+        let got = loop {
+            match s.recv_slice(buf) {
                 Ok((n, meta)) => match meta.endpoint.addr {
-                    IpAddress::Ipv4(a) => Poll::Ready(Ok((
-                        n,
-                        SocketAddrV4::new(a, meta.endpoint.port),
-                        u64::from(meta.meta.id),
-                    ))),
+                    IpAddress::Ipv4(a) => {
+                        let from = SocketAddrV4::new(a, meta.endpoint.port);
+                        break Poll::Ready(Ok((n, from, u64::from(meta.meta.id))));
+                    }
                     // The host has IPv4 addresses only.
                     IpAddress::Ipv6(_) => continue,
                 },
                 Err(udp::RecvError::Exhausted) => {
                     s.register_recv_waker(cx.waker());
-                    Poll::Pending
+                    break Poll::Pending;
                 }
-                Err(udp::RecvError::Truncated) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "datagram larger than the buffer",
-                ))),
-            };
-        }
+                // smoltcp has dropped it; the next one may fit.
+                Err(udp::RecvError::Truncated) => truncated += 1,
+            }
+        };
+        self.counters.udp_truncated += truncated;
+        got
     }
 
     pub fn poll_udp_send(
@@ -1380,10 +1407,14 @@ impl Stack {
                 Ok(true)
             }
             Err(udp::SendError::BufferFull) => Ok(false),
-            Err(udp::SendError::Unaddressable) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot send to {to}"),
-            )),
+            Err(udp::SendError::Unaddressable) => {
+                // A reply to a source that cannot be answered (port 0,
+                // 0.0.0.0): the peer's doing, so dropped and counted, as
+                // a kernel's stack would drop it, never an error that
+                // stops the service.
+                self.counters.udp_unaddressable += 1;
+                Ok(true)
+            }
         }
     }
 

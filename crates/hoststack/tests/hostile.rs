@@ -460,3 +460,62 @@ fn a_traced_datagram_keeps_its_id_to_the_reader_and_the_answer_names_it() {
     let traces: Vec<u64> = out.iter().map(|f| f.trace).collect();
     assert_eq!(traces, [41, 0]);
 }
+
+#[test]
+fn a_connection_reset_before_accept_is_never_handed_out() {
+    let mut net = Net::new(2, 15, Default::default(), |_| {});
+    net.stack(1).tcp_listen(80, 16).expect("listen");
+    // Established and queued, then reset by its client before the server
+    // takes it (connect, then close with SO_LINGER 0).
+    let doomed = net.stack(0).tcp_connect(server_addr(80)).expect("connect");
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(1).status().counters.tcp_accepted == 1
+    });
+    net.stack(0).tcp_abort(doomed);
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).tcp_state(doomed) == Some(TcpState::Closed)
+    });
+    net.step(Duration::from_millis(1));
+    let live = net.stack(0).tcp_connect(server_addr(80)).expect("connect");
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(1).status().counters.tcp_accepted == 2
+    });
+    // accept skips the reset one and hands out the live one, with its
+    // peer's address.
+    let taken = net.stack(1).poll_accept(80, &mut cx());
+    let std::task::Poll::Ready(Ok((_, key))) = taken else {
+        panic!("no connection: {taken:?}");
+    };
+    let client = net.stack(0).tcp_addrs(live).expect("client's addresses");
+    assert_eq!(key.remote, client.local);
+    assert_eq!(net.stack(1).status().counters.accept_reset, 1);
+    assert!(accept(net.stack(1), 80).is_none());
+}
+
+#[test]
+fn datagrams_from_port_0_or_too_large_are_counted_drops_not_errors() {
+    let mut net = Net::new(2, 16, Default::default(), |_| {});
+    let (sock, _) = net.stack(1).udp_bind(7).expect("bind");
+    let now = net.sim.now();
+    feed(net.stack(1), now, &mut udp_frame(0, 7, b"from port 0"));
+    feed(net.stack(1), now, &mut udp_frame(5000, 7, &[7; 200]));
+    feed(net.stack(1), now, &mut udp_frame(5001, 7, b"fits"));
+    let mut buf = [0u8; 100];
+    let got = net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf);
+    let std::task::Poll::Ready(Ok((n, from, _))) = got else {
+        panic!("no datagram: {got:?}");
+    };
+    assert_eq!((&buf[..n], from.port()), (&b"from port 0"[..], 0));
+    // Echoing it back cannot reach anyone: a counted drop.
+    let sent = net.stack(1).poll_udp_send(sock, &mut cx(), b"x", from, 0);
+    assert!(matches!(sent, std::task::Poll::Ready(Ok(1))), "{sent:?}");
+    // The 200-byte one does not fit the buffer: dropped, the next read
+    // goes on to the one that fits.
+    let got = net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf);
+    let std::task::Poll::Ready(Ok((n, _, _))) = got else {
+        panic!("no datagram: {got:?}");
+    };
+    assert_eq!(&buf[..n], b"fits");
+    let c = net.stack(1).status().counters;
+    assert_eq!((c.udp_unaddressable, c.udp_truncated), (1, 1));
+}

@@ -51,6 +51,11 @@ pub enum LabError {
     Runtime(std::io::Error),
     #[error("cannot make the lab's certificate authority: {0}")]
     Pki(String),
+    #[error("service `{service}` cannot start: {source}")]
+    Service {
+        service: String,
+        source: std::io::Error,
+    },
 }
 
 /// A namespace host's port: the caller puts a TAP with the host's MAC,

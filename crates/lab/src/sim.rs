@@ -9,7 +9,7 @@
 //! Hosts that take their address by DHCP have no simulated client (the
 //! simulator runs no DHCP client); their ports stay silent.
 
-use crate::services::host_event;
+use crate::services::{host_event, Supervised};
 use crate::{build, kinds, LabError};
 use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
@@ -74,13 +74,9 @@ impl LabSim {
         let mut services = Vec::new();
         for p in blueprint.services {
             if let Some(kind) = kinds::find(p.spec.kind()) {
-                let name = p.spec.name.clone();
-                let running = kind.run(p.host.clone(), &p.spec, &view).running;
-                rt.spawn(async move {
-                    if let Err(e) = running.await {
-                        tracing::error!(service = %name, "service stopped: {e}");
-                    }
-                });
+                let _clock = rt.enter();
+                let (task, _) = Supervised::start(kind, &p, &view)?;
+                rt.spawn(task);
             }
             services.push(SimService {
                 port: p.port,

@@ -45,7 +45,7 @@ pub async fn run(lab: Topology) -> Result<()> {
     let mut failures = runtime
         .failures()
         .context("the runtime's failures were taken")?;
-    let services = Services::start(blueprint.services, &runtime, &blueprint.view);
+    let services = Services::start(blueprint.services, &runtime, &blueprint.view)?;
     let running = Arc::new(Lab {
         runtime,
         services,

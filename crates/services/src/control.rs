@@ -17,9 +17,9 @@ pub trait Control: Send + Sync {
     fn status(&self) -> serde_json::Value;
 }
 
-/// A started service that takes commands: its handle, and the task that
-/// serves until it is dropped.
-pub type Serving = (
-    std::sync::Arc<dyn Control>,
-    Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
-);
+/// A service's task: it serves until dropped, and ends only if its host
+/// goes away (what a client does is counted, never an end).
+pub type Task = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+/// A started service that takes commands: its handle, and its task.
+pub type Serving = (std::sync::Arc<dyn Control>, Task);

@@ -8,7 +8,7 @@ use crate::{lock, Control, Reply};
 use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RecordType};
 use dns::{Authority, Transport};
-use hoststack::{Host, TcpStream};
+use hoststack::{Host, TcpListener, TcpStream, UdpSocket};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -25,11 +25,19 @@ pub const PORT: u16 = 53;
 /// suggests seconds, not minutes).
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 
-/// Serves `authority` on UDP and TCP `port` until the task is dropped.
-pub async fn serve(host: Host, authority: Authority, port: u16) -> io::Result<()> {
-    let authority = Arc::new(authority);
+/// Binds UDP and TCP `port`, and serves `authority` on them until the
+/// task is dropped.
+pub fn serve(host: Host, authority: Authority, port: u16) -> io::Result<crate::Task> {
     let udp = host.bind_udp(port)?;
     let listener = host.listen(port, 256)?;
+    Ok(Box::pin(authoritative(udp, listener, Arc::new(authority))))
+}
+
+async fn authoritative(
+    udp: UdpSocket,
+    listener: TcpListener,
+    authority: Arc<Authority>,
+) -> io::Result<()> {
     let datagrams = {
         let authority = authority.clone();
         async move {

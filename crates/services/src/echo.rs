@@ -2,17 +2,22 @@
 //! until the client closes its half; each UDP datagram is sent back to
 //! where it came from.
 
-use hoststack::{Host, TcpStream};
+use hoststack::{Host, TcpListener, TcpStream, UdpSocket};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The well-known echo port.
 pub const PORT: u16 = 7;
 
-/// Serves TCP and UDP echo on `port` until the task is dropped.
-pub async fn serve(host: Host, port: u16) -> io::Result<()> {
+/// Binds TCP and UDP `port`, and serves echo on them until the task is
+/// dropped.
+pub fn serve(host: Host, port: u16) -> io::Result<crate::Task> {
     let listener = host.listen(port, 1024)?;
     let udp = host.bind_udp(port)?;
+    Ok(Box::pin(echo(listener, udp)))
+}
+
+async fn echo(listener: TcpListener, udp: UdpSocket) -> io::Result<()> {
     let tcp = async {
         loop {
             let (stream, _) = listener.accept().await?;

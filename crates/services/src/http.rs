@@ -22,7 +22,7 @@
 //! host's per-client connection limit bounds how many they hold at once.
 
 use bytes::Bytes;
-use hoststack::Host;
+use hoststack::{Host, TcpListener};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -59,13 +59,17 @@ pub struct Config {
     pub world: crate::World,
 }
 
-/// Serves HTTP on the host until the task is dropped.
-pub async fn serve(host: Host, config: Config) -> io::Result<()> {
+/// Binds the configured port, and serves HTTP on it until the task is
+/// dropped.
+pub fn serve(host: Host, config: Config) -> io::Result<crate::Task> {
     let listener = host.listen(config.port, 1024)?;
-    let config = Arc::new(config);
+    Ok(Box::pin(accept(listener, Arc::new(config))))
+}
+
+async fn accept(listener: TcpListener, config: Arc<Config>) -> io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        let local = stream.local_addr()?;
+        let local = stream.local_addr();
         let config = config.clone();
         let config_timeout = config.header_timeout;
         tokio::spawn(async move {

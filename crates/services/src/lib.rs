@@ -41,11 +41,11 @@ pub mod lb;
 mod world;
 
 pub use balancing::Check;
-pub use control::{Control, Reply, Serving};
+pub use control::{Control, Reply, Serving, Task};
 pub use world::{World, SIMULATED_EPOCH};
 
 /// A mutex's guard, also after a panic elsewhere held it (the data is
 /// counters and tables that stay consistent between statements).
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -117,7 +117,7 @@ pub fn recv_some(s: &mut Stack, id: SockId, into: &mut Vec<u8>) -> bool {
 
 pub fn accept(s: &mut Stack, port: u16) -> Option<SockId> {
     match s.poll_accept(port, &mut cx()) {
-        Poll::Ready(r) => Some(r.expect("accept")),
+        Poll::Ready(r) => Some(r.expect("accept").0),
         Poll::Pending => None,
     }
 }

@@ -4,9 +4,10 @@
 //! own networks may transfer the zones (AXFR) unless `allow_transfer`
 //! says who may.
 
-use super::{Running, Service, Started};
+use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
+use std::io;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct DnsAuthoritative;
@@ -16,9 +17,9 @@ impl Service for DnsAuthoritative {
         ServiceKind::DnsAuthoritative
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::DnsAuthoritative(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
         let zones = crate::reverse::with_reverse_zones(settings.zones.clone(), lab.topology());
         let transfers = settings
@@ -26,7 +27,6 @@ impl Service for DnsAuthoritative {
             .clone()
             .unwrap_or_else(|| lab.networks());
         let authority = dns::Authority::new(zones).allow_transfer(transfers);
-        let running: Running = Box::pin(services::dns::serve(host, authority, services::dns::PORT));
-        running.into()
+        Ok(services::dns::serve(host, authority, services::dns::PORT)?.into())
     }
 }

@@ -5,6 +5,7 @@
 use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
+use std::io;
 use std::net::IpAddr;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
@@ -15,9 +16,9 @@ impl Service for DnsResolver {
         ServiceKind::DnsResolver
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::DnsResolver(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
         let hints = settings
             .root_hints
@@ -36,11 +37,6 @@ impl Service for DnsResolver {
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
         let seed = lab.world().seed(&spec.name);
-        super::serving(services::dns::resolver(
-            host,
-            config,
-            services::dns::PORT,
-            seed,
-        ))
+        Ok(services::dns::resolver(host, config, services::dns::PORT, seed)?.into())
     }
 }

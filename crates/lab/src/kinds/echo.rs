@@ -1,8 +1,9 @@
 //! `kind = "echo"`: TCP and UDP echo (RFC 862) on `port` (default 7).
 
-use super::{Running, Service, Started};
+use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
+use std::io;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct Echo;
@@ -12,11 +13,10 @@ impl Service for Echo {
         ServiceKind::Echo
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, _lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::Echo(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
-        let running: Running = Box::pin(services::echo::serve(host, settings.port));
-        running.into()
+        Ok(services::echo::serve(host, settings.port)?.into())
     }
 }

@@ -1,9 +1,10 @@
 //! `kind = "http"`: the built-in web server on `port` (default 80), with
 //! `body_size` and `header_timeout_secs`.
 
-use super::{Running, Service, Started};
+use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
+use std::io;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct Http;
@@ -13,9 +14,9 @@ impl Service for Http {
         ServiceKind::Http
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::Http(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
         let config = services::http::Config {
             name: spec.name.clone(),
@@ -24,7 +25,6 @@ impl Service for Http {
             header_timeout: settings.header_timeout,
             world: lab.world(),
         };
-        let running: Running = Box::pin(services::http::serve(host, config));
-        running.into()
+        Ok(services::http::serve(host, config)?.into())
     }
 }

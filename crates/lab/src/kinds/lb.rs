@@ -84,37 +84,30 @@ impl Service for HttpLb {
         ServiceKind::HttpLb
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::HttpLb(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
-        let pools = pool(spec, &settings.backends, settings, lab).and_then(|default| {
-            let routes = settings
-                .routes
-                .iter()
-                .map(|r| {
-                    Ok(services::lb::Route {
-                        host: r.host.clone(),
-                        path_prefix: r.path_prefix.clone(),
-                        pool: pool(spec, &r.backends, settings, lab)?,
-                    })
+        let pool_of = |backends| pool(spec, backends, settings, lab);
+        let routes = settings
+            .routes
+            .iter()
+            .map(|r| {
+                Ok(services::lb::Route {
+                    host: r.host.clone(),
+                    path_prefix: r.path_prefix.clone(),
+                    pool: pool_of(&r.backends)?,
                 })
-                .collect::<io::Result<Vec<_>>>()?;
-            Ok((default, routes))
-        });
-        let (pool, routes) = match pools {
-            Ok(p) => p,
-            Err(e) => return super::failed(e),
-        };
-        let tls = match settings.tls_port.map(|port| tls(spec, port, lab)) {
-            Some(Ok(t)) => Some(t),
-            Some(Err(e)) => return super::failed(e),
-            None => None,
-        };
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let tls = settings
+            .tls_port
+            .map(|port| tls(spec, port, lab))
+            .transpose()?;
         let config = services::lb::Config {
             name: spec.name.clone(),
             port: settings.port,
-            pool,
+            pool: pool_of(&settings.backends)?,
             routes,
             check: check(settings),
             retries: settings.retries,
@@ -126,7 +119,7 @@ impl Service for HttpLb {
             tls,
             requests_per_sec_per_client: settings.requests_per_sec_per_client,
         };
-        super::serving(services::lb::serve(host, config))
+        Ok(services::lb::serve(host, config)?.into())
     }
 }
 
@@ -152,13 +145,11 @@ impl Service for TcpLb {
         ServiceKind::TcpLb
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::TcpLb(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
-        super::serving(
-            l4_config(spec, settings, lab).and_then(|c| services::l4::serve_tcp(host, c)),
-        )
+        Ok(services::l4::serve_tcp(host, l4_config(spec, settings, lab)?)?.into())
     }
 }
 
@@ -167,12 +158,10 @@ impl Service for UdpLb {
         ServiceKind::UdpLb
     }
 
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started {
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started> {
         let ServiceSettings::UdpLb(settings) = &spec.settings else {
-            return super::wrong_kind(spec);
+            return Err(super::wrong_kind(spec));
         };
-        super::serving(
-            l4_config(spec, settings, lab).and_then(|c| services::l4::serve_udp(host, c)),
-        )
+        Ok(services::l4::serve_udp(host, l4_config(spec, settings, lab)?)?.into())
     }
 }

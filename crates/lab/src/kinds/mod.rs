@@ -15,14 +15,12 @@ mod lb;
 
 use crate::LabView;
 use hoststack::Host;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use topology::{ServiceKind, ServiceSpec};
 
-/// A running service: it ends only on an error.
-pub type Running = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+/// A running service: it ends only if its host goes away.
+pub type Running = services::Task;
 
 /// A started service: its task, and its handle for `scratchnet` commands
 /// if it takes any.
@@ -48,14 +46,25 @@ impl From<Running> for Started {
     }
 }
 
+impl From<services::Serving> for Started {
+    fn from((control, running): services::Serving) -> Started {
+        Started {
+            running,
+            control: Some(control),
+        }
+    }
+}
+
 /// A kind of service a service host can run.
 pub trait Service: Sync {
     /// Which kind of the topology file this is.
     fn kind(&self) -> ServiceKind;
 
-    /// The service on `host`, configured by `spec`, until the task is
-    /// dropped.
-    fn run(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> Started;
+    /// The service on `host`, configured by `spec`, its ports bound: it
+    /// serves until its task is dropped. An error here is a setting that
+    /// cannot work (a port taken, a backend with no address), and stops
+    /// `up`; [`crate::services`] starts it again whenever its task ends.
+    fn start(&self, host: Host, spec: &ServiceSpec, lab: &LabView) -> io::Result<Started>;
 }
 
 /// Every kind this version runs.
@@ -69,32 +78,14 @@ pub const ALL: &[&dyn Service] = &[
     &lb::UdpLb,
 ];
 
-/// What a kind runs when given another kind's settings (the registry
-/// finds kinds by their settings, so this is a bug, reported, not a panic).
-fn wrong_kind(spec: &ServiceSpec) -> Started {
-    let msg = format!(
+/// The error of a kind given another kind's settings (the registry finds
+/// kinds by their settings, so this is a bug, reported, not a panic).
+fn wrong_kind(spec: &ServiceSpec) -> io::Error {
+    io::Error::other(format!(
         "service `{}`: settings of kind `{}` given to another kind",
         spec.name,
         spec.kind().name()
-    );
-    failed(io::Error::other(msg))
-}
-
-/// A service that takes commands, started, or why it could not.
-fn serving(r: io::Result<services::Serving>) -> Started {
-    match r {
-        Ok((control, running)) => Started {
-            running,
-            control: Some(control),
-        },
-        Err(e) => failed(e),
-    }
-}
-
-/// A service that could not start.
-fn failed(e: io::Error) -> Started {
-    let running: Running = Box::pin(async move { Err(e) });
-    running.into()
+    ))
 }
 
 /// The implementation of a kind, if this version runs it.
