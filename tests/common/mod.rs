@@ -186,6 +186,22 @@ pub fn script_ok(host: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a Python program in a host's namespace and insists that it
+/// succeeds; returns what it printed.
+pub fn python_ok(host: &str, program: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", host, "python3", "-c", program])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python in {host} failed:\n{program}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn namespaces() -> String {
     String::from_utf8_lossy(&sh("ip netns list").stdout).into_owned()
 }

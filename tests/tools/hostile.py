@@ -16,6 +16,9 @@ them. Prints "sent N" when done.
   frag-storm SRC DST N      N first fragments of packets that never end
   arp-spray N               ARP requests from N off-subnet senders
   sweep SRC NET             one UDP packet to every address of NET (/24)
+  udp-from SRC SPORT DST DPORT N
+                            N DNS queries for lab.test from SRC:SPORT (0.0.0.0,
+                            port 0: sources no reply can reach)
 """
 import random
 import socket
@@ -157,6 +160,11 @@ def main():
         for last in range(1, 255):
             dst = "%s.%d" % (net, last)
             w.ip(ipv4(src, dst, 17, udp(src, dst, 1000, 9, b"sweep")))
+    elif kind == "udp-from":
+        src, sport, dst, dport, n = args[0], int(args[1]), args[2], int(args[3]), int(args[4])
+        for i in range(n):
+            query = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\3lab\4test\0\0\1\0\1"
+            w.ip(ipv4(src, dst, 17, udp(src, dst, sport, dport, query)))
     else:
         sys.exit("unknown kind " + kind)
     print("sent %d" % w.sent)
