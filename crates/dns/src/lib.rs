@@ -15,6 +15,10 @@ pub mod resolver;
 mod step;
 mod zone;
 
+/// The DNS port, where the resolver sends its queries and expects the
+/// answers from.
+pub const PORT: u16 = 53;
+
 pub use authority::{Authority, Transport};
 pub use resolver::{locally_served, Action, Resolver, ResolverConfig, MAX_WAITERS, STALE_MAX};
 pub use step::Step;

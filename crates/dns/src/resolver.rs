@@ -48,8 +48,10 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use ipnet::Ipv4Net;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 /// CNAMEs followed for one question at most.
@@ -322,7 +324,10 @@ pub struct Resolver {
     cache: HashMap<(LowerName, RecordType), Entry>,
     tasks: HashMap<u64, Task>,
     next_token: u64,
-    rng: u64,
+    /// IDs, source ports and 0x20 case: ChaCha12 keyed from the caller's
+    /// 32 bytes, so that seeing any number of them tells nothing of the
+    /// next (the answer to xorshift's "one long name reveals the state").
+    rng: StdRng,
     budgets: HashMap<Ipv4Addr, Budget>,
     /// Each upstream server's smoothed round-trip time.
     rtt: HashMap<Ipv4Addr, std::time::Duration>,
@@ -332,14 +337,16 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `seed` drives the upstream message IDs (give it real randomness).
-    pub fn new(config: ResolverConfig, seed: u64) -> Resolver {
+    /// `key` seeds what an off-path forger must guess (IDs, source
+    /// ports, case): 32 bytes from the OS's CSPRNG in a running lab; a
+    /// simulation passes its own to replay a run.
+    pub fn new(config: ResolverConfig, key: [u8; 32]) -> Resolver {
         Resolver {
             config,
             cache: HashMap::new(),
             tasks: HashMap::new(),
             next_token: 0,
-            rng: seed | 1,
+            rng: StdRng::from_seed(key),
             budgets: HashMap::new(),
             rtt: HashMap::new(),
             counters: ResolverCounters::default(),
@@ -386,12 +393,13 @@ impl Resolver {
     }
 
     fn random_u64(&mut self) -> u64 {
-        // xorshift64*: IDs, ports and case an off-path attacker cannot
-        // predict without the seed.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng.next_u64()
+    }
+
+    /// A source port for an upstream query, from 1024-65535; the service
+    /// asks again when the one given is taken.
+    pub fn random_port(&mut self) -> u16 {
+        1024 + self.random_u16() % (u16::MAX - 1024)
     }
 
     fn random_u16(&mut self) -> u16 {
@@ -609,7 +617,7 @@ impl Resolver {
         &mut self,
         now: Instant,
         token: u64,
-        from: Ipv4Addr,
+        from: SocketAddrV4,
         bytes: &[u8],
     ) -> Vec<Action> {
         let Some(task) = self.tasks.get_mut(&token) else {
@@ -618,26 +626,28 @@ impl Resolver {
         let Some((_, server, id)) = task.waiting else {
             return Vec::new();
         };
-        let Ok(msg) = Message::from_vec(bytes) else {
+        let ip = *from.ip();
+        // Garbage is ignored like a forgery: the wait goes on, so one bad
+        // datagram cannot cost a query its server (Unbound does the same).
+        let msg = Message::from_vec(bytes).ok().filter(|msg| {
+            from == SocketAddrV4::new(server, crate::PORT)
+                && msg.metadata.id == id
+                && msg.metadata.message_type == MessageType::Response
+                && msg.queries.len() == 1
+                && LowerName::new(msg.queries[0].name()) == task.asked.0
+                && msg.queries[0].query_type() == task.asked.1
+        });
+        let Some(msg) = msg else {
             self.counters.spoofed_or_bad += 1;
-            self.note(token, || Step::Ignored { from });
-            let actions = self.next_server(now, token);
-            return self.with_steps(actions);
+            self.note(token, || Step::Ignored { from: ip });
+            return self.with_steps(Vec::new());
         };
-        let matches = from == server
-            && msg.metadata.id == id
-            && msg.metadata.message_type == MessageType::Response
-            && msg.queries.len() == 1
-            && LowerName::new(msg.queries[0].name()) == task.asked.0
-            && msg.queries[0].query_type() == task.asked.1;
-        if matches && !msg.queries[0].name().eq_case(&task.sent) {
+        if !msg.queries[0].name().eq_case(&task.sent) {
+            // The right answer in the wrong case (0x20): a forger guessed
+            // ID and port but not the case; wait on.
             self.counters.case_mismatches += 1;
-        }
-        if !matches || !msg.queries[0].name().eq_case(&task.sent) {
-            // Not the answer to what was asked: wait on (a spoofer must not
-            // end the query).
             self.counters.spoofed_or_bad += 1;
-            self.note(token, || Step::Ignored { from });
+            self.note(token, || Step::Ignored { from: ip });
             return self.with_steps(Vec::new());
         }
         task.waiting = None;
@@ -854,7 +864,7 @@ impl Resolver {
             });
         }
         self.counters.upstream_queries += 1;
-        let source_port = 1024 + self.random_u16() % (u16::MAX - 1024);
+        let source_port = self.random_port();
         let tcp = self.tasks.get(&upstream).is_some_and(|t| t.tcp);
         vec![Action::Query {
             token: upstream,

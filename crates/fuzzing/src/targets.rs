@@ -6,6 +6,7 @@
 use crate::fixup::{fix_frame, fix_ipv4};
 use crate::lab::{Lab, ALICE, HOME_GW, HOME_GW_ISP, WEB1};
 use hoststack::{HostConfig, Stack};
+use std::net::SocketAddrV4;
 use std::time::Duration;
 use wire::ether::build_frame;
 use wire::offload::Segmenter;
@@ -313,7 +314,7 @@ pub fn dns_resolver(data: &[u8]) {
     let (question, upstream) = rest.split_at(usize::from(split).min(rest.len()));
     let now = std::time::Instant::now();
     let config = dns::ResolverConfig::new(vec![std::net::Ipv4Addr::new(203, 0, 113, 53)]);
-    let mut r = dns::Resolver::new(config, 7);
+    let mut r = dns::Resolver::new(config, [7; 32]);
     let client = std::net::Ipv4Addr::new(192, 168, 1, 10);
     let mut pending: Vec<dns::Action> =
         r.client_query(now, 1, client, dns::Transport::Udp, question);
@@ -330,7 +331,7 @@ pub fn dns_resolver(data: &[u8]) {
     ));
     for action in pending {
         if let dns::Action::Query { token, server, .. } = action {
-            let _ = r.upstream_answer(now, token, server, upstream);
+            let _ = r.upstream_answer(now, token, SocketAddrV4::new(server, dns::PORT), upstream);
             let _ = r.upstream_timeout(now, token);
         }
     }

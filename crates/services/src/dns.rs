@@ -124,6 +124,9 @@ enum Traced {
 /// limits keep it far below).
 const MAX_STEPS: usize = 1024;
 
+/// Random source ports an upstream query tries before it gives up.
+const PORT_TRIES: usize = 16;
+
 /// How long `scratchnet trace dns` waits for its answer.
 const TRACE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -234,9 +237,13 @@ impl ResolverService {
         message: Vec<u8>,
         cause: u64,
     ) {
-        let socket = match self.host.bind_udp(port).or_else(|_| self.host.bind_udp(0)) {
-            Ok(s) => s,
-            Err(_) => return self.timed_out(token, cause),
+        // The resolver's random port, or another random one if that is
+        // taken (never the lowest free one: a forger would know it).
+        let socket = std::iter::once(port)
+            .chain((1..PORT_TRIES).map(|_| self.resolver().random_port()))
+            .find_map(|p| self.host.bind_udp(p).ok());
+        let Some(socket) = socket else {
+            return self.timed_out(token, cause);
         };
         let to = SocketAddrV4::new(server, PORT);
         if socket.send_to_answering(&message, to, cause).await.is_err() {
@@ -247,9 +254,9 @@ impl ResolverService {
         loop {
             match tokio::time::timeout_at(deadline, socket.recv_traced(&mut buf)).await {
                 Ok(Ok((n, from, trace))) => {
-                    let actions =
-                        self.resolver()
-                            .upstream_answer(now(), token, *from.ip(), &buf[..n]);
+                    let actions = self
+                        .resolver()
+                        .upstream_answer(now(), token, from, &buf[..n]);
                     self.dispatch(actions, trace);
                     if !self.resolver().is_waiting(token) {
                         return;
@@ -283,9 +290,12 @@ impl ResolverService {
         };
         match tokio::time::timeout(self.timeout * 3, exchange).await {
             Ok(Ok(answer)) => {
-                let actions = self
-                    .resolver()
-                    .upstream_answer(now(), token, server, &answer);
+                let actions = self.resolver().upstream_answer(
+                    now(),
+                    token,
+                    SocketAddrV4::new(server, PORT),
+                    &answer,
+                );
                 self.dispatch(actions, cause);
                 if self.resolver().is_waiting(token) {
                     self.timed_out(token, cause);
@@ -414,19 +424,19 @@ impl Control for ResolverControl {
 }
 
 /// A recursive resolver with `config` on UDP and TCP `port`, its
-/// randomness seeded by `seed`: its handle for commands, and the task that
-/// serves until dropped.
+/// randomness keyed by `key` ([`crate::World::key`]): its handle for
+/// commands, and the task that serves until dropped.
 pub fn resolver(
     host: Host,
     config: dns::ResolverConfig,
     port: u16,
-    seed: u64,
+    key: [u8; 32],
 ) -> io::Result<crate::Serving> {
     let service = Arc::new(ResolverService {
         udp: host.bind_udp(port)?,
         timeout: config.upstream_timeout,
         host: host.clone(),
-        resolver: Mutex::new(dns::Resolver::new(config, seed)),
+        resolver: Mutex::new(dns::Resolver::new(config, key)),
         clients: Mutex::new(HashMap::new()),
         next_client: AtomicU64::new(1),
     });

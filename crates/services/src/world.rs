@@ -57,6 +57,31 @@ impl World {
     }
 }
 
+impl World {
+    /// A key for randomness a peer must not predict (DNS IDs, source
+    /// ports, 0x20 case) of the service named `name`: 32 bytes from the
+    /// OS's CSPRNG on the machine; in a simulation, fixed by its seed and
+    /// the name, to replay a run.
+    pub fn key(&self, name: &str) -> std::io::Result<[u8; 32]> {
+        let mut key = [0u8; 32];
+        match self {
+            World::Machine => getrandom::fill(&mut key).map_err(std::io::Error::other)?,
+            World::Simulated { .. } => {
+                // splitmix64 over the name's seed, 8 bytes at a time.
+                let mut x = self.seed(name);
+                for chunk in key.chunks_mut(8) {
+                    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = x;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+                }
+            }
+        }
+        Ok(key)
+    }
+}
+
 /// The time of day a simulated lab starts at, in seconds since 1970:
 /// 2026-01-01 00:00:00 UTC.
 pub const SIMULATED_EPOCH: u64 = 1_767_225_600;

@@ -36,7 +36,7 @@ impl Service for DnsResolver {
         config.prefetch = settings.prefetch;
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
-        let seed = lab.world().seed(&spec.name);
-        Ok(services::dns::resolver(host, config, services::dns::PORT, seed)?.into())
+        let key = lab.world().key(&spec.name)?;
+        Ok(services::dns::resolver(host, config, services::dns::PORT, key)?.into())
     }
 }
