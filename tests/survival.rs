@@ -21,6 +21,11 @@ name = "sv-x"
 switch = "sv"
 address = "10.79.60.10/24"
 
+[[host]]
+name = "sv-y"
+switch = "sv"
+address = "10.79.60.9/24"
+
 [[service]]
 name = "sv-web"
 kind = "http"
@@ -33,6 +38,7 @@ kind = "http-lb"
 switch = "sv"
 address = "10.79.60.12/24"
 backends = ["sv-web"]
+tls_port = 443
 
 [[service]]
 name = "sv-ns"
@@ -127,12 +133,17 @@ fn assert_running(lab: &Lab) {
     }
 }
 
+/// One lab (its namespaces have fixed names) for every attack in turn.
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
-fn resets_before_accept_and_unanswerable_datagrams_stop_nothing() {
+fn services_survive_their_clients() {
     let lab = Lab::up("survival", TOPOLOGY);
     every_service_answers();
+    resets_before_accept_and_unanswerable_datagrams_stop_nothing(&lab);
+    idle_and_half_sent_connections_are_cut_at_their_deadline(&lab);
+}
 
+fn resets_before_accept_and_unanswerable_datagrams_stop_nothing(lab: &Lab) {
     // Connections reset by their client right after the handshake (close
     // with SO_LINGER 0), in a tight loop, at every TCP listener: some
     // are reset while they wait in the accept queue.
@@ -157,10 +168,10 @@ print(n)
 "#,
     );
     assert!(resets.trim().parse::<u32>().unwrap() > 1000, "{resets}");
-    assert_running(&lab);
+    assert_running(lab);
     // How many were caught in the queue depends on timing; each one that
     // was is counted, and none stopped anything.
-    eprintln!("reset in the accept queue: {}", sum(&lab, "accept_reset"));
+    eprintln!("reset in the accept queue: {}", sum(lab, "accept_reset"));
     every_service_answers();
 
     // DNS queries and echo datagrams from port 0 and from 0.0.0.0: no
@@ -180,7 +191,7 @@ print(n)
         "{}/../../tests/tools/hostile.py",
         env!("CARGO_MANIFEST_DIR")
     );
-    let before = sum(&lab, "udp_unaddressable");
+    let before = sum(lab, "udp_unaddressable");
     for (ip, port) in [("10.79.60.13", 53), ("10.79.60.14", 53), ("10.79.60.15", 7)] {
         let mac = neigh(ip);
         for (src, sport) in [("10.79.60.10", 0), ("0.0.0.0", 5353)] {
@@ -191,8 +202,84 @@ print(n)
         }
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert_running(&lab);
+    assert_running(lab);
     every_service_answers();
-    let dropped = sum(&lab, "udp_unaddressable") - before;
+    let dropped = sum(lab, "udp_unaddressable") - before;
     assert!(dropped >= 150, "unanswerable replies counted: {dropped}");
+}
+
+/// A service host's open TCP connections.
+fn connections(lab: &Lab, name: &str) -> u64 {
+    lab.status_json()["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .and_then(|h| h["tcp_connections"].as_u64())
+        .unwrap()
+}
+
+fn idle_and_half_sent_connections_are_cut_at_their_deadline(lab: &Lab) {
+    // From sv-y: 1,600 connections that say nothing, or half a request,
+    // to every phase that waits for a client: HTTP/1 headers, the
+    // HTTP/2 preface (prior knowledge) and its SETTINGS, a TLS
+    // ClientHello, a DNS-over-TCP length with no message. Held while the
+    // checks below run.
+    let holder = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "sv-y",
+        "python3",
+        "-c",
+        r#"
+import socket, time
+held = []
+starts = [b"", b"GET / HTTP/1.1\r\nHost: sv", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+          b"\x16\x03\x01\x00\xff\x01"]
+for i in range(1200):
+    s = socket.socket()
+    s.setblocking(False)
+    port = 443 if i % 4 == 3 else 80
+    try:
+        s.connect(("10.79.60.12", port))
+    except BlockingIOError:
+        pass
+    held.append((s, starts[i % 4]))
+for i in range(400):
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(("10.79.60.13" if i % 2 else "10.79.60.14", 53))
+    except BlockingIOError:
+        pass
+    held.append((s, b"\x00\x40"))
+time.sleep(2)
+for s, start in held:
+    try:
+        s.send(start)
+    except OSError:
+        pass
+time.sleep(60)
+"#,
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let during = connections(lab, "sv-lb");
+    assert!(during > 500, "the balancer holds {during} connections");
+    every_service_answers();
+    // The header timeout (10 s) and DNS's idle time (10 s) cut them all:
+    // every one of the holder's sockets has had the server's FIN
+    // (CLOSE-WAIT on its side; the server's end waits in FIN-WAIT-2 for
+    // the holder's close, as a kernel's would).
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let open = script_ok(
+        "sv-y",
+        "ss -Htn state established '( dport = :80 or dport = :443 or dport = :53 )' | wc -l",
+    );
+    let closed = script_ok("sv-y", "ss -Htn state close-wait | wc -l");
+    assert_eq!(open.trim(), "0", "still open after their deadlines");
+    assert_eq!(closed.trim(), "1600", "closed by the services");
+    assert_running(lab);
+    every_service_answers();
+    drop(holder);
 }

@@ -88,15 +88,15 @@ async fn tcp_client(mut stream: TcpStream, peer: std::net::Ipv4Addr, authority: 
 /// Reads one length-framed message (RFC 1035 4.2.2) into `buf`; false
 /// when the connection closed, failed or idled past [`TCP_IDLE`].
 async fn read_framed(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
-    let mut len = [0u8; 2];
-    if !matches!(
-        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await,
-        Ok(Ok(_))
-    ) {
-        return false;
-    }
-    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
-    stream.read_exact(buf).await.is_ok()
+    // The whole message within the idle time, not just its length: a
+    // client that sends a length and stops holds nothing longer.
+    let read = async {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+        stream.read_exact(buf).await
+    };
+    matches!(tokio::time::timeout(TCP_IDLE, read).await, Ok(Ok(_)))
 }
 
 /// Writes one message with its two-byte length.

@@ -19,6 +19,7 @@
 //! that must answer with the expected status, or a TCP connection).
 
 use crate::balancing::{self, Check, SharedPool};
+use crate::deadline::{Busy, Deadlined};
 use crate::lock;
 use balancer::{Outcome, Pick, Pool};
 use bytes::Bytes;
@@ -73,6 +74,18 @@ pub struct Config {
     /// that); past it, 429.
     pub requests_per_sec_per_client: Option<u32>,
 }
+
+/// Streams one HTTP/2 client connection may have open at once (each may
+/// hold a backend connection): HAProxy's default is 100, nginx's 128;
+/// the lab's pools are a few backends, so fewer.
+const H2_STREAMS: u32 = 32;
+/// How often an HTTP/2 connection is pinged while open; one that does not
+/// answer within the header timeout is closed (RFC 9113 6.7).
+const H2_PING: Duration = Duration::from_secs(20);
+/// A client connection over which no byte moved for this long is closed
+/// even with a request in flight (nginx's `send_timeout`), or twice the
+/// request timeout if that is longer, so that a slow backend is not cut.
+const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
 /// Client addresses with a request budget at most; past it the one heard
 /// from least recently is forgotten.
@@ -199,9 +212,17 @@ impl Lb {
         let timeout = self.config.header_timeout;
         let lb = self.clone();
         let peer = client.peer;
+        let busy = Busy::default();
+        let requests = busy.clone();
         let service = service_fn(move |req| {
-            let (lb, client) = (lb.clone(), client.clone());
-            async move { Ok::<_, Infallible>(lb.handle(req, client).await) }
+            let (lb, client, request) = (lb.clone(), client.clone(), requests.enter());
+            async move {
+                let answer = lb.handle(req, client).await;
+                if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    request.keep();
+                }
+                Ok::<_, Infallible>(answer)
+            }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -209,7 +230,18 @@ impl Lb {
             .keep_alive(true)
             .timer(TokioTimer::new())
             .header_read_timeout(timeout);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_STREAMS)
+            .keep_alive_interval(H2_PING)
+            .keep_alive_timeout(timeout);
+        // hyper's timers cover HTTP/1 headers once it knows the protocol;
+        // these cover the rest: the bytes that tell the protocol, an
+        // HTTP/2 connection with no request in flight, a client that
+        // stopped reading (crate::deadline).
+        let idle = CLIENT_IDLE.max(self.config.request_timeout * 2);
+        let io = Deadlined::new(io, timeout, idle, busy);
         let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         if let Err(e) = served.await {
             tracing::debug!(%peer, "balancer connection ended: {e}");

@@ -33,6 +33,7 @@ macro_rules! counters {
 
 mod balancing;
 mod control;
+mod deadline;
 pub mod dns;
 pub mod echo;
 pub mod http;
