@@ -171,6 +171,10 @@ impl Authority {
             edns.set_max_payload(EDNS_PAYLOAD);
             m.edns = Some(edns);
         }
+        if edns_version_unknown(request) {
+            m.metadata.response_code = ResponseCode::BADVERS;
+            return m;
+        }
         if request.metadata.op_code != OpCode::Query {
             m.metadata.response_code = ResponseCode::NotImp;
             return m;
@@ -212,8 +216,16 @@ impl Authority {
                 }
             }
             let found = if qtype == RecordType::ANY {
-                let all: Vec<Record> = zone.all_at(&name).into_iter().cloned().collect();
-                (!all.is_empty()).then_some(all)
+                // RFC 8482 4.2: one RRset of those at the name, not all
+                // of them (an ANY query is an amplifier's favourite).
+                let all = zone.all_at(&name);
+                let first = all.first().map(|r| r.record_type());
+                let one: Vec<Record> = all
+                    .into_iter()
+                    .filter(|r| Some(r.record_type()) == first)
+                    .cloned()
+                    .collect();
+                (!one.is_empty()).then_some(one)
             } else {
                 zone.rrset(&name, qtype).map(<[Record]>::to_vec)
             };
@@ -272,6 +284,12 @@ impl Authority {
         // A CNAME loop: what was found so far, and SERVFAIL.
         m.metadata.response_code = ResponseCode::ServFail;
     }
+}
+
+/// A query with an EDNS version this server does not speak (only 0
+/// exists): answered BADVERS with our version, 0 (RFC 6891 6.1.3).
+pub(crate) fn edns_version_unknown(request: &Message) -> bool {
+    request.edns.as_ref().is_some_and(|e| e.version() > 0)
 }
 
 /// The SOA for a negative answer, its TTL the negative-caching one.

@@ -42,7 +42,7 @@
 //! question (RFC 8020: nothing exists below it); an answer that is no
 //! referral means no zone cut there, and one more label is added.
 
-use crate::authority::{encode_for, Transport};
+use crate::authority::{edns_version_unknown, encode_for, Transport};
 use crate::step::Step;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
@@ -496,6 +496,10 @@ impl Resolver {
         if !self.within_budget(now, from) {
             self.counters.rate_limited += 1;
             reply.metadata.response_code = ResponseCode::Refused;
+            return answer(client, &request, transport, reply);
+        }
+        if edns_version_unknown(&request) {
+            reply.metadata.response_code = ResponseCode::BADVERS;
             return answer(client, &request, transport, reply);
         }
         if request.metadata.op_code != OpCode::Query {

@@ -317,3 +317,39 @@ fn zone_transfers_go_over_tcp_to_allowed_addresses() {
     ));
     assert!(a.transfer(&q.to_vec().expect("encode"), allowed).is_none());
 }
+
+#[test]
+fn any_gets_one_rrset_as_rfc_8482_says() {
+    let a = authority();
+    let m = ask(&a, "example.com.", RecordType::ANY);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.answers.is_empty());
+    let first = m.answers[0].record_type();
+    assert!(
+        m.answers.iter().all(|r| r.record_type() == first),
+        "one RRset, not every one at the apex: {:?}",
+        m.answers
+    );
+}
+
+#[test]
+fn an_unknown_edns_version_gets_badvers_with_ours() {
+    let a = authority();
+    let mut q = Message::query();
+    q.metadata.id = 7;
+    q.add_query(Query::query(
+        Name::from_ascii("www.example.com.").expect("name"),
+        RecordType::A,
+    ));
+    let mut e = Edns::new();
+    e.set_version(1);
+    q.edns = Some(e);
+    let bytes = a
+        .answer(&q.to_vec().expect("encode"), Transport::Udp)
+        .expect("an answer");
+    let m = Message::from_vec(&bytes).expect("decode");
+    // 16, BADVERS (hickory names the code it reads BADSIG, TSIG's 16).
+    assert_eq!(u16::from(m.metadata.response_code), 16);
+    assert_eq!(m.edns.as_ref().map(Edns::version), Some(0));
+    assert!(m.answers.is_empty());
+}

@@ -353,7 +353,7 @@ pub enum HealthCheck {
 #[derive(Debug, Clone, Default)]
 pub struct DnsAuthoritativeSettings {
     pub zones: Vec<dns::Zone>,
-    /// Networks that may transfer the zones (AXFR); `None`: the lab's own.
+    /// Networks that may transfer the zones (AXFR); `None`: nobody.
     pub allow_transfer: Option<Vec<Ipv4Net>>,
 }
 

@@ -1,8 +1,8 @@
 //! `kind = "dns-authoritative"`: serves its `zones` (RFC 1035 zone-file
 //! text in the topology) on UDP and TCP port 53; the server of the root
-//! zone also serves the lab's reverse zones (crate::reverse). The lab's
-//! own networks may transfer the zones (AXFR) unless `allow_transfer`
-//! says who may.
+//! zone also serves the lab's reverse zones (crate::reverse). Only the
+//! networks in `allow_transfer` may transfer the zones (AXFR); by
+//! default nobody may.
 
 use super::{Service, Started};
 use crate::LabView;
@@ -22,10 +22,9 @@ impl Service for DnsAuthoritative {
             return Err(super::wrong_kind(spec));
         };
         let zones = crate::reverse::with_reverse_zones(settings.zones.clone(), lab.topology());
-        let transfers = settings
-            .allow_transfer
-            .clone()
-            .unwrap_or_else(|| lab.networks());
+        // Transfers only where the topology allows them (NSD's and BIND's
+        // default is nobody too).
+        let transfers = settings.allow_transfer.clone().unwrap_or_default();
         let authority = dns::Authority::new(zones).allow_transfer(transfers);
         Ok(services::dns::serve(host, authority, services::dns::PORT)?.into())
     }
