@@ -26,6 +26,7 @@ fn dns_in_the_reference_lab() {
     the_lab_root_tlds_and_example_com_answer_dig();
     scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries();
     isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com();
+    the_resolver_fails_over_to_ns2_when_ns1_is_down();
     // What the resolver did, in `scratchnet status`.
     let status = lab.status_json();
     let c = &status["service_counters"]["isp-dns"];
@@ -38,6 +39,27 @@ fn dns_in_the_reference_lab() {
     ] {
         assert!(c[counter].as_u64().unwrap() > 0, "{counter}: {c}");
     }
+}
+
+/// With ns1.example.com's link down, names under example.com still
+/// resolve: the resolver asks ns2 when ns1 does not answer (RFC 1034's
+/// reason for two servers).
+fn the_resolver_fails_over_to_ns2_when_ns1_is_down() {
+    let link = |state: &str| {
+        let out = std::process::Command::new(bin())
+            .args(["link", "example-ns", state, "--lab", "reference"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    link("down");
+    for name in ["mail.example.com", "web2.example.com"] {
+        let a = dig(&format!("+short +time=5 +tries=1 {name}"));
+        assert!(a.trim().starts_with("203.0.113."), "{name}: {a}");
+    }
+    let ns1 = sh("ip netns exec alice dig +time=1 +tries=1 @203.0.113.55 www.example.com");
+    assert!(!ns1.status.success(), "ns1 answered with its link down");
+    link("up");
 }
 
 fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries() {
@@ -58,8 +80,9 @@ fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_quer
         "ask 203.0.113.53 (for .): com. a (minimised) over udp",
         "referral to com. (a.gtld-servers.net.), glue a.gtld-servers.net. 203.0.113.54",
         "ask 203.0.113.54 (for com.): example.com. a (minimised) over udp",
-        "referral to example.com. (ns1.example.com.), glue ns1.example.com. 203.0.113.55",
-        "ask 203.0.113.55 (for example.com.): www.example.com. a over udp",
+        "referral to example.com. (ns1.example.com., ns2.example.com.), glue ns1.example.com. 203.0.113.55, ns2.example.com. 203.0.113.56",
+        // ns1 or ns2, whichever the resolver picked.
+        "(for example.com.): www.example.com. a over udp",
         "answer www.example.com. 3600 in a 203.0.113.10",
         "status: noerror",
     ] {
@@ -82,8 +105,7 @@ fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_quer
         "alice -> udp 192.168.1.10:",
         "host   isp-dns        cache miss: web3.example.com. a",
         "isp-dns (answering #1) -> udp 198.51.100.53:",
-        "example-ns (answering #",
-        "host   isp-dns        203.0.113.55 in ",
+        "host   isp-dns        203.0.113.5",
         "isp-dns (answering #",
     ] {
         assert!(
@@ -91,6 +113,13 @@ fn scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_quer
             "no `{line}` in\n{traced}"
         );
     }
+    // ns1 or ns2 answered, as the resolver picked.
+    assert!(
+        ["example-ns (answering #", "example-ns2 (answering #"]
+            .iter()
+            .any(|l| traced.contains(l)),
+        "no answer from example.com's servers in\n{traced}"
+    );
 }
 
 fn the_lab_root_tlds_and_example_com_answer_dig() {
