@@ -70,6 +70,23 @@ fn www_example_com_is_spread_evenly_over_web1_to_web3() {
          --resolve www.example.com:443:203.0.113.10 https://www.example.com/");
     let body = String::from_utf8_lossy(&machine.stdout);
     assert!(body.starts_with("server: web"), "{body}");
+    // OpenSSL's strict verification (Python 3.13's default) takes the
+    // chain: it has the Authority Key Identifier RFC 5280 requires.
+    let strict = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import socket, ssl
+ctx = ssl.create_default_context(cafile="/run/scratchnet-reference-ca.pem")
+ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+with socket.create_connection(("203.0.113.10", 443), timeout=5) as s:
+    with ctx.wrap_socket(s, server_hostname="www.example.com") as t:
+        print(t.version())
+"#,
+        )
+        .output()
+        .unwrap();
+    assert!(strict.status.success(), "{strict:?}");
 }
 
 /// Backends that are Python web servers in namespaces `lbh1`-`lbh3`

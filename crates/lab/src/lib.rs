@@ -105,7 +105,21 @@ fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
     if !tls {
         return Ok(None);
     }
-    let ca = pki::LabCa::new(&lab.name).map_err(|e| LabError::Pki(e.to_string()))?;
+    // The CA may sign for nothing but what the lab's TLS services are
+    // named and addressed (RFC 5280 name constraints), so that trusting
+    // it trusts nothing outside the lab.
+    let view = LabView::new(lab, None);
+    let mut names = Vec::new();
+    let mut addrs = Vec::new();
+    for s in &lab.services {
+        if matches!(&s.settings, topology::ServiceSettings::HttpLb(l) if l.tls_port.is_some()) {
+            names.extend(view.names_of(s.address.addr()));
+            names.push(s.name.clone());
+            addrs.push(s.address.addr());
+        }
+    }
+    let ca = pki::LabCa::new(&lab.name, &names, &addrs, std::time::SystemTime::now())
+        .map_err(|e| LabError::Pki(e.to_string()))?;
     Ok(Some(std::sync::Arc::new(ca)))
 }
 

@@ -7,13 +7,26 @@
 //! service gets a key and a certificate signed by it, for the names the
 //! lab's zones give its address (and those that are CNAMEs of them), its
 //! own name and its address.
+//!
+//! What trusting it costs is bounded: name constraints (RFC 5280
+//! 4.2.1.10) let it sign for those names and addresses alone, and it and
+//! its certificates are valid for [`VALIDITY`] from the lab's start, not
+//! rcgen's 1975-4096. Certificates carry the Authority Key Identifier
+//! (RFC 5280 4.2.1.1), which strict verifiers (Python's, sslyze) demand.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use std::net::Ipv4Addr;
+use rcgen::{CidrSubnet, GeneralSubtree, NameConstraints};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use time::OffsetDateTime;
+
+/// How long the CA and its certificates are valid, from an hour before
+/// the lab started (a clock a little behind still accepts them).
+pub const VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A lab's certificate authority.
 pub struct LabCa {
@@ -38,8 +51,14 @@ pub struct Issued {
 }
 
 impl LabCa {
-    /// A new CA for lab `lab`.
-    pub fn new(lab: &str) -> Result<LabCa, rcgen::Error> {
+    /// A new CA for lab `lab`, started at `now`, that may sign for
+    /// `names` (and names below them) and `addrs` alone.
+    pub fn new(
+        lab: &str,
+        names: &[String],
+        addrs: &[Ipv4Addr],
+        now: SystemTime,
+    ) -> Result<LabCa, rcgen::Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -54,6 +73,18 @@ impl LabCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
+        let permitted = names
+            .iter()
+            .map(|n| GeneralSubtree::DnsName(n.clone()))
+            .chain(addrs.iter().map(|a| {
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(IpAddr::V4(*a), 32))
+            }))
+            .collect();
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        });
+        valid_from(&mut params, now);
         let cert = params.self_signed(&key)?;
         Ok(LabCa { params, key, cert })
     }
@@ -78,6 +109,9 @@ impl LabCa {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = self.params.not_before;
+        params.not_after = self.params.not_after;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Issued {
@@ -88,5 +122,60 @@ impl LabCa {
     }
 }
 
+/// Makes `params` valid for [`VALIDITY`] from an hour before `now`.
+fn valid_from(params: &mut CertificateParams, now: SystemTime) {
+    let start = now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
+    params.not_before = OffsetDateTime::from(start);
+    params.not_after = OffsetDateTime::from(start + VALIDITY);
+}
+
 /// A shared CA.
 pub type SharedCa = Arc<LabCa>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+
+    fn verify(ca: &LabCa, issued: &Issued, name: &str, at: SystemTime) -> Result<(), String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(ca.cert.der().clone())
+            .map_err(|e| e.to_string())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let at = UnixTime::since_unix_epoch(
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+        verifier
+            .verify_server_cert(&issued.chain[0], &issued.chain[1..], &name, &[], at)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_ca_signs_for_the_lab_s_names_alone_and_for_days() {
+        let now = SystemTime::now();
+        let names = vec!["www.example.com".to_owned(), "lb".to_owned()];
+        let addr = Ipv4Addr::new(203, 0, 113, 10);
+        let ca = LabCa::new("t", &names, &[addr], now).expect("ca");
+        let good = ca.issue(&names, addr).expect("issue");
+        assert_eq!(verify(&ca, &good, "www.example.com", now), Ok(()));
+        assert_eq!(verify(&ca, &good, "203.0.113.10", now), Ok(()));
+        // What it was never meant to sign fails name constraints, even
+        // though the CA's key signed it.
+        let evil = ca
+            .issue(&["bank.test".to_owned()], Ipv4Addr::new(192, 0, 2, 1))
+            .expect("issue");
+        assert!(verify(&ca, &evil, "bank.test", now).is_err());
+        // Valid for days, not centuries.
+        let later = now + VALIDITY + Duration::from_secs(3600);
+        assert!(verify(&ca, &good, "www.example.com", later).is_err());
+    }
+}
