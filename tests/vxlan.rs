@@ -30,7 +30,7 @@ impl Peer {
             "ip -n vx-peer addr add 172.31.83.3/29 dev vxr1",
             "ip -n vx-peer link set vxr1 up",
             "ip -n vx-peer link set lo up",
-            "ip -n vx-peer link add vx0 type vxlan id 42 local 172.31.83.2 remote 172.31.83.1 dstport 4789 dev vxr1",
+            "ip -n vx-peer link add vx0 type vxlan id 42 local 172.31.83.2 remote 172.31.83.1 dstport 4789 srcport 4789 4790 dev vxr1",
             "ip -n vx-peer link set vx0 mtu 1400 up",
             // On one machine the inner checksums would stay partial (the
             // packet never meets a NIC to finish them), and a userspace
@@ -73,18 +73,23 @@ address = "10.77.83.80/24"
 "#;
 
 /// Sends `hex`-encoded datagrams from `src` in vx-peer to the tunnel.
-fn send_raw(src: &str, datagrams: &[String]) {
+fn send_raw(src: &str, sport: u16, datagrams: &[String]) {
     let list = datagrams
         .iter()
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
         .join(",");
-    script_ok(
-        "vx-peer",
-        &format!(
-            "python3 -c \"import socket;s=socket.socket(2,2);s.bind(('{src}',0))\n[s.sendto(bytes.fromhex(d),('172.31.83.1',4789)) for d in [{list}]]\""
-        ),
+    // A raw UDP socket: the source port is ours to write, even the one
+    // the peer's vxlan device holds (a UDP checksum of 0 means none).
+    let program = format!(
+        "import socket, struct\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)\n\
+         s.bind(('{src}', 0))\n\
+         for d in [{list}]:\n\
+         \x20   d = bytes.fromhex(d)\n\
+         \x20   s.sendto(struct.pack('!HHHH', {sport}, 4789, 8 + len(d), 0) + d, ('172.31.83.1', 0))\n"
     );
+    python_ok("vx-peer", &program);
 }
 
 #[test]
@@ -142,6 +147,7 @@ fn a_linux_vxlan_device_joins_a_switch_and_bad_datagrams_are_counted() {
         "ffffffffffff02000000000108060001080006040001020000000001ac1f5363000000000000ac1f5301";
     send_raw(
         "172.31.83.2",
+        4789,
         &[
             format!("0800000000002b00{frame}"), // VNI 43
             format!("0000000000002a00{frame}"), // no I flag
@@ -152,17 +158,18 @@ fn a_linux_vxlan_device_joins_a_switch_and_bad_datagrams_are_counted() {
             ), // bigger than the switch takes
         ],
     );
-    send_raw("172.31.83.3", &[format!("0800000000002a00{frame}")]); // unknown peer
+    send_raw("172.31.83.3", 4789, &[format!("0800000000002a00{frame}")]); // unknown peer
+    send_raw("172.31.83.2", 5555, &[format!("0800000000002a00{frame}")]); // the peer's address, another port
     std::thread::sleep(std::time::Duration::from_millis(300));
     let port = lab.port("vx-lan.vxlan42");
     let io = &port["io_errors"];
-    for key in [
-        "vxlan-wrong-vni",
-        "vxlan-bad-header",
-        "vxlan-truncated",
-        "vxlan-unknown-peer",
+    for (key, count) in [
+        ("vxlan-wrong-vni", 1),
+        ("vxlan-bad-header", 1),
+        ("vxlan-truncated", 1),
+        ("vxlan-unknown-peer", 2),
     ] {
-        assert_eq!(io[key], 1, "{key}: {port}");
+        assert_eq!(io[key], count, "{key}: {port}");
     }
     assert!(port["drops"]["oversize"].as_u64() >= Some(1), "{port}");
     exec_ok("vx-peer", "ping -c 1 -W 2 10.77.83.10");

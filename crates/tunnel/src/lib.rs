@@ -5,8 +5,9 @@
 //! A [`VxlanPort`] is a [`fabric::PortIo`]: the runtime reads and writes
 //! it as it does a TAP. Each frame goes out behind the 8-byte VXLAN header
 //! in one `sendmsg` (header and frame as separate pieces, no copy). A
-//! datagram that is not from the peer, not VXLAN, or of another VNI is
-//! dropped and counted by reason (`status` shows them on the port).
+//! datagram that is not from the peer (its address and port), not VXLAN,
+//! or of another VNI is dropped and counted by reason (`status` shows
+//! them on the port), and counts against the reader's budget.
 //!
 //! To a Linux peer frames cross as plain Ethernet, so the fabric cuts
 //! super-frames to wire size before they leave. To a peer configured as
@@ -35,6 +36,9 @@ pub struct TunnelConfig {
     /// The peer is scratchnet: send offload metadata.
     pub offload: bool,
 }
+
+/// Refused datagrams one read takes at most before it yields.
+const REFUSED_PER_READ: usize = fabric::READ_BUDGET;
 
 /// Socket buffers, each way: room for a burst of super-frames.
 const SOCKET_BUFFER: usize = 8 << 20;
@@ -149,11 +153,12 @@ impl PortIo for VxlanPort {
     /// port takes offloads: the peer's, or a plain one). Refused datagrams
     /// are counted and skipped.
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
+        for _ in 0..REFUSED_PER_READ {
             let (n, from) = self.socket.try_recv_from(buf)?;
-            // A Linux peer sends from a port of its choosing (a hash of
-            // the inner flow): only the address identifies it.
-            if from.ip() != self.config.remote.ip() {
+            // The peer is its address and port: any local user can send
+            // from the address of a loopback peer, but not from its bound
+            // port. (A Linux peer must send from its port: `srcport P P+1`.)
+            if from != self.config.remote {
                 self.drops.unknown_peer.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -167,6 +172,10 @@ impl PortIo for VxlanPort {
                 Err(Refused::Header(why)) => self.refuse(why),
             }
         }
+        // A flood of refused datagrams costs the reader its budget, as
+        // frames would: the other ports get their turn before more are
+        // read (the socket stays readable, so the reader comes back).
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -290,7 +299,7 @@ mod tests {
         ])
         .unwrap();
         // Both are refused; a third, from a stranger, too (a peer is
-        // known by its address, whatever its port).
+        // known by its address and port).
         let mut s = port_at("127.0.0.3", false);
         aim(&mut s, &linux);
         s.try_send_vectored(&[IoSlice::new(&frame[..100])]).unwrap();
@@ -306,5 +315,31 @@ mod tests {
             "{drops:?}"
         );
         assert!(drops.contains(&("vxlan-unknown-peer", 1)), "{drops:?}");
+    }
+
+    #[tokio::test]
+    async fn the_peer_is_its_address_and_port_and_a_flood_of_strangers_costs_one_budget() {
+        let (mut a, mut b) = (port(false), port(false));
+        aim(&mut a, &b);
+        aim(&mut b, &a);
+        // From a's address, but another port: any local user could.
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut datagram = vxlan::header(7, false).to_vec();
+        datagram.extend_from_slice(&[0x42; 60]);
+        for _ in 0..REFUSED_PER_READ + 10 {
+            stranger
+                .send_to(&datagram, b.local_addr().unwrap())
+                .unwrap();
+        }
+        a.try_send_vectored(&[IoSlice::new(&[0x42; 60])]).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // One read refuses a budget's worth and yields...
+        let mut buf = vec![0u8; 70_000];
+        let first = b.try_recv(&mut buf).unwrap_err();
+        assert_eq!(first.kind(), io::ErrorKind::WouldBlock);
+        // ... and the next gets past the rest to the peer's frame.
+        assert_eq!(b.try_recv(&mut buf).unwrap(), 60);
+        let refused = REFUSED_PER_READ as u64 + 10;
+        assert_eq!(b.drops(), vec![("vxlan-unknown-peer", refused)]);
     }
 }
