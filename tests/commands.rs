@@ -281,3 +281,17 @@ fn every_example_lab_runs_and_its_hosts_reach_each_other() {
         assert_clean(name, &hosts);
     }
 }
+
+#[test]
+fn a_lab_name_or_filter_that_cannot_be_is_refused_before_the_lab_is_asked() {
+    let run = |args: &[&str]| Command::new(bin()).args(args).output().unwrap();
+    let escape = run(&["status", "--lab", "../etc"]);
+    assert!(!escape.status.success());
+    let says = String::from_utf8_lossy(&escape.stderr);
+    assert!(says.contains("`../etc` is not a lab name"), "{says}");
+    let deep = "( ".repeat(40) + "tcp" + &" )".repeat(40);
+    let filter = run(&["capture", "alice", "-w", "/dev/null", "-f", &deep]);
+    assert!(!filter.status.success());
+    let says = String::from_utf8_lossy(&filter.stderr);
+    assert!(says.contains("nested deeper than 32"), "{says}");
+}

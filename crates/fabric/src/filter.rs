@@ -183,7 +183,16 @@ impl Filter {
         if words.is_empty() {
             return Ok(Filter::All);
         }
-        let mut p = Parser { words, at: 0 };
+        if words.len() > MAX_WORDS {
+            return Err(FilterError(format!(
+                "longer than {MAX_WORDS} words: a filter says what it selects in fewer"
+            )));
+        }
+        let mut p = Parser {
+            words,
+            at: 0,
+            depth: 0,
+        };
         let f = p.or()?;
         match p.peek() {
             None => Ok(f),
@@ -192,9 +201,17 @@ impl Filter {
     }
 }
 
+/// Words a filter may have: a chain of `and`s is a tree as deep as it is
+/// long, which matching and dropping walk recursively.
+const MAX_WORDS: usize = 256;
+/// How deep `not` and parentheses may nest.
+const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     words: Vec<&'a str>,
     at: usize,
+    /// `not`s and parentheses open around the word being read.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -231,6 +248,18 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(FilterError(format!(
+                "nested deeper than {MAX_DEPTH} `not`s and parentheses"
+            )));
+        }
+        let f = self.unary_inner();
+        self.depth -= 1;
+        f
+    }
+
+    fn unary_inner(&mut self) -> Result<Filter, FilterError> {
         match self.next() {
             Some("not" | "!") => Ok(Filter::Not(Box::new(self.unary()?))),
             Some("(") => {
@@ -337,9 +366,14 @@ mod tests {
             ("tcp and", "ends too early"),
             ("frob", "not understood"),
             ("tcp )", "unexpected `)`"),
+            (&"( ".repeat(100_000), "longer than 256 words"),
+            (&"( ".repeat(40), "nested deeper than 32"),
+            (&"not ".repeat(40), "nested deeper than 32"),
+            (&vec!["tcp"; 300].join(" and "), "longer than 256 words"),
         ] {
-            let e = Filter::parse(expr).expect_err(expr);
-            assert!(e.0.contains(says), "{expr}: {e}");
+            let shown = &expr[..expr.len().min(40)];
+            let e = Filter::parse(expr).expect_err(shown);
+            assert!(e.0.contains(says), "{shown}: {e}");
         }
     }
 }

@@ -469,6 +469,10 @@ fn encode(frame: &CapturedFrame, out: &mut Vec<u8>) {
 /// Picks the lab to talk to: the named one, or the only one running.
 fn find_lab(lab: Option<&str>) -> Result<String> {
     if let Some(l) = lab {
+        // A name becomes a path under /run/scratchnet: `../x` must not.
+        if !topology::is_valid_name(l) {
+            bail!("`{l}` is not a lab name (lowercase letters, digits and dashes, as in a topology's `name`)");
+        }
         return Ok(l.to_owned());
     }
     let running: Vec<String> = LabState::all()?
@@ -599,6 +603,8 @@ pub async fn capture(lab: Option<&str>, args: CaptureArgs<'_>) -> Result<()> {
     if args.pcap && args.ports.len() > 1 {
         bail!("classic pcap has no port names: capture several ports as pcapng (without --pcap)");
     }
+    // Say what is wrong with the filter before asking the lab.
+    fabric::Filter::parse(args.filter)?;
     let request = Request::Capture {
         ports: args.ports.to_vec(),
         filter: args.filter.to_owned(),

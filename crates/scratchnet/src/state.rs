@@ -109,8 +109,12 @@ impl LabState {
 
     /// The labs with a state file.
     pub fn all() -> Result<Vec<String>> {
-        let Ok(dir) = std::fs::read_dir(RUN_DIR) else {
-            return Ok(Vec::new());
+        let dir = match std::fs::read_dir(RUN_DIR) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+                "{RUN_DIR} is root's, so whether a lab is running cannot be told without it: run this with sudo"
+            ),
+            Err(_) => return Ok(Vec::new()),
         };
         let mut labs = Vec::new();
         for entry in dir {
