@@ -283,3 +283,85 @@ time.sleep(60)
     every_service_answers();
     drop(holder);
 }
+
+/// A home behind a NAT whose per-host share is 40 ports: `nat-x` sends
+/// from addresses it made up, `nat-y` is its neighbour.
+const NAT_TOPOLOGY: &str = r#"name = "survival-nat"
+[[switch]]
+name = "lan"
+subnet = "10.79.61.0/24"
+
+[[switch]]
+name = "wan"
+subnet = "10.79.62.0/24"
+
+[[host]]
+name = "nat-x"
+switch = "lan"
+address = "10.79.61.10/24"
+gateway = "10.79.61.1"
+
+[[host]]
+name = "nat-y"
+switch = "lan"
+address = "10.79.61.11/24"
+gateway = "10.79.61.1"
+
+[[router]]
+name = "nat-gw"
+interfaces = [{ switch = "lan", address = "10.79.61.1/24" }, { switch = "wan", address = "10.79.62.1/24" }]
+nat = { outside = "wan", max_ports_per_host = 40 }
+
+[[service]]
+name = "nat-echo"
+kind = "echo"
+switch = "wan"
+address = "10.79.62.7/24"
+gateway = "10.79.62.1"
+"#;
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn made_up_sources_behind_a_nat_share_one_budget() {
+    let lab = Lab::up("survival-nat", NAT_TOPOLOGY);
+    let gw_mac = script_ok(
+        "nat-x",
+        "ping -c 1 -W 2 10.79.61.1 >/dev/null; ip neigh show 10.79.61.1",
+    );
+    let gw_mac = gw_mac
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    // Four made-up sources inside the subnet, 100 new flows each: as one
+    // station they get 40 ports between them.
+    let hostile = format!(
+        "{}/../../tests/tools/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for last in 200..204 {
+        exec_ok(
+            "nat-x",
+            &format!(
+                "python3 {hostile} eth0 {gw_mac} udp-from 10.79.61.{last} seq 10.79.62.7 7 100"
+            ),
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let nat = lab.status_json()["fabric"]["routers"][0]["nat"].clone();
+    let refused = nat["counters"]["refused_host_share"].as_u64();
+    assert!(refused >= Some(350), "{nat}");
+    // The neighbour's share is its own.
+    let echo = python_ok(
+        "nat-y",
+        r#"
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+u.sendto(b"mine", ("10.79.62.7", 7))
+print(u.recvfrom(100)[0].decode())
+"#,
+    );
+    assert_eq!(echo.trim(), "mine");
+}

@@ -18,7 +18,8 @@ them. Prints "sent N" when done.
   sweep SRC NET             one UDP packet to every address of NET (/24)
   udp-from SRC SPORT DST DPORT N
                             N DNS queries for lab.test from SRC:SPORT (0.0.0.0,
-                            port 0: sources no reply can reach)
+                            port 0: sources no reply can reach; SPORT `seq`:
+                            10000, 10001, ... a new flow each)
 """
 import random
 import socket
@@ -161,8 +162,9 @@ def main():
             dst = "%s.%d" % (net, last)
             w.ip(ipv4(src, dst, 17, udp(src, dst, 1000, 9, b"sweep")))
     elif kind == "udp-from":
-        src, sport, dst, dport, n = args[0], int(args[1]), args[2], int(args[3]), int(args[4])
+        src, dst, dport, n = args[0], args[2], int(args[3]), int(args[4])
         for i in range(n):
+            sport = 10000 + i if args[1] == "seq" else int(args[1])
             query = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\3lab\4test\0\0\1\0\1"
             w.ip(ipv4(src, dst, 17, udp(src, dst, sport, dport, query)))
     else:

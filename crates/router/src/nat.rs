@@ -21,7 +21,8 @@
 //!   simultaneous open can still succeed: RFC 5382 REQ-4).
 //! * Port forwards are static mappings that anyone may reach.
 //! * The table is bounded, and so is each inside host's share of it and of
-//!   the port range; when a bound is reached new flows are refused (the
+//!   the port range (a host is its source MAC: addresses it makes up share
+//!   its budget); when a bound is reached new flows are refused (the
 //!   router answers ICMP 3/13) and counted, and existing flows are
 //!   untouched. A free port is found in a bitmap, never by probing the
 //!   range port by port.
@@ -195,10 +196,23 @@ struct Session {
 #[derive(Debug, Clone)]
 struct Mapping {
     inside: (Ipv4Addr, u16),
+    /// Whose share its sessions count against.
+    owner: Owner,
     /// Sessions by remote endpoint.
     sessions: HashMap<(Ipv4Addr, u16), Session>,
     /// A port forward: never expires, lets anyone in.
     forward: bool,
+}
+
+/// Whose share of the table a mapping uses: the inside station as the
+/// router can tell it (the source MAC of its frames, so that made-up
+/// source addresses sent by one host share one budget: the reverse-path
+/// check only asks that they be inside the subnet), or a port forward's
+/// inside address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner {
+    Station(wire::Mac),
+    Forward(Ipv4Addr),
 }
 
 /// A row of `scratchnet status`'s NAT table.
@@ -428,7 +442,7 @@ pub struct Nat {
     /// Ports in use, by protocol (TCP, UDP, ICMP).
     ports: [PortSet; 3],
     /// Each inside host's share in use.
-    hosts: HashMap<Ipv4Addr, HostUse>,
+    hosts: HashMap<Owner, HostUse>,
     sessions: usize,
     cursor: u16,
     last_sweep: Instant,
@@ -457,6 +471,7 @@ impl Nat {
                 (f.proto, f.port),
                 Mapping {
                     inside,
+                    owner: Owner::Forward(inside.0),
                     sessions: HashMap::new(),
                     forward: true,
                 },
@@ -496,15 +511,15 @@ impl Nat {
         Some(p)
     }
 
-    /// The session with `remote` on the mapping at `key` (whose inside
-    /// host is `inside`), created if the table and the host's share have
-    /// room; `None`, counted, if not.
+    /// The session with `remote` on the mapping at `key` (whose share is
+    /// `owner`'s), created if the table and the share have room; `None`,
+    /// counted, if not.
     fn session(
         &mut self,
         now: Instant,
         key: (Proto, u16),
         remote: (Ipv4Addr, u16),
-        inside: Ipv4Addr,
+        owner: Owner,
     ) -> Option<&mut Session> {
         let is_new = !self.by_external.get(&key)?.sessions.contains_key(&remote);
         if is_new {
@@ -512,7 +527,7 @@ impl Nat {
                 self.counters.refused_table_full += 1;
                 return None;
             }
-            let host = self.hosts.entry(inside).or_default();
+            let host = self.hosts.entry(owner).or_default();
             if host.sessions >= self.config.max_entries_per_host {
                 self.counters.refused_host_share += 1;
                 return None;
@@ -548,6 +563,8 @@ impl Nat {
         if flow.src.0 == self.config.external {
             return Verdict::Untouched; // the router's own traffic
         }
+        // read_flow has checked the frame holds its Ethernet header.
+        let station = Owner::Station(wire::Mac::from_slice(&data[6..]).unwrap_or_default());
         let key = (flow.proto, flow.src.0, flow.src.1);
         let ext_port = match self.by_inside.get(&key) {
             Some(p) => *p,
@@ -556,7 +573,7 @@ impl Nat {
                     self.counters.refused_table_full += 1;
                     return Verdict::Refused;
                 }
-                let host = self.hosts.get(&flow.src.0).copied().unwrap_or_default();
+                let host = self.hosts.get(&station).copied().unwrap_or_default();
                 if host.mappings >= self.config.max_ports_per_host
                     || host.sessions >= self.config.max_entries_per_host
                 {
@@ -567,12 +584,13 @@ impl Nat {
                     self.counters.refused_ports_exhausted += 1;
                     return Verdict::Refused;
                 };
-                self.hosts.entry(flow.src.0).or_default().mappings += 1;
+                self.hosts.entry(station).or_default().mappings += 1;
                 self.by_inside.insert(key, p);
                 self.by_external.insert(
                     (flow.proto, p),
                     Mapping {
                         inside: flow.src,
+                        owner: station,
                         sessions: HashMap::new(),
                         forward: false,
                     },
@@ -584,8 +602,8 @@ impl Nat {
         let Some(m) = self.by_external.get_mut(&(flow.proto, ext_port)) else {
             return Verdict::Dropped;
         };
-        let (inside, timeouts) = (m.inside.0, self.config.timeouts);
-        let Some(session) = self.session(now, (flow.proto, ext_port), remote, inside) else {
+        let (owner, timeouts) = (m.owner, self.config.timeouts);
+        let Some(session) = self.session(now, (flow.proto, ext_port), remote, owner) else {
             return Verdict::Refused;
         };
         session.tcp = advance_tcp(flow.proto, session.tcp, flow.tcp_flags, true);
@@ -641,9 +659,9 @@ impl Nat {
             }
             return Verdict::Dropped;
         }
-        let inside = m.inside;
+        let (inside, owner) = (m.inside, m.owner);
         let timeouts = self.config.timeouts;
-        let Some(s) = self.session(now, key, remote, inside.0) else {
+        let Some(s) = self.session(now, key, remote, owner) else {
             return Verdict::Dropped;
         };
         s.tcp = advance_tcp(flow.proto, s.tcp, flow.tcp_flags, false);
@@ -782,19 +800,19 @@ impl Nat {
             let n = before - m.sessions.len();
             expired += n;
             if n > 0 {
-                if let Some(h) = self.hosts.get_mut(&m.inside.0) {
+                if let Some(h) = self.hosts.get_mut(&m.owner) {
                     h.sessions = h.sessions.saturating_sub(n);
                 }
             }
             if m.sessions.is_empty() && !m.forward {
-                gone.push((*key, m.inside));
+                gone.push((*key, m.inside, m.owner));
             }
         }
-        for (key, inside) in gone {
+        for (key, inside, owner) in gone {
             self.by_external.remove(&key);
             self.by_inside.remove(&(key.0, inside.0, inside.1));
             self.ports[key.0.index()].remove(key.1);
-            if let Some(h) = self.hosts.get_mut(&inside.0) {
+            if let Some(h) = self.hosts.get_mut(&owner) {
                 h.mappings = h.mappings.saturating_sub(1);
             }
         }

@@ -263,6 +263,31 @@ fn one_inside_host_cannot_take_the_whole_table_or_port_range() {
 }
 
 #[test]
+fn made_up_sources_behind_one_mac_share_one_budget() {
+    // One host sends from four addresses it made up (inside the subnet,
+    // so the reverse-path check passes): the router counts them as the
+    // one station they come from, and the others keep their share.
+    let mut lab = nat_lab(|c| c.max_ports_per_host = 8);
+    let flows: usize = (0..40u16)
+        .map(|i| {
+            let src = format!("10.0.1.{}", 20 + i % 4);
+            out(&mut lab, udp_from(&src, 6000 + i, "192.0.2.1", 53)).len()
+        })
+        .sum();
+    assert_eq!(flows, 8, "one budget for the four addresses");
+    lab.rx(
+        LAN,
+        arp(1, Mac([2, 0, 0, 0, 1, 11]), "10.0.1.11", "10.0.1.1"),
+    );
+    let other = udp_from("10.0.1.11", 5000, "192.0.2.1", 53);
+    let got = lab.rx(
+        LAN,
+        build_frame(R_LAN, Mac([2, 0, 0, 0, 1, 11]), ETHERTYPE_IPV4, &other),
+    );
+    assert_eq!(got.iter().filter(|(i, _)| *i == WAN).count(), 1);
+}
+
+#[test]
 fn a_nearly_full_port_range_still_finds_the_last_free_port() {
     let mut lab = nat_lab(|c| c.ports = 2000..=2099);
     for i in 0..100u16 {
