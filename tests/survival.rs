@@ -67,6 +67,15 @@ name = "sv-echo"
 kind = "echo"
 switch = "sv"
 address = "10.79.60.15/24"
+
+[[service]]
+name = "sv-ulb"
+kind = "udp-lb"
+switch = "sv"
+address = "10.79.60.16/24"
+port = 53
+backends = ["sv-ns"]
+idle_timeout_ms = 2000
 "#;
 
 /// What every service answers a real client with.
@@ -141,6 +150,7 @@ fn services_survive_their_clients() {
     every_service_answers();
     resets_before_accept_and_unanswerable_datagrams_stop_nothing(&lab);
     idle_and_half_sent_connections_are_cut_at_their_deadline(&lab);
+    a_flood_of_new_udp_flows_is_bounded_by_the_ports(&lab);
 }
 
 fn resets_before_accept_and_unanswerable_datagrams_stop_nothing(lab: &Lab) {
@@ -206,6 +216,57 @@ print(n)
     every_service_answers();
     let dropped = sum(lab, "udp_unaddressable") - before;
     assert!(dropped >= 150, "unanswerable replies counted: {dropped}");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// 20,000 new flows through the UDP balancer, one datagram each: it keeps
+/// 4,096, refuses and counts the rest, its memory stays bounded, and once
+/// the flows idle out a real client is served.
+fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
+    let before = rss_kib(lab.pid());
+    let mac = script_ok(
+        "sv-y",
+        "ping -c 1 -W 2 10.79.60.16 >/dev/null; ip neigh show 10.79.60.16",
+    );
+    let mac = mac
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let hostile = format!(
+        "{}/../../tests/tools/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for from in ["10.79.60.9", "10.79.60.8"] {
+        exec_ok(
+            "sv-y",
+            &format!("python3 {hostile} eth0 {mac} udp-from {from} seq 10.79.60.16 53 10000"),
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let grown = rss_kib(lab.pid()).saturating_sub(before);
+    let c = &lab.status_json()["service_counters"]["sv-ulb"];
+    let (flows, refused) = (
+        c["flows"].as_u64().unwrap(),
+        c["flows_refused"].as_u64().unwrap(),
+    );
+    eprintln!("udp-lb: {flows} flows, {refused} refused, memory grew {grown} KiB");
+    assert_eq!(flows, 4096, "{c}");
+    assert!(refused > 0, "{c}");
+    assert!(grown < 192 * 1024, "memory grew {grown} KiB");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let a = exec_ok("sv-x", "dig +short +time=2 +tries=2 @10.79.60.16 lab.test");
+    assert_eq!(a.trim(), "10.79.60.11");
+    assert_running(lab);
 }
 
 /// A service host's open TCP connections.

@@ -305,8 +305,16 @@ impl Host {
         Ok(stream)
     }
 
+    /// A server's UDP socket on `port` (0: an ephemeral one).
     pub fn bind_udp(&self, port: u16) -> io::Result<UdpSocket> {
-        let (id, port) = self.inner.with_stack(|s| s.udp_bind(port))?;
+        self.bind_udp_sized(port, crate::stack::UDP_SERVER_BYTES)
+    }
+
+    /// A UDP socket holding `bytes` each way (a resolver's query, a
+    /// balancer's flow need less than a server): a larger datagram is
+    /// dropped as it arrives.
+    pub fn bind_udp_sized(&self, port: u16, bytes: usize) -> io::Result<UdpSocket> {
+        let (id, port) = self.inner.with_stack(|s| s.udp_bind_sized(port, bytes))?;
         Ok(UdpSocket {
             host: self.clone(),
             id,

@@ -19,6 +19,7 @@ use crate::device::Port;
 use crate::flow::{
     ack_only, advertised, arp_target, classify, is_datagram, FlowKey, Seen, TcpSeen,
 };
+use crate::neighbours::{Neighbours, Parked, Parking};
 use crate::reassembly::Reassembly;
 use crate::timewait::{self, TimeWait};
 use serde::Serialize;
@@ -54,9 +55,12 @@ const ARP_SILENCE: SDuration = SDuration::from_secs(1);
 const ARP_REASK: SDuration = SDuration::from_millis(200);
 const ARP_ASKED: usize = 256;
 
-/// UDP datagrams and bytes each UDP socket can hold in each direction.
+/// Datagrams a UDP socket holds each way.
 const UDP_PACKETS: usize = 256;
-const UDP_BYTES: usize = 256 * 1024;
+/// Bytes a server's UDP socket holds each way (many clients at once).
+pub const UDP_SERVER_BYTES: usize = 256 * 1024;
+/// Ephemeral ports: 16,384 (49152-65535, as IANA and Linux's default).
+pub const EPHEMERAL_PORTS: usize = 16_384;
 
 /// Why a received frame went nowhere, and other events worth counting.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -91,6 +95,9 @@ pub struct HostCounters {
     pub udp_unaddressable: u64,
     /// Datagrams larger than the service's receive buffer: dropped.
     pub udp_truncated: u64,
+    /// Datagrams whose next hop never answered ARP (a spoofed source on
+    /// the switch), or that found the unresolved queue full: dropped.
+    pub udp_unresolved: u64,
     /// IPv4 packets reassembled from fragments.
     pub reassembled: u64,
     /// Packets being reassembled that newer ones pushed out, that timed
@@ -113,6 +120,8 @@ pub struct HostStatus {
     pub time_wait: usize,
     /// Packets whose fragments are being collected.
     pub reassembling: usize,
+    /// Datagrams waiting for their next hop to answer ARP, and their bytes.
+    pub unresolved: (usize, usize),
     pub counters: HostCounters,
 }
 
@@ -195,6 +204,11 @@ pub struct Stack {
     arp_waiters: Vec<usize>,
     /// Neighbours the stack asked for itself, and when.
     arp_asked: HashMap<Ipv4Addr, SInstant>,
+    /// Datagrams held until their next hop answers ARP, and the hops
+    /// known (crate::neighbours).
+    neighbours: Neighbours,
+    /// Next hops to ask for at the next poll.
+    asks: Vec<Ipv4Addr>,
     spare: Vec<Sock>,
     /// The set offered with frames no socket takes: smoltcp answers those
     /// itself (ARP, echo, RST, port unreachable).
@@ -203,6 +217,8 @@ pub struct Stack {
     /// Room to rewrite a received frame in (rare paths).
     scratch: Vec<u8>,
     next_port: u16,
+    /// Where the search for a free ephemeral UDP port starts.
+    next_udp_port: u16,
     kick: bool,
     now: SInstant,
     counters: HostCounters,
@@ -283,11 +299,14 @@ impl Stack {
             config,
             arp_waiters: Vec::new(),
             arp_asked: HashMap::new(),
+            neighbours: Neighbours::default(),
+            asks: Vec::new(),
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
             pool,
             scratch: Vec::new(),
             next_port: *EPHEMERAL.start(),
+            next_udp_port: *EPHEMERAL.start(),
             kick: false,
             now: smol(now),
             counters: HostCounters::default(),
@@ -390,6 +409,7 @@ impl Stack {
             },
             Seen::Arp => {
                 self.give_interface(frame, out);
+                self.learn_neighbour(frame);
                 // A neighbour may have become known: sockets that were
                 // waiting for it go again (smoltcp would wait out its
                 // one-second silence otherwise).
@@ -419,10 +439,46 @@ impl Stack {
         }
     }
 
+    /// What an ARP frame tells of a neighbour: datagrams that waited for
+    /// it go to their sockets, in the order they were sent.
+    fn learn_neighbour(&mut self, frame: &[u8]) {
+        let addresses = &self.config.addresses;
+        let ours = |a: Ipv4Addr| addresses.iter().any(|n| n.addr() == a);
+        let on_link = |a: Ipv4Addr| addresses.iter().any(|n| n.contains(&a));
+        let Some(hop) = self.neighbours.learn(frame, self.now, ours, on_link) else {
+            return;
+        };
+        for p in self.neighbours.release(hop) {
+            match self.udp_enqueue(p.sock, &p.data, p.to, p.trace) {
+                Ok(true) => {}
+                _ => self.counters.udp_unresolved += 1,
+            }
+        }
+    }
+
+    /// The neighbour a packet to `dst` goes to: `dst` on a subnet of the
+    /// host, else the gateway; `None` where no ARP is needed or possible
+    /// (a broadcast, no route), which smoltcp deals with.
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let a = &self.config.addresses;
+        if dst.is_broadcast() || dst.is_multicast() || a.iter().any(|n| n.broadcast() == dst) {
+            return None;
+        }
+        if a.iter().any(|n| n.contains(&dst)) {
+            Some(dst)
+        } else {
+            self.config.gateway
+        }
+    }
+
     /// Lets sockets send what they have and act on their timers.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Frame>) {
         self.now = smol(now);
         let before = out.len();
+        self.counters.udp_unresolved += self.neighbours.expire(self.now) as u64;
+        for hop in std::mem::take(&mut self.asks) {
+            self.ask_neighbour(hop, &[], out);
+        }
         self.time_wait.expire(self.now);
         self.reassembly.expire(now);
         while let Some(&(at, id)) = self.timers.first() {
@@ -462,6 +518,10 @@ impl Stack {
     pub fn poll_at(&self) -> Option<Instant> {
         let t = self.timers.first().map(|(t, _)| *t);
         let t = match (t, self.time_wait.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let t = match (t, self.neighbours.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -1272,9 +1332,16 @@ impl Stack {
 
     // ---- UDP ---------------------------------------------------------
 
-    /// Binds a UDP socket to `port` (0: an ephemeral one) on every address
-    /// of the host.
+    /// Binds a server's UDP socket to `port` (0: an ephemeral one) on
+    /// every address of the host.
     pub fn udp_bind(&mut self, port: u16) -> io::Result<(SockId, u16)> {
+        self.udp_bind_sized(port, UDP_SERVER_BYTES)
+    }
+
+    /// Binds a UDP socket holding `bytes` each way: a datagram larger than
+    /// that is dropped as it arrives.
+    pub fn udp_bind_sized(&mut self, port: u16, bytes: usize) -> io::Result<(SockId, u16)> {
+        let packets = (bytes / 512).clamp(4, UDP_PACKETS);
         let port = match port {
             0 => self.free_udp_port()?,
             p if self.udp_ports.contains_key(&p) => {
@@ -1285,10 +1352,10 @@ impl Stack {
             }
             p => p,
         };
-        let meta = || vec![udp::PacketMetadata::EMPTY; UDP_PACKETS];
+        let meta = || vec![udp::PacketMetadata::EMPTY; packets];
         let mut s = udp::Socket::new(
-            udp::PacketBuffer::new(meta(), vec![0; UDP_BYTES]),
-            udp::PacketBuffer::new(meta(), vec![0; UDP_BYTES]),
+            udp::PacketBuffer::new(meta(), vec![0; bytes]),
+            udp::PacketBuffer::new(meta(), vec![0; bytes]),
         );
         s.bind(port)
             .map_err(|e| io::Error::other(format!("bind: {e}")))?;
@@ -1312,8 +1379,16 @@ impl Stack {
         Ok((SockId(id), port))
     }
 
+    /// The next free ephemeral port after the last one given: a scan from
+    /// the start each time would cost as many steps as sockets bound.
     fn free_udp_port(&mut self) -> io::Result<u16> {
-        for port in EPHEMERAL {
+        for _ in 0..EPHEMERAL_PORTS {
+            let port = self.next_udp_port;
+            self.next_udp_port = if port == *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                port + 1
+            };
             if !self.udp_ports.contains_key(&port) {
                 return Ok(port);
             }
@@ -1394,24 +1469,59 @@ impl Stack {
         to: SocketAddrV4,
         answering: u64,
     ) -> io::Result<bool> {
-        let sock = self.sock(id)?;
+        self.sock(id)?;
+        if to.port() == 0 || to.ip().is_unspecified() {
+            // No one can be reached there: a reply to a spoofed or unset
+            // source, dropped and counted as a kernel would drop it.
+            self.counters.udp_unaddressable += 1;
+            return Ok(true);
+        }
+        let trace = answering as u32;
+        match self.next_hop(*to.ip()) {
+            Some(hop) if !self.neighbours.is_known(hop, self.now) => {
+                // Held here until the hop answers (crate::neighbours), so
+                // that a silent one holds no one else's datagrams.
+                let parked = Parked {
+                    sock: id.0,
+                    hop,
+                    to,
+                    data: buf.to_vec(),
+                    trace,
+                    since: self.now,
+                };
+                if self.neighbours.park(parked) == Parking::Full {
+                    self.counters.udp_unresolved += 1;
+                }
+                self.asks.push(hop);
+                self.kick = true;
+                Ok(true)
+            }
+            _ => self.udp_enqueue(id.0, buf, to, trace),
+        }
+    }
+
+    /// Gives a datagram to its socket: true if it had room.
+    fn udp_enqueue(
+        &mut self,
+        id: usize,
+        buf: &[u8],
+        to: SocketAddrV4,
+        trace: u32,
+    ) -> io::Result<bool> {
+        let sock = self.sock(SockId(id))?;
         let mut meta =
             udp::UdpMetadata::from(IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port()));
-        meta.meta.id = answering as u32;
+        meta.meta.id = trace;
         match sock.udp().send_slice(buf, meta) {
             Ok(()) => {
                 if sock.udp_peers.len() < UDP_PACKETS {
                     sock.udp_peers.push_back(*to.ip());
                 }
-                self.mark_dirty(id.0);
+                self.mark_dirty(id);
                 Ok(true)
             }
             Err(udp::SendError::BufferFull) => Ok(false),
             Err(udp::SendError::Unaddressable) => {
-                // A reply to a source that cannot be answered (port 0,
-                // 0.0.0.0): the peer's doing, so dropped and counted, as
-                // a kernel's stack would drop it, never an error that
-                // stops the service.
                 self.counters.udp_unaddressable += 1;
                 Ok(true)
             }
@@ -1439,6 +1549,7 @@ impl Stack {
             tcp_connections: self.flows.len(),
             time_wait: self.time_wait.len(),
             reassembling: self.reassembly.in_progress(),
+            unresolved: self.neighbours.waiting(),
             counters: HostCounters {
                 reassembled: r.reassembled,
                 fragments_evicted: r.evicted,

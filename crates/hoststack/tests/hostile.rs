@@ -519,3 +519,71 @@ fn datagrams_from_port_0_or_too_large_are_counted_drops_not_errors() {
     let c = net.stack(1).status().counters;
     assert_eq!((c.udp_unaddressable, c.udp_truncated), (1, 1));
 }
+
+#[test]
+fn a_reply_to_a_source_that_never_answers_arp_holds_no_one_else_s() {
+    let mut net = Net::new(2, 17, Default::default(), |_| {});
+    let (server, _) = net.stack(1).udp_bind(53).expect("bind");
+    let (client, _) = net.stack(0).udp_bind(5353).expect("bind");
+    // A question from a source on the switch that will never answer ARP
+    // (spoofed), and its answer.
+    let spoofed = Ipv4Addr::new(10, 0, 0, 99);
+    let now = net.sim.now();
+    let udp = UdpRepr {
+        src_port: 4000,
+        dst_port: 53,
+    };
+    let mut question = l3_frame(spoofed, IpProtocol::Udp, 8 + 5, |buf| {
+        udp.emit(
+            &mut UdpPacket::new_unchecked(buf),
+            &IpAddress::Ipv4(spoofed),
+            &IpAddress::Ipv4(addr(1)),
+            5,
+            |p| p.copy_from_slice(b"spoof"),
+            &ChecksumCapabilities::default(),
+        )
+    });
+    feed(net.stack(1), now, &mut question);
+    let mut buf = [0u8; 64];
+    let answer =
+        |net: &mut Net, buf: &mut [u8]| match net.stack(1).poll_udp_recv(server, &mut cx(), buf) {
+            std::task::Poll::Ready(Ok((n, from, _))) => {
+                let reply = buf[..n].to_vec();
+                net.stack(1)
+                    .try_udp_send(server, &reply, from, 0)
+                    .expect("send")
+            }
+            other => panic!("no question: {other:?}"),
+        };
+    assert!(answer(&mut net, &mut buf));
+    // A real client asks next, and gets its answer at once: the spoofed
+    // one's waits on its own.
+    let sent = net
+        .stack(0)
+        .try_udp_send(client, b"real", server_addr(53), 0)
+        .expect("send");
+    assert!(sent);
+    net.run_until(Duration::from_secs(1), |n| {
+        matches!(
+            n.stack(1).poll_udp_recv(server, &mut cx(), &mut [0u8; 64]),
+            std::task::Poll::Ready(Ok(_))
+        ) && n
+            .stack(1)
+            .try_udp_send(server, b"back", SocketAddrV4::new(addr(0), 5353), 0)
+            .expect("send")
+    });
+    let mut got = [0u8; 64];
+    net.run_until(Duration::from_secs(1), |n| {
+        matches!(
+            n.stack(0).poll_udp_recv(client, &mut cx(), &mut got),
+            std::task::Poll::Ready(Ok((4, _, _)))
+        )
+    });
+    assert_eq!(&got[..4], b"back");
+    assert_eq!(net.stack(1).status().unresolved.0, 1);
+    // The spoofed source never answers: after 3 s its answer is dropped.
+    net.run_until(Duration::from_secs(4), |n| {
+        n.stack(1).status().counters.udp_unresolved == 1
+    });
+    assert_eq!(net.stack(1).status().unresolved, (0, 0));
+}

@@ -124,6 +124,10 @@ enum Traced {
 /// limits keep it far below).
 const MAX_STEPS: usize = 1024;
 
+/// What an upstream query's socket holds each way: the resolver offers
+/// 1,232 bytes by EDNS, and a larger answer comes truncated (then TCP).
+const UPSTREAM_BUFFER: usize = 4096;
+
 /// Random source ports an upstream query tries before it gives up.
 const PORT_TRIES: usize = 16;
 
@@ -241,7 +245,7 @@ impl ResolverService {
         // taken (never the lowest free one: a forger would know it).
         let socket = std::iter::once(port)
             .chain((1..PORT_TRIES).map(|_| self.resolver().random_port()))
-            .find_map(|p| self.host.bind_udp(p).ok());
+            .find_map(|p| self.host.bind_udp_sized(p, UPSTREAM_BUFFER).ok());
         let Some(socket) = socket else {
             return self.timed_out(token, cause);
         };
@@ -250,7 +254,7 @@ impl ResolverService {
             return self.timed_out(token, cause);
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; UPSTREAM_BUFFER];
         loop {
             match tokio::time::timeout_at(deadline, socket.recv_traced(&mut buf)).await {
                 Ok(Ok((n, from, trace))) => {

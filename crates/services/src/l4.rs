@@ -13,8 +13,9 @@
 //! from a socket of the flow's own to the backend chosen for its first
 //! datagram; what comes back goes to the client from the balancer's port,
 //! so the client sees one peer. A flow carrying nothing either way for
-//! `idle_timeout` is forgotten; at most [`MAX_FLOWS`] are kept, and a new
-//! flow past that is dropped and counted.
+//! `idle_timeout` is forgotten; at most [`MAX_FLOWS`] are kept (each with
+//! an ephemeral port and [`FLOW_BUFFER`] bytes each way), and a new flow
+//! past that, or with no port free, is dropped and counted.
 
 use crate::balancing::{self, Check, SharedPool};
 use crate::lock;
@@ -28,8 +29,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// UDP flows kept at most.
-pub const MAX_FLOWS: usize = 65_536;
+/// UDP flows kept at most (each holds an ephemeral port and at most
+/// 3 x [`FLOW_BUFFER`]: at most 192 MiB in all).
+pub const MAX_FLOWS: usize = 4096;
+/// Bytes a flow's socket holds each way, and the largest datagram it
+/// carries (nginx's `proxy_buffer_size` for UDP): larger ones are dropped.
+pub const FLOW_BUFFER: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct Config {
@@ -53,7 +58,7 @@ counters! {
         unreached,
         flows,
         flows_expired,
-        /// New flows dropped at [`MAX_FLOWS`].
+        /// New flows dropped at [`MAX_FLOWS`], or with no port free.
         flows_refused,
         datagrams_in,
         datagrams_out,
@@ -209,9 +214,13 @@ impl L4 {
             self.counters.flows_refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let Ok(upstream) = self.host.bind_udp_sized(0, FLOW_BUFFER) else {
+            self.counters.flows_refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let upstream = Arc::new(upstream);
         let key = from.ip().octets();
         let pick = lock(&self.pool).pick(balancing::now(), Some(&key), &[])?;
-        let upstream = Arc::new(self.host.bind_udp(0).ok()?);
         let last = Arc::new(Mutex::new(balancing::now()));
         lock(&self.pool).started(pick.index);
         self.counters.flows.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +254,7 @@ impl L4 {
         let idle = self.config.idle_timeout;
         let created = balancing::now();
         let mut first_reply = None;
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; FLOW_BUFFER];
         loop {
             let since = balancing::now().saturating_duration_since(*lock(&last));
             let Some(left) = idle.checked_sub(since).filter(|l| !l.is_zero()) else {

@@ -1,0 +1,247 @@
+//! Datagrams to neighbours the host has not resolved, held here and not
+//! in their socket.
+//!
+//! smoltcp keeps a UDP datagram whose next hop has no ARP entry at the
+//! head of its socket's send buffer until the neighbour answers, and
+//! retries forever: one reply to a source that never answers ARP (a
+//! spoofed one on the same switch) would hold every later datagram of the
+//! socket, every client's, behind it. So a datagram is given to smoltcp
+//! only when its next hop is known here; otherwise it waits in a bounded
+//! queue while the stack asks for the neighbour, and goes to its socket
+//! when the neighbour answers, or is dropped and counted after
+//! [`UNRESOLVED_WAIT`], as Linux drops its unresolved queue after its
+//! three probes.
+//!
+//! What is known mirrors smoltcp's cache: it is learnt from the same ARP
+//! frames (aimed at one of the host's addresses, from a unicast sender on
+//! one of its subnets), lives no longer and holds no more entries, so a
+//! neighbour known here is one smoltcp can send to. Sans-IO: the stack
+//! passes time in and does the sending.
+
+use smoltcp::time::{Duration as SDuration, Instant as SInstant};
+use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol};
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// How long a datagram waits for its neighbour (Linux: three probes a
+/// second apart).
+pub(crate) const UNRESOLVED_WAIT: SDuration = SDuration::from_secs(3);
+/// Bytes of datagrams waiting at most, for all neighbours (Linux keeps
+/// about 200 KiB per neighbour; here one budget bounds the host).
+pub(crate) const UNRESOLVED_BYTES: usize = 256 * 1024;
+/// Neighbours known at most, and for how long: smoltcp's cache size (the
+/// `iface-neighbor-cache-count-256` feature) and entry lifetime.
+const KNOWN: usize = 256;
+const LIFETIME: SDuration = SDuration::from_secs(60);
+
+/// A datagram waiting for its next hop.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    /// The socket it was sent from (the stack's slab index).
+    pub sock: usize,
+    pub hop: Ipv4Addr,
+    pub to: SocketAddrV4,
+    pub data: Vec<u8>,
+    /// The traced frame it answers (0 if none).
+    pub trace: u32,
+    pub since: SInstant,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Neighbours {
+    /// When each known neighbour's entry expires.
+    known: HashMap<Ipv4Addr, SInstant>,
+    parked: VecDeque<Parked>,
+    parked_bytes: usize,
+}
+
+/// What became of a datagram offered to [`Neighbours::park`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parking {
+    Parked,
+    /// The budget is spent: dropped.
+    Full,
+}
+
+impl Neighbours {
+    /// Whether smoltcp can send to `hop` now.
+    pub(crate) fn is_known(&self, hop: Ipv4Addr, now: SInstant) -> bool {
+        self.known.get(&hop).is_some_and(|expires| *expires > now)
+    }
+
+    /// Learns from an ARP frame what smoltcp learns from it: the sender,
+    /// if the frame is aimed at one of `ours` and comes from a unicast
+    /// sender `on_link`. Returns the neighbour learnt.
+    pub(crate) fn learn(
+        &mut self,
+        frame: &[u8],
+        now: SInstant,
+        ours: impl Fn(Ipv4Addr) -> bool,
+        on_link: impl Fn(Ipv4Addr) -> bool,
+    ) -> Option<Ipv4Addr> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EthernetProtocol::Arp {
+            return None;
+        }
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()?;
+        let ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        } = arp
+        else {
+            return None;
+        };
+        let sender = source_protocol_addr;
+        let unicast = !sender.is_broadcast()
+            && !sender.is_multicast()
+            && !sender.is_unspecified()
+            && source_hardware_addr.is_unicast();
+        let known_op = matches!(operation, ArpOperation::Request | ArpOperation::Reply);
+        if !known_op || !unicast || !ours(target_protocol_addr) || !on_link(sender) {
+            return None;
+        }
+        if self.known.len() >= KNOWN && !self.known.contains_key(&sender) {
+            // smoltcp evicts the entry that expires first; so does this.
+            let first = self.known.iter().min_by_key(|(_, e)| **e).map(|(a, _)| *a);
+            if let Some(a) = first {
+                self.known.remove(&a);
+            }
+        }
+        self.known.insert(sender, now + LIFETIME);
+        Some(sender)
+    }
+
+    /// Holds a datagram until its hop answers.
+    pub(crate) fn park(&mut self, datagram: Parked) -> Parking {
+        if self.parked_bytes + datagram.data.len() > UNRESOLVED_BYTES {
+            return Parking::Full;
+        }
+        self.parked_bytes += datagram.data.len();
+        self.parked.push_back(datagram);
+        Parking::Parked
+    }
+
+    /// The datagrams waiting for `hop`, in the order they were sent.
+    pub(crate) fn release(&mut self, hop: Ipv4Addr) -> Vec<Parked> {
+        let (ready, waiting): (VecDeque<Parked>, VecDeque<Parked>) =
+            self.parked.drain(..).partition(|p| p.hop == hop);
+        self.parked = waiting;
+        self.parked_bytes -= ready.iter().map(|p| p.data.len()).sum::<usize>();
+        ready.into()
+    }
+
+    /// Drops what waited [`UNRESOLVED_WAIT`]; returns how many.
+    pub(crate) fn expire(&mut self, now: SInstant) -> usize {
+        let mut dropped = 0;
+        while self
+            .parked
+            .front()
+            .is_some_and(|p| p.since + UNRESOLVED_WAIT <= now)
+        {
+            if let Some(p) = self.parked.pop_front() {
+                self.parked_bytes -= p.data.len();
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// When the oldest waiting datagram is due to be dropped.
+    pub(crate) fn next_expiry(&self) -> Option<SInstant> {
+        self.parked.front().map(|p| p.since + UNRESOLVED_WAIT)
+    }
+
+    /// Datagrams waiting, and their bytes.
+    pub(crate) fn waiting(&self) -> (usize, usize) {
+        (self.parked.len(), self.parked_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{EthernetAddress, EthernetRepr};
+
+    fn arp(op: ArpOperation, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let repr = ArpRepr::EthernetIpv4 {
+            operation: op,
+            source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+            source_protocol_addr: sender,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: target,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EthernetProtocol::Arp,
+        };
+        let mut buf = vec![0; eth.buffer_len() + repr.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf);
+        eth.emit(&mut frame);
+        repr.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        buf
+    }
+
+    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn learn(n: &mut Neighbours, frame: &[u8], now: SInstant) -> Option<Ipv4Addr> {
+        n.learn(frame, now, |a| a == ME, |a| a.octets()[..3] == [10, 0, 0])
+    }
+
+    fn datagram(hop: Ipv4Addr, len: usize, since: SInstant) -> Parked {
+        Parked {
+            sock: 1,
+            hop,
+            to: SocketAddrV4::new(hop, 53),
+            data: vec![0; len],
+            trace: 0,
+            since,
+        }
+    }
+
+    #[test]
+    fn it_learns_what_smoltcp_learns_and_no_more() {
+        let mut n = Neighbours::default();
+        let t0 = SInstant::from_secs(1);
+        let peer = Ipv4Addr::new(10, 0, 0, 7);
+        let elsewhere = Ipv4Addr::new(10, 9, 0, 7);
+        assert_eq!(
+            learn(&mut n, &arp(ArpOperation::Request, elsewhere, ME), t0),
+            None
+        );
+        let not_us = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(
+            learn(&mut n, &arp(ArpOperation::Reply, peer, not_us), t0),
+            None
+        );
+        assert_eq!(
+            learn(&mut n, &arp(ArpOperation::Reply, peer, ME), t0),
+            Some(peer)
+        );
+        assert!(n.is_known(peer, t0));
+        assert!(!n.is_known(peer, t0 + LIFETIME));
+    }
+
+    #[test]
+    fn datagrams_wait_within_a_budget_go_when_their_hop_answers_or_expire() {
+        let mut n = Neighbours::default();
+        let t0 = SInstant::from_secs(1);
+        let (silent, slow) = (Ipv4Addr::new(10, 0, 0, 8), Ipv4Addr::new(10, 0, 0, 9));
+        assert_eq!(n.park(datagram(silent, 1000, t0)), Parking::Parked);
+        assert_eq!(n.park(datagram(slow, 500, t0)), Parking::Parked);
+        assert_eq!(
+            n.park(datagram(silent, UNRESOLVED_BYTES, t0)),
+            Parking::Full
+        );
+        let ready = n.release(slow);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(n.waiting(), (1, 1000));
+        assert_eq!(n.next_expiry(), Some(t0 + UNRESOLVED_WAIT));
+        assert_eq!(n.expire(t0 + UNRESOLVED_WAIT), 1);
+        assert_eq!(n.waiting(), (0, 0));
+    }
+}
