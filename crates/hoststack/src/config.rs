@@ -56,6 +56,15 @@ pub struct TcpTuning {
     pub rx_buffer: usize,
     /// Send buffer per connection.
     pub tx_buffer: usize,
+    /// Bytes of full-size buffers (`rx_buffer` + `tx_buffer` a
+    /// connection) the host holds at most, live and spare connections
+    /// together; a connection past it gets `small_buffer` each way.
+    pub buffer_budget: usize,
+    /// Of the budget, what the connections of one client address may hold.
+    pub client_buffer_share: usize,
+    /// Each way, for a connection past a budget: enough for requests and
+    /// answers, not for bulk speed.
+    pub small_buffer: usize,
     /// How long an ACK may wait to ride on data; every second full segment
     /// is acknowledged at once regardless.
     pub ack_delay: Option<Duration>,
@@ -84,6 +93,9 @@ impl Default for TcpTuning {
         TcpTuning {
             rx_buffer: 256 * 1024,
             tx_buffer: 512 * 1024,
+            buffer_budget: 64 << 20,
+            client_buffer_share: 16 << 20,
+            small_buffer: 16 * 1024,
             ack_delay: Some(Duration::from_millis(1)),
             nagle: false,
             time_wait: Duration::from_secs(60),

@@ -86,6 +86,9 @@ pub struct HostCounters {
     pub rx_queue_full: u64,
     /// SYNs dropped because their client holds its share of connections.
     pub client_limit: u64,
+    /// Connections given small buffers because the host's or their
+    /// client's buffer budget was spent.
+    pub buffers_reduced: u64,
     /// Connections reset by their peer while they waited for `accept`:
     /// freed, never handed to the service.
     pub accept_reset: u64,
@@ -158,6 +161,9 @@ struct Sock {
     client: bool,
     /// The trace id of the last traced segment that brought it data.
     last_trace: u64,
+    /// Its TCP buffers are full size, counted in the host's budget (not
+    /// a budget's small ones).
+    full: bool,
 }
 
 impl Sock {
@@ -195,6 +201,10 @@ pub struct Stack {
     udp_ports: HashMap<u16, usize>,
     /// Connections each client address holds to the listeners.
     per_client: HashMap<Ipv4Addr, usize>,
+    /// Bytes of full-size TCP buffers held, live and spare.
+    buffer_bytes: usize,
+    /// Of those, what each client address's connections hold.
+    client_bytes: HashMap<Ipv4Addr, usize>,
     time_wait: TimeWait,
     timers: BTreeSet<(SInstant, usize)>,
     dirty: Vec<usize>,
@@ -293,6 +303,8 @@ impl Stack {
             listeners: HashMap::new(),
             udp_ports: HashMap::new(),
             per_client: HashMap::new(),
+            buffer_bytes: 0,
+            client_bytes: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             reassembly: Reassembly::new(config.reassembly),
@@ -595,7 +607,7 @@ impl Stack {
                     self.counters.backlog_full += 1;
                     return self.note(refused("backlog full"));
                 }
-                let Some(id) = self.new_tcp(Owner::Handshake(port)) else {
+                let Some(id) = self.new_tcp(Owner::Handshake(port), Some(client)) else {
                     return self.note(refused("socket limit"));
                 };
                 self.note(Decision::Listener {
@@ -889,35 +901,65 @@ impl Stack {
 
     // ---- socket life -------------------------------------------------
 
-    /// A TCP socket with its buffers, recycled if one is spare.
-    fn new_tcp(&mut self, owner: Owner) -> Option<usize> {
+    /// A TCP socket with its buffers, recycled if one is spare: full size
+    /// while the host's budget, and `client`'s share of it, allow; small
+    /// past them (counted).
+    fn new_tcp(&mut self, owner: Owner, client: Option<Ipv4Addr>) -> Option<usize> {
         if self.socks.len() >= self.config.max_sockets {
             self.counters.socket_limit += 1;
             return None;
         }
-        let t = &self.config.tcp;
-        let mut sock = self.spare.pop().unwrap_or_else(|| {
-            let s = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
-                tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
-            );
-            let mut set = SocketSet::new(Vec::with_capacity(1));
-            let handle = set.add(s);
-            Sock {
-                set,
-                handle,
-                udp: None,
-                key: None,
-                owner,
-                timer: None,
-                dirty: false,
-                arp_wait: false,
-                udp_peers: VecDeque::new(),
-                advertised: None,
-                client: false,
-                last_trace: 0,
-            }
+        let t = self.config.tcp.clone();
+        let size = t.rx_buffer + t.tx_buffer;
+        let spare_full = self.spare.iter().rposition(|s| s.full);
+        let within_client = client.is_none_or(|c| {
+            self.client_bytes.get(&c).copied().unwrap_or(0) + size <= t.client_buffer_share
         });
+        let within_host = spare_full.is_some() || self.buffer_bytes + size <= t.buffer_budget;
+        let full = within_client && within_host;
+        if !full {
+            self.counters.buffers_reduced += 1;
+        }
+        let spare = match full {
+            true => spare_full,
+            false => self.spare.iter().rposition(|s| !s.full),
+        };
+        let mut sock = match spare {
+            Some(i) => self.spare.swap_remove(i),
+            None => {
+                let (rx, tx) = match full {
+                    true => (t.rx_buffer, t.tx_buffer),
+                    false => (t.small_buffer, t.small_buffer),
+                };
+                if full {
+                    self.buffer_bytes += size;
+                }
+                let s = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; rx]),
+                    tcp::SocketBuffer::new(vec![0; tx]),
+                );
+                let mut set = SocketSet::new(Vec::with_capacity(1));
+                let handle = set.add(s);
+                Sock {
+                    set,
+                    handle,
+                    udp: None,
+                    key: None,
+                    owner,
+                    timer: None,
+                    dirty: false,
+                    arp_wait: false,
+                    udp_peers: VecDeque::new(),
+                    advertised: None,
+                    client: false,
+                    last_trace: 0,
+                    full,
+                }
+            }
+        };
+        if let (Some(c), true) = (client, full) {
+            *self.client_bytes.entry(c).or_default() += size;
+        }
         // A recycled socket goes back into its set afresh: the set's
         // metadata (a neighbour it was waiting for) belongs to the old
         // connection.
@@ -957,6 +999,15 @@ impl Stack {
                         self.per_client.remove(&ip);
                     }
                 }
+                if sock.full {
+                    let size = self.config.tcp.rx_buffer + self.config.tcp.tx_buffer;
+                    if let Some(b) = self.client_bytes.get_mut(&ip) {
+                        *b = b.saturating_sub(size);
+                        if *b == 0 {
+                            self.client_bytes.remove(&ip);
+                        }
+                    }
+                }
             }
         }
     }
@@ -981,8 +1032,15 @@ impl Stack {
         sock.dirty = false;
         sock.arp_wait = false;
         sock.advertised = None;
-        if self.spare.len() < self.config.tcp.spare_sockets {
+        let t = &self.config.tcp;
+        let size = t.rx_buffer + t.tx_buffer;
+        // Spares keep their buffers, within the budget.
+        if self.spare.len() < t.spare_sockets
+            && (!sock.full || self.buffer_bytes <= t.buffer_budget)
+        {
             self.spare.push(sock);
+        } else if sock.full {
+            self.buffer_bytes -= size;
         }
     }
 
@@ -1078,7 +1136,7 @@ impl Stack {
             .free_port(local_ip, remote)
             .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free local port"))?;
         let id = self
-            .new_tcp(Owner::User)
+            .new_tcp(Owner::User, None)
             .ok_or_else(|| io::Error::other("socket limit reached"))?;
         let cx = self.iface.context();
         let sock = &mut self.socks[id];
@@ -1374,6 +1432,7 @@ impl Stack {
             advertised: None,
             client: false,
             last_trace: 0,
+            full: false,
         });
         self.udp_ports.insert(port, id);
         Ok((SockId(id), port))

@@ -587,3 +587,43 @@ fn a_reply_to_a_source_that_never_answers_arp_holds_no_one_else_s() {
     });
     assert_eq!(net.stack(1).status().unresolved, (0, 0));
 }
+
+#[test]
+fn buffers_past_the_host_s_or_a_client_s_budget_are_small() {
+    // Room for two full-size connections on the host, one per client.
+    let mut net = Net::new(3, 18, Default::default(), |c| {
+        let full = c.tcp.rx_buffer + c.tcp.tx_buffer;
+        c.tcp.buffer_budget = 2 * full;
+        c.tcp.client_buffer_share = full;
+    });
+    net.stack(1).tcp_listen(80, 16).expect("listen");
+    let mut clients = Vec::new();
+    for (i, host) in [0, 0, 2, 2].into_iter().enumerate() {
+        clients.push(
+            net.stack(host)
+                .tcp_connect(server_addr(80))
+                .expect("connect"),
+        );
+        net.run_until(Duration::from_secs(1), |n| {
+            n.stack(1).status().counters.tcp_accepted == i as u64 + 1
+        });
+    }
+    // Host 0's second connection passes its share; host 2's first fits
+    // the host's budget, its second passes it.
+    let c = net.stack(1).status().counters;
+    assert_eq!(c.buffers_reduced, 2);
+    // Each is served all the same.
+    for (i, host) in [0, 0, 2, 2].into_iter().enumerate() {
+        let id = accept(net.stack(1), 80).expect("accepted");
+        let mut sent = 0;
+        send_all(net.stack(1), id, &pattern(100_000), &mut sent);
+        let mut got = Vec::new();
+        net.run_until(Duration::from_secs(5), |n| {
+            let mut sent_more = sent;
+            send_all(n.stack(1), id, &pattern(100_000), &mut sent_more);
+            sent = sent_more;
+            recv_some(n.stack(host), clients[i], &mut got);
+            got.len() == 100_000
+        });
+    }
+}

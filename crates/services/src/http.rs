@@ -18,13 +18,15 @@
 //!
 //! A client must send a request's headers within `header_timeout`, and a
 //! kept-alive connection that carries no new request within that time is
-//! closed, so slow or idle clients (slowloris) hold nothing for long; the
-//! host's per-client connection limit bounds how many they hold at once.
+//! closed, so slow or idle clients (slowloris) hold nothing for long; one
+//! that leaves an answer unread for a minute is cut; the host's
+//! per-client connection limit and buffer budget bound what they hold at
+//! once. Bodies are made as they are sent: their size costs no memory.
 
+use crate::deadline::{Busy, Deadlined};
 use bytes::Bytes;
 use hoststack::{Host, TcpListener};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, DATE, SERVER};
 use hyper::server::conn::http1;
@@ -41,6 +43,10 @@ use std::time::Duration;
 
 /// The byte pattern of `/bytes/N` repeats every this many bytes.
 pub const PATTERN_PERIOD: usize = 251;
+
+/// How long a client may leave an answer unread before it is cut
+/// (nginx's `send_timeout` is 60 s).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest `/bytes/N` served (64 GiB).
 const MAX_DOWNLOAD: u64 = 64 << 30;
@@ -72,6 +78,10 @@ async fn accept(listener: TcpListener, config: Arc<Config>) -> io::Result<()> {
         let local = stream.local_addr();
         let config = config.clone();
         let config_timeout = config.header_timeout;
+        // A client that stops reading an answer is cut after SEND_TIMEOUT
+        // of no progress (crate::deadline); hyper's own timer covers the
+        // headers and the wait between requests.
+        let stream = Deadlined::new(stream, config_timeout, SEND_TIMEOUT, Busy::default());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let answer = respond(&config, local, peer, &req);
@@ -91,7 +101,7 @@ async fn accept(listener: TcpListener, config: Arc<Config>) -> io::Result<()> {
     }
 }
 
-type Answer = Response<Either<Full<Bytes>, Pattern>>;
+type Answer = Response<Generated>;
 
 fn respond(
     config: &Config,
@@ -100,28 +110,28 @@ fn respond(
     req: &Request<Incoming>,
 ) -> Answer {
     let path = req.uri().path();
-    let body = match path.strip_prefix("/bytes/") {
-        Some(n) => match n.parse::<u64>() {
-            Ok(n) if n <= MAX_DOWNLOAD => Either::Right(Pattern::new(n)),
-            _ => {
-                let msg = format!("/bytes/N takes a size from 0 to {MAX_DOWNLOAD}\n");
-                return answer(
-                    config,
-                    StatusCode::BAD_REQUEST,
-                    Either::Left(Full::new(msg.into())),
-                );
-            }
-        },
-        None => Either::Left(Full::new(greeting(config, local, peer, req))),
+    let Some(n) = path.strip_prefix("/bytes/") else {
+        return answer(
+            config,
+            StatusCode::OK,
+            TEXT,
+            greeting(config, local, peer, req),
+        );
     };
-    answer(config, StatusCode::OK, body)
+    match n.parse::<u64>() {
+        Ok(n) if n <= MAX_DOWNLOAD => answer(config, StatusCode::OK, BINARY, Generated::pattern(n)),
+        _ => {
+            let msg = format!("/bytes/N takes a size from 0 to {MAX_DOWNLOAD}\n");
+            let body = Generated::text(msg.into());
+            answer(config, StatusCode::BAD_REQUEST, TEXT, body)
+        }
+    }
 }
 
-fn answer(config: &Config, status: StatusCode, body: Either<Full<Bytes>, Pattern>) -> Answer {
-    let kind = match body {
-        Either::Left(_) => "text/plain; charset=utf-8",
-        Either::Right(_) => "application/octet-stream",
-    };
+const TEXT: &str = "text/plain; charset=utf-8";
+const BINARY: &str = "application/octet-stream";
+
+fn answer(config: &Config, status: StatusCode, kind: &'static str, body: Generated) -> Answer {
     let mut r = Response::new(body);
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -135,12 +145,15 @@ fn answer(config: &Config, status: StatusCode, body: Either<Full<Bytes>, Pattern
     r
 }
 
+/// The text of `GET /`, padded with dots (and a last newline) or cut to
+/// `body_size` if that is set: the padding is made as it is sent, so a
+/// large `body_size` costs no memory per request.
 fn greeting(
     config: &Config,
     local: SocketAddrV4,
     peer: SocketAddrV4,
     req: &Request<Incoming>,
-) -> Bytes {
+) -> Generated {
     let mut text = format!(
         "server: {} {local}\nclient: {peer}\nrequest: {} {}\n",
         config.name,
@@ -153,52 +166,93 @@ fn greeting(
             String::from_utf8_lossy(xff.as_bytes())
         ));
     }
+    let mut text = Bytes::from(text);
     let Some(size) = config.body_size else {
-        return text.into();
+        return Generated::text(text);
     };
-    let mut bytes = text.into_bytes();
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    if bytes.len() > size {
-        bytes.truncate(size);
-    } else {
-        bytes.resize(size, b'.');
-        if let Some(last) = bytes.last_mut() {
-            *last = b'\n';
-        }
+    let len = text.len() as u64;
+    if size <= len {
+        text.truncate(size as usize);
+        return Generated::text(text);
     }
-    bytes.into()
+    Generated {
+        head: text,
+        fill: size - len - 1,
+        offset: 0,
+        source: Source::Dots,
+        tail: Bytes::from_static(b"\n"),
+    }
 }
 
-/// A body of `len` bytes of the `/bytes` pattern, sent as slices of one
-/// shared buffer: no copy and no allocation per chunk.
+/// A body made as it is sent: `head`, then `fill` bytes of a repeating
+/// source (the `/bytes` pattern, or dots), then `tail`; sent as slices
+/// of one shared buffer, with no copy and no allocation per chunk, so
+/// its size costs no memory.
 #[derive(Debug)]
-pub struct Pattern {
-    remaining: u64,
-    /// Where in the period the next chunk starts.
+pub struct Generated {
+    head: Bytes,
+    fill: u64,
+    /// Where in the source's period the next chunk starts.
     offset: usize,
+    source: Source,
+    tail: Bytes,
 }
 
-impl Pattern {
-    fn new(len: u64) -> Pattern {
-        Pattern {
-            remaining: len,
-            offset: 0,
+/// What a body's fill repeats.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Byte i is `i % 251`.
+    Pattern,
+    Dots,
+}
+
+impl Source {
+    fn period(self) -> usize {
+        match self {
+            Source::Pattern => PATTERN_PERIOD,
+            Source::Dots => 1,
         }
     }
 
-    fn buffer() -> &'static Bytes {
-        static BUF: OnceLock<Bytes> = OnceLock::new();
-        // 256 periods plus one, so any chunk can start at any phase.
-        BUF.get_or_init(|| {
-            (0..PATTERN_PERIOD * 257)
-                .map(|i| (i % PATTERN_PERIOD) as u8)
-                .collect::<Vec<u8>>()
-                .into()
-        })
+    /// 256 periods plus one, so any chunk can start at any phase.
+    fn buffer(self) -> &'static Bytes {
+        static PATTERN: OnceLock<Bytes> = OnceLock::new();
+        static DOTS: OnceLock<Bytes> = OnceLock::new();
+        match self {
+            Source::Pattern => PATTERN.get_or_init(|| {
+                (0..PATTERN_PERIOD * 257)
+                    .map(|i| (i % PATTERN_PERIOD) as u8)
+                    .collect::<Vec<u8>>()
+                    .into()
+            }),
+            Source::Dots => DOTS.get_or_init(|| vec![b'.'; PATTERN_PERIOD * 257].into()),
+        }
     }
 }
 
-impl Body for Pattern {
+impl Generated {
+    fn text(text: Bytes) -> Generated {
+        Generated {
+            head: text,
+            fill: 0,
+            offset: 0,
+            source: Source::Dots,
+            tail: Bytes::new(),
+        }
+    }
+
+    fn pattern(len: u64) -> Generated {
+        Generated {
+            head: Bytes::new(),
+            fill: len,
+            offset: 0,
+            source: Source::Pattern,
+            tail: Bytes::new(),
+        }
+    }
+}
+
+impl Body for Generated {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -206,23 +260,32 @@ impl Body for Pattern {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
+        if !self.head.is_empty() {
+            let head = std::mem::take(&mut self.head);
+            return Poll::Ready(Some(Ok(Frame::data(head))));
         }
-        let chunk = PATTERN_PERIOD * 256;
-        let n = usize::try_from(self.remaining).unwrap_or(chunk).min(chunk);
-        let start = self.offset;
-        self.remaining -= n as u64;
-        self.offset = (start + n) % PATTERN_PERIOD;
-        let data = Pattern::buffer().slice(start..start + n);
-        Poll::Ready(Some(Ok(Frame::data(data))))
+        if self.fill > 0 {
+            let period = self.source.period();
+            let chunk = PATTERN_PERIOD * 256;
+            let n = usize::try_from(self.fill).unwrap_or(chunk).min(chunk);
+            let start = self.offset;
+            self.fill -= n as u64;
+            self.offset = (start + n) % period;
+            let data = self.source.buffer().slice(start..start + n);
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            return Poll::Ready(Some(Ok(Frame::data(tail))));
+        }
+        Poll::Ready(None)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining == 0
+        self.head.is_empty() && self.fill == 0 && self.tail.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.head.len() as u64 + self.fill + self.tail.len() as u64)
     }
 }

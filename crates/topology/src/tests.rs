@@ -48,7 +48,12 @@ fn reference_lab_matches_the_contract() {
     assert_eq!(lab.host("bob").map(|b| b.address), Some(HostAddress::Dhcp));
     assert_eq!(lab.host("carol").map(|c| c.switch.as_str()), Some("office"));
     assert_eq!(lab.routers.len(), 3);
-    assert_eq!(lab.services.len(), 8);
+    assert_eq!(lab.services.len(), 9);
+    let ns2 = lab.services.iter().find(|s| s.name == "example-ns2");
+    assert_eq!(
+        ns2.map(|s| s.address.addr()),
+        Some(Ipv4Addr::new(203, 0, 113, 56))
+    );
     let isp_gw = lab
         .routers
         .iter()
