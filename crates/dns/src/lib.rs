@@ -11,6 +11,7 @@
 //!   steps a trace can follow ([`Step`]).
 
 mod authority;
+mod cache;
 pub mod resolver;
 mod step;
 mod zone;
@@ -20,7 +21,9 @@ mod zone;
 pub const PORT: u16 = 53;
 
 pub use authority::{Authority, Transport};
-pub use resolver::{locally_served, Action, Resolver, ResolverConfig, MAX_WAITERS, STALE_MAX};
+pub use resolver::{
+    locally_served, Action, Resolver, ResolverConfig, MAX_SENT, MAX_WAITERS, STALE_MAX,
+};
 pub use step::Step;
 pub use zone::{Zone, ZoneError};
 

@@ -43,6 +43,7 @@
 //! referral means no zone cut there, and one more label is added.
 
 use crate::authority::{edns_version_unknown, encode_for, Transport};
+use crate::cache::{Cache, Cached};
 use crate::step::Step;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
@@ -58,6 +59,11 @@ use std::time::Instant;
 pub const MAX_CNAMES: usize = 8;
 /// Upstream queries one question may cost at most.
 pub const MAX_QUERIES: usize = 24;
+/// Upstream queries one client question may cost at most, its glueless
+/// name-server lookups' included (Unbound's `max-sent-count`): a
+/// referral to many name servers without glue (NXNS) cannot make one
+/// question into hundreds.
+pub const MAX_SENT: usize = 32;
 /// Clients waiting on one question in progress at most; past it, SERVFAIL.
 pub const MAX_WAITERS: usize = 64;
 /// Servers whose round-trip time is remembered at most.
@@ -87,6 +93,8 @@ pub struct ResolverConfig {
     pub client_rate: u32,
     /// Cache entries at most.
     pub cache_size: usize,
+    /// Bytes the cache holds at most (about: names and data).
+    pub cache_bytes: usize,
     /// How long an upstream server has to answer before the next is
     /// asked (the service's timer; also a timed-out server's least RTT).
     pub upstream_timeout: std::time::Duration,
@@ -107,6 +115,7 @@ impl ResolverConfig {
             allow: Vec::new(),
             client_rate: 1000,
             cache_size: 50_000,
+            cache_bytes: 16 << 20,
             upstream_timeout: std::time::Duration::from_millis(800),
             max_tasks: 1024,
             case_randomisation: true,
@@ -177,6 +186,8 @@ pub struct ResolverCounters {
     pub refused_acl: u64,
     /// Questions past a client's budget.
     pub rate_limited: u64,
+    /// Client questions that spent their [`MAX_SENT`] upstream queries.
+    pub work_exhausted: u64,
 }
 
 /// Client addresses with a query budget at most; past it the least
@@ -188,20 +199,6 @@ const BUDGETS: usize = 4096;
 struct Budget {
     micro_tokens: u64,
     last: Instant,
-}
-
-#[derive(Debug, Clone)]
-enum Cached {
-    Records(Vec<Record>),
-    /// NXDOMAIN (`true`) or NODATA, with the SOA to show.
-    Negative(bool, Box<Record>),
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    value: Cached,
-    stored: Instant,
-    ttl: u32,
 }
 
 /// One client question being resolved.
@@ -246,6 +243,9 @@ struct Task {
     heard: (Ipv4Addr, std::time::Duration),
     /// A prefetch: the question is asked even though it is cached.
     refresh: bool,
+    /// Upstream queries sent for this question and the lookups under it
+    /// (kept on the question a client asked, the root of its lookups).
+    sent_queries: usize,
 }
 
 /// `name` with each letter upper or lower case by one of `bits`.
@@ -294,6 +294,7 @@ impl Task {
             traced,
             heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
             refresh: false,
+            sent_queries: 0,
         }
     }
 
@@ -321,7 +322,7 @@ enum Cut {
 #[derive(Debug)]
 pub struct Resolver {
     config: ResolverConfig,
-    cache: HashMap<(LowerName, RecordType), Entry>,
+    cache: Cache,
     tasks: HashMap<u64, Task>,
     next_token: u64,
     /// IDs, source ports and 0x20 case: ChaCha12 keyed from the caller's
@@ -342,8 +343,8 @@ impl Resolver {
     /// simulation passes its own to replay a run.
     pub fn new(config: ResolverConfig, key: [u8; 32]) -> Resolver {
         Resolver {
+            cache: Cache::new(config.cache_size, config.cache_bytes),
             config,
-            cache: HashMap::new(),
             tasks: HashMap::new(),
             next_token: 0,
             rng: StdRng::from_seed(key),
@@ -388,8 +389,16 @@ impl Resolver {
         &self.counters
     }
 
-    pub fn cache_len(&self) -> usize {
-        self.cache.len()
+    /// Entries in the cache, and about how many bytes they take.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.bytes())
+    }
+
+    /// Forgets what the cache holds for `name` (every type), or
+    /// everything, as `unbound-control flush` does; returns how many
+    /// entries went.
+    pub fn flush_cache(&mut self, name: Option<&Name>) -> usize {
+        self.cache.flush(name.map(LowerName::new).as_ref())
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -802,6 +811,29 @@ impl Resolver {
         self.step(now, child)
     }
 
+    /// Takes one upstream query from the budget of the client question
+    /// `token` serves (itself, or the question whose name server it looks
+    /// up): false once [`MAX_SENT`] are spent.
+    fn spend_query(&mut self, token: u64) -> bool {
+        let mut root = token;
+        // Lookups nest at most MAX_NESTING deep; the bound keeps a broken
+        // chain from looping.
+        for _ in 0..=MAX_NESTING {
+            match self.tasks.get(&root).and_then(|t| t.parent) {
+                Some(p) if self.tasks.contains_key(&p) => root = p,
+                _ => break,
+            }
+        }
+        let Some(task) = self.tasks.get_mut(&root) else {
+            return false;
+        };
+        task.sent_queries += 1;
+        if task.sent_queries == MAX_SENT + 1 {
+            self.counters.work_exhausted += 1;
+        }
+        task.sent_queries <= MAX_SENT
+    }
+
     /// Sends the question to the next untried server of the task's zone.
     fn ask(&mut self, now: Instant, token: u64) -> Vec<Action> {
         let id = self.random_u16();
@@ -823,6 +855,12 @@ impl Resolver {
         if task.queries >= MAX_QUERIES || (task.servers.is_empty() && !retry_over_tcp) {
             return self.fail(now, token);
         }
+        if !self.spend_query(token) {
+            return self.fail(now, token);
+        }
+        let Some(task) = self.tasks.get_mut(&token) else {
+            return Vec::new();
+        };
         // Over TCP, the server just asked goes again; over UDP, the next.
         let server = match (task.tcp, task.last_server) {
             (true, Some(s)) => s,
@@ -1203,32 +1241,9 @@ impl Resolver {
             Cached::Records(rs) => rs.iter().map(|r| r.ttl).min().unwrap_or(0),
             Cached::Negative(_, soa) => negative_ttl(soa),
         };
-        if ttl == 0 {
-            return;
+        if ttl > 0 {
+            self.cache.insert(now, (name.clone(), ty), value, ttl);
         }
-        if self.cache.len() >= self.config.cache_size {
-            self.cache.retain(|_, e| {
-                now.saturating_duration_since(e.stored).as_secs() < u64::from(e.ttl)
-            });
-            if self.cache.len() >= self.config.cache_size {
-                let oldest = self
-                    .cache
-                    .iter()
-                    .min_by_key(|(_, e)| e.stored)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    self.cache.remove(&k);
-                }
-            }
-        }
-        self.cache.insert(
-            (name.clone(), ty),
-            Entry {
-                value,
-                stored: now,
-                ttl,
-            },
-        );
     }
 
     fn finish_with(&mut self, now: Instant, token: u64, cached: Cached) -> Vec<Action> {

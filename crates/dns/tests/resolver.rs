@@ -758,3 +758,39 @@ fn with_prefetch_a_name_asked_near_its_expiry_is_refreshed_in_the_background() {
         }
     }
 }
+
+#[test]
+fn a_referral_to_many_name_servers_without_glue_costs_one_budget() {
+    // NXNS: evil.com delegates victim.evil.com to 40 name servers whose
+    // names resolve nowhere, with no glue. Each would be looked up; the
+    // question's budget of upstream queries bounds them all.
+    let evil: String = std::iter::once(
+        "$TTL 60\n@ IN SOA ns1.example.com. h.evil.com. 1 7200 900 1209600 60\n@ IN NS ns1.example.com.\n"
+            .to_owned(),
+    )
+    .chain((0..40).map(|i| format!("victim IN NS ns{i}.nowhere.net.\n")))
+    .collect();
+    let mut net = Internet::lab();
+    let z = |o: &str, t: &str| Zone::parse(o, t).expect("zone");
+    let com = format!("{COM}evil.com. IN NS ns1.example.com.\n");
+    net.servers[1].1 = Some(Authority::new(vec![z("com.", &com), z("net.", NET)]));
+    net.servers[2].1 = Some(Authority::new(vec![
+        z("example.com.", EXAMPLE),
+        z("evil.com.", &evil),
+    ]));
+    let mut r = resolver();
+    let answer = net.resolve(
+        &mut r,
+        Instant::now(),
+        "www.victim.evil.com.",
+        RecordType::A,
+    );
+    assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        net.asked.len() <= dns::MAX_SENT,
+        "{} upstream queries: {:?}",
+        net.asked.len(),
+        net.heard
+    );
+    assert_eq!(r.counters().work_exhausted, 1);
+}

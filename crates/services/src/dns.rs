@@ -409,16 +409,28 @@ impl Control for ResolverControl {
     fn status(&self) -> serde_json::Value {
         let r = self.0.resolver();
         let mut status = serde_json::json!(r.counters());
-        status["cache_entries"] = serde_json::json!(r.cache_len());
+        let (entries, bytes) = r.cache_usage();
+        status["cache_entries"] = serde_json::json!(entries);
+        status["cache_bytes"] = serde_json::json!(bytes);
         status
     }
 
     fn request(&self, request: serde_json::Value) -> Reply {
         let service = self.0.clone();
         Box::pin(async move {
+            if let Some(flush) = request.get("flush") {
+                let name = match flush.get("name").and_then(|v| v.as_str()) {
+                    Some(n) => {
+                        Some(Name::from_ascii(n).map_err(|e| format!("bad name `{n}`: {e}"))?)
+                    }
+                    None => None,
+                };
+                let flushed = service.resolver().flush_cache(name.as_ref());
+                return Ok(serde_json::json!({ "flushed": flushed }));
+            }
             let trace = request
                 .get("trace")
-                .ok_or("the resolver takes `trace` requests")?;
+                .ok_or("the resolver takes `trace` and `flush` requests")?;
             let field = |k: &str| trace.get(k).and_then(|v| v.as_str()).map(str::to_owned);
             let name = field("name").ok_or("a trace needs a `name`")?;
             let qtype = field("type").unwrap_or_else(|| "A".to_owned());
