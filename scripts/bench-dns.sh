@@ -56,6 +56,7 @@ name = "bd-root"
 kind = "dns-authoritative"
 switch = "dns"
 address = "10.95.0.53/24"
+responses_per_sec = 0   # response rate limiting off, as NSD's below
 [[service.zones]]
 origin = "."
 records = """
@@ -72,6 +73,7 @@ name = "bd-com"
 kind = "dns-authoritative"
 switch = "dns"
 address = "10.95.0.54/24"
+responses_per_sec = 0   # response rate limiting off, as NSD's below
 [[service.zones]]
 origin = "com."
 records = """
@@ -87,6 +89,7 @@ name = "bd-example"
 kind = "dns-authoritative"
 switch = "dns"
 address = "10.95.0.55/24"
+responses_per_sec = 0   # response rate limiting off, as NSD's below
 [[service.zones]]
 origin = "example.com."
 records = """

@@ -151,6 +151,44 @@ fn services_survive_their_clients() {
     resets_before_accept_and_unanswerable_datagrams_stop_nothing(&lab);
     idle_and_half_sent_connections_are_cut_at_their_deadline(&lab);
     a_flood_of_new_udp_flows_is_bounded_by_the_ports(&lab);
+    a_query_flood_is_rate_limited_and_a_real_client_still_answered(&lab);
+}
+
+/// 2,000 queries at once from sv-y's /24 to sv-ns: past 200 a second
+/// (bursts of 400) answers are dropped or, every second one, truncated;
+/// dig from sv-x, in the same /24, gets a truncated answer and asks again
+/// over TCP, which is never limited.
+fn a_query_flood_is_rate_limited_and_a_real_client_still_answered(lab: &Lab) {
+    let mac = neighbour_mac("sv-y", "10.79.60.13");
+    let hostile = format!(
+        "{}/../../tests/tools/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    exec_ok(
+        "sv-y",
+        &format!("python3 {hostile} eth0 {mac} udp-from 10.79.60.9 seq 10.79.60.13 53 2000"),
+    );
+    let a = exec_ok("sv-x", "dig +short +time=2 +tries=2 @10.79.60.13 lab.test");
+    assert_eq!(a.trim(), "10.79.60.11");
+    let c = &lab.status_json()["service_counters"]["sv-ns"];
+    let (dropped, slipped) = (
+        c["rrl_dropped"].as_u64().unwrap(),
+        c["rrl_slipped"].as_u64().unwrap(),
+    );
+    assert!(dropped > 500 && slipped > 500, "{c}");
+}
+
+/// The MAC `host` has for `ip` (pinged first).
+fn neighbour_mac(host: &str, ip: &str) -> String {
+    script_ok(
+        host,
+        &format!("ping -c 1 -W 2 {ip} >/dev/null; ip neigh show {ip}"),
+    )
+    .split_whitespace()
+    .skip_while(|w| *w != "lladdr")
+    .nth(1)
+    .unwrap()
+    .to_owned()
 }
 
 fn resets_before_accept_and_unanswerable_datagrams_stop_nothing(lab: &Lab) {
@@ -186,24 +224,13 @@ print(n)
 
     // DNS queries and echo datagrams from port 0 and from 0.0.0.0: no
     // answer can reach them; each is a counted drop.
-    let neigh = |ip: &str| {
-        script_ok(
-            "sv-x",
-            &format!("ping -c 1 -W 2 {ip} >/dev/null; ip neigh show {ip}"),
-        )
-        .split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .unwrap()
-        .to_owned()
-    };
     let hostile = format!(
         "{}/../../tests/tools/hostile.py",
         env!("CARGO_MANIFEST_DIR")
     );
     let before = sum(lab, "udp_unaddressable");
     for (ip, port) in [("10.79.60.13", 53), ("10.79.60.14", 53), ("10.79.60.15", 7)] {
-        let mac = neigh(ip);
+        let mac = neighbour_mac("sv-x", ip);
         for (src, sport) in [("10.79.60.10", 0), ("0.0.0.0", 5353)] {
             exec_ok(
                 "sv-x",
@@ -232,16 +259,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// the flows idle out a real client is served.
 fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
     let before = rss_kib(lab.pid());
-    let mac = script_ok(
-        "sv-y",
-        "ping -c 1 -W 2 10.79.60.16 >/dev/null; ip neigh show 10.79.60.16",
-    );
-    let mac = mac
-        .split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let mac = neighbour_mac("sv-y", "10.79.60.16");
     let hostile = format!(
         "{}/../../tests/tools/hostile.py",
         env!("CARGO_MANIFEST_DIR")
@@ -385,16 +403,7 @@ gateway = "10.79.62.1"
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn made_up_sources_behind_a_nat_share_one_budget() {
     let lab = Lab::up("survival-nat", NAT_TOPOLOGY);
-    let gw_mac = script_ok(
-        "nat-x",
-        "ping -c 1 -W 2 10.79.61.1 >/dev/null; ip neigh show 10.79.61.1",
-    );
-    let gw_mac = gw_mac
-        .split_whitespace()
-        .skip_while(|w| *w != "lladdr")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let gw_mac = neighbour_mac("nat-x", "10.79.61.1");
     // Four made-up sources inside the subnet, 100 new flows each: as one
     // station they get 40 ports between them.
     let hostile = format!(

@@ -35,12 +35,24 @@ pub(crate) fn encode_for(
     if bytes.len() <= limit {
         return Some(bytes);
     }
-    let mut cut = response;
-    cut.answers.clear();
-    cut.authorities.clear();
-    cut.additionals.clear();
-    cut.metadata.truncation = true;
-    cut.to_vec().ok()
+    cut(response)
+}
+
+/// The header and question of `response` alone, with TC set: "ask again
+/// over TCP".
+fn cut(mut response: Message) -> Option<Vec<u8>> {
+    response.answers.clear();
+    response.authorities.clear();
+    response.additionals.clear();
+    response.metadata.truncation = true;
+    response.to_vec().ok()
+}
+
+/// An answer (as bytes) cut to its header and question with TC set: what
+/// response rate limiting "slips" to a client instead of the answer, so
+/// that a real one asks again over TCP.
+pub fn truncated(answer: &[u8]) -> Option<Vec<u8>> {
+    cut(Message::from_vec(answer).ok()?)
 }
 
 /// How many CNAMEs are followed inside the zones before giving up.

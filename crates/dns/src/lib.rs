@@ -20,7 +20,7 @@ mod zone;
 /// answers from.
 pub const PORT: u16 = 53;
 
-pub use authority::{Authority, Transport};
+pub use authority::{truncated, Authority, Transport};
 pub use resolver::{
     locally_served, Action, Resolver, ResolverConfig, MAX_SENT, MAX_WAITERS, STALE_MAX,
 };

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use wire::ratelimit::PerClient;
 
 /// The DNS port.
 pub const PORT: u16 = 53;
@@ -25,28 +26,99 @@ pub const PORT: u16 = 53;
 /// suggests seconds, not minutes).
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 
+/// Response rate limiting of an authoritative server's UDP answers, as
+/// NSD and BIND do it: per client /24, `per_sec` answers a second in
+/// bursts of twice that; past it every `slip`-th answer goes out
+/// truncated (TC=1: a real client, whose address a flood may be forging,
+/// asks again over TCP, which is never limited) and the others are
+/// dropped. An amplifier's victim gets little; a real client still gets
+/// its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Rrl {
+    /// 0: off.
+    pub per_sec: u32,
+    pub slip: u32,
+}
+
+/// /24 prefixes with a budget at most; past it the one heard from least
+/// recently is forgotten.
+const RRL_PREFIXES: usize = 4096;
+
+counters! {
+    /// What an authoritative server did with its queries.
+    struct AuthorityCounters {
+        /// UDP answers sent.
+        answers,
+        /// UDP answers past the rate, dropped.
+        rrl_dropped,
+        /// UDP answers past the rate, sent truncated.
+        rrl_slipped,
+    }
+}
+
+/// An authoritative server's handle: its counters.
+struct AuthorityControl(Arc<AuthorityCounters>);
+
+impl Control for AuthorityControl {
+    fn status(&self) -> serde_json::Value {
+        self.0.json()
+    }
+
+    fn request(&self, _: serde_json::Value) -> Reply {
+        Box::pin(async { Err("an authoritative server takes no commands".to_owned()) })
+    }
+}
+
 /// Binds UDP and TCP `port`, and serves `authority` on them until the
-/// task is dropped.
-pub fn serve(host: Host, authority: Authority, port: u16) -> io::Result<crate::Task> {
+/// task is dropped, its UDP answers limited by `rrl`.
+pub fn serve(host: Host, authority: Authority, port: u16, rrl: Rrl) -> io::Result<crate::Serving> {
     let udp = host.bind_udp(port)?;
     let listener = host.listen(port, 256)?;
-    Ok(Box::pin(authoritative(udp, listener, Arc::new(authority))))
+    let counters = Arc::new(AuthorityCounters::default());
+    let control: Arc<dyn Control> = Arc::new(AuthorityControl(counters.clone()));
+    let task = authoritative(udp, listener, Arc::new(authority), rrl, counters);
+    Ok((control, Box::pin(task)))
 }
 
 async fn authoritative(
     udp: UdpSocket,
     listener: TcpListener,
     authority: Arc<Authority>,
+    rrl: Rrl,
+    counters: Arc<AuthorityCounters>,
 ) -> io::Result<()> {
     let datagrams = {
         let authority = authority.clone();
         async move {
+            let started = crate::balancing::now();
+            let mut budgets = (rrl.per_sec > 0)
+                .then(|| PerClient::new(rrl.per_sec, rrl.per_sec.saturating_mul(2), RRL_PREFIXES));
+            let mut limited = 0u64;
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from, trace) = udp.recv_traced(&mut buf).await?;
-                if let Some(answer) = authority.answer(&buf[..n], Transport::Udp) {
-                    udp.send_to_answering(&answer, from, trace).await?;
+                let Some(mut answer) = authority.answer(&buf[..n], Transport::Udp) else {
+                    continue;
+                };
+                if let Some(budgets) = &mut budgets {
+                    let [a, b, c, _] = from.ip().octets();
+                    if !budgets.allow(crate::ticks_since(started), [a, b, c]) {
+                        limited += 1;
+                        let slip = rrl.slip > 0 && limited % u64::from(rrl.slip) == 0;
+                        match dns::truncated(&answer).filter(|_| slip) {
+                            Some(cut) => {
+                                counters.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                                answer = cut;
+                            }
+                            None => {
+                                counters.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                    }
                 }
+                counters.answers.fetch_add(1, Ordering::Relaxed);
+                udp.send_to_answering(&answer, from, trace).await?;
             }
         }
     };

@@ -307,9 +307,7 @@ impl Lb {
         let Some(budgets) = &self.budgets else {
             return true;
         };
-        let elapsed = self.now().saturating_duration_since(self.started);
-        let now = wire::Instant::from_micros(elapsed.as_micros() as u64);
-        lock(budgets).allow(now, client)
+        lock(budgets).allow(crate::ticks_since(self.started), client)
     }
 
     /// Whether the retry budget allows one more retry (and spends it).

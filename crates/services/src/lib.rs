@@ -45,6 +45,13 @@ pub use balancing::Check;
 pub use control::{Control, Reply, Serving, Task};
 pub use world::{World, SIMULATED_EPOCH};
 
+/// The time since `started` on a token bucket's clock (wire's, which
+/// counts from zero): how a service's rate limits read tokio's clock.
+pub(crate) fn ticks_since(started: std::time::Instant) -> wire::Instant {
+    let elapsed = balancing::now().saturating_duration_since(started);
+    wire::Instant::from_micros(elapsed.as_micros() as u64)
+}
+
 /// A mutex's guard, also after a panic elsewhere held it (the data is
 /// counters and tables that stay consistent between statements).
 pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -355,6 +355,13 @@ pub struct DnsAuthoritativeSettings {
     pub zones: Vec<dns::Zone>,
     /// Networks that may transfer the zones (AXFR); `None`: nobody.
     pub allow_transfer: Option<Vec<Ipv4Net>>,
+    /// UDP answers per second to one client /24 (response rate limiting;
+    /// 0: off).
+    pub responses_per_sec: u32,
+    /// Of the answers past the rate, every this many goes out truncated
+    /// (TC=1, so a real client asks again over TCP); the rest are
+    /// dropped; 0: all dropped.
+    pub rrl_slip: u32,
 }
 
 /// `kind = "dns-resolver"`: a recursive resolver.

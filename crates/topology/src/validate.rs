@@ -76,7 +76,9 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "health_fall",
             "idle_timeout_ms",
         ],
-        ServiceKind::DnsAuthoritative => &["zones", "allow_transfer"],
+        ServiceKind::DnsAuthoritative => {
+            &["zones", "allow_transfer", "responses_per_sec", "rrl_slip"]
+        }
         ServiceKind::DnsResolver => &[
             "root_hints",
             "allow",
@@ -1556,6 +1558,14 @@ impl Validator<'_, '_> {
                 ServiceSettings::DnsAuthoritative(DnsAuthoritativeSettings {
                     zones,
                     allow_transfer: self.nets(&s.allow_transfer, &key("allow_transfer")),
+                    responses_per_sec: self.ranged(
+                        &s.responses_per_sec,
+                        &key("responses_per_sec"),
+                        0,
+                        1_000_000,
+                        200,
+                    ) as u32,
+                    rrl_slip: self.ranged(&s.rrl_slip, &key("rrl_slip"), 0, 10, 2) as u32,
                 })
             }
             ServiceKind::DnsResolver => ServiceSettings::DnsResolver(DnsResolverSettings {

@@ -2,7 +2,8 @@
 //! text in the topology) on UDP and TCP port 53; the server of the root
 //! zone also serves the lab's reverse zones (crate::reverse). Only the
 //! networks in `allow_transfer` may transfer the zones (AXFR); by
-//! default nobody may.
+//! default nobody may. Its UDP answers are rate limited per client /24
+//! (`responses_per_sec`, `rrl_slip`: services::dns::Rrl).
 
 use super::{Service, Started};
 use crate::LabView;
@@ -26,6 +27,10 @@ impl Service for DnsAuthoritative {
         // default is nobody too).
         let transfers = settings.allow_transfer.clone().unwrap_or_default();
         let authority = dns::Authority::new(zones).allow_transfer(transfers);
-        Ok(services::dns::serve(host, authority, services::dns::PORT)?.into())
+        let rrl = services::dns::Rrl {
+            per_sec: settings.responses_per_sec,
+            slip: settings.rrl_slip,
+        };
+        Ok(services::dns::serve(host, authority, services::dns::PORT, rrl)?.into())
     }
 }
