@@ -152,6 +152,44 @@ fn services_survive_their_clients() {
     idle_and_half_sent_connections_are_cut_at_their_deadline(&lab);
     a_flood_of_new_udp_flows_is_bounded_by_the_ports(&lab);
     a_query_flood_is_rate_limited_and_a_real_client_still_answered(&lab);
+    clients_that_never_read_large_bodies_pin_a_bounded_memory(&lab);
+}
+
+/// 300 connections each asking sv-web for a gigabyte and reading none of
+/// it: past the host's buffer budget (64 MiB) each holds 16 KiB, so the
+/// process grows by far less than 300 full send buffers (150 MiB), and
+/// the web server answers others meanwhile.
+fn clients_that_never_read_large_bodies_pin_a_bounded_memory(lab: &Lab) {
+    let before = rss_kib(lab.pid());
+    let _holder = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "sv-y",
+        "python3",
+        "-c",
+        r#"
+import socket, time
+held = []
+for i in range(300):
+    s = socket.create_connection(("10.79.60.11", 80))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"GET /bytes/1000000000 HTTP/1.1\r\nHost: sv\r\n\r\n")
+    held.append(s)
+time.sleep(60)
+"#,
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let grown = rss_kib(lab.pid()).saturating_sub(before);
+    let reduced = host_counters(lab, "sv-web")["buffers_reduced"]
+        .as_u64()
+        .unwrap();
+    eprintln!(
+        "300 stalled readers: memory grew {grown} KiB, {reduced} connections on small buffers"
+    );
+    assert!(reduced > 200, "{reduced}");
+    assert!(grown < 100 * 1024, "memory grew {grown} KiB");
+    every_service_answers();
 }
 
 /// 2,000 queries at once from sv-y's /24 to sv-ns: past 200 a second
