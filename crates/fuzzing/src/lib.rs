@@ -8,6 +8,9 @@
 //!   reaches the parsers behind the checksum checks. cargo-fuzz runs them
 //!   from `fuzz/` (nightly); this crate's tests run them on stable over the
 //!   committed corpus (`fuzz/corpus/TARGET/`) and seeded mutations of it.
+//! * [`services`]: the service layer (the host stack's sockets, every
+//!   service kind) driven by a script of client moves: connections with
+//!   any bytes, resets, half-closes, datagrams from any port.
 //! * [`sim`]: a structure-aware fuzzer that sends seeded frames with valid
 //!   checksums and valid or invalid virtio headers through a whole
 //!   simulated lab ([`lab`]) and checks its invariants after every burst.
@@ -17,5 +20,6 @@
 pub mod corpus;
 pub mod fixup;
 pub mod lab;
+pub mod services;
 pub mod sim;
 pub mod targets;

@@ -29,6 +29,7 @@ pub const TARGETS: &[Target] = &[
     ("dns_authority", dns_authority),
     ("dns_resolver", dns_resolver),
     ("vxlan", vxlan),
+    ("services", crate::services::services),
 ];
 
 const BOB: Mac = Mac([2, 0x53, 0, 0, 1, 20]);

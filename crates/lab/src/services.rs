@@ -212,6 +212,11 @@ pub(crate) struct Supervision {
 }
 
 impl Supervision {
+    /// How often the service was started again.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
     fn control(&self) -> Option<Arc<dyn services::Control>> {
         services::lock(&self.control).clone()
     }

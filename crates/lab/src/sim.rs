@@ -9,10 +9,12 @@
 //! Hosts that take their address by DHCP have no simulated client (the
 //! simulator runs no DHCP client); their ports stay silent.
 
-use crate::services::{host_event, Supervised};
+use crate::services::{host_event, Supervised, Supervision};
 use crate::{build, kinds, LabError};
 use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
+use std::net::SocketAddrV4;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use topology::{HostAddress, Topology};
 use wire::{Frame, Instant};
@@ -43,6 +45,8 @@ pub struct LabSim {
     sim: Sim,
     rt: tokio::runtime::Runtime,
     services: Vec<SimService>,
+    /// Each running service's supervision.
+    supervised: Vec<std::sync::Arc<Supervision>>,
     clients: Vec<SimClient>,
     out: Vec<Frame>,
     /// The next step's length: [`TICK`] while frames move, longer while
@@ -72,11 +76,13 @@ impl LabSim {
             blueprint.view.in_world(services::World::simulated(seed))
         };
         let mut services = Vec::new();
+        let mut supervised = Vec::new();
         for p in blueprint.services {
             if let Some(kind) = kinds::find(p.spec.kind()) {
                 let _clock = rt.enter();
-                let (task, _) = Supervised::start(kind, &p, &view)?;
+                let (task, state) = Supervised::start(kind, &p, &view)?;
                 rt.spawn(task);
+                supervised.push(state);
             }
             services.push(SimService {
                 port: p.port,
@@ -105,6 +111,7 @@ impl LabSim {
             sim: Sim::new(blueprint.fabric, seed, link),
             rt,
             services,
+            supervised,
             clients,
             out: Vec::new(),
             stride: TICK,
@@ -131,6 +138,47 @@ impl LabSim {
             .iter_mut()
             .find(|c| c.name == name)
             .map(|c| &mut c.stack)
+    }
+
+    /// How often the lab's services were started again after their task
+    /// ended or panicked (0 in a lab whose clients stopped nothing).
+    pub fn restarts(&self) -> u64 {
+        self.supervised.iter().map(|s| s.restarts()).sum()
+    }
+
+    /// Opens a TCP connection from namespace host `client` to `to`, sends
+    /// `request`, and reads until the server closes; `None` if that does
+    /// not happen within `limit` (or `client` is not a simulated host).
+    pub fn exchange(
+        &mut self,
+        client: &str,
+        to: SocketAddrV4,
+        request: &[u8],
+        limit: Duration,
+    ) -> Option<Vec<u8>> {
+        let sock = self.client(client)?.tcp_connect(to).ok()?;
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut sent, mut answer) = (0, Vec::new());
+        let done = self.run_until(limit, |l| {
+            let Some(s) = l.client(client) else {
+                return true;
+            };
+            if sent < request.len() {
+                if let Poll::Ready(Ok(n)) = s.poll_send(sock, &mut cx, &request[sent..]) {
+                    sent += n;
+                }
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.poll_recv(sock, &mut cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => return true,
+                    Poll::Ready(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                    _ => return false,
+                }
+            }
+        });
+        self.client(client)?.release(sock);
+        done.then_some(answer)
     }
 
     /// Runs the lab for `d` of virtual time.

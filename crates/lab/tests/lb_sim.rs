@@ -54,32 +54,8 @@ address = "10.60.0.20/24"
 /// to the end (the request says `Connection: close`).
 fn http(lab: &mut LabSim, request: &str) -> String {
     let lb = SocketAddrV4::new(Ipv4Addr::new(10, 60, 0, 10), 80);
-    let sock = lab
-        .client("client")
-        .expect("client")
-        .tcp_connect(lb)
-        .expect("connect");
-    let bytes = request.as_bytes();
-    let mut sent = 0;
-    let mut answer = Vec::new();
-    let done = lab.run_until(Duration::from_secs(10), |l| {
-        let s = l.client("client").expect("client");
-        if sent < bytes.len() {
-            if let Poll::Ready(Ok(n)) = s.poll_send(sock, &mut cx(), &bytes[sent..]) {
-                sent += n;
-            }
-        }
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.poll_recv(sock, &mut cx(), &mut buf) {
-                Poll::Ready(Ok(0)) => return true,
-                Poll::Ready(Ok(n)) => answer.extend_from_slice(&buf[..n]),
-                _ => return false,
-            }
-        }
-    });
-    assert!(done, "no complete answer to {request:?}");
-    lab.client("client").expect("client").release(sock);
+    let answer = lab.exchange("client", lb, request.as_bytes(), Duration::from_secs(10));
+    let answer = answer.unwrap_or_else(|| panic!("no complete answer to {request:?}"));
     String::from_utf8_lossy(&answer).into_owned()
 }
 
