@@ -61,6 +61,7 @@ kind = "dns-resolver"
 switch = "sv"
 address = "10.79.60.14/24"
 root_hints = ["10.79.60.13"]
+upstream_timeout_ms = 3000
 
 [[service]]
 name = "sv-echo"
@@ -151,6 +152,7 @@ fn services_survive_their_clients() {
     resets_before_accept_and_unanswerable_datagrams_stop_nothing(&lab);
     idle_and_half_sent_connections_are_cut_at_their_deadline(&lab);
     a_flood_of_new_udp_flows_is_bounded_by_the_ports(&lab);
+    garbage_on_the_resolvers_ports_steers_nothing(&lab);
     a_query_flood_is_rate_limited_and_a_real_client_still_answered(&lab);
     clients_that_never_read_large_bodies_pin_a_bounded_memory(&lab);
 }
@@ -190,6 +192,59 @@ time.sleep(60)
     assert!(reduced > 200, "{reduced}");
     assert!(grown < 100 * 1024, "memory grew {grown} KiB");
     every_service_answers();
+}
+
+/// While sv-y sprays garbage at every port of the resolver, forged from
+/// the name server's own address and port 53, 20 questions that make the
+/// resolver ask that server (its only one; the answers delayed 600 ms so
+/// that garbage meets the queries' random ports) are all answered: one
+/// garbage datagram used to end a query with SERVFAIL, now it is ignored
+/// and the wait goes on.
+fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
+    let link = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(["link", "sv-ns", "--lab", "survival"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    link(&["--delay", "600ms"]);
+    let mac = neighbour_mac("sv-y", "10.79.60.14");
+    let hostile = format!(
+        "{}/../../tests/tools/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let _spray = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "sv-y",
+        "python3",
+        &hostile,
+        "eth0",
+        &mac,
+        "spray",
+        "10.79.60.13",
+        "53",
+        "10.79.60.14",
+        "12",
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let statuses = script_ok(
+        "sv-x",
+        "for i in $(seq 20); do dig +time=8 +tries=1 @10.79.60.14 name$i.lab.test | grep -o 'status: [A-Z]*' & done; wait",
+    );
+    link(&["--clear"]);
+    let nx = statuses
+        .lines()
+        .filter(|l| *l == "status: NXDOMAIN")
+        .count();
+    assert_eq!(nx, 20, "{statuses}");
+    let c = &lab.status_json()["service_counters"]["sv-res"];
+    eprintln!("garbage the resolver ignored: {}", c["spoofed_or_bad"]);
+    assert!(c["spoofed_or_bad"].as_u64() > Some(0), "{c}");
+    assert_eq!(c["servfail"].as_u64(), Some(0), "{c}");
 }
 
 /// 2,000 queries at once from sv-y's /24 to sv-ns: past 200 a second

@@ -16,6 +16,8 @@ them. Prints "sent N" when done.
   frag-storm SRC DST N      N first fragments of packets that never end
   arp-spray N               ARP requests from N off-subnet senders
   sweep SRC NET             one UDP packet to every address of NET (/24)
+  spray SRC SPORT DST SECONDS garbage UDP datagrams from SRC:SPORT to every
+                            port of DST from 1024 up, round after round
   udp-from SRC SPORT DST DPORT N
                             N DNS queries for lab.test from SRC:SPORT (0.0.0.0,
                             port 0: sources no reply can reach; SPORT `seq`:
@@ -161,6 +163,14 @@ def main():
         for last in range(1, 255):
             dst = "%s.%d" % (net, last)
             w.ip(ipv4(src, dst, 17, udp(src, dst, 1000, 9, b"sweep")))
+    elif kind == "spray":
+        import time
+        src, sport, dst, until = args[0], int(args[1]), args[2], time.time() + float(args[3])
+        while time.time() < until:
+            for port in range(1024, 65536):
+                w.ip(ipv4(src, dst, 17, udp(src, dst, sport, port, b"\xff\xfe garbage")))
+                if port % 1024 == 0 and time.time() >= until:
+                    break
     elif kind == "udp-from":
         src, dst, dport, n = args[0], args[2], int(args[3]), int(args[4])
         for i in range(n):
