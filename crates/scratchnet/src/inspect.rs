@@ -21,6 +21,9 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     pub interfaces: Vec<Interface>,
+    /// A router's NAT: the switch of its outside interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_outside: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -63,6 +66,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
             name: h.name.clone(),
             kind: "host".into(),
             service: None,
+            nat_outside: None,
             interfaces: vec![Interface {
                 name: "eth0".into(),
                 link: h.switch.clone(),
@@ -77,6 +81,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
             name: s.name.clone(),
             kind: "service".into(),
             service: Some(s.kind().name().to_owned()),
+            nat_outside: None,
             interfaces: vec![Interface {
                 name: "eth0".into(),
                 link: s.switch.clone(),
@@ -112,6 +117,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
             kind: "router".into(),
             service: None,
             interfaces,
+            nat_outside: r.nat.as_ref().map(|n| n.outside.clone()),
         });
     }
     nodes
@@ -228,6 +234,47 @@ pub fn pingall(nodes: &[Node]) -> Result<String> {
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "{ok} of {total} answered; X: no answer within 1 s");
+    let mut expected = 0;
+    let mut why = String::new();
+    for s in &sources {
+        for (t, _) in &targets {
+            if t.name == s.name || reached.contains(&(s.name.clone(), t.name.clone())) {
+                continue;
+            }
+            let reason = match behind_nat(nodes, s, t) {
+                Some(router) => {
+                    expected += 1;
+                    format!("{} is behind {router}'s NAT: its private address is unreachable from outside (expected; only port forwards reach in)", t.name)
+                }
+                None => "no answer within 1 s: a missing route, a filter, a link down, or a host that does not answer ping".to_owned(),
+            };
+            let _ = writeln!(why, "  {} -> {}: {reason}", s.name, t.name);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{ok} of {total} answered; of the X, {expected} expected, {} not",
+        total - ok - expected
+    );
+    out.push_str(&why);
     Ok(out)
+}
+
+/// The NAT router `t` sits behind as `s` sees it: `t` on an inside
+/// switch of a router with NAT, `s` elsewhere.
+fn behind_nat<'a>(nodes: &'a [Node], s: &Node, t: &Node) -> Option<&'a str> {
+    let switch_of = |n: &Node| n.interfaces.first().map(|i| i.link.clone());
+    let (s_switch, t_switch) = (switch_of(s)?, switch_of(t)?);
+    if s_switch == t_switch {
+        return None;
+    }
+    nodes
+        .iter()
+        .filter(|r| r.kind == "router")
+        .find(|r| {
+            r.nat_outside.as_ref().is_some_and(|outside| {
+                *outside != t_switch && r.interfaces.iter().any(|i| i.link == t_switch)
+            })
+        })
+        .map(|r| r.name.as_str())
 }

@@ -574,6 +574,16 @@ fn labs_that_cannot_work_are_errors_with_the_fix() {
         )
     );
     let d = one_error(&router(
+        "[[router.routes]]\nto = \"10.9.0.0/16\"\nvia = \"10.0.0.1\"\n",
+    ));
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        (
+            "router \"r\".routes.via",
+            "next hop 10.0.0.1 is this router's own address"
+        )
+    );
+    let d = one_error(&router(
         "[[router.interfaces]]\ntun = \"host\"\naddress = \"198.18.0.1/30\"\npeer = \"198.18.0.2\"\nhost_routes = [\"0.0.0.0/0\"]\n",
     ));
     assert_eq!(d.key, "router \"r\".interfaces.host_routes");

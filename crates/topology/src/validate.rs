@@ -1171,7 +1171,14 @@ impl Validator<'_, '_> {
             let to = to.map(|n| n.trunc());
             let via = self.ip4(&rt.via, &key("routes.via"));
             if let Some(v) = via {
-                if !connected.iter().any(|n| n.contains(&v)) {
+                if interfaces.iter().any(|i| i.address.addr() == v) {
+                    self.err(
+                        &rt.via,
+                        &key("routes.via"),
+                        format!("next hop {v} is this router's own address"),
+                        "the next hop is the neighbouring router the packets go to: its address on the shared subnet".to_owned(),
+                    );
+                } else if !connected.iter().any(|n| n.contains(&v)) {
                     self.err(
                         &rt.via,
                         &key("routes.via"),
