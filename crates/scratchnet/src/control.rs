@@ -642,7 +642,8 @@ pub async fn capture(lab: Option<&str>, args: CaptureArgs<'_>) -> Result<()> {
     }
     let _ = pending.drain_to(&mut out);
     eprintln!(
-        "scratchnet: {count} frames captured on {}",
+        "scratchnet: {} captured on {}",
+        crate::render::count(count, "frame", "frames"),
         args.ports.join(", ")
     );
     Ok(())
@@ -686,9 +687,9 @@ pub async fn trace_dns(
     let (reply, _) = self::request(lab, &request).await?;
     let result = reply.result.unwrap_or_default();
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        crate::print_out(&format!("{}\n", serde_json::to_string_pretty(&result)?))?;
     } else {
-        print!("{}", crate::render::dns_trace(&result));
+        crate::print_out(&crate::render::dns_trace(&result))?;
     }
     Ok(())
 }
@@ -708,12 +709,12 @@ pub async fn lb(
             };
             let (reply, _) = self::request(lab, &command).await?;
             let result = reply.result.unwrap_or_default();
-            println!("{}", result["done"].as_str().unwrap_or("done"));
+            crate::print_out(&format!("{}\n", result["done"].as_str().unwrap_or("done")))?;
         }
         (lb, _) => {
             let (reply, _) = self::request(lab, &Request::Status).await?;
             let status = reply.status.unwrap_or_default();
-            print!("{}", crate::render::balancers(&status, lb));
+            crate::print_out(&crate::render::balancers(&status, lb))?;
         }
     }
     Ok(())
@@ -776,16 +777,17 @@ async fn lab_nodes(lab: Option<&str>) -> Result<Vec<serde_json::Value>> {
 pub async fn inspect(lab: Option<&str>, json: bool) -> Result<()> {
     let labs = lab_nodes(lab).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&labs)?);
+        crate::print_out(&format!("{}\n", serde_json::to_string_pretty(&labs)?))?;
         return Ok(());
     }
     for l in &labs {
         let nodes: Vec<crate::inspect::Node> = serde_json::from_value(l["nodes"].clone())?;
         let name = l["lab"].as_str().unwrap_or("?");
-        print!(
-            "{}",
-            crate::inspect::render(name, l["pid"].as_u64().unwrap_or(0), &nodes)
-        );
+        crate::print_out(&crate::inspect::render(
+            name,
+            l["pid"].as_u64().unwrap_or(0),
+            &nodes,
+        ))?;
     }
     Ok(())
 }
@@ -794,7 +796,7 @@ pub async fn inspect(lab: Option<&str>, json: bool) -> Result<()> {
 pub async fn pingall(lab: Option<&str>) -> Result<()> {
     let labs = lab_nodes(Some(&find_lab(lab)?)).await?;
     let nodes: Vec<crate::inspect::Node> = serde_json::from_value(labs[0]["nodes"].clone())?;
-    print!("{}", crate::inspect::pingall(&nodes)?);
+    crate::print_out(&crate::inspect::pingall(&nodes)?)?;
     Ok(())
 }
 

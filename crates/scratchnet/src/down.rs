@@ -25,8 +25,8 @@ pub fn run(lab: Option<&str>) -> Result<()> {
         if let Some(state) = LabState::load(&lab)? {
             cleanup(&state)?;
             report(&format!(
-                "lab `{lab}`: removed {} namespaces and its state",
-                state.namespaces.len()
+                "lab `{lab}`: removed {} and its state",
+                crate::render::count(state.namespaces.len() as u64, "namespace", "namespaces")
             ));
             cleaned += 1;
         } else {

@@ -77,6 +77,7 @@ enum Command {
     /// problem. Exits 0 if the lab can run, 1 if it has problems, 2 if
     /// the file cannot be read.
     Check {
+        /// The topology file; `-` reads it from standard input.
         file: PathBuf,
         /// text (for people) or json (for editors and CI).
         #[arg(long, default_value = "text")]
@@ -99,6 +100,7 @@ enum Command {
     /// Draw a lab (the reference lab without FILE): Graphviz dot,
     /// Mermaid, or SVG through Graphviz. No root, no running lab needed.
     Graph {
+        /// A topology file (the reference lab without one).
         file: Option<PathBuf>,
         /// dot, mermaid or svg.
         #[arg(long, default_value = "dot")]
@@ -107,30 +109,37 @@ enum Command {
     /// Run a command in a host's namespace: `exec alice -- ping -c 3
     /// web1` (as `ip netns exec`, for a host of a running lab).
     Exec {
+        /// A host of the lab (its namespace).
         host: String,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+        /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
     },
     /// An interactive shell in a host's namespace; the prompt names it.
     Shell {
+        /// A host of the lab (its namespace).
         host: String,
+        /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
     },
     /// Every node of the running labs: hosts, service hosts, routers,
     /// their interfaces, addresses and MACs.
     Inspect {
+        /// Machine-readable JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
     },
     /// Which hosts reach which: each host pings each host and service
     /// host once, and the matrix is printed by name.
     Pingall {
+        /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
     },
@@ -314,11 +323,28 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`scratchnet man | head`): the end of the
+        // output, as SIGPIPE ends a C program, not an error.
+        Err(e) if e.chain().any(is_broken_pipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scratchnet: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Writes `text` to standard output; a reader that went away comes back
+/// as a BrokenPipe error, which ends the command quietly (see `main`).
+pub fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Panics go to the log: the first with its backtrace, the rest as one
@@ -582,12 +608,12 @@ fn check(file: &std::path::Path, format: &str) -> ExitCode {
         Ok(lab) => (
             Vec::new(),
             format!(
-                "{name}: ok: lab `{}` with {} switches, {} hosts, {} routers, {} services",
+                "{name}: ok: lab `{}` with {}, {}, {}, {}",
                 lab.name,
-                lab.switches.len(),
-                lab.hosts.len(),
-                lab.routers.len(),
-                lab.services.len()
+                render::count(lab.switches.len() as u64, "switch", "switches"),
+                render::count(lab.hosts.len() as u64, "host", "hosts"),
+                render::count(lab.routers.len() as u64, "router", "routers"),
+                render::count(lab.services.len() as u64, "service", "services")
             ),
         ),
         Err(e) => {

@@ -37,6 +37,13 @@ fn nonzero(v: &Value) -> String {
     counts(Some(&Value::Object(kept)))
 }
 
+
+/// `n` and the noun for it: `1 entry`, `2 entries`, `0 routers`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn status(s: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "lab {} (pid {})", text(s, "lab"), num(s, "pid"));
@@ -82,7 +89,8 @@ pub fn status(s: &Value) -> String {
             );
         }
         let macs = sw["mac_table"].as_array().cloned().unwrap_or_default();
-        let _ = writeln!(out, "  MAC table ({} entries):", macs.len());
+        let entries = count(macs.len() as u64, "entry", "entries");
+        let _ = writeln!(out, "  MAC table ({entries}):");
         for m in &macs {
             let _ = writeln!(
                 out,
@@ -308,8 +316,8 @@ fn router(out: &mut String, r: &Value) {
     let t = &r["arp_table"];
     let _ = writeln!(
         out,
-        "  ARP ({} entries of at most {}, {} evicted; {} of {} bytes waiting for answers):",
-        arp.len(),
+        "  ARP ({} of at most {}, {} evicted; {} of {} bytes waiting for answers):",
+        count(arp.len() as u64, "entry", "entries"),
         num(t, "max_entries"),
         num(t, "evicted"),
         num(t, "queued_bytes"),
@@ -329,7 +337,8 @@ fn router(out: &mut String, r: &Value) {
     if let Some(nat) = r.get("nat").filter(|n| !n.is_null()) {
         let c = &nat["counters"];
         let table = nat["table"].as_array().cloned().unwrap_or_default();
-        let _ = writeln!(out, "  NAT ({} sessions): {}", table.len(), nonzero(c));
+        let sessions = count(table.len() as u64, "session", "sessions");
+        let _ = writeln!(out, "  NAT ({sessions}): {}", nonzero(c));
         let _ = writeln!(
             out,
             "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>8}",
@@ -457,12 +466,13 @@ pub fn brief(s: &Value) -> String {
         let ports = sw["ports"].as_array().cloned().unwrap_or_default();
         let rx: u64 = ports.iter().map(|p| num(p, "rx_frames")).sum();
         let drops: u64 = ports.iter().map(|p| sum(p.get("drops"))).sum();
+        let macs = sw["mac_table"].as_array().map_or(0, Vec::len) as u64;
         let _ = writeln!(
             out,
-            "switch  {:<12} {} ports, {} MACs, {rx} frames in, {drops} dropped",
+            "switch  {:<12} {}, {}, {rx} frames in, {drops} dropped",
             text(sw, "name"),
-            ports.len(),
-            sw["mac_table"].as_array().map_or(0, Vec::len)
+            count(ports.len() as u64, "port", "ports"),
+            count(macs, "MAC", "MACs"),
         );
     }
     for r in s
@@ -476,14 +486,16 @@ pub fn brief(s: &Value) -> String {
             .pointer("/nat/table")
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
+        let leases = r["leases"].as_array().map_or(0, Vec::len) as u64;
         let _ = writeln!(
             out,
-            "router  {:<12} {} received, {} forwarded, {} dropped, {nat} NAT sessions, {} leases",
+            "router  {:<12} {} received, {} forwarded, {} dropped, {} NAT, {}",
             text(r, "name"),
             num(c, "received"),
             num(c, "forwarded"),
             sum(c.get("drops")),
-            r["leases"].as_array().map_or(0, Vec::len)
+            count(nat as u64, "session", "sessions"),
+            count(leases, "lease", "leases"),
         );
     }
     for h in s
@@ -495,11 +507,11 @@ pub fn brief(s: &Value) -> String {
         let c = &h["counters"];
         let _ = writeln!(
             out,
-            "service {:<12} {} frames in, {} out, {} connections",
+            "service {:<12} {} frames in, {} out, {}",
             text(h, "name"),
             num(c, "rx_frames"),
             num(c, "tx_frames"),
-            num(h, "tcp_connections")
+            count(num(h, "tcp_connections"), "connection", "connections")
         );
     }
     out

@@ -3,6 +3,7 @@
 //! through building, and on a panic. After a SIGKILL, `scratchnet down`
 //! does the same from the state file.
 
+use crate::render::count;
 use crate::control;
 use crate::down;
 use crate::netns;
@@ -57,10 +58,10 @@ pub async fn run(lab: Topology) -> Result<()> {
         eprintln!("scratchnet: note: {note}");
     }
     println!(
-        "ready: lab `{}` with {} hosts on {} switches, built in {:.2} s (status: scratchnet status; stop: Ctrl-C)",
+        "ready: lab `{}` with {} on {}, built in {:.2} s (status: scratchnet status; stop: Ctrl-C)",
         lab.name,
-        lab.hosts.len(),
-        lab.switches.len(),
+        count(lab.hosts.len() as u64, "host", "hosts"),
+        count(lab.switches.len() as u64, "switch", "switches"),
         started.elapsed().as_secs_f64()
     );
 
@@ -88,9 +89,9 @@ pub async fn run(lab: Topology) -> Result<()> {
     guard.armed = false;
     down::cleanup(&guard.state)?;
     println!(
-        "stopped: lab `{}` removed ({} namespaces)",
+        "stopped: lab `{}` removed ({})",
         lab.name,
-        guard.state.namespaces.len()
+        count(guard.state.namespaces.len() as u64, "namespace", "namespaces")
     );
     match failed {
         Some(f) => bail!("lab `{}` stopped because {f} (see the log above)", lab.name),
