@@ -196,7 +196,7 @@ time.sleep(60)
 
 /// While sv-y sprays garbage at every port of the resolver, forged from
 /// the name server's own address and port 53, 20 questions that make the
-/// resolver ask that server (its only one; the answers delayed 600 ms so
+/// resolver ask that server (its only one; the answers delayed 2 s so
 /// that garbage meets the queries' random ports) are all answered: one
 /// garbage datagram used to end a query with SERVFAIL, now it is ignored
 /// and the wait goes on.
@@ -209,7 +209,7 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
     };
-    link(&["--delay", "600ms"]);
+    link(&["--delay", "2s"]);
     let mac = neighbour_mac("sv-y", "10.79.60.14");
     let hostile = format!(
         "{}/../../tests/tools/hostile.py",
@@ -228,12 +228,12 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
         "10.79.60.13",
         "53",
         "10.79.60.14",
-        "12",
+        "20",
     ]);
     std::thread::sleep(std::time::Duration::from_secs(1));
     let statuses = script_ok(
         "sv-x",
-        "for i in $(seq 20); do dig +time=8 +tries=1 @10.79.60.14 name$i.lab.test | grep -o 'status: [A-Z]*' & done; wait",
+        "for i in $(seq 20); do dig +time=6 +tries=2 @10.79.60.14 name$i.lab.test | grep -o 'status: [A-Z]*' & done; wait",
     );
     link(&["--clear"]);
     let nx = statuses
@@ -261,8 +261,10 @@ fn a_query_flood_is_rate_limited_and_a_real_client_still_answered(lab: &Lab) {
         "sv-y",
         &format!("python3 {hostile} eth0 {mac} udp-from 10.79.60.9 seq 10.79.60.13 53 2000"),
     );
-    let a = exec_ok("sv-x", "dig +short +time=2 +tries=2 @10.79.60.13 lab.test");
-    assert_eq!(a.trim(), "10.79.60.11");
+    // A try may meet a dropped answer (dig says so); the next, or its
+    // truncated answer's retry over TCP, gets through.
+    let a = exec_ok("sv-x", "dig +short +time=2 +tries=3 @10.79.60.13 lab.test");
+    assert_eq!(a.lines().last(), Some("10.79.60.11"), "{a}");
     let c = &lab.status_json()["service_counters"]["sv-ns"];
     let (dropped, slipped) = (
         c["rrl_dropped"].as_u64().unwrap(),

@@ -17,7 +17,8 @@ them. Prints "sent N" when done.
   arp-spray N               ARP requests from N off-subnet senders
   sweep SRC NET             one UDP packet to every address of NET (/24)
   spray SRC SPORT DST SECONDS garbage UDP datagrams from SRC:SPORT to every
-                            port of DST from 1024 up, round after round
+                            port of DST from 1024 up, round after round,
+                            about 10,000 a second
   udp-from SRC SPORT DST DPORT N
                             N DNS queries for lab.test from SRC:SPORT (0.0.0.0,
                             port 0: sources no reply can reach; SPORT `seq`:
@@ -169,8 +170,10 @@ def main():
         while time.time() < until:
             for port in range(1024, 65536):
                 w.ip(ipv4(src, dst, 17, udp(src, dst, sport, port, b"\xff\xfe garbage")))
-                if port % 1024 == 0 and time.time() >= until:
-                    break
+                if port % 100 == 0:
+                    time.sleep(0.01)  # about 10,000 a second: a spray, not a flood
+                    if time.time() >= until:
+                        break
     elif kind == "udp-from":
         src, dst, dport, n = args[0], args[2], int(args[3]), int(args[4])
         for i in range(n):
