@@ -98,6 +98,8 @@ pub struct DhcpCounters {
     pub not_lease_owner: u64,
     /// DISCOVERs left without an offer: no free address.
     pub pool_exhausted: u64,
+    /// Leases their clients gave back (RELEASE).
+    pub released: u64,
 }
 
 /// A pool, as `scratchnet status` shows it.
@@ -308,6 +310,7 @@ impl DhcpServer {
                 if self.owns(now, msg.ciaddr(), mac) {
                     self.leases.remove(&msg.ciaddr());
                     self.exhausted_until = None;
+                    self.counters.released += 1;
                 } else {
                     self.counters.not_lease_owner += 1;
                 }

@@ -46,13 +46,12 @@ enum Request {
         #[serde(default)]
         text: bool,
     },
-    /// A question resolved by `resolver` (the lab's only resolver if
-    /// absent), each step of it returned.
-    TraceDns {
+    /// A request for `resolver` (the lab's only resolver if absent): a
+    /// question to trace, step by step, or a cache flush.
+    Resolver {
         #[serde(default)]
         resolver: Option<String>,
-        name: String,
-        qtype: String,
+        request: serde_json::Value,
     },
     /// Changes what `port`'s link does: from a perfect link if `clear`,
     /// else from its settings now; each `(knob, value)` as
@@ -318,11 +317,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 .ok_or_else(|| format!("`{service}` is no running service that takes commands"));
             write.write_all(&command(control, request).await).await?;
         }
-        Request::TraceDns {
-            resolver,
-            name,
-            qtype,
-        } => {
+        Request::Resolver { resolver, request } => {
             let control = find_resolver(&running, resolver.as_deref()).and_then(|r| {
                 running
                     .services
@@ -330,8 +325,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                     .ok_or(format!("`{r}` is not running"))
             });
             drop(running);
-            let asked = serde_json::json!({ "trace": { "name": name, "type": qtype } });
-            write.write_all(&command(control, asked).await).await?;
+            write.write_all(&command(control, request).await).await?;
         }
         Request::Trace {
             port,
@@ -467,7 +461,7 @@ fn encode(frame: &CapturedFrame, out: &mut Vec<u8>) {
 }
 
 /// Picks the lab to talk to: the named one, or the only one running.
-fn find_lab(lab: Option<&str>) -> Result<String> {
+pub(crate) fn find_lab(lab: Option<&str>) -> Result<String> {
     if let Some(l) = lab {
         // A name becomes a path under /run/scratchnet: `../x` must not.
         if !topology::is_valid_name(l) {
@@ -679,10 +673,9 @@ pub async fn trace_dns(
     qtype: &str,
     json: bool,
 ) -> Result<()> {
-    let request = Request::TraceDns {
+    let request = Request::Resolver {
         resolver: resolver.map(str::to_owned),
-        name: name.to_owned(),
-        qtype: qtype.to_owned(),
+        request: serde_json::json!({ "trace": { "name": name, "type": qtype } }),
     };
     let (reply, _) = self::request(lab, &request).await?;
     let result = reply.result.unwrap_or_default();
@@ -691,6 +684,31 @@ pub async fn trace_dns(
     } else {
         crate::print_out(&crate::render::dns_trace(&result))?;
     }
+    Ok(())
+}
+
+/// `scratchnet dns flush [NAME]`: the resolver forgets what it cached
+/// for NAME, or everything (as `unbound-control flush`).
+pub async fn dns_flush(
+    lab: Option<&str>,
+    resolver: Option<&str>,
+    name: Option<&str>,
+) -> Result<()> {
+    let flush = match name {
+        Some(n) => serde_json::json!({ "name": n }),
+        None => serde_json::json!({}),
+    };
+    let request = Request::Resolver {
+        resolver: resolver.map(str::to_owned),
+        request: serde_json::json!({ "flush": flush }),
+    };
+    let (reply, _) = self::request(lab, &request).await?;
+    let flushed = reply.result.unwrap_or_default()["flushed"]
+        .as_u64()
+        .unwrap_or(0);
+    let what = name.map_or("the cache".to_owned(), |n| format!("`{n}`"));
+    let entries = crate::render::count(flushed, "entry", "entries");
+    crate::print_out(&format!("flushed {what}: {entries} forgotten\n"))?;
     Ok(())
 }
 
@@ -714,7 +732,10 @@ pub async fn lb(
         (lb, _) => {
             let (reply, _) = self::request(lab, &Request::Status).await?;
             let status = reply.status.unwrap_or_default();
-            crate::print_out(&crate::render::balancers(&status, lb))?;
+            // Each pool's block starts with a blank line, to stand apart
+            // in `status`; alone, the first one needs none.
+            let pools = crate::render::balancers(&status, lb);
+            crate::print_out(pools.trim_start_matches('\n'))?;
         }
     }
     Ok(())

@@ -136,6 +136,19 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// A DHCP host's lease, through the lab's own DHCP client (what
+    /// dhclient says is shown): `dhcp bob release` gives the address back
+    /// (DHCPRELEASE), `dhcp bob renew` leases one anew (DISCOVER, OFFER,
+    /// REQUEST, ACK).
+    Dhcp {
+        /// A host of the lab whose address is `dhcp`.
+        host: String,
+        /// `release` or `renew`.
+        action: String,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
     /// Which hosts reach which: each host pings each host and service
     /// host once, and the matrix is printed by name.
     Pingall {
@@ -245,6 +258,13 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// The lab's resolver: `dns flush [NAME]` empties its cache (of one
+    /// name, or all), as `unbound-control flush`, so the next question
+    /// walks from the root again.
+    Dns {
+        #[command(subcommand)]
+        what: DnsCommand,
+    },
     /// Follow frames entering at a port through the lab, every decision
     /// on the way: switch, route, NAT, ARP, ICMP, drop (docs/trace.md).
     /// With --inject, what a frame would meet, without sending it. `trace
@@ -273,6 +293,22 @@ enum Command {
         /// One JSON object per frame, for tools.
         #[arg(long)]
         json: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DnsCommand {
+    /// Forget what the resolver cached for NAME (every record type), or
+    /// everything.
+    Flush {
+        /// The name, like www.example.com; the whole cache if absent.
+        name: Option<String>,
+        /// The resolver service, when the lab has more than one.
+        #[arg(long)]
+        resolver: Option<String>,
         /// The lab's name, when more than one is running.
         #[arg(long)]
         lab: Option<String>,
@@ -330,6 +366,25 @@ fn main() -> ExitCode {
             eprintln!("scratchnet: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `scratchnet dhcp HOST release|renew`: the lab's DHCP client for that
+/// host, with the files `up` gave it, so that a release stops the client
+/// that holds the lease and a renew leaves one client running.
+fn dhcp(lab: Option<&str>, host: &str, action: &str) -> Result<()> {
+    let lab = control::find_lab(lab)?;
+    let dir = state::lab_dir(&lab);
+    if !topology::is_valid_name(host) || !dir.join(format!("{host}.leases")).exists() {
+        anyhow::bail!("host `{host}` of lab `{lab}` takes no address by DHCP (only hosts with `address = \"dhcp\"` have a lease)");
+    }
+    match action {
+        "release" => netns::dhclient(host, &dir, netns::Lease::Release, true),
+        "renew" => {
+            netns::stop_dhclient(&dir.join(format!("{host}.dhclient.pid")));
+            netns::dhclient(host, &dir, netns::Lease::Acquire, true)
+        }
+        other => anyhow::bail!("`{other}`: say `release` or `renew`"),
     }
 }
 
@@ -393,6 +448,7 @@ fn run(cli: Cli) -> Result<()> {
             tokio_runtime()?.block_on(control::inspect(lab.as_deref(), json))
         }
         Command::Pingall { lab } => tokio_runtime()?.block_on(control::pingall(lab.as_deref())),
+        Command::Dhcp { host, action, lab } => dhcp(lab.as_deref(), &host, &action),
         Command::Status {
             node,
             json,
@@ -489,6 +545,18 @@ fn run(cli: Cli) -> Result<()> {
             .collect();
             tokio_runtime()?.block_on(control::link(lab.as_deref(), &port, clear, set, up))
         }
+        Command::Dns {
+            what:
+                DnsCommand::Flush {
+                    name,
+                    resolver,
+                    lab,
+                },
+        } => tokio_runtime()?.block_on(control::dns_flush(
+            lab.as_deref(),
+            resolver.as_deref(),
+            name.as_deref(),
+        )),
         Command::Trace {
             what_of:
                 Some(TraceOf::Dns {

@@ -221,10 +221,27 @@ const DHCLIENT_SCRIPT: &str = include_str!("dhclient-script.sh");
 /// reports it) rather than the default 60.
 const DHCLIENT_CONF: &str = "timeout 15;\nretry 5;\nrequest subnet-mask, broadcast-address, routers, domain-name-servers;\n";
 
+/// What the lab's DHCP client is asked to do for a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Lease an address and keep renewing it in the background.
+    Acquire,
+    /// Send a RELEASE, give the address up and stop.
+    Release,
+}
+
 /// Runs the system's DHCP client for `eth0` in the host's namespace and
 /// waits until it has a lease (it then keeps renewing in the background).
 /// Its pid file goes in `run_dir`, so `down` can stop it.
 pub fn run_dhclient(ns: &str, run_dir: &Path) -> Result<()> {
+    dhclient(ns, run_dir, Lease::Acquire, false)
+}
+
+/// Runs the lab's DHCP client for host `ns`, with the files in `run_dir`
+/// (its pid, lease and script files, so that a release stops the running
+/// client and a new lease replaces it), and what it says shown (`show`)
+/// or only its last words on failure.
+pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, show: bool) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dhclient = ["/usr/sbin/dhclient", "/sbin/dhclient"]
         .into_iter()
@@ -242,18 +259,25 @@ pub fn run_dhclient(ns: &str, run_dir: &Path) -> Result<()> {
     // The namespace's own resolv.conf must exist before dhclient writes
     // it, or the write would land on the machine's.
     write_resolv_conf(ns, &[])?;
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, dhclient, "-4", "-1", "-v", "-sf"])
-        .arg(&script)
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, dhclient, "-4", "-v", "-sf"]);
+    cmd.arg(&script)
         .arg("-cf")
         .arg(&conf)
         .arg("-pf")
         .arg(run_dir.join(format!("{ns}.dhclient.pid")))
         .arg("-lf")
-        .arg(run_dir.join(format!("{ns}.leases")))
-        .arg("eth0")
-        .output()
-        .context("cannot run dhclient")?;
+        .arg(run_dir.join(format!("{ns}.leases")));
+    cmd.arg(match what {
+        Lease::Acquire => "-1",
+        Lease::Release => "-r",
+    });
+    cmd.arg("eth0");
+    if show {
+        cmd.stdout(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit());
+    }
+    let out = cmd.output().context("cannot run dhclient")?;
     if !out.status.success() {
         let log = String::from_utf8_lossy(&out.stderr);
         let last = log
@@ -274,19 +298,24 @@ pub fn stop_dhclients(run_dir: &Path) {
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "pid") {
-            let pid = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok());
-            let dhclient = |p: &i32| *p > 1 && crate::state::process_is(*p as u32, "dhclient");
-            if let Some(pid) = pid.filter(dhclient) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
+            stop_dhclient(&path);
         }
     }
     let _ = std::fs::remove_dir_all(run_dir);
+}
+
+/// Stops the DHCP client whose pid file is `pid_file`, if it still runs.
+pub fn stop_dhclient(pid_file: &Path) {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    let dhclient = |p: &i32| *p > 1 && crate::state::process_is(*p as u32, "dhclient");
+    if let Some(pid) = pid.filter(dhclient) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
 }
 
 /// Gives the root namespace's end of a TUN link its address and routes.

@@ -37,7 +37,6 @@ fn nonzero(v: &Value) -> String {
     counts(Some(&Value::Object(kept)))
 }
 
-
 /// `n` and the noun for it: `1 entry`, `2 entries`, `0 routers`.
 pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     let n = n.into();
@@ -65,15 +64,23 @@ pub fn status(s: &Value) -> String {
             num(c, "unknown_unicast_floods"),
             num(c, "multicast_floods")
         );
+        let ports = sw["ports"].as_array().cloned().unwrap_or_default();
+        // As wide as the longest port name (`office-gw.office`).
+        let w = ports
+            .iter()
+            .map(|p| text(p, "name").len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         let _ = writeln!(
             out,
-            "  {:<12} {:>10} {:>14} {:>10} {:>14}  {:<24} io-errors",
+            "  {:<w$} {:>10} {:>14} {:>10} {:>14}  {:<24} io-errors",
             "port", "rx-frames", "rx-bytes", "tx-frames", "tx-bytes", "drops"
         );
-        for p in sw["ports"].as_array().into_iter().flatten() {
+        for p in &ports {
             let _ = writeln!(
                 out,
-                "  {:<12} {:>10} {:>14} {:>10} {:>14}  {:<24} {}{}",
+                "  {:<w$} {:>10} {:>14} {:>10} {:>14}  {:<24} {}{}",
                 text(p, "name"),
                 num(p, "rx_frames"),
                 num(p, "rx_bytes"),
@@ -168,7 +175,11 @@ pub fn status(s: &Value) -> String {
         if let Some(m) = figures.as_object_mut() {
             m.remove("pools");
         }
-        let _ = writeln!(out, "  {name:<12} service: {}", nonzero(&figures));
+        // A service with nothing to show yet gets no line.
+        let figures = nonzero(&figures);
+        if figures != "-" {
+            let _ = writeln!(out, "  {name:<12} service: {figures}");
+        }
     }
     out.push_str(&balancers(s, None));
     out

@@ -3,10 +3,10 @@
 //! through building, and on a panic. After a SIGKILL, `scratchnet down`
 //! does the same from the state file.
 
-use crate::render::count;
 use crate::control;
 use crate::down;
 use crate::netns;
+use crate::render::count;
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
 use fabric::{DevicePort, Runtime};
@@ -91,7 +91,11 @@ pub async fn run(lab: Topology) -> Result<()> {
     println!(
         "stopped: lab `{}` removed ({})",
         lab.name,
-        count(guard.state.namespaces.len() as u64, "namespace", "namespaces")
+        count(
+            guard.state.namespaces.len() as u64,
+            "namespace",
+            "namespaces"
+        )
     );
     match failed {
         Some(f) => bail!("lab `{}` stopped because {f} (see the log above)", lab.name),

@@ -19,7 +19,7 @@ pub use diag::{Diagnostic, TopologyError};
 pub use model::*;
 pub use validate::is_valid_name;
 
-/// The reference lab (../shared/REFERENCE-LAB.md), as a topology file.
+/// The reference lab (docs/reference-lab.md), as a topology file.
 pub const REFERENCE_LAB: &str = include_str!("reference.toml");
 
 /// Small labs for learning, one idea each, easiest first: `scratchnet
