@@ -190,7 +190,7 @@ fn exec_shell_inspect_pingall_and_hosts_files_work_on_a_running_lab() {
         "{brief}"
     );
     assert!(
-        brief.contains("router  cmd-r ") && brief.contains(", 1 leases"),
+        brief.contains("router  cmd-r ") && brief.contains(", 1 lease\n"),
         "{brief}"
     );
     assert!(brief.contains("service cmd-web "), "{brief}");

@@ -500,7 +500,7 @@ pub fn brief(s: &Value) -> String {
         let leases = r["leases"].as_array().map_or(0, Vec::len) as u64;
         let _ = writeln!(
             out,
-            "router  {:<12} {} received, {} forwarded, {} dropped, {} NAT, {}",
+            "router  {:<12} {} received, {} forwarded, {} dropped, NAT {}, {}",
             text(r, "name"),
             num(c, "received"),
             num(c, "forwarded"),
