@@ -11,7 +11,9 @@
 //! * when nothing has moved either way for `idle`, whatever is in flight
 //!   (nginx's `send_timeout`, HAProxy's `timeout client`).
 //!
-//! The timer is moved on progress, never per byte.
+//! Progress only notes the time; the one timer looks at it when it fires
+//! and sleeps again if things moved, so a read or write costs a clock
+//! read, not a timer update.
 
 use std::future::Future;
 use std::io;
@@ -86,10 +88,12 @@ impl<S> Deadlined<S> {
         }
     }
 
+    /// Notes progress; the timer is not touched (that would cost a timer
+    /// update per read): when it fires, it looks at when things last
+    /// moved and goes back to sleep if they did.
     fn moved(&mut self) {
         self.last_move = Instant::now();
         self.write_blocked = false;
-        self.check.as_mut().reset(self.last_move + self.quiet);
     }
 
     /// What a direction that is waiting says: still waiting, or, past a
@@ -102,7 +106,13 @@ impl<S> Deadlined<S> {
             if silent >= self.idle || (waiting_on_client && silent >= self.quiet) {
                 return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
             }
-            let next = (now + self.quiet).min(self.last_move + self.idle);
+            // Next look: when quiet would be up for the last move (or
+            // idle, whichever comes first), and at least `quiet` from now
+            // while something is in flight.
+            let next = match waiting_on_client {
+                true => self.last_move + self.quiet,
+                false => (now + self.quiet).min(self.last_move + self.idle),
+            };
             self.check.as_mut().reset(next);
         }
         Poll::Pending
