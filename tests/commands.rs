@@ -272,15 +272,7 @@ fn every_example_lab_runs_and_its_hosts_reach_each_other() {
                 "{matrix}"
             );
         }
-        let hosts: Vec<String> = topology::parse(text, name)
-            .unwrap()
-            .hosts
-            .iter()
-            .map(|h| h.name.clone())
-            .collect();
-        drop(lab);
-        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        assert_clean(name, &hosts);
+        stop_and_assert_clean(lab, text);
     }
 }
 

@@ -79,16 +79,12 @@ fn hosts(p: &str) -> (String, String, String, String) {
     (h("a"), h("b"), h("c"), h("out"))
 }
 
-fn hostile() -> String {
-    format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 /// Runs hostile.py in `host`; returns how many frames it sent.
 fn send(host: &str, gw_mac: &str, args: &str) -> u64 {
-    let out = exec_ok(host, &format!("python3 {} eth0 {gw_mac} {args}", hostile()));
+    let out = exec_ok(
+        host,
+        &format!("python3 {} eth0 {gw_mac} {args}", hostile_py()),
+    );
     out.trim()
         .strip_prefix("sent ")
         .and_then(|n| n.parse().ok())
@@ -121,15 +117,6 @@ fn router_status(lab: &Lab, router: &str) -> serde_json::Value {
         .iter()
         .find(|r| r["name"] == router)
         .cloned()
-        .unwrap()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
 }
 

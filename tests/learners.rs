@@ -187,15 +187,7 @@ fn every_example_s_header_commands_keep_their_promises_in_order() {
             }
             _ => {}
         }
-        let hosts: Vec<String> = topology::parse(text, name)
-            .unwrap()
-            .hosts
-            .iter()
-            .map(|h| h.name.clone())
-            .collect();
-        drop(lab);
-        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        assert_clean(name, &hosts);
+        stop_and_assert_clean(lab, text);
         // Nothing the commands started outlives the lab (a client told
         // to stop takes a moment).
         let gone = (0..30).any(|_| {

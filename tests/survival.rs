@@ -211,10 +211,7 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
     };
     link(&["--delay", "2s"]);
     let mac = neighbour_mac("sv-y", "10.79.60.14");
-    let hostile = format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let hostile = hostile_py();
     let _spray = Background::spawn(&[
         "ip",
         "netns",
@@ -253,10 +250,7 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
 /// over TCP, which is never limited.
 fn a_query_flood_is_rate_limited_and_a_real_client_still_answered(lab: &Lab) {
     let mac = neighbour_mac("sv-y", "10.79.60.13");
-    let hostile = format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let hostile = hostile_py();
     exec_ok(
         "sv-y",
         &format!("python3 {hostile} eth0 {mac} udp-from 10.79.60.9 seq 10.79.60.13 53 2000"),
@@ -319,10 +313,7 @@ print(n)
 
     // DNS queries and echo datagrams from port 0 and from 0.0.0.0: no
     // answer can reach them; each is a counted drop.
-    let hostile = format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let hostile = hostile_py();
     let before = sum(lab, "udp_unaddressable");
     for (ip, port) in [("10.79.60.13", 53), ("10.79.60.14", 53), ("10.79.60.15", 7)] {
         let mac = neighbour_mac("sv-x", ip);
@@ -340,25 +331,13 @@ print(n)
     assert!(dropped >= 150, "unanswerable replies counted: {dropped}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 /// 20,000 new flows through the UDP balancer, one datagram each: it keeps
 /// 4,096, refuses and counts the rest, its memory stays bounded, and once
 /// the flows idle out a real client is served.
 fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
     let before = rss_kib(lab.pid());
     let mac = neighbour_mac("sv-y", "10.79.60.16");
-    let hostile = format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let hostile = hostile_py();
     for from in ["10.79.60.9", "10.79.60.8"] {
         exec_ok(
             "sv-y",
@@ -501,10 +480,7 @@ fn made_up_sources_behind_a_nat_share_one_budget() {
     let gw_mac = neighbour_mac("nat-x", "10.79.61.1");
     // Four made-up sources inside the subnet, 100 new flows each: as one
     // station they get 40 ports between them.
-    let hostile = format!(
-        "{}/../../tests/tools/hostile.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let hostile = hostile_py();
     for last in 200..204 {
         exec_ok(
             "nat-x",

@@ -173,33 +173,62 @@ pub fn exec_ok(host: &str, cmd: &str) -> String {
 /// Runs a shell script in a host's namespace and insists that it
 /// succeeds.
 pub fn script_ok(host: &str, script: &str) -> String {
+    run_in_ok(host, &["sh", "-c", script])
+}
+
+/// Runs a Python program in a host's namespace and insists that it
+/// succeeds; returns what it printed.
+pub fn python_ok(host: &str, program: &str) -> String {
+    run_in_ok(host, &["python3", "-c", program])
+}
+
+/// Runs `argv` in a host's namespace and insists that it succeeds.
+fn run_in_ok(host: &str, argv: &[&str]) -> String {
     let out = Command::new("ip")
-        .args(["netns", "exec", host, "sh", "-c", script])
+        .args(["netns", "exec", host])
+        .args(argv)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "`{script}` in {host} failed:\n{}\n{}",
+        "`{}` in {host} failed:\n{}\n{}",
+        argv.last().unwrap_or(&""),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs a Python program in a host's namespace and insists that it
-/// succeeds; returns what it printed.
-pub fn python_ok(host: &str, program: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", host, "python3", "-c", program])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python in {host} failed:\n{program}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// tests/tools/hostile.py: frames with valid checksums, sent raw.
+pub fn hostile_py() -> String {
+    format!(
+        "{}/../../tests/tools/hostile.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Stops `lab` (the topology `text`) and checks it left nothing behind.
+pub fn stop_and_assert_clean(lab: Lab, text: &str) {
+    let name = lab.name.clone();
+    let hosts: Vec<String> = topology::parse(text, &name)
+        .unwrap()
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .collect();
+    drop(lab);
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    assert_clean(&name, &hosts);
 }
 
 pub fn namespaces() -> String {

@@ -167,6 +167,27 @@ struct Sock {
 }
 
 impl Sock {
+    /// `socket` in a set of its own, for `owner`.
+    fn new(socket: impl smoltcp::socket::AnySocket<'static>, owner: Owner) -> Sock {
+        let mut set = SocketSet::new(Vec::with_capacity(1));
+        let handle = set.add(socket);
+        Sock {
+            set,
+            handle,
+            udp: None,
+            key: None,
+            owner,
+            timer: None,
+            dirty: false,
+            arp_wait: false,
+            udp_peers: VecDeque::new(),
+            advertised: None,
+            client: false,
+            last_trace: 0,
+            full: false,
+        }
+    }
+
     fn tcp(&mut self) -> &mut tcp::Socket<'static> {
         self.set.get_mut::<tcp::Socket>(self.handle)
     }
@@ -938,23 +959,9 @@ impl Stack {
                     tcp::SocketBuffer::new(vec![0; rx]),
                     tcp::SocketBuffer::new(vec![0; tx]),
                 );
-                let mut set = SocketSet::new(Vec::with_capacity(1));
-                let handle = set.add(s);
-                Sock {
-                    set,
-                    handle,
-                    udp: None,
-                    key: None,
-                    owner,
-                    timer: None,
-                    dirty: false,
-                    arp_wait: false,
-                    udp_peers: VecDeque::new(),
-                    advertised: None,
-                    client: false,
-                    last_trace: 0,
-                    full,
-                }
+                let mut sock = Sock::new(s, owner);
+                sock.full = full;
+                sock
             }
         };
         if let (Some(c), true) = (client, full) {
@@ -1417,23 +1424,9 @@ impl Stack {
         );
         s.bind(port)
             .map_err(|e| io::Error::other(format!("bind: {e}")))?;
-        let mut set = SocketSet::new(Vec::with_capacity(1));
-        let handle = set.add(s);
-        let id = self.socks.insert(Sock {
-            set,
-            handle,
-            udp: Some(port),
-            key: None,
-            owner: Owner::User,
-            timer: None,
-            dirty: false,
-            arp_wait: false,
-            udp_peers: VecDeque::new(),
-            advertised: None,
-            client: false,
-            last_trace: 0,
-            full: false,
-        });
+        let mut sock = Sock::new(s, Owner::User);
+        sock.udp = Some(port);
+        let id = self.socks.insert(sock);
         self.udp_ports.insert(port, id);
         Ok((SockId(id), port))
     }

@@ -104,7 +104,7 @@ async fn authoritative(
                     let [a, b, c, _] = from.ip().octets();
                     if !budgets.allow(crate::ticks_since(started), [a, b, c]) {
                         limited += 1;
-                        let slip = rrl.slip > 0 && limited % u64::from(rrl.slip) == 0;
+                        let slip = rrl.slip > 0 && limited.is_multiple_of(u64::from(rrl.slip));
                         match dns::truncated(&answer).filter(|_| slip) {
                             Some(cut) => {
                                 counters.rrl_slipped.fetch_add(1, Ordering::Relaxed);
