@@ -76,7 +76,7 @@ switch = "sv"
 address = "10.79.60.16/24"
 port = 53
 backends = ["sv-ns"]
-idle_timeout_ms = 2000
+idle_timeout_ms = 8000
 "#;
 
 /// What every service answers a real client with.
@@ -331,18 +331,24 @@ print(n)
     assert!(dropped >= 150, "unanswerable replies counted: {dropped}");
 }
 
-/// 20,000 new flows through the UDP balancer, one datagram each: it keeps
-/// 4,096, refuses and counts the rest, its memory stays bounded, and once
-/// the flows idle out a real client is served.
+/// 20,000 new flows through the UDP balancer, one datagram each, within
+/// its idle timeout: it keeps 4,096, refuses and counts the rest, its
+/// memory stays bounded, and once the flows idle out a real client is
+/// served.
 fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
     let before = rss_kib(lab.pid());
     let mac = neighbour_mac("sv-y", "10.79.60.16");
     let hostile = hostile_py();
-    for from in ["10.79.60.9", "10.79.60.8"] {
+    // In bursts the host's receive queue (4,096 frames) can take, from
+    // eight made-up sources: the balancer, not the queue, must refuse.
+    for last in 100..108 {
         exec_ok(
             "sv-y",
-            &format!("python3 {hostile} eth0 {mac} udp-from {from} seq 10.79.60.16 53 10000"),
+            &format!(
+                "python3 {hostile} eth0 {mac} udp-from 10.79.60.{last} seq 10.79.60.16 53 2500"
+            ),
         );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_secs(1));
     let grown = rss_kib(lab.pid()).saturating_sub(before);
@@ -353,9 +359,10 @@ fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
     );
     eprintln!("udp-lb: {flows} flows, {refused} refused, memory grew {grown} KiB");
     assert_eq!(flows, 4096, "{c}");
-    assert!(refused > 0, "{c}");
+    assert!(refused > 10_000, "{c}");
     assert!(grown < 192 * 1024, "memory grew {grown} KiB");
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Once the flows idle out (8 s), a new client is served.
+    std::thread::sleep(std::time::Duration::from_secs(9));
     let a = exec_ok("sv-x", "dig +short +time=2 +tries=2 @10.79.60.16 lab.test");
     assert_eq!(a.trim(), "10.79.60.11");
     assert_running(lab);
@@ -431,7 +438,9 @@ time.sleep(60)
     );
     let closed = script_ok("sv-y", "ss -Htn state close-wait | wc -l");
     assert_eq!(open.trim(), "0", "still open after their deadlines");
-    assert_eq!(closed.trim(), "1600", "closed by the services");
+    // (A SYN the load cost may leave one or two never connected.)
+    let closed: u32 = closed.trim().parse().unwrap();
+    assert!(closed >= 1590, "closed by the services: {closed} of 1,600");
     assert_running(lab);
     every_service_answers();
     drop(holder);
