@@ -79,18 +79,6 @@ fn hosts(p: &str) -> (String, String, String, String) {
     (h("a"), h("b"), h("c"), h("out"))
 }
 
-/// Runs hostile.py in `host`; returns how many frames it sent.
-fn send(host: &str, gw_mac: &str, args: &str) -> u64 {
-    let out = exec_ok(
-        host,
-        &format!("python3 {} eth0 {gw_mac} {args}", hostile_py()),
-    );
-    out.trim()
-        .strip_prefix("sent ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("hostile.py {args}: {out}"))
-}
-
 /// The MAC of a router's interface on a switch.
 fn router_mac(lab: &Lab, router: &str, iface: &str) -> String {
     let s = lab.status_json();
@@ -156,7 +144,7 @@ fn the_reported_inputs_leave_every_port_working() {
     // ICMP errors from outside quoting headers of every IHL, at the NAT's
     // external address with its port forwards.
     let gw_wan = router_mac(&lab, &format!("{p}-gw"), "wan");
-    send(&out, &gw_wan, "icmp-quotes 10.78.11.50 10.78.11.2 256");
+    hostile(&out, &gw_wan, "icmp-quotes 10.78.11.50 10.78.11.2 256");
     exec_ok(&out, "ping -c 1 -W 2 10.78.11.2");
     exec_ok(&a, "ping -c 1 -W 2 10.78.11.1");
     exec_ok(&a, "curl -s -m 5 http://10.78.12.11/");
@@ -182,25 +170,25 @@ fn thousands_of_hostile_frames_leave_every_host_working() {
     let rss_before = rss_kib(lab.pid());
 
     let mut sent = 0;
-    sent += send(&a, &gw_lan, "dhcp-hlen");
-    sent += send(&a, &gw_lan, "dhcp-starve 2000");
-    sent += send(
+    sent += hostile(&a, &gw_lan, "dhcp-hlen");
+    sent += hostile(&a, &gw_lan, "dhcp-starve 2000");
+    sent += hostile(
         &a,
         &gw_lan,
         &format!("dhcp-spoof {} {b_mac}", b_addr.split('/').next().unwrap()),
     );
-    sent += send(&a, &gw_lan, "ip-options 10.78.20.10 10.78.22.11 500");
-    sent += send(&a, &gw_lan, "ihl-lies 10.78.20.10 10.78.22.11 500");
+    sent += hostile(&a, &gw_lan, "ip-options 10.78.20.10 10.78.22.11 500");
+    sent += hostile(&a, &gw_lan, "ihl-lies 10.78.20.10 10.78.22.11 500");
     // Fragments do not cross the NAT (docs/nat.md): the storm comes from
     // outside, through the core router only.
     let core_wan = router_mac(&lab, &format!("{p}-core"), "wan");
-    sent += send(&out, &core_wan, "frag-storm 10.78.21.50 10.78.22.12 3000");
-    sent += send(&a, &gw_lan, "arp-spray 20000");
-    sent += send(&a, &gw_lan, "sweep 10.78.20.10 10.78.20.0");
-    sent += send(&a, &gw_lan, "sweep 10.78.20.10 10.78.22.0");
-    sent += send(&out, &gw_wan, "icmp-quotes 10.78.21.50 10.78.21.2 1000");
-    sent += send(&out, &gw_wan, "sweep 10.78.21.50 10.78.20.0");
-    sent += send(&out, &gw_wan, "ip-options 10.78.21.50 10.78.21.2 500");
+    sent += hostile(&out, &core_wan, "frag-storm 10.78.21.50 10.78.22.12 3000");
+    sent += hostile(&a, &gw_lan, "arp-spray 20000");
+    sent += hostile(&a, &gw_lan, "sweep 10.78.20.10 10.78.20.0");
+    sent += hostile(&a, &gw_lan, "sweep 10.78.20.10 10.78.22.0");
+    sent += hostile(&out, &gw_wan, "icmp-quotes 10.78.21.50 10.78.21.2 1000");
+    sent += hostile(&out, &gw_wan, "sweep 10.78.21.50 10.78.20.0");
+    sent += hostile(&out, &gw_wan, "ip-options 10.78.21.50 10.78.21.2 500");
     assert!(sent > 25_000, "{sent}");
 
     // status answers at once.

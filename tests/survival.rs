@@ -212,6 +212,7 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
     link(&["--delay", "2s"]);
     let mac = neighbour_mac("sv-y", "10.79.60.14");
     let hostile = hostile_py();
+    // In the background: hostile() waits for the end.
     let _spray = Background::spawn(&[
         "ip",
         "netns",
@@ -250,11 +251,7 @@ fn garbage_on_the_resolvers_ports_steers_nothing(lab: &Lab) {
 /// over TCP, which is never limited.
 fn a_query_flood_is_rate_limited_and_a_real_client_still_answered(lab: &Lab) {
     let mac = neighbour_mac("sv-y", "10.79.60.13");
-    let hostile = hostile_py();
-    exec_ok(
-        "sv-y",
-        &format!("python3 {hostile} eth0 {mac} udp-from 10.79.60.9 seq 10.79.60.13 53 2000"),
-    );
+    hostile("sv-y", &mac, "udp-from 10.79.60.9 seq 10.79.60.13 53 2000");
     // A try may meet a dropped answer (dig says so); the next, or its
     // truncated answer's retry over TCP, gets through.
     let a = exec_ok("sv-x", "dig +short +time=2 +tries=3 @10.79.60.13 lab.test");
@@ -313,15 +310,12 @@ print(n)
 
     // DNS queries and echo datagrams from port 0 and from 0.0.0.0: no
     // answer can reach them; each is a counted drop.
-    let hostile = hostile_py();
     let before = sum(lab, "udp_unaddressable");
     for (ip, port) in [("10.79.60.13", 53), ("10.79.60.14", 53), ("10.79.60.15", 7)] {
         let mac = neighbour_mac("sv-x", ip);
         for (src, sport) in [("10.79.60.10", 0), ("0.0.0.0", 5353)] {
-            exec_ok(
-                "sv-x",
-                &format!("python3 {hostile} eth0 {mac} udp-from {src} {sport} {ip} {port} 50"),
-            );
+            let args = format!("udp-from {src} {sport} {ip} {port} 50");
+            hostile("sv-x", &mac, &args);
         }
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -338,16 +332,11 @@ print(n)
 fn a_flood_of_new_udp_flows_is_bounded_by_the_ports(lab: &Lab) {
     let before = rss_kib(lab.pid());
     let mac = neighbour_mac("sv-y", "10.79.60.16");
-    let hostile = hostile_py();
     // In bursts the host's receive queue (4,096 frames) can take, from
     // eight made-up sources: the balancer, not the queue, must refuse.
     for last in 100..108 {
-        exec_ok(
-            "sv-y",
-            &format!(
-                "python3 {hostile} eth0 {mac} udp-from 10.79.60.{last} seq 10.79.60.16 53 2500"
-            ),
-        );
+        let args = format!("udp-from 10.79.60.{last} seq 10.79.60.16 53 2500");
+        hostile("sv-y", &mac, &args);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -489,14 +478,9 @@ fn made_up_sources_behind_a_nat_share_one_budget() {
     let gw_mac = neighbour_mac("nat-x", "10.79.61.1");
     // Four made-up sources inside the subnet, 100 new flows each: as one
     // station they get 40 ports between them.
-    let hostile = hostile_py();
     for last in 200..204 {
-        exec_ok(
-            "nat-x",
-            &format!(
-                "python3 {hostile} eth0 {gw_mac} udp-from 10.79.61.{last} seq 10.79.62.7 7 100"
-            ),
-        );
+        let args = format!("udp-from 10.79.61.{last} seq 10.79.62.7 7 100");
+        hostile("nat-x", &gw_mac, &args);
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
     let nat = lab.status_json()["fabric"]["routers"][0]["nat"].clone();

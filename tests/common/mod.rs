@@ -207,6 +207,16 @@ pub fn hostile_py() -> String {
     )
 }
 
+/// Runs hostile.py in `host`'s eth0 toward the MAC `to` with `args`;
+/// returns how many frames it sent.
+pub fn hostile(host: &str, to: &str, args: &str) -> u64 {
+    let out = exec_ok(host, &format!("python3 {} eth0 {to} {args}", hostile_py()));
+    out.trim()
+        .strip_prefix("sent ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("hostile.py {args}: {out}"))
+}
+
 /// The resident memory of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
