@@ -163,13 +163,8 @@ fn services_survive_their_clients() {
 /// the web server answers others meanwhile.
 fn clients_that_never_read_large_bodies_pin_a_bounded_memory(lab: &Lab) {
     let before = rss_kib(lab.pid());
-    let _holder = Background::spawn(&[
-        "ip",
-        "netns",
-        "exec",
+    let _holder = python_in_background(
         "sv-y",
-        "python3",
-        "-c",
         r#"
 import socket, time
 held = []
@@ -180,7 +175,7 @@ for i in range(300):
     held.append(s)
 time.sleep(60)
 "#,
-    ]);
+    );
     std::thread::sleep(std::time::Duration::from_secs(5));
     let grown = rss_kib(lab.pid()).saturating_sub(before);
     let reduced = host_counters(lab, "sv-web")["buffers_reduced"]
@@ -374,13 +369,8 @@ fn idle_and_half_sent_connections_are_cut_at_their_deadline(lab: &Lab) {
     // HTTP/2 preface (prior knowledge) and its SETTINGS, a TLS
     // ClientHello, a DNS-over-TCP length with no message. Held while the
     // checks below run.
-    let holder = Background::spawn(&[
-        "ip",
-        "netns",
-        "exec",
+    let holder = python_in_background(
         "sv-y",
-        "python3",
-        "-c",
         r#"
 import socket, time
 held = []
@@ -411,7 +401,7 @@ for s, start in held:
         pass
 time.sleep(60)
 "#,
-    ]);
+    );
     std::thread::sleep(std::time::Duration::from_secs(4));
     let during = connections(lab, "sv-lb");
     assert!(during > 500, "the balancer holds {during} connections");

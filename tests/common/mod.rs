@@ -182,6 +182,11 @@ pub fn python_ok(host: &str, program: &str) -> String {
     run_in_ok(host, &["python3", "-c", program])
 }
 
+/// A Python program running in a host's namespace until dropped.
+pub fn python_in_background(host: &str, program: &str) -> Background {
+    Background::spawn(&["ip", "netns", "exec", host, "python3", "-c", program])
+}
+
 /// Runs `argv` in a host's namespace and insists that it succeeds.
 fn run_in_ok(host: &str, argv: &[&str]) -> String {
     let out = Command::new("ip")
