@@ -44,32 +44,41 @@ pub fn update(check: u16, old: u16, new: u16) -> u16 {
     finish(u64::from(!check) + u64::from(!old) + u64::from(new))
 }
 
-/// [`update`] for a 32-bit field (an IPv4 address) given as bytes.
+/// [`update`] for a field of whole 16-bit words (an IPv4 or IPv6
+/// address) given as bytes of equal, even length.
+pub fn update_bytes(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    old.chunks_exact(2)
+        .zip(new.chunks_exact(2))
+        .fold(check, |c, (o, n)| {
+            update(
+                c,
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([n[0], n[1]]),
+            )
+        })
+}
+
+/// [`update_bytes`] for an IPv4 address.
 pub fn update_addr(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
-    let c = update(
-        check,
-        u16::from_be_bytes([old[0], old[1]]),
-        u16::from_be_bytes([new[0], new[1]]),
-    );
-    update(
-        c,
-        u16::from_be_bytes([old[2], old[3]]),
-        u16::from_be_bytes([new[2], new[3]]),
-    )
+    update_bytes(check, &old, &new)
 }
 
 /// The same change applied to a *partial* transport checksum (a frame with
 /// NEEDS_CSUM), which holds the folded pseudo-header sum, not its
 /// complement: only pseudo-header fields (addresses) enter it.
+pub fn update_partial_bytes(partial: u16, old: &[u8], new: &[u8]) -> u16 {
+    let words = |b: &[u8]| -> u64 {
+        b.chunks_exact(2)
+            .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum()
+    };
+    let removed: u64 = old.chunks_exact(2).map(|_| 0xffff).sum::<u64>() - words(old);
+    fold(u64::from(partial) + removed + words(new))
+}
+
+/// [`update_partial_bytes`] for an IPv4 address.
 pub fn update_partial_addr(partial: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
-    let word = |b: [u8; 4], i: usize| u64::from(u16::from_be_bytes([b[i], b[i + 1]]));
-    fold(
-        u64::from(partial)
-            + (0xffff - word(old, 0))
-            + (0xffff - word(old, 2))
-            + word(new, 0)
-            + word(new, 2),
-    )
+    update_partial_bytes(partial, &old, &new)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! and 802.1Q header views in [`ether`], the virtio-net offload header
 //! ([`VnetHdr`]) that TAP devices put in front of each frame, the Internet
 //! checksum and software segmentation of GSO super-frames ([`offload`]),
-//! link impairment settings ([`impair`]) and the VXLAN header ([`vxlan`]).
+//! link impairment settings ([`impair`]), the VXLAN header ([`vxlan`]) and
+//! the one parsed view of an IPv4 or IPv6 packet ([`ip::IpView`]).
 //!
 //! Never does I/O and never reads a clock: time is always passed in.
 
@@ -13,6 +14,7 @@ pub mod checksum;
 pub mod ether;
 pub mod frame;
 pub mod impair;
+pub mod ip;
 mod mac;
 pub mod offload;
 pub mod ratelimit;
