@@ -339,6 +339,8 @@ mod routed {
             addr: "10.0.1.1/24".parse().expect("net"),
             mtu: 1500,
             dhcp: None,
+            addr6: None,
+            ra: None,
         });
         r.add_iface(IfaceConfig {
             name: "up".into(),
@@ -346,10 +348,12 @@ mod routed {
             addr: "10.9.0.1/30".parse().expect("net"),
             mtu: 1500,
             dhcp: None,
+            addr6: None,
+            ra: None,
         });
         r.add_route(
             "0.0.0.0/0".parse().expect("net"),
-            Ipv4Addr::new(10, 9, 0, 2),
+            Ipv4Addr::new(10, 9, 0, 2).into(),
         )
         .expect("route");
         let rid = f.add_router(r, 2);
@@ -510,6 +514,8 @@ mod routed {
             addr: "10.0.1.1/24".parse().expect("net"),
             mtu: 1500,
             dhcp: None,
+            addr6: None,
+            ra: None,
         });
         let rid = f.add_router(r, 1);
         f.link_router(rid, IfaceId(0), lan, PortConfig::access(1))

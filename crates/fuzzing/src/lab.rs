@@ -14,9 +14,10 @@
 
 use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{HostConfig, Stack};
+use ipnet::Ipv6Net;
 use router::{
-    DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward, Proto, Router,
-    RouterLimits,
+    DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward, Proto,
+    RaConfig, Router, RouterLimits,
 };
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -67,15 +68,27 @@ fn ip(a: [u8; 4]) -> Ipv4Addr {
     Ipv4Addr::from(a)
 }
 
-fn iface(name: &str, mac: Mac, addr: &str, dhcp: Option<DhcpConfig>) -> IfaceConfig {
+/// A dual-stack interface; `ra`: it advertises its prefix for SLAAC.
+fn iface(
+    name: &str,
+    mac: Mac,
+    (addr, addr6): (&str, &str),
+    dhcp: Option<DhcpConfig>,
+    ra: bool,
+) -> IfaceConfig {
+    let addr6: Ipv6Net = addr6
+        .parse()
+        .unwrap_or_else(|_| unreachable!("fixed address"));
     IfaceConfig {
         name: name.into(),
         link: Link::Ethernet { mac },
         addr: addr
             .parse()
             .unwrap_or_else(|_| unreachable!("fixed address")),
+        addr6: Some(addr6),
         mtu: 1500,
         dhcp,
+        ra: ra.then(|| RaConfig::slaac(addr6)),
     }
 }
 
@@ -125,11 +138,27 @@ impl Lab {
             reserved: vec![ip([192, 168, 1, 10])],
             client_rate: DhcpConfig::CLIENT_RATE,
         };
-        gw.add_iface(iface("home", HOME_GW, "192.168.1.1/24", Some(dhcp)));
-        gw.add_iface(iface("isp", HOME_GW_ISP, "198.51.100.2/24", None));
+        gw.add_iface(iface(
+            "home",
+            HOME_GW,
+            ("192.168.1.1/24", "2001:db8:1::1/64"),
+            Some(dhcp),
+            true,
+        ));
+        gw.add_iface(iface(
+            "isp",
+            HOME_GW_ISP,
+            ("198.51.100.2/24", "2001:db8:100::2/64"),
+            None,
+            false,
+        ));
         let _ = gw.add_route(
             "0.0.0.0/0".parse().unwrap_or_else(|_| unreachable!()),
-            ip([198, 51, 100, 1]),
+            ip([198, 51, 100, 1]).into(),
+        );
+        let _ = gw.add_route(
+            "::/0".parse().unwrap_or_else(|_| unreachable!()),
+            "2001:db8:100::1".parse().unwrap_or_else(|_| unreachable!()),
         );
         let mut nat = NatConfig::masquerade(ip([198, 51, 100, 2]));
         nat.max_entries = NAT_ENTRIES;
@@ -151,8 +180,20 @@ impl Lab {
         let gw = f.add_router(gw, 2);
 
         let mut core = Router::with_limits("isp-gw", limits);
-        core.add_iface(iface("isp", ISP_GW, "198.51.100.1/24", None));
-        core.add_iface(iface("dc", ISP_GW_DC, "203.0.113.1/24", None));
+        core.add_iface(iface(
+            "isp",
+            ISP_GW,
+            ("198.51.100.1/24", "2001:db8:100::1/64"),
+            None,
+            false,
+        ));
+        core.add_iface(iface(
+            "dc",
+            ISP_GW_DC,
+            ("203.0.113.1/24", "2001:db8:113::1/64"),
+            None,
+            false,
+        ));
         let core = f.add_router(core, 2);
         for (r, i, sw) in [(gw, 0, home), (gw, 1, isp), (core, 0, isp), (core, 1, dc)] {
             f.link_router(r, IfaceId(i), sw, PortConfig::access(1))

@@ -74,7 +74,9 @@ pub struct TunPort {
     pub name: String,
     pub peer: Ipv4Addr,
     pub prefix_len: u8,
-    pub host_routes: Vec<ipnet::Ipv4Net>,
+    /// The machine's IPv6 address on the link and the prefix length.
+    pub peer6: Option<(std::net::Ipv6Addr, u8)>,
+    pub host_routes: Vec<ipnet::IpNet>,
     pub mtu: u16,
     pub port: PortId,
 }

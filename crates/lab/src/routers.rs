@@ -1,16 +1,18 @@
-//! A topology's routers in the fabric: interfaces, routes, DHCP servers
-//! (whose pools leave the segment's fixed addresses alone), NAT and port
-//! forwards, and the bounds of their tables.
+//! A topology's routers in the fabric: interfaces of both families,
+//! routes, DHCP servers (whose pools leave the segment's fixed addresses
+//! alone), router advertisements, NAT and port forwards, and the bounds
+//! of their tables.
 
 use crate::{LabError, TunPort};
 use fabric::{Fabric, SwitchId};
+use ipnet::Ipv6Net;
 use router::{
     DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
-    Proto, Router, RouterLimits, Timeouts,
+    Proto, RaConfig, Router, RouterLimits, Timeouts,
 };
 use std::net::{IpAddr, Ipv4Addr};
 use switch::{PortConfig, PortMode};
-use topology::{Attachment, NatFiltering, NatSpec, Protocol, RouterSpec, Topology};
+use topology::{Attachment, NatFiltering, NatSpec, Protocol, RaSpec, RouterSpec, Topology};
 use wire::Mac;
 
 /// Adds router `r` to the fabric, its interfaces plugged into their
@@ -52,8 +54,14 @@ pub(crate) fn add(
             name,
             link,
             addr: i.address,
+            addr6: i.address6,
             mtu: i.mtu,
             dhcp,
+            ra: i
+                .ra
+                .as_ref()
+                .zip(i.address6)
+                .map(|(ra, prefix)| ra_config(ra, prefix)),
         });
     }
     for rt in &r.routes {
@@ -90,6 +98,7 @@ pub(crate) fn add(
             Attachment::Tun {
                 name,
                 peer,
+                peer6,
                 host_routes,
             } => {
                 let port_name = format!("{}.{name}", r.name);
@@ -99,6 +108,7 @@ pub(crate) fn add(
                     name: port_name,
                     peer: *peer,
                     prefix_len: i.address.prefix_len(),
+                    peer6: peer6.zip(i.address6.map(|a| a.prefix_len())),
                     host_routes: host_routes.clone(),
                     mtu: i.mtu,
                     port,
@@ -107,6 +117,19 @@ pub(crate) fn add(
         }
     }
     Ok(())
+}
+
+/// What a router interface's advertisements say: its own prefix.
+fn ra_config(ra: &RaSpec, prefix: Ipv6Net) -> RaConfig {
+    RaConfig {
+        autonomous: ra.slaac,
+        managed: ra.managed,
+        other: ra.other,
+        rdnss: ra.rdnss.clone(),
+        dnssl: ra.dnssl.clone(),
+        interval: ra.interval,
+        ..RaConfig::slaac(prefix)
+    }
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {

@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Drop {
-    /// Not a well-formed Ethernet, ARP or IPv4 header (version, IHL,
-    /// lengths).
+    /// Not a well-formed Ethernet, ARP, IPv4 or IPv6 header (version,
+    /// header length, lengths).
     Malformed,
-    /// IPv4 header checksum does not verify.
+    /// IPv4 header checksum (or an ICMPv6 checksum) does not verify.
     BadChecksum,
     /// Source or destination that must never be routed (0/8, 127/8,
     /// 169.254/16, multicast or broadcast source, class E).
     Martian,
     /// An Ethernet frame addressed to another station.
     NotForUs,
-    /// Not IPv4 or ARP (IPv6 multicast from hosts, for instance).
+    /// Not IPv4, ARP or IPv6 (or IPv6 on an interface without it).
     UnsupportedProtocol,
     /// Broadcast or multicast IP that a router does not forward.
     Broadcast,
@@ -46,10 +46,18 @@ pub enum Drop {
     SpoofedSource,
     /// A packet from outside the NAT to an inside address: not routed in.
     NatInbound,
+    /// An IPv6 extension-header chain too long, out of order, or not
+    /// whole in a first fragment (RFC 8200, RFC 7112).
+    ExtensionHeaders,
+    /// A neighbour discovery message that is not valid (hop limit below
+    /// 255, a bad option, a multicast target: RFC 4861 7.1).
+    InvalidNd,
+    /// Another station advertised one of the router's own addresses.
+    AddressConflict,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 18] = [
+    pub const ALL: [Drop; 21] = [
         Drop::Malformed,
         Drop::BadChecksum,
         Drop::Martian,
@@ -68,6 +76,9 @@ impl Drop {
         Drop::ArpOffSubnet,
         Drop::SpoofedSource,
         Drop::NatInbound,
+        Drop::ExtensionHeaders,
+        Drop::InvalidNd,
+        Drop::AddressConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +101,9 @@ impl Drop {
             Drop::ArpOffSubnet => "arp-off-subnet",
             Drop::SpoofedSource => "spoofed-source",
             Drop::NatInbound => "nat-inbound",
+            Drop::ExtensionHeaders => "extension-headers",
+            Drop::InvalidNd => "invalid-nd",
+            Drop::AddressConflict => "address-conflict",
         }
     }
 
@@ -121,6 +135,9 @@ pub struct Counters {
     /// Forwarded packets carrying IP options (passed on, not processed).
     pub forwarded_with_options: u64,
     pub dhcp_replies_sent: u64,
+    pub nd_solicitations_sent: u64,
+    pub nd_adverts_sent: u64,
+    pub router_adverts_sent: u64,
 }
 
 impl Counters {

@@ -4,8 +4,8 @@
 //! with no trace active, each decision point costs one branch.
 
 use crate::nat::Proto;
-use ipnet::Ipv4Net;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 /// One decision, in the order the router took them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -13,8 +13,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 pub enum Decision {
     /// Forwarded by this route, out of `iface`; `ttl` after the decrement.
     Route {
-        dest: Ipv4Net,
-        via: Option<Ipv4Addr>,
+        dest: IpNet,
+        via: Option<IpAddr>,
         iface: String,
         ttl: u8,
     },
@@ -26,16 +26,19 @@ pub enum Decision {
         to: SocketAddrV4,
         new_mapping: bool,
     },
-    /// The next hop's MAC is not known: the packet waits for ARP.
-    ArpWait { next_hop: Ipv4Addr, iface: String },
+    /// The next hop's MAC is not known: the packet waits for ARP (or
+    /// neighbour discovery).
+    ArpWait { next_hop: IpAddr, iface: String },
     /// An ARP request for the router's own address, answered.
     ArpReply { to: Ipv4Addr },
     /// For the router itself, answered with an echo reply.
-    EchoReply { to: Ipv4Addr },
+    EchoReply { to: IpAddr },
+    /// A neighbour solicitation for the router's own address, answered.
+    NeighbourAdvert { to: IpAddr },
     /// An ICMP error sent about the packet (`sent` false: rate-limited).
     IcmpError {
         error: &'static str,
-        to: Ipv4Addr,
+        to: IpAddr,
         sent: bool,
     },
     /// Cut into fragments for the next hop's MTU.
@@ -70,8 +73,10 @@ impl std::fmt::Display for Decision {
                 write!(f, "{which} {from} -> {to}{new}")
             }
             Decision::ArpWait { next_hop, iface } => {
-                write!(f, "waits for ARP: who has {next_hop} ({iface})")
+                let how = if next_hop.is_ipv4() { "ARP" } else { "ND" };
+                write!(f, "waits for {how}: who has {next_hop} ({iface})")
             }
+            Decision::NeighbourAdvert { to } => write!(f, "neighbour advertisement to {to}"),
             Decision::ArpReply { to } => write!(f, "ARP reply to {to}"),
             Decision::EchoReply { to } => write!(f, "echo reply to {to}"),
             Decision::IcmpError { error, to, sent } => {

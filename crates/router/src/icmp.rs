@@ -1,10 +1,12 @@
-//! ICMP as RFC 792 and RFC 1812 want it from a router: which errors may be
-//! sent, what they quote, how fast, and echo replies.
+//! ICMP and ICMPv6 as RFC 792, RFC 1812 and RFC 4443 want them from a
+//! router: which errors may be sent, what they quote, how fast, and echo
+//! replies.
 
 use smoltcp::wire::{IpProtocol, Ipv4Packet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wire::checksum;
-use wire::ether::{ETHERTYPE_IPV4, HEADER_LEN};
+use wire::ether::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use wire::ip::{Family, Fragment, IpView, Side, PROTO_ICMPV6};
 use wire::ratelimit::RateLimiter;
 use wire::{Frame, FramePool, Instant};
 
@@ -12,22 +14,28 @@ pub const ECHO_REPLY: u8 = 0;
 pub const DEST_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 8;
 pub const TIME_EXCEEDED: u8 = 11;
+pub const ECHO_REQUEST_V6: u8 = 128;
+pub const ECHO_REPLY_V6: u8 = 129;
 
-/// An ICMP error a router sends.
+/// An ICMP error a router sends, named for what happened; each family
+/// has its own type and code for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpError {
     NetUnreachable,
     HostUnreachable,
     ProtocolUnreachable,
     PortUnreachable,
-    /// Fragmentation needed and DF set, with the next hop's MTU (RFC 1191).
+    /// Too big for the next hop (IPv4: fragmentation needed and DF set,
+    /// RFC 1191; IPv6: Packet Too Big, RFC 8201), with its MTU.
     FragmentationNeeded {
         mtu: u16,
     },
     TtlExceeded,
     /// Communication administratively prohibited: a NAT that cannot take
-    /// a new flow because its table or port range is full.
+    /// a new flow because its table or port range is full, a firewall.
     AdminProhibited,
+    /// IPv6 only: a link-local source leaving its link (RFC 4443 3.1).
+    BeyondScope,
 }
 
 impl IcmpError {
@@ -41,9 +49,11 @@ impl IcmpError {
             IcmpError::FragmentationNeeded { .. } => "fragmentation needed",
             IcmpError::TtlExceeded => "time exceeded",
             IcmpError::AdminProhibited => "administratively prohibited",
+            IcmpError::BeyondScope => "beyond scope of source address",
         }
     }
 
+    /// ICMP (RFC 792) type and code.
     pub fn type_code(self) -> (u8, u8) {
         match self {
             IcmpError::NetUnreachable => (DEST_UNREACHABLE, 0),
@@ -52,81 +62,162 @@ impl IcmpError {
             IcmpError::PortUnreachable => (DEST_UNREACHABLE, 3),
             IcmpError::FragmentationNeeded { .. } => (DEST_UNREACHABLE, 4),
             IcmpError::TtlExceeded => (TIME_EXCEEDED, 0),
-            IcmpError::AdminProhibited => (DEST_UNREACHABLE, 13),
+            IcmpError::AdminProhibited | IcmpError::BeyondScope => (DEST_UNREACHABLE, 13),
         }
     }
 
-    /// The second 32-bit word of the message.
-    fn rest(self) -> u32 {
+    /// ICMPv6 (RFC 4443) type and code. A protocol nobody handles is a
+    /// Parameter Problem, "unrecognized Next Header".
+    pub fn type_code_v6(self) -> (u8, u8) {
         match self {
-            IcmpError::FragmentationNeeded { mtu } => u32::from(mtu),
+            IcmpError::NetUnreachable => (1, 0),
+            IcmpError::AdminProhibited => (1, 1),
+            IcmpError::BeyondScope => (1, 2),
+            IcmpError::HostUnreachable => (1, 3),
+            IcmpError::PortUnreachable => (1, 4),
+            IcmpError::FragmentationNeeded { .. } => (2, 0),
+            IcmpError::TtlExceeded => (3, 0),
+            IcmpError::ProtocolUnreachable => (4, 1),
+        }
+    }
+
+    /// The second 32-bit word of the message, given the quoted packet.
+    fn rest(self, about: &IpView) -> u32 {
+        match (self, about.family) {
+            (IcmpError::FragmentationNeeded { mtu }, _) => u32::from(mtu),
+            (IcmpError::ProtocolUnreachable, Family::V6) => (about.proto_at - about.l3) as u32,
             _ => 0,
         }
     }
 }
 
-/// ICMP types that are queries (or their replies), not errors.
-fn is_query(icmp_type: u8) -> bool {
-    matches!(icmp_type, 0 | 8 | 13..=18)
+fn bad_source(src: IpAddr) -> bool {
+    match src {
+        IpAddr::V4(a) => {
+            a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback()
+        }
+        IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback(),
+    }
 }
 
-fn bad_source(src: Ipv4Addr) -> bool {
-    src.is_unspecified() || src.is_multicast() || src.is_broadcast() || src.is_loopback()
-}
-
-/// RFC 1812 4.3.2.7: no ICMP error about an ICMP error, a packet sent to
-/// a link-layer or IP broadcast or multicast, a non-first fragment, or a
-/// packet whose source does not name a single host.
-pub fn error_allowed(ip: &Ipv4Packet<&[u8]>, l2_multicast: bool) -> bool {
-    if l2_multicast || ip.frag_offset() != 0 || bad_source(ip.src_addr()) {
+/// Whether an error about `about` may be sent: never about an ICMP
+/// error, a packet sent to a link-layer or IP broadcast or multicast, or
+/// a packet whose source does not name a single host (RFC 1812 4.3.2.7,
+/// RFC 4443 2.4(e)); for IPv4 also never about a non-first fragment.
+pub fn error_allowed(about: &IpView, l2_multicast: bool) -> bool {
+    if l2_multicast || bad_source(about.src) || about.is_icmp_error() {
         return false;
     }
-    let dst = ip.dst_addr();
-    if dst.is_broadcast() || dst.is_multicast() {
-        return false;
+    match about.dst {
+        IpAddr::V4(d) => {
+            !d.is_broadcast()
+                && !d.is_multicast()
+                && !matches!(about.fragment, Fragment::Later { .. })
+        }
+        IpAddr::V6(d) => !d.is_multicast(),
     }
-    if ip.next_header() == IpProtocol::Icmp {
-        return ip.payload().first().is_some_and(|t| is_query(*t));
-    }
-    true
 }
 
-/// Builds an error from `src` about the packet `original` (an IPv4 packet):
-/// an Ethernet frame whose addresses the caller fills in on output.
-/// Quotes as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3).
+/// IPv6's minimum MTU: an ICMPv6 error fits in it (RFC 4443 2.4(c)).
+const IPV6_MIN_MTU: usize = 1280;
+
+/// Builds an error from `src` about the packet `about` in `data` (an
+/// Ethernet frame's bytes): an Ethernet frame whose link-layer addresses
+/// the caller fills in on output. Quotes as much of the original as fits
+/// in 576 bytes (IPv4, RFC 1812 4.3.2.3) or 1280 (IPv6).
 pub fn build_error(
     pool: &mut FramePool,
     err: IcmpError,
-    src: Ipv4Addr,
+    src: IpAddr,
     ident: u16,
-    original: &[u8],
+    data: &[u8],
+    about: &IpView,
 ) -> Option<Frame> {
-    let orig = Ipv4Packet::new_checked(original).ok()?;
-    let quote_len = usize::from(orig.total_len())
-        .min(original.len())
-        .min(576 - 20 - 8);
-    let quote = &original[..quote_len];
-    let (ty, code) = err.type_code();
+    let original = about.packet(data);
+    let (ethertype, header_len, limit, (ty, code)) = match about.family {
+        Family::V4 => (ETHERTYPE_IPV4, 20, 576, err.type_code()),
+        Family::V6 => (ETHERTYPE_IPV6, 40, IPV6_MIN_MTU, err.type_code_v6()),
+    };
+    let quote = &original[..original.len().min(limit - header_len - 8)];
     let mut icmp = [0u8; 8];
     icmp[0] = ty;
     icmp[1] = code;
-    icmp[4..8].copy_from_slice(&err.rest().to_be_bytes());
-    let c = checksum::finish(checksum::sum(checksum::sum(0, &icmp), quote));
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    icmp[4..8].copy_from_slice(&err.rest(about).to_be_bytes());
     let mut frame = pool.get();
     frame.extend_from_slice(&[0u8; 12]);
-    frame.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-    frame.extend_from_slice(&ipv4_header(
-        src,
-        orig.src_addr(),
-        IpProtocol::Icmp,
-        (8 + quote_len) as u16,
-        ident,
-        0xc0,
-    ));
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    let to = about.src;
+    match (src, to) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let c = checksum::finish(checksum::sum(checksum::sum(0, &icmp), quote));
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            frame.extend_from_slice(&ipv4_header(
+                s,
+                d,
+                IpProtocol::Icmp,
+                (8 + quote.len()) as u16,
+                ident,
+                0xc0,
+            ));
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let len = 8 + quote.len();
+            let pseudo =
+                checksum::pseudo_header(&s.octets(), &d.octets(), PROTO_ICMPV6, len as u32);
+            let c = checksum::finish(checksum::sum(checksum::sum(pseudo, &icmp), quote));
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            frame.extend_from_slice(&ipv6_header(s, d, PROTO_ICMPV6, len as u16, 64));
+        }
+        _ => return None,
+    }
     frame.extend_from_slice(&icmp);
     frame.extend_from_slice(quote);
     Some(frame)
+}
+
+/// A 40-byte IPv6 header, traffic class and flow label zero.
+pub fn ipv6_header(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    payload_len: u16,
+    hop_limit: u8,
+) -> [u8; 40] {
+    let mut h = [0u8; 40];
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    h[6] = next;
+    h[7] = hop_limit;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+    h
+}
+
+/// An Ethernet frame (link-layer addresses left for output) holding an
+/// ICMPv6 message from `src` to `dst` with the given hop limit, its
+/// checksum filled in.
+pub fn icmpv6_frame(
+    pool: &mut FramePool,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    message: &[u8],
+) -> Frame {
+    let mut frame = pool.get();
+    frame.extend_from_slice(&[0u8; 12]);
+    frame.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    frame.extend_from_slice(&ipv6_header(
+        src,
+        dst,
+        PROTO_ICMPV6,
+        message.len() as u16,
+        hop_limit,
+    ));
+    let at = frame.len();
+    frame.extend_from_slice(message);
+    let c = wire::ip::transport_checksum(IpAddr::V6(src), IpAddr::V6(dst), PROTO_ICMPV6, message);
+    frame.data_mut()[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+    frame
 }
 
 /// A 20-byte IPv4 header with its checksum, TTL 64, DF clear.
@@ -156,26 +247,29 @@ pub fn ipv4_header(
     h
 }
 
-/// Turns an echo request (an Ethernet frame) into its reply in place:
-/// addresses swapped, type 0, TTL 64, checksums updated. Returns the
-/// address to send it to.
-pub fn echo_reply_in_place(frame: &mut Frame, me: Ipv4Addr) -> Option<Ipv4Addr> {
-    let data = frame.data_mut().get_mut(HEADER_LEN..)?;
-    let mut ip = Ipv4Packet::new_checked(data).ok()?;
-    let peer = ip.src_addr();
-    ip.set_src_addr(me);
-    ip.set_dst_addr(peer);
-    ip.set_hop_limit(64);
-    ip.fill_checksum();
-    let icmp = ip.payload_mut();
-    if icmp.len() < 8 || icmp[0] != ECHO_REQUEST {
+/// Turns an echo request into its reply in place: addresses swapped
+/// (the reply comes from `me`), type echo reply, TTL or hop limit 64,
+/// checksums updated incrementally. Returns the address to send it to.
+pub fn echo_reply_in_place(frame: &mut Frame, view: &mut IpView, me: IpAddr) -> Option<IpAddr> {
+    let peer = view.src;
+    let data = frame.data_mut();
+    let (request, reply) = match view.family {
+        Family::V4 => (ECHO_REQUEST, ECHO_REPLY),
+        Family::V6 => (ECHO_REQUEST_V6, ECHO_REPLY_V6),
+    };
+    if data.get(view.l4 + 7).is_none() || data[view.l4] != request {
         return None;
     }
-    let old = u16::from_be_bytes([icmp[0], icmp[1]]);
-    icmp[0] = ECHO_REPLY;
-    let new = u16::from_be_bytes([icmp[0], icmp[1]]);
-    let c = checksum::update(u16::from_be_bytes([icmp[2], icmp[3]]), old, new);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    if !view.set_addr(data, Side::Dst, peer, false) || !view.set_addr(data, Side::Src, me, false) {
+        return None;
+    }
+    view.set_hop_limit(data, 64);
+    let l4 = view.l4;
+    let old = u16::from_be_bytes([data[l4], data[l4 + 1]]);
+    data[l4] = reply;
+    let new = u16::from_be_bytes([data[l4], data[l4 + 1]]);
+    let c = checksum::update(u16::from_be_bytes([data[l4 + 2], data[l4 + 3]]), old, new);
+    data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     Some(peer)
 }
 
@@ -204,7 +298,7 @@ impl ErrorLimits {
             IcmpError::ProtocolUnreachable => 2,
             IcmpError::PortUnreachable => 3,
             IcmpError::TtlExceeded => 4,
-            IcmpError::AdminProhibited => 5,
+            IcmpError::AdminProhibited | IcmpError::BeyondScope => 5,
         };
         self.buckets[slot].allow(now)
     }

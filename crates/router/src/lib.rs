@@ -1,58 +1,63 @@
-//! An IPv4 router as a sans-IO state machine (RFC 1812).
+//! A dual-stack router as a sans-IO state machine (RFC 1812, RFC 8504).
 //!
 //! [`Router::receive`] takes the time, the interface and an owned Ethernet
 //! [`Frame`], and hands frames to send, by interface, to the caller's
 //! outbox. It never reads a clock or touches a socket; [`Router::poll_at`]
-//! says when [`Router::on_timer`] is next due (ARP retries, lease expiry).
+//! says when [`Router::on_timer`] is next due (ARP and ND retries, router
+//! advertisements, lease expiry).
+//!
+//! A frame's IP packet is parsed once, where the frame enters
+//! ([`wire::ip::IpView`]), and the view goes with the frame through every
+//! decision. The family-specific work lives in two modules over the
+//! shared routing, neighbour and ICMP-error code here:
+//! * `v4`: ARP, RFC 1812 forwarding with fragmentation, the NAT, DHCP;
+//! * `v6`: neighbour discovery (RFC 4861) and router advertisements for
+//!   SLAAC (RFC 4862, RDNSS/DNSSL per RFC 8106), forwarding without
+//!   fragmentation (Packet Too Big instead), ICMPv6 (RFC 4443).
 //!
 //! Point-to-point interfaces (a TUN link) carry frames with a placeholder
 //! Ethernet header that the fabric adds and removes, so that every
 //! interface speaks one framing.
 //!
-//! What it does, as a network engineer expects of a router:
-//! * answers ARP for the address of the interface asked on, resolves next
-//!   hops with a bounded queue per next hop, and gives up after three
-//!   unanswered requests with ICMP Host Unreachable;
-//! * forwards by longest prefix, validating the header and decrementing
-//!   TTL with an incremental checksum update (RFC 1624);
-//! * sends ICMP Time Exceeded, Destination Unreachable (net, host,
-//!   protocol, port) and Fragmentation Needed, rate-limited, never about
-//!   an ICMP error, a broadcast or multicast, or a non-first fragment;
-//! * fragments when DF is clear, answers echo requests to its addresses;
-//! * drops and counts martians;
-//! * forwards GSO super-frames whole, offload metadata kept;
-//! * serves DHCP on interfaces configured for it.
+//! What it does, as a network engineer expects of a router: answers ARP
+//! and neighbour solicitations for its addresses, resolves next hops with
+//! a bounded queue, and gives up after three unanswered requests with
+//! Host (Address) Unreachable; forwards by longest prefix, decrementing
+//! TTL or hop limit; sends ICMP errors rate-limited, never about an ICMP
+//! error, a broadcast or multicast; answers echo requests; drops and
+//! counts martians; forwards GSO super-frames whole.
 
 mod counters;
 mod decision;
 mod dhcp;
 mod icmp;
 mod nat;
+pub mod nd;
 mod neigh;
 mod routes;
 #[cfg(test)]
 mod tests;
+mod v4;
+mod v6;
 
 pub use counters::{Counters, Drop};
 pub use decision::Decision;
 pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward, Proto, Timeouts};
+pub use nd::RaConfig;
 pub use neigh::{NeighbourLimits, NeighbourRow};
 pub use routes::{Route, RouteKind, RouteTable};
 
 use dhcp::DhcpServer;
-use dhcproto::Encodable;
 use icmp::ErrorLimits;
-use ipnet::Ipv4Net;
-use nat::{Nat, Verdict};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use nat::Nat;
 use neigh::{Lookup, Neighbours, Queued};
-use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
-};
-use std::net::{Ipv4Addr, SocketAddrV4};
-use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
-use wire::{checksum, Frame, FramePool, GsoType, Instant, Mac};
+use std::net::{IpAddr, Ipv6Addr};
+use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
+use wire::ip::{Family, IpError, IpView};
+use wire::{Frame, FramePool, GsoType, Instant, Mac};
 
 /// An interface of one router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -61,7 +66,7 @@ pub struct IfaceId(pub u32);
 /// What an interface is attached to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
-    /// A switch port: ARP, MAC addresses.
+    /// A switch port: ARP, neighbour discovery, MAC addresses.
     Ethernet { mac: Mac },
     /// A TUN link: no link-layer addresses.
     PointToPoint,
@@ -72,13 +77,18 @@ pub struct IfaceConfig {
     pub name: String,
     pub link: Link,
     pub addr: Ipv4Net,
+    /// The interface's global IPv6 address and prefix; with it the
+    /// interface speaks IPv6 (and has a link-local address too).
+    pub addr6: Option<Ipv6Net>,
     pub mtu: u16,
     pub dhcp: Option<DhcpConfig>,
+    /// Router advertisements on this interface.
+    pub ra: Option<RaConfig>,
 }
 
 /// Why a route cannot be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreachableNextHop(pub Ipv4Addr);
+pub struct UnreachableNextHop(pub IpAddr);
 
 impl std::fmt::Display for UnreachableNextHop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,17 +102,44 @@ impl std::error::Error for UnreachableNextHop {}
 struct Iface {
     config: IfaceConfig,
     dhcp: Option<DhcpServer>,
+    /// The IPv6 link-local address (fe80::/64 by EUI-64), when the
+    /// interface speaks IPv6.
+    link_local: Option<Ipv6Addr>,
+    /// When the next unsolicited router advertisement is due, and when
+    /// the last one was sent (solicited ones are spaced, RFC 4861 6.2.6).
+    next_ra: Option<Instant>,
+    last_ra: Option<Instant>,
+}
+
+impl Iface {
+    /// Whether `a` is one of this interface's addresses.
+    fn owns(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.config.addr.addr() == a,
+            IpAddr::V6(a) => {
+                self.link_local == Some(a) || self.config.addr6.is_some_and(|n| n.addr() == a)
+            }
+        }
+    }
 }
 
 /// Frames to send, by interface.
 pub type Outbox = Vec<(IfaceId, Frame)>;
 
+/// What every step of handling one frame needs besides the router: the
+/// time, the frame pool, and where frames to send go.
+pub(crate) struct Io<'a> {
+    now: Instant,
+    pool: &'a mut FramePool,
+    out: &'a mut Outbox,
+}
+
 /// The bounds of a router's tables and rates (docs/security.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouterLimits {
     pub neighbours: NeighbourLimits,
-    /// ICMP errors of each kind per second (Fragmentation Needed is not
-    /// limited), in bursts of a tenth of that.
+    /// ICMP errors of each kind per second (Fragmentation Needed and
+    /// Packet Too Big are not limited), in bursts of a tenth of that.
     pub icmp_errors_per_sec: u32,
 }
 
@@ -127,7 +164,7 @@ pub struct Router {
     icmp_limit: ErrorLimits,
     counters: Counters,
     ident: u16,
-    /// The NAT on the outside interface, if any.
+    /// The NAT on the outside interface, if any (IPv4 only).
     nat: Option<(IfaceId, Nat)>,
     /// Decisions taken on the current frame, while a trace asks for them.
     decisions: Option<Vec<Decision>>,
@@ -148,6 +185,7 @@ pub struct RouterStatus {
     pub name: String,
     pub interfaces: Vec<IfaceRow>,
     pub routes: Vec<RouteRow>,
+    /// The neighbour cache of both families: ARP and NDP entries.
     pub arp: Vec<NeighbourRow>,
     pub arp_table: TableUse,
     pub leases: Vec<LeaseRow>,
@@ -180,35 +218,23 @@ pub struct TableUse {
 pub struct IfaceRow {
     pub name: String,
     pub address: Ipv4Net,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_local: Option<Ipv6Addr>,
+    /// What the interface's router advertisements offer, if it sends them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ra: Option<String>,
     pub mac: Option<Mac>,
     pub mtu: u16,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RouteRow {
-    pub dest: Ipv4Net,
-    pub via: Option<Ipv4Addr>,
+    pub dest: IpNet,
+    pub via: Option<IpAddr>,
     pub iface: String,
     pub kind: RouteKind,
-}
-
-fn martian_source(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || a.is_multicast() || o[0] >= 240
-}
-
-fn martian_destination(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 0 || o[0] == 127 || (o[0] >= 240 && !a.is_broadcast())
-}
-
-/// The IPv4 packet in a frame, with its lengths checked: version 4, a
-/// header of at least 20 bytes (smoltcp's check does not insist on that),
-/// total length within the frame.
-fn ipv4_of(frame: &Frame) -> Option<Ipv4Packet<&[u8]>> {
-    Ipv4Packet::new_checked(frame.data().get(HEADER_LEN..)?)
-        .ok()
-        .filter(|p| p.version() == 4 && p.header_len() >= 20)
 }
 
 impl Router {
@@ -265,28 +291,54 @@ impl Router {
         &self.name
     }
 
-    /// Adds an interface and its connected route.
+    /// Adds an interface and its connected routes.
     pub fn add_iface(&mut self, config: IfaceConfig) -> IfaceId {
         let id = IfaceId(self.ifaces.len() as u32);
         self.routes.add(Route {
-            dest: config.addr.trunc(),
+            dest: IpNet::V4(config.addr.trunc()),
             via: None,
             iface: id,
             kind: RouteKind::Connected,
         });
+        if let Some(a6) = config.addr6 {
+            self.routes.add(Route {
+                dest: IpNet::V6(a6.trunc()),
+                via: None,
+                iface: id,
+                kind: RouteKind::Connected,
+            });
+        }
+        let link_local = match (config.addr6, config.link) {
+            (Some(_), Link::Ethernet { mac }) => Some(nd::link_local(mac)),
+            _ => None,
+        };
         let dhcp = config.dhcp.clone().map(|d| DhcpServer::new(d, config.addr));
-        self.ifaces.push(Iface { config, dhcp });
+        let next_ra = config.ra.as_ref().map(|_| Instant::ZERO);
+        self.ifaces.push(Iface {
+            config,
+            dhcp,
+            link_local,
+            next_ra,
+            last_ra: None,
+        });
         id
     }
 
-    /// Adds a static route through a next hop on a connected subnet.
-    pub fn add_route(&mut self, dest: Ipv4Net, via: Ipv4Addr) -> Result<(), UnreachableNextHop> {
+    /// Adds a static route through a next hop on a connected subnet (of
+    /// the destination's family; an IPv6 next hop may be link-local only
+    /// on a point-to-point link, so it must be on a connected prefix).
+    pub fn add_route(&mut self, dest: IpNet, via: IpAddr) -> Result<(), UnreachableNextHop> {
         let iface = self
             .routes
             .routes()
-            .iter()
             .find(|r| r.kind == RouteKind::Connected && r.dest.contains(&via))
             .map(|r| r.iface)
+            .filter(|_| {
+                matches!(
+                    (dest, via),
+                    (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
+                )
+            })
             .ok_or(UnreachableNextHop(via))?;
         self.routes.add(Route {
             dest: dest.trunc(),
@@ -318,8 +370,23 @@ impl Router {
         }
     }
 
-    fn addr(&self, iface: IfaceId) -> Ipv4Addr {
-        self.ifaces[iface.0 as usize].config.addr.addr()
+    fn iface(&self, iface: IfaceId) -> &Iface {
+        &self.ifaces[iface.0 as usize]
+    }
+
+    /// The interface's address of `family` that errors and replies come
+    /// from: for IPv6 the global one, else the link-local one.
+    fn addr_of(&self, iface: IfaceId, family: Family) -> Option<IpAddr> {
+        let i = self.iface(iface);
+        match family {
+            Family::V4 => Some(IpAddr::V4(i.config.addr.addr())),
+            Family::V6 => i
+                .config
+                .addr6
+                .map(|n| n.addr())
+                .or(i.link_local)
+                .map(IpAddr::V6),
+        }
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -327,12 +394,12 @@ impl Router {
         self.ident
     }
 
-    fn discard(&mut self, pool: &mut FramePool, frame: Frame, reason: Drop) {
+    fn discard(&mut self, io: &mut Io, frame: Frame, reason: Drop) {
         self.counters.drop(reason);
         self.note(|_| Decision::Drop {
             reason: reason.as_str(),
         });
-        pool.put(frame);
+        io.pool.put(frame);
     }
 
     /// Handles one frame that arrived on `iface`.
@@ -340,270 +407,60 @@ impl Router {
         &mut self,
         now: Instant,
         iface: IfaceId,
-        frame: Frame,
+        mut frame: Frame,
         pool: &mut FramePool,
         out: &mut Outbox,
     ) {
+        let io = &mut Io { now, pool, out };
         self.counters.received += 1;
         let Some(ifc) = self.ifaces.get(iface.0 as usize) else {
-            pool.put(frame);
+            io.pool.put(frame);
             return;
         };
         let eth = match EthernetHeader::parse(frame.data()) {
             Ok(e) if e.tag.is_none() => e,
-            _ => return self.discard(pool, frame, Drop::Malformed),
+            _ => return self.discard(io, frame, Drop::Malformed),
         };
         let l2_multicast = eth.dst.is_multicast();
         if let Link::Ethernet { mac } = ifc.config.link {
             if !l2_multicast && eth.dst != mac {
-                return self.discard(pool, frame, Drop::NotForUs);
+                return self.discard(io, frame, Drop::NotForUs);
             }
         }
-        match eth.ethertype {
-            ETHERTYPE_ARP => self.arp_input(now, iface, frame, pool, out),
-            ETHERTYPE_IPV4 => self.ip_input(now, iface, frame, l2_multicast, pool, out),
-            _ => self.discard(pool, frame, Drop::UnsupportedProtocol),
+        let family = match eth.ethertype {
+            ETHERTYPE_ARP => return self.arp_input(io, iface, frame),
+            ETHERTYPE_IPV4 => Family::V4,
+            ETHERTYPE_IPV6 if ifc.config.addr6.is_some() => Family::V6,
+            _ => return self.discard(io, frame, Drop::UnsupportedProtocol),
+        };
+        let view = match IpView::parse(frame.data(), HEADER_LEN) {
+            Ok(v) if v.family == family => v,
+            Ok(_) => return self.discard(io, frame, Drop::Malformed),
+            Err(e) => return self.discard(io, frame, Drop::from(e)),
+        };
+        frame.truncate(view.end); // Ethernet padding
+        match family {
+            Family::V4 => self.ip4_input(io, iface, frame, view, l2_multicast),
+            Family::V6 => self.ip6_input(io, iface, frame, view, l2_multicast),
         }
     }
 
-    fn arp_input(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        mut frame: Frame,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Link::Ethernet { mac } = self.ifaces[iface.0 as usize].config.link else {
-            return self.discard(pool, frame, Drop::UnsupportedProtocol);
-        };
-        let repr =
-            ArpPacket::new_checked(&frame.data()[HEADER_LEN..]).and_then(|p| ArpRepr::parse(&p));
-        let Ok(ArpRepr::EthernetIpv4 {
-            operation,
-            source_hardware_addr,
-            source_protocol_addr: spa,
-            target_protocol_addr: tpa,
-            ..
-        }) = repr
-        else {
-            return self.discard(pool, frame, Drop::Malformed);
-        };
-        let sha = Mac(source_hardware_addr.0);
-        let subnet = self.ifaces[iface.0 as usize].config.addr;
-        if !spa.is_unspecified() && !subnet.contains(&spa) {
-            return self.discard(pool, frame, Drop::ArpOffSubnet);
-        }
-        let me = self.addr(iface);
-        let for_me = tpa == me;
-        // RFC 826: update a known sender (gratuitous ARP included); learn a
-        // new one only when it is talking to us. Probes (sender 0.0.0.0)
-        // teach nothing.
-        if !spa.is_unspecified() && sha.is_unicast() && (for_me || self.neigh.knows(iface, spa)) {
-            for mut waiting in self.neigh.confirm(now, iface, spa, sha) {
-                set_ethernet(&mut waiting, sha, mac, ETHERTYPE_IPV4);
-                out.push((iface, waiting));
-            }
-        }
-        if operation == ArpOperation::Request && for_me {
-            let reply = ArpRepr::EthernetIpv4 {
-                operation: ArpOperation::Reply,
-                source_hardware_addr: EthernetAddress(mac.0),
-                source_protocol_addr: me,
-                target_hardware_addr: source_hardware_addr,
-                target_protocol_addr: spa,
-            };
-            frame.truncate(HEADER_LEN + reply.buffer_len());
-            reply.emit(&mut ArpPacket::new_unchecked(
-                &mut frame.data_mut()[HEADER_LEN..],
-            ));
-            set_ethernet(&mut frame, sha, mac, ETHERTYPE_ARP);
-            self.counters.arp_replies_sent += 1;
-            self.note(|_| Decision::ArpReply { to: spa });
-            out.push((iface, frame));
-        } else {
-            pool.put(frame);
-        }
-    }
-
-    fn send_arp_request(
-        &mut self,
-        iface: IfaceId,
-        target: Ipv4Addr,
-        to: Mac,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Link::Ethernet { mac } = self.ifaces[iface.0 as usize].config.link else {
-            return;
-        };
-        let req = ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr: EthernetAddress(mac.0),
-            source_protocol_addr: self.addr(iface),
-            target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: target,
-        };
-        let mut frame = pool.get();
-        frame.extend_from_slice(&[0u8; HEADER_LEN + 28]);
-        req.emit(&mut ArpPacket::new_unchecked(
-            &mut frame.data_mut()[HEADER_LEN..],
-        ));
-        set_ethernet(&mut frame, to, mac, ETHERTYPE_ARP);
-        self.counters.arp_requests_sent += 1;
-        out.push((iface, frame));
-    }
-
-    fn is_local(&self, dst: Ipv4Addr) -> bool {
-        self.ifaces.iter().any(|i| i.config.addr.addr() == dst)
-    }
-
-    fn ip_input(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        mut frame: Frame,
-        l2_multicast: bool,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Some(ip) = ipv4_of(&frame) else {
-            return self.discard(pool, frame, Drop::Malformed);
-        };
-        if !ip.verify_checksum() {
-            return self.discard(pool, frame, Drop::BadChecksum);
-        }
-        let (src, dst, total) = (ip.src_addr(), ip.dst_addr(), usize::from(ip.total_len()));
-        let udp_to_67 = ip.next_header() == IpProtocol::Udp
-            && UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.dst_port() == 67);
-        frame.truncate(HEADER_LEN + total); // Ethernet padding
-        let subnet = self.ifaces[iface.0 as usize].config.addr;
-        let broadcast =
-            dst.is_broadcast() || (subnet.prefix_len() < 31 && dst == subnet.broadcast());
-        if broadcast || dst.is_multicast() || l2_multicast {
-            if broadcast && udp_to_67 && self.ifaces[iface.0 as usize].dhcp.is_some() {
-                return self.dhcp_input(now, iface, frame, pool, out);
-            }
-            // Routers forward neither broadcasts nor multicast, nor unicast
-            // packets that came as link-layer broadcast (RFC 1812 5.3.4).
-            return self.discard(pool, frame, Drop::Broadcast);
-        }
-        if martian_source(src) || martian_destination(dst) {
-            return self.discard(pool, frame, Drop::Martian);
-        }
-        if let Some((outside, nat)) = self.nat.as_mut().filter(|(_, n)| n.external() == dst) {
-            let before = self
-                .decisions
-                .is_some()
-                .then(|| (endpoints(&frame), nat.counters().sessions_created));
-            let verdict = if iface == *outside {
-                nat.inbound(now, &mut frame)
-            } else {
-                nat.hairpin(now, &mut frame)
-            };
-            match verdict {
-                Verdict::Translated => {
-                    self.note_nat(before, &frame, false);
-                    return self.forward(now, iface, frame, true, pool, out);
-                }
-                Verdict::Untouched => {}
-                Verdict::Refused => {
-                    self.icmp_error(
-                        now,
-                        IcmpError::AdminProhibited,
-                        self.addr(iface),
-                        &frame,
-                        pool,
-                        out,
-                    );
-                    return self.discard(pool, frame, Drop::Nat);
-                }
-                Verdict::Dropped => return self.discard(pool, frame, Drop::Nat),
-            }
-        }
-        if self.is_local(dst) {
-            self.local_input(now, iface, frame, udp_to_67, pool, out);
-        } else {
-            self.forward(now, iface, frame, false, pool, out);
-        }
-    }
-
-    /// Errors about a packet for the router itself come from the address
-    /// it was sent to, as Linux does, so that traceroute's last hop names
-    /// the destination.
-    fn local_input(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        mut frame: Frame,
-        udp_to_67: bool,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Some(ip) = ipv4_of(&frame) else {
-            return pool.put(frame);
-        };
-        if ip.more_frags() || ip.frag_offset() != 0 {
-            return self.discard(pool, frame, Drop::FragmentToSelf);
-        }
-        let dst = ip.dst_addr();
-        let proto = ip.next_header();
-        let is_echo =
-            proto == IpProtocol::Icmp && ip.payload().first() == Some(&icmp::ECHO_REQUEST);
-        match proto {
-            IpProtocol::Icmp => {
-                self.counters.delivered += 1;
-                if !is_echo {
-                    return pool.put(frame);
-                }
-                if frame.hdr.needs_csum() {
-                    let hdr = frame.hdr;
-                    if wire::offload::complete_checksum(frame.data_mut(), &hdr).is_err() {
-                        return self.discard(pool, frame, Drop::BadOffload);
-                    }
-                    frame.hdr = wire::VnetHdr::PLAIN;
-                }
-                match icmp::echo_reply_in_place(&mut frame, dst) {
-                    Some(peer) => {
-                        self.counters.echo_replies_sent += 1;
-                        self.note(|_| Decision::EchoReply { to: peer });
-                        self.send_local(now, frame, peer, pool, out);
-                    }
-                    None => self.discard(pool, frame, Drop::Malformed),
-                }
-            }
-            IpProtocol::Udp if udp_to_67 && self.ifaces[iface.0 as usize].dhcp.is_some() => {
-                self.dhcp_input(now, iface, frame, pool, out)
-            }
-            IpProtocol::Udp | IpProtocol::Tcp => {
-                self.icmp_error(now, IcmpError::PortUnreachable, dst, &frame, pool, out);
-                self.discard(pool, frame, Drop::Unreachable);
-            }
-            _ => {
-                self.icmp_error(now, IcmpError::ProtocolUnreachable, dst, &frame, pool, out);
-                self.discard(pool, frame, Drop::Unreachable);
-            }
-        }
-    }
-
-    /// Sends an ICMP error from `src` about the packet in `about`, if RFC
-    /// 1812 allows one and the rate limit has room.
+    /// Sends an ICMP or ICMPv6 error from `src` about the packet `about`
+    /// in `frame`, if the RFCs allow one and the rate limit has room.
     fn icmp_error(
         &mut self,
-        now: Instant,
+        io: &mut Io,
         err: IcmpError,
-        src: Ipv4Addr,
-        about: &Frame,
-        pool: &mut FramePool,
-        out: &mut Outbox,
+        src: IpAddr,
+        frame: &Frame,
+        about: &IpView,
     ) {
-        let Some(ip) = ipv4_of(about) else { return };
-        let l2_multicast = Mac::from_slice(about.data()).is_some_and(|m| m.is_multicast());
-        if !icmp::error_allowed(&ip, l2_multicast) {
+        let l2_multicast = Mac::from_slice(frame.data()).is_some_and(|m| m.is_multicast());
+        if !icmp::error_allowed(about, l2_multicast) {
             return;
         }
-        let to = ip.src_addr();
-        let sent = self.icmp_limit.allow(now, err);
+        let to = about.src;
+        let sent = self.icmp_limit.allow(io.now, err);
         self.note(|_| Decision::IcmpError {
             error: err.name(),
             to,
@@ -614,35 +471,29 @@ impl Router {
             return;
         }
         let ident = self.next_ident();
-        if let Some(frame) = icmp::build_error(pool, err, src, ident, &about.data()[HEADER_LEN..]) {
+        if let Some(reply) = icmp::build_error(io.pool, err, src, ident, frame.data(), about) {
             self.counters.icmp_errors_sent += 1;
-            self.send_local(now, frame, to, pool, out);
+            self.send_local(io, reply, to);
         }
     }
 
     /// Routes a packet the router itself originates.
-    fn send_local(
-        &mut self,
-        now: Instant,
-        frame: Frame,
-        dst: Ipv4Addr,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
+    fn send_local(&mut self, io: &mut Io, frame: Frame, dst: IpAddr) {
         match self
             .routes
             .lookup(dst)
             .map(|r| (r.iface, r.via.unwrap_or(dst)))
         {
-            Some((oif, nh)) => self.output(now, oif, nh, frame, pool, out),
-            None => self.discard(pool, frame, Drop::NoRoute),
+            Some((oif, nh)) => self.output(io, oif, nh, frame),
+            None => self.discard(io, frame, Drop::NoRoute),
         }
     }
 
     /// The size of each packet a frame becomes on the wire: the super-frame's
     /// segments, or the packet itself.
-    fn wire_size(frame: &Frame, total: usize) -> usize {
+    fn wire_size(frame: &Frame, view: &IpView) -> usize {
         let hdr = frame.hdr;
+        let total = view.len();
         let l4 = usize::from(hdr.csum_start).saturating_sub(HEADER_LEN);
         match hdr.gso_type() {
             GsoType::TcpV4 | GsoType::TcpV6 => {
@@ -657,210 +508,26 @@ impl Router {
         }
     }
 
-    /// Forwards a packet that came in on `iface`; `translated`: the NAT
-    /// has just let it in.
-    fn forward(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        mut frame: Frame,
-        translated: bool,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Some(ip) = ipv4_of(&frame) else {
-            return pool.put(frame);
-        };
-        let (src, dst, ttl, df, total, ihl) = (
-            ip.src_addr(),
-            ip.dst_addr(),
-            ip.hop_limit(),
-            ip.dont_frag(),
-            usize::from(ip.total_len()),
-            usize::from(ip.header_len()),
-        );
-        let in_addr = self.addr(iface);
-        if ttl <= 1 {
-            self.icmp_error(now, IcmpError::TtlExceeded, in_addr, &frame, pool, out);
-            return self.discard(pool, frame, Drop::TtlExpired);
-        }
-        let Some((oif, nh, dest, via)) = self
-            .routes
-            .lookup(dst)
-            .map(|r| (r.iface, r.via.unwrap_or(dst), r.dest, r.via))
-        else {
-            self.icmp_error(now, IcmpError::NetUnreachable, in_addr, &frame, pool, out);
-            return self.discard(pool, frame, Drop::NoRoute);
-        };
-        self.note(|r| Decision::Route {
-            dest,
-            via,
-            iface: r.iface_name(oif).unwrap_or("?").to_owned(),
-            ttl: ttl - 1,
-        });
-        let mtu = usize::from(self.ifaces[oif.0 as usize].config.mtu);
-        let too_big = Self::wire_size(&frame, total) > mtu;
-        if too_big && (df || frame.hdr.is_gso()) {
-            if df {
-                self.icmp_error(
-                    now,
-                    IcmpError::FragmentationNeeded { mtu: mtu as u16 },
-                    in_addr,
-                    &frame,
-                    pool,
-                    out,
-                );
-                return self.discard(pool, frame, Drop::FragmentationNeeded);
-            }
-            return self.discard(pool, frame, Drop::BadOffload);
-        }
-        if let Some(outside) = self.nat.as_ref().map(|(o, _)| *o) {
-            if iface == outside && oif != outside && !translated {
-                // Only what the NAT lets in reaches the inside.
-                return self.discard(pool, frame, Drop::NatInbound);
-            }
-            if oif == outside && iface != outside {
-                // Strict reverse-path check: a source the router would not
-                // reach through `iface` is spoofed, and must not leave
-                // with a mapping (or its inside address).
-                if self.routes.lookup(src).map(|r| r.iface) != Some(iface) {
-                    return self.discard(pool, frame, Drop::SpoofedSource);
-                }
-                let Some((_, nat)) = self.nat.as_mut() else {
-                    return pool.put(frame);
-                };
-                let before = self
-                    .decisions
-                    .is_some()
-                    .then(|| (endpoints(&frame), nat.counters().sessions_created));
-                match nat.outbound(now, &mut frame) {
-                    Verdict::Translated => self.note_nat(before, &frame, true),
-                    Verdict::Untouched => {}
-                    Verdict::Refused => {
-                        self.icmp_error(
-                            now,
-                            IcmpError::AdminProhibited,
-                            in_addr,
-                            &frame,
-                            pool,
-                            out,
-                        );
-                        return self.discard(pool, frame, Drop::Nat);
-                    }
-                    Verdict::Dropped => return self.discard(pool, frame, Drop::Nat),
-                }
-            }
-        }
-        decrement_ttl(&mut frame);
-        self.counters.forwarded += 1;
-        if frame.hdr.is_gso() {
-            self.counters.forwarded_gso += 1;
-        }
-        if ihl > 20 {
-            self.counters.forwarded_with_options += 1;
-        }
-        if too_big {
-            if frame.hdr.needs_csum() {
-                // Fragments cannot carry a partial checksum: the receiver
-                // checks the reassembled packet, so finish it first.
-                let hdr = frame.hdr;
-                if wire::offload::complete_checksum(frame.data_mut(), &hdr).is_err() {
-                    return self.discard(pool, frame, Drop::BadOffload);
-                }
-                frame.hdr = wire::VnetHdr::PLAIN;
-            }
-            return self.fragment(now, oif, nh, frame, mtu, pool, out);
-        }
-        self.output(now, oif, nh, frame, pool, out);
-    }
-
-    /// Cuts a packet (DF clear) into fragments that fit `mtu` (RFC 791):
-    /// options with the copy flag go into every fragment, the rest only
-    /// into the first.
-    #[allow(clippy::too_many_arguments)]
-    fn fragment(
-        &mut self,
-        now: Instant,
-        oif: IfaceId,
-        nh: Ipv4Addr,
-        frame: Frame,
-        mtu: usize,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let data = frame.data();
-        let Some(ip) = ipv4_of(&frame) else {
-            return pool.put(frame);
-        };
-        let ihl = usize::from(ip.header_len());
-        let total = usize::from(ip.total_len());
-        let (base_offset, last_has_mf) = (usize::from(ip.frag_offset()), ip.more_frags());
-        let (Some(header), Some(payload)) = (
-            data.get(HEADER_LEN..HEADER_LEN + ihl),
-            data.get(HEADER_LEN + ihl..HEADER_LEN + total),
-        ) else {
-            return self.discard(pool, frame, Drop::Malformed);
-        };
-        let later_header = copied_options_header(header);
-        if mtu < ihl.max(later_header.len()) + 8 {
-            // No room for even 8 bytes of payload (interface MTUs are at
-            // least 68, which always has room: RFC 791).
-            return self.discard(pool, frame, Drop::FragmentationNeeded);
-        }
-        let mut offset = 0;
-        let mut pieces = Vec::new();
-        while offset < payload.len() {
-            let h: &[u8] = if offset == 0 { header } else { &later_header };
-            let room = (mtu - h.len()) / 8 * 8;
-            let len = room.min(payload.len() - offset);
-            let last = offset + len == payload.len();
-            let mut f = pool.get();
-            f.extend_from_slice(&data[..HEADER_LEN]);
-            f.extend_from_slice(h);
-            f.extend_from_slice(&payload[offset..offset + len]);
-            let mut p = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]);
-            p.set_header_len(h.len() as u8);
-            p.set_total_len((h.len() + len) as u16);
-            p.set_more_frags(!last || last_has_mf);
-            p.set_frag_offset((base_offset + offset) as u16);
-            p.fill_checksum();
-            f.trace = frame.trace;
-            pieces.push(f);
-            offset += len;
-        }
-        self.counters.fragmented += 1;
-        self.counters.fragments_sent += pieces.len() as u64;
-        let fragments = pieces.len();
-        self.note(|_| Decision::Fragmented { fragments, mtu });
-        pool.put(frame);
-        for f in pieces {
-            self.output(now, oif, nh, f, pool, out);
-        }
-    }
-
-    /// Sends a packet to a next hop on `oif`, resolving its MAC address.
-    fn output(
-        &mut self,
-        now: Instant,
-        oif: IfaceId,
-        nh: Ipv4Addr,
-        mut frame: Frame,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let Link::Ethernet { mac } = self.ifaces[oif.0 as usize].config.link else {
-            out.push((oif, frame));
+    /// Sends a packet to a next hop on `oif`, resolving its link-layer
+    /// address (ARP or neighbour discovery).
+    fn output(&mut self, io: &mut Io, oif: IfaceId, nh: IpAddr, mut frame: Frame) {
+        let Link::Ethernet { mac } = self.iface(oif).config.link else {
+            io.out.push((oif, frame));
             return;
         };
-        match self.neigh.lookup(now, oif, nh) {
+        let ethertype = match nh {
+            IpAddr::V4(_) => ETHERTYPE_IPV4,
+            IpAddr::V6(_) => ETHERTYPE_IPV6,
+        };
+        match self.neigh.lookup(io.now, oif, nh) {
             Lookup::Found(to) => {
-                set_ethernet(&mut frame, to, mac, ETHERTYPE_IPV4);
-                out.push((oif, frame));
+                set_ethernet(&mut frame, to, mac, ethertype);
+                io.out.push((oif, frame));
             }
             Lookup::FoundRefresh(to) => {
-                set_ethernet(&mut frame, to, mac, ETHERTYPE_IPV4);
-                out.push((oif, frame));
-                self.send_arp_request(oif, nh, to, pool, out);
+                set_ethernet(&mut frame, to, mac, ethertype);
+                io.out.push((oif, frame));
+                self.solicit(io, oif, nh, Some(to));
             }
             Lookup::Missing => {
                 self.note(|r| Decision::ArpWait {
@@ -868,15 +535,15 @@ impl Router {
                     iface: r.iface_name(oif).unwrap_or("?").to_owned(),
                 });
                 let waiting = frame.compact();
-                pool.put(frame);
-                match self.neigh.enqueue(now, oif, nh, waiting) {
+                io.pool.put(frame);
+                match self.neigh.enqueue(io.now, oif, nh, waiting) {
                     Queued::Yes { first, pushed_out } => {
                         if let Some(old) = pushed_out {
                             self.counters.drop(Drop::ArpQueueFull);
                             drop(old);
                         }
                         if first {
-                            self.send_arp_request(oif, nh, Mac::BROADCAST, pool, out);
+                            self.solicit(io, oif, nh, None);
                         }
                     }
                     Queued::OverBudget => self.counters.drop(Drop::ArpQueueFull),
@@ -885,93 +552,65 @@ impl Router {
         }
     }
 
-    fn dhcp_input(
-        &mut self,
-        now: Instant,
-        iface: IfaceId,
-        frame: Frame,
-        pool: &mut FramePool,
-        out: &mut Outbox,
-    ) {
-        let src_mac = EthernetHeader::parse(frame.data()).map(|e| e.src).ok();
-        let message = ipv4_of(&frame).and_then(|ip| {
-            UdpPacket::new_checked(ip.payload())
-                .ok()
-                .and_then(|u| dhcp::decode(u.payload()))
-        });
-        pool.put(frame);
-        let (Some(message), Some(src_mac)) = (message, src_mac) else {
-            self.counters.drop(Drop::Malformed);
+    /// Asks for `target`'s link-layer address: by broadcast (or its
+    /// solicited-node group), or unicast to `known` to confirm it.
+    fn solicit(&mut self, io: &mut Io, iface: IfaceId, target: IpAddr, known: Option<Mac>) {
+        match target {
+            IpAddr::V4(t) => self.send_arp_request(io, iface, t, known.unwrap_or(Mac::BROADCAST)),
+            IpAddr::V6(t) => self.send_solicitation(io, iface, t, known),
+        }
+    }
+
+    /// Confirms a neighbour and sends the packets that waited for it.
+    fn neighbour_confirmed(&mut self, io: &mut Io, iface: IfaceId, ip: IpAddr, at: Mac) {
+        let Link::Ethernet { mac } = self.iface(iface).config.link else {
             return;
         };
-        self.counters.delivered += 1;
-        let me = self.addr(iface);
-        let ifc = &mut self.ifaces[iface.0 as usize];
-        let (Some(server), Link::Ethernet { mac }) = (ifc.dhcp.as_mut(), ifc.config.link) else {
-            return;
+        let ethertype = match ip {
+            IpAddr::V4(_) => ETHERTYPE_IPV4,
+            IpAddr::V6(_) => ETHERTYPE_IPV6,
         };
-        let Some(reply) = server.handle(now, src_mac, &message) else {
-            return;
-        };
-        let Ok(payload) = reply.message.to_vec() else {
-            return;
-        };
-        let udp_len = 8 + payload.len();
-        let mut udp = [0u8; 8];
-        udp[0..2].copy_from_slice(&67u16.to_be_bytes());
-        udp[2..4].copy_from_slice(&68u16.to_be_bytes());
-        udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        let pseudo =
-            checksum::pseudo_header(&me.octets(), &reply.ip_dst.octets(), 17, udp_len as u32);
-        let c = checksum::finish(checksum::sum(checksum::sum(pseudo, &udp), &payload));
-        udp[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-        let ident = self.next_ident();
-        let mut f = pool.get();
-        f.extend_from_slice(&[0u8; HEADER_LEN]);
-        f.extend_from_slice(&icmp::ipv4_header(
-            me,
-            reply.ip_dst,
-            IpProtocol::Udp,
-            udp_len as u16,
-            ident,
-            0,
-        ));
-        f.extend_from_slice(&udp);
-        f.extend_from_slice(&payload);
-        set_ethernet(&mut f, reply.mac_dst, mac, ETHERTYPE_IPV4);
-        self.counters.dhcp_replies_sent += 1;
-        let kind = reply.message.opts().msg_type();
-        self.note(|_| Decision::Dhcp {
-            reply: kind.map_or("reply".to_owned(), |k| format!("{k:?}").to_lowercase()),
-            address: reply.message.yiaddr(),
-        });
-        out.push((iface, f));
+        for mut waiting in self.neigh.confirm(io.now, iface, ip, at) {
+            set_ethernet(&mut waiting, at, mac, ethertype);
+            io.out.push((iface, waiting));
+        }
     }
 
     /// When [`Router::on_timer`] is next due.
     pub fn poll_at(&self) -> Option<Instant> {
         let nat = self.nat.as_ref().and_then(|(_, n)| n.poll_at());
-        [self.neigh.poll_at(), nat].into_iter().flatten().min()
+        let ra = self.ifaces.iter().filter_map(|i| i.next_ra).min();
+        [self.neigh.poll_at(), nat, ra].into_iter().flatten().min()
     }
 
-    /// Retries ARP, gives up on silent next hops, ages leases.
+    /// Retries ARP and ND, gives up on silent next hops, sends router
+    /// advertisements, ages leases and NAT sessions.
     pub fn on_timer(&mut self, now: Instant, pool: &mut FramePool, out: &mut Outbox) {
+        let io = &mut Io { now, pool, out };
         let mut retry = Vec::new();
         let mut expired = Vec::new();
         self.neigh.on_timer(now, &mut retry, &mut expired);
         for (iface, ip) in retry {
-            self.send_arp_request(iface, ip, Mac::BROADCAST, pool, out);
+            self.solicit(io, iface, ip, None);
         }
         for (_, _, frame) in expired {
             // The error goes back out of the interface towards the sender,
             // from that interface's address.
-            let src = ipv4_of(&frame)
-                .and_then(|ip| self.routes.lookup(ip.src_addr()).map(|r| r.iface))
-                .map(|i| self.addr(i));
-            if let Some(src) = src {
-                self.icmp_error(now, IcmpError::HostUnreachable, src, &frame, pool, out);
+            if let Ok(about) = IpView::parse(frame.data(), HEADER_LEN) {
+                let src = self
+                    .routes
+                    .lookup(about.src)
+                    .and_then(|r| self.addr_of(r.iface, about.family));
+                if let Some(src) = src {
+                    self.icmp_error(io, IcmpError::HostUnreachable, src, &frame, &about);
+                }
             }
-            self.discard(pool, frame, Drop::HostUnreachable);
+            self.discard(io, frame, Drop::HostUnreachable);
+        }
+        for n in 0..self.ifaces.len() {
+            if self.ifaces[n].next_ra.is_some_and(|t| t <= now) {
+                self.send_router_advertisement(io, IfaceId(n as u32));
+            }
         }
         for i in &mut self.ifaces {
             if let Some(d) = &mut i.dhcp {
@@ -1006,6 +645,9 @@ impl Router {
                 .map(|i| IfaceRow {
                     name: i.config.name.clone(),
                     address: i.config.addr,
+                    address6: i.config.addr6,
+                    link_local: i.link_local,
+                    ra: i.config.ra.as_ref().map(v6::describe_ra),
                     mac: match i.config.link {
                         Link::Ethernet { mac } => Some(mac),
                         Link::PointToPoint => None,
@@ -1016,7 +658,6 @@ impl Router {
             routes: self
                 .routes
                 .routes()
-                .iter()
                 .map(|r| RouteRow {
                     dest: r.dest,
                     via: r.via,
@@ -1052,71 +693,14 @@ impl Router {
     }
 }
 
-impl Router {
-    /// Records what the NAT just did to `frame`, given its endpoints and
-    /// the session count before (`None` when no trace is on).
-    fn note_nat(
-        &mut self,
-        before: Option<(Option<Endpoints>, u64)>,
-        frame: &Frame,
-        outbound: bool,
-    ) {
-        let Some((Some(b), created)) = before else {
-            return;
-        };
-        let Some(a) = endpoints(frame) else { return };
-        let new_mapping = self
-            .nat
-            .as_ref()
-            .is_some_and(|(_, n)| n.counters().sessions_created > created);
-        let (from, to) = if outbound {
-            (b.src, a.src)
-        } else {
-            (b.dst, a.dst)
-        };
-        self.note(|_| Decision::Nat {
-            outbound,
-            proto: a.proto,
-            from,
-            to,
-            new_mapping,
-        });
+impl From<IpError> for Drop {
+    fn from(e: IpError) -> Drop {
+        match e {
+            IpError::BadChecksum => Drop::BadChecksum,
+            IpError::ExtensionChain | IpError::IncompleteChain => Drop::ExtensionHeaders,
+            IpError::Truncated | IpError::Malformed => Drop::Malformed,
+        }
     }
-}
-
-/// The transport endpoints of the IPv4 packet in a frame (an ICMP echo's
-/// identifier stands for the port), for traces.
-struct Endpoints {
-    proto: Proto,
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-}
-
-fn endpoints(frame: &Frame) -> Option<Endpoints> {
-    let ip = ipv4_of(frame)?;
-    let (proto, sport, dport) = match ip.next_header() {
-        IpProtocol::Tcp => {
-            let t = TcpPacket::new_checked(ip.payload()).ok()?;
-            (Proto::Tcp, t.src_port(), t.dst_port())
-        }
-        IpProtocol::Udp => {
-            let u = UdpPacket::new_checked(ip.payload()).ok()?;
-            (Proto::Udp, u.src_port(), u.dst_port())
-        }
-        IpProtocol::Icmp => {
-            let id = ip
-                .payload()
-                .get(4..6)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))?;
-            (Proto::Icmp, id, id)
-        }
-        _ => return None,
-    };
-    Some(Endpoints {
-        proto,
-        src: SocketAddrV4::new(ip.src_addr(), sport),
-        dst: SocketAddrV4::new(ip.dst_addr(), dport),
-    })
 }
 
 /// Writes the Ethernet header of a frame.
@@ -1127,41 +711,4 @@ fn set_ethernet(frame: &mut Frame, dst: Mac, src: Mac, ethertype: u16) {
         d[6..12].copy_from_slice(&src.0);
         d[12..14].copy_from_slice(&ethertype.to_be_bytes());
     }
-}
-
-/// TTL minus one, checksum updated incrementally (RFC 1624).
-fn decrement_ttl(frame: &mut Frame) {
-    let d = &mut frame.data_mut()[HEADER_LEN..];
-    let old = u16::from_be_bytes([d[8], d[9]]);
-    d[8] -= 1;
-    let new = u16::from_be_bytes([d[8], d[9]]);
-    let c = checksum::update(u16::from_be_bytes([d[10], d[11]]), old, new);
-    d[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
-/// The header of a non-first fragment: the base header plus the options
-/// whose copy flag is set, padded to a multiple of four bytes.
-fn copied_options_header(header: &[u8]) -> Vec<u8> {
-    let mut h = header[..20].to_vec();
-    let mut opts = &header[20..];
-    while let Some(&kind) = opts.first() {
-        match kind {
-            0 => break,
-            1 => opts = &opts[1..],
-            _ => {
-                let len = usize::from(*opts.get(1).unwrap_or(&0));
-                if len < 2 || len > opts.len() {
-                    break;
-                }
-                if kind & 0x80 != 0 {
-                    h.extend_from_slice(&opts[..len]);
-                }
-                opts = &opts[len..];
-            }
-        }
-    }
-    while !h.len().is_multiple_of(4) {
-        h.push(0);
-    }
-    h
 }

@@ -1,7 +1,8 @@
 //! Network address translation for a router's outside interface, with
 //! connection tracking, as RFC 4787 (UDP), RFC 5382 (TCP) and RFC 5508
-//! (ICMP) ask of a NAT. Sans-IO: the router calls it with `now` and a frame
-//! whose IP header has been validated, and it rewrites the frame in place.
+//! (ICMP) ask of a NAT. Sans-IO: the router calls it with `now`, a frame
+//! and the frame's parsed [`IpView`], and it rewrites the frame in place
+//! through the view's setters, which keep the view true.
 //!
 //! * Mapping is endpoint-independent (REQ-1): an inside (address, port)
 //!   keeps one external port whatever it talks to; the inside port is kept
@@ -35,13 +36,12 @@
 //!   REQ-14 is not met): dropped and counted, as are truncated transport
 //!   headers and ICMP errors that quote no tracked flow.
 
-use smoltcp::wire::{IpProtocol, Ipv4Packet};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 use wire::checksum;
-use wire::ether::HEADER_LEN;
+use wire::ip::{Fragment, IpView, Side, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use wire::{Frame, Instant};
 
 /// The transport protocols a NAT tracks.
@@ -307,14 +307,6 @@ struct Flow {
     tcp_flags: u8,
 }
 
-/// Where things are in a frame: the IP header and the transport header.
-#[derive(Debug, Clone, Copy)]
-struct Offsets {
-    ip: usize,
-    l4: usize,
-    end: usize,
-}
-
 /// Why a packet cannot be looked at.
 enum Unreadable {
     Fragment,
@@ -323,112 +315,58 @@ enum Unreadable {
     Other,
 }
 
-/// ICMP error types that quote a packet (RFC 5508).
-fn is_icmp_error(t: u8) -> bool {
-    matches!(t, 3 | 4 | 5 | 11 | 12)
-}
-
-fn read_flow(data: &[u8], ip_at: usize) -> Result<(Flow, Offsets), Unreadable> {
-    let ip = Ipv4Packet::new_checked(data.get(ip_at..).ok_or(Unreadable::Truncated)?)
-        .map_err(|_| Unreadable::Truncated)?;
-    if ip.version() != 4 {
+/// The flow of a parsed packet. `whole`: its transport header must be
+/// there in full (a quote in an ICMP error needs only its first 8 bytes,
+/// RFC 792).
+fn flow_of(view: &IpView, whole: bool) -> Result<Flow, Unreadable> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (view.src, view.dst) else {
         return Err(Unreadable::Other);
-    }
-    if ip.more_frags() || ip.frag_offset() != 0 {
+    };
+    if view.fragment != Fragment::Whole {
         return Err(Unreadable::Fragment);
     }
-    let l4 = ip_at + usize::from(ip.header_len());
-    let end = (ip_at + usize::from(ip.total_len())).min(data.len());
-    let l4b = data.get(l4..end).ok_or(Unreadable::Truncated)?;
-    let port = |i: usize| {
-        l4b.get(i..i + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or(Unreadable::Truncated)
-    };
-    let (proto, sport, dport, flags) = match ip.next_header() {
-        IpProtocol::Tcp => {
-            if l4b.len() < 20 {
-                return Err(Unreadable::Truncated);
-            }
-            (Proto::Tcp, port(0)?, port(2)?, l4b[13])
-        }
-        IpProtocol::Udp => {
-            if l4b.len() < 8 {
-                return Err(Unreadable::Truncated);
-            }
-            (Proto::Udp, port(0)?, port(2)?, 0)
-        }
-        IpProtocol::Icmp => {
-            if l4b.len() < 8 {
-                return Err(Unreadable::Truncated);
-            }
-            // The identifier is the requester's "port"; the other end has
-            // none.
-            match l4b[0] {
-                8 => (Proto::Icmp, port(4)?, 0, 0),
-                0 => (Proto::Icmp, 0, port(4)?, 0),
-                _ => return Err(Unreadable::Other),
-            }
-        }
+    let have = view.end.saturating_sub(view.l4);
+    let need = match view.proto {
+        PROTO_TCP if whole => 20,
+        PROTO_TCP | PROTO_UDP | PROTO_ICMP => 8,
         _ => return Err(Unreadable::Other),
     };
-    let flow = Flow {
-        proto,
-        src: (ip.src_addr(), sport),
-        dst: (ip.dst_addr(), dport),
-        tcp_flags: flags,
+    if have < need {
+        return Err(Unreadable::Truncated);
+    }
+    let (proto, sport, dport, flags) = match view.transport {
+        Transport::Ports { src, dst, flags } if view.proto == PROTO_TCP => {
+            (Proto::Tcp, src, dst, flags)
+        }
+        Transport::Ports { src, dst, .. } => (Proto::Udp, src, dst, 0),
+        // The identifier is the requester's "port"; the other end has none.
+        Transport::Icmp {
+            ty: 8,
+            ident: Some(id),
+            ..
+        } => (Proto::Icmp, id, 0, 0),
+        Transport::Icmp {
+            ty: 0,
+            ident: Some(id),
+            ..
+        } => (Proto::Icmp, 0, id, 0),
+        Transport::Icmp { .. } => return Err(Unreadable::Other),
+        Transport::None => return Err(Unreadable::Truncated),
     };
-    Ok((flow, Offsets { ip: ip_at, l4, end }))
+    Ok(Flow {
+        proto,
+        src: (src, sport),
+        dst: (dst, dport),
+        tcp_flags: flags,
+    })
 }
 
-/// Rewrites the source (`src = true`) or destination address and port of
-/// the packet at `o`, keeping every checksum right: IP header, full or
-/// partial (offloaded) TCP/UDP checksum, ICMP echo checksum.
-fn rewrite(
-    data: &mut [u8],
-    o: Offsets,
-    proto: Proto,
-    src: bool,
-    to: (Ipv4Addr, u16),
-    partial: bool,
-) {
-    let (a_at, p_at) = if src { (o.ip + 12, 0) } else { (o.ip + 16, 2) };
-    let old_addr: [u8; 4] = data[a_at..a_at + 4].try_into().unwrap_or([0; 4]);
-    let new_addr = to.0.octets();
-    data[a_at..a_at + 4].copy_from_slice(&new_addr);
-    let ipc = u16::from_be_bytes([data[o.ip + 10], data[o.ip + 11]]);
-    data[o.ip + 10..o.ip + 12]
-        .copy_from_slice(&checksum::update_addr(ipc, old_addr, new_addr).to_be_bytes());
-    let l4 = &mut data[o.l4..o.end];
-    let (port_at, check_at, pseudo) = match proto {
-        Proto::Tcp => (p_at, 16, true),
-        Proto::Udp => (p_at, 6, true),
-        Proto::Icmp => (4, 2, false), // the identifier, whichever side
-    };
-    let old_port = u16::from_be_bytes([l4[port_at], l4[port_at + 1]]);
-    l4[port_at..port_at + 2].copy_from_slice(&to.1.to_be_bytes());
-    if l4.len() < check_at + 2 {
-        return;
-    }
-    let c = u16::from_be_bytes([l4[check_at], l4[check_at + 1]]);
-    let new = if proto == Proto::Udp && c == 0 {
-        0 // UDP without a checksum stays without
-    } else if partial {
-        // The partial sum covers only the pseudo-header.
-        if pseudo {
-            checksum::update_partial_addr(c, old_addr, new_addr)
-        } else {
-            c
-        }
-    } else {
-        let c = if pseudo {
-            checksum::update_addr(c, old_addr, new_addr)
-        } else {
-            c
-        };
-        checksum::update(c, old_port, to.1)
-    };
-    l4[check_at..check_at + 2].copy_from_slice(&new.to_be_bytes());
+/// Rewrites the source or destination address and port of the packet
+/// `view` describes, every checksum kept right by the view's setters (an
+/// ICMP echo's identifier stands for the port, whichever side).
+fn rewrite(data: &mut [u8], view: &mut IpView, side: Side, to: (Ipv4Addr, u16), partial: bool) {
+    view.set_addr(data, side, IpAddr::V4(to.0), partial);
+    view.set_port(data, side, to.1, partial);
 }
 
 /// The NAT of one outside interface. See the module documentation.
@@ -544,15 +482,15 @@ impl Nat {
         }))
     }
 
-    /// A packet from the inside leaving by the outside interface (IP header
-    /// at `HEADER_LEN`): translates its source.
-    pub fn outbound(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
+    /// A packet from the inside leaving by the outside interface:
+    /// translates its source.
+    pub fn outbound(&mut self, now: Instant, frame: &mut Frame, view: &mut IpView) -> Verdict {
         let partial = frame.hdr.needs_csum();
         let data = frame.data_mut();
-        if let Some(v) = self.icmp_error(now, data, true) {
+        if let Some(v) = self.icmp_error(data, view, true) {
             return v;
         }
-        let (flow, o) = match read_flow(data, HEADER_LEN) {
+        let flow = match flow_of(view, true) {
             Ok(x) => x,
             Err(Unreadable::Other) => {
                 self.counters.dropped_untrackable += 1;
@@ -563,7 +501,7 @@ impl Nat {
         if flow.src.0 == self.config.external {
             return Verdict::Untouched; // the router's own traffic
         }
-        // read_flow has checked the frame holds its Ethernet header.
+        // The frame holds its Ethernet header: the view was parsed after it.
         let station = Owner::Station(wire::Mac::from_slice(&data[6..]).unwrap_or_default());
         let key = (flow.proto, flow.src.0, flow.src.1);
         let ext_port = match self.by_inside.get(&key) {
@@ -610,9 +548,8 @@ impl Nat {
         session.expires = now + timeouts.of(flow.proto, session.tcp);
         rewrite(
             data,
-            o,
-            flow.proto,
-            true,
+            view,
+            Side::Src,
             (self.config.external, ext_port),
             partial,
         );
@@ -622,13 +559,13 @@ impl Nat {
 
     /// A packet arriving on the outside interface for the external address:
     /// translates its destination if a mapping lets it in.
-    pub fn inbound(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
+    pub fn inbound(&mut self, now: Instant, frame: &mut Frame, view: &mut IpView) -> Verdict {
         let partial = frame.hdr.needs_csum();
         let data = frame.data_mut();
-        if let Some(v) = self.icmp_error(now, data, false) {
+        if let Some(v) = self.icmp_error(data, view, false) {
             return v;
         }
-        let (flow, o) = match read_flow(data, HEADER_LEN) {
+        let flow = match flow_of(view, true) {
             Ok(x) => x,
             Err(Unreadable::Other) => return Verdict::Untouched,
             Err(e) => return self.unreadable(e),
@@ -669,25 +606,25 @@ impl Nat {
         if flow.proto == Proto::Tcp || s.expires <= now {
             s.expires = now + timeouts.of(flow.proto, s.tcp);
         }
-        rewrite(data, o, flow.proto, false, inside, partial);
+        rewrite(data, view, Side::Dst, inside, partial);
         self.counters.translated_in += 1;
         Verdict::Translated
     }
 
     /// A packet from the inside to the external address (hairpinning):
     /// translated as it leaves, then as it comes back in.
-    pub fn hairpin(&mut self, now: Instant, frame: &mut Frame) -> Verdict {
-        let Ok((flow, _)) = read_flow(frame.data(), HEADER_LEN) else {
+    pub fn hairpin(&mut self, now: Instant, frame: &mut Frame, view: &mut IpView) -> Verdict {
+        let Ok(flow) = flow_of(view, true) else {
             return Verdict::Untouched;
         };
         if !self.by_external.contains_key(&(flow.proto, flow.dst.1)) {
             return Verdict::Untouched;
         }
-        match self.outbound(now, frame) {
+        match self.outbound(now, frame, view) {
             Verdict::Translated => {}
             other => return other,
         }
-        let v = self.inbound(now, frame);
+        let v = self.inbound(now, frame, view);
         if v == Verdict::Translated {
             self.counters.hairpinned += 1;
         }
@@ -707,24 +644,19 @@ impl Nat {
     /// NAT translated (inbound: it quotes our external endpoint as its
     /// source; outbound: an inside host quotes a packet to it). `None` if
     /// the packet is not an ICMP error.
-    fn icmp_error(&mut self, _now: Instant, data: &mut [u8], outbound: bool) -> Option<Verdict> {
-        let ip = Ipv4Packet::new_checked(data.get(HEADER_LEN..)?).ok()?;
-        if ip.next_header() != IpProtocol::Icmp || ip.more_frags() || ip.frag_offset() != 0 {
+    fn icmp_error(
+        &mut self,
+        data: &mut [u8],
+        view: &mut IpView,
+        outbound: bool,
+    ) -> Option<Verdict> {
+        if view.proto != PROTO_ICMP || view.fragment != Fragment::Whole || !view.is_icmp_error() {
             return None;
         }
-        let icmp_at = HEADER_LEN + usize::from(ip.header_len());
-        let end = HEADER_LEN + usize::from(ip.total_len());
-        if !is_icmp_error(*data.get(icmp_at)?) {
-            return None;
-        }
-        let quoted_at = icmp_at + 8;
-        let Ok((q, qo)) = read_flow(&data[..end], quoted_at).or_else(|e| match e {
-            // A quote cut short after the ports is still enough.
-            Unreadable::Truncated => {
-                read_quoted_ports(&data[..end], quoted_at).ok_or(Unreadable::Truncated)
-            }
-            other => Err(other),
-        }) else {
+        let (icmp_at, end) = (view.l4, view.end);
+        let quote = IpView::parse_quote(&data[..end], icmp_at + 8).ok();
+        let Some((q, mut qv)) = quote.and_then(|qv| flow_of(&qv, false).ok().map(|q| (q, qv)))
+        else {
             self.counters.dropped_icmp_unknown_flow += 1;
             return Some(Verdict::Dropped);
         };
@@ -757,25 +689,13 @@ impl Nat {
         } else {
             (inside, inside.0)
         };
-        // The quoted packet: its own header and transport checksums. Its
-        // header length is the one parsed (at least 20): the rewrite below
-        // never touches the header's length byte.
-        rewrite(data, qo, q.proto, inner_src, inner_to, false);
-        let quoted_header = &mut data[qo.ip..qo.l4];
-        quoted_header[10..12].fill(0);
-        let c = checksum::finish(checksum::sum(0, quoted_header));
-        quoted_header[10..12].copy_from_slice(&c.to_be_bytes());
-        // The outer header: source when leaving, destination when entering.
-        let at = if outbound {
-            HEADER_LEN + 12
-        } else {
-            HEADER_LEN + 16
-        };
-        let old: [u8; 4] = data[at..at + 4].try_into().unwrap_or([0; 4]);
-        data[at..at + 4].copy_from_slice(&outer_to.octets());
-        let ipc = u16::from_be_bytes([data[HEADER_LEN + 10], data[HEADER_LEN + 11]]);
-        data[HEADER_LEN + 10..HEADER_LEN + 12]
-            .copy_from_slice(&checksum::update_addr(ipc, old, outer_to.octets()).to_be_bytes());
+        // The quoted packet, its own header and transport checksums kept
+        // right; then the outer header: source when leaving, destination
+        // when entering.
+        let inner_side = if inner_src { Side::Src } else { Side::Dst };
+        rewrite(&mut data[..end], &mut qv, inner_side, inner_to, false);
+        let outer_side = if outbound { Side::Src } else { Side::Dst };
+        view.set_addr(data, outer_side, IpAddr::V4(outer_to), false);
         // The ICMP checksum covers the whole message: recompute it.
         data[icmp_at + 2..icmp_at + 4].fill(0);
         let c = checksum::finish(checksum::sum(0, &data[icmp_at..end]));
@@ -842,45 +762,6 @@ impl Nat {
         }
         rows
     }
-}
-
-/// The ports of a quoted packet whose quote ends right after them (RFC 792
-/// guarantees only 8 bytes of the transport header).
-fn read_quoted_ports(data: &[u8], ip_at: usize) -> Option<(Flow, Offsets)> {
-    let first = *data.get(ip_at)?;
-    let ihl = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || ihl < 20 {
-        return None;
-    }
-    let l4 = ip_at + ihl;
-    let b = data.get(l4..l4 + 8)?;
-    let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    let proto = match data.get(ip_at + 9)? {
-        6 => Proto::Tcp,
-        17 => Proto::Udp,
-        1 if matches!(b[0], 0 | 8) => Proto::Icmp,
-        _ => return None,
-    };
-    let (s, d) = match (proto, b[0]) {
-        (Proto::Icmp, 8) => (port(4), 0),
-        (Proto::Icmp, _) => (0, port(4)),
-        _ => (port(0), port(2)),
-    };
-    let src = Ipv4Addr::from(<[u8; 4]>::try_from(data.get(ip_at + 12..ip_at + 16)?).ok()?);
-    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(data.get(ip_at + 16..ip_at + 20)?).ok()?);
-    Some((
-        Flow {
-            proto,
-            src: (src, s),
-            dst: (dst, d),
-            tcp_flags: 0,
-        },
-        Offsets {
-            ip: ip_at,
-            l4,
-            end: data.len(),
-        },
-    ))
 }
 
 /// The TCP state after a segment with `flags` in one direction.

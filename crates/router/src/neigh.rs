@@ -1,7 +1,9 @@
-//! The ARP neighbour cache and the packets waiting for an answer.
+//! The neighbour cache of both families (ARP, RFC 826; neighbour
+//! discovery, RFC 4861) and the packets waiting for an answer.
 //!
 //! An entry lives [`REACHABLE`] after it was last confirmed by an ARP
-//! packet from the neighbour; using an entry in its last [`REFRESH_WINDOW`]
+//! packet or a neighbour advertisement from the neighbour (NUD's
+//! REACHABLE, then STALE); using an entry in its last [`REFRESH_WINDOW`]
 //! sends a unicast ARP request to confirm it. A packet for a next hop with
 //! no entry waits in a bounded queue while a request is sent every
 //! [`RETRY`]; after [`MAX_REQUESTS`] unanswered requests the waiting
@@ -16,7 +18,7 @@
 
 use crate::IfaceId;
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 use wire::{Frame, Instant, Mac};
 
@@ -79,7 +81,7 @@ struct Pending {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NeighbourRow {
     pub iface: IfaceId,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: Mac,
     pub age_secs: u64,
 }
@@ -95,8 +97,8 @@ pub enum Lookup {
 
 #[derive(Debug, Default, Clone)]
 pub struct Neighbours {
-    entries: HashMap<(IfaceId, Ipv4Addr), Entry>,
-    pending: HashMap<(IfaceId, Ipv4Addr), Pending>,
+    entries: HashMap<(IfaceId, IpAddr), Entry>,
+    pending: HashMap<(IfaceId, IpAddr), Pending>,
     limits: NeighbourLimits,
     /// Footprint of the waiting packets.
     queued_bytes: usize,
@@ -106,7 +108,7 @@ pub struct Neighbours {
 }
 
 /// Packets given up on after the last unanswered request.
-pub type Expired = Vec<(IfaceId, Ipv4Addr, Frame)>;
+pub type Expired = Vec<(IfaceId, IpAddr, Frame)>;
 
 impl Neighbours {
     pub fn new(limits: NeighbourLimits) -> Neighbours {
@@ -124,7 +126,7 @@ impl Neighbours {
         self.queued_bytes
     }
 
-    pub fn lookup(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr) -> Lookup {
+    pub fn lookup(&mut self, now: Instant, iface: IfaceId, ip: IpAddr) -> Lookup {
         let Some(e) = self.entries.get_mut(&(iface, ip)) else {
             return Lookup::Missing;
         };
@@ -143,8 +145,13 @@ impl Neighbours {
         Lookup::Found(e.mac)
     }
 
+    /// Whether a request for `ip` is outstanding.
+    pub fn waits_for(&self, iface: IfaceId, ip: IpAddr) -> bool {
+        self.pending.contains_key(&(iface, ip))
+    }
+
     /// Whether an entry (live or not yet swept) exists.
-    pub fn knows(&self, iface: IfaceId, ip: Ipv4Addr) -> bool {
+    pub fn knows(&self, iface: IfaceId, ip: IpAddr) -> bool {
         self.entries.contains_key(&(iface, ip))
     }
 
@@ -153,7 +160,7 @@ impl Neighbours {
         &mut self,
         now: Instant,
         iface: IfaceId,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: Mac,
     ) -> VecDeque<Frame> {
         let key = (iface, ip);
@@ -187,7 +194,7 @@ impl Neighbours {
 
     /// Queues a packet (a compact copy: see [`Frame::compact`]) for an
     /// unresolved next hop, within the byte budget.
-    pub fn enqueue(&mut self, now: Instant, iface: IfaceId, ip: Ipv4Addr, frame: Frame) -> Queued {
+    pub fn enqueue(&mut self, now: Instant, iface: IfaceId, ip: IpAddr, frame: Frame) -> Queued {
         if self.queued_bytes + frame.footprint() > self.limits.queue_bytes {
             return Queued::OverBudget;
         }
@@ -229,10 +236,10 @@ impl Neighbours {
     pub fn on_timer(
         &mut self,
         now: Instant,
-        retry: &mut Vec<(IfaceId, Ipv4Addr)>,
+        retry: &mut Vec<(IfaceId, IpAddr)>,
         expired: &mut Expired,
     ) {
-        let due: Vec<(IfaceId, Ipv4Addr)> = self
+        let due: Vec<(IfaceId, IpAddr)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.next_request <= now)

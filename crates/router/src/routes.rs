@@ -2,12 +2,12 @@
 //!
 //! Equal prefixes are resolved deterministically: a connected route wins
 //! over a static one, then the lower interface index, then the lower
-//! gateway address. The table is small in a lab, so a sorted vector
-//! scanned from the most specific prefix is both simple and fast.
+//! gateway address. The table is small in a lab, so a sorted vector per
+//! family, scanned from the most specific prefix, is both simple and fast.
 
 use crate::IfaceId;
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,22 +19,27 @@ pub enum RouteKind {
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Route {
-    pub dest: Ipv4Net,
+    pub dest: IpNet,
     /// The next hop; `None` for a connected route (the destination itself).
-    pub via: Option<Ipv4Addr>,
+    pub via: Option<IpAddr>,
     pub iface: IfaceId,
     pub kind: RouteKind,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    routes: Vec<Route>,
+    v4: Vec<Route>,
+    v6: Vec<Route>,
 }
 
 impl RouteTable {
     pub fn add(&mut self, route: Route) {
-        self.routes.push(route);
-        self.routes.sort_by(|a, b| {
+        let routes = match route.dest {
+            IpNet::V4(_) => &mut self.v4,
+            IpNet::V6(_) => &mut self.v6,
+        };
+        routes.push(route);
+        routes.sort_by(|a, b| {
             b.dest
                 .prefix_len()
                 .cmp(&a.dest.prefix_len())
@@ -46,12 +51,22 @@ impl RouteTable {
     }
 
     /// The most specific route to `dst`.
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
-        self.routes.iter().find(|r| r.dest.contains(&dst))
+    pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
+        match dst {
+            IpAddr::V4(d) => self.v4.iter().find(|r| match r.dest {
+                IpNet::V4(n) => n.contains(&d),
+                IpNet::V6(_) => false,
+            }),
+            IpAddr::V6(d) => self.v6.iter().find(|r| match r.dest {
+                IpNet::V6(n) => n.contains(&d),
+                IpNet::V4(_) => false,
+            }),
+        }
     }
 
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
+    /// Every route, IPv4 first.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.v4.iter().chain(&self.v6)
     }
 }
 
@@ -59,11 +74,11 @@ impl RouteTable {
 mod tests {
     use super::*;
 
-    fn net(s: &str) -> Ipv4Net {
+    fn net(s: &str) -> IpNet {
         s.parse().expect("cidr")
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 

@@ -4,8 +4,15 @@ mod hostile;
 mod trace;
 
 use super::*;
+use dhcproto::Encodable;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet, UdpPacket,
+};
+use std::net::Ipv4Addr;
 use std::time::Duration;
-use wire::ether::build_frame;
+use wire::checksum;
+use wire::ether::{build_frame, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
+use wire::ip::IpView;
 
 const R_LAN: Mac = Mac([2, 0, 0, 0, 1, 1]);
 const R_WAN: Mac = Mac([2, 0, 0, 0, 2, 1]);
@@ -89,6 +96,8 @@ impl Lab {
             addr: addr.parse().expect("net"),
             mtu: 1500,
             dhcp,
+            addr6: None,
+            ra: None,
         });
         Lab {
             r,
@@ -106,6 +115,8 @@ impl Lab {
             addr: "10.0.1.1/24".parse().expect("net"),
             mtu: 1500,
             dhcp: None,
+            addr6: None,
+            ra: None,
         });
         r.add_iface(IfaceConfig {
             name: "wan".into(),
@@ -113,8 +124,10 @@ impl Lab {
             addr: "10.0.2.1/24".parse().expect("net"),
             mtu: wan_mtu,
             dhcp: None,
+            addr6: None,
+            ra: None,
         });
-        r.add_route("0.0.0.0/0".parse().expect("net"), ip("10.0.2.254"))
+        r.add_route("0.0.0.0/0".parse().expect("net"), ip("10.0.2.254").into())
             .expect("route");
         Lab {
             r,

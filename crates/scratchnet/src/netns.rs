@@ -318,9 +318,17 @@ pub fn stop_dhclient(pid_file: &Path) {
     }
 }
 
-/// Gives the root namespace's end of a TUN link its address and routes.
-pub fn configure_host_tun(dev: &str, addr: &str, routes: &[String]) -> Result<()> {
-    ip(&["addr", "add", addr, "dev", dev])?;
+/// Gives the root namespace's end of a TUN link its addresses and routes.
+/// An IPv6 address skips duplicate address detection: the link has one
+/// other end, the lab's router, whose address differs.
+pub fn configure_host_tun(dev: &str, addrs: &[String], routes: &[String]) -> Result<()> {
+    for a in addrs {
+        if a.contains(':') {
+            ip(&["-6", "addr", "add", a, "dev", dev, "nodad"])?;
+        } else {
+            ip(&["addr", "add", a, "dev", dev])?;
+        }
+    }
     ip(&["link", "set", dev, "up"])?;
     for r in routes {
         ip(&["route", "add", r, "dev", dev]).with_context(|| {

@@ -171,9 +171,10 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             txqueuelen: 10_000,
         };
         let device = Device::open(&options).context("cannot create a TUN device")?;
-        let host_addr = format!("{}/{}", t.peer, t.prefix_len);
+        let mut addrs = vec![format!("{}/{}", t.peer, t.prefix_len)];
+        addrs.extend(t.peer6.map(|(a, len)| format!("{a}/{len}")));
         let routes: Vec<String> = t.host_routes.iter().map(|n| n.to_string()).collect();
-        netns::configure_host_tun(device.name(), &host_addr, &routes)
+        netns::configure_host_tun(device.name(), &addrs, &routes)
             .with_context(|| format!("cannot set up the machine's end of {}", t.name))?;
         devices.push(DevicePort {
             port: t.port,

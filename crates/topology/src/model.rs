@@ -1,8 +1,8 @@
 //! The validated topology: plain typed data, every reference resolved and
 //! every address parsed. What the rest of scratchnet builds from.
 
-use ipnet::Ipv4Net;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::Duration;
 use wire::{Impairment, Mac};
 
@@ -25,6 +25,8 @@ pub struct Topology {
 pub struct SwitchSpec {
     pub name: String,
     pub subnet: Option<Ipv4Net>,
+    /// The segment's IPv6 prefix (a /64 where hosts use SLAAC).
+    pub subnet6: Option<Ipv6Net>,
     pub mtu: u16,
     pub ageing: Duration,
     pub mac_table_size: usize,
@@ -58,6 +60,17 @@ pub enum HostAddress {
     Dhcp,
 }
 
+/// How a host gets its IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAddress6 {
+    Static(Ipv6Net),
+    /// Stateless autoconfiguration from router advertisements (RFC 4862):
+    /// the kernel makes the address and takes the default route.
+    Slaac,
+    /// The system's DHCPv6 client (`dhclient -6`).
+    Dhcp6,
+}
+
 /// A host: a real network namespace with one TAP interface, `eth0`.
 #[derive(Debug, Clone)]
 pub struct HostSpec {
@@ -65,6 +78,9 @@ pub struct HostSpec {
     pub switch: String,
     pub address: HostAddress,
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 (none: the host uses only its link-local address).
+    pub address6: Option<HostAddress6>,
+    pub gateway6: Option<Ipv6Addr>,
     pub dns: Vec<IpAddr>,
     pub mac: Mac,
     pub mtu: u16,
@@ -105,7 +121,10 @@ pub enum Attachment {
     Tun {
         name: String,
         peer: Ipv4Addr,
-        host_routes: Vec<Ipv4Net>,
+        /// The machine's IPv6 address on the link, when it carries IPv6.
+        peer6: Option<Ipv6Addr>,
+        /// The lab's networks the machine routes through the link.
+        host_routes: Vec<IpNet>,
     },
 }
 
@@ -113,6 +132,9 @@ pub enum Attachment {
 pub struct InterfaceSpec {
     pub attachment: Attachment,
     pub address: Ipv4Net,
+    pub address6: Option<Ipv6Net>,
+    /// Router advertisements on this interface's segment.
+    pub ra: Option<RaSpec>,
     pub mtu: u16,
     /// What the interface's link does to frames.
     pub impair: Impairment,
@@ -151,10 +173,24 @@ impl NatFiltering {
     ];
 }
 
+/// What a router interface advertises (RFC 4861, 4862, 8106): its
+/// prefix (for SLAAC when `slaac`), the M and O flags, DNS servers and
+/// search domains, how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaSpec {
+    pub slaac: bool,
+    pub managed: bool,
+    pub other: bool,
+    pub rdnss: Vec<Ipv6Addr>,
+    pub dnssl: Vec<String>,
+    pub interval: Duration,
+}
+
+/// A static route of either family.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
-    pub to: Ipv4Net,
-    pub via: Ipv4Addr,
+    pub to: IpNet,
+    pub via: IpAddr,
 }
 
 #[derive(Debug, Clone)]

@@ -29,6 +29,7 @@ pub struct File {
 pub struct Switch {
     pub name: Str,
     pub subnet: Option<Str>,
+    pub subnet6: Option<Str>,
     pub mtu: Option<Spanned<u32>>,
     pub ageing_secs: Option<Spanned<u64>>,
     pub mac_table_size: Option<Spanned<u64>>,
@@ -54,6 +55,8 @@ pub struct Host {
     pub switch: Str,
     pub address: Str,
     pub gateway: Option<Str>,
+    pub address6: Option<Str>,
+    pub gateway6: Option<Str>,
     #[serde(default)]
     pub dns: Vec<Str>,
     pub mac: Option<Str>,
@@ -121,11 +124,28 @@ pub struct Interface {
     pub switch: Option<Str>,
     pub tun: Option<Str>,
     pub address: Str,
+    pub address6: Option<Str>,
     pub peer: Option<Str>,
+    pub peer6: Option<Str>,
+    pub ra: Option<Spanned<Ra>>,
     #[serde(default)]
     pub host_routes: Vec<Str>,
     pub mtu: Option<Spanned<u32>>,
     pub impair: Option<Spanned<Impair>>,
+}
+
+/// An interface's router advertisements (RFC 4861).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ra {
+    pub slaac: Option<bool>,
+    pub managed: Option<bool>,
+    pub other: Option<bool>,
+    #[serde(default)]
+    pub rdnss: Vec<Str>,
+    #[serde(default)]
+    pub dnssl: Vec<Str>,
+    pub interval_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,9 +7,11 @@
 use crate::diag::{closest, Reporter};
 use crate::model::*;
 use crate::raw::{self, Str};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+
+mod v6;
 use std::time::Duration;
 use toml::Spanned;
 use wire::{Impairment, Mac};
@@ -125,7 +127,8 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .iter()
         .filter_map(|s| v.switch(s.get_ref()))
         .collect();
-    v.check_overlaps(&file, &switches);
+    v.check_overlaps(&file, &switches, false);
+    v.check_overlaps(&file, &switches, true);
     let hosts: Vec<HostSpec> = file
         .hosts
         .iter()
@@ -137,6 +140,7 @@ pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Top
         .filter_map(|x| v.router(x.get_ref(), &switches))
         .collect();
     v.check_lab(&file, &switches, &hosts, &routers);
+    v.check_lab6(&file, &hosts, &routers);
     // What a balancer may name as a backend: services and static hosts.
     let mut peers: Vec<String> = file
         .services
@@ -172,7 +176,7 @@ struct Validator<'r, 'a> {
     /// Every node name, for uniqueness.
     names: HashMap<String, String>,
     /// (switch, address) -> owner, for duplicate addresses on a segment.
-    addresses: HashMap<(String, Ipv4Addr), String>,
+    addresses: HashMap<(String, IpAddr), String>,
     /// Each tunnel's local address and port, and its port name: two may
     /// not share a socket.
     tunnels: Vec<(Ipv4Addr, u16, String)>,
@@ -253,6 +257,41 @@ impl Validator<'_, '_> {
                         s.get_ref()
                     ),
                     "write it as ADDRESS/PREFIX, like 192.168.1.10/24".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    /// A network of either family.
+    fn ipnet(&mut self, s: &Str, key: &str) -> Option<IpNet> {
+        match s.get_ref().parse::<IpNet>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!(
+                        "`{}` is not an IP address with a prefix length",
+                        s.get_ref()
+                    ),
+                    "write it as ADDRESS/PREFIX, like 10.1.0.0/24 or 2001:db8:2::/64".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    /// An address of either family.
+    fn ip(&mut self, s: &Str, key: &str) -> Option<IpAddr> {
+        match s.get_ref().parse::<IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!("`{}` is not an IP address", s.get_ref()),
+                    "write an address without a prefix, like 10.1.0.1 or 2001:db8:2::1".to_owned(),
                 );
                 None
             }
@@ -764,9 +803,14 @@ impl Validator<'_, '_> {
         found
     }
 
-    /// Checks an interface address against its segment and claims it.
-    fn claim(&mut self, s: &Str, key: &str, addr: Ipv4Net, switch: &SwitchSpec, owner: &str) {
-        if let Some(subnet) = switch.subnet {
+    /// Checks an interface address (either family) against its
+    /// segment's subnet and claims it.
+    fn claim(&mut self, s: &Str, key: &str, addr: IpNet, switch: &SwitchSpec, owner: &str) {
+        let subnet = match addr {
+            IpNet::V4(_) => switch.subnet.map(IpNet::V4),
+            IpNet::V6(_) => switch.subnet6.map(IpNet::V6),
+        };
+        if let Some(subnet) = subnet {
             if !subnet.contains(&addr.addr()) || addr.prefix_len() != subnet.prefix_len() {
                 self.err(
                     s,
@@ -783,22 +827,19 @@ impl Validator<'_, '_> {
                 return;
             }
         }
-        if addr.prefix_len() < 31
-            && (addr.addr() == addr.network() || addr.addr() == addr.broadcast())
-        {
+        let reserved = match addr {
+            IpNet::V4(a) if a.prefix_len() < 31 && a.addr() == a.network() => Some("network"),
+            IpNet::V4(a) if a.prefix_len() < 31 && a.addr() == a.broadcast() => Some("broadcast"),
+            IpNet::V6(a) if a.prefix_len() < 127 && a.addr() == a.network() => {
+                Some("subnet-router anycast")
+            }
+            _ => None,
+        };
+        if let Some(what) = reserved {
             self.err(
                 s,
                 key,
-                format!(
-                    "{} is the {} address of {}",
-                    addr.addr(),
-                    if addr.addr() == addr.network() {
-                        "network"
-                    } else {
-                        "broadcast"
-                    },
-                    addr.trunc()
-                ),
+                format!("{} is the {what} address of {}", addr.addr(), addr.trunc()),
                 "a station needs an address strictly inside the subnet".to_owned(),
             );
             return;
@@ -860,6 +901,7 @@ impl Validator<'_, '_> {
             }
             None => None,
         };
+        let subnet6 = self.subnet6(s, &key("subnet6"));
         let mtu = self.ranged(&s.mtu, &key("mtu"), 68, 65535, 1500) as u16;
         let ageing = self.ranged(&s.ageing_secs, &key("ageing_secs"), 1, 1_000_000, 300);
         let table = self.ranged(&s.mac_table_size, &key("mac_table_size"), 1, 1 << 20, 8192);
@@ -871,6 +913,7 @@ impl Validator<'_, '_> {
         ok.then(|| SwitchSpec {
             name: s.name.get_ref().clone(),
             subnet,
+            subnet6,
             mtu,
             ageing: Duration::from_secs(ageing),
             mac_table_size: table as usize,
@@ -944,24 +987,32 @@ impl Validator<'_, '_> {
     /// overlap only if one holds the other, so in address order a block
     /// overlaps an earlier one exactly when one still open holds it: one
     /// pass, each switch reported once, however many share a subnet.
-    fn check_overlaps(&mut self, file: &raw::File, switches: &[SwitchSpec]) {
+    /// The same for the IPv6 prefixes (`six`).
+    fn check_overlaps(&mut self, file: &raw::File, switches: &[SwitchSpec], six: bool) {
+        let field = if six { "subnet6" } else { "subnet" };
         let spans: HashMap<&str, &Str> = file
             .switches
             .iter()
             .filter_map(|s| {
-                Some((
-                    s.get_ref().name.get_ref().as_str(),
-                    s.get_ref().subnet.as_ref()?,
-                ))
+                let s = s.get_ref();
+                let span = if six { &s.subnet6 } else { &s.subnet };
+                Some((s.name.get_ref().as_str(), span.as_ref()?))
             })
             .collect();
-        let mut nets: Vec<(Ipv4Net, usize)> = switches
+        let mut nets: Vec<(IpNet, usize)> = switches
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| Some((s.subnet?, i)))
+            .filter_map(|(i, s)| {
+                let net = if six {
+                    s.subnet6.map(IpNet::V6)
+                } else {
+                    s.subnet.map(IpNet::V4)
+                };
+                Some((net?, i))
+            })
             .collect();
         nets.sort_by_key(|(n, i)| (n.network(), n.prefix_len(), *i));
-        let mut open: Vec<(Ipv4Net, usize)> = Vec::new();
+        let mut open: Vec<(IpNet, usize)> = Vec::new();
         for (net, i) in nets {
             while open
                 .last()
@@ -974,7 +1025,7 @@ impl Validator<'_, '_> {
                 if let Some(sub) = spans.get(a.name.as_str()) {
                     self.err(
                         sub,
-                        &format!("switch \"{}\".subnet", a.name),
+                        &format!("switch \"{}\".{field}", a.name),
                         format!("{net} overlaps {outer} of switch `{}`", b.name),
                         "segments need disjoint subnets; a router joins them".to_owned(),
                     );
@@ -1007,7 +1058,7 @@ impl Validator<'_, '_> {
                 self.claim(
                     &h.address,
                     &key("address"),
-                    n,
+                    IpNet::V4(n),
                     sw,
                     &format!("host \"{name}\""),
                 );
@@ -1019,6 +1070,7 @@ impl Validator<'_, '_> {
             _ => None,
         };
         let gateway = self.gateway(&h.gateway, &key("gateway"), net);
+        let (address6, gateway6) = self.host6(h, sw.as_ref(), &name);
         let dns = self.ips(&h.dns, &key("dns"));
         let mac = match &h.mac {
             Some(m) => match m.get_ref().parse::<Mac>() {
@@ -1053,6 +1105,8 @@ impl Validator<'_, '_> {
             switch: sw?.name,
             address: address?,
             gateway,
+            address6,
+            gateway6,
             dns,
             mac,
             mtu,
@@ -1083,7 +1137,7 @@ impl Validator<'_, '_> {
                         self.claim(
                             &i.address,
                             &key("interfaces.address"),
-                            a,
+                            IpNet::V4(a),
                             sw,
                             &format!("router \"{name}\""),
                         );
@@ -1117,7 +1171,7 @@ impl Validator<'_, '_> {
                         .host_routes
                         .iter()
                         .filter_map(|r| {
-                            let net = self.net(r, &key("interfaces.host_routes"))?;
+                            let net = self.ipnet(r, &key("interfaces.host_routes"))?;
                             if net.prefix_len() == 0 {
                                 self.err(
                                     r,
@@ -1130,9 +1184,11 @@ impl Validator<'_, '_> {
                             Some(net.trunc())
                         })
                         .collect();
+                    let peer6 = self.tun_peer6(i, &key("interfaces.peer6"));
                     peer.map(|peer| Attachment::Tun {
                         name: t.get_ref().clone(),
                         peer,
+                        peer6,
                         host_routes,
                     })
                 }
@@ -1141,10 +1197,17 @@ impl Validator<'_, '_> {
                     None
                 }
             };
+            let sw = match &attachment {
+                Some(Attachment::Switch(sw)) => switches.iter().find(|s| s.name == *sw),
+                _ => None,
+            };
+            let (address6, ra) = self.iface6(i, sw, &name);
             if let (Some(attachment), Some(address)) = (attachment, address) {
                 interfaces.push(InterfaceSpec {
                     attachment,
                     address,
+                    address6,
+                    ra,
                     mtu,
                     impair: self.impair(&i.impair, &key("interfaces.impair")),
                 });
@@ -1155,11 +1218,15 @@ impl Validator<'_, '_> {
                 .iter()
                 .any(|i| i.attachment == Attachment::Switch(sw.to_owned()))
         };
-        let connected: Vec<Ipv4Net> = interfaces.iter().map(|i| i.address.trunc()).collect();
+        let connected: Vec<IpNet> = interfaces
+            .iter()
+            .flat_map(|i| [Some(IpNet::V4(i.address)), i.address6.map(IpNet::V6)])
+            .flatten()
+            .collect();
         let mut routes = Vec::new();
         for rt in &x.routes {
             let rt = rt.get_ref();
-            let to = self.net(&rt.to, &key("routes.to"));
+            let to = self.ipnet(&rt.to, &key("routes.to"));
             if let Some(n) = to.filter(|n| *n != n.trunc()) {
                 self.err(
                     &rt.to,
@@ -1169,16 +1236,28 @@ impl Validator<'_, '_> {
                 );
             }
             let to = to.map(|n| n.trunc());
-            let via = self.ip4(&rt.via, &key("routes.via"));
+            let via = self.ip(&rt.via, &key("routes.via"));
+            if let (Some(to), Some(v)) = (to, via) {
+                if to.addr().is_ipv4() != v.is_ipv4() {
+                    self.err(
+                        &rt.via,
+                        &key("routes.via"),
+                        format!("next hop {v} is not of the family of {to}"),
+                        "an IPv4 route needs an IPv4 next hop, an IPv6 route an IPv6 one"
+                            .to_owned(),
+                    );
+                    continue;
+                }
+            }
             if let Some(v) = via {
-                if interfaces.iter().any(|i| i.address.addr() == v) {
+                if connected.iter().any(|n| n.addr() == v) {
                     self.err(
                         &rt.via,
                         &key("routes.via"),
                         format!("next hop {v} is this router's own address"),
                         "the next hop is the neighbouring router the packets go to: its address on the shared subnet".to_owned(),
                     );
-                } else if !connected.iter().any(|n| n.contains(&v)) {
+                } else if !connected.iter().any(|n| n.trunc().contains(&v)) {
                     self.err(
                         &rt.via,
                         &key("routes.via"),
@@ -1358,7 +1437,9 @@ impl Validator<'_, '_> {
                     if !connected
                         .iter()
                         .chain(routes.iter().map(|r: &RouteSpec| &r.to))
-                        .any(|n| n.prefix_len() > 0 && n.contains(a.ip())) =>
+                        .any(|n| {
+                            n.prefix_len() > 0 && n.trunc().contains(&IpAddr::V4(*a.ip()))
+                        }) =>
                 {
                     self.err(
                         &f.to,
@@ -1635,7 +1716,7 @@ impl Validator<'_, '_> {
             self.claim(
                 &s.address,
                 &key("address"),
-                a,
+                IpNet::V4(a),
                 sw,
                 &format!("service \"{name}\""),
             );

@@ -114,6 +114,10 @@ pub struct IpView {
     pub end: usize,
     /// The upper-layer protocol: TCP, UDP, ICMP, ICMPv6, ...
     pub proto: u8,
+    /// Offset of the byte that names `proto` (the IPv4 protocol field,
+    /// or the Next Header field of the last IPv6 header): where an ICMPv6
+    /// Parameter Problem points.
+    pub proto_at: usize,
     pub src: IpAddr,
     pub dst: IpAddr,
     /// TTL or hop limit.
@@ -191,6 +195,7 @@ impl IpView {
             l4,
             end,
             proto,
+            proto_at: l3 + 9,
             src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
             dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
             hop_limit: h[8],
@@ -217,6 +222,7 @@ impl IpView {
             (l3 + 40 + payload).min(data.len())
         };
         let mut next = h[6];
+        let mut next_at = l3 + 6;
         let mut at = l3 + 40;
         let mut fragment = Fragment::Whole;
         let mut count = 0;
@@ -251,6 +257,7 @@ impl IpView {
                 _ => (usize::from(ext[1]) + 1) * 8,
             };
             next = ext[0];
+            next_at = at;
             at += len;
             if at > end {
                 return Err(if whole {
@@ -269,6 +276,7 @@ impl IpView {
             l4: at,
             end,
             proto: next,
+            proto_at: next_at,
             src: IpAddr::V6(Ipv6Addr::from(
                 <[u8; 16]>::try_from(&h[8..24]).expect("16 bytes"),
             )),
@@ -369,22 +377,28 @@ impl IpView {
         }
     }
 
-    /// Takes one from the TTL or hop limit, updating the IPv4 header
-    /// checksum incrementally. The caller has checked it is above 1.
+    /// Takes one from the TTL or hop limit. The caller has checked it is
+    /// above 1.
     pub fn decrement_hop_limit(&mut self, data: &mut [u8]) {
+        self.set_hop_limit(data, self.hop_limit.wrapping_sub(1));
+    }
+
+    /// Sets the TTL or hop limit, updating the IPv4 header checksum
+    /// incrementally.
+    pub fn set_hop_limit(&mut self, data: &mut [u8], to: u8) {
         let l3 = self.l3;
         match self.family {
             Family::V4 => {
                 let old = u16::from_be_bytes([data[l3 + 8], data[l3 + 9]]);
-                data[l3 + 8] = data[l3 + 8].wrapping_sub(1);
+                data[l3 + 8] = to;
                 let new = u16::from_be_bytes([data[l3 + 8], data[l3 + 9]]);
-                let c =
-                    checksum::update(u16::from_be_bytes([data[l3 + 10], data[l3 + 11]]), old, new);
-                data[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+                let c = u16::from_be_bytes([data[l3 + 10], data[l3 + 11]]);
+                data[l3 + 10..l3 + 12]
+                    .copy_from_slice(&checksum::update(c, old, new).to_be_bytes());
             }
-            Family::V6 => data[l3 + 7] = data[l3 + 7].wrapping_sub(1),
+            Family::V6 => data[l3 + 7] = to,
         }
-        self.hop_limit = self.hop_limit.wrapping_sub(1);
+        self.hop_limit = to;
     }
 
     /// Where the transport checksum sits, and whether a pseudo-header

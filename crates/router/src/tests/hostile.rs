@@ -292,7 +292,7 @@ fn a_nearly_full_port_range_still_finds_the_last_free_port() {
                     ETHERTYPE_IPV4,
                     &udp_from(&src, 7000 + i, "192.0.2.1", 53),
                 ));
-                n.outbound(lab.now, &mut f)
+                outbound(n, lab.now, &mut f)
             }),
             Some(nat::Verdict::Translated),
             "flow {i}"
@@ -304,7 +304,11 @@ fn a_nearly_full_port_range_still_finds_the_last_free_port() {
         ETHERTYPE_IPV4,
         &udp_from("10.0.1.10", 9999, "192.0.2.1", 53),
     ));
-    let n = lab.r.nat.as_mut().map(|(_, n)| n.outbound(lab.now, &mut f));
+    let n = lab
+        .r
+        .nat
+        .as_mut()
+        .map(|(_, n)| outbound(n, lab.now, &mut f));
     assert_eq!(n, Some(nat::Verdict::Refused));
     assert_eq!(
         lab.r
@@ -415,4 +419,11 @@ fn a_rapid_commit_option_with_a_length_is_malformed_not_a_panic() {
     assert!(lab.rx(LAN, dhcp_frame(bob, &m)).is_empty());
     assert_eq!(lab.r.counters().drops(Drop::Malformed), 1);
     assert!(send(&mut lab, bob, &discover(bob)).is_some());
+}
+
+/// The NAT's outbound step on a frame, with the view parsed as the
+/// router parses it.
+fn outbound(n: &mut nat::Nat, now: Instant, f: &mut Frame) -> nat::Verdict {
+    let mut view = IpView::parse(f.data(), HEADER_LEN).expect("IP");
+    n.outbound(now, f, &mut view)
 }

@@ -18,7 +18,7 @@ fn a_natted_packet_records_its_route_and_rewrite() {
         [
             Decision::Route {
                 dest: "0.0.0.0/0".parse().expect("net"),
-                via: Some(ip("10.0.2.254")),
+                via: Some(ip("10.0.2.254").into()),
                 iface: "wan".into(),
                 ttl: 63,
             },
@@ -63,7 +63,7 @@ fn drops_icmp_errors_and_arp_waits_are_recorded() {
         [
             Decision::IcmpError {
                 error: "time exceeded",
-                to: ip("10.0.1.10"),
+                to: ip("10.0.1.10").into(),
                 sent: true
             },
             Decision::Drop {
@@ -74,7 +74,7 @@ fn drops_icmp_errors_and_arp_waits_are_recorded() {
     let unknown = ipv4("10.0.1.10", "10.0.2.77", 17, 64, false, &udp(1, 2, b"x"));
     let d = traced(&mut lab, unknown);
     assert!(d.contains(&Decision::ArpWait {
-        next_hop: ip("10.0.2.77"),
+        next_hop: ip("10.0.2.77").into(),
         iface: "wan".into()
     }));
     let martian = ipv4("127.0.0.1", "10.0.2.20", 17, 64, false, &udp(1, 2, b"x"));

@@ -1,0 +1,326 @@
+//! The IPv6 keys of a topology: a switch's `subnet6`, a host's
+//! `address6` (`"slaac"`, `"dhcp6"` or static) and `gateway6`, a router
+//! interface's `address6`, `ra` table and (on a TUN link) `peer6`, with
+//! the same kind of diagnostics as their IPv4 counterparts.
+
+use super::Validator;
+use crate::model::*;
+use crate::raw::{self, Str};
+use ipnet::{IpNet, Ipv6Net};
+use std::collections::HashSet;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+/// RFC 4861 6.2.1: MaxRtrAdvInterval lies in 4..=1800 s.
+const RA_INTERVAL_SECS: (u64, u64) = (4, 1800);
+/// The lab's default: short enough that a learner sees one soon.
+const RA_INTERVAL_DEFAULT: u64 = 60;
+
+impl Validator<'_, '_> {
+    fn net6(&mut self, s: &Str, key: &str) -> Option<Ipv6Net> {
+        match s.get_ref().parse::<Ipv6Net>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!(
+                        "`{}` is not an IPv6 address with a prefix length",
+                        s.get_ref()
+                    ),
+                    "write it as ADDRESS/PREFIX, like 2001:db8:1::10/64".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    fn ip6(&mut self, s: &Str, key: &str) -> Option<Ipv6Addr> {
+        match s.get_ref().parse::<Ipv6Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    s,
+                    key,
+                    format!("`{}` is not an IPv6 address", s.get_ref()),
+                    "write it without a prefix, like 2001:db8:1::1".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
+    /// A switch's IPv6 prefix, written with its network address.
+    pub(super) fn subnet6(&mut self, s: &raw::Switch, key: &str) -> Option<Ipv6Net> {
+        let raw = s.subnet6.as_ref()?;
+        let net = self.net6(raw, key)?;
+        if net != net.trunc() {
+            self.err(
+                raw,
+                key,
+                format!("{net} has host bits set"),
+                format!(
+                    "a subnet is written with its network address: {}",
+                    net.trunc()
+                ),
+            );
+        }
+        Some(net.trunc())
+    }
+
+    /// A host's IPv6 configuration and static default router.
+    pub(super) fn host6(
+        &mut self,
+        h: &raw::Host,
+        sw: Option<&SwitchSpec>,
+        name: &str,
+    ) -> (Option<HostAddress6>, Option<Ipv6Addr>) {
+        let key = |k: &str| format!("host \"{name}\".{k}");
+        let address6 = h
+            .address6
+            .as_ref()
+            .and_then(|a| match a.get_ref().as_str() {
+                "slaac" => Some(HostAddress6::Slaac),
+                "dhcp6" => Some(HostAddress6::Dhcp6),
+                _ => {
+                    let net = self.net6(a, &key("address6"))?;
+                    if let Some(sw) = sw {
+                        self.claim(
+                            a,
+                            &key("address6"),
+                            IpNet::V6(net),
+                            sw,
+                            &format!("host \"{name}\""),
+                        );
+                    }
+                    Some(HostAddress6::Static(net))
+                }
+            });
+        let Some(g) = &h.gateway6 else {
+            return (address6, None);
+        };
+        let gateway6 = self.ip6(g, &key("gateway6"));
+        match (address6, gateway6) {
+            (Some(HostAddress6::Static(net)), Some(gw)) => {
+                if !net.trunc().contains(&gw) && !gw.is_unicast_link_local() {
+                    self.err(
+                        g,
+                        &key("gateway6"),
+                        format!("gateway {gw} is not on the local prefix {}", net.trunc()),
+                        format!(
+                            "use the router's address in {} (or its link-local fe80:: address)",
+                            net.trunc()
+                        ),
+                    );
+                }
+            }
+            (Some(_), Some(_)) => self.err(
+                g,
+                &key("gateway6"),
+                "a host configured by SLAAC or DHCPv6 learns its default router from router advertisements",
+                "remove `gateway6`, or give the host a static `address6`".to_owned(),
+            ),
+            (None, Some(_)) => self.err(
+                g,
+                &key("gateway6"),
+                "`gateway6` without `address6`: the host has no IPv6 address to use it with",
+                "add `address6` (\"slaac\", \"dhcp6\" or ADDRESS/PREFIX)".to_owned(),
+            ),
+            (_, None) => {}
+        }
+        (address6, gateway6)
+    }
+
+    /// A router interface's IPv6 address and router advertisements.
+    pub(super) fn iface6(
+        &mut self,
+        i: &raw::Interface,
+        sw: Option<&SwitchSpec>,
+        router: &str,
+    ) -> (Option<Ipv6Net>, Option<RaSpec>) {
+        let key = |k: &str| format!("router \"{router}\".interfaces.{k}");
+        let address6 = i.address6.as_ref().and_then(|a| {
+            let net = self.net6(a, &key("address6"))?;
+            if let Some(sw) = sw {
+                self.claim(
+                    a,
+                    &key("address6"),
+                    IpNet::V6(net),
+                    sw,
+                    &format!("router \"{router}\""),
+                );
+            }
+            Some(net)
+        });
+        let Some(ra) = &i.ra else {
+            return (address6, None);
+        };
+        let span = &i.address6.clone().unwrap_or_else(|| i.address.clone());
+        if i.tun.is_some() {
+            self.err(
+                span,
+                &key("ra"),
+                "router advertisements are for a switch's hosts, not a TUN link",
+                "remove `ra` from the TUN interface".to_owned(),
+            );
+            return (address6, None);
+        }
+        let Some(prefix) = address6 else {
+            if i.address6.is_none() {
+                self.err(
+                    span,
+                    &key("ra"),
+                    "an interface advertises its own IPv6 prefix, and this one has none",
+                    "add `address6 = \"2001:db8:1::1/64\"` (its address in the prefix to advertise)"
+                        .to_owned(),
+                );
+            }
+            return (None, None);
+        };
+        let r = ra.get_ref();
+        let slaac = r.slaac.unwrap_or(true);
+        if slaac && prefix.prefix_len() != 64 {
+            self.err(
+                span,
+                &key("address6"),
+                format!("{} is a /{}: SLAAC needs a /64 prefix", prefix.trunc(), prefix.prefix_len()),
+                "hosts make a 64-bit interface identifier (RFC 4862, RFC 7421): give the segment a /64, or set `ra = { slaac = false }`".to_owned(),
+            );
+        }
+        let rdnss = r
+            .rdnss
+            .iter()
+            .filter_map(|a| self.ip6(a, &key("ra.rdnss")))
+            .collect();
+        let mut dnssl = Vec::new();
+        for d in &r.dnssl {
+            let name = d.get_ref().trim_end_matches('.');
+            let ok = !name.is_empty()
+                && name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if ok {
+                dnssl.push(name.to_owned());
+            } else {
+                self.err(
+                    d,
+                    &key("ra.dnssl"),
+                    format!("`{}` is not a domain name", d.get_ref()),
+                    "write a search domain like `example.com`".to_owned(),
+                );
+            }
+        }
+        let (lo, hi) = RA_INTERVAL_SECS;
+        let interval = self.ranged(
+            &r.interval_secs,
+            &key("ra.interval_secs"),
+            lo,
+            hi,
+            RA_INTERVAL_DEFAULT,
+        );
+        let spec = RaSpec {
+            slaac,
+            managed: r.managed.unwrap_or(false),
+            other: r.other.unwrap_or(false),
+            rdnss,
+            dnssl,
+            interval: Duration::from_secs(interval),
+        };
+        (address6, Some(spec))
+    }
+
+    /// The machine's IPv6 address on a TUN link with `address6`.
+    pub(super) fn tun_peer6(&mut self, i: &raw::Interface, key: &str) -> Option<Ipv6Addr> {
+        match (&i.address6, &i.peer6) {
+            (None, None) => None,
+            (Some(a), None) => {
+                self.err(
+                    a,
+                    key,
+                    "a TUN interface with `address6` needs the machine's IPv6 address on the link",
+                    "add `peer6 = \"ADDRESS\"`".to_owned(),
+                );
+                None
+            }
+            (None, Some(p)) => {
+                self.err(
+                    p,
+                    key,
+                    "`peer6` without `address6`: the link carries no IPv6",
+                    "add `address6` to the interface, or remove `peer6`".to_owned(),
+                );
+                None
+            }
+            (Some(a), Some(p)) => {
+                let net = a.get_ref().parse::<Ipv6Net>().ok()?;
+                let peer = self.ip6(p, key)?;
+                if !net.trunc().contains(&peer) || peer == net.addr() {
+                    self.err(
+                        p,
+                        key,
+                        format!("peer {peer} is not another address in {}", net.trunc()),
+                        None,
+                    );
+                }
+                Some(peer)
+            }
+        }
+    }
+
+    /// A SLAAC host needs a router advertising a prefix for SLAAC on its
+    /// switch; a DHCPv6 host a DHCPv6 server.
+    pub(super) fn check_lab6(
+        &mut self,
+        file: &raw::File,
+        hosts: &[HostSpec],
+        routers: &[RouterSpec],
+    ) {
+        let slaac_on: HashSet<&str> = routers
+            .iter()
+            .flat_map(|r| &r.interfaces)
+            .filter(|i| i.ra.as_ref().is_some_and(|ra| ra.slaac))
+            .filter_map(|i| match &i.attachment {
+                Attachment::Switch(sw) => Some(sw.as_str()),
+                Attachment::Tun { .. } => None,
+            })
+            .collect();
+        for h in hosts {
+            let Some(raw) = file
+                .hosts
+                .iter()
+                .map(|x| x.get_ref())
+                .find(|x| *x.name.get_ref() == h.name)
+            else {
+                continue;
+            };
+            let Some(at) = &raw.address6 else { continue };
+            let key = format!("host \"{}\".address6", h.name);
+            match h.address6 {
+                Some(HostAddress6::Slaac) if !slaac_on.contains(h.switch.as_str()) => self.err(
+                    at,
+                    &key,
+                    format!(
+                        "host `{}` configures IPv6 by SLAAC, but no router advertises a prefix on switch `{}`",
+                        h.name, h.switch
+                    ),
+                    format!(
+                        "give the router's interface on `{}` an `address6` in a /64 and `ra = {{}}`, or give the host a static address",
+                        h.switch
+                    ),
+                ),
+                Some(HostAddress6::Dhcp6) => self.err(
+                    at,
+                    &key,
+                    format!(
+                        "host `{}` takes its IPv6 address by DHCPv6, but no router serves DHCPv6 on switch `{}`",
+                        h.name, h.switch
+                    ),
+                    "scratchnet's routers do not serve DHCPv6 yet: use `address6 = \"slaac\"` or a static address".to_owned(),
+                ),
+                _ => {}
+            }
+        }
+    }
+}
