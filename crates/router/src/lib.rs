@@ -477,13 +477,26 @@ impl Router {
         }
     }
 
-    /// Routes a packet the router itself originates.
+    /// Routes a packet the router itself originates. One to an IPv6
+    /// link-local address leaves by the interface its source belongs to.
     fn send_local(&mut self, io: &mut Io, frame: Frame, dst: IpAddr) {
-        match self
-            .routes
-            .lookup(dst)
-            .map(|r| (r.iface, r.via.unwrap_or(dst)))
-        {
+        let on_link = match dst {
+            IpAddr::V6(d) if d.is_unicast_link_local() => frame
+                .data()
+                .get(HEADER_LEN + 8..HEADER_LEN + 24)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .and_then(|src| {
+                    let src = IpAddr::V6(Ipv6Addr::from(src));
+                    self.ifaces.iter().position(|i| i.owns(src))
+                })
+                .map(|n| (IfaceId(n as u32), dst)),
+            _ => None,
+        };
+        match on_link.or_else(|| {
+            self.routes
+                .lookup(dst)
+                .map(|r| (r.iface, r.via.unwrap_or(dst)))
+        }) {
             Some((oif, nh)) => self.output(io, oif, nh, frame),
             None => self.discard(io, frame, Drop::NoRoute),
         }

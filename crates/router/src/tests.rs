@@ -2,6 +2,7 @@
 
 mod hostile;
 mod trace;
+mod v6;
 
 use super::*;
 use dhcproto::Encodable;

@@ -1,0 +1,463 @@
+//! IPv6 in the router, frame by frame: neighbour discovery, router
+//! advertisements, forwarding, ICMPv6 errors and hostile input.
+
+use super::*;
+use crate::nd::{self, NdMessage};
+use std::net::Ipv6Addr;
+use wire::ether::ETHERTYPE_IPV6;
+use wire::ip::{transport_checksum, Transport, PROTO_ICMPV6, PROTO_UDP};
+
+const A6: &str = "2001:db8:1::10";
+const B6: &str = "2001:db8:2::fe";
+const FAR: &str = "2001:db8:99::5";
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().expect("ipv6")
+}
+
+/// lan 2001:db8:1::1/64 advertised for SLAAC with RDNSS, wan
+/// 2001:db8:2::1/64 (MTU `wan_mtu`), default via 2001:db8:2::fe; IPv4
+/// as in [`Lab::new`].
+fn lab6(wan_mtu: u16) -> Lab {
+    let mut r = Router::new("gw");
+    let lan6: Ipv6Net = "2001:db8:1::1/64".parse().expect("net");
+    let mut ra = RaConfig::slaac(lan6);
+    ra.rdnss = vec![ip6("2001:db8:100::53")];
+    r.add_iface(IfaceConfig {
+        name: "lan".into(),
+        link: Link::Ethernet { mac: R_LAN },
+        addr: "10.0.1.1/24".parse().expect("net"),
+        addr6: Some(lan6),
+        mtu: 1500,
+        dhcp: None,
+        ra: Some(ra),
+    });
+    r.add_iface(IfaceConfig {
+        name: "wan".into(),
+        link: Link::Ethernet { mac: R_WAN },
+        addr: "10.0.2.1/24".parse().expect("net"),
+        addr6: Some("2001:db8:2::1/64".parse().expect("net")),
+        mtu: wan_mtu,
+        dhcp: None,
+        ra: None,
+    });
+    r.add_route("::/0".parse().expect("net"), ip6(B6).into())
+        .expect("route");
+    Lab {
+        r,
+        pool: FramePool::new(2048, 64),
+        now: Instant::from_secs(1),
+    }
+}
+
+/// An IPv6 packet from `src` to `dst` carrying `l4` (checksum filled in
+/// for UDP and ICMPv6).
+fn ipv6(src: &str, dst: &str, next: u8, hop: u8, l4: &[u8]) -> Vec<u8> {
+    let (s, d) = (ip6(src), ip6(dst));
+    let mut l4 = l4.to_vec();
+    let at = match next {
+        PROTO_ICMPV6 => Some(2),
+        PROTO_UDP => Some(6),
+        _ => None,
+    };
+    if let Some(at) = at {
+        l4[at..at + 2].fill(0);
+        let c = transport_checksum(s.into(), d.into(), next, &l4);
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let mut p = icmp::ipv6_header(s, d, next, l4.len() as u16, hop).to_vec();
+    p.extend_from_slice(&l4);
+    p
+}
+
+fn frame6(dst: Mac, src: Mac, packet: &[u8]) -> Vec<u8> {
+    build_frame(dst, src, ETHERTYPE_IPV6, packet)
+}
+
+fn echo6(id: u16) -> Vec<u8> {
+    let mut m = vec![128, 0, 0, 0, 0, 0, 0, 1];
+    m[4..6].copy_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(b"ping6");
+    m
+}
+
+/// The parsed packet in a frame the router sent, checksums verified.
+fn view_of(frame: &[u8]) -> IpView {
+    let v = IpView::parse(frame, HEADER_LEN).expect("a valid IPv6 packet");
+    let l4 = v.payload(frame);
+    if v.proto == PROTO_ICMPV6 {
+        let pseudo = checksum::pseudo_header(
+            &wire::ip::octets(v.src),
+            &wire::ip::octets(v.dst),
+            PROTO_ICMPV6,
+            l4.len() as u32,
+        );
+        assert_eq!(
+            checksum::fold(checksum::sum(pseudo, l4)),
+            0xffff,
+            "ICMPv6 checksum"
+        );
+    }
+    v
+}
+
+impl Lab {
+    /// Host A solicits the router's LAN address and learns it; the router
+    /// learns A.
+    fn learn_a6(&mut self) {
+        let ns = ipv6(
+            A6,
+            &nd::solicited_node(ip6("2001:db8:1::1")).to_string(),
+            PROTO_ICMPV6,
+            255,
+            &nd::solicitation(ip6("2001:db8:1::1"), HOST_A),
+        );
+        let group = nd::multicast_mac(nd::solicited_node(ip6("2001:db8:1::1")));
+        assert_eq!(self.rx(LAN, frame6(group, HOST_A, &ns)).len(), 1);
+    }
+}
+
+#[test]
+fn router_advertisements_periodic_and_solicited_but_spaced() {
+    let mut lab = lab6(1500);
+    let out = lab.tick(Duration::from_millis(1));
+    assert_eq!(out.len(), 1, "the first advertisement goes out at once");
+    let (iface, ra) = &out[0];
+    assert_eq!(*iface, LAN);
+    assert_eq!(&ra[0..6], &nd::multicast_mac(nd::ALL_NODES).0);
+    let v = view_of(ra);
+    assert_eq!(
+        (v.src, v.dst, v.hop_limit),
+        (nd::link_local(R_LAN).into(), nd::ALL_NODES.into(), 255)
+    );
+    let body = v.payload(ra);
+    assert_eq!(body[0], nd::ROUTER_ADVERTISEMENT);
+    assert!(
+        body.windows(8)
+            .any(|w| w == &ip6("2001:db8:1::").octets()[..8]),
+        "prefix"
+    );
+    assert!(
+        body.windows(16)
+            .any(|w| w == ip6("2001:db8:100::53").octets()),
+        "RDNSS"
+    );
+    assert!(
+        lab.tick(Duration::from_secs(30)).is_empty(),
+        "not before its interval"
+    );
+    // A router solicitation from a host coming up: answered, once.
+    let rs = ipv6(
+        "fe80::1",
+        "ff02::2",
+        PROTO_ICMPV6,
+        255,
+        &[133, 0, 0, 0, 0, 0, 0, 0],
+    );
+    let mac = nd::multicast_mac(nd::ALL_ROUTERS);
+    assert_eq!(lab.rx(LAN, frame6(mac, HOST_A, &rs)).len(), 1);
+    assert!(
+        lab.rx(LAN, frame6(mac, HOST_A, &rs)).is_empty(),
+        "3 s apart at least"
+    );
+    assert!(
+        lab.tick(Duration::from_secs(31)).is_empty(),
+        "the solicited one, sent to all nodes, restarted the interval"
+    );
+    assert_eq!(
+        lab.tick(Duration::from_secs(30)).len(),
+        1,
+        "the next periodic one"
+    );
+    assert_eq!(lab.r.counters().router_adverts_sent, 3);
+}
+
+#[test]
+fn neighbour_solicitations_answered_for_own_addresses_only() {
+    let mut lab = lab6(1500);
+    let target = ip6("2001:db8:1::1");
+    let ns = ipv6(
+        A6,
+        &nd::solicited_node(target).to_string(),
+        PROTO_ICMPV6,
+        255,
+        &nd::solicitation(target, HOST_A),
+    );
+    let group = nd::multicast_mac(nd::solicited_node(target));
+    let out = lab.rx(LAN, frame6(group, HOST_A, &ns));
+    assert_eq!(out.len(), 1);
+    let na = &out[0].1;
+    assert_eq!(&na[0..6], &HOST_A.0, "unicast back to the asker");
+    let v = view_of(na);
+    assert_eq!(v.dst, IpAddr::V6(ip6(A6)));
+    match nd::parse(v.payload(na), v.hop_limit, ip6("2001:db8:1::1")) {
+        Ok(NdMessage::NeighborAdvert {
+            target: t,
+            router,
+            solicited,
+            target_mac,
+            ..
+        }) => {
+            assert_eq!(
+                (t, router, solicited, target_mac),
+                (target, true, true, Some(R_LAN))
+            );
+        }
+        other => panic!("not an advertisement: {other:?}"),
+    }
+    // Duplicate address detection (from ::) is answered to all nodes.
+    let dad = ipv6(
+        "::",
+        &nd::solicited_node(target).to_string(),
+        PROTO_ICMPV6,
+        255,
+        &nd::solicitation(target, HOST_A)[..24],
+    );
+    let out = lab.rx(LAN, frame6(group, HOST_A, &dad));
+    assert_eq!(out.len(), 1);
+    assert_eq!(view_of(&out[0].1).dst, IpAddr::V6(nd::ALL_NODES));
+    // Someone else's address: not answered, nothing learned (RFC 6583).
+    let other = ip6("2001:db8:1::77");
+    let ns = ipv6(
+        A6,
+        &nd::solicited_node(other).to_string(),
+        PROTO_ICMPV6,
+        255,
+        &nd::solicitation(other, HOST_A),
+    );
+    assert!(lab
+        .rx(
+            LAN,
+            frame6(nd::multicast_mac(nd::solicited_node(other)), HOST_A, &ns)
+        )
+        .is_empty());
+    // Not from this link: dropped as invalid.
+    let ns = ipv6(
+        A6,
+        &nd::solicited_node(target).to_string(),
+        PROTO_ICMPV6,
+        64,
+        &nd::solicitation(target, HOST_A),
+    );
+    assert!(lab.rx(LAN, frame6(group, HOST_A, &ns)).is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::InvalidNd), 1);
+}
+
+#[test]
+fn forwarding_resolves_the_next_hop_and_decrements_the_hop_limit() {
+    let mut lab = lab6(1500);
+    lab.learn_a6();
+    let udp = udp(5000, 53, b"query");
+    let packet = ipv6(A6, FAR, PROTO_UDP, 64, &udp);
+    let out = lab.rx(LAN, frame6(R_LAN, HOST_A, &packet));
+    assert_eq!(
+        out.len(),
+        1,
+        "a solicitation for the next hop, the packet waits"
+    );
+    let (iface, ns) = &out[0];
+    assert_eq!(*iface, WAN);
+    let v = view_of(ns);
+    assert_eq!(v.dst, IpAddr::V6(nd::solicited_node(ip6(B6))));
+    assert_eq!(lab.r.take_decisions(), vec![]);
+    // The gateway answers: the packet leaves, hop limit 63, checksum kept.
+    let na = ipv6(
+        B6,
+        "2001:db8:2::1",
+        PROTO_ICMPV6,
+        255,
+        &nd::advertisement(ip6(B6), HOST_B, true),
+    );
+    let out = lab.rx(WAN, frame6(R_WAN, HOST_B, &na));
+    assert_eq!(out.len(), 1);
+    let (iface, sent) = &out[0];
+    assert_eq!(
+        (*iface, &sent[0..6], &sent[6..12]),
+        (WAN, &HOST_B.0[..], &R_WAN.0[..])
+    );
+    let v = view_of(sent);
+    assert_eq!(v.hop_limit, 63);
+    assert_eq!(v.ports(), Some((5000, 53)));
+    let pseudo = checksum::pseudo_header(
+        &ip6(A6).octets(),
+        &ip6(FAR).octets(),
+        PROTO_UDP,
+        udp.len() as u32,
+    );
+    assert_eq!(
+        checksum::fold(checksum::sum(pseudo, v.payload(sent))),
+        0xffff
+    );
+    assert_eq!(lab.r.counters().forwarded, 1);
+    // An unsolicited advertisement for an unknown address creates nothing.
+    let stray = ipv6(
+        "2001:db8:2::99",
+        "ff02::1",
+        PROTO_ICMPV6,
+        255,
+        &nd::advertisement(ip6("2001:db8:2::99"), HOST_B, false),
+    );
+    lab.rx(WAN, frame6(Mac::BROADCAST, HOST_B, &stray));
+    assert!(lab
+        .r
+        .status(lab.now)
+        .arp
+        .iter()
+        .all(|r| r.ip != IpAddr::V6(ip6("2001:db8:2::99"))));
+}
+
+#[test]
+fn hop_limit_expiry_and_too_big_answered_from_the_ingress_address() {
+    let mut lab = lab6(1280);
+    lab.learn_a6();
+    let packet = ipv6(A6, FAR, PROTO_UDP, 1, &udp(5000, 33434, b"probe"));
+    let out = lab.rx(LAN, frame6(R_LAN, HOST_A, &packet));
+    assert_eq!(out.len(), 1);
+    let v = view_of(&out[0].1);
+    assert_eq!(
+        (v.src, v.dst),
+        (IpAddr::V6(ip6("2001:db8:1::1")), IpAddr::V6(ip6(A6)))
+    );
+    assert_eq!(
+        v.transport,
+        Transport::Icmp {
+            ty: 3,
+            code: 0,
+            ident: None
+        }
+    );
+    let quote = &v.payload(&out[0].1)[8..];
+    assert_eq!(quote, &packet[..], "the whole offending packet is quoted");
+    // Too big for the WAN: Packet Too Big with its MTU, never fragmented,
+    // never rate-limited.
+    let big = ipv6(A6, FAR, PROTO_UDP, 64, &udp(5000, 9, &[7; 1300]));
+    for _ in 0..500 {
+        let out = lab.rx(LAN, frame6(R_LAN, HOST_A, &big));
+        assert_eq!(out.len(), 1);
+        let v = view_of(&out[0].1);
+        assert_eq!(
+            v.transport,
+            Transport::Icmp {
+                ty: 2,
+                code: 0,
+                ident: None
+            }
+        );
+        let m = v.payload(&out[0].1);
+        assert_eq!(u32::from_be_bytes([m[4], m[5], m[6], m[7]]), 1280);
+        assert!(m.len() + 40 <= 1280, "the error fits the minimum MTU");
+    }
+    assert_eq!(lab.r.counters().drops(Drop::FragmentationNeeded), 500);
+}
+
+#[test]
+fn echo_to_the_router_answered_and_errors_never_about_errors() {
+    let mut lab = lab6(1500);
+    lab.learn_a6();
+    let ping = ipv6(A6, "2001:db8:2::1", PROTO_ICMPV6, 64, &echo6(7));
+    let out = lab.rx(LAN, frame6(R_LAN, HOST_A, &ping));
+    assert_eq!(out.len(), 1, "the far interface's address answers too");
+    let v = view_of(&out[0].1);
+    assert_eq!(
+        (v.src, v.dst, v.hop_limit),
+        (IpAddr::V6(ip6("2001:db8:2::1")), IpAddr::V6(ip6(A6)), 64)
+    );
+    assert_eq!(
+        v.transport,
+        Transport::Icmp {
+            ty: 129,
+            code: 0,
+            ident: Some(7)
+        }
+    );
+    // A UDP datagram to the router: port unreachable, from that address.
+    let out = lab.rx(
+        LAN,
+        frame6(
+            R_LAN,
+            HOST_A,
+            &ipv6(A6, "2001:db8:1::1", PROTO_UDP, 64, &udp(1, 2, b"x")),
+        ),
+    );
+    assert_eq!(
+        view_of(&out[0].1).transport,
+        Transport::Icmp {
+            ty: 1,
+            code: 4,
+            ident: None
+        }
+    );
+    // An expiring ICMPv6 error draws nothing.
+    let err = ipv6(A6, FAR, PROTO_ICMPV6, 1, &[1, 4, 0, 0, 0, 0, 0, 0]);
+    assert!(lab.rx(LAN, frame6(R_LAN, HOST_A, &err)).is_empty());
+}
+
+#[test]
+fn link_local_scope_and_hostile_headers() {
+    let mut lab = lab6(1500);
+    lab.learn_a6();
+    // Link-local destinations are never forwarded; a link-local source
+    // leaving its link draws "beyond scope".
+    let out = lab.rx(
+        LAN,
+        frame6(
+            R_LAN,
+            HOST_A,
+            &ipv6(A6, "fe80::99", PROTO_UDP, 64, &udp(1, 2, b"x")),
+        ),
+    );
+    assert!(out.is_empty());
+    let from_ll = ipv6("fe80::5", FAR, PROTO_UDP, 64, &udp(1, 2, b"x"));
+    let out = lab.rx(LAN, frame6(R_LAN, HOST_A, &from_ll));
+    assert_eq!(out.len(), 1, "a solicitation for the link-local sender");
+    assert_eq!(lab.r.counters().drops(Drop::Martian), 2);
+    assert_eq!(
+        lab.r.counters().icmp_errors_sent,
+        1,
+        "beyond scope, waiting for ND"
+    );
+    // Nine destination-options headers: refused, counted.
+    let mut chain = Vec::new();
+    for i in 0..9 {
+        chain.extend_from_slice(&[if i == 8 { PROTO_UDP } else { 60 }, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    chain.extend_from_slice(&udp(1, 2, b"x"));
+    let long = ipv6(A6, FAR, 60, 64, &chain);
+    assert!(lab.rx(LAN, frame6(R_LAN, HOST_A, &long)).is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::ExtensionHeaders), 1);
+    // A tiny first fragment whose chain stops before the UDP header.
+    let tiny = ipv6(A6, FAR, 44, 64, &[PROTO_UDP, 0, 0, 1, 0, 0, 0, 1, 0, 1]);
+    assert!(lab.rx(LAN, frame6(R_LAN, HOST_A, &tiny)).is_empty());
+    assert_eq!(lab.r.counters().drops(Drop::ExtensionHeaders), 2);
+    // IPv6 on an interface without it is not spoken.
+    let mut r4 = Lab::new(1500);
+    assert!(r4
+        .rx(
+            LAN,
+            frame6(
+                R_LAN,
+                HOST_A,
+                &ipv6(A6, FAR, PROTO_UDP, 64, &udp(1, 2, b"x"))
+            )
+        )
+        .is_empty());
+    assert_eq!(r4.r.counters().drops(Drop::UnsupportedProtocol), 1);
+}
+
+#[test]
+fn a_scan_of_the_prefix_is_bounded() {
+    let mut lab = lab6(1500);
+    lab.learn_a6();
+    // 20,000 packets to 20,000 addresses of the LAN's /64 from the WAN.
+    for n in 0..20_000u32 {
+        let dst = format!("2001:db8:1::{:x}:{:x}", n >> 16 | 0x100, n & 0xffff);
+        let p = ipv6(B6, &dst, PROTO_UDP, 64, &udp(1, 2, b"x"));
+        lab.rx(WAN, frame6(R_WAN, HOST_B, &p));
+    }
+    let t = lab.r.status(lab.now).arp_table;
+    assert!(t.queued_bytes <= t.max_queued_bytes);
+    assert!(
+        lab.r.counters().drops(Drop::ArpQueueFull) > 0,
+        "over the budget: counted drops"
+    );
+}
