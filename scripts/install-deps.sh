@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh lab     what a lab and its users need: iproute2
 #                                   (ip), the DHCP client, and the clients
 #                                   people run in hosts (ping, traceroute,
-#                                   curl, dig, iperf3, tcpdump), and what
+#                                   rdisc6, curl, dig, iperf3, tcpdump), and what
 #                                   the tour and the examples use (python3's
 #                                   web server, Graphviz for `graph --format
 #                                   svg`)
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 use=${1:-test}
-lab=(iproute2 iputils-ping iputils-tracepath traceroute isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils python3 graphviz)
+lab=(iproute2 iputils-ping iputils-tracepath traceroute ndisc6 isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils python3 graphviz)
 test=(netcat-openbsd wrk ethtool)
 bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl)
 case "$use" in

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use topology::{HostAddress, HostSpec};
+use topology::{HostAddress, HostAddress6, HostSpec};
 
 /// Runs `ip ARGS`, turning a failure into an error that quotes the command
 /// and what `ip` said.
@@ -159,9 +159,54 @@ fn end_processes(ns: &str) {
     }
 }
 
+/// Writes `/proc/sys/net/...` settings inside namespace `ns`: from a
+/// thread of its own that joins the namespace, so no process is spawned
+/// and the rest of scratchnet stays where it is.
+fn sysctls_in(ns: &str, settings: &[(String, &'static str)]) -> Result<()> {
+    let path = Path::new("/run/netns").join(ns);
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("cannot open namespace {}", path.display()))?;
+    let settings = settings.to_vec();
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<()> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .with_context(|| format!("cannot enter namespace {ns}"))?;
+            for (key, value) in &settings {
+                let at = Path::new("/proc/sys/net").join(key.replace('.', "/"));
+                std::fs::write(&at, value)
+                    .with_context(|| format!("cannot set net.{key} = {value} in {ns}"))?;
+            }
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread setting {ns}'s sysctls panicked"))?
+    })
+}
+
+/// The host's IPv6 settings before its link comes up: a SLAAC host
+/// accepts router advertisements and makes its address from them; any
+/// other host on a segment with IPv6 ignores them, so that it holds just
+/// what the topology gives it.
+fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
+    let (accept_ra, autoconf) = match host.address6 {
+        Some(HostAddress6::Slaac) => ("1", "1"),
+        Some(_) => ("0", "0"),
+        None if v6_segment => ("0", "0"),
+        None => return Ok(()),
+    };
+    sysctls_in(
+        &host.name,
+        &[
+            ("ipv6.conf.eth0.accept_ra".to_owned(), accept_ra),
+            ("ipv6.conf.eth0.autoconf".to_owned(), autoconf),
+        ],
+    )
+}
+
 /// Moves the host's TAP into its namespace as `eth0`, brings it up and
-/// gives it its address, default route and resolver.
-pub fn configure_host(host: &HostSpec, tap: &str) -> Result<()> {
+/// gives it its addresses, default routes and resolver. `v6_segment`: its
+/// switch carries IPv6.
+pub fn configure_host(host: &HostSpec, tap: &str, v6_segment: bool) -> Result<()> {
     let ns = host.name.as_str();
     ip(&["link", "set", tap, "netns", ns])?;
     ip(&["-n", ns, "link", "set", tap, "name", "eth0"])?;
@@ -174,11 +219,20 @@ pub fn configure_host(host: &HostSpec, tap: &str) -> Result<()> {
         tracing::debug!("gso_max_size left as it was in {ns}: {e:#}");
     }
     ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    configure_host6(host, v6_segment)?;
     ip(&["-n", ns, "link", "set", "eth0", "up"])?;
     if let HostAddress::Static(addr) = host.address {
         ip(&["-n", ns, "addr", "add", &addr.to_string(), "dev", "eth0"])?;
         if let Some(gw) = host.gateway {
             ip(&["-n", ns, "route", "add", "default", "via", &gw.to_string()])?;
+        }
+    }
+    if let Some(HostAddress6::Static(addr)) = host.address6 {
+        // Duplicate address detection runs as on any Linux host: the
+        // address is usable once no one has claimed it (about a second).
+        ip(&["-n", ns, "-6", "addr", "add", &addr.to_string(), "dev", "eth0"])?;
+        if let Some(gw) = host.gateway6 {
+            ip(&["-n", ns, "-6", "route", "add", "default", "via", &gw.to_string(), "dev", "eth0"])?;
         }
     }
     if !host.dns.is_empty() {

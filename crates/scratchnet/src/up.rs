@@ -224,7 +224,12 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
         };
         let device = Device::open(&options)
             .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
-        netns::configure_host(spec, device.name())
+        let v6_segment = blueprint
+            .view
+            .topology()
+            .switch(&spec.switch)
+            .is_some_and(|s| s.subnet6.is_some());
+        netns::configure_host(spec, device.name(), v6_segment)
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
         netns::write_hosts(
             &spec.name,
