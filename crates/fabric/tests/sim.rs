@@ -188,6 +188,7 @@ fn trunk_ports_carry_vlans_tagged_and_access_ports_untagged() {
             PortConfig {
                 mode: trunk_mode,
                 mtu: 1500,
+                ra_guard: false,
             },
             false,
         )

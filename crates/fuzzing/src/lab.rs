@@ -117,6 +117,7 @@ impl Lab {
                 allowed: [10, 20].into_iter().collect(),
             },
             mtu: 1500,
+            ra_guard: true,
         };
         let port = |f: &mut Fabric, name, sw, config, offload| {
             f.add_port(name, sw, config, offload)

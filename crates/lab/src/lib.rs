@@ -153,6 +153,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
             let config = PortConfig {
                 mode: PortMode::Access { vlan: 1 },
                 mtu: s.mtu,
+                ra_guard: false,
             };
             let Some(&sw) = switches.get(&s.name) else {
                 continue;
@@ -184,7 +185,11 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
                 allowed: h.tagged_vlans.iter().copied().collect(),
             }
         };
-        let config = PortConfig { mode, mtu: h.mtu };
+        let config = PortConfig {
+            mode,
+            mtu: h.mtu,
+            ra_guard: true,
+        };
         let port = fabric.add_port(&h.name, switch(&h.switch)?, config, h.offload)?;
         impair(&mut fabric, port, &h.impair)?;
         hosts.push(HostPort {

@@ -91,6 +91,7 @@ pub(crate) fn add(
                 let config = PortConfig {
                     mode: PortMode::Access { vlan: 1 },
                     mtu: i.mtu,
+                    ra_guard: false,
                 };
                 let port = fabric.link_router(id, iface, switch(sw)?, config)?;
                 crate::impair(fabric, port, &i.impair)?;

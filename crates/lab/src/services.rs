@@ -42,6 +42,7 @@ pub(crate) fn plan(
         let port_config = PortConfig {
             mode: PortMode::Access { vlan: 1 },
             mtu,
+            ra_guard: true,
         };
         let port = fabric.add_port(&s.name, switch(&s.switch)?, port_config, false)?;
         crate::impair(fabric, port, &s.impair)?;

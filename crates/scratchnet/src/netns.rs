@@ -230,9 +230,29 @@ pub fn configure_host(host: &HostSpec, tap: &str, v6_segment: bool) -> Result<()
     if let Some(HostAddress6::Static(addr)) = host.address6 {
         // Duplicate address detection runs as on any Linux host: the
         // address is usable once no one has claimed it (about a second).
-        ip(&["-n", ns, "-6", "addr", "add", &addr.to_string(), "dev", "eth0"])?;
+        ip(&[
+            "-n",
+            ns,
+            "-6",
+            "addr",
+            "add",
+            &addr.to_string(),
+            "dev",
+            "eth0",
+        ])?;
         if let Some(gw) = host.gateway6 {
-            ip(&["-n", ns, "-6", "route", "add", "default", "via", &gw.to_string(), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                ns,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &gw.to_string(),
+                "dev",
+                "eth0",
+            ])?;
         }
     }
     if !host.dns.is_empty() {

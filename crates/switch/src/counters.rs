@@ -24,10 +24,13 @@ pub enum DropReason {
     NoEgress,
     /// The ingress port does not exist.
     NoSuchPort,
+    /// An IPv6 router advertisement or redirect from a host's port (RA
+    /// guard).
+    RaGuard,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Truncated,
         DropReason::BadEtherType,
         DropReason::InvalidSource,
@@ -36,6 +39,7 @@ impl DropReason {
         DropReason::Filtered,
         DropReason::NoEgress,
         DropReason::NoSuchPort,
+        DropReason::RaGuard,
     ];
 
     /// The name used in counters and traces.
@@ -49,6 +53,7 @@ impl DropReason {
             DropReason::Filtered => "filtered",
             DropReason::NoEgress => "no-egress",
             DropReason::NoSuchPort => "no-such-port",
+            DropReason::RaGuard => "ra-guard",
         }
     }
 

@@ -14,6 +14,9 @@
 //! * never sends a frame back out of the port it came in by;
 //! * has a bounded MAC table: when full it stops learning (and floods what
 //!   it cannot learn), and counts it;
+//! * guards host ports against rogue IPv6 router advertisements and
+//!   redirects (RA guard, RFC 6105), finding the ICMPv6 header behind any
+//!   extension headers, and dropping what hides it (RFC 7113);
 //! * counts every frame it drops, per port, with the reason.
 
 mod counters;
@@ -26,7 +29,8 @@ pub use vlan::{PortMode, VlanSet};
 
 use std::time::Duration;
 use table::MacTable;
-use wire::ether::{EthernetHeader, VlanEdit, HEADER_LEN, TAG_LEN};
+use wire::ether::{EthernetHeader, VlanEdit, ETHERTYPE_IPV6, HEADER_LEN, TAG_LEN};
+use wire::ip::{IpError, IpView, Transport, PROTO_ICMPV6};
 use wire::Instant;
 
 /// Switch-wide settings.
@@ -54,14 +58,18 @@ pub struct PortConfig {
     /// The largest IP packet (L3 MTU) the port carries; longer frames that
     /// are not GSO super-frames are dropped as oversize.
     pub mtu: u16,
+    /// RA guard (RFC 6105): a host's port, where an IPv6 router
+    /// advertisement (or redirect) is a rogue and is dropped.
+    pub ra_guard: bool,
 }
 
 impl PortConfig {
-    /// An access port in VLAN 1 with the standard 1500-byte MTU.
+    /// An access port in the VLAN with the standard 1500-byte MTU.
     pub fn access(vlan: u16) -> PortConfig {
         PortConfig {
             mode: PortMode::Access { vlan },
             mtu: 1500,
+            ra_guard: false,
         }
     }
 }
@@ -294,8 +302,37 @@ fn classify(
     if !gso && frame.len() > max_frame(config.mtu, eth.tag.is_some()) {
         return Err(DropReason::Oversize);
     }
+    if config.ra_guard
+        && eth.ethertype == ETHERTYPE_IPV6
+        && is_router_message(frame, eth.payload_offset)
+    {
+        return Err(DropReason::RaGuard);
+    }
     Ok((eth, vlan))
 }
+
+/// Whether the IPv6 packet at `l3` is a router advertisement or redirect,
+/// or hides what it is behind an extension-header chain a switch cannot
+/// follow to its end (RFC 7113: such packets are dropped on guarded
+/// ports).
+fn is_router_message(frame: &[u8], l3: usize) -> bool {
+    match IpView::parse(frame, l3) {
+        Ok(v) => {
+            matches!(
+                v.transport,
+                Transport::Icmp {
+                    ty: ROUTER_ADVERTISEMENT | REDIRECT,
+                    ..
+                }
+            ) && v.proto == PROTO_ICMPV6
+        }
+        Err(IpError::ExtensionChain | IpError::IncompleteChain) => true,
+        Err(_) => false,
+    }
+}
+
+const ROUTER_ADVERTISEMENT: u8 = 134;
+const REDIRECT: u8 = 137;
 
 #[cfg(test)]
 mod tests;

@@ -249,6 +249,7 @@ fn vlans_are_isolated_and_trunks_tag() {
             allowed: [20, 30].into_iter().collect(),
         },
         mtu: 1500,
+        ra_guard: false,
     });
     let mut out = Vec::new();
 
@@ -382,11 +383,13 @@ fn egress_with_a_smaller_mtu_drops_its_copy_only() {
     let big = sw.add_port(PortConfig {
         mode: PortMode::Access { vlan: 1 },
         mtu: 9000,
+        ra_guard: false,
     });
     let small = sw.add_port(PortConfig::access(1));
     let other = sw.add_port(PortConfig {
         mode: PortMode::Access { vlan: 1 },
         mtu: 9000,
+        ra_guard: false,
     });
     let mut out = Vec::new();
     let jumbo = build_frame(Mac::BROADCAST, mac(1), ETHERTYPE_IPV4, &[0; 4000]);
@@ -397,5 +400,70 @@ fn egress_with_a_smaller_mtu_drops_its_copy_only() {
         sw.port_counters(small)
             .map(|c| c.drops(DropReason::Oversize)),
         Some(1)
+    );
+}
+
+/// An IPv6 packet carrying `chain` (extension headers, the first naming
+/// ICMPv6 or the next) and an ICMPv6 message of type `ty`.
+fn icmpv6_frame(src: Mac, first: u8, chain: &[u8], ty: u8) -> Vec<u8> {
+    let icmp = [ty, 0, 0, 0, 0, 0, 0, 0];
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&((chain.len() + icmp.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[first, 255]);
+    p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+    p.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(chain);
+    p.extend_from_slice(&icmp);
+    build_frame(
+        Mac([0x33, 0x33, 0, 0, 0, 1]),
+        src,
+        wire::ether::ETHERTYPE_IPV6,
+        &p,
+    )
+}
+
+#[test]
+fn ra_guard_drops_rogue_advertisements_on_host_ports_only() {
+    let mut sw = Switch::new(SwitchConfig::default());
+    let host = sw.add_port(PortConfig {
+        ra_guard: true,
+        ..PortConfig::access(1)
+    });
+    let router = sw.add_port(PortConfig::access(1));
+    let other = sw.add_port(PortConfig {
+        ra_guard: true,
+        ..PortConfig::access(1)
+    });
+    let mut out = Vec::new();
+    let ra = icmpv6_frame(mac(1), 58, &[], 134);
+    assert_eq!(
+        sw.process(t(0), host, &ra, false, &mut out),
+        Err(DropReason::RaGuard)
+    );
+    // Hidden behind destination options (RFC 7113): still found.
+    let hidden = icmpv6_frame(mac(1), 60, &[58, 0, 1, 4, 0, 0, 0, 0], 134);
+    assert_eq!(
+        sw.process(t(0), host, &hidden, false, &mut out),
+        Err(DropReason::RaGuard)
+    );
+    // A redirect is a router's message too.
+    let redirect = icmpv6_frame(mac(1), 58, &[], 137);
+    assert_eq!(
+        sw.process(t(0), host, &redirect, false, &mut out),
+        Err(DropReason::RaGuard)
+    );
+    // A host's own messages (a router solicitation) pass.
+    let rs = icmpv6_frame(mac(1), 58, &[], 133);
+    sw.process(t(0), host, &rs, false, &mut out)
+        .expect("solicitations pass");
+    assert_eq!(ports(&out), [router.0, other.0]);
+    // The router's port is not guarded.
+    let ra = icmpv6_frame(mac(2), 58, &[], 134);
+    sw.process(t(0), router, &ra, false, &mut out)
+        .expect("the router advertises");
+    assert_eq!(ports(&out), [host.0, other.0]);
+    assert_eq!(
+        sw.port_counters(host).map(|c| c.drops(DropReason::RaGuard)),
+        Some(3)
     );
 }
