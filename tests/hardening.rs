@@ -98,16 +98,6 @@ fn router_mac(lab: &Lab, router: &str, iface: &str) -> String {
         .to_owned()
 }
 
-fn router_status(lab: &Lab, router: &str) -> serde_json::Value {
-    lab.status_json()["fabric"]["routers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == router)
-        .cloned()
-        .unwrap()
-}
-
 fn address_of(host: &str) -> String {
     let out = exec_ok(host, "ip -4 -o addr show eth0");
     out.split_whitespace()
@@ -139,7 +129,7 @@ fn the_reported_inputs_leave_every_port_working() {
         "python3 -c \"import socket;s=socket.socket(2,2);s.setsockopt(1,6,1);s.sendto(b'\\x01\\x01\\x11'+bytes(237),('10.78.10.1',67))\"",
     );
     exec_ok(&a, "ping -c 1 -W 2 10.78.10.1");
-    let gw = router_status(&lab, &format!("{p}-gw"));
+    let gw = lab.router(&format!("{p}-gw"));
     assert_eq!(gw["dhcp"][0]["counters"]["bad_hardware_address"], 1, "{gw}");
     // ICMP errors from outside quoting headers of every IHL, at the NAT's
     // external address with its port forwards.
@@ -193,7 +183,7 @@ fn thousands_of_hostile_frames_leave_every_host_working() {
 
     // status answers at once.
     let started = Instant::now();
-    let gw = router_status(&lab, &format!("{p}-gw"));
+    let gw = lab.router(&format!("{p}-gw"));
     assert!(started.elapsed() < Duration::from_secs(1));
     let d = &gw["dhcp"][0]["counters"];
     assert!(d["bad_hardware_address"].as_u64().unwrap() >= 1000, "{d}");
@@ -215,7 +205,7 @@ fn thousands_of_hostile_frames_leave_every_host_working() {
     exec_ok(&out, "ping -c 1 -W 2 10.78.21.1");
     exec_ok(&out, "curl -s -m 5 -o /dev/null http://10.78.22.11/");
     assert_eq!(address_of(&b), b_addr);
-    let leases = router_status(&lab, &format!("{p}-gw"))["leases"].clone();
+    let leases = lab.router(&format!("{p}-gw"))["leases"].clone();
     assert!(
         leases
             .as_array()

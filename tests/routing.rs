@@ -65,17 +65,6 @@ fn hosts(lab: &str) -> [String; 3] {
     [format!("{lab}-a"), format!("{lab}-b"), format!("{lab}-d")]
 }
 
-fn router_status(lab: &Lab, name: &str) -> serde_json::Value {
-    let s = lab.status_json();
-    s["fabric"]["routers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no router {name}: {s}"))
-}
-
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn ping_traceroute_tracepath_dhcp_and_the_host_uplink_behave_as_on_a_routed_network() {
@@ -102,7 +91,7 @@ fn ping_traceroute_tracepath_dhcp_and_the_host_uplink_behave_as_on_a_routed_netw
     assert!(exec_ok("l3a-d", "cat /etc/resolv.conf").contains("nameserver 10.63.2.53"));
     exec_ok("l3a-d", "ping -c 2 -i 0.2 -W 2 10.63.1.1");
     exec_ok("l3a-d", "ping -c 2 -i 0.2 -W 2 10.63.2.10");
-    let r1 = router_status(&lab, "l3a-r1");
+    let r1 = lab.router("l3a-r1");
     let lease = &r1["leases"][0];
     assert_eq!(
         (lease["ip"].as_str(), lease["state"].as_str()),
@@ -174,7 +163,7 @@ fn iperf3_crosses_two_routers_in_both_directions() {
     }
     // Super-frames crossed whole where they fit; the 1400-byte transit
     // made the senders lower their segment size through PMTUD.
-    let r1 = router_status(&lab, "l3b-r1");
+    let r1 = lab.router("l3b-r1");
     assert!(
         r1["counters"]["forwarded_gso"].as_u64().unwrap() > 0,
         "{r1}"
@@ -226,7 +215,7 @@ for p in [
     std::fs::write(&path, script).unwrap();
     exec_ok("l3c-a", &format!("python3 {}", path.display()));
     std::thread::sleep(Duration::from_millis(300));
-    let c = router_status(&lab, "l3c-r1")["counters"].clone();
+    let c = lab.router("l3c-r1")["counters"].clone();
     let drops = &c["drops"];
     assert!(drops["bad-checksum"].as_u64().unwrap_or(0) >= 1, "{c}");
     assert!(drops["malformed"].as_u64().unwrap_or(0) >= 2, "{c}");

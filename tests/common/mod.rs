@@ -129,6 +129,18 @@ impl Lab {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The status entry of a router.
+    pub fn router(&self, name: &str) -> serde_json::Value {
+        let s = self.status_json();
+        s["fabric"]["routers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no router {name} in {s}"))
+    }
+
     /// The status entry of a port.
     pub fn port(&self, name: &str) -> serde_json::Value {
         let s = self.status_json();

@@ -23,6 +23,16 @@ them. Prints "sent N" when done.
                             N DNS queries for lab.test from SRC:SPORT (0.0.0.0,
                             port 0: sources no reply can reach; SPORT `seq`:
                             10000, 10001, ... a new flow each)
+
+IPv6 (addresses in SRC are the host's own; ICMPv6 and UDP checksums valid):
+
+  ra6 PREFIX                a rogue router advertisement for PREFIX/64 to
+                            all nodes, plain and behind destination options
+  na6 SRC TARGET            an unsolicited override advertisement claiming
+                            TARGET at this host's MAC, to all nodes
+  ext-chain6 SRC DST N      UDP behind N destination-options headers
+  tiny-frag6 SRC DST        a first fragment whose header chain stops
+                            before the UDP header (RFC 7112)
 """
 import random
 import socket
@@ -68,6 +78,31 @@ def icmp(kind, code, rest, body):
     return m[:2] + struct.pack("!H", csum(m)) + m[4:]
 
 
+def ip6_bytes(a):
+    return socket.inet_pton(socket.AF_INET6, a)
+
+
+def ipv6(src, dst, nh, payload, hop=64):
+    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), nh, hop,
+                       ip6_bytes(src), ip6_bytes(dst)) + payload
+
+
+def l4_6(src, dst, proto, l4, at):
+    """Fills in the checksum (at offset `at`) of an upper-layer message."""
+    ph = ip6_bytes(src) + ip6_bytes(dst) + struct.pack("!IxxxB", len(l4), proto)
+    c = csum(ph + l4[:at] + b"\0\0" + l4[at + 2:]) or 0xFFFF
+    return l4[:at] + struct.pack("!H", c) + l4[at + 2:]
+
+
+def udp6(src, dst, sport, dport, body):
+    u = struct.pack("!HHHH", sport, dport, 8 + len(body), 0) + body
+    return l4_6(src, dst, 17, u, 6)
+
+
+def icmp6(src, dst, kind, code, body):
+    return l4_6(src, dst, 58, struct.pack("!BBH", kind, code, 0) + body, 2)
+
+
 def mac_bytes(m):
     return bytes(int(x, 16) for x in m.split(":"))
 
@@ -90,6 +125,9 @@ class Wire:
 
     def ip(self, packet, dst=None, src=None):
         self.frame(dst or self.gw, src or self.mac, 0x0800, packet)
+
+    def ip6(self, packet, dst=None):
+        self.frame(dst or self.gw, self.mac, 0x86DD, packet)
 
 
 def dhcp_message(chaddr, kind, htype=1, hlen=6, ciaddr="0.0.0.0", options=b""):
@@ -180,6 +218,37 @@ def main():
             sport = 10000 + i if args[1] == "seq" else int(args[1])
             query = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\3lab\4test\0\0\1\0\1"
             w.ip(ipv4(src, dst, 17, udp(src, dst, sport, dport, query)))
+    elif kind == "ra6":
+        prefix = ip6_bytes(args[0])
+        src, dst, all_nodes = "fe80::bad", "ff02::1", b"\x33\x33\0\0\0\1"
+        body = struct.pack("!BBHII", 64, 0, 1800, 0, 0)
+        body += struct.pack("!BB", 1, 1) + w.mac
+        body += struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + prefix
+        ra = icmp6(src, dst, 134, 0, body)
+        w.ip6(ipv6(src, dst, 58, ra, hop=255), dst=all_nodes)
+        opts = struct.pack("!BBBB", 58, 0, 1, 4) + b"\0" * 4
+        w.ip6(ipv6(src, dst, 60, opts + ra, hop=255), dst=all_nodes)
+    elif kind == "na6":
+        src, target = args[0], args[1]
+        body = struct.pack("!I", 0x20000000) + ip6_bytes(target) + struct.pack("!BB", 2, 1) + w.mac
+        na = icmp6(src, "ff02::1", 136, 0, body)
+        w.ip6(ipv6(src, "ff02::1", 58, na, hop=255), dst=b"\x33\x33\0\0\0\1")
+    elif kind == "ext-chain6":
+        src, dst, n = args[0], args[1], int(args[2])
+        payload = udp6(src, dst, 1000, 9, b"chain")
+        for i in range(n):
+            nh = 17 if i == 0 else 60
+            payload = struct.pack("!BBBB", nh, 0, 1, 4) + b"\0" * 4 + payload
+        w.ip6(ipv6(src, dst, 60 if n else 17, payload))
+    elif kind == "tiny-frag6":
+        src, dst = args[0], args[1]
+        u = udp6(src, dst, 1000, 9, b"x" * 64)
+        # Fragment header (offset 0, M set), then a destination-options
+        # header whose length runs past the packet: no UDP header here.
+        frag = struct.pack("!BBHI", 60, 0, 1, 0x1234)
+        opts = struct.pack("!BBBB", 17, 30, 1, 4) + b"\0" * 4
+        w.ip6(ipv6(src, dst, 44, frag + opts))
+        w.ip6(ipv6(src, dst, 44, struct.pack("!BBHI", 60, 0, 8 * 31, 0x1234) + u))
     else:
         sys.exit("unknown kind " + kind)
     print("sent %d" % w.sent)

@@ -1,0 +1,214 @@
+//! Real-namespace tests of IPv6 in the network: the dual-stack reference
+//! lab, where real Linux hosts configure themselves from scratchnet's
+//! router advertisements, and a routed lab with a smaller transit MTU.
+//! rdisc6, ping -6, traceroute -6 and tracepath -6 must agree with it;
+//! hostile hosts (rogue RAs, spoofed NAs, long extension chains, tiny
+//! fragments, a scan of a /64) get counted drops and change nothing. (The
+//! router's own refusal of such chains is tested frame by frame in the
+//! router crate: on a host's port, RA guard drops them first.)
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Waits until `host` holds a global IPv6 address that has finished
+/// duplicate address detection; returns it.
+fn global_address(host: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = exec_ok(host, "ip -6 -o addr show dev eth0 scope global");
+        let settled = out
+            .lines()
+            .find(|l| !l.contains("tentative"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .map(|a| a.split('/').next().unwrap().to_owned());
+        if let Some(a) = settled {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host} has no usable global IPv6 address: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn drops(v: &serde_json::Value, reason: &str) -> u64 {
+    v["counters"]["drops"][reason].as_u64().unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
+    let file = topology_file("reference", topology::REFERENCE_LAB);
+    let lab = Lab::up_file("reference", &file);
+
+    // alice configured herself by SLAAC from home-gw's advertisements:
+    // an address in the home /64 and a default route to the router's
+    // link-local address, learned from the RA.
+    let alice = global_address("alice");
+    assert!(alice.starts_with("2001:db8:1:0:"), "{alice}");
+    let routes = exec_ok("alice", "ip -6 route show default");
+    assert!(
+        routes.contains("via fe80::") && routes.contains("proto ra"),
+        "{routes}"
+    );
+    // rdisc6 shows what the router advertises.
+    let ra = exec_ok("alice", "rdisc6 -1 -w 2000 eth0");
+    for want in [
+        "Prefix                   : 2001:db8:1::/64",
+        "MTU                      :         1500",
+        "Recursive DNS server     : 2001:db8:100::53",
+        "Stateful other conf.      :          Yes",
+    ] {
+        assert!(ra.contains(want), "rdisc6 lacks {want:?}:\n{ra}");
+    }
+    // bob is not configured for IPv6: he ignores the advertisements.
+    assert!(exec_ok("bob", "ip -6 -o addr show dev eth0 scope global")
+        .trim()
+        .is_empty());
+
+    // Routed end to end, without NAT: every hop answers traceroute -6.
+    assert_eq!(global_address("carol"), "2001:db8:2::10");
+    exec_ok("alice", "ping -6 -c 2 -i 0.2 -W 2 2001:db8:2::10");
+    exec_ok("carol", &format!("ping -6 -c 2 -i 0.2 -W 2 {alice}"));
+    assert_eq!(
+        hops("alice", "2001:db8:2::10"),
+        [
+            "2001:db8:1::1",
+            "2001:db8:100::1",
+            "2001:db8:100::3",
+            "2001:db8:2::10"
+        ]
+    );
+    // The machine reaches the lab's v6 space through the TUN uplink.
+    assert!(String::from_utf8_lossy(&sh("ip -6 route show 2001:db8::/32").stdout).contains("dev tun"));
+    let out = sh("ping -6 -c 2 -i 0.2 -W 2 2001:db8:2::10");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        hops("", "2001:db8:2::10"),
+        ["2001:db8:ffff::1", "2001:db8:100::3", "2001:db8:2::10"]
+    );
+
+    // A rogue router advertisement from alice (plain, and hidden behind
+    // destination options) never leaves her switch port.
+    let gw_mac = lab.router("home-gw")["interfaces"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(hostile("alice", &gw_mac, "ra6 2001:db8:bad::"), 2);
+    assert_eq!(lab.port("alice")["drops"]["ra-guard"], 2);
+    // A spoofed advertisement claiming the router's own address is
+    // counted, and the router keeps answering for it.
+    hostile("alice", &gw_mac, &format!("na6 {alice} 2001:db8:1::1"));
+    exec_ok("alice", "ping -6 -c 1 -W 2 2001:db8:1::1");
+    // A short extension chain is forwarded. A long one, or a first
+    // fragment without the whole chain, hides what it carries: RA guard
+    // drops it at alice's port (RFC 7113), before any router.
+    hostile("alice", &gw_mac, &format!("ext-chain6 {alice} 2001:db8:2::10 3"));
+    hostile("alice", &gw_mac, &format!("ext-chain6 {alice} 2001:db8:2::10 12"));
+    hostile("alice", &gw_mac, &format!("tiny-frag6 {alice} 2001:db8:2::10"));
+    assert_eq!(lab.port("alice")["drops"]["ra-guard"], 4);
+    let gw = lab.router("home-gw");
+    assert_eq!(drops(&gw, "address-conflict"), 1, "{gw}");
+    assert!(gw["counters"]["forwarded_with_options"].as_u64().unwrap() >= 1);
+    exec_ok("alice", "ping -6 -c 1 -W 2 2001:db8:2::10");
+    stop_and_assert_clean(lab, topology::REFERENCE_LAB);
+    assert!(sh("ip -6 route show 2001:db8::/32").stdout.is_empty());
+}
+
+/// lan1 (2001:db8:N1::/64, host -a by SLAAC) — r1 — transit
+/// (2001:db8:N0::/64, MTU 1400) — r2 — lan2 (2001:db8:N2::/64, host -b
+/// static). IPv4 beside it, as every router interface needs.
+fn routed6(lab: &str, n: u8) -> String {
+    format!(
+        r#"
+name = "{lab}"
+[[switch]]
+name = "{lab}-lan1"
+subnet = "10.{n}.1.0/24"
+subnet6 = "2001:db8:{n}1::/64"
+[[switch]]
+name = "{lab}-tr"
+subnet = "10.{n}.0.0/24"
+subnet6 = "2001:db8:{n}0::/64"
+mtu = 1400
+[[switch]]
+name = "{lab}-lan2"
+subnet = "10.{n}.2.0/24"
+subnet6 = "2001:db8:{n}2::/64"
+[[host]]
+name = "{lab}-a"
+switch = "{lab}-lan1"
+address = "10.{n}.1.10/24"
+address6 = "slaac"
+[[host]]
+name = "{lab}-b"
+switch = "{lab}-lan2"
+address = "10.{n}.2.10/24"
+address6 = "2001:db8:{n}2::10/64"
+gateway6 = "2001:db8:{n}2::1"
+[[router]]
+name = "{lab}-r1"
+interfaces = [
+  {{ switch = "{lab}-lan1", address = "10.{n}.1.1/24", address6 = "2001:db8:{n}1::1/64", ra = {{}} }},
+  {{ switch = "{lab}-tr", address = "10.{n}.0.1/24", address6 = "2001:db8:{n}0::1/64", mtu = 1400 }},
+]
+routes = [{{ to = "2001:db8:{n}2::/64", via = "2001:db8:{n}0::2" }}]
+[[router]]
+name = "{lab}-r2"
+interfaces = [
+  {{ switch = "{lab}-tr", address = "10.{n}.0.2/24", address6 = "2001:db8:{n}0::2/64", mtu = 1400 }},
+  {{ switch = "{lab}-lan2", address = "10.{n}.2.1/24", address6 = "2001:db8:{n}2::1/64" }},
+]
+routes = [{{ to = "::/0", via = "2001:db8:{n}0::1" }}]
+"#
+    )
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn path_mtu_discovery_and_a_scan_of_a_64_against_real_hosts() {
+    let text = routed6("v6r", 66);
+    let lab = Lab::up("v6r", &text);
+    let a = global_address("v6r-a");
+    global_address("v6r-b");
+    // Routers never fragment IPv6: tracepath learns the transit's 1400
+    // bytes from r1's Packet Too Big, and a large ping gets through once
+    // the sender has cut it to fit.
+    let tp = exec_ok("v6r-a", "tracepath -6 -n 2001:db8:662::10");
+    assert!(tp.contains("pmtu 1400"), "{tp}");
+    let _ = sh("ip netns exec v6r-a ping -6 -c 1 -W 2 -s 1452 2001:db8:662::10");
+    exec_ok("v6r-a", "ping -6 -c 2 -W 2 -s 1452 2001:db8:662::10");
+    let r1 = lab.router("v6r-r1");
+    assert!(drops(&r1, "fragmentation-needed") >= 1, "{r1}");
+
+    // b scans a's /64: 3,000 datagrams to addresses nobody holds. r1
+    // solicits each within its neighbour budget, and a is still reached.
+    python_ok(
+        "v6r-b",
+        r#"
+import random, socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for i in range(3000):
+    host = random.getrandbits(64)
+    addr = "2001:db8:661:0:%x:%x:%x:%x" % (host >> 48, (host >> 32) & 0xffff, (host >> 16) & 0xffff, host & 0xffff)
+    try:
+        s.sendto(b"scan", (addr, 9))
+    except OSError:
+        pass
+"#,
+    );
+    let r1 = lab.router("v6r-r1");
+    let t = &r1["arp_table"];
+    assert!(
+        t["queued_bytes"].as_u64() <= t["max_queued_bytes"].as_u64(),
+        "{t}"
+    );
+    assert!(t["entries"].as_u64().unwrap() < 10, "nothing learned from a scan: {t}");
+    exec_ok("v6r-b", &format!("ping -6 -c 2 -i 0.2 -W 2 {a}"));
+    stop_and_assert_clean(lab, &text);
+}
