@@ -1,11 +1,14 @@
 //! Which frames a trace follows: the part of tcpdump's filter language
 //! people type most (`host`, `net`, `port`, with `src`/`dst`; `tcp`,
-//! `udp`, `icmp`, `arp`, `ip`; `and`, `or`, `not`, parentheses), and the
-//! few header fields it needs, read once per frame.
+//! `udp`, `icmp`, `icmp6`, `arp`, `ip`, `ip6`; `and`, `or`, `not`,
+//! parentheses), and the few header fields it needs, read once per frame
+//! through the one IP parser ([`IpView`]).
 
-use ipnet::Ipv4Net;
-use smoltcp::wire::{ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
-use std::net::Ipv4Addr;
+use ipnet::IpNet;
+use smoltcp::wire::{ArpPacket, ArpRepr};
+use std::net::IpAddr;
+use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use wire::ip::{Family, IpView, Transport, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// The header fields of a frame that filters and summaries look at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,8 +16,10 @@ pub struct Headers {
     pub arp: bool,
     /// For ARP: a reply rather than a request.
     pub arp_reply: bool,
-    pub ip: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// IP protocol number.
+    /// IPv4 or IPv6 (`None` for ARP and other frames).
+    pub family: Option<Family>,
+    pub ip: Option<(IpAddr, IpAddr)>,
+    /// IP protocol number (after any IPv6 extension headers).
     pub proto: Option<u8>,
     pub ports: Option<(u16, u16)>,
     pub tcp_flags: Option<u8>,
@@ -26,16 +31,12 @@ impl Headers {
     /// stays empty.
     pub fn of(frame: &[u8]) -> Headers {
         let mut h = Headers::default();
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        let Ok(eth) = EthernetHeader::parse(frame) else {
             return h;
         };
-        let (mut ethertype, mut payload) = (eth.ethertype(), eth.payload());
-        while ethertype == EthernetProtocol::Unknown(0x8100) && payload.len() >= 4 {
-            ethertype = u16::from_be_bytes([payload[2], payload[3]]).into();
-            payload = &payload[4..];
-        }
-        match ethertype {
-            EthernetProtocol::Arp => {
+        let payload = &frame[eth.payload_offset..];
+        match eth.ethertype {
+            ETHERTYPE_ARP => {
                 h.arp = true;
                 if let Ok(ArpRepr::EthernetIpv4 {
                     operation,
@@ -44,11 +45,11 @@ impl Headers {
                     ..
                 }) = ArpPacket::new_checked(payload).and_then(|p| ArpRepr::parse(&p))
                 {
-                    h.ip = Some((source_protocol_addr, target_protocol_addr));
+                    h.ip = Some((source_protocol_addr.into(), target_protocol_addr.into()));
                     h.arp_reply = operation == smoltcp::wire::ArpOperation::Reply;
                 }
             }
-            EthernetProtocol::Ipv4 => h.read_ipv4(payload),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => h.read_ip(frame, eth.payload_offset),
             _ => {}
         }
         h
@@ -57,31 +58,28 @@ impl Headers {
     /// Reads an IP packet without a link header (a TUN port's).
     pub fn of_ip(packet: &[u8]) -> Headers {
         let mut h = Headers::default();
-        h.read_ipv4(packet);
+        h.read_ip(packet, 0);
         h
     }
 
-    fn read_ipv4(&mut self, packet: &[u8]) {
-        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+    fn read_ip(&mut self, data: &[u8], l3: usize) {
+        // A trace shows what a port carried, damaged or not: a packet cut
+        // short is read as far as it goes, as a quote would be.
+        let Ok(v) = IpView::parse_quote(data, l3) else {
             return;
         };
-        self.ip = Some((ip.src_addr(), ip.dst_addr()));
-        let proto = u8::from(ip.next_header());
-        self.proto = Some(proto);
-        let l4 = ip.payload();
-        let first = ip.frag_offset() == 0;
-        let word = |i: usize| l4.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        match ip.next_header() {
-            IpProtocol::Tcp | IpProtocol::Udp if first => {
-                self.ports = word(0).zip(word(2));
-                if proto == 6 {
-                    self.tcp_flags = l4.get(13).copied();
+        self.family = Some(v.family);
+        self.ip = Some((v.src, v.dst));
+        self.proto = Some(v.proto);
+        match v.transport {
+            Transport::Ports { src, dst, flags } => {
+                self.ports = Some((src, dst));
+                if v.proto == PROTO_TCP {
+                    self.tcp_flags = data.get(v.l4 + 13).map(|_| flags);
                 }
             }
-            IpProtocol::Icmp if first => {
-                self.icmp = l4.first().copied().zip(l4.get(1).copied());
-            }
-            _ => {}
+            Transport::Icmp { ty, code, .. } => self.icmp = Some((ty, code)),
+            Transport::None => {}
         }
     }
 
@@ -97,8 +95,17 @@ impl Headers {
         let Some((src, dst)) = self.ip else {
             return format!("non-IP frame, {len} bytes");
         };
+        let end = |a: IpAddr, port: u16| match a {
+            IpAddr::V4(a) => format!("{a}:{port}"),
+            IpAddr::V6(a) => format!("[{a}]:{port}"),
+        };
+        let ip = if self.family == Some(Family::V6) {
+            "IP6"
+        } else {
+            "IP"
+        };
         match (self.proto, self.ports, self.icmp) {
-            (Some(6), Some((sp, dp)), _) => {
+            (Some(PROTO_TCP), Some((sp, dp)), _) => {
                 let flags = self.tcp_flags.unwrap_or(0);
                 let names: String = [
                     (0x02, 'S'),
@@ -111,26 +118,53 @@ impl Headers {
                 .filter(|(bit, _)| flags & bit != 0)
                 .map(|(_, c)| *c)
                 .collect();
-                format!("TCP {src}:{sp} > {dst}:{dp} [{names}]")
+                format!("TCP {} > {} [{names}]", end(src, sp), end(dst, dp))
             }
-            (Some(17), Some((sp, dp)), _) => format!("UDP {src}:{sp} > {dst}:{dp}"),
-            (Some(1), _, Some((t, c))) => format!("ICMP {src} > {dst} type {t} code {c}"),
-            (Some(p), _, _) => format!("IP {src} > {dst} proto {p}"),
-            _ => format!("IP {src} > {dst}"),
+            (Some(PROTO_UDP), Some((sp, dp)), _) => {
+                format!("UDP {} > {}", end(src, sp), end(dst, dp))
+            }
+            (Some(PROTO_ICMP), _, Some((t, c))) => format!("ICMP {src} > {dst} type {t} code {c}"),
+            (Some(PROTO_ICMPV6), _, Some((t, c))) => match icmpv6_name(t) {
+                Some(name) => format!("ICMP6 {src} > {dst} {name}"),
+                None => format!("ICMP6 {src} > {dst} type {t} code {c}"),
+            },
+            (Some(p), _, _) => format!("{ip} {src} > {dst} proto {p}"),
+            _ => format!("{ip} {src} > {dst}"),
         }
     }
+}
+
+/// What tcpdump calls the ICMPv6 messages people see most.
+fn icmpv6_name(t: u8) -> Option<&'static str> {
+    Some(match t {
+        1 => "destination unreachable",
+        2 => "packet too big",
+        3 => "time exceeded",
+        4 => "parameter problem",
+        128 => "echo request",
+        129 => "echo reply",
+        133 => "router solicitation",
+        134 => "router advertisement",
+        135 => "neighbor solicitation",
+        136 => "neighbor advertisement",
+        137 => "redirect",
+        143 => "multicast listener report v2",
+        _ => return None,
+    })
 }
 
 /// A parsed filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     All,
-    Host(Dir, Ipv4Addr),
-    Net(Dir, Ipv4Net),
+    Host(Dir, IpAddr),
+    Net(Dir, IpNet),
     Port(Dir, u16),
     Proto(u8),
     Arp,
+    /// IPv4 (tcpdump's `ip`).
     Ip,
+    Ip6,
     Not(Box<Filter>),
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
@@ -169,7 +203,8 @@ impl Filter {
             Filter::Port(d, p) => d.test(h.ports, |x| x == *p),
             Filter::Proto(p) => h.proto == Some(*p),
             Filter::Arp => h.arp,
-            Filter::Ip => h.proto.is_some(),
+            Filter::Ip => h.family == Some(Family::V4),
+            Filter::Ip6 => h.family == Some(Family::V6),
             Filter::Not(f) => !f.matches(h),
             Filter::And(a, b) => a.matches(h) && b.matches(h),
             Filter::Or(a, b) => a.matches(h) || b.matches(h),
@@ -289,13 +324,17 @@ impl<'a> Parser<'a> {
                 let v = value(self, "host")?;
                 v.parse()
                     .map(|a| Filter::Host(dir, a))
-                    .map_err(|_| FilterError(format!("`{v}` is not an IPv4 address")))
+                    .map_err(|_| FilterError(format!("`{v}` is not an IP address")))
             }
             Some("net") => {
                 let v = value(self, "net")?;
-                v.parse::<Ipv4Net>()
+                v.parse::<IpNet>()
                     .map(|n| Filter::Net(dir, n.trunc()))
-                    .map_err(|_| FilterError(format!("`{v}` is not a network like 10.0.0.0/8")))
+                    .map_err(|_| {
+                        FilterError(format!(
+                            "`{v}` is not a network like 10.0.0.0/8 or 2001:db8::/32"
+                        ))
+                    })
             }
             Some("port") => {
                 let v = value(self, "port")?;
@@ -305,11 +344,13 @@ impl<'a> Parser<'a> {
             }
             Some("tcp") if dir == Dir::Either => Ok(Filter::Proto(6)),
             Some("udp") if dir == Dir::Either => Ok(Filter::Proto(17)),
-            Some("icmp") if dir == Dir::Either => Ok(Filter::Proto(1)),
+            Some("icmp") if dir == Dir::Either => Ok(Filter::Proto(PROTO_ICMP)),
+            Some("icmp6") if dir == Dir::Either => Ok(Filter::Proto(PROTO_ICMPV6)),
             Some("arp") if dir == Dir::Either => Ok(Filter::Arp),
             Some("ip") if dir == Dir::Either => Ok(Filter::Ip),
+            Some("ip6") if dir == Dir::Either => Ok(Filter::Ip6),
             Some(w) => Err(FilterError(format!(
-                "`{w}` is not understood: use host, net, port (with src or dst), tcp, udp, icmp, arp, ip, and, or, not"
+                "`{w}` is not understood: use host, net, port (with src or dst), tcp, udp, icmp, icmp6, arp, ip, ip6, and, or, not"
             ))),
             None => Err(FilterError(format!("`{first}` needs host, net or port after it"))),
         }
@@ -322,6 +363,7 @@ mod tests {
 
     fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Headers {
         Headers {
+            family: Some(Family::V4),
             ip: Some((src.into(), dst.into())),
             proto: Some(6),
             ports: Some((sport, dport)),
@@ -357,10 +399,38 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_frames_are_read_and_selected() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 8, 58, 255];
+        p.extend_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().expect("ip").octets());
+        p.extend_from_slice(&"ff02::1".parse::<std::net::Ipv6Addr>().expect("ip").octets());
+        p.extend_from_slice(&[134, 0, 0, 0, 64, 0, 7, 8]);
+        let frame = wire::ether::build_frame(
+            wire::Mac([0x33, 0x33, 0, 0, 0, 1]),
+            wire::Mac([2, 0, 0, 0, 0, 1]),
+            ETHERTYPE_IPV6,
+            &p,
+        );
+        let h = Headers::of(&frame);
+        assert_eq!(h.summary(frame.len()), "ICMP6 fe80::1 > ff02::1 router advertisement");
+        for (expr, expected) in [
+            ("ip6", true),
+            ("ip", false),
+            ("icmp6", true),
+            ("icmp", false),
+            ("host fe80::1", true),
+            ("dst net ff02::/16 and icmp6", true),
+            ("src net 2001:db8::/32", false),
+        ] {
+            let f = Filter::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            assert_eq!(f.matches(&h), expected, "{expr}");
+        }
+    }
+
+    #[test]
     fn bad_expressions_say_what_is_wrong() {
         for (expr, says) in [
             ("host", "needs a value"),
-            ("host 300.1.1.1", "not an IPv4 address"),
+            ("host 300.1.1.1", "not an IP address"),
             ("port http", "not a port"),
             ("(tcp", "missing `)`"),
             ("tcp and", "ends too early"),
