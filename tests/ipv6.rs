@@ -85,9 +85,15 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
         ]
     );
     // The machine reaches the lab's v6 space through the TUN uplink.
-    assert!(String::from_utf8_lossy(&sh("ip -6 route show 2001:db8::/32").stdout).contains("dev tun"));
+    assert!(
+        String::from_utf8_lossy(&sh("ip -6 route show 2001:db8::/32").stdout).contains("dev tun")
+    );
     let out = sh("ping -6 -c 2 -i 0.2 -W 2 2001:db8:2::10");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(
         hops("", "2001:db8:2::10"),
         ["2001:db8:ffff::1", "2001:db8:100::3", "2001:db8:2::10"]
@@ -108,9 +114,21 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
     // A short extension chain is forwarded. A long one, or a first
     // fragment without the whole chain, hides what it carries: RA guard
     // drops it at alice's port (RFC 7113), before any router.
-    hostile("alice", &gw_mac, &format!("ext-chain6 {alice} 2001:db8:2::10 3"));
-    hostile("alice", &gw_mac, &format!("ext-chain6 {alice} 2001:db8:2::10 12"));
-    hostile("alice", &gw_mac, &format!("tiny-frag6 {alice} 2001:db8:2::10"));
+    hostile(
+        "alice",
+        &gw_mac,
+        &format!("ext-chain6 {alice} 2001:db8:2::10 3"),
+    );
+    hostile(
+        "alice",
+        &gw_mac,
+        &format!("ext-chain6 {alice} 2001:db8:2::10 12"),
+    );
+    hostile(
+        "alice",
+        &gw_mac,
+        &format!("tiny-frag6 {alice} 2001:db8:2::10"),
+    );
     assert_eq!(lab.port("alice")["drops"]["ra-guard"], 4);
     let gw = lab.router("home-gw");
     assert_eq!(drops(&gw, "address-conflict"), 1, "{gw}");
@@ -208,7 +226,10 @@ for i in range(3000):
         t["queued_bytes"].as_u64() <= t["max_queued_bytes"].as_u64(),
         "{t}"
     );
-    assert!(t["entries"].as_u64().unwrap() < 10, "nothing learned from a scan: {t}");
+    assert!(
+        t["entries"].as_u64().unwrap() < 10,
+        "nothing learned from a scan: {t}"
+    );
     exec_ok("v6r-b", &format!("ping -6 -c 2 -i 0.2 -W 2 {a}"));
     stop_and_assert_clean(lab, &text);
 }

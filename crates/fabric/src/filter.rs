@@ -401,8 +401,18 @@ mod tests {
     #[test]
     fn ipv6_frames_are_read_and_selected() {
         let mut p = vec![0x60, 0, 0, 0, 0, 8, 58, 255];
-        p.extend_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().expect("ip").octets());
-        p.extend_from_slice(&"ff02::1".parse::<std::net::Ipv6Addr>().expect("ip").octets());
+        p.extend_from_slice(
+            &"fe80::1"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+                .octets(),
+        );
+        p.extend_from_slice(
+            &"ff02::1"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("ip")
+                .octets(),
+        );
         p.extend_from_slice(&[134, 0, 0, 0, 64, 0, 7, 8]);
         let frame = wire::ether::build_frame(
             wire::Mac([0x33, 0x33, 0, 0, 0, 1]),
@@ -411,7 +421,10 @@ mod tests {
             &p,
         );
         let h = Headers::of(&frame);
-        assert_eq!(h.summary(frame.len()), "ICMP6 fe80::1 > ff02::1 router advertisement");
+        assert_eq!(
+            h.summary(frame.len()),
+            "ICMP6 fe80::1 > ff02::1 router advertisement"
+        );
         for (expr, expected) in [
             ("ip6", true),
             ("ip", false),

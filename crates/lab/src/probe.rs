@@ -139,14 +139,11 @@ fn host_end(
         return (own.map(IpAddr::V4), subnet.map(IpNet::V4), gateway);
     }
     let subnet6 = switch.and_then(|s| s.subnet6);
-    let own = match h.address6 {
-        Some(HostAddress6::Static(net)) => Some(net.addr()),
-        Some(HostAddress6::Slaac) => subnet6.map(|p| router::nd::eui64(p.network(), h.mac)),
-        Some(HostAddress6::Dhcp6) | None => None,
-    };
-    let gateway = h.gateway6.map(IpAddr::V6).or_else(|| {
-        router_on(&|i| i.ra.as_ref().and(i.address6).map(|a| IpAddr::V6(a.addr())))
-    });
+    let own = lab.host_address6(h).map(|n| n.addr());
+    let gateway = h
+        .gateway6
+        .map(IpAddr::V6)
+        .or_else(|| router_on(&|i| i.ra.as_ref().and(i.address6).map(|a| IpAddr::V6(a.addr()))));
     (own.map(IpAddr::V6), subnet6.map(IpNet::V6), gateway)
 }
 
@@ -204,7 +201,11 @@ impl LabView {
         })?;
         let src_port = spec.src.and_then(|(_, p)| p).unwrap_or(40000);
         let on_link = subnet.is_some_and(|n| n.contains(&spec.dst.ip()));
-        let next_hop = if on_link { Some(spec.dst.ip()) } else { gateway };
+        let next_hop = if on_link {
+            Some(spec.dst.ip())
+        } else {
+            gateway
+        };
         let dst_mac = next_hop
             .and_then(|ip| self.mac_on(&h.switch, ip))
             .unwrap_or(Mac::BROADCAST);
@@ -362,7 +363,7 @@ mod tests {
         let alice = topology::reference_lab().host("alice").expect("alice").mac;
         assert_eq!(
             v.src,
-            IpAddr::V6(router::nd::eui64("2001:db8:1::".parse().expect("ip"), alice))
+            IpAddr::V6(alice.eui64_in("2001:db8:1::".parse().expect("ip")))
         );
         assert_eq!(
             v.transport,

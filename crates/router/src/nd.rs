@@ -56,32 +56,7 @@ pub fn multicast_mac(group: Ipv6Addr) -> Mac {
 /// The link-local address made from a MAC address by modified EUI-64
 /// (RFC 4291 appendix A), as Linux makes it.
 pub fn link_local(mac: Mac) -> Ipv6Addr {
-    eui64(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), mac)
-}
-
-/// The address in the /64 `prefix` with the modified EUI-64 interface
-/// identifier of `mac`: what Linux's SLAAC makes by default
-/// (addr_gen_mode 0, no privacy addresses).
-pub fn eui64(prefix: Ipv6Addr, mac: Mac) -> Ipv6Addr {
-    let (p, m) = (prefix.octets(), mac.0);
-    Ipv6Addr::from([
-        p[0],
-        p[1],
-        p[2],
-        p[3],
-        p[4],
-        p[5],
-        p[6],
-        p[7],
-        m[0] ^ 0x02,
-        m[1],
-        m[2],
-        0xff,
-        0xfe,
-        m[3],
-        m[4],
-        m[5],
-    ])
+    mac.eui64_in(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0))
 }
 
 /// A neighbour discovery message the router acts on.

@@ -36,6 +36,10 @@ pub struct Interface {
     pub address: Option<String>,
     /// Leased by DHCP.
     pub dhcp: bool,
+    /// The IPv6 address with its prefix, if it has one the lab knows (a
+    /// static one, or what SLAAC makes of the segment's prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     pub mac: Option<Mac>,
 }
 
@@ -72,6 +76,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                 link: h.switch.clone(),
                 address,
                 dhcp,
+                address6: topo.host_address6(h).map(|n| n.to_string()),
                 mac: Some(h.mac),
             }],
         });
@@ -87,6 +92,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                 link: s.switch.clone(),
                 address: Some(s.address.to_string()),
                 dhcp: false,
+                address6: None,
                 mac: Some(Mac::local_from(&s.name)),
             }],
         });
@@ -101,6 +107,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                     link: sw.clone(),
                     address: Some(i.address.to_string()),
                     dhcp: false,
+                    address6: i.address6.map(|a| a.to_string()),
                     mac: Some(Mac::local_from(&format!("{}.{sw}", r.name))),
                 },
                 Attachment::Tun { name, .. } => Interface {
@@ -108,6 +115,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                     link: "tun".into(),
                     address: Some(i.address.to_string()),
                     dhcp: false,
+                    address6: i.address6.map(|a| a.to_string()),
                     mac: None,
                 },
             })
@@ -157,40 +165,71 @@ pub fn render(lab: &str, pid: u64, nodes: &[Node]) -> String {
                 out,
                 "  {name:<12} {kind:<27} {where_:<16} {address:<24} {mac}"
             );
+            if let Some(a6) = &iface.address6 {
+                let _ = writeln!(out, "  {:<12} {:<27} {:<16} {a6}", "", "", "");
+            }
         }
     }
     out
 }
 
 /// Whether each namespace host reaches each host and service host, by
-/// name: one `ping -c 1 -W 1` per pair, all at once.
+/// name: one `ping -c 1 -W 1` per pair, all at once; then the same over
+/// IPv6 between the nodes that have an IPv6 address.
 pub fn pingall(nodes: &[Node]) -> Result<String> {
+    let v4 = |i: &Interface| i.address.clone();
+    let v6 = |i: &Interface| i.address6.clone();
+    if !nodes.iter().any(|n| n.kind == "host") {
+        bail!("the lab has no host to ping from (service hosts have no namespace)");
+    }
+    let mut out = matrix(nodes, "", &v4)?;
+    if nodes
+        .iter()
+        .any(|n| n.kind == "host" && n.interfaces.iter().any(|i| i.address6.is_some()))
+    {
+        out.push('\n');
+        out.push_str(&matrix(nodes, "-6", &v6)?);
+    }
+    Ok(out)
+}
+
+/// One family's pings: `flag` is ping's family option, `address` picks
+/// the interface's address of that family.
+fn matrix(
+    nodes: &[Node],
+    flag: &str,
+    address: &dyn Fn(&Interface) -> Option<String>,
+) -> Result<String> {
     let address = |n: &Node| {
         n.interfaces
             .first()
-            .and_then(|i| i.address.as_deref())
-            .and_then(|a| a.split('/').next())
-            .map(str::to_owned)
+            .and_then(address)
+            .and_then(|a| a.split('/').next().map(str::to_owned))
     };
-    let sources: Vec<&Node> = nodes.iter().filter(|n| n.kind == "host").collect();
+    // Every host pings over IPv4 (a DHCP host without a lease shows as
+    // unreachable); over IPv6, the hosts that have an address.
+    let sources: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.kind == "host" && (flag.is_empty() || address(n).is_some()))
+        .collect();
     let targets: Vec<(&Node, String)> = nodes
         .iter()
         .filter(|n| n.kind != "router")
         .filter_map(|n| Some((n, address(n)?)))
         .collect();
-    if sources.is_empty() {
-        bail!("the lab has no host to ping from (service hosts have no namespace)");
-    }
     let mut pings = Vec::new();
     for s in &sources {
         for (t, addr) in &targets {
             if t.name == s.name {
                 continue;
             }
-            let child = std::process::Command::new("ip")
-                .args([
-                    "netns", "exec", &s.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr,
-                ])
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &s.name, "ping"]);
+            if !flag.is_empty() {
+                cmd.arg(flag);
+            }
+            let child = cmd
+                .args(["-n", "-q", "-c", "1", "-W", "1", addr])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()?;
@@ -212,8 +251,10 @@ pub fn pingall(nodes: &[Node]) -> Result<String> {
         .max()
         .unwrap_or(4)
         .max(4);
+    let family = if flag.is_empty() { "" } else { " over IPv6" };
     let mut out = format!(
-        "pingall: each host pings each host and service host once (ping -c 1 -W 1)\n{:<width$}",
+        "pingall{family}: each host pings each host and service host once (ping {flag}{}-c 1 -W 1)\n{:<width$}",
+        if flag.is_empty() { "" } else { " " },
         "from\\to"
     );
     for (t, _) in &targets {
@@ -241,7 +282,12 @@ pub fn pingall(nodes: &[Node]) -> Result<String> {
             if t.name == s.name || reached.contains(&(s.name.clone(), t.name.clone())) {
                 continue;
             }
-            let reason = match behind_nat(nodes, s, t) {
+            let nat = if flag.is_empty() {
+                behind_nat(nodes, s, t)
+            } else {
+                None
+            };
+            let reason = match nat {
                 Some(router) => {
                     expected += 1;
                     format!("{} is behind {router}'s NAT: its private address is unreachable from outside (expected; only port forwards reach in)", t.name)

@@ -276,7 +276,7 @@ fn router(out: &mut String, r: &Value) {
     let c = &r["counters"];
     let _ = writeln!(
         out,
-        "\nrouter {}: received {}, forwarded {} ({} GSO), delivered {}, fragmented {} into {}, icmp-errors {} (rate-limited {}), echo-replies {}, arp requests {} replies {}, dhcp replies {}",
+        "\nrouter {}: received {}, forwarded {} ({} GSO), delivered {}, fragmented {} into {}, icmp-errors {} (rate-limited {}), echo-replies {}, arp requests {} replies {}, nd solicitations {} advertisements {}, router-adverts {}, dhcp replies {}",
         text(r, "name"),
         num(c, "received"),
         num(c, "forwarded"),
@@ -289,6 +289,9 @@ fn router(out: &mut String, r: &Value) {
         num(c, "echo_replies_sent"),
         num(c, "arp_requests_sent"),
         num(c, "arp_replies_sent"),
+        num(c, "nd_solicitations_sent"),
+        num(c, "nd_adverts_sent"),
+        num(c, "router_adverts_sent"),
         num(c, "dhcp_replies_sent")
     );
     let _ = writeln!(out, "  drops: {}", counts(c.get("drops")));
@@ -302,6 +305,15 @@ fn router(out: &mut String, r: &Value) {
             i["mac"].as_str().unwrap_or("(point-to-point)"),
             num(i, "mtu")
         );
+        if let Some(a6) = i["address6"].as_str() {
+            let ll = i["link_local"]
+                .as_str()
+                .map_or(String::new(), |l| format!(" ({l})"));
+            let _ = writeln!(out, "    {:<10} {a6}{ll}", "");
+        }
+        if let Some(ra) = i["ra"].as_str() {
+            let _ = writeln!(out, "    {:<10} advertises {ra}", "");
+        }
     }
     let _ = writeln!(out, "  routes:");
     for rt in r["routes"].as_array().into_iter().flatten() {
@@ -327,7 +339,7 @@ fn router(out: &mut String, r: &Value) {
     let t = &r["arp_table"];
     let _ = writeln!(
         out,
-        "  ARP ({} of at most {}, {} evicted; {} of {} bytes waiting for answers):",
+        "  neighbours, ARP and ND ({} of at most {}, {} evicted; {} of {} bytes waiting for answers):",
         count(arp.len() as u64, "entry", "entries"),
         num(t, "max_entries"),
         num(t, "evicted"),
@@ -338,7 +350,7 @@ fn router(out: &mut String, r: &Value) {
         let iface = names.get(num(a, "iface") as usize).copied().unwrap_or("?");
         let _ = writeln!(
             out,
-            "    {:<16} {}  dev {:<10} age {} s",
+            "    {:<28} {}  dev {:<10} age {} s",
             text(a, "ip"),
             text(a, "mac"),
             iface,

@@ -421,6 +421,20 @@ pub struct DnsResolverSettings {
 }
 
 impl Topology {
+    /// A host's IPv6 address with its prefix, as far as the topology
+    /// knows it: a static one, or the one SLAAC makes from the switch's
+    /// prefix and the host's MAC. `None` for DHCPv6 or no IPv6.
+    pub fn host_address6(&self, h: &HostSpec) -> Option<Ipv6Net> {
+        match h.address6? {
+            HostAddress6::Static(net) => Some(net),
+            HostAddress6::Slaac => {
+                let prefix = self.switch(&h.switch)?.subnet6?;
+                Ipv6Net::new(h.mac.eui64_in(prefix.network()), prefix.prefix_len()).ok()
+            }
+            HostAddress6::Dhcp6 => None,
+        }
+    }
+
     pub fn switch(&self, name: &str) -> Option<&SwitchSpec> {
         self.switches.iter().find(|s| s.name == name)
     }

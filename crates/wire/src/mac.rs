@@ -30,6 +30,32 @@ impl Mac {
         !self.is_multicast() && self != Mac::ZERO
     }
 
+    /// The IPv6 address in the /64 `prefix` with this MAC's modified
+    /// EUI-64 interface identifier (RFC 4291 appendix A): a link-local
+    /// address, or what Linux's SLAAC makes by default (addr_gen_mode 0,
+    /// no privacy addresses).
+    pub fn eui64_in(self, prefix: std::net::Ipv6Addr) -> std::net::Ipv6Addr {
+        let (p, m) = (prefix.octets(), self.0);
+        std::net::Ipv6Addr::from([
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[5],
+            p[6],
+            p[7],
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+
     /// A stable, locally administered unicast address derived from `seed`
     /// (02:53:4e is "SN" for scratchnet behind the local bit).
     pub fn local_from(seed: &str) -> Mac {
