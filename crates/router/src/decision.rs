@@ -3,7 +3,7 @@
 //! Recorded only while the fabric asks for it ([`crate::Router::set_tracing`]):
 //! with no trace active, each decision point costs one branch.
 
-use crate::nat::Proto;
+use crate::conntrack::Proto;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 

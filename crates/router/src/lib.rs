@@ -27,6 +27,7 @@
 //! error, a broadcast or multicast; answers echo requests; drops and
 //! counts martians; forwards GSO super-frames whole.
 
+mod conntrack;
 mod counters;
 mod decision;
 mod dhcp;
@@ -40,11 +41,12 @@ mod tests;
 mod v4;
 mod v6;
 
+pub use conntrack::{Proto, Timeouts};
 pub use counters::{Counters, Drop};
 pub use decision::Decision;
 pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
 pub use icmp::IcmpError;
-pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward, Proto, Timeouts};
+pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward};
 pub use nd::RaConfig;
 pub use neigh::{NeighbourLimits, NeighbourRow};
 pub use routes::{Route, RouteKind, RouteTable};

@@ -864,7 +864,8 @@ pub(crate) mod nat_behaviour {
     //! Every NAT behaviour of RFC 4787, 5382 and 5508 that docs/nat.md
     //! lists, through the router, on the virtual clock.
     use super::*;
-    use crate::nat::{Filtering, NatConfig, PortForward, Proto};
+    use crate::conntrack::Proto;
+    use crate::nat::{Filtering, NatConfig, PortForward};
 
     pub(super) const EXT: &str = "10.0.2.1";
 

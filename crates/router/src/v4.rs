@@ -2,7 +2,8 @@
 //! fragmentation (RFC 791), the NAT on the outside interface, and the
 //! DHCP server.
 
-use crate::nat::{Proto, Verdict};
+use crate::conntrack::Proto;
+use crate::nat::Verdict;
 use crate::{dhcp, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router};
 use dhcproto::Encodable;
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet};

@@ -4,7 +4,8 @@
 use super::dhcp_exchange::{client_msg, lab as dhcp_lab, send};
 use super::nat_behaviour::{inbound, nat_lab, out, tcp_from, udp_from, EXT};
 use super::*;
-use crate::nat::{PortForward, Proto};
+use crate::conntrack::Proto;
+use crate::nat::PortForward;
 use dhcproto::v4::{DhcpOption, Message, MessageType};
 use std::net::SocketAddrV4;
 
