@@ -71,12 +71,14 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
         .trim()
         .is_empty());
 
-    // Routed end to end, without NAT: every hop answers traceroute -6.
+    // Routed end to end, without NAT: every hop answers traceroute -6
+    // (with echo probes: office-gw's firewall keeps out UDP to carol's
+    // closed ports, as a real CPE does).
     assert_eq!(global_address("carol"), "2001:db8:2::10");
     exec_ok("alice", "ping -6 -c 2 -i 0.2 -W 2 2001:db8:2::10");
     exec_ok("carol", &format!("ping -6 -c 2 -i 0.2 -W 2 {alice}"));
     assert_eq!(
-        hops("alice", "2001:db8:2::10"),
+        hops_with("alice", "2001:db8:2::10", "-I"),
         [
             "2001:db8:1::1",
             "2001:db8:100::1",
@@ -95,8 +97,63 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(
-        hops("", "2001:db8:2::10"),
+        hops_with("", "2001:db8:2::10", "-I"),
         ["2001:db8:ffff::1", "2001:db8:100::3", "2001:db8:2::10"]
+    );
+
+    // home-gw's CPE firewall: alice reaches out, nothing reaches in
+    // unasked; office-gw's pinhole lets the machine reach carol's port 80.
+    let _alice_server = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "alice",
+        "python3",
+        "-m",
+        "http.server",
+        "--bind",
+        "::",
+        "7000",
+    ]);
+    let _carol_server = Background::spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        "carol",
+        "python3",
+        "-m",
+        "http.server",
+        "--bind",
+        "::",
+        "80",
+    ]);
+    std::thread::sleep(Duration::from_millis(800));
+    let refused = sh(&format!(
+        "curl -sS -m 3 -o /dev/null http://[{alice}]:7000/"
+    ));
+    assert!(
+        !refused.status.success(),
+        "the machine reached alice unasked"
+    );
+    let gw = lab.router("home-gw");
+    assert!(
+        gw["firewall"]["counters"]["dropped_unsolicited"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{gw}"
+    );
+    assert!(drops(&gw, "firewall") >= 1);
+    let via_pinhole = sh("curl -sS -m 5 -o /dev/null -w '%{http_code}' http://[2001:db8:2::10]/");
+    assert_eq!(String::from_utf8_lossy(&via_pinhole.stdout), "200");
+    exec_ok(
+        "alice",
+        "curl -sS -m 5 -o /dev/null http://[2001:db8:2::10]/",
+    );
+    let office = lab.router("office-gw");
+    assert!(
+        office["firewall"]["counters"]["pinholed"].as_u64().unwrap() >= 1,
+        "{office}"
     );
 
     // A rogue router advertisement from alice (plain, and hidden behind

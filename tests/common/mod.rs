@@ -320,7 +320,14 @@ impl Drop for Background {
 /// The hop addresses `traceroute -n -q 1` from `host` to `dst` prints
 /// (`host` "" runs it in the machine's own namespace).
 pub fn hops(host: &str, dst: &str) -> Vec<String> {
-    let cmd = format!("traceroute -n -q 1 -w 2 {dst}");
+    hops_with(host, dst, "")
+}
+
+/// [`hops`] with more traceroute options (`-I`: ICMP echo probes, which
+/// a CPE firewall lets through where UDP probes to closed ports are
+/// unsolicited).
+pub fn hops_with(host: &str, dst: &str, options: &str) -> Vec<String> {
+    let cmd = format!("traceroute {options} -n -q 1 -w 2 {dst}");
     let out = if host.is_empty() {
         String::from_utf8_lossy(&sh(&cmd).stdout).into_owned()
     } else {

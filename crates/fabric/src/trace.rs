@@ -98,8 +98,11 @@ impl std::fmt::Display for Event {
             What::Router(d) => {
                 let kind = match d {
                     Decision::Nat { .. } => "nat",
+                    Decision::ArpWait { next_hop, .. } if next_hop.is_ipv6() => "nd",
                     Decision::ArpWait { .. } | Decision::ArpReply { .. } => "arp",
+                    Decision::NeighbourAdvert { .. } => "nd",
                     Decision::IcmpError { .. } | Decision::EchoReply { .. } => "icmp",
+                    Decision::Firewall { .. } => "firewall",
                     Decision::Dhcp { .. } => "dhcp",
                     _ => "router",
                 };

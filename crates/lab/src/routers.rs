@@ -7,12 +7,14 @@ use crate::{LabError, TunPort};
 use fabric::{Fabric, SwitchId};
 use ipnet::Ipv6Net;
 use router::{
-    DhcpConfig, Filtering, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
-    Proto, RaConfig, Router, RouterLimits, Timeouts,
+    DhcpConfig, Filtering, FirewallConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits,
+    Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits, Timeouts,
 };
 use std::net::{IpAddr, Ipv4Addr};
 use switch::{PortConfig, PortMode};
-use topology::{Attachment, NatFiltering, NatSpec, Protocol, RaSpec, RouterSpec, Topology};
+use topology::{
+    Attachment, Firewall6Spec, NatFiltering, NatSpec, Protocol, RaSpec, RouterSpec, Topology,
+};
 use wire::Mac;
 
 /// Adds router `r` to the fabric, its interfaces plugged into their
@@ -83,6 +85,15 @@ pub(crate) fn add(
         }
     }
 
+    if let Some(fw) = &r.firewall6 {
+        let outside = r
+            .interfaces
+            .iter()
+            .position(|i| i.attachment == Attachment::Switch(fw.outside.clone()));
+        if let Some(n) = outside {
+            router.set_firewall(IfaceId(n as u32), firewall_config(fw));
+        }
+    }
     let id = fabric.add_router(router, r.interfaces.len());
     for (n, i) in r.interfaces.iter().enumerate() {
         let iface = IfaceId(n as u32);
@@ -118,6 +129,30 @@ pub(crate) fn add(
         }
     }
     Ok(())
+}
+
+fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
+
+fn firewall_config(fw: &Firewall6Spec) -> FirewallConfig {
+    FirewallConfig {
+        max_entries: fw.max_entries,
+        max_entries_per_host: fw.max_entries_per_host,
+        pinholes: fw
+            .pinholes
+            .iter()
+            .map(|p| Pinhole {
+                proto: proto(p.protocol),
+                port: p.port,
+                to: p.to,
+            })
+            .collect(),
+        ..FirewallConfig::default()
+    }
 }
 
 /// What a router interface's advertisements say: its own prefix.
@@ -162,10 +197,7 @@ fn nat_config(nat: &NatSpec, r: &RouterSpec, external: Ipv4Addr) -> NatConfig {
             .forwards
             .iter()
             .map(|f| PortForward {
-                proto: match f.protocol {
-                    Protocol::Tcp => Proto::Tcp,
-                    Protocol::Udp => Proto::Udp,
-                },
+                proto: proto(f.protocol),
                 port: f.port,
                 to: f.to,
             })

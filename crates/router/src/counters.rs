@@ -54,10 +54,13 @@ pub enum Drop {
     InvalidNd,
     /// Another station advertised one of the router's own addresses.
     AddressConflict,
+    /// IPv6 from outside that no session or pinhole lets in, or a new
+    /// session past the firewall's bounds (its own counters say which).
+    Firewall,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 21] = [
+    pub const ALL: [Drop; 22] = [
         Drop::Malformed,
         Drop::BadChecksum,
         Drop::Martian,
@@ -79,6 +82,7 @@ impl Drop {
         Drop::ExtensionHeaders,
         Drop::InvalidNd,
         Drop::AddressConflict,
+        Drop::Firewall,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +108,7 @@ impl Drop {
             Drop::ExtensionHeaders => "extension-headers",
             Drop::InvalidNd => "invalid-nd",
             Drop::AddressConflict => "address-conflict",
+            Drop::Firewall => "firewall",
         }
     }
 

@@ -41,6 +41,8 @@ pub enum Decision {
         to: IpAddr,
         sent: bool,
     },
+    /// What the IPv6 firewall made of the packet.
+    Firewall { outcome: &'static str },
     /// Cut into fragments for the next hop's MTU.
     Fragmented { fragments: usize, mtu: usize },
     /// A DHCP message answered.
@@ -91,6 +93,7 @@ impl std::fmt::Display for Decision {
                 write!(f, "fragmented into {fragments} for MTU {mtu}")
             }
             Decision::Dhcp { reply, address } => write!(f, "DHCP {reply} {address}"),
+            Decision::Firewall { outcome } => write!(f, "firewall: {outcome}"),
             Decision::Drop { reason } => write!(f, "drop: {reason}"),
         }
     }

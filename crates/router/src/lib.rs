@@ -31,6 +31,7 @@ mod conntrack;
 mod counters;
 mod decision;
 mod dhcp;
+mod firewall;
 mod icmp;
 mod nat;
 pub mod nd;
@@ -45,6 +46,7 @@ pub use conntrack::{Proto, Timeouts};
 pub use counters::{Counters, Drop};
 pub use decision::Decision;
 pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
+pub use firewall::{FirewallConfig, FirewallCounters, FirewallRow, Pinhole};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward};
 pub use nd::RaConfig;
@@ -168,6 +170,8 @@ pub struct Router {
     ident: u16,
     /// The NAT on the outside interface, if any (IPv4 only).
     nat: Option<(IfaceId, Nat)>,
+    /// The IPv6 firewall on the outside interface, if any.
+    firewall: Option<(IfaceId, firewall::Firewall)>,
     /// Decisions taken on the current frame, while a trace asks for them.
     decisions: Option<Vec<Decision>>,
 }
@@ -196,6 +200,15 @@ pub struct RouterStatus {
     pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallStatus>,
+}
+
+/// The IPv6 firewall's sessions and counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FirewallStatus {
+    pub table: Vec<FirewallRow>,
+    pub counters: FirewallCounters,
 }
 
 /// The NAT table (inside, outside, remote, protocol, state, age,
@@ -256,6 +269,7 @@ impl Router {
             counters: Counters::default(),
             ident: 1,
             nat: None,
+            firewall: None,
             decisions: None,
         }
     }
@@ -287,6 +301,12 @@ impl Router {
     /// Masquerades what leaves by `outside` (see the `nat` module).
     pub fn set_nat(&mut self, outside: IfaceId, config: NatConfig) {
         self.nat = Some((outside, Nat::new(config)));
+    }
+
+    /// Lets IPv6 in by `outside` only as answers to the inside, or
+    /// through pinholes (see the `firewall` module).
+    pub fn set_firewall(&mut self, outside: IfaceId, config: FirewallConfig) {
+        self.firewall = Some((outside, firewall::Firewall::new(config)));
     }
 
     pub fn name(&self) -> &str {
@@ -594,8 +614,12 @@ impl Router {
     /// When [`Router::on_timer`] is next due.
     pub fn poll_at(&self) -> Option<Instant> {
         let nat = self.nat.as_ref().and_then(|(_, n)| n.poll_at());
+        let fw = self.firewall.as_ref().and_then(|(_, f)| f.poll_at());
         let ra = self.ifaces.iter().filter_map(|i| i.next_ra).min();
-        [self.neigh.poll_at(), nat, ra].into_iter().flatten().min()
+        [self.neigh.poll_at(), nat, fw, ra]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Retries ARP and ND, gives up on silent next hops, sends router
@@ -635,6 +659,11 @@ impl Router {
         if let Some((_, nat)) = &mut self.nat {
             if nat.poll_at().is_some_and(|t| t <= now) {
                 nat.on_timer(now);
+            }
+        }
+        if let Some((_, fw)) = &mut self.firewall {
+            if fw.poll_at().is_some_and(|t| t <= now) {
+                fw.on_timer(now);
             }
         }
     }
@@ -704,6 +733,10 @@ impl Router {
             nat: self
                 .nat_status(now)
                 .map(|(table, counters)| NatStatus { table, counters }),
+            firewall: self.firewall.as_ref().map(|(_, f)| FirewallStatus {
+                table: f.rows(now),
+                counters: f.counters().clone(),
+            }),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! echo (RFC 4443), link-local scope kept on its link (RFC 4291).
 
 use crate::nd::{self, NdError, NdMessage, RaConfig};
-use crate::{icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router};
+use crate::{firewall, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router};
 use std::net::{IpAddr, Ipv6Addr};
 use wire::ether::{EthernetHeader, ETHERTYPE_IPV6};
 use wire::ip::{Family, Fragment, IpView, Transport, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
@@ -266,6 +266,36 @@ impl Router {
             let err = IcmpError::FragmentationNeeded { mtu: mtu as u16 };
             self.icmp_error(io, err, in_addr, &frame, &view);
             return self.discard(io, frame, Drop::FragmentationNeeded);
+        }
+        if let Some((outside, fw)) = self.firewall.as_mut() {
+            let verdict = if iface == *outside && oif != *outside {
+                Some(fw.inbound(io.now, &view, frame.data()))
+            } else if oif == *outside && iface != *outside {
+                let from = Mac::from_slice(&frame.data()[6..]).unwrap_or_default();
+                Some(fw.outbound(io.now, &view, from))
+            } else {
+                None
+            };
+            match verdict {
+                None => {}
+                Some(firewall::Verdict::Pass(outcome)) => {
+                    self.note(|_| Decision::Firewall { outcome })
+                }
+                Some(firewall::Verdict::Pinhole) => {
+                    self.note(|_| Decision::Firewall { outcome: "pinhole" })
+                }
+                Some(firewall::Verdict::Refused) => {
+                    self.note(|_| Decision::Firewall {
+                        outcome: "refused: table full",
+                    });
+                    self.icmp_error(io, IcmpError::AdminProhibited, in_addr, &frame, &view);
+                    return self.discard(io, frame, Drop::Firewall);
+                }
+                Some(firewall::Verdict::Dropped(why)) => {
+                    self.note(|_| Decision::Firewall { outcome: why });
+                    return self.discard(io, frame, Drop::Firewall);
+                }
+            }
         }
         let mut frame = frame;
         view.decrement_hop_limit(frame.data_mut());

@@ -381,6 +381,27 @@ fn router(out: &mut String, r: &Value) {
             );
         }
     }
+    if let Some(fw) = r.get("firewall").filter(|f| !f.is_null()) {
+        let table = fw["table"].as_array().cloned().unwrap_or_default();
+        let sessions = count(table.len() as u64, "session", "sessions");
+        let _ = writeln!(
+            out,
+            "  IPv6 firewall ({sessions}): {}",
+            nonzero(&fw["counters"])
+        );
+        for t in &table {
+            let _ = writeln!(
+                out,
+                "    {:<5} {:<44} {:<44} {:<12} {:>5}s {:>7}s",
+                text(t, "protocol"),
+                text(t, "inside"),
+                text(t, "remote"),
+                text(t, "state"),
+                num(t, "age_secs"),
+                num(t, "expires_in_secs")
+            );
+        }
+    }
     for d in r["dhcp"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,

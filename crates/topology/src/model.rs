@@ -103,6 +103,8 @@ pub struct RouterSpec {
     pub routes: Vec<RouteSpec>,
     /// Masquerade traffic leaving by the interface on a switch.
     pub nat: Option<NatSpec>,
+    /// Filter IPv6 coming in by the interface on a switch (RFC 6092).
+    pub firewall6: Option<Firewall6Spec>,
     pub dhcp: Vec<DhcpSpec>,
     pub forwards: Vec<ForwardSpec>,
     /// Neighbour (ARP) cache entries at most.
@@ -156,6 +158,24 @@ pub struct NatSpec {
     pub tcp_established_timeout: Duration,
     pub tcp_transitory_timeout: Duration,
     pub icmp_timeout: Duration,
+}
+
+/// A customer router's IPv6 firewall: what comes in by `outside` passes
+/// only as an answer to the inside, or through a pinhole.
+#[derive(Debug, Clone)]
+pub struct Firewall6Spec {
+    pub outside: String,
+    pub pinholes: Vec<PinholeSpec>,
+    pub max_entries: usize,
+    pub max_entries_per_host: usize,
+}
+
+/// `protocol` to `to`'s `port` is let in from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinholeSpec {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub to: Ipv6Addr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,6 +109,7 @@ pub struct Router {
     #[serde(default)]
     pub routes: Vec<Spanned<Route>>,
     pub nat: Option<Spanned<Nat>>,
+    pub firewall6: Option<Spanned<Firewall6>>,
     #[serde(default)]
     pub dhcp: Vec<Spanned<Dhcp>>,
     #[serde(default)]
@@ -168,6 +169,25 @@ pub struct Nat {
     pub tcp_established_timeout_secs: Option<Spanned<u64>>,
     pub tcp_transitory_timeout_secs: Option<Spanned<u64>>,
     pub icmp_timeout_secs: Option<Spanned<u64>>,
+}
+
+/// A customer router's IPv6 firewall (RFC 6092).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall6 {
+    pub outside: Str,
+    #[serde(default)]
+    pub pinholes: Vec<Spanned<Pinhole>>,
+    pub max_entries: Option<Spanned<u64>>,
+    pub max_entries_per_host: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pinhole {
+    pub protocol: Str,
+    pub port: Spanned<u32>,
+    pub to: Str,
 }
 
 #[derive(Debug, Deserialize)]

@@ -263,6 +263,23 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// `tcp` or `udp`.
+    fn protocol(&mut self, s: &Str, key: &str) -> Option<Protocol> {
+        match s.get_ref().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            other => {
+                self.err(
+                    s,
+                    key,
+                    format!("unknown protocol `{other}`"),
+                    "use \"tcp\" or \"udp\"".to_owned(),
+                );
+                None
+            }
+        }
+    }
+
     /// A network of either family.
     fn ipnet(&mut self, s: &Str, key: &str) -> Option<IpNet> {
         match s.get_ref().parse::<IpNet>() {
@@ -1415,19 +1432,7 @@ impl Validator<'_, '_> {
         let mut forwards = Vec::new();
         for f in &x.forwards {
             let f = f.get_ref();
-            let protocol = match f.protocol.get_ref().as_str() {
-                "tcp" => Some(Protocol::Tcp),
-                "udp" => Some(Protocol::Udp),
-                other => {
-                    self.err(
-                        &f.protocol,
-                        &key("forwards.protocol"),
-                        format!("unknown protocol `{other}`"),
-                        "use \"tcp\" or \"udp\"".to_owned(),
-                    );
-                    None
-                }
-            };
+            let protocol = self.protocol(&f.protocol, &key("forwards.protocol"));
             let port =
                 self.ranged(&Some(f.port.clone()), &key("forwards.port"), 1, 65535, 0) as u16;
             let to = match f.to.get_ref().parse::<SocketAddrV4>() {
@@ -1488,11 +1493,16 @@ impl Validator<'_, '_> {
             1_000_000,
             1000,
         ) as u32;
+        let firewall6 = x
+            .firewall6
+            .as_ref()
+            .and_then(|f| self.firewall6(f, &interfaces, &name));
         ok.then_some(RouterSpec {
             name,
             interfaces,
             routes,
             nat,
+            firewall6,
             dhcp,
             forwards,
             arp_cache_size,

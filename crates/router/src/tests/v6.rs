@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::nd::{self, NdMessage};
+use crate::Proto;
 use std::net::Ipv6Addr;
 use wire::ether::ETHERTYPE_IPV6;
 use wire::ip::{transport_checksum, Transport, PROTO_ICMPV6, PROTO_UDP};
@@ -459,5 +460,161 @@ fn a_scan_of_the_prefix_is_bounded() {
     assert!(
         lab.r.counters().drops(Drop::ArpQueueFull) > 0,
         "over the budget: counted drops"
+    );
+}
+
+/// lab6 with the CPE firewall on the WAN, a pinhole for TCP 80 to A, and
+/// room for `max` sessions; A and the WAN gateway known.
+fn firewalled(max: usize) -> Lab {
+    let mut lab = lab6(1500);
+    lab.r.set_firewall(
+        WAN,
+        FirewallConfig {
+            max_entries: max,
+            pinholes: vec![Pinhole {
+                proto: Proto::Tcp,
+                port: 80,
+                to: ip6(A6),
+            }],
+            ..FirewallConfig::default()
+        },
+    );
+    lab.learn_a6();
+    let na = ipv6(
+        B6,
+        "2001:db8:2::1",
+        PROTO_ICMPV6,
+        255,
+        &nd::advertisement(ip6(B6), HOST_B, false),
+    );
+    // Unsolicited: it creates nothing, so solicit first.
+    let ping = ipv6(A6, FAR, PROTO_ICMPV6, 64, &echo6(1));
+    lab.rx(LAN, frame6(R_LAN, HOST_A, &ping));
+    lab.rx(WAN, frame6(R_WAN, HOST_B, &na));
+    lab
+}
+
+fn tcp6(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t
+}
+
+/// Fills in a TCP checksum over IPv6.
+fn with_tcp_checksum(src: &str, dst: &str, mut t: Vec<u8>) -> Vec<u8> {
+    let c = transport_checksum(ip6(src).into(), ip6(dst).into(), 6, &t);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+#[test]
+fn the_cpe_firewall_lets_in_answers_and_pinholes_only() {
+    let mut lab = firewalled(100);
+    let from_far = |lab: &mut Lab, p: Vec<u8>| lab.rx(WAN, frame6(R_WAN, HOST_B, &p)).len();
+    // Outbound UDP opens a session; the answer from that endpoint comes
+    // in, another port of the same host does not.
+    let q = ipv6(A6, FAR, PROTO_UDP, 64, &udp(5000, 53, b"q"));
+    assert_eq!(lab.rx(LAN, frame6(R_LAN, HOST_A, &q)).len(), 1);
+    let answer = ipv6(FAR, A6, PROTO_UDP, 64, &udp(53, 5000, b"a"));
+    assert_eq!(from_far(&mut lab, answer), 1);
+    let stranger = ipv6(FAR, A6, PROTO_UDP, 64, &udp(54, 5000, b"x"));
+    assert_eq!(from_far(&mut lab, stranger), 0);
+    // An unsolicited SYN is dropped silently; the pinhole lets one in.
+    let syn = ipv6(
+        FAR,
+        A6,
+        6,
+        64,
+        &with_tcp_checksum(FAR, A6, tcp6(40000, 22, 0x02)),
+    );
+    assert_eq!(from_far(&mut lab, syn), 0);
+    let syn80 = ipv6(
+        FAR,
+        A6,
+        6,
+        64,
+        &with_tcp_checksum(FAR, A6, tcp6(40000, 80, 0x02)),
+    );
+    assert_eq!(from_far(&mut lab, syn80), 1);
+    // Packet Too Big always passes; another error only about a session.
+    let quote = ipv6(A6, FAR, PROTO_UDP, 64, &udp(5000, 53, b"q"));
+    let ptb = ipv6(
+        B6,
+        A6,
+        PROTO_ICMPV6,
+        64,
+        &[&[2u8, 0, 0, 0, 0, 0, 5, 0][..], &quote].concat(),
+    );
+    assert_eq!(from_far(&mut lab, ptb), 1);
+    let unreach = ipv6(
+        B6,
+        A6,
+        PROTO_ICMPV6,
+        64,
+        &[&[1u8, 4, 0, 0, 0, 0, 0, 0][..], &quote].concat(),
+    );
+    assert_eq!(from_far(&mut lab, unreach), 1);
+    let other = ipv6(A6, FAR, PROTO_UDP, 64, &udp(6000, 53, b"q"));
+    let stray = ipv6(
+        B6,
+        A6,
+        PROTO_ICMPV6,
+        64,
+        &[&[1u8, 4, 0, 0, 0, 0, 0, 0][..], &other].concat(),
+    );
+    assert_eq!(from_far(&mut lab, stray), 0);
+    // Echo requests pass (RFC 4890); a stray echo reply does not.
+    let ping_in = ipv6(FAR, A6, PROTO_ICMPV6, 64, &echo6(9));
+    assert_eq!(from_far(&mut lab, ping_in), 1);
+    let mut reply = echo6(77);
+    reply[0] = 129;
+    let stray_reply = ipv6(FAR, A6, PROTO_ICMPV6, 64, &reply);
+    assert_eq!(from_far(&mut lab, stray_reply), 0);
+    let s = lab.r.status(lab.now);
+    let fw = s.firewall.expect("firewall");
+    assert_eq!(fw.counters.pinholed, 1);
+    assert_eq!(fw.counters.dropped_unsolicited, 3, "{:?}", fw.counters);
+    assert_eq!(fw.counters.dropped_icmp_unknown_flow, 1);
+    assert_eq!(lab.r.counters().drops(Drop::Firewall), 4);
+    // The trace says why.
+    lab.r.set_tracing(true);
+    let syn = ipv6(
+        FAR,
+        A6,
+        6,
+        64,
+        &with_tcp_checksum(FAR, A6, tcp6(40001, 22, 0x02)),
+    );
+    from_far(&mut lab, syn);
+    let d: Vec<String> = lab
+        .r
+        .take_decisions()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(d[1..], ["firewall: not established", "drop: firewall"]);
+}
+
+#[test]
+fn the_firewall_table_is_bounded_and_sessions_expire() {
+    let mut lab = firewalled(3);
+    // The echo that resolved the gateway holds one session.
+    for port in 1..=3u16 {
+        let q = ipv6(A6, FAR, PROTO_UDP, 64, &udp(port, 53, b"q"));
+        lab.rx(LAN, frame6(R_LAN, HOST_A, &q));
+    }
+    let s = lab.r.status(lab.now).firewall.expect("firewall");
+    assert_eq!((s.table.len(), s.counters.refused_table_full), (3, 1));
+    // UDP sessions last 300 s idle.
+    lab.tick(Duration::from_secs(301));
+    lab.tick(Duration::from_secs(5));
+    let s = lab.r.status(lab.now).firewall.expect("firewall");
+    assert!(
+        s.table.iter().all(|r| r.protocol != Proto::Udp),
+        "{:?}",
+        s.table
     );
 }

@@ -269,6 +269,79 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// A router's IPv6 firewall: its outside interface speaks IPv6, each
+    /// pinhole leads to an address on one of its inside prefixes.
+    pub(super) fn firewall6(
+        &mut self,
+        f: &toml::Spanned<raw::Firewall6>,
+        interfaces: &[InterfaceSpec],
+        router: &str,
+    ) -> Option<Firewall6Spec> {
+        let key = |k: &str| format!("router \"{router}\".firewall6.{k}");
+        let f = f.get_ref();
+        let outside = f.outside.get_ref();
+        let on = |i: &&InterfaceSpec| i.attachment == Attachment::Switch(outside.clone());
+        match interfaces.iter().find(on) {
+            Some(i) if i.address6.is_some() => {}
+            Some(_) => {
+                self.err(
+                    &f.outside,
+                    &key("outside"),
+                    format!("the interface on `{outside}` has no IPv6 address to filter"),
+                    "give it `address6`, or filter another interface".to_owned(),
+                );
+                return None;
+            }
+            None => {
+                self.err(
+                    &f.outside,
+                    &key("outside"),
+                    format!("router `{router}` has no interface on switch `{outside}`"),
+                    "name the switch of the router's outside interface".to_owned(),
+                );
+                return None;
+            }
+        }
+        let inside: Vec<Ipv6Net> = interfaces
+            .iter()
+            .filter(|i| !on(i))
+            .filter_map(|i| i.address6.map(|a| a.trunc()))
+            .collect();
+        let mut pinholes = Vec::new();
+        for p in &f.pinholes {
+            let p = p.get_ref();
+            let protocol = self.protocol(&p.protocol, &key("pinholes.protocol"));
+            let port =
+                self.ranged(&Some(p.port.clone()), &key("pinholes.port"), 1, 65535, 0) as u16;
+            let to = self.ip6(&p.to, &key("pinholes.to"));
+            if let Some(to) = to.filter(|t| !inside.iter().any(|n| n.contains(t))) {
+                self.err(
+                    &p.to,
+                    &key("pinholes.to"),
+                    format!("{to} is not on any of the router's inside prefixes"),
+                    "a pinhole leads to a station behind the firewall".to_owned(),
+                );
+                continue;
+            }
+            if let (Some(protocol), Some(to)) = (protocol, to) {
+                pinholes.push(PinholeSpec { protocol, port, to });
+            }
+        }
+        Some(Firewall6Spec {
+            outside: outside.clone(),
+            pinholes,
+            max_entries: self.ranged(&f.max_entries, &key("max_entries"), 1, 1 << 24, 65536)
+                as usize,
+            max_entries_per_host: self.ranged(
+                &f.max_entries_per_host,
+                &key("max_entries_per_host"),
+                1,
+                1 << 24,
+                16384,
+            ) as usize,
+        })
+    }
+
     /// A SLAAC host needs a router advertising a prefix for SLAAC on its
     /// switch; a DHCPv6 host a DHCPv6 server.
     pub(super) fn check_lab6(
