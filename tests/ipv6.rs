@@ -1,7 +1,8 @@
 //! Real-namespace tests of IPv6 in the network: the dual-stack reference
 //! lab, where real Linux hosts configure themselves from scratchnet's
-//! router advertisements, and a routed lab with a smaller transit MTU.
-//! rdisc6, ping -6, traceroute -6 and tracepath -6 must agree with it;
+//! router advertisements and DHCPv6 server, and a routed lab with a
+//! smaller transit MTU. rdisc6, dhclient -6, ping -6, traceroute -6,
+//! tracepath -6 and curl must agree with it;
 //! hostile hosts (rogue RAs, spoofed NAs, long extension chains, tiny
 //! fragments, a scan of a /64) get counted drops and change nothing. (The
 //! router's own refusal of such chains is tested frame by frame in the
@@ -66,10 +67,42 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
     ] {
         assert!(ra.contains(want), "rdisc6 lacks {want:?}:\n{ra}");
     }
-    // bob is not configured for IPv6: he ignores the advertisements.
+    // bob leased his address with dhclient -6 from home-gw's DHCPv6
+    // server (the M flag), his route from the RA, his resolver from both.
+    let bob = global_address("bob");
+    assert_eq!(bob, "2001:db8:1::100");
+    let addr = exec_ok("bob", "ip -6 -o addr show dev eth0 scope global");
+    assert!(addr.contains("/128"), "{addr}");
+    assert!(exec_ok("bob", "ip -6 route show default").contains("proto ra"));
+    let resolv = exec_ok("bob", "cat /etc/resolv.conf");
+    assert!(
+        resolv.contains("nameserver 2001:db8:100::53")
+            && resolv.contains("nameserver 198.51.100.53"),
+        "{resolv}"
+    );
+    let gw = lab.router("home-gw");
+    let binding = &gw["leases6"][0];
+    assert_eq!(binding["ip"], "2001:db8:1::100", "{gw}");
+    assert_eq!(binding["state"], "bound");
+    assert_eq!(binding["mac"], wire::Mac::local_from("bob").to_string());
+    exec_ok("bob", "ping -6 -c 1 -W 2 2001:db8:2::10");
+    // Released and leased again through the lab's own command.
+    let release = sh(&format!("{} dhcp bob release --lab reference", bin()));
+    assert!(
+        release.status.success(),
+        "{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
     assert!(exec_ok("bob", "ip -6 -o addr show dev eth0 scope global")
         .trim()
         .is_empty());
+    let renew = sh(&format!("{} dhcp bob renew --lab reference", bin()));
+    assert!(
+        renew.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renew.stderr)
+    );
+    assert_eq!(global_address("bob"), "2001:db8:1::100");
 
     // Routed end to end, without NAT: every hop answers traceroute -6
     // (with echo probes: office-gw's firewall keeps out UDP to carol's

@@ -342,6 +342,7 @@ mod routed {
             dhcp: None,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         r.add_iface(IfaceConfig {
             name: "up".into(),
@@ -351,6 +352,7 @@ mod routed {
             dhcp: None,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         r.add_route(
             "0.0.0.0/0".parse().expect("net"),
@@ -517,6 +519,7 @@ mod routed {
             dhcp: None,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         let rid = f.add_router(r, 1);
         f.link_router(rid, IfaceId(0), lan, PortConfig::access(1))

@@ -16,8 +16,8 @@ use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{HostConfig, Stack};
 use ipnet::Ipv6Net;
 use router::{
-    DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward, Proto,
-    RaConfig, Router, RouterLimits,
+    Dhcp6Config, DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
+    Proto, RaConfig, Router, RouterLimits,
 };
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -89,6 +89,15 @@ fn iface(
         mtu: 1500,
         dhcp,
         ra: ra.then(|| RaConfig::slaac(addr6)),
+        dhcp6: ra.then(|| Dhcp6Config {
+            first: "2001:db8:1::100".parse().unwrap_or_else(|_| unreachable!()),
+            last: "2001:db8:1::1ff".parse().unwrap_or_else(|_| unreachable!()),
+            lease: Duration::from_secs(3600),
+            dns: Vec::new(),
+            domains: Vec::new(),
+            reserved: Vec::new(),
+            client_rate: DhcpConfig::CLIENT_RATE,
+        }),
     }
 }
 

@@ -7,8 +7,8 @@ use crate::{LabError, TunPort};
 use fabric::{Fabric, SwitchId};
 use ipnet::Ipv6Net;
 use router::{
-    DhcpConfig, Filtering, FirewallConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits,
-    Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits, Timeouts,
+    Dhcp6Config, DhcpConfig, Filtering, FirewallConfig, IfaceConfig, IfaceId, Link, NatConfig,
+    NeighbourLimits, Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits, Timeouts,
 };
 use std::net::{IpAddr, Ipv4Addr};
 use switch::{PortConfig, PortMode};
@@ -35,6 +35,23 @@ pub(crate) fn add(
     };
     let mut router = Router::with_limits(&r.name, limits);
     for i in &r.interfaces {
+        let dhcp6 = match &i.attachment {
+            Attachment::Switch(sw) => {
+                r.dhcp6
+                    .iter()
+                    .find(|d| d.switch == *sw)
+                    .map(|d| Dhcp6Config {
+                        first: d.first,
+                        last: d.last,
+                        lease: d.lease,
+                        dns: d.dns.clone(),
+                        domains: d.domains.clone(),
+                        reserved: lab.static_addresses6_on(sw),
+                        client_rate: d.requests_per_sec,
+                    })
+            }
+            Attachment::Tun { .. } => None,
+        };
         let (name, link, dhcp) = match &i.attachment {
             Attachment::Switch(sw) => (
                 sw.clone(),
@@ -64,6 +81,7 @@ pub(crate) fn add(
                 .as_ref()
                 .zip(i.address6)
                 .map(|(ra, prefix)| ra_config(ra, prefix)),
+            dhcp6,
         });
     }
     for rt in &r.routes {

@@ -140,6 +140,7 @@ pub struct Counters {
     /// Forwarded packets carrying IP options (passed on, not processed).
     pub forwarded_with_options: u64,
     pub dhcp_replies_sent: u64,
+    pub dhcp6_replies_sent: u64,
     pub nd_solicitations_sent: u64,
     pub nd_adverts_sent: u64,
     pub router_adverts_sent: u64,

@@ -45,8 +45,9 @@ pub enum Decision {
     Firewall { outcome: &'static str },
     /// Cut into fragments for the next hop's MTU.
     Fragmented { fragments: usize, mtu: usize },
-    /// A DHCP message answered.
-    Dhcp { reply: String, address: Ipv4Addr },
+    /// A DHCP or DHCPv6 message answered (the address it hands out, or
+    /// the unspecified address).
+    Dhcp { reply: String, address: IpAddr },
     /// Dropped, and why (the router's drop reason).
     Drop { reason: &'static str },
 }

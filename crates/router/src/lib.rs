@@ -31,6 +31,7 @@ mod conntrack;
 mod counters;
 mod decision;
 mod dhcp;
+mod dhcp6;
 mod firewall;
 mod icmp;
 mod nat;
@@ -46,6 +47,7 @@ pub use conntrack::{Proto, Timeouts};
 pub use counters::{Counters, Drop};
 pub use decision::Decision;
 pub use dhcp::{DhcpConfig, DhcpCounters, DhcpStatus, LeaseRow};
+pub use dhcp6::{Dhcp6Config, Dhcp6Counters, Dhcp6Status, Lease6Row};
 pub use firewall::{FirewallConfig, FirewallCounters, FirewallRow, Pinhole};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward};
@@ -88,6 +90,8 @@ pub struct IfaceConfig {
     pub dhcp: Option<DhcpConfig>,
     /// Router advertisements on this interface.
     pub ra: Option<RaConfig>,
+    /// A DHCPv6 server on this interface (it needs `addr6`).
+    pub dhcp6: Option<Dhcp6Config>,
 }
 
 /// Why a route cannot be added.
@@ -106,6 +110,7 @@ impl std::error::Error for UnreachableNextHop {}
 struct Iface {
     config: IfaceConfig,
     dhcp: Option<DhcpServer>,
+    dhcp6: Option<dhcp6::Dhcp6Server>,
     /// The IPv6 link-local address (fe80::/64 by EUI-64), when the
     /// interface speaks IPv6.
     link_local: Option<Ipv6Addr>,
@@ -197,6 +202,10 @@ pub struct RouterStatus {
     pub leases: Vec<LeaseRow>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dhcp: Vec<DhcpStatus>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leases6: Vec<Lease6Row>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dhcp6: Vec<Dhcp6Status>,
     pub counters: Counters,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatStatus>,
@@ -335,10 +344,17 @@ impl Router {
             _ => None,
         };
         let dhcp = config.dhcp.clone().map(|d| DhcpServer::new(d, config.addr));
+        let dhcp6 = match (config.dhcp6.clone(), config.link, config.addr6) {
+            (Some(d), Link::Ethernet { mac }, Some(prefix)) => {
+                Some(dhcp6::Dhcp6Server::new(d, mac, prefix))
+            }
+            _ => None,
+        };
         let next_ra = config.ra.as_ref().map(|_| Instant::ZERO);
         self.ifaces.push(Iface {
             config,
             dhcp,
+            dhcp6,
             link_local,
             next_ra,
             last_ra: None,
@@ -655,6 +671,9 @@ impl Router {
             if let Some(d) = &mut i.dhcp {
                 d.on_timer(now);
             }
+            if let Some(d) = &mut i.dhcp6 {
+                d.on_timer(now);
+            }
         }
         if let Some((_, nat)) = &mut self.nat {
             if nat.poll_at().is_some_and(|t| t <= now) {
@@ -727,6 +746,18 @@ impl Router {
                 .ifaces
                 .iter()
                 .filter_map(|i| i.dhcp.as_ref())
+                .map(|d| d.status(now))
+                .collect(),
+            leases6: self
+                .ifaces
+                .iter()
+                .filter_map(|i| i.dhcp6.as_ref())
+                .flat_map(|d| d.leases(now))
+                .collect(),
+            dhcp6: self
+                .ifaces
+                .iter()
+                .filter_map(|i| i.dhcp6.as_ref())
                 .map(|d| d.status(now))
                 .collect(),
             counters: self.counters.clone(),

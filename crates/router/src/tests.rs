@@ -99,6 +99,7 @@ impl Lab {
             dhcp,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         Lab {
             r,
@@ -118,6 +119,7 @@ impl Lab {
             dhcp: None,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         r.add_iface(IfaceConfig {
             name: "wan".into(),
@@ -127,6 +129,7 @@ impl Lab {
             dhcp: None,
             addr6: None,
             ra: None,
+            dhcp6: None,
         });
         r.add_route("0.0.0.0/0".parse().expect("net"), ip("10.0.2.254").into())
             .expect("route");

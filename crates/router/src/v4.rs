@@ -425,7 +425,7 @@ impl Router {
         let kind = reply.message.opts().msg_type();
         self.note(|_| Decision::Dhcp {
             reply: kind.map_or("reply".to_owned(), |k| format!("{k:?}").to_lowercase()),
-            address: reply.message.yiaddr(),
+            address: reply.message.yiaddr().into(),
         });
         io.out.push((iface, f));
     }

@@ -5,11 +5,18 @@
 //! echo (RFC 4443), link-local scope kept on its link (RFC 4291).
 
 use crate::nd::{self, NdError, NdMessage, RaConfig};
-use crate::{firewall, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router};
+use crate::{
+    dhcp6, firewall, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router,
+};
 use std::net::{IpAddr, Ipv6Addr};
 use wire::ether::{EthernetHeader, ETHERTYPE_IPV6};
 use wire::ip::{Family, Fragment, IpView, Transport, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use wire::{checksum, Frame, Mac};
+
+/// ff02::1:2, where DHCPv6 clients find servers (RFC 8415 7.1).
+const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+const DHCP6_CLIENT_PORT: u16 = 546;
+const DHCP6_SERVER_PORT: u16 = 547;
 
 /// Solicited router advertisements at most this often per interface
 /// (RFC 4861 MIN_DELAY_BETWEEN_RAS).
@@ -54,6 +61,7 @@ impl Router {
         let i = self.iface(iface);
         group == nd::ALL_NODES
             || group == nd::ALL_ROUTERS
+            || (group == ALL_DHCP_SERVERS && i.dhcp6.is_some())
             || i.link_local.is_some_and(|a| nd::solicited_node(a) == group)
             || i.config
                 .addr6
@@ -133,6 +141,12 @@ impl Router {
                         io.pool.put(frame);
                     }
                 }
+            }
+            PROTO_UDP
+                if view.ports().is_some_and(|(_, d)| d == DHCP6_SERVER_PORT)
+                    && self.iface(iface).dhcp6.is_some() =>
+            {
+                self.dhcp6_input(io, iface, frame, &view)
             }
             _ if to_group => self.discard(io, frame, Drop::Broadcast),
             PROTO_UDP | PROTO_TCP => {
@@ -234,6 +248,59 @@ impl Router {
             }
             NdMessage::RouterAdvert | NdMessage::Redirect => {}
         }
+    }
+
+    /// A DHCPv6 client message: answered from the interface's link-local
+    /// address to the client's, at its link-layer address.
+    fn dhcp6_input(&mut self, io: &mut Io, iface: IfaceId, frame: Frame, view: &IpView) {
+        let src_mac = EthernetHeader::parse(frame.data()).map(|e| e.src).ok();
+        let message = view.payload(frame.data()).get(8..).and_then(dhcp6::decode);
+        let client = v6(view.src);
+        io.pool.put(frame);
+        let (Some(message), Some(src_mac)) = (message, src_mac) else {
+            self.counters.drop(Drop::Malformed);
+            return;
+        };
+        self.counters.delivered += 1;
+        let i = &mut self.ifaces[iface.0 as usize];
+        let (Some(server), Link::Ethernet { mac }, Some(me)) =
+            (i.dhcp6.as_mut(), i.config.link, i.link_local)
+        else {
+            return;
+        };
+        let Some(reply) = server.handle(io.now, src_mac, &message) else {
+            return;
+        };
+        let Ok(payload) = dhcproto::Encodable::to_vec(&reply) else {
+            return;
+        };
+        let mut udp = Vec::with_capacity(8 + payload.len());
+        udp.extend_from_slice(&DHCP6_SERVER_PORT.to_be_bytes());
+        udp.extend_from_slice(&DHCP6_CLIENT_PORT.to_be_bytes());
+        udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&payload);
+        let c = wire::ip::transport_checksum(me.into(), client.into(), PROTO_UDP, &udp);
+        udp[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+        let mut f = io.pool.get();
+        f.extend_from_slice(&[0u8; 14]);
+        f.extend_from_slice(&icmp::ipv6_header(
+            me,
+            client,
+            PROTO_UDP,
+            udp.len() as u16,
+            64,
+        ));
+        f.extend_from_slice(&udp);
+        set_ethernet(&mut f, src_mac, mac, ETHERTYPE_IPV6);
+        self.counters.dhcp6_replies_sent += 1;
+        let address = dhcp6::first_address(&reply).unwrap_or(Ipv6Addr::UNSPECIFIED);
+        let kind = format!("{:?}", reply.msg_type()).to_lowercase();
+        self.note(|_| Decision::Dhcp {
+            reply: kind,
+            address: address.into(),
+        });
+        io.out.push((iface, f));
     }
 
     /// Forwards a packet that came in on `iface`.

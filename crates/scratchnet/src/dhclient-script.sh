@@ -1,11 +1,27 @@
 #!/bin/sh
-# dhclient-script for scratchnet hosts. dhclient runs it inside the host's
-# network namespace (ip netns exec), where /etc/resolv.conf is a bind mount
-# of /etc/netns/HOST/resolv.conf: it configures the interface and writes
-# that file in place, and touches nothing outside the namespace (Debian's
-# own script renames a temporary file in /etc, which would escape it).
+# dhclient-script for scratchnet hosts, DHCPv4 (dhclient -4) and DHCPv6
+# (dhclient -6). dhclient runs it inside the host's network namespace (ip
+# netns exec), where /etc/resolv.conf is a bind mount of
+# /etc/netns/HOST/resolv.conf: it configures the interface and writes that
+# file in place, and touches nothing outside the namespace (Debian's own
+# script renames a temporary file in /etc, which would escape it).
+
+# resolv.conf with the nameservers of one family replaced by $2 (4 or 6
+# in $1): a host that leases both keeps both families' servers.
+resolvers() {
+  keep=$(grep -v '^#' /etc/resolv.conf 2>/dev/null | if [ "$1" = 4 ]; then grep ':'; else grep -v ':'; fi)
+  {
+    echo "# written by scratchnet's dhclient-script from the DHCP leases"
+    [ "$1" = 6 ] && [ -n "$keep" ] && echo "$keep"
+    for ns in $2; do echo "nameserver $ns"; done
+    [ "$1" = 4 ] && [ -n "$keep" ] && echo "$keep"
+  } > /etc/resolv.conf.new
+  cat /etc/resolv.conf.new > /etc/resolv.conf
+  rm -f /etc/resolv.conf.new
+}
+
 case "$reason" in
-  PREINIT)
+  PREINIT|PREINIT6)
     ip link set dev "$interface" up
     ;;
   BOUND|RENEW|REBIND|REBOOT)
@@ -18,15 +34,31 @@ case "$reason" in
       break
     done
     if [ -n "$new_domain_name_servers" ]; then
-      {
-        echo "# written by scratchnet's dhclient-script from the DHCP lease"
-        for ns in $new_domain_name_servers; do echo "nameserver $ns"; done
-      } > /etc/resolv.conf
+      resolvers 4 "$new_domain_name_servers"
+    fi
+    ;;
+  BOUND6|RENEW6|REBIND6|REBOOT6)
+    if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+      ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface" 2>/dev/null
+    fi
+    if [ -n "$new_ip6_address" ]; then
+      # The lease names the address; the on-link prefix and the default
+      # route come from router advertisements, as IPv6 wants.
+      ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" \
+        valid_lft "${new_max_life:-forever}" preferred_lft "${new_preferred_life:-forever}"
+    fi
+    if [ -n "$new_dhcp6_name_servers" ]; then
+      resolvers 6 "$new_dhcp6_name_servers"
     fi
     ;;
   EXPIRE|FAIL|RELEASE|STOP)
     if [ -n "$old_ip_address" ]; then
       ip -4 addr flush dev "$interface"
+    fi
+    ;;
+  EXPIRE6|RELEASE6|STOP6)
+    if [ -n "$old_ip6_address" ]; then
+      ip -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$interface" 2>/dev/null
     fi
     ;;
 esac

@@ -53,6 +53,12 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
         .flat_map(|r| &r.leases)
         .filter(|l| l.state == "bound")
         .collect();
+    let leases6: Vec<&router::Lease6Row> = status
+        .routers
+        .iter()
+        .flat_map(|r| &r.leases6)
+        .filter(|l| l.state == "bound")
+        .collect();
     let mut nodes = Vec::new();
     for h in &topo.hosts {
         let (address, dhcp) = match h.address {
@@ -76,7 +82,12 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                 link: h.switch.clone(),
                 address,
                 dhcp,
-                address6: topo.host_address6(h).map(|n| n.to_string()),
+                address6: topo.host_address6(h).map(|n| n.to_string()).or_else(|| {
+                    leases6
+                        .iter()
+                        .find(|l| l.mac == h.mac)
+                        .map(|l| format!("{}/128 (dhcp6)", l.ip))
+                }),
                 mac: Some(h.mac),
             }],
         });

@@ -369,23 +369,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// `scratchnet dhcp HOST release|renew`: the lab's DHCP client for that
-/// host, with the files `up` gave it, so that a release stops the client
-/// that holds the lease and a renew leaves one client running.
+/// `scratchnet dhcp HOST release|renew`: the lab's DHCP clients for that
+/// host (DHCPv4, DHCPv6 or both), with the files `up` gave them, so that
+/// a release stops the client that holds the lease and a renew leaves
+/// one client running.
 fn dhcp(lab: Option<&str>, host: &str, action: &str) -> Result<()> {
     let lab = control::find_lab(lab)?;
     let dir = state::lab_dir(&lab);
-    if !topology::is_valid_name(host) || !dir.join(format!("{host}.leases")).exists() {
-        anyhow::bail!("host `{host}` of lab `{lab}` takes no address by DHCP (only hosts with `address = \"dhcp\"` have a lease)");
+    let families: Vec<netns::Dhcp> = [netns::Dhcp::V4, netns::Dhcp::V6]
+        .into_iter()
+        .filter(|f| topology::is_valid_name(host) && f.lease_file(&dir, host).exists())
+        .collect();
+    if families.is_empty() {
+        anyhow::bail!("host `{host}` of lab `{lab}` takes no address by DHCP (only hosts with `address = \"dhcp\"` or `address6 = \"dhcp6\"` have a lease)");
     }
-    match action {
-        "release" => netns::dhclient(host, &dir, netns::Lease::Release, true),
-        "renew" => {
-            netns::stop_dhclient(&dir.join(format!("{host}.dhclient.pid")));
-            netns::dhclient(host, &dir, netns::Lease::Acquire, true)
+    for family in families {
+        match action {
+            "release" => netns::dhclient(host, &dir, netns::Lease::Release, family, true)?,
+            "renew" => {
+                netns::stop_dhclient(&family.pid_file(&dir, host));
+                netns::dhclient(host, &dir, netns::Lease::Acquire, family, true)?
+            }
+            other => anyhow::bail!("`{other}`: say `release` or `renew`"),
         }
-        other => anyhow::bail!("`{other}`: say `release` or `renew`"),
     }
+    Ok(())
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

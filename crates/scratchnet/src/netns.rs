@@ -190,7 +190,10 @@ fn sysctls_in(ns: &str, settings: &[(String, &'static str)]) -> Result<()> {
 fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
     let (accept_ra, autoconf) = match host.address6 {
         Some(HostAddress6::Slaac) => ("1", "1"),
-        Some(_) => ("0", "0"),
+        // The address comes from DHCPv6; the default route and the
+        // on-link prefix, as always in IPv6, from the advertisements.
+        Some(HostAddress6::Dhcp6) => ("1", "0"),
+        Some(HostAddress6::Static(_)) => ("0", "0"),
         None if v6_segment => ("0", "0"),
         None => return Ok(()),
     };
@@ -294,6 +297,8 @@ const DHCLIENT_SCRIPT: &str = include_str!("dhclient-script.sh");
 /// dhclient settings: give up on the first attempt after 15 s (the lab
 /// reports it) rather than the default 60.
 const DHCLIENT_CONF: &str = "timeout 15;\nretry 5;\nrequest subnet-mask, broadcast-address, routers, domain-name-servers;\n";
+const DHCLIENT6_CONF: &str =
+    "timeout 15;\nretry 5;\nrequest dhcp6.name-servers, dhcp6.domain-search;\n";
 
 /// What the lab's DHCP client is asked to do for a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,18 +309,65 @@ pub enum Lease {
     Release,
 }
 
+/// Which DHCP: DHCPv4 (RFC 2131) or DHCPv6 (RFC 8415).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dhcp {
+    V4,
+    V6,
+}
+
+impl Dhcp {
+    /// The client's pid file in the lab's run directory.
+    pub fn pid_file(self, run_dir: &Path, ns: &str) -> PathBuf {
+        match self {
+            Dhcp::V4 => run_dir.join(format!("{ns}.dhclient.pid")),
+            Dhcp::V6 => run_dir.join(format!("{ns}.dhclient6.pid")),
+        }
+    }
+
+    /// The client's lease file: it exists once the client has run.
+    pub fn lease_file(self, run_dir: &Path, ns: &str) -> PathBuf {
+        match self {
+            Dhcp::V4 => run_dir.join(format!("{ns}.leases")),
+            Dhcp::V6 => run_dir.join(format!("{ns}.leases6")),
+        }
+    }
+}
+
 /// Runs the system's DHCP client for `eth0` in the host's namespace and
 /// waits until it has a lease (it then keeps renewing in the background).
 /// Its pid file goes in `run_dir`, so `down` can stop it.
-pub fn run_dhclient(ns: &str, run_dir: &Path) -> Result<()> {
-    dhclient(ns, run_dir, Lease::Acquire, false)
+pub fn run_dhclient(ns: &str, run_dir: &Path, family: Dhcp) -> Result<()> {
+    dhclient(ns, run_dir, Lease::Acquire, family, false)
 }
 
-/// Runs the lab's DHCP client for host `ns`, with the files in `run_dir`
-/// (its pid, lease and script files, so that a release stops the running
-/// client and a new lease replaces it), and what it says shown (`show`)
-/// or only its last words on failure.
-pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, show: bool) -> Result<()> {
+/// Waits (up to 5 s) until `eth0`'s link-local address has passed
+/// duplicate address detection: a DHCPv6 client sends from it.
+fn wait_for_link_local(ns: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = Command::new("ip")
+            .args([
+                "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+            ])
+            .output()
+            .context("cannot run `ip`")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("inet6") && !text.contains("tentative") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("host `{ns}` has no usable link-local IPv6 address for DHCPv6 after 5 s: {text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Runs the lab's DHCP client of `family` for host `ns`, with the files
+/// in `run_dir` (its pid, lease and script files, so that a release stops
+/// the running client and a new lease replaces it), and what it says
+/// shown (`show`) or only its last words on failure.
+pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, family: Dhcp, show: bool) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dhclient = ["/usr/sbin/dhclient", "/sbin/dhclient"]
         .into_iter()
@@ -328,20 +380,28 @@ pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, show: bool) -> Result<()>
     let script = run_dir.join("dhclient-script");
     std::fs::write(&script, DHCLIENT_SCRIPT)?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-    let conf = run_dir.join("dhclient.conf");
-    std::fs::write(&conf, DHCLIENT_CONF)?;
+    let (flag, conf, text) = match family {
+        Dhcp::V4 => ("-4", run_dir.join("dhclient.conf"), DHCLIENT_CONF),
+        Dhcp::V6 => ("-6", run_dir.join("dhclient6.conf"), DHCLIENT6_CONF),
+    };
+    std::fs::write(&conf, text)?;
     // The namespace's own resolv.conf must exist before dhclient writes
     // it, or the write would land on the machine's.
-    write_resolv_conf(ns, &[])?;
+    if !etc_dir(ns).join("resolv.conf").exists() {
+        write_resolv_conf(ns, &[])?;
+    }
+    if family == Dhcp::V6 && what == Lease::Acquire {
+        wait_for_link_local(ns)?;
+    }
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, dhclient, "-4", "-v", "-sf"]);
+    cmd.args(["netns", "exec", ns, dhclient, flag, "-v", "-sf"]);
     cmd.arg(&script)
         .arg("-cf")
         .arg(&conf)
         .arg("-pf")
-        .arg(run_dir.join(format!("{ns}.dhclient.pid")))
+        .arg(family.pid_file(run_dir, ns))
         .arg("-lf")
-        .arg(run_dir.join(format!("{ns}.leases")));
+        .arg(family.lease_file(run_dir, ns));
     cmd.arg(match what {
         Lease::Acquire => "-1",
         Lease::Release => "-r",
@@ -359,7 +419,11 @@ pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, show: bool) -> Result<()>
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no output");
-        bail!("host `{ns}` got no DHCP lease (dhclient: {last}): is a router with `dhcp` on its switch?");
+        let (what, key) = match family {
+            Dhcp::V4 => ("DHCP", "dhcp"),
+            Dhcp::V6 => ("DHCPv6", "dhcp6"),
+        };
+        bail!("host `{ns}` got no {what} lease (dhclient: {last}): is a router with `{key}` on its switch?");
     }
     Ok(())
 }

@@ -276,7 +276,7 @@ fn router(out: &mut String, r: &Value) {
     let c = &r["counters"];
     let _ = writeln!(
         out,
-        "\nrouter {}: received {}, forwarded {} ({} GSO), delivered {}, fragmented {} into {}, icmp-errors {} (rate-limited {}), echo-replies {}, arp requests {} replies {}, nd solicitations {} advertisements {}, router-adverts {}, dhcp replies {}",
+        "\nrouter {}: received {}, forwarded {} ({} GSO), delivered {}, fragmented {} into {}, icmp-errors {} (rate-limited {}), echo-replies {}, arp requests {} replies {}, nd solicitations {} advertisements {}, router-adverts {}, dhcp replies {} (v6 {})",
         text(r, "name"),
         num(c, "received"),
         num(c, "forwarded"),
@@ -292,7 +292,8 @@ fn router(out: &mut String, r: &Value) {
         num(c, "nd_solicitations_sent"),
         num(c, "nd_adverts_sent"),
         num(c, "router_adverts_sent"),
-        num(c, "dhcp_replies_sent")
+        num(c, "dhcp_replies_sent"),
+        num(c, "dhcp6_replies_sent")
     );
     let _ = writeln!(out, "  drops: {}", counts(c.get("drops")));
     let _ = writeln!(out, "  interfaces:");
@@ -412,6 +413,31 @@ fn router(out: &mut String, r: &Value) {
             num(d, "size"),
             nonzero(&d["counters"])
         );
+    }
+    for d in r["dhcp6"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  DHCPv6 pool {}-{}: {} in use; {}",
+            text(d, "first"),
+            text(d, "last"),
+            num(d, "in_use"),
+            nonzero(&d["counters"])
+        );
+    }
+    let leases6 = r["leases6"].as_array().cloned().unwrap_or_default();
+    if !leases6.is_empty() {
+        let _ = writeln!(out, "  DHCPv6 bindings ({}):", leases6.len());
+        for l in &leases6 {
+            let _ = writeln!(
+                out,
+                "    {:<28} {}  iaid {:<10} {:<10} expires in {} s",
+                text(l, "ip"),
+                text(l, "mac"),
+                num(l, "iaid"),
+                text(l, "state"),
+                num(l, "expires_in_secs")
+            );
+        }
     }
     let leases = r["leases"].as_array().cloned().unwrap_or_default();
     if !leases.is_empty() {

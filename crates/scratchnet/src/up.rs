@@ -298,17 +298,25 @@ fn write_ca(lab: &str, pem: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs the DHCP client of every DHCP host, all at once, and waits for
-/// their leases.
+/// Runs the DHCP clients (DHCPv4, DHCPv6) of every DHCP host, all at
+/// once, and waits for their leases.
 async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
     let dir = crate::state::lab_dir(&lab.name);
-    let clients: Vec<_> = lab
+    let v4 = lab
         .hosts
         .iter()
         .filter(|h| h.address == HostAddress::Dhcp)
-        .map(|h| {
+        .map(|h| (h, netns::Dhcp::V4));
+    let v6 = lab
+        .hosts
+        .iter()
+        .filter(|h| h.address6 == Some(topology::HostAddress6::Dhcp6))
+        .map(|h| (h, netns::Dhcp::V6));
+    let clients: Vec<_> = v4
+        .chain(v6)
+        .map(|(h, family)| {
             let (ns, dir) = (h.name.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || netns::run_dhclient(&ns, &dir))
+            tokio::task::spawn_blocking(move || netns::run_dhclient(&ns, &dir, family))
         })
         .collect();
     for c in clients {

@@ -106,6 +106,7 @@ pub struct RouterSpec {
     /// Filter IPv6 coming in by the interface on a switch (RFC 6092).
     pub firewall6: Option<Firewall6Spec>,
     pub dhcp: Vec<DhcpSpec>,
+    pub dhcp6: Vec<Dhcp6Spec>,
     pub forwards: Vec<ForwardSpec>,
     /// Neighbour (ARP) cache entries at most.
     pub arp_cache_size: usize,
@@ -221,6 +222,20 @@ pub struct DhcpSpec {
     pub dns: Vec<IpAddr>,
     pub lease: Duration,
     /// Messages per second one client MAC may send.
+    pub requests_per_sec: u32,
+}
+
+/// A DHCPv6 server: stateful addresses from a range, and DNS for
+/// stateless clients too.
+#[derive(Debug, Clone)]
+pub struct Dhcp6Spec {
+    pub switch: String,
+    pub first: Ipv6Addr,
+    pub last: Ipv6Addr,
+    pub dns: Vec<Ipv6Addr>,
+    pub domains: Vec<String>,
+    pub lease: Duration,
+    /// Messages per second one client station may send.
     pub requests_per_sec: u32,
 }
 
@@ -461,6 +476,24 @@ impl Topology {
 
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The IPv6 addresses stations on a switch hold without DHCPv6:
+    /// routers' interfaces, static and SLAAC hosts. A DHCPv6 pool never
+    /// hands them out.
+    pub fn static_addresses6_on(&self, switch: &str) -> Vec<Ipv6Addr> {
+        let routers = self
+            .routers
+            .iter()
+            .flat_map(|r| &r.interfaces)
+            .filter(|i| i.attachment == Attachment::Switch(switch.to_owned()))
+            .filter_map(|i| i.address6.map(|a| a.addr()));
+        let hosts = self
+            .hosts
+            .iter()
+            .filter(|h| h.switch == switch)
+            .filter_map(|h| self.host_address6(h).map(|a| a.addr()));
+        routers.chain(hosts).collect()
     }
 
     /// The fixed addresses on a switch: routers' interfaces, static hosts

@@ -113,6 +113,8 @@ pub struct Router {
     #[serde(default)]
     pub dhcp: Vec<Spanned<Dhcp>>,
     #[serde(default)]
+    pub dhcp6: Vec<Spanned<Dhcp6>>,
+    #[serde(default)]
     pub forwards: Vec<Spanned<Forward>>,
     pub arp_cache_size: Option<Spanned<u64>>,
     pub arp_queue_bytes: Option<Spanned<u64>>,
@@ -197,6 +199,20 @@ pub struct Dhcp {
     pub range: Str,
     #[serde(default)]
     pub dns: Vec<Str>,
+    pub lease_secs: Option<Spanned<u64>>,
+    pub requests_per_sec: Option<Spanned<u64>>,
+}
+
+/// A DHCPv6 server on one of the router's segments (RFC 8415).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dhcp6 {
+    pub switch: Str,
+    pub range: Str,
+    #[serde(default)]
+    pub dns: Vec<Str>,
+    #[serde(default)]
+    pub domains: Vec<Str>,
     pub lease_secs: Option<Spanned<u64>>,
     pub requests_per_sec: Option<Spanned<u64>>,
 }

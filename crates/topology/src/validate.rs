@@ -1497,6 +1497,11 @@ impl Validator<'_, '_> {
             .firewall6
             .as_ref()
             .and_then(|f| self.firewall6(f, &interfaces, &name));
+        let dhcp6 = x
+            .dhcp6
+            .iter()
+            .filter_map(|d| self.dhcp6(d.get_ref(), &interfaces, &name))
+            .collect();
         ok.then_some(RouterSpec {
             name,
             interfaces,
@@ -1504,6 +1509,7 @@ impl Validator<'_, '_> {
             nat,
             firewall6,
             dhcp,
+            dhcp6,
             forwards,
             arp_cache_size,
             arp_queue_bytes,

@@ -32,6 +32,7 @@ fn lab6(wan_mtu: u16) -> Lab {
         mtu: 1500,
         dhcp: None,
         ra: Some(ra),
+        dhcp6: None,
     });
     r.add_iface(IfaceConfig {
         name: "wan".into(),
@@ -41,6 +42,7 @@ fn lab6(wan_mtu: u16) -> Lab {
         mtu: wan_mtu,
         dhcp: None,
         ra: None,
+        dhcp6: None,
     });
     r.add_route("::/0".parse().expect("net"), ip6(B6).into())
         .expect("route");

@@ -15,6 +15,8 @@ use std::time::Duration;
 const RA_INTERVAL_SECS: (u64, u64) = (4, 1800);
 /// The lab's default: short enough that a learner sees one soon.
 const RA_INTERVAL_DEFAULT: u64 = 60;
+/// The most addresses a DHCPv6 range may hold (the server scans it).
+const MAX_DHCP6_RANGE: u128 = 65536;
 
 impl Validator<'_, '_> {
     fn net6(&mut self, s: &Str, key: &str) -> Option<Ipv6Net> {
@@ -342,6 +344,104 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// A DHCPv6 server on one of the router's IPv6 segments, its range
+    /// inside the segment's prefix and small enough to scan.
+    pub(super) fn dhcp6(
+        &mut self,
+        d: &raw::Dhcp6,
+        interfaces: &[InterfaceSpec],
+        router: &str,
+    ) -> Option<Dhcp6Spec> {
+        let key = |k: &str| format!("router \"{router}\".dhcp6.{k}");
+        let sw = d.switch.get_ref();
+        let Some(prefix) = interfaces
+            .iter()
+            .find(|i| i.attachment == Attachment::Switch(sw.clone()))
+            .map(|i| i.address6)
+        else {
+            self.err(
+                &d.switch,
+                &key("switch"),
+                format!("router `{router}` has no interface on switch `{sw}`"),
+                "serve DHCPv6 on a switch the router is attached to".to_owned(),
+            );
+            return None;
+        };
+        let Some(prefix) = prefix else {
+            self.err(
+                &d.switch,
+                &key("switch"),
+                format!("router `{router}`'s interface on `{sw}` has no IPv6 address"),
+                "give it `address6`".to_owned(),
+            );
+            return None;
+        };
+        let range = d.range.get_ref();
+        let parsed = range.split_once('-').and_then(|(a, b)| {
+            Some((
+                a.trim().parse::<Ipv6Addr>().ok()?,
+                b.trim().parse::<Ipv6Addr>().ok()?,
+            ))
+        });
+        let Some((first, last)) = parsed else {
+            self.err(
+                &d.range,
+                &key("range"),
+                format!("`{range}` is not a range of IPv6 addresses"),
+                "write FIRST-LAST, like 2001:db8:1::100-2001:db8:1::1ff".to_owned(),
+            );
+            return None;
+        };
+        let net = prefix.trunc();
+        let span = u128::from(last).checked_sub(u128::from(first));
+        if !net.contains(&first) || !net.contains(&last) {
+            self.err(
+                &d.range,
+                &key("range"),
+                format!("the range {first}-{last} is not inside {net}"),
+                format!("pick addresses of {net}"),
+            );
+            return None;
+        }
+        match span {
+            None => {
+                self.err(
+                    &d.range,
+                    &key("range"),
+                    format!("the range starts at {first}, after its end {last}"),
+                    "write the lower address first".to_owned(),
+                );
+                return None;
+            }
+            Some(n) if n >= MAX_DHCP6_RANGE => {
+                self.err(
+                    &d.range,
+                    &key("range"),
+                    format!("the range holds {} addresses", n.saturating_add(1)),
+                    format!("keep it to at most {MAX_DHCP6_RANGE} addresses"),
+                );
+                return None;
+            }
+            Some(_) => {}
+        }
+        let dns = d
+            .dns
+            .iter()
+            .filter_map(|a| self.ip6(a, &key("dns")))
+            .collect();
+        let lease = self.ranged(&d.lease_secs, &key("lease_secs"), 60, 1 << 31, 3600);
+        let rate = self.ranged(&d.requests_per_sec, &key("requests_per_sec"), 1, 10_000, 5);
+        Some(Dhcp6Spec {
+            switch: sw.clone(),
+            first,
+            last,
+            dns,
+            domains: d.domains.iter().map(|x| x.get_ref().clone()).collect(),
+            lease: Duration::from_secs(lease),
+            requests_per_sec: rate as u32,
+        })
+    }
+
     /// A SLAAC host needs a router advertising a prefix for SLAAC on its
     /// switch; a DHCPv6 host a DHCPv6 server.
     pub(super) fn check_lab6(
@@ -350,6 +450,11 @@ impl Validator<'_, '_> {
         hosts: &[HostSpec],
         routers: &[RouterSpec],
     ) {
+        let dhcp6_on: HashSet<&str> = routers
+            .iter()
+            .flat_map(|r| &r.dhcp6)
+            .map(|d| d.switch.as_str())
+            .collect();
         let slaac_on: HashSet<&str> = routers
             .iter()
             .flat_map(|r| &r.interfaces)
@@ -383,14 +488,17 @@ impl Validator<'_, '_> {
                         h.switch
                     ),
                 ),
-                Some(HostAddress6::Dhcp6) => self.err(
+                Some(HostAddress6::Dhcp6) if !dhcp6_on.contains(h.switch.as_str()) => self.err(
                     at,
                     &key,
                     format!(
                         "host `{}` takes its IPv6 address by DHCPv6, but no router serves DHCPv6 on switch `{}`",
                         h.name, h.switch
                     ),
-                    "scratchnet's routers do not serve DHCPv6 yet: use `address6 = \"slaac\"` or a static address".to_owned(),
+                    format!(
+                        "add a `dhcp6` table with `switch = \"{}\"` to a router on it, or use `address6 = \"slaac\"`",
+                        h.switch
+                    ),
                 ),
                 _ => {}
             }
