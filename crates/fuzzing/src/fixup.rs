@@ -5,7 +5,9 @@
 //! Lengths and header fields are left as the input has them: only the
 //! IPv4 header checksum and the TCP, UDP or ICMP checksum over the bytes
 //! that are there are written, and, for an ICMP error, those of the packet
-//! it quotes.
+//! it quotes. For IPv6 ([`fix_ipv6`]) the payload length is set to the
+//! bytes there are, and the upper-layer checksum behind any extension
+//! headers (TCP, UDP, ICMPv6, an ICMPv6 error's quote first) is written.
 
 use wire::checksum;
 
@@ -75,6 +77,42 @@ fn fix_transport(proto: u8, src: &[u8; 4], dst: &[u8; 4], l4: &mut [u8]) {
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Fixes an IPv6 packet: its payload length, and the checksum of what it
+/// carries behind its extension headers (first the packet an ICMPv6 error
+/// quotes).
+pub fn fix_ipv6(p: &mut [u8]) {
+    if p.len() < 40 || p[0] >> 4 != 6 {
+        return;
+    }
+    let payload = ((p.len() - 40).min(65535) as u16).to_be_bytes();
+    p[4..6].copy_from_slice(&payload);
+    let Ok(v) = wire::ip::IpView::parse_quote(p, 0) else {
+        return;
+    };
+    if matches!(v.fragment, wire::ip::Fragment::Later { .. }) {
+        return;
+    }
+    let at = match v.proto {
+        6 => 16,
+        17 => 6,
+        58 => 2,
+        _ => return,
+    };
+    let (l4, end) = (v.l4, v.end.min(p.len()));
+    if end < l4 + at + 2 {
+        return;
+    }
+    if v.proto == 58 && end >= l4 + 48 && p[l4] < 128 {
+        fix_ipv6(&mut p[l4 + 8..end]); // the quoted packet first
+    }
+    let (src, dst) = (&p[8..24].to_vec(), &p[24..40].to_vec());
+    p[l4 + at..l4 + at + 2].fill(0);
+    let pseudo = checksum::pseudo_header(src, dst, v.proto, (end - l4) as u32);
+    let c = checksum::finish(checksum::sum(pseudo, &p[l4..end]));
+    let c = if v.proto == 17 && c == 0 { 0xffff } else { c };
+    p[l4 + at..l4 + at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +126,19 @@ mod tests {
         assert_eq!(checksum::fold(checksum::sum(0, &p[..20])), 0xffff);
         let pseudo = checksum::pseudo_header(&p[12..16], &p[16..20], 17, 16);
         assert_eq!(checksum::fold(checksum::sum(pseudo, &p[20..])), 0xffff);
+    }
+
+    #[test]
+    fn fixed_ipv6_packets_verify() {
+        // Destination options, then UDP.
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, 60, 64];
+        p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+        p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0, 1, 0, 2, 0, 12, 0xbe, 0xef, 1, 2, 3, 4]);
+        fix_ipv6(&mut p);
+        let v = wire::ip::IpView::parse(&p, 0).expect("valid");
+        let pseudo = checksum::pseudo_header(&p[8..24], &p[24..40], 17, 12);
+        assert_eq!(checksum::fold(checksum::sum(pseudo, v.payload(&p))), 0xffff);
     }
 }

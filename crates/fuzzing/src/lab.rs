@@ -16,8 +16,8 @@ use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{HostConfig, Stack};
 use ipnet::Ipv6Net;
 use router::{
-    Dhcp6Config, DhcpConfig, IfaceConfig, IfaceId, Link, NatConfig, NeighbourLimits, PortForward,
-    Proto, RaConfig, Router, RouterLimits,
+    Dhcp6Config, DhcpConfig, FirewallConfig, IfaceConfig, IfaceId, Link, NatConfig,
+    NeighbourLimits, Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits,
 };
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -187,6 +187,21 @@ impl Lab {
             },
         ];
         gw.set_nat(IfaceId(1), nat);
+        gw.set_firewall(
+            IfaceId(1),
+            FirewallConfig {
+                max_entries: NAT_ENTRIES,
+                max_entries_per_host: NAT_PER_HOST,
+                pinholes: vec![Pinhole {
+                    proto: Proto::Udp,
+                    port: 53,
+                    to: "2001:db8:1::10"
+                        .parse()
+                        .unwrap_or_else(|_| unreachable!("fixed address")),
+                }],
+                ..FirewallConfig::default()
+            },
+        );
         let gw = f.add_router(gw, 2);
 
         let mut core = Router::with_limits("isp-gw", limits);
@@ -204,6 +219,10 @@ impl Lab {
             None,
             false,
         ));
+        let _ = core.add_route(
+            "2001:db8:1::/64".parse().unwrap_or_else(|_| unreachable!()),
+            "2001:db8:100::2".parse().unwrap_or_else(|_| unreachable!()),
+        );
         let core = f.add_router(core, 2);
         for (r, i, sw) in [(gw, 0, home), (gw, 1, isp), (core, 0, isp), (core, 1, dc)] {
             f.link_router(r, IfaceId(i), sw, PortConfig::access(1))
@@ -302,6 +321,17 @@ impl Lab {
             for d in &r.dhcp {
                 if d.in_use > d.size as usize {
                     return Err(format!("DHCP: {} leases of {}", d.in_use, d.size));
+                }
+            }
+            if let Some(fw) = &r.firewall {
+                if fw.table.len() > NAT_ENTRIES {
+                    return Err(format!("firewall: {} sessions", fw.table.len()));
+                }
+            }
+            for d in &r.dhcp6 {
+                let range = u128::from(d.last) - u128::from(d.first) + 1;
+                if d.in_use as u128 > range {
+                    return Err(format!("DHCPv6: {} bindings of {range}", d.in_use));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! it through scratchnet's parsers, and panics only if scratchnet does or
 //! an invariant breaks.
 
-use crate::fixup::{fix_frame, fix_ipv4};
+use crate::fixup::{fix_frame, fix_ipv4, fix_ipv6};
 use crate::lab::{Lab, ALICE, HOME_GW, HOME_GW_ISP, WEB1};
 use hoststack::{HostConfig, Stack};
 use std::net::SocketAddrV4;
@@ -30,12 +30,15 @@ pub const TARGETS: &[Target] = &[
     ("dns_resolver", dns_resolver),
     ("vxlan", vxlan),
     ("services", crate::services::services),
+    ("ipv6", ipv6),
+    ("dhcp6", dhcp6),
 ];
 
 const BOB: Mac = Mac([2, 0x53, 0, 0, 1, 20]);
 const PEER: Mac = Mac([2, 0x53, 0, 0, 2, 99]);
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 fn settle(lab: &mut Lab) {
     lab.run_for(Duration::from_millis(5));
@@ -378,6 +381,83 @@ pub fn vxlan(data: &[u8]) {
         lab.inject(alice, hdr, buf[wire::VNET_HDR_LEN..len].to_vec());
     } else {
         lab.inject(bob, VnetHdr::PLAIN, buf[..len].to_vec());
+    }
+    settle(&mut lab);
+}
+
+/// Records (as for `router`) of IPv6 packets, each with its payload
+/// length and upper-layer checksums fixed behind whatever extension
+/// headers it has: from alice (RA guard on her port), bob or the outside
+/// peer, to the router's MAC or a multicast group, with time passing.
+/// Neighbour discovery, router solicitations, forwarding, ICMPv6 errors
+/// and their quotes, the firewall on home-gw's outside. Each packet also
+/// goes through the one IP parser directly, whose view must agree with
+/// the bytes.
+pub fn ipv6(data: &[u8]) {
+    let mut lab = Lab::new(14);
+    for (control, mut packet, wait) in records(data) {
+        if let Some(b) = packet.first_mut() {
+            *b = 0x60 | (*b & 0x0f);
+        }
+        fix_ipv6(&mut packet);
+        if let Ok(v) = wire::ip::IpView::parse(&packet, 0) {
+            assert!(
+                v.l3 <= v.l4 && v.l4 <= v.end && v.end <= packet.len(),
+                "{v:?}"
+            );
+        }
+        let (port, src, gw) = match control & 3 {
+            0 => (lab.ports.alice, ALICE, HOME_GW),
+            1 => (lab.ports.bob, BOB, HOME_GW),
+            _ => (lab.ports.peer, PEER, HOME_GW_ISP),
+        };
+        let dst = match (control >> 2) & 3 {
+            0 | 1 => gw,
+            // All nodes, all routers, or the group the bytes name.
+            2 => Mac([0x33, 0x33, 0, 0, 0, 1 + (control >> 4 & 1)]),
+            _ => {
+                let g = packet.get(36..40).unwrap_or(&[0xff, 0, 0, 1]);
+                Mac([0x33, 0x33, g[0], g[1], g[2], g[3]])
+            }
+        };
+        lab.inject(
+            port,
+            VnetHdr::PLAIN,
+            build_frame(dst, src, ETHERTYPE_IPV6, &packet),
+        );
+        lab.run_for(wait);
+    }
+    settle(&mut lab);
+}
+
+/// Any bytes as a DHCPv6 client message from bob's link-local address to
+/// the servers' group, twice (from bob, and from a station claiming the
+/// same DUID), then as a SOLICIT-shaped message with the bytes as its
+/// options.
+pub fn dhcp6(data: &[u8]) {
+    let mut lab = Lab::new(15);
+    let bob = lab.ports.bob;
+    let bob_ll = BOB.eui64_in(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0));
+    let servers: std::net::Ipv6Addr = "ff02::1:2".parse().unwrap_or_else(|_| unreachable!());
+    let mut solicit = vec![1, 0, 0, 1];
+    solicit.extend_from_slice(data);
+    for (message, src) in [(data, BOB), (data, PEER), (&solicit[..], BOB)] {
+        let mut udp = vec![2, 34, 2, 35, 0, 0, 0, 0];
+        udp.extend_from_slice(message);
+        let udp_len = (udp.len() as u16).to_be_bytes();
+        udp[4..6].copy_from_slice(&udp_len);
+        let mut packet = vec![0x60, 0, 0, 0, 0, 0, 17, 1];
+        packet.extend_from_slice(&bob_ll.octets());
+        packet.extend_from_slice(&servers.octets());
+        packet.extend_from_slice(&udp);
+        fix_ipv6(&mut packet);
+        let group = Mac([0x33, 0x33, 0, 1, 0, 2]);
+        lab.inject(
+            bob,
+            VnetHdr::PLAIN,
+            build_frame(group, src, ETHERTYPE_IPV6, &packet),
+        );
+        lab.run_for(Duration::from_millis(1));
     }
     settle(&mut lab);
 }

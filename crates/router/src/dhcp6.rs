@@ -448,10 +448,54 @@ pub fn first_address(m: &Message) -> Option<Ipv6Addr> {
     addresses(m.opts()).next()
 }
 
-/// Decodes a client message; `None` for anything dhcproto cannot read.
+/// Decodes a client message with dhcproto, after checking the option
+/// lengths dhcproto 0.15 subtracts from rather than checks (a debug build
+/// panics on them; fuzzing found it): Status Code (13) at least 2 bytes,
+/// Vendor Class (16) and Vendor-specific Information (17) at least 4,
+/// and the same inside every option that holds options, to a bounded
+/// depth. `None` for anything it cannot read.
 pub fn decode(bytes: &[u8]) -> Option<Message> {
     use dhcproto::Decodable;
+    options_fit(bytes.get(4..)?, 0)?;
     Message::from_bytes(bytes).ok()
+}
+
+/// Options nested deeper than this are refused (a relay message holds a
+/// message, which holds IA options, which hold addresses...).
+const MAX_NESTING: usize = 4;
+
+/// Checks a run of options, recursing into those that hold options.
+fn options_fit(mut opts: &[u8], depth: usize) -> Option<()> {
+    if depth > MAX_NESTING {
+        return None;
+    }
+    while !opts.is_empty() {
+        let code = u16::from_be_bytes([*opts.first()?, *opts.get(1)?]);
+        let len = usize::from(u16::from_be_bytes([*opts.get(2)?, *opts.get(3)?]));
+        let body = opts.get(4..4 + len)?;
+        let nested = match code {
+            3 | 25 => Some(12), // IA_NA, IA_PD: IAID, T1, T2, options
+            4 => Some(4),       // IA_TA: IAID, options
+            5 => Some(24),      // IA Address: address, lifetimes, options
+            26 => Some(25),     // IA Prefix
+            17 => Some(4),      // Vendor-specific: enterprise number, options
+            9 => Some(4),       // Relay Message: a message (client's header)
+            _ => None,
+        };
+        let min = match code {
+            13 => 2,
+            16 | 17 | 4 | 9 => 4,
+            _ => 0,
+        };
+        if body.len() < min {
+            return None;
+        }
+        if let Some(skip) = nested {
+            options_fit(body.get(skip..)?, depth + 1)?;
+        }
+        opts = &opts[4 + len..];
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -592,6 +636,20 @@ mod tests {
             ]
         );
         assert_eq!(s.counters.pool_exhausted, 1);
+    }
+
+    #[test]
+    fn option_lengths_dhcproto_would_panic_on_are_refused() {
+        // A Status Code of one byte, a Vendor Class of two, and the same
+        // short Status Code inside an IA_NA.
+        for opts in [
+            vec![0, 13, 0, 1, 0],
+            vec![0, 16, 0, 2, 0, 0],
+            [&[0u8, 3, 0, 17][..], &[0; 12], &[0, 13, 0, 1, 9]].concat(),
+        ] {
+            let m = [&[1u8, 0, 0, 1][..], &opts].concat();
+            assert!(decode(&m).is_none(), "{opts:?}");
+        }
     }
 
     #[test]
