@@ -97,7 +97,7 @@ impl std::fmt::Display for Event {
             What::SwitchDrop { reason } => ("switch", format!("drop: {reason}")),
             What::Router(d) => {
                 let kind = match d {
-                    Decision::Nat { .. } => "nat",
+                    Decision::Nat { .. } | Decision::Nat64 { .. } => "nat",
                     Decision::ArpWait { next_hop, .. } if next_hop.is_ipv6() => "nd",
                     Decision::ArpWait { .. } | Decision::ArpReply { .. } => "arp",
                     Decision::NeighbourAdvert { .. } => "nd",

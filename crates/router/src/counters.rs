@@ -57,10 +57,13 @@ pub enum Drop {
     /// IPv6 from outside that no session or pinhole lets in, or a new
     /// session past the firewall's bounds (its own counters say which).
     Firewall,
+    /// What NAT64 cannot translate, or a new flow past its bounds (its
+    /// own counters say which).
+    Nat64,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 22] = [
+    pub const ALL: [Drop; 23] = [
         Drop::Malformed,
         Drop::BadChecksum,
         Drop::Martian,
@@ -83,6 +86,7 @@ impl Drop {
         Drop::InvalidNd,
         Drop::AddressConflict,
         Drop::Firewall,
+        Drop::Nat64,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +113,7 @@ impl Drop {
             Drop::InvalidNd => "invalid-nd",
             Drop::AddressConflict => "address-conflict",
             Drop::Firewall => "firewall",
+            Drop::Nat64 => "nat64",
         }
     }
 

@@ -43,6 +43,8 @@ pub enum Decision {
     },
     /// What the IPv6 firewall made of the packet.
     Firewall { outcome: &'static str },
+    /// NAT64 translated the packet into the other family.
+    Nat64 { from: IpAddr, to: IpAddr },
     /// Cut into fragments for the next hop's MTU.
     Fragmented { fragments: usize, mtu: usize },
     /// A DHCP or DHCPv6 message answered (the address it hands out, or
@@ -95,6 +97,7 @@ impl std::fmt::Display for Decision {
             }
             Decision::Dhcp { reply, address } => write!(f, "DHCP {reply} {address}"),
             Decision::Firewall { outcome } => write!(f, "firewall: {outcome}"),
+            Decision::Nat64 { from, to } => write!(f, "nat64: {from} -> {to}"),
             Decision::Drop { reason } => write!(f, "drop: {reason}"),
         }
     }

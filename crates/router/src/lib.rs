@@ -35,6 +35,7 @@ mod dhcp6;
 mod firewall;
 mod icmp;
 mod nat;
+mod nat64;
 pub mod nd;
 mod neigh;
 mod routes;
@@ -51,6 +52,7 @@ pub use dhcp6::{Dhcp6Config, Dhcp6Counters, Dhcp6Status, Lease6Row};
 pub use firewall::{FirewallConfig, FirewallCounters, FirewallRow, Pinhole};
 pub use icmp::IcmpError;
 pub use nat::{Filtering, NatConfig, NatCounters, NatRow, PortForward};
+pub use nat64::{Nat64Config, Nat64Counters, Nat64Row};
 pub use nd::RaConfig;
 pub use neigh::{NeighbourLimits, NeighbourRow};
 pub use routes::{Route, RouteKind, RouteTable};
@@ -177,6 +179,8 @@ pub struct Router {
     nat: Option<(IfaceId, Nat)>,
     /// The IPv6 firewall on the outside interface, if any.
     firewall: Option<(IfaceId, firewall::Firewall)>,
+    /// NAT64 to the IPv4 side, if any.
+    nat64: Option<nat64::Nat64>,
     /// Decisions taken on the current frame, while a trace asks for them.
     decisions: Option<Vec<Decision>>,
 }
@@ -211,6 +215,15 @@ pub struct RouterStatus {
     pub nat: Option<NatStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firewall: Option<FirewallStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat64: Option<Nat64Status>,
+}
+
+/// The NAT64's sessions and counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Nat64Status {
+    pub table: Vec<Nat64Row>,
+    pub counters: Nat64Counters,
 }
 
 /// The IPv6 firewall's sessions and counters.
@@ -279,6 +292,7 @@ impl Router {
             ident: 1,
             nat: None,
             firewall: None,
+            nat64: None,
             decisions: None,
         }
     }
@@ -310,6 +324,12 @@ impl Router {
     /// Masquerades what leaves by `outside` (see the `nat` module).
     pub fn set_nat(&mut self, outside: IfaceId, config: NatConfig) {
         self.nat = Some((outside, Nat::new(config)));
+    }
+
+    /// Translates IPv6 to `config.prefix` into IPv4 from the pool address
+    /// and back (see the `nat64` module).
+    pub fn set_nat64(&mut self, config: Nat64Config) {
+        self.nat64 = Some(nat64::Nat64::new(config));
     }
 
     /// Lets IPv6 in by `outside` only as answers to the inside, or
@@ -631,8 +651,9 @@ impl Router {
     pub fn poll_at(&self) -> Option<Instant> {
         let nat = self.nat.as_ref().and_then(|(_, n)| n.poll_at());
         let fw = self.firewall.as_ref().and_then(|(_, f)| f.poll_at());
+        let nat64 = self.nat64.as_ref().and_then(|n| n.poll_at());
         let ra = self.ifaces.iter().filter_map(|i| i.next_ra).min();
-        [self.neigh.poll_at(), nat, fw, ra]
+        [self.neigh.poll_at(), nat, fw, nat64, ra]
             .into_iter()
             .flatten()
             .min()
@@ -685,6 +706,55 @@ impl Router {
                 fw.on_timer(now);
             }
         }
+        if let Some(n) = &mut self.nat64 {
+            if n.poll_at().is_some_and(|t| t <= now) {
+                n.on_timer(now);
+            }
+        }
+    }
+
+    /// Routes a packet NAT64 made (an IP packet of the other family) as a
+    /// forwarded one: a frame around it, out by the route to `dst`. Too
+    /// big for the next hop: the error goes to the sender of `about`.
+    fn send_translated(
+        &mut self,
+        io: &mut Io,
+        packet: Vec<u8>,
+        dst: IpAddr,
+        in_addr: IpAddr,
+        frame: Frame,
+        about: &IpView,
+    ) {
+        let Some((oif, nh)) = self
+            .routes
+            .lookup(dst)
+            .map(|r| (r.iface, r.via.unwrap_or(dst)))
+        else {
+            self.icmp_error(io, IcmpError::NetUnreachable, in_addr, &frame, about);
+            return self.discard(io, frame, Drop::NoRoute);
+        };
+        let mtu = usize::from(self.iface(oif).config.mtu);
+        if packet.len() > mtu {
+            // The sender's family's header is 20 bytes longer (IPv6) or
+            // shorter (IPv4) than the next hop's (RFC 7915 4.2, 5.2).
+            let theirs = if dst.is_ipv4() {
+                mtu + 20
+            } else {
+                mtu.saturating_sub(20)
+            };
+            let err = IcmpError::FragmentationNeeded {
+                mtu: theirs.min(usize::from(u16::MAX)) as u16,
+            };
+            self.icmp_error(io, err, in_addr, &frame, about);
+            return self.discard(io, frame, Drop::FragmentationNeeded);
+        }
+        let mut out = io.pool.get();
+        out.extend_from_slice(&[0u8; HEADER_LEN]);
+        out.extend_from_slice(&packet);
+        out.trace = frame.trace;
+        io.pool.put(frame);
+        self.counters.forwarded += 1;
+        self.output(io, oif, nh, out);
     }
 
     /// The NAT's table and counters, if the router has a NAT.
@@ -767,6 +837,10 @@ impl Router {
             firewall: self.firewall.as_ref().map(|(_, f)| FirewallStatus {
                 table: f.rows(now),
                 counters: f.counters().clone(),
+            }),
+            nat64: self.nat64.as_ref().map(|n| Nat64Status {
+                table: n.rows(now),
+                counters: n.counters().clone(),
             }),
         }
     }

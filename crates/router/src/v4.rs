@@ -142,6 +142,24 @@ impl Router {
         if martian_source(src) || martian_destination(dst) {
             return self.discard(io, frame, Drop::Martian);
         }
+        if let Some(n) = self.nat64.as_mut().filter(|n| n.owns(view.dst)) {
+            match n.inbound(io.now, frame.data(), &view) {
+                crate::nat64::Outcome::Untouched => {}
+                crate::nat64::Outcome::Translated(packet, to) => {
+                    let in_addr = IpAddr::V4(self.addr4(iface));
+                    if view.hop_limit <= 1 {
+                        self.icmp_error(io, IcmpError::TtlExceeded, in_addr, &frame, &view);
+                        return self.discard(io, frame, Drop::TtlExpired);
+                    }
+                    let from = view.src;
+                    self.note(|_| Decision::Nat64 { from, to });
+                    return self.send_translated(io, packet, to, in_addr, frame, &view);
+                }
+                crate::nat64::Outcome::Dropped(_) | crate::nat64::Outcome::Refused => {
+                    return self.discard(io, frame, Drop::Nat64)
+                }
+            }
+        }
         if let Some((outside, nat)) = self.nat.as_mut().filter(|(_, n)| n.external() == dst) {
             let before = self
                 .decisions

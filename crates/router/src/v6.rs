@@ -6,7 +6,8 @@
 
 use crate::nd::{self, NdError, NdMessage, RaConfig};
 use crate::{
-    dhcp6, firewall, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router,
+    dhcp6, firewall, icmp, nat64, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link,
+    Router,
 };
 use std::net::{IpAddr, Ipv6Addr};
 use wire::ether::{EthernetHeader, ETHERTYPE_IPV6};
@@ -89,6 +90,9 @@ impl Router {
         }
         if self.iface(iface).owns(view.dst) {
             return self.local_input6(io, iface, frame, view);
+        }
+        if self.nat64.as_ref().is_some_and(|n| n.translates(view.dst)) {
+            return self.nat64_out(io, iface, frame, view);
         }
         if l2_multicast || src.is_unspecified() {
             return self.discard(io, frame, Drop::Broadcast);
@@ -301,6 +305,34 @@ impl Router {
             address: address.into(),
         });
         io.out.push((iface, f));
+    }
+
+    /// An IPv6 packet to the NAT64 prefix: translated to IPv4 and routed.
+    fn nat64_out(&mut self, io: &mut Io, iface: IfaceId, frame: Frame, view: IpView) {
+        let Some(in_addr) = self.addr_of(iface, Family::V6) else {
+            return self.discard(io, frame, Drop::UnsupportedProtocol);
+        };
+        if view.hop_limit <= 1 {
+            self.icmp_error(io, IcmpError::TtlExceeded, in_addr, &frame, &view);
+            return self.discard(io, frame, Drop::TtlExpired);
+        }
+        let Some(nat64) = self.nat64.as_mut() else {
+            return io.pool.put(frame);
+        };
+        match nat64.outbound(io.now, frame.data(), &view) {
+            nat64::Outcome::Translated(packet, dst) => {
+                let from = view.dst;
+                self.note(|_| Decision::Nat64 { from, to: dst });
+                self.send_translated(io, packet, dst, in_addr, frame, &view);
+            }
+            nat64::Outcome::Refused => {
+                self.icmp_error(io, IcmpError::AdminProhibited, in_addr, &frame, &view);
+                self.discard(io, frame, Drop::Nat64);
+            }
+            nat64::Outcome::Dropped(_) | nat64::Outcome::Untouched => {
+                self.discard(io, frame, Drop::Nat64)
+            }
+        }
     }
 
     /// Forwards a packet that came in on `iface`.

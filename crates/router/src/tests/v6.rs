@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::nd::{self, NdMessage};
-use crate::Proto;
+use crate::{Nat64Config, Proto, Timeouts};
 use std::net::Ipv6Addr;
 use wire::ether::ETHERTYPE_IPV6;
 use wire::ip::{transport_checksum, Transport, PROTO_ICMPV6, PROTO_UDP};
@@ -619,4 +619,178 @@ fn the_firewall_table_is_bounded_and_sessions_expire() {
         "{:?}",
         s.table
     );
+}
+
+/// lab6 with NAT64 from the LAN to the WAN's IPv4 side (pool 10.0.2.1),
+/// A and the WAN's IPv4 gateway known.
+fn nat64_lab() -> Lab {
+    let mut lab = lab6(1500);
+    lab.r.set_nat64(Nat64Config {
+        prefix: "64:ff9b::/96".parse().expect("net"),
+        pool: "10.0.2.1".parse().expect("ip"),
+        max_entries: 16,
+        timeouts: Timeouts::default(),
+    });
+    lab.r
+        .add_route("0.0.0.0/0".parse().expect("net"), ip("10.0.2.254").into())
+        .expect("route");
+    lab.learn_a6();
+    lab.rx(WAN, arp(1, HOST_B, "10.0.2.254", "10.0.2.1"));
+    lab
+}
+
+#[test]
+fn nat64_translates_echo_and_udp_both_ways() {
+    let mut lab = nat64_lab();
+    let server = "64:ff9b::c000:201"; // 192.0.2.1
+    let out = lab.rx(
+        LAN,
+        frame6(
+            R_LAN,
+            HOST_A,
+            &ipv6(A6, server, PROTO_ICMPV6, 64, &echo6(4242)),
+        ),
+    );
+    assert_eq!(out.len(), 1);
+    let (iface, sent) = &out[0];
+    assert_eq!((*iface, &sent[0..6]), (WAN, &HOST_B.0[..]));
+    let v4 = IpView::parse(sent, HEADER_LEN).expect("a valid IPv4 packet");
+    assert_eq!(
+        (v4.src, v4.dst, v4.hop_limit),
+        (ip("10.0.2.1").into(), ip("192.0.2.1").into(), 63)
+    );
+    let Transport::Icmp {
+        ty: 8,
+        ident: Some(ext),
+        ..
+    } = v4.transport
+    else {
+        panic!("not an echo request: {v4:?}");
+    };
+    assert_eq!(checksum::fold(checksum::sum(0, v4.payload(sent))), 0xffff);
+    // The answer comes back as ICMPv6 from the server's 64:ff9b:: address.
+    let mut reply = echo_request(ext);
+    reply[0] = 0;
+    reply[2..4].fill(0);
+    let c = checksum::finish(checksum::sum(0, &reply));
+    reply[2..4].copy_from_slice(&c.to_be_bytes());
+    let back = lab.rx(
+        WAN,
+        build_frame(
+            R_WAN,
+            HOST_B,
+            ETHERTYPE_IPV4,
+            &ipv4("192.0.2.1", "10.0.2.1", 1, 50, false, &reply),
+        ),
+    );
+    assert_eq!(back.len(), 1);
+    let v = view_of(&back[0].1);
+    assert_eq!(
+        (v.src, v.dst, v.hop_limit),
+        (IpAddr::V6(ip6(server)), IpAddr::V6(ip6(A6)), 49)
+    );
+    assert_eq!(
+        v.transport,
+        Transport::Icmp {
+            ty: 129,
+            code: 0,
+            ident: Some(4242)
+        }
+    );
+    // UDP out, its answer in; the same port from another server stays out.
+    let out = lab.rx(
+        LAN,
+        frame6(
+            R_LAN,
+            HOST_A,
+            &ipv6(A6, server, PROTO_UDP, 64, &udp(5353, 53, b"q")),
+        ),
+    );
+    let v4 = IpView::parse(&out[0].1, HEADER_LEN).expect("valid");
+    let (ext, _) = v4.ports().expect("udp");
+    let pseudo = checksum::pseudo_header(&[10, 0, 2, 1], &[192, 0, 2, 1], 17, 9);
+    assert_eq!(
+        checksum::fold(checksum::sum(pseudo, v4.payload(&out[0].1))),
+        0xffff
+    );
+    let mut answer = udp(53, ext, b"a");
+    let c = transport_checksum(ip("192.0.2.1").into(), ip("10.0.2.1").into(), 17, &answer);
+    answer[6..8].copy_from_slice(&c.to_be_bytes());
+    let back = lab.rx(
+        WAN,
+        build_frame(
+            R_WAN,
+            HOST_B,
+            ETHERTYPE_IPV4,
+            &ipv4("192.0.2.1", "10.0.2.1", 17, 64, false, &answer),
+        ),
+    );
+    let v = view_of(&back[0].1);
+    assert_eq!(v.ports(), Some((53, 5353)));
+    let pseudo = checksum::pseudo_header(&ip6(server).octets(), &ip6(A6).octets(), 17, 9);
+    assert_eq!(
+        checksum::fold(checksum::sum(pseudo, v.payload(&back[0].1))),
+        0xffff
+    );
+    let stranger = ipv4("192.0.2.9", "10.0.2.1", 17, 64, false, &answer);
+    assert!(lab
+        .rx(WAN, build_frame(R_WAN, HOST_B, ETHERTYPE_IPV4, &stranger))
+        .iter()
+        .all(|(i, _)| *i != LAN));
+    // A time-exceeded about the UDP flow reaches A as ICMPv6, its quote
+    // translated back to A's packet.
+    let quoted = ipv4("10.0.2.1", "192.0.2.1", 17, 1, true, &udp(ext, 53, b"q"));
+    let mut te = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    te.extend_from_slice(&quoted);
+    let c = checksum::finish(checksum::sum(0, &te));
+    te[2..4].copy_from_slice(&c.to_be_bytes());
+    let back = lab.rx(
+        WAN,
+        build_frame(
+            R_WAN,
+            HOST_B,
+            ETHERTYPE_IPV4,
+            &ipv4("198.51.100.7", "10.0.2.1", 1, 60, false, &te),
+        ),
+    );
+    assert_eq!(back.len(), 1, "translated");
+    let v = view_of(&back[0].1);
+    assert_eq!(v.src, IpAddr::V6(ip6("64:ff9b::c633:6407")));
+    assert_eq!(
+        v.transport,
+        Transport::Icmp {
+            ty: 3,
+            code: 0,
+            ident: None
+        }
+    );
+    let q = IpView::parse_quote(&back[0].1, v.l4 + 8).expect("quote");
+    assert_eq!(
+        (q.src, q.dst, q.ports()),
+        (
+            IpAddr::V6(ip6(A6)),
+            IpAddr::V6(ip6(server)),
+            Some((5353, 53))
+        )
+    );
+    let s = lab.r.status(lab.now).nat64.expect("nat64");
+    assert_eq!(
+        (
+            s.counters.translated_6to4,
+            s.counters.translated_4to6,
+            s.counters.errors_translated
+        ),
+        (2, 2, 1)
+    );
+    // A ping to the pool address is the router's own.
+    let out = lab.rx(
+        WAN,
+        build_frame(
+            R_WAN,
+            HOST_B,
+            ETHERTYPE_IPV4,
+            &ipv4("10.0.2.254", "10.0.2.1", 1, 64, false, &echo_request(9)),
+        ),
+    );
+    assert_eq!(out.len(), 1, "echo reply from the router");
 }
