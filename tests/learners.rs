@@ -138,6 +138,10 @@ fn promised(example: &str, line: usize) -> &'static [&'static str] {
         ("satellite", 1) => &["sender", "receiver", "exit=0"],
         ("satellite", 2) => &["delay 300ms"],
         ("satellite", 3) => &["exit=0"],
+        ("v6only", 0) => &["1 received"],
+        ("v6only", 1) => &["client: 203.0.113.1:"],
+        ("v6only", 2) => &[" 1  2001:db8:64::1 ", "64:ff9b::cb00:7150"],
+        ("v6only", 3) => &["NAT64 (", "[2001:db8:64:"],
         _ => panic!("example {example} line {line} has no promise in this test"),
     }
 }

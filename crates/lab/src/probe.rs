@@ -131,6 +131,7 @@ fn host_end(
                 switch.and_then(|s| s.subnet).or(Some(net.trunc())),
             ),
             HostAddress::Dhcp => (leased, switch.and_then(|s| s.subnet)),
+            HostAddress::None => (None, None),
         };
         let gateway = h
             .gateway

@@ -7,8 +7,9 @@ use crate::{LabError, TunPort};
 use fabric::{Fabric, SwitchId};
 use ipnet::Ipv6Net;
 use router::{
-    Dhcp6Config, DhcpConfig, Filtering, FirewallConfig, IfaceConfig, IfaceId, Link, NatConfig,
-    NeighbourLimits, Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits, Timeouts,
+    Dhcp6Config, DhcpConfig, Filtering, FirewallConfig, IfaceConfig, IfaceId, Link, Nat64Config,
+    NatConfig, NeighbourLimits, Pinhole, PortForward, Proto, RaConfig, Router, RouterLimits,
+    Timeouts,
 };
 use std::net::{IpAddr, Ipv4Addr};
 use switch::{PortConfig, PortMode};
@@ -103,6 +104,21 @@ pub(crate) fn add(
         }
     }
 
+    if let Some(n) = &r.nat64 {
+        let pool = r
+            .interfaces
+            .iter()
+            .find(|i| i.attachment == Attachment::Switch(n.outside.clone()))
+            .map(|i| i.address.addr());
+        if let Some(pool) = pool {
+            router.set_nat64(Nat64Config {
+                prefix: n.prefix,
+                pool,
+                max_entries: n.max_entries,
+                timeouts: Timeouts::default(),
+            });
+        }
+    }
     if let Some(fw) = &r.firewall6 {
         let outside = r
             .interfaces

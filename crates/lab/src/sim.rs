@@ -104,7 +104,7 @@ impl LabSim {
                         stack: Stack::new(config, Instant::ZERO),
                     })
                 }
-                HostAddress::Dhcp => None,
+                HostAddress::Dhcp | HostAddress::None => None,
             })
             .collect();
         Ok(LabSim {

@@ -90,7 +90,7 @@ impl LabView {
         nets.extend(lab.services.iter().map(|s| s.address.trunc()));
         nets.extend(lab.hosts.iter().filter_map(|h| match h.address {
             HostAddress::Static(a) => Some(a.trunc()),
-            HostAddress::Dhcp => None,
+            HostAddress::Dhcp | HostAddress::None => None,
         }));
         nets.sort();
         nets.dedup();
@@ -108,7 +108,7 @@ impl LabView {
             .map(|s| s.address.addr())
             .or_else(|| match host?.address {
                 HostAddress::Static(a) => Some(a.addr()),
-                HostAddress::Dhcp => None,
+                HostAddress::Dhcp | HostAddress::None => None,
             })
             .or_else(|| {
                 router?

@@ -10,7 +10,7 @@
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::io::Write as _;
-use topology::{Attachment, HostAddress, Topology};
+use topology::{Attachment, HostAddress, HostAddress6, Topology};
 
 /// A node or an edge of the picture, independent of the output format.
 enum Shape {
@@ -36,13 +36,22 @@ fn graph(lab: &Topology) -> Graph {
     for s in &lab.switches {
         let mut label = vec![s.name.clone()];
         label.extend(s.subnet.map(|n| n.to_string()));
+        label.extend(s.subnet6.map(|n| n.to_string()));
         g.nodes.push((s.name.clone(), label, Shape::Switch));
     }
     for h in &lab.hosts {
-        let addr = match h.address {
-            HostAddress::Static(n) => n.addr().to_string(),
-            HostAddress::Dhcp => "dhcp".to_owned(),
+        let v4 = match h.address {
+            HostAddress::Static(n) => Some(n.addr().to_string()),
+            HostAddress::Dhcp => Some("dhcp".to_owned()),
+            HostAddress::None => None,
         };
+        let v6 = match h.address6 {
+            Some(HostAddress6::Static(n)) => Some(n.addr().to_string()),
+            Some(HostAddress6::Slaac) => Some("slaac".to_owned()),
+            Some(HostAddress6::Dhcp6) => Some("dhcp6".to_owned()),
+            None => None,
+        };
+        let addr = v4.into_iter().chain(v6).collect::<Vec<_>>().join(" ");
         g.nodes
             .push((h.name.clone(), vec![h.name.clone()], Shape::Host));
         g.edges.push((h.name.clone(), h.switch.clone(), addr));

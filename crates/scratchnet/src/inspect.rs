@@ -71,6 +71,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                     .map_or(24, |n| n.prefix_len());
                 (lease.map(|l| format!("{}/{prefix}", l.ip)), true)
             }
+            HostAddress::None => (None, false),
         };
         nodes.push(Node {
             name: h.name.clone(),

@@ -341,23 +341,28 @@ pub fn run_dhclient(ns: &str, run_dir: &Path, family: Dhcp) -> Result<()> {
     dhclient(ns, run_dir, Lease::Acquire, family, false)
 }
 
-/// Waits (up to 5 s) until `eth0`'s link-local address has passed
-/// duplicate address detection: a DHCPv6 client sends from it.
-fn wait_for_link_local(ns: &str) -> Result<()> {
+/// Waits (up to 5 s) until `eth0` holds an IPv6 address of `scope`
+/// (`link` or `global`) that has passed duplicate address detection: a
+/// DHCPv6 client sends from the link-local one, and a host is ready once
+/// its global one (static or SLAAC) is usable.
+pub fn wait_for_ipv6(ns: &str, scope: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let out = Command::new("ip")
             .args([
-                "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+                "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", scope,
             ])
             .output()
             .context("cannot run `ip`")?;
         let text = String::from_utf8_lossy(&out.stdout);
-        if text.contains("inet6") && !text.contains("tentative") {
+        if text
+            .lines()
+            .any(|l| l.contains("inet6") && !l.contains("tentative"))
+        {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            bail!("host `{ns}` has no usable link-local IPv6 address for DHCPv6 after 5 s: {text}");
+            bail!("host `{ns}` has no usable {scope} IPv6 address after 5 s (is a router advertising a prefix on its switch?): {text}");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -391,7 +396,7 @@ pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, family: Dhcp, show: bool)
         write_resolv_conf(ns, &[])?;
     }
     if family == Dhcp::V6 && what == Lease::Acquire {
-        wait_for_link_local(ns)?;
+        wait_for_ipv6(ns, "link")?;
     }
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, dhclient, flag, "-v", "-sf"]);

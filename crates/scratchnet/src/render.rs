@@ -382,6 +382,24 @@ fn router(out: &mut String, r: &Value) {
             );
         }
     }
+    if let Some(n) = r.get("nat64").filter(|n| !n.is_null()) {
+        let table = n["table"].as_array().cloned().unwrap_or_default();
+        let sessions = count(table.len() as u64, "session", "sessions");
+        let _ = writeln!(out, "  NAT64 ({sessions}): {}", nonzero(&n["counters"]));
+        for t in &table {
+            let _ = writeln!(
+                out,
+                "    {:<5} {:<44} {:<22} {:<22} {:<12} {:>5}s {:>7}s",
+                text(t, "protocol"),
+                text(t, "inside"),
+                text(t, "outside"),
+                text(t, "remote"),
+                text(t, "state"),
+                num(t, "age_secs"),
+                num(t, "expires_in_secs")
+            );
+        }
+    }
     if let Some(fw) = r.get("firewall").filter(|f| !f.is_null()) {
         let table = fw["table"].as_array().cloned().unwrap_or_default();
         let sessions = count(table.len() as u64, "session", "sessions");

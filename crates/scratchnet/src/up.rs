@@ -299,7 +299,8 @@ fn write_ca(lab: &str, pem: &str) -> Result<()> {
 }
 
 /// Runs the DHCP clients (DHCPv4, DHCPv6) of every DHCP host, all at
-/// once, and waits for their leases.
+/// once, and waits for their leases and for every other IPv6 host's
+/// address.
 async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
     let dir = crate::state::lab_dir(&lab.name);
     let v4 = lab
@@ -312,13 +313,29 @@ async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
         .iter()
         .filter(|h| h.address6 == Some(topology::HostAddress6::Dhcp6))
         .map(|h| (h, netns::Dhcp::V6));
-    let clients: Vec<_> = v4
+    let mut clients: Vec<_> = v4
         .chain(v6)
         .map(|(h, family)| {
             let (ns, dir) = (h.name.clone(), dir.clone());
             tokio::task::spawn_blocking(move || netns::run_dhclient(&ns, &dir, family))
         })
         .collect();
+    // Static and SLAAC hosts are ready once their address has passed
+    // duplicate address detection (about a second, as on any Linux host).
+    clients.extend(
+        lab.hosts
+            .iter()
+            .filter(|h| {
+                matches!(
+                    h.address6,
+                    Some(topology::HostAddress6::Slaac | topology::HostAddress6::Static(_))
+                )
+            })
+            .map(|h| {
+                let ns = h.name.clone();
+                tokio::task::spawn_blocking(move || netns::wait_for_ipv6(&ns, "global"))
+            }),
+    );
     for c in clients {
         c.await??;
     }

@@ -58,6 +58,8 @@ pub enum HostAddress {
     Static(Ipv4Net),
     /// The system's DHCP client runs in the namespace.
     Dhcp,
+    /// No IPv4 address: an IPv6-only host (`address = "none"`).
+    None,
 }
 
 /// How a host gets its IPv6 address.
@@ -105,6 +107,9 @@ pub struct RouterSpec {
     pub nat: Option<NatSpec>,
     /// Filter IPv6 coming in by the interface on a switch (RFC 6092).
     pub firewall6: Option<Firewall6Spec>,
+    /// Translate IPv6 to the prefix into IPv4 out of the interface on a
+    /// switch (RFC 6146).
+    pub nat64: Option<Nat64Spec>,
     pub dhcp: Vec<DhcpSpec>,
     pub dhcp6: Vec<Dhcp6Spec>,
     pub forwards: Vec<ForwardSpec>,
@@ -169,6 +174,15 @@ pub struct Firewall6Spec {
     pub pinholes: Vec<PinholeSpec>,
     pub max_entries: usize,
     pub max_entries_per_host: usize,
+}
+
+/// NAT64: IPv6 to `prefix` (a /96) leaves as IPv4 from the address of
+/// the interface on `outside`.
+#[derive(Debug, Clone)]
+pub struct Nat64Spec {
+    pub outside: String,
+    pub prefix: Ipv6Net,
+    pub max_entries: usize,
 }
 
 /// `protocol` to `to`'s `port` is let in from outside.

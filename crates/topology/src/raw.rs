@@ -110,6 +110,7 @@ pub struct Router {
     pub routes: Vec<Spanned<Route>>,
     pub nat: Option<Spanned<Nat>>,
     pub firewall6: Option<Spanned<Firewall6>>,
+    pub nat64: Option<Spanned<Nat64>>,
     #[serde(default)]
     pub dhcp: Vec<Spanned<Dhcp>>,
     #[serde(default)]
@@ -182,6 +183,15 @@ pub struct Firewall6 {
     pub pinholes: Vec<Spanned<Pinhole>>,
     pub max_entries: Option<Spanned<u64>>,
     pub max_entries_per_host: Option<Spanned<u64>>,
+}
+
+/// NAT64 (RFC 6146) from the router's IPv6 side to the IPv4 one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nat64 {
+    pub outside: Str,
+    pub prefix: Option<Str>,
+    pub max_entries: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1059,7 +1059,25 @@ impl Validator<'_, '_> {
         let sw = self
             .switch_ref(&h.switch, &key("switch"), switches)
             .cloned();
-        let address = if h.address.get_ref() == "dhcp" {
+        let address = if h.address.get_ref() == "none" {
+            if h.address6.is_none() {
+                self.err(
+                    &h.address,
+                    &key("address"),
+                    "a host with no IPv4 address needs an IPv6 one",
+                    "add `address6` (\"slaac\", \"dhcp6\" or ADDRESS/PREFIX), or give an IPv4 address".to_owned(),
+                );
+            }
+            if let Some(g) = &h.gateway {
+                self.err(
+                    g,
+                    &key("gateway"),
+                    "an IPv6-only host has no IPv4 gateway",
+                    "remove `gateway`".to_owned(),
+                );
+            }
+            Some(HostAddress::None)
+        } else if h.address.get_ref() == "dhcp" {
             if let Some(g) = &h.gateway {
                 self.err(
                     g,
@@ -1497,6 +1515,10 @@ impl Validator<'_, '_> {
             .firewall6
             .as_ref()
             .and_then(|f| self.firewall6(f, &interfaces, &name));
+        let nat64 = x
+            .nat64
+            .as_ref()
+            .and_then(|n| self.nat64(n.get_ref(), &interfaces, nat.as_ref(), &name));
         let dhcp6 = x
             .dhcp6
             .iter()
@@ -1508,6 +1530,7 @@ impl Validator<'_, '_> {
             routes,
             nat,
             firewall6,
+            nat64,
             dhcp,
             dhcp6,
             forwards,

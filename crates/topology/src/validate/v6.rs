@@ -344,6 +344,62 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// NAT64 out of one of the router's switches, to a /96 prefix, not
+    /// sharing that interface's ports with a NAT44.
+    pub(super) fn nat64(
+        &mut self,
+        n: &raw::Nat64,
+        interfaces: &[InterfaceSpec],
+        nat: Option<&NatSpec>,
+        router: &str,
+    ) -> Option<Nat64Spec> {
+        let key = |k: &str| format!("router \"{router}\".nat64.{k}");
+        let outside = n.outside.get_ref();
+        if !interfaces
+            .iter()
+            .any(|i| i.attachment == Attachment::Switch(outside.clone()))
+        {
+            self.err(
+                &n.outside,
+                &key("outside"),
+                format!("router `{router}` has no interface on switch `{outside}`"),
+                "name the switch of the router's IPv4 side".to_owned(),
+            );
+            return None;
+        }
+        if nat.is_some_and(|x| x.outside == *outside) {
+            self.err(
+                &n.outside,
+                &key("outside"),
+                format!("the NAT on `{outside}` already hands out that interface's ports"),
+                "translate from another interface, or drop `nat`".to_owned(),
+            );
+            return None;
+        }
+        let prefix = match &n.prefix {
+            None => Ipv6Net::new(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96).ok()?,
+            Some(p) => {
+                let net = self.net6(p, &key("prefix"))?;
+                if net.prefix_len() != 96 || net != net.trunc() {
+                    self.err(
+                        p,
+                        &key("prefix"),
+                        format!("`{net}` is not a /96 network"),
+                        "IPv4 addresses take the last 32 bits of a /96 (RFC 6052), like 64:ff9b::/96".to_owned(),
+                    );
+                    return None;
+                }
+                net
+            }
+        };
+        let max = self.ranged(&n.max_entries, &key("max_entries"), 1, 1 << 24, 65536);
+        Some(Nat64Spec {
+            outside: outside.clone(),
+            prefix,
+            max_entries: max as usize,
+        })
+    }
+
     /// A DHCPv6 server on one of the router's IPv6 segments, its range
     /// inside the segment's prefix and small enough to scan.
     pub(super) fn dhcp6(
