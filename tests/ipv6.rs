@@ -119,6 +119,14 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
             "2001:db8:2::10"
         ]
     );
+    // The data centre's service hosts answer ping -6 and traceroute -6
+    // through their own stacks (their services speak IPv6 with the next
+    // issue's work).
+    exec_ok("alice", "ping -6 -c 2 -i 0.2 -W 2 2001:db8:113::11");
+    assert_eq!(
+        hops("alice", "2001:db8:113::11"),
+        ["2001:db8:1::1", "2001:db8:100::1", "2001:db8:113::11"]
+    );
     // The machine reaches the lab's v6 space through the TUN uplink.
     assert!(
         String::from_utf8_lossy(&sh("ip -6 route show 2001:db8::/32").stdout).contains("dev tun")

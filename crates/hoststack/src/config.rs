@@ -4,8 +4,8 @@
 //! microcontroller; docs/hoststack.md gives the reasoning for each.
 
 use crate::reassembly::ReassemblyLimits;
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 use wire::Mac;
 
@@ -16,6 +16,10 @@ pub struct HostConfig {
     /// One or more addresses, each with its on-link prefix.
     pub addresses: Vec<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses beside the link-local one the MAC makes; the stack
+    /// answers neighbour discovery and ping -6 on them.
+    pub addresses6: Vec<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
     /// The IP MTU of the link.
     pub mtu: u16,
     pub tcp: TcpTuning,
@@ -39,6 +43,8 @@ impl HostConfig {
             mac,
             addresses: vec![address],
             gateway,
+            addresses6: Vec::new(),
+            gateway6: None,
             mtu: 1500,
             tcp: TcpTuning::default(),
             max_sockets: 65_536,

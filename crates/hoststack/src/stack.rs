@@ -312,9 +312,21 @@ impl Stack {
             for a in &config.addresses {
                 let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(a.addr()), a.prefix_len()));
             }
+            if !config.addresses6.is_empty() {
+                let ll = config
+                    .mac
+                    .eui64_in(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0));
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(ll), 64));
+            }
+            for a in &config.addresses6 {
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(a.addr()), a.prefix_len()));
+            }
         });
         if let Some(gw) = config.gateway {
             let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        if let Some(gw) = config.gateway6 {
+            let _ = iface.routes_mut().add_default_ipv6_route(gw);
         }
         Stack {
             time_wait: TimeWait::new(config.tcp.time_wait, config.tcp.time_wait_limit),

@@ -158,10 +158,11 @@ impl LabView {
                 && (matches!(h.address, HostAddress::Static(a) if IpAddr::V4(a.addr()) == ip)
                     || matches!(h.address6, Some(HostAddress6::Static(a)) if IpAddr::V6(a.addr()) == ip))
         });
-        let service = lab
-            .services
-            .iter()
-            .find(|s| s.switch == switch && IpAddr::V4(s.address.addr()) == ip);
+        let service = lab.services.iter().find(|s| {
+            s.switch == switch
+                && (IpAddr::V4(s.address.addr()) == ip
+                    || s.address6.is_some_and(|a| IpAddr::V6(a.addr()) == ip))
+        });
         let router = lab.routers.iter().find_map(|r| {
             r.interfaces.iter().find_map(|i| match &i.attachment {
                 Attachment::Switch(sw)

@@ -39,6 +39,8 @@ pub(crate) fn plan(
         let mut config = HostConfig::new(&s.name, Mac::local_from(&s.name), s.address, s.gateway);
         config.mtu = mtu;
         config.max_connections_per_client = s.max_connections_per_client;
+        config.addresses6 = s.address6.into_iter().collect();
+        config.gateway6 = s.gateway6;
         let port_config = PortConfig {
             mode: PortMode::Access { vlan: 1 },
             mtu,

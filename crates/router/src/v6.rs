@@ -418,8 +418,15 @@ impl Router {
         known: Option<Mac>,
     ) {
         let i = self.iface(iface);
-        let (Link::Ethernet { mac }, Some(from)) = (i.config.link, i.link_local) else {
+        let (Link::Ethernet { mac }, Some(link_local)) = (i.config.link, i.link_local) else {
             return;
+        };
+        // The source a host expects (RFC 6724 selection, as Linux does): the
+        // interface's global address for a target in its prefix, so that
+        // the neighbour learns the very address it routes through.
+        let from = match i.config.addr6 {
+            Some(a) if a.contains(&target) => a.addr(),
+            _ => link_local,
         };
         let (dst, dst_mac) = match known {
             Some(m) => (target, m),

@@ -104,7 +104,7 @@ pub fn nodes(lab: &Lab) -> Vec<Node> {
                 link: s.switch.clone(),
                 address: Some(s.address.to_string()),
                 dhcp: false,
-                address6: None,
+                address6: s.address6.map(|a| a.to_string()),
                 mac: Some(Mac::local_from(&s.name)),
             }],
         });

@@ -313,6 +313,9 @@ pub struct ServiceSpec {
     pub switch: String,
     pub address: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 address (static) and default router.
+    pub address6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
     /// What the service host's link does to frames.
     pub impair: Impairment,
     /// TCP connections one client address may hold at once.
@@ -493,7 +496,7 @@ impl Topology {
     }
 
     /// The IPv6 addresses stations on a switch hold without DHCPv6:
-    /// routers' interfaces, static and SLAAC hosts. A DHCPv6 pool never
+    /// routers' interfaces, static and SLAAC hosts, service hosts. A DHCPv6 pool never
     /// hands them out.
     pub fn static_addresses6_on(&self, switch: &str) -> Vec<Ipv6Addr> {
         let routers = self
@@ -507,7 +510,12 @@ impl Topology {
             .iter()
             .filter(|h| h.switch == switch)
             .filter_map(|h| self.host_address6(h).map(|a| a.addr()));
-        routers.chain(hosts).collect()
+        let services = self
+            .services
+            .iter()
+            .filter(|s| s.switch == switch)
+            .filter_map(|s| s.address6.map(|a| a.addr()));
+        routers.chain(hosts).chain(services).collect()
     }
 
     /// The fixed addresses on a switch: routers' interfaces, static hosts

@@ -264,6 +264,8 @@ pub struct Service {
     pub switch: Str,
     pub address: Str,
     pub gateway: Option<Str>,
+    pub address6: Option<Str>,
+    pub gateway6: Option<Str>,
     pub impair: Option<Spanned<Impair>>,
     pub port: Option<Spanned<u32>>,
     #[serde(default)]

@@ -1761,12 +1761,19 @@ impl Validator<'_, '_> {
             );
         }
         let gateway = self.gateway(&s.gateway, &key("gateway"), address);
+        let (address6, gateway6) = self.static6(
+            (&s.address6, &s.gateway6),
+            sw.as_ref(),
+            &format!("service \"{name}\""),
+        );
         let settings = kind.map(|kind| self.service_settings(s, kind, &name, services));
         Some(ServiceSpec {
             name: name.clone(),
             switch: sw?.name,
             address: address?,
             gateway,
+            address6,
+            gateway6,
             impair: self.impair(&s.impair, &key("impair")),
             max_connections_per_client: self.ranged(
                 &s.max_connections_per_client,

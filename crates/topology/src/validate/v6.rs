@@ -77,60 +77,69 @@ impl Validator<'_, '_> {
         sw: Option<&SwitchSpec>,
         name: &str,
     ) -> (Option<HostAddress6>, Option<Ipv6Addr>) {
-        let key = |k: &str| format!("host \"{name}\".{k}");
-        let address6 = h
-            .address6
-            .as_ref()
-            .and_then(|a| match a.get_ref().as_str() {
-                "slaac" => Some(HostAddress6::Slaac),
-                "dhcp6" => Some(HostAddress6::Dhcp6),
-                _ => {
-                    let net = self.net6(a, &key("address6"))?;
-                    if let Some(sw) = sw {
-                        self.claim(
-                            a,
-                            &key("address6"),
-                            IpNet::V6(net),
-                            sw,
-                            &format!("host \"{name}\""),
-                        );
-                    }
-                    Some(HostAddress6::Static(net))
-                }
-            });
-        let Some(g) = &h.gateway6 else {
-            return (address6, None);
-        };
-        let gateway6 = self.ip6(g, &key("gateway6"));
-        match (address6, gateway6) {
-            (Some(HostAddress6::Static(net)), Some(gw)) => {
-                if !net.trunc().contains(&gw) && !gw.is_unicast_link_local() {
-                    self.err(
-                        g,
-                        &key("gateway6"),
-                        format!("gateway {gw} is not on the local prefix {}", net.trunc()),
-                        format!(
-                            "use the router's address in {} (or its link-local fe80:: address)",
-                            net.trunc()
-                        ),
-                    );
-                }
+        let owner = format!("host \"{name}\"");
+        let dynamic = match h.address6.as_ref().map(|a| a.get_ref().as_str()) {
+            Some("slaac") => HostAddress6::Slaac,
+            Some("dhcp6") => HostAddress6::Dhcp6,
+            _ => {
+                let (a, g) = self.static6((&h.address6, &h.gateway6), sw, &owner);
+                return (a.map(HostAddress6::Static), g);
             }
-            (Some(_), Some(_)) => self.err(
+        };
+        if let Some(g) = &h.gateway6 {
+            self.err(
                 g,
-                &key("gateway6"),
+                &format!("{owner}.gateway6"),
                 "a host configured by SLAAC or DHCPv6 learns its default router from router advertisements",
                 "remove `gateway6`, or give the host a static `address6`".to_owned(),
-            ),
-            (None, Some(_)) => self.err(
+            );
+        }
+        (Some(dynamic), None)
+    }
+
+    /// A static IPv6 address (claimed on its switch) and default router,
+    /// of a host or a service host (`owner`).
+    pub(super) fn static6(
+        &mut self,
+        (addr, gw): (&Option<Str>, &Option<Str>),
+        sw: Option<&SwitchSpec>,
+        owner: &str,
+    ) -> (Option<Ipv6Net>, Option<Ipv6Addr>) {
+        let key = |k: &str| format!("{owner}.{k}");
+        let net = addr.as_ref().and_then(|a| {
+            let n = self.net6(a, &key("address6"))?;
+            if let Some(sw) = sw {
+                self.claim(a, &key("address6"), IpNet::V6(n), sw, owner);
+            }
+            Some(n)
+        });
+        let Some(g) = gw else {
+            return (net, None);
+        };
+        let gateway6 = self.ip6(g, &key("gateway6"));
+        match (addr, net, gateway6) {
+            (_, Some(net), Some(gw))
+                if !net.trunc().contains(&gw) && !gw.is_unicast_link_local() =>
+            {
+                self.err(
+                    g,
+                    &key("gateway6"),
+                    format!("gateway {gw} is not on the local prefix {}", net.trunc()),
+                    format!(
+                        "use the router's address in {} (or its link-local fe80:: address)",
+                        net.trunc()
+                    ),
+                );
+            }
+            (None, _, Some(_)) => self.err(
                 g,
                 &key("gateway6"),
-                "`gateway6` without `address6`: the host has no IPv6 address to use it with",
-                "add `address6` (\"slaac\", \"dhcp6\" or ADDRESS/PREFIX)".to_owned(),
+                "`gateway6` without `address6`: there is no IPv6 address to use it with",
+                "add `address6`".to_owned(),
             ),
-            (_, None) => {}
+            _ => {}
         }
-        (address6, gateway6)
+        (net, gateway6)
     }
 
     /// A router interface's IPv6 address and router advertisements.
