@@ -276,6 +276,18 @@ fn tour_promise(cmd: &str, nth: usize) -> &'static [&'static str] {
             "host   web1           SYN to listener :80 -> SYN-ACK (new connection)",
         ],
         "sudo scratchnet exec alice -- curl -s -o /dev/null http://web1.example.com/" => &["exit=0"],
+        "sudo scratchnet exec alice -- rdisc6 -1 eth0" => &[
+            "Stateful address conf.    :          Yes",
+            "Prefix                   : 2001:db8:1::/64",
+            "Recursive DNS server     : 2001:db8:100::53",
+        ],
+        "sudo scratchnet exec alice -- ip -6 route show default" => &["default via fe80::", "proto ra"],
+        "sudo scratchnet exec bob -- ip -6 -br addr show eth0" => &["2001:db8:1::100/128"],
+        "sudo scratchnet exec alice -- traceroute -6 -n -q 1 2001:db8:113::11" => &[" 1  2001:db8:1::1 ", " 2  2001:db8:100::1 ", " 3  2001:db8:113::11 "],
+        "sudo scratchnet exec carol -- python3 -m http.server --bind :: 80 &" => &[],
+        "curl -s -o /dev/null -w '%{http_code}\\n' 'http://[2001:db8:2::10]/'" => &["200"],
+        "curl -s -m 2 'http://[2001:db8:1:0:53:4eff:fe87:2213]:22/'" => &["exit=28"],
+        "sudo scratchnet status home-gw | grep 'IPv6 firewall'" => &["IPv6 firewall (", "dropped_unsolicited="],
         other => panic!("the tour's `{other}` has no promise in this test: add what it shows"),
     }
 }
@@ -325,6 +337,6 @@ fn the_tour_s_commands_in_order_show_what_the_tour_shows() {
     }
     drop(lab);
     assert_clean("reference", &["alice", "bob", "carol"]);
-    let left = sh("pgrep -f 'http[.]server 80' || true");
+    let left = sh("pgrep -f 'http[.]server( --bind ::)? 80' || true");
     assert!(left.stdout.is_empty(), "the tour's web server outlived it");
 }
