@@ -197,6 +197,23 @@ fn the_reference_lab_is_dual_stack_with_slaac_routing_and_the_uplink() {
         "{office}"
     );
 
+    // What a frame would meet, without sending it: home-gw's route and
+    // firewall, isp-gw, office-gw's pinhole, carol.
+    let what_if = sh(&format!(
+        "{} trace --lab reference --inject alice 'tcp [2001:db8:2::10]:80'",
+        bin()
+    ));
+    let what_if = String::from_utf8_lossy(&what_if.stdout);
+    for want in [
+        "TCP [2001:db8:1:0:53:4eff:fe87:2213]:40000 > [2001:db8:2::10]:80 [S]",
+        "router home-gw        route ::/0 via 2001:db8:100::1 (isp); ttl 64->63",
+        "filter home-gw        firewall: new session",
+        "filter office-gw      firewall: pinhole",
+        "out    carol",
+    ] {
+        assert!(what_if.contains(want), "no {want:?} in:\n{what_if}");
+    }
+
     // A rogue router advertisement from alice (plain, and hidden behind
     // destination options) never leaves her switch port.
     let gw_mac = lab.router("home-gw")["interfaces"][0]["mac"]

@@ -102,7 +102,7 @@ impl std::fmt::Display for Event {
                     Decision::ArpWait { .. } | Decision::ArpReply { .. } => "arp",
                     Decision::NeighbourAdvert { .. } => "nd",
                     Decision::IcmpError { .. } | Decision::EchoReply { .. } => "icmp",
-                    Decision::Firewall { .. } => "firewall",
+                    Decision::Firewall { .. } => "filter",
                     Decision::Dhcp { .. } => "dhcp",
                     _ => "router",
                 };
