@@ -49,7 +49,7 @@ table inet cpe {
 }
 NFT
 done
-ip netns exec k6-alice ping -6 -c 1 -W 2 2001:db8:2::10 >/dev/null
+ip netns exec k6-alice ping -6 -c 1 -w 5 2001:db8:2::10 >/dev/null
 
 # scratchnet: the reference lab, with office-gw's pinholes for iperf3
 # (TCP and UDP 5201) beside its port 80, and the two CPE routers routing
@@ -73,7 +73,7 @@ print(lab, end="")
 PY
 grep -q 'port = 5201' "$work/path6.toml" || { echo "the reference lab's pinholes changed: update bench-path6.sh"; exit 1; }
 scratchnet_up < "$work/path6.toml"
-ip netns exec alice ping -6 -c 1 -W 2 2001:db8:2::10 >/dev/null
+ip netns exec alice ping -6 -c 1 -w 5 2001:db8:2::10 >/dev/null
 echo "hops: $(ip netns exec alice traceroute -6 -I -n -q 1 -w 1 2001:db8:2::10 | awk 'NR > 1 {printf "%s ", $2}')"
 echo
 

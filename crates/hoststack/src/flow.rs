@@ -8,9 +8,12 @@
 
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
-    IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+    IpProtocol, Ipv4Packet, TcpPacket,
 };
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use wire::checksum;
+use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use wire::ip::{Fragment, IpView, Transport, PROTO_TCP, PROTO_UDP};
 
 /// A TCP connection as this host sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,47 +51,62 @@ pub(crate) enum Seen {
     Other,
 }
 
+/// Where a frame goes, read through the one IP parser ([`IpView`]): the
+/// header checked once here, where the frame enters the host. IPv6 is the
+/// interface's (neighbour discovery, echo, errors) until the services
+/// speak it.
 pub(crate) fn classify(frame: &[u8]) -> Seen {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+    let Ok(eth) = EthernetHeader::parse(frame) else {
         return Seen::Other;
     };
-    match eth.ethertype() {
-        EthernetProtocol::Ipv4 => {}
-        EthernetProtocol::Arp => return Seen::Arp,
+    match eth.ethertype {
+        ETHERTYPE_IPV4 => {}
+        ETHERTYPE_ARP => return Seen::Arp,
         _ => return Seen::Other,
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    let Ok(v) = IpView::parse(frame, eth.payload_offset) else {
         return Seen::Other;
     };
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    if ip.more_frags() || ip.frag_offset() != 0 {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (v.src, v.dst) else {
+        return Seen::Other;
+    };
+    if v.fragment != Fragment::Whole {
         return Seen::Fragment;
     }
-    match ip.next_header() {
-        IpProtocol::Tcp => {
-            let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+    let l4 = v.payload(frame);
+    match (v.proto, v.transport) {
+        (
+            PROTO_TCP,
+            Transport::Ports {
+                src: sp,
+                dst: dp,
+                flags,
+            },
+        ) => {
+            let header = l4.get(12).map_or(0, |b| usize::from(b >> 4) * 4);
+            if header < 20 || header > l4.len() {
                 return Seen::Other;
-            };
-            let payload = tcp.payload().len() as u32;
+            }
+            let word = |at: usize| u32::from_be_bytes([l4[at], l4[at + 1], l4[at + 2], l4[at + 3]]);
+            let pseudo =
+                checksum::pseudo_header(&src.octets(), &dst.octets(), PROTO_TCP, l4.len() as u32);
+            let (syn, fin) = (flags & 0x02 != 0, flags & 0x01 != 0);
             Seen::Tcp(TcpSeen {
                 key: FlowKey {
-                    local: SocketAddrV4::new(dst, tcp.dst_port()),
-                    remote: SocketAddrV4::new(src, tcp.src_port()),
+                    local: SocketAddrV4::new(dst, dp),
+                    remote: SocketAddrV4::new(src, sp),
                 },
-                syn: tcp.syn(),
-                ack: tcp.ack(),
-                rst: tcp.rst(),
-                seq: tcp.seq_number().0 as u32,
-                ack_no: tcp.ack_number().0 as u32,
-                seg_len: payload + u32::from(tcp.syn()) + u32::from(tcp.fin()),
-                checksum_ok: tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)),
+                syn,
+                ack: flags & 0x10 != 0,
+                rst: flags & 0x04 != 0,
+                seq: word(4),
+                ack_no: word(8),
+                seg_len: (l4.len() - header) as u32 + u32::from(syn) + u32::from(fin),
+                checksum_ok: checksum::fold(checksum::sum(pseudo, l4)) == 0xffff,
             })
         }
-        IpProtocol::Udp => match UdpPacket::new_checked(ip.payload()) {
-            Ok(udp) => Seen::Udp {
-                local: SocketAddrV4::new(dst, udp.dst_port()),
-            },
-            Err(_) => Seen::Other,
+        (PROTO_UDP, Transport::Ports { dst: dp, .. }) if l4.len() >= 8 => Seen::Udp {
+            local: SocketAddrV4::new(dst, dp),
         },
         _ => Seen::Other,
     }

@@ -426,24 +426,27 @@ impl Stack {
         self.now = smol(now);
         self.counters.rx_frames += 1;
         let before = out.len();
-        if let Seen::Fragment = classify(frame) {
-            let whole = self.reassembly.push(now, frame);
-            self.note(Decision::Fragment {
-                reassembled: whole.is_some(),
-            });
-            if let Some(whole) = whole {
-                self.dispatch(&whole, out);
+        match classify(frame) {
+            Seen::Fragment => {
+                let whole = self.reassembly.push(now, frame);
+                self.note(Decision::Fragment {
+                    reassembled: whole.is_some(),
+                });
+                if let Some(whole) = whole {
+                    // A new packet: read it as one.
+                    let seen = classify(&whole);
+                    self.dispatch(&whole, seen, out);
+                }
             }
-        } else {
-            self.dispatch(frame, out);
+            seen => self.dispatch(frame, seen, out),
         }
         self.counters.tx_frames += (out.len() - before) as u64;
     }
 
     /// Hands a whole packet's frame to the socket it is for, or to the
     /// interface.
-    fn dispatch(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
-        match classify(frame) {
+    fn dispatch(&mut self, frame: &[u8], seen: Seen, out: &mut Vec<Frame>) {
+        match seen {
             Seen::Tcp(seg) => self.tcp_ingress(frame, seg, out),
             Seen::Udp { local } => match self.udp_ports.get(&local.port()) {
                 Some(&id) => {
