@@ -204,19 +204,7 @@ impl Firewall {
                     return Verdict::Refused;
                 }
                 *self.per_host.entry(from).or_default() += 1;
-                let tcp = advance_tcp(key.0, None, flags, true);
-                self.sessions.insert(
-                    key,
-                    Tracked {
-                        session: Session {
-                            tcp,
-                            created: now,
-                            expires: now + timeouts.of(key.0, tcp),
-                        },
-                        owner: Some(from),
-                    },
-                );
-                self.counters.sessions_created += 1;
+                self.open(now, key, flags, Some(from));
                 true
             }
         };
@@ -276,24 +264,31 @@ impl Firewall {
             .any(|p| p.proto == proto && p.port == inside.1 && p.to == inside.0);
         let opening = proto != Proto::Tcp || (flags & SYN != 0 && flags & ACK == 0);
         if holed && opening && self.sessions.len() < self.config.max_entries {
-            let tcp = advance_tcp(proto, None, flags, false);
-            self.sessions.insert(
-                key,
-                Tracked {
-                    session: Session {
-                        tcp,
-                        created: now,
-                        expires: now + timeouts.of(proto, tcp),
-                    },
-                    owner: None,
-                },
-            );
-            self.counters.sessions_created += 1;
+            self.open(now, key, flags, None);
             self.counters.pinholed += 1;
             return Verdict::Pinhole;
         }
         self.counters.dropped_unsolicited += 1;
         Verdict::Dropped("not established")
+    }
+
+    /// Opens a session with its first packet's flags: from the inside
+    /// station `owner`, or (`None`) through a pinhole from outside.
+    fn open(&mut self, now: Instant, key: Key, flags: u8, owner: Option<Mac>) {
+        let tcp = advance_tcp(key.0, None, flags, owner.is_some());
+        let timeouts = self.config.timeouts;
+        self.sessions.insert(
+            key,
+            Tracked {
+                session: Session {
+                    tcp,
+                    created: now,
+                    expires: now + timeouts.of(key.0, tcp),
+                },
+                owner,
+            },
+        );
+        self.counters.sessions_created += 1;
     }
 
     /// An ICMPv6 error from outside: it passes if the packet it quotes

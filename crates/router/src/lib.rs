@@ -579,6 +579,43 @@ impl Router {
         }
     }
 
+    /// The first steps of forwarding, the same in both families: the hop
+    /// limit checked (Time Exceeded from `in_addr`), the route looked up
+    /// (Net Unreachable), the decision noted. The frame back with its way
+    /// out (interface, next hop, that interface's MTU), or `None` when the
+    /// packet ended here.
+    fn route_forward(
+        &mut self,
+        io: &mut Io,
+        frame: Frame,
+        view: &IpView,
+        in_addr: IpAddr,
+    ) -> Option<(Frame, IfaceId, IpAddr, usize)> {
+        if view.hop_limit <= 1 {
+            self.icmp_error(io, IcmpError::TtlExceeded, in_addr, &frame, view);
+            self.discard(io, frame, Drop::TtlExpired);
+            return None;
+        }
+        let Some((oif, nh, dest, via)) = self
+            .routes
+            .lookup(view.dst)
+            .map(|r| (r.iface, r.via.unwrap_or(view.dst), r.dest, r.via))
+        else {
+            self.icmp_error(io, IcmpError::NetUnreachable, in_addr, &frame, view);
+            self.discard(io, frame, Drop::NoRoute);
+            return None;
+        };
+        let ttl = view.hop_limit - 1;
+        self.note(|r| Decision::Route {
+            dest,
+            via,
+            iface: r.iface_name(oif).unwrap_or("?").to_owned(),
+            ttl,
+        });
+        let mtu = usize::from(self.iface(oif).config.mtu);
+        Some((frame, oif, nh, mtu))
+    }
+
     /// Sends a packet to a next hop on `oif`, resolving its link-layer
     /// address (ARP or neighbour discovery).
     fn output(&mut self, io: &mut Io, oif: IfaceId, nh: IpAddr, mut frame: Frame) {

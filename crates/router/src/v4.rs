@@ -252,31 +252,14 @@ impl Router {
         &mut self,
         io: &mut Io,
         iface: IfaceId,
-        mut frame: Frame,
+        frame: Frame,
         mut view: IpView,
         translated: bool,
     ) {
         let in_addr = IpAddr::V4(self.addr4(iface));
-        if view.hop_limit <= 1 {
-            self.icmp_error(io, IcmpError::TtlExceeded, in_addr, &frame, &view);
-            return self.discard(io, frame, Drop::TtlExpired);
-        }
-        let Some((oif, nh, dest, via)) = self
-            .routes
-            .lookup(view.dst)
-            .map(|r| (r.iface, r.via.unwrap_or(view.dst), r.dest, r.via))
-        else {
-            self.icmp_error(io, IcmpError::NetUnreachable, in_addr, &frame, &view);
-            return self.discard(io, frame, Drop::NoRoute);
+        let Some((mut frame, oif, nh, mtu)) = self.route_forward(io, frame, &view, in_addr) else {
+            return;
         };
-        let ttl = view.hop_limit - 1;
-        self.note(|r| Decision::Route {
-            dest,
-            via,
-            iface: r.iface_name(oif).unwrap_or("?").to_owned(),
-            ttl,
-        });
-        let mtu = usize::from(self.iface(oif).config.mtu);
         let too_big = Self::wire_size(&frame, &view) > mtu;
         if too_big && (view.dont_fragment || frame.hdr.is_gso()) {
             if view.dont_fragment {

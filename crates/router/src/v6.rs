@@ -340,26 +340,9 @@ impl Router {
         let Some(in_addr) = self.addr_of(iface, Family::V6) else {
             return self.discard(io, frame, Drop::UnsupportedProtocol);
         };
-        if view.hop_limit <= 1 {
-            self.icmp_error(io, IcmpError::TtlExceeded, in_addr, &frame, &view);
-            return self.discard(io, frame, Drop::TtlExpired);
-        }
-        let Some((oif, nh, dest, via)) = self
-            .routes
-            .lookup(view.dst)
-            .map(|r| (r.iface, r.via.unwrap_or(view.dst), r.dest, r.via))
-        else {
-            self.icmp_error(io, IcmpError::NetUnreachable, in_addr, &frame, &view);
-            return self.discard(io, frame, Drop::NoRoute);
+        let Some((frame, oif, nh, mtu)) = self.route_forward(io, frame, &view, in_addr) else {
+            return;
         };
-        let ttl = view.hop_limit - 1;
-        self.note(|r| Decision::Route {
-            dest,
-            via,
-            iface: r.iface_name(oif).unwrap_or("?").to_owned(),
-            ttl,
-        });
-        let mtu = usize::from(self.iface(oif).config.mtu);
         if Self::wire_size(&frame, &view) > mtu {
             // Routers never fragment IPv6 (RFC 8200 5).
             let err = IcmpError::FragmentationNeeded { mtu: mtu as u16 };

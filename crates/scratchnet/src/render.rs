@@ -358,67 +358,15 @@ fn router(out: &mut String, r: &Value) {
             num(a, "age_secs")
         );
     }
-    if let Some(nat) = r.get("nat").filter(|n| !n.is_null()) {
-        let c = &nat["counters"];
-        let table = nat["table"].as_array().cloned().unwrap_or_default();
-        let sessions = count(table.len() as u64, "session", "sessions");
-        let _ = writeln!(out, "  NAT ({sessions}): {}", nonzero(c));
-        let _ = writeln!(
-            out,
-            "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>8}",
-            "proto", "inside", "outside", "remote", "state", "age", "expires"
-        );
-        for t in &table {
-            let _ = writeln!(
-                out,
-                "    {:<5} {:<22} {:<22} {:<22} {:<12} {:>5}s {:>7}s",
-                text(t, "protocol"),
-                text(t, "inside"),
-                text(t, "outside"),
-                text(t, "remote"),
-                text(t, "state"),
-                num(t, "age_secs"),
-                num(t, "expires_in_secs")
-            );
-        }
-    }
-    if let Some(n) = r.get("nat64").filter(|n| !n.is_null()) {
-        let table = n["table"].as_array().cloned().unwrap_or_default();
-        let sessions = count(table.len() as u64, "session", "sessions");
-        let _ = writeln!(out, "  NAT64 ({sessions}): {}", nonzero(&n["counters"]));
-        for t in &table {
-            let _ = writeln!(
-                out,
-                "    {:<5} {:<44} {:<22} {:<22} {:<12} {:>5}s {:>7}s",
-                text(t, "protocol"),
-                text(t, "inside"),
-                text(t, "outside"),
-                text(t, "remote"),
-                text(t, "state"),
-                num(t, "age_secs"),
-                num(t, "expires_in_secs")
-            );
-        }
-    }
-    if let Some(fw) = r.get("firewall").filter(|f| !f.is_null()) {
-        let table = fw["table"].as_array().cloned().unwrap_or_default();
-        let sessions = count(table.len() as u64, "session", "sessions");
-        let _ = writeln!(
-            out,
-            "  IPv6 firewall ({sessions}): {}",
-            nonzero(&fw["counters"])
-        );
-        for t in &table {
-            let _ = writeln!(
-                out,
-                "    {:<5} {:<44} {:<44} {:<12} {:>5}s {:>7}s",
-                text(t, "protocol"),
-                text(t, "inside"),
-                text(t, "remote"),
-                text(t, "state"),
-                num(t, "age_secs"),
-                num(t, "expires_in_secs")
-            );
+    // The NAT's, NAT64's and the IPv6 firewall's session tables: one
+    // shape, their own columns (the firewall's sessions have no outside).
+    for (key, title, width) in [
+        ("nat", "NAT", 22),
+        ("nat64", "NAT64", 44),
+        ("firewall", "IPv6 firewall", 44),
+    ] {
+        if let Some(t) = r.get(key).filter(|t| !t.is_null()) {
+            sessions(out, title, width, t);
         }
     }
     for d in r["dhcp"].as_array().into_iter().flatten() {
@@ -470,6 +418,36 @@ fn router(out: &mut String, r: &Value) {
                 num(l, "expires_in_secs")
             );
         }
+    }
+}
+
+/// A session table (NAT, NAT64, IPv6 firewall) under its title and
+/// counters; `width` fits its addresses. A firewall's rows have no
+/// outside address: that column stays empty.
+fn sessions(out: &mut String, title: &str, width: usize, t: &Value) {
+    let table = t["table"].as_array().cloned().unwrap_or_default();
+    let n = count(table.len() as u64, "session", "sessions");
+    let _ = writeln!(out, "  {title} ({n}): {}", nonzero(&t["counters"]));
+    if table.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    {:<5} {:<width$} {:<22} {:<width$} {:<12} {:>6} {:>8}",
+        "proto", "inside", "outside", "remote", "state", "age", "expires"
+    );
+    for row in &table {
+        let _ = writeln!(
+            out,
+            "    {:<5} {:<width$} {:<22} {:<width$} {:<12} {:>5}s {:>7}s",
+            text(row, "protocol"),
+            text(row, "inside"),
+            text(row, "outside"),
+            text(row, "remote"),
+            text(row, "state"),
+            num(row, "age_secs"),
+            num(row, "expires_in_secs")
+        );
     }
 }
 
