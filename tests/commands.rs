@@ -27,6 +27,8 @@ fn graph_draws_a_lab_as_dot_mermaid_and_svg_without_root() {
     for line in [
         "\"home-gw\" [label=\"home-gw\\nNAT, DHCP\", shape=octagon",
         "\"alice\" -- \"home\" [label=\"192.168.1.10\"];",
+        "\"alice\" [label=\"alice\\nslaac\", shape=ellipse];",
+        "\"home\" [label=\"home\\n192.168.1.0/24\\n2001:db8:1::/64\"",
         "\"bob\" -- \"home\" [label=\"dhcp\"];",
         "\"isp-gw\" -- \"the machine\" [label=\"198.18.0.1\"];",
         "\"web1\" [label=\"web1\\nhttp\"",
@@ -35,10 +37,14 @@ fn graph_draws_a_lab_as_dot_mermaid_and_svg_without_root() {
     }
     let mermaid = scratchnet(&["graph", "--format", "mermaid"]);
     assert!(
-        mermaid.starts_with("flowchart LR\n  n0[[\"home<br/>192.168.1.0/24\"]]\n"),
+        mermaid
+            .starts_with("flowchart LR\n  n0[[\"home<br/>192.168.1.0/24<br/>2001:db8:1::/64\"]]\n"),
         "{mermaid}"
     );
-    assert!(mermaid.contains("  n4([\"alice\"])\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("  n4([\"alice<br/>slaac\"])\n"),
+        "{mermaid}"
+    );
     assert!(
         mermaid.contains("  n4 ---|\"192.168.1.10\"| n0\n"),
         "{mermaid}"

@@ -51,9 +51,17 @@ fn graph(lab: &Topology) -> Graph {
             Some(HostAddress6::Dhcp6) => Some("dhcp6".to_owned()),
             None => None,
         };
-        let addr = v4.into_iter().chain(v6).collect::<Vec<_>>().join(" ");
-        g.nodes
-            .push((h.name.clone(), vec![h.name.clone()], Shape::Host));
+        // The link carries the IPv4 address (an IPv6-only host's IPv6
+        // one); the host's box, its IPv6 configuration.
+        let mut label = vec![h.name.clone()];
+        let addr = match (v4, v6) {
+            (Some(a), v6) => {
+                label.extend(v6);
+                a
+            }
+            (None, v6) => v6.unwrap_or_default(),
+        };
+        g.nodes.push((h.name.clone(), label, Shape::Host));
         g.edges.push((h.name.clone(), h.switch.clone(), addr));
     }
     for s in &lab.services {
