@@ -751,3 +751,147 @@ fn the_split_lab_is_the_reference_lab_in_two_halves() {
         assert_eq!(isp.tunnels[0].vni, 100);
     }
 }
+
+#[test]
+fn the_reference_lab_is_dual_stack_as_the_contract_says() {
+    let lab = reference_lab();
+    let prefixes: Vec<String> = lab
+        .switches
+        .iter()
+        .filter_map(|s| s.subnet6.map(|n| n.to_string()))
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            "2001:db8:1::/64",
+            "2001:db8:2::/64",
+            "2001:db8:100::/64",
+            "2001:db8:113::/64"
+        ]
+    );
+    let host6 = |n: &str| lab.host(n).and_then(|h| h.address6);
+    assert_eq!(host6("alice"), Some(HostAddress6::Slaac));
+    assert_eq!(host6("bob"), Some(HostAddress6::Dhcp6));
+    assert_eq!(
+        host6("carol"),
+        Some(HostAddress6::Static(
+            "2001:db8:2::10/64".parse().expect("net")
+        ))
+    );
+    let alice = lab.host("alice").expect("alice");
+    assert_eq!(
+        lab.host_address6(alice).map(|a| a.addr().to_string()),
+        Some("2001:db8:1:0:53:4eff:fe87:2213".to_owned()),
+        "her SLAAC address, from her MAC"
+    );
+    let router = |n: &str| lab.routers.iter().find(|r| r.name == n).expect(n);
+    let home = router("home-gw");
+    let ra = home.interfaces[0].ra.as_ref().expect("RAs on home");
+    assert!(ra.slaac && ra.managed && ra.other);
+    assert_eq!(
+        ra.rdnss,
+        ["2001:db8:100::53"
+            .parse::<std::net::Ipv6Addr>()
+            .expect("ip")]
+    );
+    assert_eq!(home.dhcp6[0].switch, "home");
+    assert!(home.firewall6.as_ref().is_some_and(|f| f.outside == "isp"));
+    let office = router("office-gw");
+    let pinholes = &office.firewall6.as_ref().expect("firewall").pinholes;
+    assert_eq!(
+        pinholes,
+        &[PinholeSpec {
+            protocol: Protocol::Tcp,
+            port: 80,
+            to: "2001:db8:2::10".parse().expect("ip"),
+        }]
+    );
+    let web1 = lab
+        .services
+        .iter()
+        .find(|s| s.name == "web1")
+        .expect("web1");
+    assert_eq!(
+        web1.address6.map(|a| a.addr().to_string()),
+        Some("2001:db8:113::11".to_owned())
+    );
+}
+
+#[test]
+fn ipv6_mistakes_are_located_with_their_fix() {
+    let base = |extra: &str| {
+        format!(
+            r#"
+name = "t"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+subnet6 = "2001:db8:1::/64"
+[[switch]]
+name = "wan"
+subnet = "10.9.0.0/24"
+subnet6 = "2001:db8:1::/48"
+{extra}
+"#
+        )
+    };
+    // Overlapping prefixes.
+    let d = one_error(&base(""));
+    assert!(d.message.contains("overlaps 2001:db8:1::/48"), "{d:?}");
+    let ok = |extra: &str| base(extra).replace("2001:db8:1::/48", "2001:db8:9::/64");
+    for (extra, key, says) in [
+        // A SLAAC host with no router advertising on its switch.
+        (
+            "[[host]]\nname = \"h\"\nswitch = \"lan\"\naddress = \"10.0.0.5/24\"\naddress6 = \"slaac\"",
+            "host \"h\".address6",
+            "no router advertises a prefix",
+        ),
+        // A DHCPv6 host with no DHCPv6 server.
+        (
+            "[[host]]\nname = \"h\"\nswitch = \"lan\"\naddress = \"10.0.0.5/24\"\naddress6 = \"dhcp6\"",
+            "host \"h\".address6",
+            "no router serves DHCPv6",
+        ),
+        // SLAAC needs a /64.
+        (
+            "[[switch]]\nname = \"big\"\nsubnet6 = \"2001:db8:50::/56\"\n[[router]]\nname = \"r\"\ninterfaces = [{ switch = \"big\", address = \"10.50.0.1/24\", address6 = \"2001:db8:50::1/56\", ra = {} }]",
+            "router \"r\".interfaces.address6",
+            "SLAAC needs a /64",
+        ),
+        // A next hop that is the router's own IPv6 address.
+        (
+            "[[router]]\nname = \"r\"\ninterfaces = [{ switch = \"lan\", address = \"10.0.0.1/24\", address6 = \"2001:db8:1::1/64\" }]\nroutes = [{ to = \"::/0\", via = \"2001:db8:1::1\" }]",
+            "router \"r\".routes.via",
+            "this router's own address",
+        ),
+        // Families mixed in a route.
+        (
+            "[[router]]\nname = \"r\"\ninterfaces = [{ switch = \"lan\", address = \"10.0.0.1/24\", address6 = \"2001:db8:1::1/64\" }]\nroutes = [{ to = \"::/0\", via = \"10.0.0.254\" }]",
+            "router \"r\".routes.via",
+            "not of the family",
+        ),
+        // A pinhole to an address outside the router.
+        (
+            "[[router]]\nname = \"r\"\ninterfaces = [{ switch = \"lan\", address = \"10.0.0.1/24\", address6 = \"2001:db8:1::1/64\" }, { switch = \"wan\", address = \"10.9.0.1/24\", address6 = \"2001:db8:9::1/64\" }]\nfirewall6 = { outside = \"wan\", pinholes = [{ protocol = \"tcp\", port = 80, to = \"2001:db8:9::5\" }] }",
+            "router \"r\".firewall6.pinholes.to",
+            "not on any of the router's inside prefixes",
+        ),
+        // NAT64 on the NAT's interface.
+        (
+            "[[router]]\nname = \"r\"\ninterfaces = [{ switch = \"lan\", address = \"10.0.0.1/24\", address6 = \"2001:db8:1::1/64\" }, { switch = \"wan\", address = \"10.9.0.1/24\" }]\nnat = { outside = \"wan\" }\nnat64 = { outside = \"wan\" }",
+            "router \"r\".nat64.outside",
+            "already hands out that interface's ports",
+        ),
+        // An IPv6-only host without IPv6.
+        (
+            "[[host]]\nname = \"h\"\nswitch = \"lan\"\naddress = \"none\"",
+            "host \"h\".address",
+            "needs an IPv6 one",
+        ),
+    ] {
+        let d = one_error(&ok(extra));
+        assert_eq!(d.key, key, "{d:?}");
+        assert!(d.message.contains(says), "{says}: {d:?}");
+        assert!(d.hint.is_some(), "a fix for {key}");
+    }
+}
