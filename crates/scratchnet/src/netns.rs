@@ -222,7 +222,11 @@ pub fn configure_host(host: &HostSpec, tap: &str, v6_segment: bool) -> Result<()
         tracing::debug!("gso_max_size left as it was in {ns}: {e:#}");
     }
     ip(&["-n", ns, "link", "set", "lo", "up"])?;
-    configure_host6(host, v6_segment)?;
+    if let Err(e) = configure_host6(host, v6_segment) {
+        // A container mounts /proc/sys read-only: the host keeps the
+        // kernel's defaults (it takes advertisements, as a Linux host does).
+        eprintln!("scratchnet: host `{ns}` keeps the kernel's IPv6 defaults: {e:#}");
+    }
     ip(&["-n", ns, "link", "set", "eth0", "up"])?;
     if let HostAddress::Static(addr) = host.address {
         ip(&["-n", ns, "addr", "add", &addr.to_string(), "dev", "eth0"])?;
@@ -463,17 +467,27 @@ pub fn stop_dhclient(pid_file: &Path) {
 
 /// Gives the root namespace's end of a TUN link its addresses and routes.
 /// An IPv6 address skips duplicate address detection: the link has one
-/// other end, the lab's router, whose address differs.
+/// other end, the lab's router, whose address differs. Where IPv6 is
+/// disabled in this namespace (a container's default), the device is
+/// asked to enable it; if it cannot be, the uplink carries IPv4 alone,
+/// said once, and the lab goes on.
 pub fn configure_host_tun(dev: &str, addrs: &[String], routes: &[String]) -> Result<()> {
+    let mut v6 = true;
     for a in addrs {
-        if a.contains(':') {
-            ip(&["-6", "addr", "add", a, "dev", dev, "nodad"])?;
-        } else {
+        if !a.contains(':') {
             ip(&["addr", "add", a, "dev", dev])?;
+            continue;
+        }
+        let enabled = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "0")
+            .map_err(anyhow::Error::from)
+            .and_then(|()| ip(&["-6", "addr", "add", a, "dev", dev, "nodad"]));
+        if let Err(e) = enabled {
+            eprintln!("scratchnet: the uplink carries IPv4 only: this namespace has IPv6 disabled and {dev} cannot enable it ({e:#})");
+            v6 = false;
         }
     }
     ip(&["link", "set", dev, "up"])?;
-    for r in routes {
+    for r in routes.iter().filter(|r| v6 || !r.contains(':')) {
         ip(&["route", "add", r, "dev", dev]).with_context(|| {
             format!("cannot route {r} into the lab (does the machine already have a route for it?)")
         })?;

@@ -313,6 +313,7 @@ async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
         .iter()
         .filter(|h| h.address6 == Some(topology::HostAddress6::Dhcp6))
         .map(|h| (h, netns::Dhcp::V6));
+    let v4_clients = v4.clone().count();
     let mut clients: Vec<_> = v4
         .chain(v6)
         .map(|(h, family)| {
@@ -336,8 +337,15 @@ async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
                 tokio::task::spawn_blocking(move || netns::wait_for_ipv6(&ns, "global"))
             }),
     );
-    for c in clients {
-        c.await??;
+    for (n, c) in clients.into_iter().enumerate() {
+        match c.await? {
+            Ok(()) => {}
+            // IPv4's DHCP is what hosts cannot do without; IPv6 that does
+            // not come up (a container's restrictions, say) is said, and
+            // the lab goes on.
+            Err(e) if n >= v4_clients => eprintln!("scratchnet: {e:#}"),
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
