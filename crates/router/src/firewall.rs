@@ -120,6 +120,9 @@ pub struct Firewall {
     config: FirewallConfig,
     sessions: HashMap<Key, Tracked>,
     per_host: HashMap<Mac, usize>,
+    /// Sessions by (inside, remote) address: what a later fragment, which
+    /// has no ports, is matched against in one lookup.
+    pairs: HashMap<(Ipv6Addr, Ipv6Addr), usize>,
     counters: FirewallCounters,
     last_sweep: Instant,
 }
@@ -167,6 +170,7 @@ impl Firewall {
             config,
             sessions: HashMap::new(),
             per_host: HashMap::new(),
+            pairs: HashMap::new(),
             counters: FirewallCounters::default(),
             last_sweep: Instant::ZERO,
         }
@@ -232,11 +236,7 @@ impl Firewall {
         }
         if let Fragment::Later { .. } = view.fragment {
             let (src, dst) = (v6(view.src), v6(view.dst));
-            if self
-                .sessions
-                .keys()
-                .any(|(_, inside, remote)| inside.0 == dst && remote.0 == src)
-            {
+            if self.pairs.contains_key(&(dst, src)) {
                 self.counters.passed_in += 1;
                 return Verdict::Pass("fragment of a session");
             }
@@ -277,6 +277,7 @@ impl Firewall {
     fn open(&mut self, now: Instant, key: Key, flags: u8, owner: Option<Mac>) {
         let tcp = advance_tcp(key.0, None, flags, owner.is_some());
         let timeouts = self.config.timeouts;
+        *self.pairs.entry((key.1 .0, key.2 .0)).or_default() += 1;
         self.sessions.insert(
             key,
             Tracked {
@@ -317,17 +318,21 @@ impl Firewall {
     pub fn on_timer(&mut self, now: Instant) {
         self.last_sweep = now;
         let before = self.sessions.len();
-        let per_host = &mut self.per_host;
-        self.sessions.retain(|_, t| {
+        let (per_host, pairs) = (&mut self.per_host, &mut self.pairs);
+        self.sessions.retain(|key, t| {
             let live = t.session.expires > now;
             if !live {
                 if let Some(h) = t.owner.and_then(|o| per_host.get_mut(&o)) {
                     *h = h.saturating_sub(1);
                 }
+                if let Some(n) = pairs.get_mut(&(key.1 .0, key.2 .0)) {
+                    *n = n.saturating_sub(1);
+                }
             }
             live
         });
         self.per_host.retain(|_, n| *n > 0);
+        self.pairs.retain(|_, n| *n > 0);
         self.counters.sessions_expired += (before - self.sessions.len()) as u64;
     }
 

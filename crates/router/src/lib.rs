@@ -616,6 +616,19 @@ impl Router {
         Some((frame, oif, nh, mtu))
     }
 
+    /// The last step of forwarding in both families: the hop limit taken
+    /// down one, the packet counted.
+    fn pass_on(&mut self, frame: &mut Frame, view: &mut IpView) {
+        view.decrement_hop_limit(frame.data_mut());
+        self.counters.forwarded += 1;
+        if frame.hdr.is_gso() {
+            self.counters.forwarded_gso += 1;
+        }
+        if view.extended {
+            self.counters.forwarded_with_options += 1;
+        }
+    }
+
     /// Sends a packet to a next hop on `oif`, resolving its link-layer
     /// address (ARP or neighbour discovery).
     fn output(&mut self, io: &mut Io, oif: IfaceId, nh: IpAddr, mut frame: Frame) {

@@ -299,14 +299,7 @@ impl Router {
                 }
             }
         }
-        view.decrement_hop_limit(frame.data_mut());
-        self.counters.forwarded += 1;
-        if frame.hdr.is_gso() {
-            self.counters.forwarded_gso += 1;
-        }
-        if view.extended {
-            self.counters.forwarded_with_options += 1;
-        }
+        self.pass_on(&mut frame, &mut view);
         if too_big {
             if frame.hdr.needs_csum() {
                 // Fragments cannot carry a partial checksum: the receiver

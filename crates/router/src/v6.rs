@@ -380,14 +380,7 @@ impl Router {
             }
         }
         let mut frame = frame;
-        view.decrement_hop_limit(frame.data_mut());
-        self.counters.forwarded += 1;
-        if frame.hdr.is_gso() {
-            self.counters.forwarded_gso += 1;
-        }
-        if view.extended {
-            self.counters.forwarded_with_options += 1;
-        }
+        self.pass_on(&mut frame, &mut view);
         self.output(io, oif, nh, frame);
     }
 

@@ -794,3 +794,28 @@ fn nat64_translates_echo_and_udp_both_ways() {
     );
     assert_eq!(out.len(), 1, "echo reply from the router");
 }
+
+#[test]
+fn a_later_fragment_passes_the_firewall_only_between_addresses_in_session() {
+    let mut lab = firewalled(100);
+    let q = ipv6(A6, FAR, PROTO_UDP, 64, &udp(5000, 53, b"q"));
+    lab.rx(LAN, frame6(R_LAN, HOST_A, &q));
+    // Fragment header (offset 16 bytes, last), then payload bytes.
+    let later = |src: &str| {
+        ipv6(
+            src,
+            A6,
+            44,
+            64,
+            &[PROTO_UDP, 0, 0, 16, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8],
+        )
+    };
+    assert_eq!(lab.rx(WAN, frame6(R_WAN, HOST_B, &later(FAR))).len(), 1);
+    assert!(lab
+        .rx(WAN, frame6(R_WAN, HOST_B, &later("2001:db8:99::6")))
+        .is_empty());
+    // Once the session has expired, the pair is forgotten too.
+    lab.tick(Duration::from_secs(301));
+    lab.tick(Duration::from_secs(5));
+    assert!(lab.rx(WAN, frame6(R_WAN, HOST_B, &later(FAR))).is_empty());
+}
