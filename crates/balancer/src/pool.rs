@@ -11,7 +11,7 @@
 
 use crate::health::{Health, HealthConfig, Outcome};
 use crate::maglev;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How a backend is chosen.
@@ -62,7 +62,7 @@ impl Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
     pub name: String,
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Its share relative to the others (at least 1).
     pub weight: u32,
 }
@@ -90,7 +90,7 @@ struct Backend {
 pub struct Pick {
     pub index: usize,
     pub name: String,
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub why: String,
     /// Chosen in panic: no backend was available.
     pub panic: bool,

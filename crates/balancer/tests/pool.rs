@@ -4,7 +4,7 @@
 
 use balancer::{Algorithm, BackendSpec, HealthConfig, Outcome, Pool};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 fn specs(weights: &[u32]) -> Vec<BackendSpec> {
@@ -13,7 +13,7 @@ fn specs(weights: &[u32]) -> Vec<BackendSpec> {
         .enumerate()
         .map(|(i, w)| BackendSpec {
             name: format!("web{}", i + 1),
-            addr: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 11 + i as u8), 80),
+            addr: SocketAddr::from((IpAddr::from([203, 0, 113, 11 + i as u8]), 80)),
             weight: *w,
         })
         .collect()
@@ -100,7 +100,7 @@ fn power_of_two_sends_less_to_a_slow_backend() {
 fn placement(p: &mut Pool, now: Instant) -> Vec<String> {
     (0..10_000u32)
         .map(|i| {
-            let key = Ipv4Addr::from(0x0a00_0000 + i).octets();
+            let key = std::net::Ipv4Addr::from(0x0a00_0000 + i).octets();
             p.pick(now, Some(&key), &[]).expect("pick").name
         })
         .collect()

@@ -6,8 +6,8 @@ use crate::Zone;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// How a query came: over UDP answers must fit the client's buffer (512
 /// bytes without EDNS); over TCP up to 65,535 bytes.
@@ -69,7 +69,7 @@ const TRANSFER_CHUNK: usize = 16 * 1024;
 pub struct Authority {
     zones: Vec<Zone>,
     /// Who may transfer the zones (nobody if empty).
-    allow_transfer: Vec<Ipv4Net>,
+    allow_transfer: Vec<IpNet>,
 }
 
 impl Authority {
@@ -81,7 +81,7 @@ impl Authority {
     }
 
     /// Lets addresses in `nets` transfer the zones (AXFR).
-    pub fn allow_transfer(mut self, nets: Vec<Ipv4Net>) -> Authority {
+    pub fn allow_transfer(mut self, nets: Vec<IpNet>) -> Authority {
         self.allow_transfer = nets;
         self
     }
@@ -91,7 +91,7 @@ impl Authority {
     /// [`TRANSFER_CHUNK`] bytes (RFC 5936 2.2); one REFUSED message for an
     /// address not allowed, NOTAUTH for a zone not served. `None` for any
     /// other query (answer it with [`Authority::answer`]).
-    pub fn transfer(&self, query: &[u8], from: Ipv4Addr) -> Option<Vec<Vec<u8>>> {
+    pub fn transfer(&self, query: &[u8], from: IpAddr) -> Option<Vec<Vec<u8>>> {
         let request = Message::from_vec(query).ok()?;
         let [question] = request.queries.as_slice() else {
             return None;

@@ -48,11 +48,11 @@ use crate::step::Step;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// CNAMEs followed for one question at most.
@@ -85,9 +85,9 @@ pub const MINIMISE_ONE_LAB: u8 = 4;
 /// How a resolver is set up.
 #[derive(Debug, Clone)]
 pub struct ResolverConfig {
-    pub root_hints: Vec<Ipv4Addr>,
+    pub root_hints: Vec<IpAddr>,
     /// Networks whose clients are served (all if empty); others REFUSED.
-    pub allow: Vec<Ipv4Net>,
+    pub allow: Vec<IpNet>,
     /// Questions per second one client address may ask (bursts of 4
     /// times that); past it, REFUSED.
     pub client_rate: u32,
@@ -106,10 +106,17 @@ pub struct ResolverConfig {
     pub serve_stale: bool,
     /// Answers asked for in the last tenth of their TTL resolved again.
     pub prefetch: bool,
+    /// Whether servers are asked over IPv4 and over IPv6 (Unbound's
+    /// `do-ip4` and `do-ip6`): a host asks over the families it has
+    /// addresses in. With both, a zone's servers of either family are
+    /// chosen among by round-trip time, and one that times out is passed
+    /// over for the next, of whichever family.
+    pub do_ip4: bool,
+    pub do_ip6: bool,
 }
 
 impl ResolverConfig {
-    pub fn new(root_hints: Vec<Ipv4Addr>) -> ResolverConfig {
+    pub fn new(root_hints: Vec<IpAddr>) -> ResolverConfig {
         ResolverConfig {
             root_hints,
             allow: Vec::new(),
@@ -121,6 +128,8 @@ impl ResolverConfig {
             case_randomisation: true,
             serve_stale: false,
             prefetch: false,
+            do_ip4: true,
+            do_ip6: true,
         }
     }
 }
@@ -138,7 +147,7 @@ pub enum Action {
     /// [`Resolver::upstream_timeout`] if nothing does in time.
     Query {
         token: u64,
-        server: Ipv4Addr,
+        server: IpAddr,
         source_port: u16,
         message: Vec<u8>,
         /// Over TCP (length-framed) rather than UDP: the UDP answer was
@@ -215,7 +224,7 @@ struct Task {
     chain: Vec<Record>,
     /// The zone whose servers are being asked, and those not tried yet.
     zone: LowerName,
-    servers: Vec<Ipv4Addr>,
+    servers: Vec<IpAddr>,
     /// Labels below the zone asked about (query minimisation).
     depth: u8,
     /// What the outstanding query asks: the name (maybe minimised) and type.
@@ -232,15 +241,15 @@ struct Task {
     /// When the outstanding upstream query went out.
     asked_at: Option<Instant>,
     /// The outstanding upstream query: its token, server and message ID.
-    waiting: Option<(u64, Ipv4Addr, u16)>,
+    waiting: Option<(u64, IpAddr, u16)>,
     /// Whether that query goes over TCP.
     tcp: bool,
     /// The server asked last (a TCP retry asks it again).
-    last_server: Option<Ipv4Addr>,
+    last_server: Option<IpAddr>,
     /// The clients whose traces follow this question (usually none).
     traced: Vec<ClientId>,
     /// The server of the answer being handled, and its round-trip time.
-    heard: (Ipv4Addr, std::time::Duration),
+    heard: (IpAddr, std::time::Duration),
     /// A prefetch: the question is asked even though it is cached.
     refresh: bool,
     /// Upstream queries sent for this question and the lookups under it
@@ -292,7 +301,10 @@ impl Task {
             tcp: false,
             last_server: None,
             traced,
-            heard: (Ipv4Addr::UNSPECIFIED, std::time::Duration::ZERO),
+            heard: (
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                std::time::Duration::ZERO,
+            ),
             refresh: false,
             sent_queries: 0,
         }
@@ -313,7 +325,7 @@ impl Task {
 
 /// Where a question goes next: see [`Resolver::closest_cut`].
 enum Cut {
-    Servers(LowerName, Vec<Ipv4Addr>),
+    Servers(LowerName, Vec<IpAddr>),
     Glueless(LowerName),
     Lame,
 }
@@ -329,9 +341,9 @@ pub struct Resolver {
     /// 32 bytes, so that seeing any number of them tells nothing of the
     /// next (the answer to xorshift's "one long name reveals the state").
     rng: StdRng,
-    budgets: HashMap<Ipv4Addr, Budget>,
+    budgets: HashMap<IpAddr, Budget>,
     /// Each upstream server's smoothed round-trip time.
-    rtt: HashMap<Ipv4Addr, std::time::Duration>,
+    rtt: HashMap<IpAddr, std::time::Duration>,
     counters: ResolverCounters,
     /// Steps of traced questions, for the actions of the current call.
     steps: Vec<Action>,
@@ -416,7 +428,7 @@ impl Resolver {
     }
 
     /// Takes one question from `from`'s budget.
-    fn within_budget(&mut self, now: Instant, from: Ipv4Addr) -> bool {
+    fn within_budget(&mut self, now: Instant, from: IpAddr) -> bool {
         let rate = u64::from(self.config.client_rate.max(1));
         let burst = rate * 4 * 1_000_000;
         if !self.budgets.contains_key(&from) && self.budgets.len() >= BUDGETS {
@@ -451,7 +463,7 @@ impl Resolver {
         &mut self,
         now: Instant,
         client: ClientId,
-        from: Ipv4Addr,
+        from: IpAddr,
         transport: Transport,
         bytes: &[u8],
     ) -> Vec<Action> {
@@ -465,7 +477,7 @@ impl Resolver {
         &mut self,
         now: Instant,
         client: ClientId,
-        from: Ipv4Addr,
+        from: IpAddr,
         transport: Transport,
         bytes: &[u8],
     ) -> Vec<Action> {
@@ -477,7 +489,7 @@ impl Resolver {
         &mut self,
         now: Instant,
         client: ClientId,
-        from: Ipv4Addr,
+        from: IpAddr,
         transport: Transport,
         bytes: &[u8],
         traced: bool,
@@ -630,7 +642,7 @@ impl Resolver {
         &mut self,
         now: Instant,
         token: u64,
-        from: SocketAddrV4,
+        from: SocketAddr,
         bytes: &[u8],
     ) -> Vec<Action> {
         let Some(task) = self.tasks.get_mut(&token) else {
@@ -639,11 +651,11 @@ impl Resolver {
         let Some((_, server, id)) = task.waiting else {
             return Vec::new();
         };
-        let ip = *from.ip();
+        let ip = from.ip();
         // Garbage is ignored like a forgery: the wait goes on, so one bad
         // datagram cannot cost a query its server (Unbound does the same).
         let msg = Message::from_vec(bytes).ok().filter(|msg| {
-            from == SocketAddrV4::new(server, crate::PORT)
+            from == SocketAddr::new(server, crate::PORT)
                 && msg.metadata.id == id
                 && msg.metadata.message_type == MessageType::Response
                 && msg.queries.len() == 1
@@ -675,11 +687,11 @@ impl Resolver {
     }
 
     /// The smoothed round-trip time of `server`, once it has one.
-    pub fn server_rtt(&self, server: Ipv4Addr) -> Option<std::time::Duration> {
+    pub fn server_rtt(&self, server: IpAddr) -> Option<std::time::Duration> {
         self.rtt.get(&server).copied()
     }
 
-    fn set_rtt(&mut self, server: Ipv4Addr, srtt: std::time::Duration) {
+    fn set_rtt(&mut self, server: IpAddr, srtt: std::time::Duration) {
         if self.rtt.len() >= RTT_SERVERS && !self.rtt.contains_key(&server) {
             // Forget the slowest: the least likely to be asked again.
             let slowest = self.rtt.iter().max_by_key(|(_, t)| **t).map(|(a, _)| *a);
@@ -692,7 +704,7 @@ impl Resolver {
 
     /// The index in `servers` of the one to ask next: the lowest smoothed
     /// RTT; the others passed over drift down by 2%.
-    fn pick_server(&mut self, servers: &[Ipv4Addr]) -> usize {
+    fn pick_server(&mut self, servers: &[IpAddr]) -> usize {
         let mut best = (0, std::time::Duration::MAX);
         for (i, s) in servers.iter().enumerate() {
             let srtt = match self.rtt.get(s) {
@@ -805,10 +817,19 @@ impl Resolver {
             Task {
                 parent: Some(token),
                 nesting,
-                ..Task::new((ns, RecordType::A), traced)
+                ..Task::new((ns, self.server_address_type()), traced)
             },
         );
         self.step(now, child)
+    }
+
+    /// The record type a name server's address is looked up by: A while
+    /// servers are asked over IPv4, else AAAA.
+    fn server_address_type(&self) -> RecordType {
+        match self.config.do_ip4 {
+            true => RecordType::A,
+            false => RecordType::AAAA,
+        }
     }
 
     /// Takes one upstream query from the budget of the client question
@@ -1100,8 +1121,10 @@ impl Resolver {
                     .cloned()
                     .collect();
                 self.store(now, &owner, g.record_type(), Cached::Records(group));
-                if let RData::A(a) = &g.data {
-                    glue.push((g.name.clone(), a.0));
+                match &g.data {
+                    RData::A(a) => glue.push((g.name.clone(), IpAddr::V4(a.0))),
+                    RData::AAAA(a) => glue.push((g.name.clone(), IpAddr::V6(a.0))),
+                    _ => {}
                 }
             } else {
                 self.counters.out_of_bailiwick += 1;
@@ -1149,10 +1172,12 @@ impl Resolver {
     /// (a glueless delegation), or `Lame` when every one was looked up in
     /// vain; the root hints above all.
     fn closest_cut(&self, now: Instant, token: u64) -> Cut {
-        let root = Cut::Servers(
-            LowerName::new(&Name::root()),
-            self.config.root_hints.clone(),
-        );
+        let usable = |a: &IpAddr| match a {
+            IpAddr::V4(_) => self.config.do_ip4,
+            IpAddr::V6(_) => self.config.do_ip6,
+        };
+        let hints = self.config.root_hints.iter().copied().filter(usable);
+        let root = Cut::Servers(LowerName::new(&Name::root()), hints.collect());
         let Some(task) = self.tasks.get(&token) else {
             return root;
         };
@@ -1167,17 +1192,20 @@ impl Resolver {
                         _ => None,
                     })
                     .collect();
-                let addrs: Vec<Ipv4Addr> = names
+                let addrs: Vec<IpAddr> = names
                     .iter()
-                    .filter_map(|t| match self.lookup(now, t, RecordType::A) {
+                    .flat_map(|t| [(t, RecordType::A), (t, RecordType::AAAA)])
+                    .filter_map(|(t, qtype)| match self.lookup(now, t, qtype) {
                         Some(Cached::Records(a)) => Some(a),
                         _ => None,
                     })
                     .flatten()
                     .filter_map(|r| match r.data {
-                        RData::A(a) => Some(a.0),
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
                         _ => None,
                     })
+                    .filter(usable)
                     .collect();
                 if !addrs.is_empty() {
                     return Cut::Servers(lower, addrs);
@@ -1364,12 +1392,16 @@ fn answer(client: ClientId, request: &Message, transport: Transport, m: Message)
 /// The locally served zone (RFC 6303, and the lab's uplink) that `name`
 /// falls in, if any.
 pub fn locally_served(name: &LowerName) -> Option<Name> {
-    static ARPA: std::sync::LazyLock<LowerName> =
-        std::sync::LazyLock::new(|| LowerName::new(&zone_name("in-addr.arpa.")));
+    static ARPA: std::sync::LazyLock<[LowerName; 2]> = std::sync::LazyLock::new(|| {
+        ["in-addr.arpa.", "ip6.arpa."].map(|z| LowerName::new(&zone_name(z)))
+    });
     static LOCAL: std::sync::LazyLock<Vec<LowerName>> = std::sync::LazyLock::new(|| {
-        ZONES
-            .iter()
-            .map(|z| LowerName::new(&zone_name(z)))
+        // :: and ::1 (RFC 6303 4.3, 4.4): 32 nibbles each.
+        let zeros = "0.".repeat(31);
+        let v6_hosts = [format!("0.{zeros}ip6.arpa."), format!("1.{zeros}ip6.arpa.")];
+        (ZONES.iter().map(|z| zone_name(z)))
+            .chain(v6_hosts.iter().map(|z| zone_name(z)))
+            .map(|z| LowerName::new(&z))
             .collect()
     });
     const ZONES: &[&str] = &[
@@ -1397,11 +1429,18 @@ pub fn locally_served(name: &LowerName) -> Option<Name> {
         "18.198.in-addr.arpa.",
         "19.198.in-addr.arpa.",
         "255.255.255.255.in-addr.arpa.",
+        // Unique local (fd00::/8) and link-local (fe80::/10) addresses.
+        "d.f.ip6.arpa.",
+        "8.e.f.ip6.arpa.",
+        "9.e.f.ip6.arpa.",
+        "a.e.f.ip6.arpa.",
+        "b.e.f.ip6.arpa.",
     ];
-    // The documentation ranges (TEST-NET-1/2/3) are the lab's "public"
-    // addresses: their reverse zones come from the topology.
+    // The documentation ranges (TEST-NET-1/2/3 and 2001:db8::/32, which
+    // RFC 6303 lists too) are the lab's "public" addresses: their reverse
+    // zones come from the topology.
     // Parsed once; most questions are no reverse lookups at all.
-    if !ARPA.zone_of(name) {
+    if !ARPA.iter().any(|a| a.zone_of(name)) {
         return None;
     }
     LOCAL.iter().find(|z| z.zone_of(name)).map(Name::from)
@@ -1439,6 +1478,22 @@ mod tests {
             ("5.0.16.172.in-addr.arpa.", true),
             ("5.0.32.172.in-addr.arpa.", false),
             ("11.113.0.203.in-addr.arpa.", false),
+            (
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+                true,
+            ),
+            (
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.8.e.f.ip6.arpa.",
+                true,
+            ),
+            (
+                "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+                true,
+            ),
+            (
+                "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.1.1.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+                false,
+            ),
             ("www.example.com.", false),
         ] {
             let n = LowerName::new(&Name::from_ascii(name).expect("name"));

@@ -5,7 +5,7 @@
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// One step, in the order the resolver took them.
@@ -28,7 +28,7 @@ pub enum Step {
     /// A question sent to a server of `zone`: `name` as sent (in its 0x20
     /// case), `minimised` when it is shorter than the name looked up.
     Ask {
-        server: Ipv4Addr,
+        server: IpAddr,
         zone: Name,
         name: Name,
         qtype: RecordType,
@@ -38,23 +38,23 @@ pub enum Step {
     /// A referral from `server` down to `cut`, its name servers and the
     /// glue addresses kept.
     Referral {
-        server: Ipv4Addr,
+        server: IpAddr,
         rtt: Duration,
         cut: Name,
         servers: Vec<Name>,
-        glue: Vec<(Name, Ipv4Addr)>,
+        glue: Vec<(Name, IpAddr)>,
     },
     /// Records a server gave outside the zone it serves, not believed.
     OutOfBailiwick {
-        server: Ipv4Addr,
+        server: IpAddr,
         zone: Name,
         names: Vec<Name>,
     },
     /// A minimised question's answer held no zone cut: one label more.
-    NoCut { server: Ipv4Addr, rtt: Duration },
+    NoCut { server: IpAddr, rtt: Duration },
     /// The answer: records of the type asked for.
     Answer {
-        server: Ipv4Addr,
+        server: IpAddr,
         rtt: Duration,
         records: Vec<Record>,
     },
@@ -62,24 +62,24 @@ pub enum Step {
     Cname { from: Name, to: Name },
     /// NXDOMAIN or NODATA, cached for `negative_ttl` seconds.
     Negative {
-        server: Ipv4Addr,
+        server: IpAddr,
         rtt: Duration,
         nxdomain: bool,
         negative_ttl: Option<u32>,
     },
     /// An error from the server (SERVFAIL, REFUSED...): the next server.
     ServerError {
-        server: Ipv4Addr,
+        server: IpAddr,
         rtt: Duration,
         rcode: ResponseCode,
     },
     /// The answer did not fit in UDP: the same server again over TCP.
-    Truncated { server: Ipv4Addr },
+    Truncated { server: IpAddr },
     /// A datagram that is not the answer to the question asked (wrong ID,
     /// question, letter case or server, or garbage): ignored.
-    Ignored { from: Ipv4Addr },
+    Ignored { from: IpAddr },
     /// No answer from `server` in time: the next server.
-    Timeout { server: Ipv4Addr },
+    Timeout { server: IpAddr },
     /// A delegation without glue: the name server's address is looked up
     /// first.
     Glueless { ns: Name },

@@ -5,7 +5,7 @@
 use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RData, RecordType};
 use dns::{Action, Authority, Resolver, ResolverConfig, Transport, Zone, MAX_WAITERS};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = "
@@ -59,8 +59,8 @@ big    IN TXT  \"555555555555555555555555555555555555555555555555555555555555555
 
 /// The lab's servers, by address; `None` for a server that is silent.
 struct Internet {
-    servers: Vec<(Ipv4Addr, Option<Authority>)>,
-    asked: Vec<Ipv4Addr>,
+    servers: Vec<(IpAddr, Option<Authority>)>,
+    asked: Vec<IpAddr>,
     /// Each question as "server name type", in order.
     heard: Vec<String>,
     /// How the client asks the resolver.
@@ -76,15 +76,15 @@ impl Internet {
         Internet {
             servers: vec![
                 (
-                    Ipv4Addr::new(203, 0, 113, 53),
+                    IpAddr::from([203, 0, 113, 53]),
                     Some(Authority::new(vec![z(".", ROOT)])),
                 ),
                 (
-                    Ipv4Addr::new(203, 0, 113, 54),
+                    IpAddr::from([203, 0, 113, 54]),
                     Some(Authority::new(vec![z("com.", COM), z("net.", NET)])),
                 ),
                 (
-                    Ipv4Addr::new(203, 0, 113, 55),
+                    IpAddr::from([203, 0, 113, 55]),
                     Some(Authority::new(vec![
                         z("example.com.", EXAMPLE),
                         z("other.com.", OTHER),
@@ -105,7 +105,7 @@ impl Internet {
         q.metadata.id = 777;
         q.metadata.recursion_desired = true;
         q.add_query(Query::query(Name::from_ascii(name).expect("name"), ty));
-        let client = Ipv4Addr::new(192, 168, 1, 10);
+        let client = IpAddr::from([192, 168, 1, 10]);
         let q = q.to_vec().expect("encode");
         let mut actions = if self.traced {
             r.traced_query(now, 1, client, self.transport, &q)
@@ -147,7 +147,7 @@ impl Internet {
                         .and_then(|auth| auth.answer(&message, transport));
                     let mut next = match reply {
                         Some(bytes) => {
-                            r.upstream_answer(now, token, SocketAddrV4::new(server, 53), &bytes)
+                            r.upstream_answer(now, token, SocketAddr::from((server, 53)), &bytes)
                         }
                         None => r.upstream_timeout(now, token),
                     };
@@ -160,11 +160,11 @@ impl Internet {
     }
 }
 
-fn addrs(m: &Message) -> Vec<Ipv4Addr> {
+fn addrs(m: &Message) -> Vec<IpAddr> {
     m.answers
         .iter()
         .filter_map(|r| match r.data {
-            RData::A(a) => Some(a.0),
+            RData::A(a) => Some(IpAddr::V4(a.0)),
             _ => None,
         })
         .collect()
@@ -172,7 +172,7 @@ fn addrs(m: &Message) -> Vec<Ipv4Addr> {
 
 fn resolver() -> Resolver {
     Resolver::new(
-        ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]),
+        ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]),
         [0x5e; 32],
     )
 }
@@ -186,10 +186,10 @@ fn resolves_from_the_root_and_then_from_the_cache_with_ttls_counting_down() {
         (777, ResponseCode::NoError)
     );
     assert!(m.metadata.recursion_available && !m.metadata.authoritative);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
     assert_eq!(
         net.asked,
-        [[203, 0, 113, 53], [203, 0, 113, 54], [203, 0, 113, 55]].map(Ipv4Addr::from),
+        [[203, 0, 113, 53], [203, 0, 113, 54], [203, 0, 113, 55]].map(IpAddr::from),
         "root, com, example.com"
     );
     // Again 100 s later: from the cache, TTL 3600 - 100.
@@ -209,13 +209,13 @@ fn resolves_from_the_root_and_then_from_the_cache_with_ttls_counting_down() {
         "www.example.com.",
         RecordType::A,
     );
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
-    assert_eq!(net.asked, [Ipv4Addr::new(203, 0, 113, 55)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
+    assert_eq!(net.asked, [IpAddr::from([203, 0, 113, 55])]);
 }
 
 #[test]
 fn each_server_hears_one_label_more_than_its_zone() {
-    let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+    let mut config = ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]);
     config.case_randomisation = false;
     let (mut net, t0) = (Internet::lab(), Instant::now());
     let mut r = Resolver::new(config, [7; 32]);
@@ -249,7 +249,7 @@ fn each_server_hears_one_label_more_than_its_zone() {
     // MINIMISE_ONE_LAB labels the rest of a long name is asked whole.
     net.heard.clear();
     let m = net.resolve(&mut r, t0, "1.2.3.4.5.deep.example.com.", RecordType::A);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 11)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 11])]);
     assert_eq!(
         net.heard,
         [
@@ -266,7 +266,7 @@ fn each_server_hears_one_label_more_than_its_zone() {
 fn upstream_questions_go_in_random_case_and_answers_must_repeat_it() {
     let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
     let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
     let lower: Vec<String> = net.heard.iter().map(|h| h.to_lowercase()).collect();
     assert_eq!(
         lower,
@@ -292,7 +292,7 @@ fn upstream_questions_go_in_random_case_and_answers_must_repeat_it() {
     let actions = r.client_query(
         t0,
         2,
-        Ipv4Addr::new(10, 0, 0, 1),
+        IpAddr::from([10, 0, 0, 1]),
         Transport::Udp,
         &q.to_vec().expect("e"),
     );
@@ -321,7 +321,7 @@ fn upstream_questions_go_in_random_case_and_answers_must_repeat_it() {
         .upstream_answer(
             t0,
             *token,
-            SocketAddrV4::new(*server, 53),
+            SocketAddr::from((*server, 53)),
             &forged.to_vec().expect("e")
         )
         .is_empty());
@@ -351,7 +351,7 @@ fn the_same_question_from_many_clients_is_asked_upstream_once() {
         r.client_query(
             t0,
             client,
-            Ipv4Addr::new(10, 0, 0, 1),
+            IpAddr::from([10, 0, 0, 1]),
             Transport::Udp,
             &q.to_vec().expect("e"),
         )
@@ -397,7 +397,7 @@ fn the_same_question_from_many_clients_is_asked_upstream_once() {
 fn a_delegation_without_glue_looks_up_its_name_server() {
     let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
     let m = net.resolve(&mut r, t0, "www.other.com.", RecordType::A);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 99)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 99])]);
     assert_eq!(r.counters().glueless_lookups, 1);
     let heard: Vec<String> = net.heard.iter().map(|h| h.to_lowercase()).collect();
     assert!(
@@ -423,15 +423,15 @@ fn the_root_servers_are_found_from_the_hints() {
     let m = net.resolve(&mut r, t0, ".", RecordType::NS);
     assert_eq!(m.answers.len(), 1);
     let m = net.resolve(&mut r, t0, "a.root-servers.net.", RecordType::A);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 53)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 53])]);
 }
 
 #[test]
 fn a_server_that_timed_out_is_asked_last() {
     // Two root servers, one silent: once it has timed out, the next
     // questions go to the one that answers.
-    let silent = Ipv4Addr::new(203, 0, 113, 99);
-    let root = Ipv4Addr::new(203, 0, 113, 53);
+    let silent = IpAddr::from([203, 0, 113, 99]);
+    let root = IpAddr::from([203, 0, 113, 53]);
     let mut net = Internet::lab();
     net.servers.push((silent, None));
     let config = ResolverConfig::new(vec![silent, root]);
@@ -466,7 +466,7 @@ fn a_server_that_timed_out_is_asked_last() {
 #[test]
 fn with_serve_stale_an_expired_answer_beats_servfail() {
     for serve_stale in [false, true] {
-        let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+        let mut config = ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]);
         config.serve_stale = serve_stale;
         let (mut net, t0) = (Internet::lab(), Instant::now());
         let mut r = Resolver::new(config, [5; 32]);
@@ -478,7 +478,7 @@ fn with_serve_stale_an_expired_answer_beats_servfail() {
         let m = net.resolve(&mut r, later, "www.example.com.", RecordType::A);
         if serve_stale {
             assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-            assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+            assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
             assert_eq!(m.answers[0].ttl, 30);
             assert_eq!(r.counters().stale_answers, 1);
         } else {
@@ -500,7 +500,7 @@ fn cnames_and_negative_answers() {
     let (mut net, mut r, t0) = (Internet::lab(), resolver(), Instant::now());
     let m = net.resolve(&mut r, t0, "api.example.com.", RecordType::A);
     assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
-    assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
     let m = net.resolve(&mut r, t0, "nope.example.com.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
@@ -550,7 +550,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
     let actions = r.client_query(
         t0,
         1,
-        Ipv4Addr::new(10, 0, 0, 1),
+        IpAddr::from([10, 0, 0, 1]),
         Transport::Udp,
         &q.to_vec().expect("e"),
     );
@@ -572,7 +572,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         .upstream_answer(
             t0,
             *token,
-            SocketAddrV4::new(*server, 53),
+            SocketAddr::from((*server, 53)),
             &forged.to_vec().expect("e")
         )
         .is_empty());
@@ -581,7 +581,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         .upstream_answer(
             t0,
             *token,
-            SocketAddrV4::new(Ipv4Addr::new(6, 6, 6, 6), 53),
+            SocketAddr::from((IpAddr::from([6, 6, 6, 6]), 53)),
             &forged.to_vec().expect("e")
         )
         .is_empty());
@@ -593,7 +593,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
         .upstream_answer(
             t0,
             *token,
-            SocketAddrV4::new(*server, 53),
+            SocketAddr::from((*server, 53)),
             &forged.to_vec().expect("e")
         )
         .is_empty());
@@ -603,10 +603,10 @@ fn answers_that_do_not_match_the_question_are_ignored() {
     right.queries = asked.queries.clone();
     let right = right.to_vec().expect("e");
     assert!(r
-        .upstream_answer(t0, *token, SocketAddrV4::new(*server, 5353), &right)
+        .upstream_answer(t0, *token, SocketAddr::from((*server, 5353)), &right)
         .is_empty());
     assert!(r
-        .upstream_answer(t0, *token, SocketAddrV4::new(*server, 53), &[0xff; 7])
+        .upstream_answer(t0, *token, SocketAddr::from((*server, 53)), &[0xff; 7])
         .is_empty());
     assert!(r.is_waiting(*token));
     assert_eq!(r.counters().spoofed_or_bad, 5);
@@ -614,7 +614,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
     let out = r.client_query(
         t0,
         2,
-        Ipv4Addr::new(10, 0, 0, 1),
+        IpAddr::from([10, 0, 0, 1]),
         Transport::Udp,
         &[0x12, 0x34, 0x01],
     );
@@ -623,7 +623,7 @@ fn answers_that_do_not_match_the_question_are_ignored() {
 
 #[test]
 fn clients_outside_the_lab_and_past_their_budget_are_refused() {
-    let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+    let mut config = ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]);
     config.allow = vec!["192.168.1.0/24".parse().expect("net")];
     config.client_rate = 10;
     let mut r = Resolver::new(config, [1; 32]);
@@ -644,11 +644,11 @@ fn clients_outside_the_lab_and_past_their_budget_are_refused() {
         _ => None,
     };
     assert_eq!(
-        rcode(r.client_query(t0, 1, Ipv4Addr::new(8, 8, 8, 8), Transport::Udp, &bytes)),
+        rcode(r.client_query(t0, 1, IpAddr::from([8, 8, 8, 8]), Transport::Udp, &bytes)),
         Some(ResponseCode::Refused)
     );
     assert_eq!(r.counters().refused_acl, 1);
-    let inside = Ipv4Addr::new(192, 168, 1, 10);
+    let inside = IpAddr::from([192, 168, 1, 10]);
     let refused = (0..100)
         .filter(|i| {
             rcode(r.client_query(t0, 2 + i, inside, Transport::Udp, &bytes))
@@ -671,7 +671,7 @@ fn a_truncated_answer_is_asked_again_over_tcp() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(m.answers.len(), 6, "all six TXT records, over TCP");
     assert_eq!(r.counters().tcp_retries, 1);
-    assert_eq!(net.asked.last(), Some(&Ipv4Addr::new(203, 0, 113, 55)));
+    assert_eq!(net.asked.last(), Some(&IpAddr::from([203, 0, 113, 55])));
     // A UDP client without EDNS takes 512 bytes: the cached answer goes to
     // it empty, with TC, so that it asks again over TCP.
     net.transport = Transport::Udp;
@@ -734,7 +734,7 @@ fn a_traced_question_shows_each_step_of_the_walk_and_an_untraced_one_none() {
 fn with_prefetch_a_name_asked_near_its_expiry_is_refreshed_in_the_background() {
     for prefetch in [false, true] {
         let mut net = Internet::lab();
-        let mut config = ResolverConfig::new(vec![Ipv4Addr::new(203, 0, 113, 53)]);
+        let mut config = ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]);
         config.prefetch = prefetch;
         let mut r = Resolver::new(config, [7; 32]);
         let t0 = Instant::now();
@@ -751,7 +751,7 @@ fn with_prefetch_a_name_asked_near_its_expiry_is_refreshed_in_the_background() {
         let after = t0 + Duration::from_secs(3700);
         let before = net.heard.len();
         let m = net.resolve(&mut r, after, "www.example.com.", RecordType::A);
-        assert_eq!(addrs(&m), [Ipv4Addr::new(203, 0, 113, 10)]);
+        assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
         assert_eq!(net.heard.len() == before, prefetch, "{:?}", net.heard);
         if prefetch {
             assert_eq!(m.answers[0].ttl, 3600 - 400);

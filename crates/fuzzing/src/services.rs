@@ -11,7 +11,7 @@
 //! a plain request through the balancer must still be answered.
 
 use ::lab::sim::LabSim;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -76,9 +76,9 @@ const TARGETS: [(u8, u16); 6] = [(10, 80), (11, 80), (12, 53), (13, 53), (14, 53
 /// Connections a script holds at most.
 const CONNECTIONS: usize = 16;
 
-fn endpoint(byte: u8) -> SocketAddrV4 {
+fn endpoint(byte: u8) -> SocketAddr {
     let (host, port) = TARGETS[usize::from(byte) % TARGETS.len()];
-    SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, host), port)
+    SocketAddr::from((IpAddr::from([10, 61, 0, host]), port))
 }
 
 /// Takes a chunk of at most 255 bytes (its length first) off the front.
@@ -158,7 +158,7 @@ pub fn services(mut data: &[u8]) {
     }
     lab.run_for(Duration::from_secs(2));
     assert_eq!(lab.restarts(), 0, "a client's moves ended a service");
-    let lb = SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, 11), 80);
+    let lb = SocketAddr::from((IpAddr::from([10, 61, 0, 11]), 80));
     let get = b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n";
     let answer = lab.exchange("client", lb, get, Duration::from_secs(10));
     let answer = String::from_utf8_lossy(answer.as_deref().unwrap_or_default()).into_owned();

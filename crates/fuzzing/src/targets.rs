@@ -6,7 +6,7 @@
 use crate::fixup::{fix_frame, fix_ipv4, fix_ipv6};
 use crate::lab::{Lab, ALICE, HOME_GW, HOME_GW_ISP, WEB1};
 use hoststack::{HostConfig, Stack};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 use wire::ether::build_frame;
 use wire::offload::Segmenter;
@@ -317,9 +317,9 @@ pub fn dns_resolver(data: &[u8]) {
     };
     let (question, upstream) = rest.split_at(usize::from(split).min(rest.len()));
     let now = std::time::Instant::now();
-    let config = dns::ResolverConfig::new(vec![std::net::Ipv4Addr::new(203, 0, 113, 53)]);
+    let config = dns::ResolverConfig::new(vec![std::net::IpAddr::from([203, 0, 113, 53])]);
     let mut r = dns::Resolver::new(config, [7; 32]);
-    let client = std::net::Ipv4Addr::new(192, 168, 1, 10);
+    let client = std::net::IpAddr::from([192, 168, 1, 10]);
     let mut pending: Vec<dns::Action> =
         r.client_query(now, 1, client, dns::Transport::Udp, question);
     // Also a well-formed question, so that the upstream bytes are offered.
@@ -335,7 +335,7 @@ pub fn dns_resolver(data: &[u8]) {
     ));
     for action in pending {
         if let dns::Action::Query { token, server, .. } = action {
-            let _ = r.upstream_answer(now, token, SocketAddrV4::new(server, dns::PORT), upstream);
+            let _ = r.upstream_answer(now, token, SocketAddr::from((server, dns::PORT)), upstream);
             let _ = r.upstream_timeout(now, token);
         }
     }

@@ -4,7 +4,7 @@
 //! each decision point costs one branch. A service adds its own about the
 //! data a traced frame brought ([`crate::Host::trace_note`]).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// One decision, in the order the host took them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +13,8 @@ pub enum Decision {
     Fragment { reassembled: bool },
     /// To an open connection.
     Connection {
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
     },
     /// A SYN to a listening port: a new connection, or why not.
     Listener {
@@ -80,29 +80,36 @@ impl std::fmt::Display for Decision {
 /// What the interface sent in answer to a frame no socket took, read from
 /// the frames it appended.
 pub(crate) fn answer_of(sent: &[wire::Frame]) -> &'static str {
-    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    use wire::ether::{EthernetHeader, ETHERTYPE_ARP};
+    use wire::ip::{Family, IpView, Transport, PROTO_TCP};
     let Some(f) = sent.first() else {
         return "ignored";
     };
-    let Ok(eth) = EthernetFrame::new_checked(f.data()) else {
+    let data = f.data();
+    let Ok(eth) = EthernetHeader::parse(data) else {
         return "answered";
     };
-    if eth.ethertype() == EthernetProtocol::Arp {
-        return match eth.payload().get(6..8) {
+    if eth.ethertype == ETHERTYPE_ARP {
+        return match data.get(20..22) {
             Some([0, 2]) => "ARP reply",
             _ => "asks ARP for the sender before it can answer",
         };
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    let Ok(v) = IpView::parse(data, eth.payload_offset) else {
         return "answered";
     };
-    match (ip.next_header(), ip.payload().first()) {
-        (IpProtocol::Tcp, _) => match TcpPacket::new_checked(ip.payload()) {
-            Ok(t) if t.rst() => "closed port: RST",
-            _ => "answered",
-        },
-        (IpProtocol::Icmp, Some(0)) => "echo reply",
-        (IpProtocol::Icmp, Some(3)) => "ICMP destination unreachable",
+    match (v.family, v.transport) {
+        (_, Transport::Ports { flags, .. }) if v.proto == PROTO_TCP && flags & 0x04 != 0 => {
+            "closed port: RST"
+        }
+        (Family::V4, Transport::Icmp { ty: 0, .. }) => "echo reply",
+        (Family::V4, Transport::Icmp { ty: 3, .. }) => "ICMP destination unreachable",
+        (Family::V6, Transport::Icmp { ty: 129, .. }) => "echo reply",
+        (Family::V6, Transport::Icmp { ty: 1, .. }) => "ICMPv6 destination unreachable",
+        (Family::V6, Transport::Icmp { ty: 136, .. }) => "neighbour advertisement",
+        (Family::V6, Transport::Icmp { ty: 135, .. }) => {
+            "asks ND for the sender before it can answer"
+        }
         _ => "answered",
     }
 }

@@ -10,7 +10,7 @@
 //! fabric's egress path) together with the socket set that frame belongs
 //! to, and collects what it sends.
 //!
-//! TCP leaves with segmentation offload, as from a NIC with TSO: smoltcp
+//! TCP over IPv4 leaves with segmentation offload, as from a NIC with TSO: smoltcp
 //! may hand over segments of up to 64 KiB with the peer's MSS attached;
 //! they go out as GSO super-frames with a partial checksum, which an
 //! offloading TAP takes whole and every other port gets cut by the
@@ -19,8 +19,9 @@
 
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 use std::num::NonZeroUsize;
+use wire::ether::{EthernetHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use wire::ip::{self, Family, IpView, PROTO_TCP};
 use wire::GsoType;
 use wire::{checksum, Frame, FramePool, VnetHdr};
 
@@ -69,6 +70,9 @@ impl phy::Device for Port<'_> {
         caps.max_transmission_unit = self.max_frame;
         // TCP checksums are verified by smoltcp and filled in here.
         caps.checksum.tcp = Checksum::Rx;
+        // IPv4 only: smoltcp 0.14 drops an IPv6 packet larger than the
+        // MTU even when it carries segmentation metadata (its IPv6 dispatch
+        // never looks at it), so IPv6 TCP leaves in MSS-sized segments.
         caps.segmentation.tcpv4 = NonZeroUsize::new(SUPER_FRAME);
         caps
     }
@@ -126,37 +130,44 @@ impl phy::TxToken for TxToken<'_> {
 /// pseudo-header sum the segmenting side completes.
 fn finish_tcp(frame: &mut Frame, mss: Option<u16>) {
     let data = frame.data_mut();
-    let Ok(eth) = EthernetFrame::new_checked(&mut data[..]) else {
+    let Ok(eth) = EthernetHeader::parse(data) else {
         return;
     };
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
+    if !matches!(eth.ethertype, ETHERTYPE_IPV4 | ETHERTYPE_IPV6) {
         return;
     }
-    let l3 = 14;
-    let Ok(ip) = Ipv4Packet::new_checked(&data[l3..]) else {
+    let Ok(v) = IpView::parse(data, eth.payload_offset) else {
         return;
     };
-    if ip.next_header() != IpProtocol::Tcp {
+    let header = data.get(v.l4 + 12).map_or(0, |b| usize::from(b >> 4) * 4);
+    if v.proto != PROTO_TCP || header < 20 || v.l4 + header > v.end {
         return;
     }
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let l4 = l3 + usize::from(ip.header_len());
-    let l4_len = usize::from(ip.total_len()) - usize::from(ip.header_len());
-    let Ok(mut tcp) = TcpPacket::new_checked(&mut data[l4..l4 + l4_len]) else {
-        return;
-    };
-    let payload = tcp.payload_mut().len();
-    let header = l4_len - payload;
+    let l4_len = v.end - v.l4;
+    let payload = l4_len - header;
+    data[v.l4 + 16..v.l4 + 18].fill(0);
     match mss {
         Some(mss) if payload > usize::from(mss) => {
-            let pseudo = checksum::pseudo_header(&src.octets(), &dst.octets(), 6, l4_len as u32);
-            tcp.set_checksum(checksum::fold(pseudo));
-            frame.hdr = VnetHdr::partial_checksum(l4 as u16, 16).with_gso(
-                GsoType::TcpV4,
+            let pseudo = checksum::pseudo_header(
+                &ip::octets(v.src),
+                &ip::octets(v.dst),
+                PROTO_TCP,
+                l4_len as u32,
+            );
+            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            let gso = match v.family {
+                Family::V4 => GsoType::TcpV4,
+                Family::V6 => GsoType::TcpV6,
+            };
+            frame.hdr = VnetHdr::partial_checksum(v.l4 as u16, 16).with_gso(
+                gso,
                 mss,
-                (l4 + header) as u16,
+                (v.l4 + header) as u16,
             );
         }
-        _ => tcp.fill_checksum(&src.into(), &dst.into()),
+        _ => {
+            let c = ip::transport_checksum(v.src, v.dst, PROTO_TCP, &data[v.l4..v.end]);
+            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&c.to_be_bytes());
+        }
     }
 }

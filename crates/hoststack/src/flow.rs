@@ -3,23 +3,28 @@
 //! smoltcp offers every packet to every socket of the set it is given. A
 //! service host keeps each socket in a set of its own and looks the flow
 //! up here first, so the cost of a packet does not grow with the number of
-//! connections. And the one frame the stack writes itself rather than
-//! smoltcp: an ARP request.
+//! connections. And the frames the stack writes itself rather than
+//! smoltcp: an ARP request, an IPv6 neighbour solicitation.
 
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress,
-    IpProtocol, Ipv4Packet, TcpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, RawHardwareAddress,
 };
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use wire::checksum;
-use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4};
-use wire::ip::{Fragment, IpView, Transport, PROTO_TCP, PROTO_UDP};
+use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use wire::ip::{self, Family, Fragment, IpView, Transport, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+
+/// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+pub(crate) const ND_SOLICIT: u8 = 135;
+pub(crate) const ND_ADVERT: u8 = 136;
 
 /// A TCP connection as this host sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
 }
 
 /// The parts of a TCP segment that dispatch and TIME-WAIT look at.
@@ -42,36 +47,37 @@ pub(crate) struct TcpSeen {
 pub(crate) enum Seen {
     Tcp(TcpSeen),
     Udp {
-        local: SocketAddrV4,
+        local: SocketAddr,
     },
-    Arp,
+    /// ARP, or an IPv6 neighbour solicitation or advertisement: for the
+    /// interface, and what it tells of a neighbour for the stack.
+    Neighbour,
     /// A fragment of an IPv4 packet: reassembled before anything else.
     Fragment,
-    /// ICMP and other protocols: for the interface alone.
+    /// ICMP and other protocols: for the interface alone. So are IPv6
+    /// fragments, which the interface drops (IPv6 senders find the path
+    /// MTU instead; DNS keeps its answers under 1,232 bytes).
     Other,
 }
 
 /// Where a frame goes, read through the one IP parser ([`IpView`]): the
-/// header checked once here, where the frame enters the host. IPv6 is the
-/// interface's (neighbour discovery, echo, errors) until the services
-/// speak it.
+/// header checked once here, where the frame enters the host.
 pub(crate) fn classify(frame: &[u8]) -> Seen {
     let Ok(eth) = EthernetHeader::parse(frame) else {
         return Seen::Other;
     };
     match eth.ethertype {
-        ETHERTYPE_IPV4 => {}
-        ETHERTYPE_ARP => return Seen::Arp,
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {}
+        ETHERTYPE_ARP => return Seen::Neighbour,
         _ => return Seen::Other,
     }
     let Ok(v) = IpView::parse(frame, eth.payload_offset) else {
         return Seen::Other;
     };
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (v.src, v.dst) else {
-        return Seen::Other;
-    };
-    if v.fragment != Fragment::Whole {
-        return Seen::Fragment;
+    match (v.family, v.fragment) {
+        (_, Fragment::Whole) => {}
+        (Family::V4, _) => return Seen::Fragment,
+        (Family::V6, _) => return Seen::Other,
     }
     let l4 = v.payload(frame);
     match (v.proto, v.transport) {
@@ -88,13 +94,17 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
                 return Seen::Other;
             }
             let word = |at: usize| u32::from_be_bytes([l4[at], l4[at + 1], l4[at + 2], l4[at + 3]]);
-            let pseudo =
-                checksum::pseudo_header(&src.octets(), &dst.octets(), PROTO_TCP, l4.len() as u32);
+            let pseudo = checksum::pseudo_header(
+                &ip::octets(v.src),
+                &ip::octets(v.dst),
+                PROTO_TCP,
+                l4.len() as u32,
+            );
             let (syn, fin) = (flags & 0x02 != 0, flags & 0x01 != 0);
             Seen::Tcp(TcpSeen {
                 key: FlowKey {
-                    local: SocketAddrV4::new(dst, dp),
-                    remote: SocketAddrV4::new(src, sp),
+                    local: SocketAddr::new(v.dst, dp),
+                    remote: SocketAddr::new(v.src, sp),
                 },
                 syn,
                 ack: flags & 0x10 != 0,
@@ -106,14 +116,20 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
             })
         }
         (PROTO_UDP, Transport::Ports { dst: dp, .. }) if l4.len() >= 8 => Seen::Udp {
-            local: SocketAddrV4::new(dst, dp),
+            local: SocketAddr::new(v.dst, dp),
         },
+        (PROTO_ICMPV6, Transport::Icmp { ty, .. }) if ty == ND_SOLICIT || ty == ND_ADVERT => {
+            Seen::Neighbour
+        }
         _ => Seen::Other,
     }
 }
 
 /// The length of an Ethernet frame holding an ARP request.
 pub(crate) const ARP_REQUEST_LEN: usize = 14 + 28;
+/// The length of one holding a neighbour solicitation with the source's
+/// link-layer address.
+pub(crate) const SOLICITATION_LEN: usize = 14 + 40 + 32;
 
 /// Writes into `buf` ([`ARP_REQUEST_LEN`] bytes) a broadcast ARP request
 /// from `mac`/`ip` for `target`.
@@ -137,31 +153,87 @@ pub(crate) fn arp_request(buf: &mut [u8], mac: wire::Mac, ip: Ipv4Addr, target: 
     .emit(&mut arp);
 }
 
+/// Writes into `buf` ([`SOLICITATION_LEN`] bytes) a neighbour
+/// solicitation (RFC 4861 7.2.2) from `mac`/`ip` for `target`, to the
+/// target's solicited-node group.
+pub(crate) fn solicitation(buf: &mut [u8], mac: wire::Mac, ip: Ipv6Addr, target: Ipv6Addr) {
+    let t = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let g = group.octets();
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut buf[..]) else {
+        return;
+    };
+    eth.set_dst_addr(EthernetAddress([0x33, 0x33, g[12], g[13], g[14], g[15]]));
+    eth.set_src_addr(EthernetAddress(mac.0));
+    eth.set_ethertype(EthernetProtocol::Ipv6);
+    let ns = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: Some(RawHardwareAddress::from_bytes(&mac.0)),
+    });
+    let repr = Ipv6Repr {
+        src_addr: ip,
+        dst_addr: group,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: ns.buffer_len(),
+        hop_limit: 255,
+    };
+    let Ok(mut packet) = Ipv6Packet::new_checked(eth.payload_mut()) else {
+        return;
+    };
+    repr.emit(&mut packet);
+    ns.emit(
+        &ip,
+        &group,
+        &mut Icmpv6Packet::new_unchecked(packet.payload_mut()),
+        &ChecksumCapabilities::default(),
+    );
+}
+
+/// The parsed IP packet of a frame the host built.
+fn view(frame: &[u8]) -> Option<IpView> {
+    let eth = EthernetHeader::parse(frame).ok()?;
+    match eth.ethertype {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => IpView::parse(frame, eth.payload_offset).ok(),
+        _ => None,
+    }
+}
+
 /// Whether a frame the host sends starts a UDP datagram (a whole one, or
 /// its first fragment).
 pub(crate) fn is_datagram(frame: &[u8]) -> bool {
-    EthernetFrame::new_checked(frame)
-        .ok()
-        .filter(|e| e.ethertype() == EthernetProtocol::Ipv4)
-        .and_then(|e| {
-            let ip = Ipv4Packet::new_checked(e.payload()).ok()?;
-            Some(ip.next_header() == IpProtocol::Udp && ip.frag_offset() == 0)
-        })
-        .unwrap_or(false)
+    view(frame)
+        .is_some_and(|v| v.proto == PROTO_UDP && !matches!(v.fragment, Fragment::Later { .. }))
 }
 
-/// The address a frame the host sends asks for, if it is an ARP request.
-pub(crate) fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
+/// The address a frame the host sends asks for, if it is an ARP request
+/// or a neighbour solicitation.
+pub(crate) fn solicited(frame: &[u8]) -> Option<IpAddr> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Arp {
-        return None;
+    if eth.ethertype() == EthernetProtocol::Arp {
+        return match ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()? {
+            ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                target_protocol_addr,
+                ..
+            } => Some(IpAddr::V4(target_protocol_addr)),
+            _ => None,
+        };
     }
-    match ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()? {
-        ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            target_protocol_addr,
-            ..
-        } => Some(target_protocol_addr),
+    let v = view(frame)?;
+    match v.transport {
+        Transport::Icmp { ty: ND_SOLICIT, .. } if v.proto == PROTO_ICMPV6 => {
+            let target: [u8; 16] = frame.get(v.l4 + 8..v.l4 + 24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(target)))
+        }
         _ => None,
     }
 }
@@ -170,44 +242,47 @@ pub(crate) fn arp_target(frame: &[u8]) -> Option<Ipv4Addr> {
 /// `seq`: no payload, no FIN, its ACK number and window kept. A receiver
 /// that advertised a zero window must still act on those (RFC 9293
 /// 3.10.7.4), which smoltcp only does for a segment it finds acceptable.
-/// False if the frame is not an IPv4 TCP segment.
+/// False if the frame is not a TCP segment.
 pub(crate) fn ack_only(frame: &[u8], seq: u32, scratch: &mut Vec<u8>) -> bool {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+    let Some(v) = view(frame).filter(|v| v.proto == PROTO_TCP) else {
         return false;
     };
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    let tcp_len = frame.get(v.l4 + 12).map_or(0, |b| usize::from(b >> 4) * 4);
+    if tcp_len < 20 || v.l4 + tcp_len > v.end {
         return false;
-    };
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-        return false;
-    };
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let ip_len = usize::from(ip.header_len());
-    let tcp_len = usize::from(tcp.header_len());
+    }
     scratch.clear();
-    scratch.extend_from_slice(&frame[..14 + ip_len + tcp_len]);
-    let Ok(mut ip) = Ipv4Packet::new_checked(&mut scratch[14..]) else {
-        return false;
-    };
-    ip.set_total_len((ip_len + tcp_len) as u16);
-    ip.fill_checksum();
-    let Ok(mut tcp) = TcpPacket::new_checked(&mut scratch[14 + ip_len..]) else {
-        return false;
-    };
-    tcp.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
-    tcp.set_fin(false);
-    tcp.set_psh(false);
-    tcp.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    scratch.extend_from_slice(&frame[..v.l4 + tcp_len]);
+    let ip_len = (v.l4 + tcp_len - v.l3) as u16;
+    match v.family {
+        Family::V4 => {
+            scratch[v.l3 + 2..v.l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
+            scratch[v.l3 + 10..v.l3 + 12].fill(0);
+            let c = checksum::finish(checksum::sum(0, &scratch[v.l3..v.l4]));
+            scratch[v.l3 + 10..v.l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        Family::V6 => {
+            scratch[v.l3 + 4..v.l3 + 6].copy_from_slice(&(ip_len - 40).to_be_bytes());
+        }
+    }
+    let tcp = &mut scratch[v.l4..];
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[13] &= !0x09; // FIN and PSH
+    tcp[16..18].fill(0);
+    let c = ip::transport_checksum(v.src, v.dst, PROTO_TCP, tcp);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
     true
 }
 
 /// The ACK number and raw window of a TCP segment this host sent.
 pub(crate) fn advertised(frame: &[u8]) -> Option<(u32, u16)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Tcp {
-        return None;
-    }
-    let tcp = TcpPacket::new_unchecked(ip.payload());
-    (ip.payload().len() >= 20 && tcp.ack()).then(|| (tcp.ack_number().0 as u32, tcp.window_len()))
+    let v = view(frame).filter(|v| v.proto == PROTO_TCP)?;
+    let tcp = frame.get(v.l4..v.l4 + 20)?;
+    let ack = tcp[13] & 0x10 != 0;
+    ack.then(|| {
+        (
+            u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+            u16::from_be_bytes([tcp[14], tcp[15]]),
+        )
+    })
 }

@@ -13,7 +13,7 @@ use crate::flow::FlowKey;
 use crate::stack::{HostStatus, SockId, Stack};
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -264,9 +264,19 @@ impl Host {
         }
     }
 
-    /// The host's (first) address.
-    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
-        self.inner.with_stack(|s| s.address())
+    /// The host's first address of each family.
+    pub fn addresses(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        self.inner.with_stack(|s| s.addresses())
+    }
+
+    /// The host's address of `remote`'s family, to name itself to it
+    /// with (a DNS cookie's client address, say).
+    pub fn address_for(&self, remote: IpAddr) -> Option<IpAddr> {
+        match (remote, self.addresses()) {
+            (IpAddr::V4(_), (Some(a), _)) => Some(IpAddr::V4(a)),
+            (IpAddr::V6(_), (_, Some(a))) => Some(IpAddr::V6(a)),
+            _ => None,
+        }
     }
 
     pub fn status(&self) -> HostStatus {
@@ -282,12 +292,12 @@ impl Host {
         })
     }
 
-    pub async fn connect(&self, remote: SocketAddrV4) -> io::Result<TcpStream> {
+    pub async fn connect(&self, remote: SocketAddr) -> io::Result<TcpStream> {
         let id = self.inner.with_stack(|s| s.tcp_connect(remote))?;
         // Owned from here, so that a connect abandoned half way (a
         // timeout) releases its socket; its local address is known once
         // connected.
-        let unbound = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        let unbound = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
         let mut stream = TcpStream {
             host: self.clone(),
             id,
@@ -330,7 +340,7 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let inner = &self.host.inner;
         let (id, key) = poll_fn(|cx| inner.with_stack(|s| s.poll_accept(self.port, cx))).await?;
         let stream = TcpStream {
@@ -364,11 +374,11 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.key.local
     }
 
-    pub fn peer_addr(&self) -> SocketAddrV4 {
+    pub fn peer_addr(&self) -> SocketAddr {
         self.key.remote
     }
 
@@ -468,7 +478,7 @@ impl UdpSocket {
         self.port
     }
 
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let (n, from, _) = self.recv_traced(buf).await?;
         Ok((n, from))
     }
@@ -476,12 +486,12 @@ impl UdpSocket {
     /// A datagram, its sender, and the id of the traced frame that carried
     /// it (0 if no trace followed it): give that id to
     /// [`UdpSocket::send_to_answering`] and the trace links the answer.
-    pub async fn recv_traced(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4, u64)> {
+    pub async fn recv_traced(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, u64)> {
         let id = self.id;
         poll_fn(|cx| self.host.inner.with_stack(|s| s.poll_udp_recv(id, cx, buf))).await
     }
 
-    pub async fn send_to(&self, buf: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+    pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.send_to_answering(buf, to, 0).await
     }
 
@@ -490,7 +500,7 @@ impl UdpSocket {
     pub async fn send_to_answering(
         &self,
         buf: &[u8],
-        to: SocketAddrV4,
+        to: SocketAddr,
         answering: u64,
     ) -> io::Result<usize> {
         let id = self.id;
@@ -505,7 +515,7 @@ impl UdpSocket {
     /// Sends `buf` to `to` (answering traced frame `answering`, or 0) now
     /// if the socket has room (true); false, and nothing else done, if it
     /// has not (then use [`UdpSocket::send_to_answering`]).
-    pub fn try_send_to(&self, buf: &[u8], to: SocketAddrV4, answering: u64) -> io::Result<bool> {
+    pub fn try_send_to(&self, buf: &[u8], to: SocketAddr, answering: u64) -> io::Result<bool> {
         let id = self.id;
         self.host
             .inner

@@ -16,9 +16,7 @@
 use crate::config::HostConfig;
 use crate::decision::Decision;
 use crate::device::Port;
-use crate::flow::{
-    ack_only, advertised, arp_target, classify, is_datagram, FlowKey, Seen, TcpSeen,
-};
+use crate::flow::{ack_only, advertised, classify, is_datagram, solicited, FlowKey, Seen, TcpSeen};
 use crate::neighbours::{Neighbours, Parked, Parking};
 use crate::reassembly::Reassembly;
 use crate::timewait::{self, TimeWait};
@@ -32,7 +30,7 @@ use smoltcp::time::{Duration as SDuration, Instant as SInstant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll, Waker};
 use wire::{Frame, FramePool, Instant};
 
@@ -153,7 +151,7 @@ struct Sock {
     arp_wait: bool,
     /// Where the datagrams a UDP socket holds go, oldest first (whose
     /// neighbours it may wait for).
-    udp_peers: VecDeque<Ipv4Addr>,
+    udp_peers: VecDeque<IpAddr>,
     /// The ACK number and raw window of the last TCP segment sent.
     advertised: Option<(u32, u16)>,
     /// Counted against its client's connection limit (a connection a
@@ -221,11 +219,11 @@ pub struct Stack {
     listeners: HashMap<u16, Listener>,
     udp_ports: HashMap<u16, usize>,
     /// Connections each client address holds to the listeners.
-    per_client: HashMap<Ipv4Addr, usize>,
+    per_client: HashMap<IpAddr, usize>,
     /// Bytes of full-size TCP buffers held, live and spare.
     buffer_bytes: usize,
     /// Of those, what each client address's connections hold.
-    client_bytes: HashMap<Ipv4Addr, usize>,
+    client_bytes: HashMap<IpAddr, usize>,
     time_wait: TimeWait,
     timers: BTreeSet<(SInstant, usize)>,
     dirty: Vec<usize>,
@@ -234,12 +232,12 @@ pub struct Stack {
     /// Sockets whose last attempt to send asked for an ARP resolution.
     arp_waiters: Vec<usize>,
     /// Neighbours the stack asked for itself, and when.
-    arp_asked: HashMap<Ipv4Addr, SInstant>,
+    arp_asked: HashMap<IpAddr, SInstant>,
     /// Datagrams held until their next hop answers ARP, and the hops
     /// known (crate::neighbours).
     neighbours: Neighbours,
     /// Next hops to ask for at the next poll.
-    asks: Vec<Ipv4Addr>,
+    asks: Vec<IpAddr>,
     spare: Vec<Sock>,
     /// The set offered with frames no socket takes: smoltcp answers those
     /// itself (ARP, echo, RST, port unreachable).
@@ -313,9 +311,7 @@ impl Stack {
                 let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(a.addr()), a.prefix_len()));
             }
             if !config.addresses6.is_empty() {
-                let ll = config
-                    .mac
-                    .eui64_in(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0));
+                let ll = link_local(&config);
                 let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(ll), 64));
             }
             for a in &config.addresses6 {
@@ -455,7 +451,7 @@ impl Stack {
                 }
                 None => self.give_interface(frame, out),
             },
-            Seen::Arp => {
+            Seen::Neighbour => {
                 self.give_interface(frame, out);
                 self.learn_neighbour(frame);
                 // A neighbour may have become known: sockets that were
@@ -487,12 +483,13 @@ impl Stack {
         }
     }
 
-    /// What an ARP frame tells of a neighbour: datagrams that waited for
-    /// it go to their sockets, in the order they were sent.
+    /// What an ARP or neighbour discovery frame tells of a neighbour:
+    /// datagrams that waited for it go to their sockets, in the order they
+    /// were sent.
     fn learn_neighbour(&mut self, frame: &[u8]) {
-        let addresses = &self.config.addresses;
-        let ours = |a: Ipv4Addr| addresses.iter().any(|n| n.addr() == a);
-        let on_link = |a: Ipv4Addr| addresses.iter().any(|n| n.contains(&a));
+        let config = &self.config;
+        let ours = |a: IpAddr| is_local(config, a);
+        let on_link = |a: IpAddr| on_link(config, a);
         let Some(hop) = self.neighbours.learn(frame, self.now, ours, on_link) else {
             return;
         };
@@ -505,17 +502,28 @@ impl Stack {
     }
 
     /// The neighbour a packet to `dst` goes to: `dst` on a subnet of the
-    /// host, else the gateway; `None` where no ARP is needed or possible
-    /// (a broadcast, no route), which smoltcp deals with.
-    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        let a = &self.config.addresses;
-        if dst.is_broadcast() || dst.is_multicast() || a.iter().any(|n| n.broadcast() == dst) {
-            return None;
-        }
-        if a.iter().any(|n| n.contains(&dst)) {
+    /// host, else the gateway of its family; `None` where no ARP or
+    /// neighbour discovery is needed or possible (a broadcast, a multicast
+    /// group, no route), which smoltcp deals with.
+    fn next_hop(&self, dst: IpAddr) -> Option<IpAddr> {
+        let c = &self.config;
+        let special = match dst {
+            IpAddr::V4(d) => {
+                d.is_broadcast()
+                    || d.is_multicast()
+                    || c.addresses.iter().any(|n| n.broadcast() == d)
+            }
+            IpAddr::V6(d) => d.is_multicast(),
+        };
+        if special {
+            None
+        } else if on_link(c, dst) {
             Some(dst)
         } else {
-            self.config.gateway
+            match dst {
+                IpAddr::V4(_) => c.gateway.map(IpAddr::V4),
+                IpAddr::V6(_) => c.gateway6.map(IpAddr::V6),
+            }
         }
     }
 
@@ -626,9 +634,9 @@ impl Stack {
             self.time_wait.remove(&seg.key);
         }
         let port = seg.key.local.port();
-        if seg.syn && !seg.ack && !seg.rst && self.is_local(*seg.key.local.ip()) {
+        if seg.syn && !seg.ack && !seg.rst && is_local(&self.config, seg.key.local.ip()) {
             if let Some(l) = self.listeners.get(&port) {
-                let client = *seg.key.remote.ip();
+                let client = seg.key.remote.ip();
                 let refused = |why| Decision::Listener {
                     port,
                     refused: Some(why),
@@ -706,13 +714,13 @@ impl Stack {
         }
     }
 
-    /// The host's first address.
-    pub fn address(&self) -> Option<Ipv4Addr> {
-        self.config.addresses.first().map(|a| a.addr())
-    }
-
-    fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.config.addresses.iter().any(|a| a.addr() == ip)
+    /// The host's first address of each family.
+    pub fn addresses(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        let c = &self.config;
+        (
+            c.addresses.first().map(|a| a.addr()),
+            c.addresses6.first().map(|a| a.addr()),
+        )
     }
 
     fn iface_ingress(&mut self, frame: &[u8], out: &mut Vec<Frame>) {
@@ -790,9 +798,9 @@ impl Stack {
                 .count();
             sock.udp_peers.drain(..datagrams.min(sock.udp_peers.len()));
         }
-        let asked: Vec<Ipv4Addr> = out[start..]
+        let asked: Vec<IpAddr> = out[start..]
             .iter()
-            .filter_map(|f| arp_target(f.data()))
+            .filter_map(|f| solicited(f.data()))
             .collect();
         let held = waiting && (sent == 0 || !sock.udp_peers.is_empty());
         if !sock.arp_wait && (held || !asked.is_empty()) {
@@ -804,13 +812,11 @@ impl Stack {
             // interface, so one asked for just now holds back the others:
             // the stack asks for those itself (where the held datagrams
             // go, or the peer a connection is being opened to).
-            let mut peers: Vec<Ipv4Addr> = match sock.udp {
+            let mut peers: Vec<IpAddr> = match sock.udp {
                 Some(_) => sock.udp_peers.iter().copied().collect(),
                 None if sock.tcp_state() == State::SynSent => {
-                    match sock.tcp().remote_endpoint().map(|e| e.addr) {
-                        Some(IpAddress::Ipv4(a)) => vec![a],
-                        _ => Vec::new(),
-                    }
+                    let remote = sock.tcp().remote_endpoint();
+                    remote.map(|e| IpAddr::from(e.addr)).into_iter().collect()
                 }
                 None => Vec::new(),
             };
@@ -940,7 +946,7 @@ impl Stack {
     /// A TCP socket with its buffers, recycled if one is spare: full size
     /// while the host's budget, and `client`'s share of it, allow; small
     /// past them (counted).
-    fn new_tcp(&mut self, owner: Owner, client: Option<Ipv4Addr>) -> Option<usize> {
+    fn new_tcp(&mut self, owner: Owner, client: Option<IpAddr>) -> Option<usize> {
         if self.socks.len() >= self.config.max_sockets {
             self.counters.socket_limit += 1;
             return None;
@@ -1014,7 +1020,7 @@ impl Stack {
                 self.flows.remove(&key);
             }
             if client {
-                let ip = *key.remote.ip();
+                let ip = key.remote.ip();
                 if let Some(n) = self.per_client.get_mut(&ip) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
@@ -1152,8 +1158,13 @@ impl Stack {
     }
 
     /// Opens a connection; wait for it with [`Stack::poll_connected`].
-    pub fn tcp_connect(&mut self, remote: SocketAddrV4) -> io::Result<SockId> {
-        let local_ip = self.source_for(*remote.ip());
+    pub fn tcp_connect(&mut self, remote: SocketAddr) -> io::Result<SockId> {
+        let local_ip = self.source_for(remote.ip()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{}: no address to reach {remote} from", self.config.name),
+            )
+        })?;
         let key = self
             .free_port(local_ip, remote)
             .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free local port"))?;
@@ -1163,10 +1174,12 @@ impl Stack {
         let cx = self.iface.context();
         let sock = &mut self.socks[id];
         let handle = sock.handle;
+        // The local address is the one chosen here, so that the flow the
+        // socket is registered under is the one its segments carry.
         let r = sock.set.get_mut::<tcp::Socket>(handle).connect(
             cx,
-            IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port()),
-            key.local.port(),
+            IpEndpoint::new(remote.ip().into(), remote.port()),
+            IpEndpoint::new(key.local.ip().into(), key.local.port()),
         );
         if let Err(e) = r {
             self.recycle(id);
@@ -1178,18 +1191,13 @@ impl Stack {
         Ok(SockId(id))
     }
 
-    /// Sends an ARP request for the next hop towards `dst` (itself when on
-    /// a subnet of the host, else the gateway), unless smoltcp just did
-    /// (`asked`) or one went out for it less than [`ARP_REASK`] ago. The reply, aimed at the host, fills
+    /// Asks for the next hop towards `dst` (itself when on a subnet of
+    /// the host, else the gateway) with an ARP request or a neighbour
+    /// solicitation, unless smoltcp just did (`asked`) or the stack did
+    /// less than [`ARP_REASK`] ago. The answer, aimed at the host, fills
     /// smoltcp's neighbour cache.
-    fn ask_neighbour(&mut self, dst: Ipv4Addr, asked: &[Ipv4Addr], out: &mut Vec<Frame>) {
-        let on_link = self.config.addresses.iter().any(|n| n.contains(&dst));
-        let hop = if on_link {
-            Some(dst)
-        } else {
-            self.config.gateway
-        };
-        let Some(hop) = hop.filter(|h| !asked.contains(h)) else {
+    fn ask_neighbour(&mut self, dst: IpAddr, asked: &[IpAddr], out: &mut Vec<Frame>) {
+        let Some(hop) = self.next_hop(dst).filter(|h| !asked.contains(h)) else {
             return; // no way there, or smoltcp just asked
         };
         let now = self.now;
@@ -1206,24 +1214,50 @@ impl Stack {
                 return;
             }
         }
+        let mac = self.config.mac;
+        let (source, mut frame) = (self.source_for(hop), self.pool.get());
+        match (hop, source) {
+            (IpAddr::V4(hop), Some(IpAddr::V4(from))) => {
+                frame.resize(crate::flow::ARP_REQUEST_LEN);
+                crate::flow::arp_request(frame.data_mut(), mac, from, hop);
+            }
+            (IpAddr::V6(hop), Some(IpAddr::V6(from))) => {
+                frame.resize(crate::flow::SOLICITATION_LEN);
+                crate::flow::solicitation(frame.data_mut(), mac, from, hop);
+            }
+            _ => return,
+        }
         self.arp_asked.insert(hop, now);
-        let mut frame = self.pool.get();
-        frame.resize(crate::flow::ARP_REQUEST_LEN);
-        crate::flow::arp_request(frame.data_mut(), self.config.mac, self.source_for(hop), hop);
         out.push(frame);
     }
 
-    /// The address a packet to `dst` leaves from: the one on its subnet,
-    /// else the first.
-    fn source_for(&self, dst: Ipv4Addr) -> Ipv4Addr {
-        let a = &self.config.addresses;
-        a.iter()
-            .find(|n| n.contains(&dst))
-            .or_else(|| a.first())
-            .map_or(Ipv4Addr::UNSPECIFIED, |n| n.addr())
+    /// The address a packet to `dst` leaves from: of `dst`'s family, the
+    /// one on its subnet, else the first (for IPv6: the link-local one to
+    /// a link-local destination, else a global one).
+    fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        let c = &self.config;
+        match dst {
+            IpAddr::V4(d) => {
+                let a = &c.addresses;
+                a.iter()
+                    .find(|n| n.contains(&d))
+                    .or_else(|| a.first())
+                    .map(|n| IpAddr::V4(n.addr()))
+            }
+            IpAddr::V6(d) if is_link_local(d) && !c.addresses6.is_empty() => {
+                Some(IpAddr::V6(link_local(c)))
+            }
+            IpAddr::V6(d) => {
+                let a = &c.addresses6;
+                a.iter()
+                    .find(|n| n.contains(&d))
+                    .or_else(|| a.first())
+                    .map(|n| IpAddr::V6(n.addr()))
+            }
+        }
     }
 
-    fn free_port(&mut self, local: Ipv4Addr, remote: SocketAddrV4) -> Option<FlowKey> {
+    fn free_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<FlowKey> {
         let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         for _ in 0..span {
             let port = self.next_port;
@@ -1233,7 +1267,7 @@ impl Stack {
                 port + 1
             };
             let key = FlowKey {
-                local: SocketAddrV4::new(local, port),
+                local: SocketAddr::new(local, port),
                 remote,
             };
             if !self.flows.contains_key(&key)
@@ -1345,13 +1379,9 @@ impl Stack {
         let s = self.socks.get(id.0)?;
         let t = s.set.get::<tcp::Socket>(s.handle);
         let (l, r) = (t.local_endpoint()?, t.remote_endpoint()?);
-        let v4 = |e: IpEndpoint| match e.addr {
-            IpAddress::Ipv4(a) => Some(SocketAddrV4::new(a, e.port)),
-            IpAddress::Ipv6(_) => None,
-        };
         Some(FlowKey {
-            local: v4(l)?,
-            remote: v4(r)?,
+            local: SocketAddr::new(l.addr.into(), l.port),
+            remote: SocketAddr::new(r.addr.into(), r.port),
         })
     }
 
@@ -1480,19 +1510,15 @@ impl Stack {
         id: SockId,
         cx: &mut Context<'_>,
         buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, SocketAddrV4, u64)>> {
+    ) -> Poll<io::Result<(usize, SocketAddr, u64)>> {
         let mut truncated = 0;
         let s = self.sock(id)?.udp();
         let got = loop {
             match s.recv_slice(buf) {
-                Ok((n, meta)) => match meta.endpoint.addr {
-                    IpAddress::Ipv4(a) => {
-                        let from = SocketAddrV4::new(a, meta.endpoint.port);
-                        break Poll::Ready(Ok((n, from, u64::from(meta.meta.id))));
-                    }
-                    // The host has IPv4 addresses only.
-                    IpAddress::Ipv6(_) => continue,
-                },
+                Ok((n, meta)) => {
+                    let from = SocketAddr::new(meta.endpoint.addr.into(), meta.endpoint.port);
+                    break Poll::Ready(Ok((n, from, u64::from(meta.meta.id))));
+                }
                 Err(udp::RecvError::Exhausted) => {
                     s.register_recv_waker(cx.waker());
                     break Poll::Pending;
@@ -1510,7 +1536,7 @@ impl Stack {
         id: SockId,
         cx: &mut Context<'_>,
         buf: &[u8],
-        to: SocketAddrV4,
+        to: SocketAddr,
         answering: u64,
     ) -> Poll<io::Result<usize>> {
         match self.try_udp_send(id, buf, to, answering) {
@@ -1533,7 +1559,7 @@ impl Stack {
         &mut self,
         id: SockId,
         buf: &[u8],
-        to: SocketAddrV4,
+        to: SocketAddr,
         answering: u64,
     ) -> io::Result<bool> {
         self.sock(id)?;
@@ -1544,7 +1570,7 @@ impl Stack {
             return Ok(true);
         }
         let trace = answering as u32;
-        match self.next_hop(*to.ip()) {
+        match self.next_hop(to.ip()) {
             Some(hop) if !self.neighbours.is_known(hop, self.now) => {
                 // Held here until the hop answers (crate::neighbours), so
                 // that a silent one holds no one else's datagrams.
@@ -1572,17 +1598,16 @@ impl Stack {
         &mut self,
         id: usize,
         buf: &[u8],
-        to: SocketAddrV4,
+        to: SocketAddr,
         trace: u32,
     ) -> io::Result<bool> {
         let sock = self.sock(SockId(id))?;
-        let mut meta =
-            udp::UdpMetadata::from(IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port()));
+        let mut meta = udp::UdpMetadata::from(IpEndpoint::new(to.ip().into(), to.port()));
         meta.meta.id = trace;
         match sock.udp().send_slice(buf, meta) {
             Ok(()) => {
                 if sock.udp_peers.len() < UDP_PACKETS {
-                    sock.udp_peers.push_back(*to.ip());
+                    sock.udp_peers.push_back(to.ip());
                 }
                 self.mark_dirty(id);
                 Ok(true)
@@ -1605,11 +1630,8 @@ impl Stack {
         udp_bound.sort_unstable();
         HostStatus {
             name: self.config.name.clone(),
-            addresses: self
-                .config
-                .addresses
-                .iter()
-                .map(|a| a.to_string())
+            addresses: (self.config.addresses.iter().map(|a| a.to_string()))
+                .chain(self.config.addresses6.iter().map(|a| a.to_string()))
                 .collect(),
             tcp_listening,
             udp_bound,
@@ -1624,6 +1646,40 @@ impl Stack {
                 fragments_malformed: r.malformed,
                 ..self.counters.clone()
             },
+        }
+    }
+}
+
+/// The link-local address the host's MAC makes (RFC 4862 5.3).
+fn link_local(config: &HostConfig) -> Ipv6Addr {
+    config
+        .mac
+        .eui64_in(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0))
+}
+
+fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Whether `ip` is one of the host's addresses (the link-local one too).
+fn is_local(config: &HostConfig, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => config.addresses.iter().any(|n| n.addr() == a),
+        IpAddr::V6(a) => {
+            config.addresses6.iter().any(|n| n.addr() == a)
+                || (!config.addresses6.is_empty() && a == link_local(config))
+        }
+    }
+}
+
+/// Whether `ip` is on a link of the host: in one of its prefixes, or
+/// link-local.
+fn on_link(config: &HostConfig, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => config.addresses.iter().any(|n| n.contains(&a)),
+        IpAddr::V6(a) => {
+            !config.addresses6.is_empty()
+                && (is_link_local(a) || config.addresses6.iter().any(|n| n.contains(&a)))
         }
     }
 }

@@ -12,8 +12,8 @@ use crate::flow::{FlowKey, TcpSeen};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, ETHERNET_HEADER_LEN,
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, IpRepr,
+    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, ETHERNET_HEADER_LEN,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -107,30 +107,31 @@ pub(crate) fn ack(frame: &[u8], seen: &TcpSeen, pool: &mut FramePool, out: &mut 
         timestamp: None,
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: *seen.key.local.ip(),
-        dst_addr: *seen.key.remote.ip(),
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
+    let (src, dst) = (
+        IpAddress::from(seen.key.local.ip()),
+        IpAddress::from(seen.key.remote.ip()),
+    );
+    let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
     let eth = EthernetRepr {
         src_addr: eth_in.dst_addr(),
         dst_addr: EthernetAddress(eth_in.src_addr().0),
-        ethertype: EthernetProtocol::Ipv4,
+        ethertype: match ip {
+            IpRepr::Ipv4(_) => EthernetProtocol::Ipv4,
+            IpRepr::Ipv6(_) => EthernetProtocol::Ipv6,
+        },
     };
-    let len = ETHERNET_HEADER_LEN + ip.buffer_len() + tcp.buffer_len();
+    let len = ETHERNET_HEADER_LEN + ip.buffer_len();
     let caps = ChecksumCapabilities::default();
     let mut f = pool.get();
     f.set_len(len);
     let mut e = EthernetFrame::new_unchecked(f.data_mut());
     eth.emit(&mut e);
-    let mut p = Ipv4Packet::new_unchecked(e.payload_mut());
-    ip.emit(&mut p, &caps);
+    let packet = e.payload_mut();
+    ip.emit(&mut packet[..], &caps);
     tcp.emit(
-        &mut TcpPacket::new_unchecked(p.payload_mut()),
-        &IpAddress::Ipv4(ip.src_addr),
-        &IpAddress::Ipv4(ip.dst_addr),
+        &mut TcpPacket::new_unchecked(&mut packet[ip.header_len()..]),
+        &src,
+        &dst,
         &caps,
     );
     out.push(f);

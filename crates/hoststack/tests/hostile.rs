@@ -11,7 +11,7 @@ use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
     Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use wire::{Frame, Instant};
 
@@ -19,7 +19,7 @@ const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 /// A TCP segment to the server (10.0.0.2) from `src`.
 fn tcp_frame(
-    src: SocketAddrV4,
+    src: SocketAddr,
     dst_port: u16,
     control: TcpControl,
     seq: u32,
@@ -39,7 +39,10 @@ fn tcp_frame(
         timestamp: None,
         payload,
     };
-    let (s, d) = (*src.ip(), addr(1));
+    let std::net::IpAddr::V4(s) = src.ip() else {
+        panic!("an IPv4 client")
+    };
+    let d = addr(1);
     l3_frame(s, IpProtocol::Tcp, tcp.buffer_len(), |buf| {
         tcp.emit(
             &mut TcpPacket::new_unchecked(buf),
@@ -115,10 +118,10 @@ fn a_syn_flood_past_the_backlog_leaves_memory_bounded_and_clients_served() {
         for _ in 0..count {
             n += 1;
             // Forged sources that will never finish the handshake.
-            let src = SocketAddrV4::new(
+            let src = SocketAddr::from((
                 Ipv4Addr::new(10, 0, 0, 100 + (n % 100) as u8),
                 1024 + (n % 60000) as u16,
-            );
+            ));
             let mut f = tcp_frame(src, 80, TcpControl::Syn, n.wrapping_mul(7919), &[]);
             feed(net.stack(1), now, &mut f);
         }
@@ -148,7 +151,7 @@ fn a_syn_flood_past_the_backlog_leaves_memory_bounded_and_clients_served() {
 fn segments_with_bad_checksums_are_dropped_and_counted() {
     let mut net = Net::new(2, 8, Default::default(), |_| {});
     net.stack(1).tcp_listen(80, 8).expect("listen");
-    let src = SocketAddrV4::new(addr(0), 40000);
+    let src = SocketAddr::from((addr(0), 40000));
     let mut syn = tcp_frame(src, 80, TcpControl::Syn, 1000, &[]);
     let last = syn.len() - 1;
     syn[last - 20] ^= 0xff; // inside the TCP header: the checksum no longer fits
@@ -167,7 +170,7 @@ fn segments_with_bad_checksums_are_dropped_and_counted() {
     });
     let port = net.stack(0).tcp_addrs(c).expect("addrs").local.port();
     let mut bogus = tcp_frame(
-        SocketAddrV4::new(addr(0), port),
+        SocketAddr::from((addr(0), port)),
         80,
         TcpControl::Psh,
         5,
@@ -215,7 +218,7 @@ fn closed_ports_answer_with_rst_and_port_unreachable() {
 fn a_peer_that_never_reads_holds_only_its_buffers_and_others_are_served() {
     let mut net = Net::new(3, 10, Default::default(), |_| {});
     net.stack(2).tcp_listen(80, 8).expect("listen");
-    let target = SocketAddrV4::new(addr(2), 80);
+    let target = SocketAddr::from((addr(2), 80));
     let stuck = net.stack(0).tcp_connect(target).expect("connect");
     let mut s = None;
     net.run_until(Duration::from_secs(1), |n| {
@@ -331,7 +334,7 @@ fn one_client_address_cannot_hold_more_than_its_share_of_connections() {
     net.stack(1).tcp_listen(80, 64).expect("listen");
     let now = net.sim.now();
     for port in 0..50u16 {
-        let src = SocketAddrV4::new(addr(0), 20_000 + port);
+        let src = SocketAddr::from((addr(0), 20_000 + port));
         let mut syn = tcp_frame(src, 80, TcpControl::Syn, 1, &[]);
         feed(net.stack(1), now, &mut syn);
     }
@@ -340,7 +343,7 @@ fn one_client_address_cannot_hold_more_than_its_share_of_connections() {
     assert_eq!(s.counters.client_limit, 40);
     // Another address is served.
     let mut syn = tcp_frame(
-        SocketAddrV4::new(addr(5), 1234),
+        SocketAddr::from((addr(5), 1234)),
         80,
         TcpControl::Syn,
         1,
@@ -363,7 +366,7 @@ fn a_traced_host_says_what_it_did_with_each_frame() {
         n.stack(0).tcp_state(c) == Some(TcpState::Closed)
     });
     let now = net.sim.now();
-    let client = SocketAddrV4::new(addr(0), 40000);
+    let client = SocketAddr::from((addr(0), 40000));
     let traced = |net: &mut Net, frame: &mut [u8]| {
         net.stack(1).set_trace(1);
         feed(net.stack(1), now, frame);
@@ -385,7 +388,7 @@ fn a_traced_host_says_what_it_did_with_each_frame() {
         [Decision::Connection { .. }]
     ));
     let mut closed = tcp_frame(
-        SocketAddrV4::new(addr(0), 40001),
+        SocketAddr::from((addr(0), 40001)),
         81,
         TcpControl::Syn,
         1,
@@ -397,7 +400,7 @@ fn a_traced_host_says_what_it_did_with_each_frame() {
         "{d:?}"
     );
     let mut bad = tcp_frame(
-        SocketAddrV4::new(addr(0), 40002),
+        SocketAddr::from((addr(0), 40002)),
         80,
         TcpControl::Syn,
         1,
@@ -569,7 +572,7 @@ fn a_reply_to_a_source_that_never_answers_arp_holds_no_one_else_s() {
             std::task::Poll::Ready(Ok(_))
         ) && n
             .stack(1)
-            .try_udp_send(server, b"back", SocketAddrV4::new(addr(0), 5353), 0)
+            .try_udp_send(server, b"back", SocketAddr::from((addr(0), 5353)), 0)
             .expect("send")
     });
     let mut got = [0u8; 64];

@@ -7,7 +7,7 @@ mod net;
 use fabric::LinkParams;
 use hoststack::{SockId, TcpState};
 use net::*;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn half_close_lets_the_other_side_keep_sending() {
     });
     let s = server.expect("accepted");
     let peer = net.stack(1).tcp_addrs(s).expect("addrs");
-    assert_eq!(peer.remote.ip(), &addr(0));
+    assert_eq!(peer.remote.ip(), addr(0));
     assert_eq!(peer.local, server_addr(7));
 
     // The client sends a request and closes its sending half.
@@ -163,7 +163,7 @@ fn many_concurrent_connections_each_get_their_answer() {
 fn a_burst_of_syns_within_the_backlog_is_all_accepted() {
     let mut net = Net::new(5, 6, LinkParams::default(), |_| {});
     net.stack(4).tcp_listen(80, 512).expect("listen");
-    let target = SocketAddrV4::new(addr(4), 80);
+    let target = SocketAddr::from((addr(4), 80));
     // 4 clients open 100 connections each in the same instant.
     let mut conns = Vec::new();
     for h in 0..4 {
@@ -196,7 +196,7 @@ fn datagrams_to_several_new_neighbours_at_once_all_leave_at_once() {
         rx.push(net.stack(i).udp_bind(5300).expect("bind").0);
     }
     for i in 1..4 {
-        let to = SocketAddrV4::new(addr(i), 5300);
+        let to = SocketAddr::from((addr(i), 5300));
         let sent = net.stack(0).poll_udp_send(tx, &mut cx(), b"hello", to, 0);
         assert!(matches!(sent, Poll::Ready(Ok(5))), "{sent:?}");
     }
@@ -214,4 +214,58 @@ fn datagrams_to_several_new_neighbours_at_once_all_leave_at_once() {
         got.iter().all(|g| *g)
     });
     assert!(net.sim.now() - start < Duration::from_millis(100));
+}
+
+#[test]
+fn tcp_and_udp_run_over_ipv6_with_neighbour_discovery() {
+    // Over a lossy, reordering link: neighbour discovery, the handshake,
+    // a transfer both ways and datagrams, all on IPv6.
+    let link = LinkParams {
+        latency: Duration::from_micros(100),
+        jitter: Duration::from_micros(300),
+        loss: 0.02,
+    };
+    let mut net = Net::new(2, 11, link, dual_stack);
+    let server = SocketAddr::from((addr6(1), 80));
+    net.stack(1).tcp_listen(80, 16).expect("listen");
+    let c = net.stack(0).tcp_connect(server).expect("connect");
+    let mut accepted = None;
+    net.run_until(Duration::from_secs(5), |n| {
+        accepted = accepted.or_else(|| accept(n.stack(1), 80));
+        accepted.is_some()
+    });
+    let s = accepted.expect("accepted");
+    let key = net.stack(1).tcp_addrs(s).expect("addrs");
+    assert_eq!((key.local, key.remote.ip()), (server, addr6(0).into()));
+    let (request, reply) = (pattern(50_000), pattern(300_000));
+    let (mut sent_req, mut sent_rep) = (0, 0);
+    let (mut got_req, mut got_rep) = (Vec::new(), Vec::new());
+    net.run_until(Duration::from_secs(20), |n| {
+        send_all(n.stack(0), c, &request, &mut sent_req);
+        recv_some(n.stack(1), s, &mut got_req);
+        send_all(n.stack(1), s, &reply, &mut sent_rep);
+        recv_some(n.stack(0), c, &mut got_rep);
+        got_req.len() == request.len() && got_rep.len() == reply.len()
+    });
+    assert_eq!((got_req == request, got_rep == reply), (true, true));
+
+    // A datagram to a neighbour not yet known waits for its advertisement,
+    // then goes; the answer comes back to the sender's IPv6 address.
+    let mut fresh = Net::new(2, 12, LinkParams::default(), dual_stack);
+    let (tx, _) = fresh.stack(0).udp_bind(0).expect("bind");
+    let (rx, _) = fresh.stack(1).udp_bind(5300).expect("bind");
+    let to = SocketAddr::from((addr6(1), 5300));
+    let sent = fresh.stack(0).poll_udp_send(tx, &mut cx(), b"hello", to, 0);
+    assert!(matches!(sent, Poll::Ready(Ok(5))), "{sent:?}");
+    let mut from = None;
+    fresh.run_until(Duration::from_millis(100), |n| {
+        let mut buf = [0u8; 16];
+        if let Poll::Ready(Ok((5, f, _))) = n.stack(1).poll_udp_recv(rx, &mut cx(), &mut buf) {
+            from = Some(f);
+        }
+        from.is_some()
+    });
+    assert_eq!(from.map(|f| f.ip()), Some(addr6(0).into()));
+    let status = fresh.stack(1).status();
+    assert!(status.addresses.contains(&"2001:db8::2/64".to_owned()));
 }

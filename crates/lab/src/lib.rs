@@ -115,9 +115,10 @@ fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
     let mut addrs = Vec::new();
     for s in &lab.services {
         if matches!(&s.settings, topology::ServiceSettings::HttpLb(l) if l.tls_port.is_some()) {
-            names.extend(view.names_of(s.address.addr()));
+            let own = s.addresses();
+            names.extend(own.iter().flat_map(|a| view.names_of(*a)));
             names.push(s.name.clone());
-            addrs.push(s.address.addr());
+            addrs.extend(own);
         }
     }
     let ca = pki::LabCa::new(&lab.name, &names, &addrs, std::time::SystemTime::now())

@@ -19,7 +19,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rcgen::{CidrSubnet, GeneralSubtree, NameConstraints};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use time::OffsetDateTime;
@@ -56,7 +56,7 @@ impl LabCa {
     pub fn new(
         lab: &str,
         names: &[String],
-        addrs: &[Ipv4Addr],
+        addrs: &[IpAddr],
         now: SystemTime,
     ) -> Result<LabCa, rcgen::Error> {
         let key = KeyPair::generate()?;
@@ -77,7 +77,8 @@ impl LabCa {
             .iter()
             .map(|n| GeneralSubtree::DnsName(n.clone()))
             .chain(addrs.iter().map(|a| {
-                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(IpAddr::V4(*a), 32))
+                let host = if a.is_ipv4() { 32 } else { 128 };
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(*a, host))
             }))
             .collect();
         params.name_constraints = Some(NameConstraints {
@@ -94,11 +95,11 @@ impl LabCa {
         self.cert.pem()
     }
 
-    /// A certificate for `names` (DNS names) and `ip`, with its chain.
-    pub fn issue(&self, names: &[String], ip: Ipv4Addr) -> Result<Issued, rcgen::Error> {
+    /// A certificate for `names` (DNS names) and `ips`, with its chain.
+    pub fn issue(&self, names: &[String], ips: &[IpAddr]) -> Result<Issued, rcgen::Error> {
         let key = KeyPair::generate()?;
         let mut sans = names.to_vec();
-        sans.push(ip.to_string());
+        sans.extend(ips.iter().map(|ip| ip.to_string()));
         let mut params = CertificateParams::new(sans)?;
         if let Some(first) = names.first() {
             params.distinguished_name.push(DnType::CommonName, first);
@@ -163,15 +164,22 @@ mod tests {
     fn the_ca_signs_for_the_lab_s_names_alone_and_for_days() {
         let now = SystemTime::now();
         let names = vec!["www.example.com".to_owned(), "lb".to_owned()];
-        let addr = Ipv4Addr::new(203, 0, 113, 10);
-        let ca = LabCa::new("t", &names, &[addr], now).expect("ca");
-        let good = ca.issue(&names, addr).expect("issue");
+        let addrs: Vec<IpAddr> = ["203.0.113.10", "2001:db8:113::10"]
+            .iter()
+            .map(|a| a.parse().expect("ip"))
+            .collect();
+        let ca = LabCa::new("t", &names, &addrs, now).expect("ca");
+        let good = ca.issue(&names, &addrs).expect("issue");
         assert_eq!(verify(&ca, &good, "www.example.com", now), Ok(()));
         assert_eq!(verify(&ca, &good, "203.0.113.10", now), Ok(()));
+        assert_eq!(verify(&ca, &good, "2001:db8:113::10", now), Ok(()));
         // What it was never meant to sign fails name constraints, even
         // though the CA's key signed it.
         let evil = ca
-            .issue(&["bank.test".to_owned()], Ipv4Addr::new(192, 0, 2, 1))
+            .issue(
+                &["bank.test".to_owned()],
+                &["192.0.2.1".parse().expect("ip")],
+            )
             .expect("issue");
         assert!(verify(&ca, &evil, "bank.test", now).is_err());
         // Valid for days, not centuries.

@@ -13,7 +13,7 @@ use crate::services::{host_event, Supervised, Supervision};
 use crate::{build, kinds, LabError};
 use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use topology::{HostAddress, Topology};
@@ -152,7 +152,7 @@ impl LabSim {
     pub fn exchange(
         &mut self,
         client: &str,
-        to: SocketAddrV4,
+        to: SocketAddr,
         request: &[u8],
         limit: Duration,
     ) -> Option<Vec<u8>> {

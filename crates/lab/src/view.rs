@@ -1,9 +1,10 @@
 //! What a service sees of the lab it runs in: the other nodes by name and
 //! their addresses (a balancer's backends, a resolver's root servers).
 
-use std::net::Ipv4Addr;
+use ipnet::IpNet;
+use std::net::IpAddr;
 use std::sync::Arc;
-use topology::{Attachment, HostAddress, Topology};
+use topology::{Attachment, HostAddress, HostAddress6, Topology};
 
 /// A read-only view of the resolved lab; cheap to clone.
 #[derive(Debug, Clone)]
@@ -28,9 +29,9 @@ impl LabView {
         self.ca.as_ref()
     }
 
-    /// The DNS names the lab's zones give `addr` (A records), and the names
-    /// that are CNAMEs of those; sorted.
-    pub fn names_of(&self, addr: Ipv4Addr) -> Vec<String> {
+    /// The DNS names the lab's zones give `addr` (A or AAAA records), and
+    /// the names that are CNAMEs of those; sorted.
+    pub fn names_of(&self, addr: IpAddr) -> Vec<String> {
         use dns::hickory_proto::rr::RData;
         let records: Vec<&dns::hickory_proto::rr::Record> = self
             .lab
@@ -45,7 +46,11 @@ impl LabView {
             .collect();
         let mut names: Vec<String> = records
             .iter()
-            .filter(|r| matches!(&r.data, RData::A(a) if a.0 == addr))
+            .filter(|r| match (&r.data, addr) {
+                (RData::A(a), IpAddr::V4(addr)) => a.0 == addr,
+                (RData::AAAA(a), IpAddr::V6(addr)) => a.0 == addr,
+                _ => false,
+            })
             .map(|r| r.name.to_string())
             .collect();
         let aliases: Vec<String> = records
@@ -77,45 +82,60 @@ impl LabView {
         &self.lab
     }
 
-    /// Every network of the lab: switch subnets and the networks of router
-    /// interfaces (TUN links included), hosts and services.
-    pub fn networks(&self) -> Vec<ipnet::Ipv4Net> {
+    /// Every network of the lab, of both families: switch subnets and the
+    /// networks of router interfaces (TUN links included), hosts and
+    /// services.
+    pub fn networks(&self) -> Vec<IpNet> {
         let lab = &self.lab;
-        let mut nets: Vec<ipnet::Ipv4Net> = lab.switches.iter().filter_map(|s| s.subnet).collect();
-        nets.extend(
-            lab.routers
-                .iter()
-                .flat_map(|r| r.interfaces.iter().map(|i| i.address.trunc())),
-        );
-        nets.extend(lab.services.iter().map(|s| s.address.trunc()));
-        nets.extend(lab.hosts.iter().filter_map(|h| match h.address {
-            HostAddress::Static(a) => Some(a.trunc()),
-            HostAddress::Dhcp | HostAddress::None => None,
-        }));
+        let mut nets: Vec<IpNet> = (lab.switches.iter())
+            .flat_map(|s| [s.subnet.map(IpNet::V4), s.subnet6.map(IpNet::V6)])
+            .flatten()
+            .collect();
+        for i in lab.routers.iter().flat_map(|r| &r.interfaces) {
+            nets.push(IpNet::V4(i.address.trunc()));
+            nets.extend(i.address6.map(|a| IpNet::V6(a.trunc())));
+        }
+        for s in &lab.services {
+            nets.push(IpNet::V4(s.address.trunc()));
+            nets.extend(s.address6.map(|a| IpNet::V6(a.trunc())));
+        }
+        for h in &lab.hosts {
+            if let HostAddress::Static(a) = h.address {
+                nets.push(IpNet::V4(a.trunc()));
+            }
+            if let Some(HostAddress6::Static(a)) = h.address6 {
+                nets.push(IpNet::V6(a.trunc()));
+            }
+        }
         nets.sort();
         nets.dedup();
         nets
     }
 
     /// The address of a service, a static host or a router (its first
-    /// interface on a switch), by name.
-    pub fn address_of(&self, name: &str) -> Option<Ipv4Addr> {
+    /// interface on a switch), by name: its IPv4 address, or its IPv6 one
+    /// where it has no other.
+    pub fn address_of(&self, name: &str) -> Option<IpAddr> {
         let lab = &self.lab;
         let service = lab.services.iter().find(|s| s.name == name);
         let host = lab.hosts.iter().find(|h| h.name == name);
         let router = lab.routers.iter().find(|r| r.name == name);
         service
-            .map(|s| s.address.addr())
-            .or_else(|| match host?.address {
-                HostAddress::Static(a) => Some(a.addr()),
-                HostAddress::Dhcp | HostAddress::None => None,
+            .map(|s| IpAddr::V4(s.address.addr()))
+            .or_else(|| {
+                let h = host?;
+                match (h.address, h.address6) {
+                    (HostAddress::Static(a), _) => Some(IpAddr::V4(a.addr())),
+                    (_, Some(HostAddress6::Static(a))) => Some(IpAddr::V6(a.addr())),
+                    _ => None,
+                }
             })
             .or_else(|| {
                 router?
                     .interfaces
                     .iter()
                     .find(|i| matches!(i.attachment, Attachment::Switch(_)))
-                    .map(|i| i.address.addr())
+                    .map(|i| IpAddr::V4(i.address.addr()))
             })
     }
 }

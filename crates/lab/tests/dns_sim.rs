@@ -13,7 +13,7 @@ use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RData, RecordType};
 use fabric::{Filter, LinkParams, Recorded, TraceRecord};
 use lab::sim::LabSim;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -21,13 +21,13 @@ fn cx() -> Context<'static> {
     Context::from_waker(Waker::noop())
 }
 
-const ISP_DNS: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 53), 53);
+const ISP_DNS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 53), 53));
 
 /// Asks `resolver` from `client` for `name` `qtype` over UDP; the answer.
 fn ask(
     lab: &mut LabSim,
     client: &str,
-    resolver: SocketAddrV4,
+    resolver: SocketAddr,
     name: &str,
     qtype: RecordType,
 ) -> Message {
@@ -112,15 +112,15 @@ fn a_traced_question_from_alice_shows_the_walk_from_the_root() {
 
     let (answer, records) = ask_traced(&mut lab, &trace, "www.example.com.");
     assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
-    let addrs: Vec<Ipv4Addr> = answer
+    let addrs: Vec<IpAddr> = answer
         .answers
         .iter()
         .filter_map(|r| match r.data {
-            RData::A(a) => Some(a.0),
+            RData::A(a) => Some(IpAddr::V4(a.0)),
             _ => None,
         })
         .collect();
-    assert_eq!(addrs, [Ipv4Addr::new(203, 0, 113, 10)]);
+    assert_eq!(addrs, [IpAddr::from([203, 0, 113, 10])]);
 
     // alice's question, then each frame of the walk answering the one
     // before: resolver -> root -> resolver -> com -> ... -> alice.
@@ -280,13 +280,13 @@ www        IN A   10.53.0.82
 """
 "#;
 
-const RESOLVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 53, 0, 60), 53);
+const RESOLVER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 53, 0, 60), 53));
 
-fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+fn a_records(m: &Message) -> Vec<IpAddr> {
     m.answers
         .iter()
         .filter_map(|r| match r.data {
-            RData::A(a) => Some(a.0),
+            RData::A(a) => Some(IpAddr::V4(a.0)),
             _ => None,
         })
         .collect()
@@ -308,10 +308,10 @@ fn the_resolver_in_a_lab_of_corner_cases() {
     // the answer comes (a timeout at worst), and the dead one is asked
     // last from then on.
     let www = q(&mut lab, "www.example.com.", RecordType::A);
-    assert_eq!(a_records(&www), [Ipv4Addr::new(10, 53, 0, 80)]);
+    assert_eq!(a_records(&www), [IpAddr::from([10, 53, 0, 80])]);
     // A wildcard (RFC 4592), the name asked for as its owner.
     let wild = q(&mut lab, "anything.wild.example.com.", RecordType::A);
-    assert_eq!(a_records(&wild), [Ipv4Addr::new(10, 53, 0, 81)]);
+    assert_eq!(a_records(&wild), [IpAddr::from([10, 53, 0, 81])]);
     assert_eq!(
         wild.answers[0].name.to_string(),
         "anything.wild.example.com."
@@ -320,7 +320,7 @@ fn the_resolver_in_a_lab_of_corner_cases() {
     // address is looked up, then the target resolved.
     let alias = q(&mut lab, "alias.example.com.", RecordType::A);
     assert_eq!(alias.answers.len(), 2, "{alias:?}");
-    assert_eq!(a_records(&alias), [Ipv4Addr::new(10, 53, 0, 82)]);
+    assert_eq!(a_records(&alias), [IpAddr::from([10, 53, 0, 82])]);
     // Too big for UDP upstream: asked again over TCP; the client (no
     // EDNS, 512 bytes) gets it truncated, as a real resolver sends it.
     let big = q(&mut lab, "big.example.com.", RecordType::TXT);

@@ -5,7 +5,7 @@
 //! requests stop meeting it.
 
 use lab::sim::LabSim;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ address = "10.60.0.20/24"
 /// Sends `request` to the balancer from the client and reads the answer
 /// to the end (the request says `Connection: close`).
 fn http(lab: &mut LabSim, request: &str) -> String {
-    let lb = SocketAddrV4::new(Ipv4Addr::new(10, 60, 0, 10), 80);
+    let lb = SocketAddr::from((IpAddr::from([10, 60, 0, 10]), 80));
     let answer = lab.exchange("client", lb, request.as_bytes(), Duration::from_secs(10));
     let answer = answer.unwrap_or_else(|| panic!("no complete answer to {request:?}"));
     String::from_utf8_lossy(&answer).into_owned()
@@ -160,7 +160,7 @@ address = "10.61.0.80/24"
 /// Sends `request` to 10.61.0.10:80 and reads until the balancer closes
 /// or `limit` passes; what came back, and whether it closed.
 fn raw(lab: &mut LabSim, request: &[u8], limit: Duration) -> (String, bool) {
-    let lb = SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, 10), 80);
+    let lb = SocketAddr::from((IpAddr::from([10, 61, 0, 10]), 80));
     let sock = lab
         .client("client")
         .expect("client")
@@ -207,7 +207,7 @@ fn bad_clients_get_400_431_or_a_timeout_and_others_are_served() {
     let slow = lab
         .client("client")
         .expect("client")
-        .tcp_connect(SocketAddrV4::new(Ipv4Addr::new(10, 61, 0, 10), 80))
+        .tcp_connect(SocketAddr::from((IpAddr::from([10, 61, 0, 10]), 80)))
         .expect("connect");
     let partial = b"GET / HTTP/1.1\r\nHost: lb\r\n";
     lab.run_until(second, |l| {

@@ -12,7 +12,7 @@ use hyper::header::HOST;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// How a balancer checks its backends.
@@ -67,7 +67,7 @@ pub(crate) async fn run_checks(host: Host, pool: SharedPool, check: Check, lb: S
     loop {
         let (interval, timeout, backends) = {
             let p = lock(&pool);
-            let backends: Vec<(usize, String, SocketAddrV4)> = (0..)
+            let backends: Vec<(usize, String, SocketAddr)> = (0..)
                 .map_while(|i| p.spec(i).map(|s| (i, s.name.clone(), s.addr)))
                 .filter(|(_, name, _)| p.find(name).is_some())
                 .collect();
@@ -97,7 +97,7 @@ pub(crate) async fn run_checks(host: Host, pool: SharedPool, check: Check, lb: S
     }
 }
 
-async fn check_one(host: &Host, addr: SocketAddrV4, check: &Check) -> bool {
+async fn check_one(host: &Host, addr: SocketAddr, check: &Check) -> bool {
     let Ok(mut stream) = host.connect(addr).await else {
         return false;
     };
@@ -144,7 +144,7 @@ fn command(
     if let Some(add) = request.get("add") {
         let field = |k: &str| add.get(k).and_then(|v| v.as_str()).unwrap_or_default();
         let name = field("backend");
-        let addr: SocketAddrV4 = field("addr")
+        let addr: SocketAddr = field("addr")
             .parse()
             .map_err(|_| format!("`{}` is no A.B.C.D:PORT", field("addr")))?;
         if name.is_empty() {

@@ -11,7 +11,7 @@ use dns::{Authority, Transport};
 use hoststack::{Host, TcpListener, TcpStream, UdpSocket};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,8 +101,7 @@ async fn authoritative(
                     continue;
                 };
                 if let Some(budgets) = &mut budgets {
-                    let [a, b, c, _] = from.ip().octets();
-                    if !budgets.allow(crate::ticks_since(started), [a, b, c]) {
+                    if !budgets.allow(crate::ticks_since(started), rrl_prefix(from.ip())) {
                         limited += 1;
                         let slip = rrl.slip > 0 && limited.is_multiple_of(u64::from(rrl.slip));
                         match dns::truncated(&answer).filter(|_| slip) {
@@ -125,7 +124,7 @@ async fn authoritative(
     let connections = async move {
         loop {
             let (stream, peer) = listener.accept().await?;
-            tokio::spawn(tcp_client(stream, *peer.ip(), authority.clone()));
+            tokio::spawn(tcp_client(stream, peer.ip(), authority.clone()));
         }
     };
     tokio::select! {
@@ -136,7 +135,16 @@ async fn authoritative(
 
 /// Answers the queries of one TCP connection, in order, until it closes
 /// or idles.
-async fn tcp_client(mut stream: TcpStream, peer: std::net::Ipv4Addr, authority: Arc<Authority>) {
+/// The network response rate limiting counts a client in (BIND's
+/// defaults): its /24, or its /56 for IPv6.
+fn rrl_prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & !((1u128 << 72) - 1)).into()),
+    }
+}
+
+async fn tcp_client(mut stream: TcpStream, peer: std::net::IpAddr, authority: Arc<Authority>) {
     let mut query = Vec::new();
     'queries: loop {
         if !read_framed(&mut stream, &mut query).await {
@@ -180,7 +188,7 @@ async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> bool {
 /// Where a resolver's answer goes back to.
 enum Client {
     /// A UDP client (the resolver fits answers to its buffer).
-    Udp(SocketAddrV4),
+    Udp(SocketAddr),
     Tcp(mpsc::Sender<Vec<u8>>),
     /// A question `scratchnet trace dns` asked: its steps, then its answer.
     Traced(mpsc::Sender<Traced>),
@@ -308,7 +316,7 @@ impl ResolverService {
     async fn upstream(
         self: Arc<Self>,
         token: u64,
-        server: Ipv4Addr,
+        server: IpAddr,
         port: u16,
         message: Vec<u8>,
         cause: u64,
@@ -321,7 +329,7 @@ impl ResolverService {
         let Some(socket) = socket else {
             return self.timed_out(token, cause);
         };
-        let to = SocketAddrV4::new(server, PORT);
+        let to = SocketAddr::new(server, PORT);
         if socket.send_to_answering(&message, to, cause).await.is_err() {
             return self.timed_out(token, cause);
         }
@@ -347,12 +355,12 @@ impl ResolverService {
     async fn upstream_tcp(
         self: Arc<Self>,
         token: u64,
-        server: Ipv4Addr,
+        server: IpAddr,
         message: Vec<u8>,
         cause: u64,
     ) {
         let exchange = async {
-            let to = SocketAddrV4::new(server, PORT);
+            let to = SocketAddr::new(server, PORT);
             let mut stream = self.host.connect(to).await?;
             let len = (message.len() as u16).to_be_bytes();
             stream.write_all(&len).await?;
@@ -369,7 +377,7 @@ impl ResolverService {
                 let actions = self.resolver().upstream_answer(
                     now(),
                     token,
-                    SocketAddrV4::new(server, PORT),
+                    SocketAddr::new(server, PORT),
                     &answer,
                 );
                 self.dispatch(actions, cause);
@@ -388,7 +396,7 @@ impl ResolverService {
 
     /// A question from `from`, brought by traced frame `trace` (0 if none):
     /// resolved with its steps recorded if a trace follows it.
-    fn question(self: &Arc<Self>, client: Client, from: Ipv4Addr, query: &[u8], trace: u64) {
+    fn question(self: &Arc<Self>, client: Client, from: IpAddr, query: &[u8], trace: u64) {
         let transport = match client {
             Client::Udp(_) => Transport::Udp,
             Client::Tcp(_) | Client::Traced(_) => Transport::Tcp,
@@ -423,7 +431,11 @@ impl ResolverService {
         let question = format!("{name} {qtype}");
         q.add_query(Query::query(name, qtype));
         let bytes = q.to_vec().map_err(|e| e.to_string())?;
-        let from = self.host.address().unwrap_or(Ipv4Addr::LOCALHOST);
+        let from = match self.host.addresses() {
+            (Some(a), _) => IpAddr::V4(a),
+            (None, Some(a)) => IpAddr::V6(a),
+            (None, None) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        };
         let (tx, mut rx) = mpsc::channel(MAX_STEPS);
         self.question(Client::Traced(tx), from, &bytes, 0);
         let mut steps = Vec::new();
@@ -536,14 +548,14 @@ pub fn resolver(
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from, trace) = service.udp.recv_traced(&mut buf).await?;
-                service.question(Client::Udp(from), *from.ip(), &buf[..n], trace);
+                service.question(Client::Udp(from), from.ip(), &buf[..n], trace);
             }
         }
     };
     let connections = async move {
         loop {
             let (stream, peer) = listener.accept().await?;
-            tokio::spawn(resolver_tcp_client(stream, *peer.ip(), service.clone()));
+            tokio::spawn(resolver_tcp_client(stream, peer.ip(), service.clone()));
         }
     };
     Ok((
@@ -558,7 +570,7 @@ pub fn resolver(
 }
 
 /// One TCP client of the resolver: its questions one after another.
-async fn resolver_tcp_client(mut stream: TcpStream, from: Ipv4Addr, service: Arc<ResolverService>) {
+async fn resolver_tcp_client(mut stream: TcpStream, from: IpAddr, service: Arc<ResolverService>) {
     let mut query = Vec::new();
     loop {
         if !read_framed(&mut stream, &mut query).await {

@@ -35,7 +35,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -105,8 +105,8 @@ type Answer = Response<Generated>;
 
 fn respond(
     config: &Config,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Answer {
     let path = req.uri().path();
@@ -150,8 +150,8 @@ fn answer(config: &Config, status: StatusCode, kind: &'static str, body: Generat
 /// large `body_size` costs no memory per request.
 fn greeting(
     config: &Config,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Generated {
     let mut text = format!(

@@ -24,7 +24,7 @@ use hoststack::{Host, TcpStream, UdpSocket};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -132,19 +132,19 @@ pub fn serve_udp(host: Host, config: Config) -> io::Result<crate::Serving> {
 /// A UDP flow: its backend and the socket that talks to it.
 struct Flow {
     index: usize,
-    backend: SocketAddrV4,
+    backend: SocketAddr,
     upstream: Arc<UdpSocket>,
     /// When it last carried a datagram, either way.
     last: Arc<Mutex<Instant>>,
 }
 
-type Flows = Arc<Mutex<HashMap<SocketAddrV4, Flow>>>;
+type Flows = Arc<Mutex<HashMap<SocketAddr, Flow>>>;
 
 impl L4 {
     /// One client connection: a backend connected to (retrying others),
     /// then the bytes both ways.
-    async fn relay_tcp(self: Arc<Self>, mut client: TcpStream, peer: SocketAddrV4) {
-        let key = peer.ip().octets();
+    async fn relay_tcp(self: Arc<Self>, mut client: TcpStream, peer: SocketAddr) {
+        let key = wire::ip::octets(peer.ip());
         let mut tried = Vec::new();
         loop {
             let pick = lock(&self.pool).pick(balancing::now(), Some(&key), &tried);
@@ -187,7 +187,7 @@ impl L4 {
         self: Arc<Self>,
         socket: &Arc<UdpSocket>,
         flows: &Flows,
-        from: SocketAddrV4,
+        from: SocketAddr,
         data: &[u8],
     ) {
         let known = lock(flows)
@@ -208,8 +208,8 @@ impl L4 {
         self: &Arc<Self>,
         socket: &Arc<UdpSocket>,
         flows: &Flows,
-        from: SocketAddrV4,
-    ) -> Option<(Arc<UdpSocket>, SocketAddrV4, Arc<Mutex<Instant>>)> {
+        from: SocketAddr,
+    ) -> Option<(Arc<UdpSocket>, SocketAddr, Arc<Mutex<Instant>>)> {
         if lock(flows).len() >= MAX_FLOWS {
             self.counters.flows_refused.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -219,7 +219,7 @@ impl L4 {
             return None;
         };
         let upstream = Arc::new(upstream);
-        let key = from.ip().octets();
+        let key = wire::ip::octets(from.ip());
         let pick = lock(&self.pool).pick(balancing::now(), Some(&key), &[])?;
         let last = Arc::new(Mutex::new(balancing::now()));
         lock(&self.pool).started(pick.index);
@@ -239,12 +239,7 @@ impl L4 {
 
     /// What the backend sends on flow `client`, back to the client from the
     /// balancer's port, until the flow idles out.
-    async fn flow_back(
-        self: Arc<Self>,
-        socket: Arc<UdpSocket>,
-        flows: Flows,
-        client: SocketAddrV4,
-    ) {
+    async fn flow_back(self: Arc<Self>, socket: Arc<UdpSocket>, flows: Flows, client: SocketAddr) {
         let Some((upstream, last, index)) = lock(&flows)
             .get(&client)
             .map(|f| (f.upstream.clone(), f.last.clone(), f.index))

@@ -38,7 +38,7 @@ use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,10 +191,10 @@ struct Lb {
     /// The pool of requests no route takes.
     default: SharedPool,
     /// Kept-alive connections by backend address (shared by the pools).
-    idle: Mutex<HashMap<SocketAddrV4, Vec<Sender>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Sender>>>,
     counters: Arc<Counters>,
     /// Each client address's request budget, if limited.
-    budgets: Option<Mutex<PerClient<Ipv4Addr>>>,
+    budgets: Option<Mutex<PerClient<IpAddr>>>,
     /// When the balancer started: the budgets' clock counts from it.
     started: Instant,
     /// The retry budget, in thousandths of a retry: each request adds
@@ -262,7 +262,7 @@ impl Lb {
     }
 
     /// A kept-alive connection to the backend at `addr`, or a new one.
-    async fn connection(&self, addr: SocketAddrV4) -> io::Result<Sender> {
+    async fn connection(&self, addr: SocketAddr) -> io::Result<Sender> {
         loop {
             let idle = lock(&self.idle).get_mut(&addr).and_then(Vec::pop);
             let Some(mut sender) = idle else { break };
@@ -294,7 +294,7 @@ impl Lb {
         Ok(sender)
     }
 
-    fn keep(&self, addr: SocketAddrV4, sender: Sender) {
+    fn keep(&self, addr: SocketAddr, sender: Sender) {
         let mut idle = lock(&self.idle);
         let list = idle.entry(addr).or_default();
         if list.len() < IDLE_PER_BACKEND && !sender.is_closed() {
@@ -303,7 +303,7 @@ impl Lb {
     }
 
     /// Takes one request from `client`'s budget, if requests are limited.
-    fn within_budget(&self, client: Ipv4Addr) -> bool {
+    fn within_budget(&self, client: IpAddr) -> bool {
         let Some(budgets) = &self.budgets else {
             return true;
         };
@@ -398,7 +398,7 @@ impl Lb {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|n| n > self.config.max_body);
-        if !self.within_budget(*peer.ip()) {
+        if !self.within_budget(peer.ip()) {
             let mut page = self.page(
                 StatusCode::TOO_MANY_REQUESTS,
                 "this client sends more requests than the balancer takes from one address",
@@ -426,7 +426,7 @@ impl Lb {
             .to_ascii_lowercase();
         let pool = self.route(&host, req.uri().path());
         let key: Option<Vec<u8>> = match lock(&pool).algorithm() {
-            balancer::Algorithm::SourceHash => Some(peer.ip().octets().to_vec()),
+            balancer::Algorithm::SourceHash => Some(wire::ip::octets(peer.ip()).to_vec()),
             balancer::Algorithm::HeaderHash(h) => {
                 req.headers().get(h.as_str()).map(|v| v.as_bytes().to_vec())
             }
@@ -623,7 +623,7 @@ impl Lb {
     fn outgoing(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         proto: &'static str,
         upgrade: Option<HeaderValue>,
     ) -> Request<ReqBody> {
@@ -691,7 +691,7 @@ impl Lb {
 /// noted on it).
 #[derive(Debug, Clone)]
 struct Client {
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     proto: &'static str,
     probe: hoststack::TraceProbe,
 }
@@ -776,7 +776,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 struct Done {
     lb: Arc<Lb>,
     pool: SharedPool,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     index: usize,
     outcome: Outcome,
     sender: Option<Sender>,

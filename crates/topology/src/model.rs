@@ -328,6 +328,14 @@ impl ServiceSpec {
     pub fn kind(&self) -> ServiceKind {
         self.settings.kind()
     }
+
+    /// Its addresses: IPv4, then IPv6 if it has one.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let v6 = self.address6.map(|a| IpAddr::V6(a.addr()));
+        std::iter::once(IpAddr::V4(self.address.addr()))
+            .chain(v6)
+            .collect()
+    }
 }
 
 /// A service's settings, by kind. Each kind takes only its own keys: a
@@ -442,7 +450,7 @@ pub enum HealthCheck {
 pub struct DnsAuthoritativeSettings {
     pub zones: Vec<dns::Zone>,
     /// Networks that may transfer the zones (AXFR); `None`: nobody.
-    pub allow_transfer: Option<Vec<Ipv4Net>>,
+    pub allow_transfer: Option<Vec<IpNet>>,
     /// UDP answers per second to one client /24 (response rate limiting;
     /// 0: off).
     pub responses_per_sec: u32,
@@ -457,7 +465,7 @@ pub struct DnsAuthoritativeSettings {
 pub struct DnsResolverSettings {
     pub root_hints: Vec<IpAddr>,
     /// Networks whose clients it serves; `None`: the lab's own networks.
-    pub allow: Option<Vec<Ipv4Net>>,
+    pub allow: Option<Vec<IpNet>>,
     /// Questions per second one client address may ask.
     pub queries_per_sec_per_client: u32,
     /// Random letter case in upstream questions (0x20).

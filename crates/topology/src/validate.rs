@@ -237,10 +237,10 @@ impl Validator<'_, '_> {
 
     /// A list of networks (`allow`, `allow_transfer`), each truncated to
     /// its network address; `None` when the key is absent.
-    fn nets(&mut self, list: &Option<Vec<Str>>, key: &str) -> Option<Vec<Ipv4Net>> {
+    fn nets(&mut self, list: &Option<Vec<Str>>, key: &str) -> Option<Vec<IpNet>> {
         list.as_ref().map(|nets| {
             nets.iter()
-                .filter_map(|n| self.net(n, key).map(|n| n.trunc()))
+                .filter_map(|n| self.ipnet(n, key).map(|n| n.trunc()))
                 .collect()
         })
     }

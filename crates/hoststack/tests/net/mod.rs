@@ -6,7 +6,7 @@
 
 use fabric::{Fabric, LinkParams, PortId, Sim};
 use hoststack::{HostConfig, SockId, Stack};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use switch::{PortConfig, SwitchConfig};
@@ -21,6 +21,17 @@ pub struct Net {
 
 pub fn addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, i as u8 + 1)
+}
+
+/// Host `i`'s IPv6 address, given by [`dual_stack`].
+pub fn addr6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16 + 1)
+}
+
+/// A tuning that gives host `i` the address [`addr6`] on 2001:db8::/64.
+pub fn dual_stack(config: &mut HostConfig) {
+    let i = usize::from(config.mac.0[5]) - 1;
+    config.addresses6 = vec![format!("{}/64", addr6(i)).parse().expect("cidr")];
 }
 
 pub fn cx() -> Context<'static> {
@@ -126,6 +137,6 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-pub fn server_addr(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(addr(1), port)
+pub fn server_addr(port: u16) -> SocketAddr {
+    SocketAddr::from((addr(1), port))
 }

@@ -6,7 +6,6 @@ use super::{Service, Started};
 use crate::LabView;
 use hoststack::Host;
 use std::io;
-use std::net::IpAddr;
 use topology::{ServiceKind, ServiceSettings, ServiceSpec};
 
 pub struct DnsResolver;
@@ -20,15 +19,11 @@ impl Service for DnsResolver {
         let ServiceSettings::DnsResolver(settings) = &spec.settings else {
             return Err(super::wrong_kind(spec));
         };
-        let hints = settings
-            .root_hints
-            .iter()
-            .filter_map(|a| match a {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let mut config = dns::ResolverConfig::new(hints);
+        let mut config = dns::ResolverConfig::new(settings.root_hints.clone());
+        // Upstream over the families the host has addresses in.
+        (config.do_ip4, config.do_ip6) = match host.addresses() {
+            (v4, v6) => (v4.is_some(), v6.is_some()),
+        };
         config.client_rate = settings.queries_per_sec_per_client;
         config.case_randomisation = settings.case_randomisation;
         config.cache_size = settings.cache_size;

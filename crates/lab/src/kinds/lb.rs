@@ -10,7 +10,7 @@ use crate::LabView;
 use balancer::{BackendSpec, Pool};
 use hoststack::Host;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use topology::{HealthCheck, LbBackend, LbSettings, ServiceKind, ServiceSettings, ServiceSpec};
 
@@ -33,7 +33,7 @@ fn pool(
     for b in backends {
         let addr = b
             .target
-            .parse::<Ipv4Addr>()
+            .parse::<IpAddr>()
             .ok()
             .or_else(|| lab.address_of(&b.target))
             .ok_or_else(|| {
@@ -41,7 +41,7 @@ fn pool(
             })?;
         specs.push(BackendSpec {
             name: b.target.clone(),
-            addr: SocketAddrV4::new(addr, b.port),
+            addr: SocketAddr::new(addr, b.port),
             weight: b.weight,
         });
     }
@@ -71,10 +71,12 @@ fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::lb:
     let ca = lab
         .ca()
         .ok_or_else(|| io::Error::other("the lab has no certificate authority"))?;
-    let addr = spec.address.addr();
-    let mut names = lab.names_of(addr);
+    let addrs = spec.addresses();
+    let mut names: Vec<String> = addrs.iter().flat_map(|a| lab.names_of(*a)).collect();
+    names.sort();
+    names.dedup();
     names.push(spec.name.clone());
-    let issued = ca.issue(&names, addr).map_err(io::Error::other)?;
+    let issued = ca.issue(&names, &addrs).map_err(io::Error::other)?;
     tracing::info!(lb = %spec.name, "HTTPS on :{port} for {}", issued.names.join(", "));
     services::lb::Tls::new(port, issued.chain, issued.key).map_err(io::Error::other)
 }
