@@ -131,18 +131,20 @@ pub(crate) const ARP_REQUEST_LEN: usize = 14 + 28;
 /// link-layer address.
 pub(crate) const SOLICITATION_LEN: usize = 14 + 40 + 32;
 
-/// Writes into `buf` ([`ARP_REQUEST_LEN`] bytes) a broadcast ARP request
-/// from `mac`/`ip` for `target`.
+/// Writes into `buf` ([`ARP_REQUEST_LEN`] bytes, a recycled buffer's
+/// old bytes overwritten) a broadcast ARP request from `mac`/`ip` for
+/// `target`.
 pub(crate) fn arp_request(buf: &mut [u8], mac: wire::Mac, ip: Ipv4Addr, target: Ipv4Addr) {
+    buf.fill(0);
     let Ok(mut eth) = EthernetFrame::new_checked(&mut buf[..]) else {
         return;
     };
     eth.set_dst_addr(EthernetAddress::BROADCAST);
     eth.set_src_addr(EthernetAddress(mac.0));
     eth.set_ethertype(EthernetProtocol::Arp);
-    let Ok(mut arp) = ArpPacket::new_checked(eth.payload_mut()) else {
-        return;
-    };
+    // Unchecked: a checked packet reads its lengths from the bytes it is
+    // about to be written over.
+    let mut arp = ArpPacket::new_unchecked(eth.payload_mut());
     ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: EthernetAddress(mac.0),
@@ -153,10 +155,11 @@ pub(crate) fn arp_request(buf: &mut [u8], mac: wire::Mac, ip: Ipv4Addr, target: 
     .emit(&mut arp);
 }
 
-/// Writes into `buf` ([`SOLICITATION_LEN`] bytes) a neighbour
-/// solicitation (RFC 4861 7.2.2) from `mac`/`ip` for `target`, to the
-/// target's solicited-node group.
+/// Writes into `buf` ([`SOLICITATION_LEN`] bytes, overwritten as in
+/// [`arp_request`]) a neighbour solicitation (RFC 4861 7.2.2) from
+/// `mac`/`ip` for `target`, to the target's solicited-node group.
 pub(crate) fn solicitation(buf: &mut [u8], mac: wire::Mac, ip: Ipv6Addr, target: Ipv6Addr) {
+    buf.fill(0);
     let t = target.octets();
     let group = Ipv6Addr::new(
         0xff02,
@@ -186,9 +189,7 @@ pub(crate) fn solicitation(buf: &mut [u8], mac: wire::Mac, ip: Ipv6Addr, target:
         payload_len: ns.buffer_len(),
         hop_limit: 255,
     };
-    let Ok(mut packet) = Ipv6Packet::new_checked(eth.payload_mut()) else {
-        return;
-    };
+    let mut packet = Ipv6Packet::new_unchecked(eth.payload_mut());
     repr.emit(&mut packet);
     ns.emit(
         &ip,
@@ -285,4 +286,36 @@ pub(crate) fn advertised(frame: &[u8]) -> Option<(u32, u16)> {
             u16::from_be_bytes([tcp[14], tcp[15]]),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_written_over_a_recycled_buffer_are_whole() {
+        // A pooled buffer holds the last frame's bytes; what lengths they
+        // claim must not stop the new frame being written.
+        let mac = wire::Mac([2, 0, 0, 0, 0, 1]);
+        let mut buf = vec![0xff; ARP_REQUEST_LEN];
+        arp_request(
+            &mut buf,
+            mac,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
+        let eth = EthernetFrame::new_checked(&buf[..]).expect("eth");
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).expect("arp"));
+        assert!(arp.is_ok(), "{arp:?}");
+        let mut buf = vec![0xff; SOLICITATION_LEN];
+        let (ip, target) = (
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+        );
+        solicitation(&mut buf, mac, ip, target);
+        assert_eq!(solicited(&buf), Some(IpAddr::V6(target)));
+        let v = view(&buf).expect("a valid packet");
+        let icmp = &buf[v.l4..v.end];
+        assert_eq!(ip::transport_checksum(v.src, v.dst, PROTO_ICMPV6, icmp), 0);
+    }
 }

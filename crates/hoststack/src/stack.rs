@@ -150,8 +150,8 @@ struct Sock {
     /// On the list of sockets to retry when an ARP frame arrives.
     arp_wait: bool,
     /// Where the datagrams a UDP socket holds go, oldest first (whose
-    /// neighbours it may wait for).
-    udp_peers: VecDeque<IpAddr>,
+    /// neighbours it may wait for), and the traced frame each answers.
+    udp_peers: VecDeque<(IpAddr, u32)>,
     /// The ACK number and raw window of the last TCP segment sent.
     advertised: Option<(u32, u16)>,
     /// Counted against its client's connection limit (a connection a
@@ -791,12 +791,17 @@ impl Stack {
             .is_some_and(|t| t > now && t <= now + ARP_SILENCE);
         note_advertised(sock, &out[start..]);
         if !sock.udp_peers.is_empty() {
-            // Those sent leave the list (a TCP socket's frames are not read).
-            let datagrams = out[start..]
-                .iter()
-                .filter(|f| is_datagram(f.data()))
-                .count();
-            sock.udp_peers.drain(..datagrams.min(sock.udp_peers.len()));
+            // Those sent leave the list (a TCP socket's frames are not
+            // read). smoltcp 0.14 gives an IPv6 packet no metadata, so the
+            // traced frame a datagram answers is set here.
+            for f in out[start..].iter_mut().filter(|f| is_datagram(f.data())) {
+                let Some((_, trace)) = sock.udp_peers.pop_front() else {
+                    break;
+                };
+                if f.trace == 0 {
+                    f.trace = u64::from(trace);
+                }
+            }
         }
         let asked: Vec<IpAddr> = out[start..]
             .iter()
@@ -813,7 +818,7 @@ impl Stack {
             // the stack asks for those itself (where the held datagrams
             // go, or the peer a connection is being opened to).
             let mut peers: Vec<IpAddr> = match sock.udp {
-                Some(_) => sock.udp_peers.iter().copied().collect(),
+                Some(_) => sock.udp_peers.iter().map(|(peer, _)| *peer).collect(),
                 None if sock.tcp_state() == State::SynSent => {
                     let remote = sock.tcp().remote_endpoint();
                     remote.map(|e| IpAddr::from(e.addr)).into_iter().collect()
@@ -1607,7 +1612,7 @@ impl Stack {
         match sock.udp().send_slice(buf, meta) {
             Ok(()) => {
                 if sock.udp_peers.len() < UDP_PACKETS {
-                    sock.udp_peers.push_back(to.ip());
+                    sock.udp_peers.push_back((to.ip(), trace));
                 }
                 self.mark_dirty(id);
                 Ok(true)

@@ -1,9 +1,11 @@
 //! Reverse zones for the lab's public addresses, made from the topology:
 //! every router interface, service and static host on a network that is
-//! not locally served (RFC 6303: private and special ranges) gets a PTR.
+//! not locally served (RFC 6303: private and special ranges) gets a PTR,
+//! in in-addr.arpa for IPv4 and ip6.arpa (RFC 3596) for IPv6.
 //!
 //! The name a PTR gives is the address's name in the lab's own zones
-//! (`web1.example.com.` for 203.0.113.11; of several, the longest), else
+//! (`web1.example.com.` for 203.0.113.11 and 2001:db8:113::11; of several,
+//! the longest), else
 //! one made from the topology: `SWITCH.ROUTER.test.` for a router's
 //! interface, `NAME.test.` for a service or host (`.test`: RFC 6761).
 //! The server of the root zone serves them, and the root zone delegates
@@ -13,10 +15,10 @@
 use dns::hickory_proto::rr::rdata::{NS, PTR, SOA};
 use dns::hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use dns::Zone;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use topology::{Attachment, HostAddress, ServiceSettings, Topology};
+use std::net::IpAddr;
+use topology::{Attachment, HostAddress, HostAddress6, ServiceSettings, Topology};
 
 /// TTL of the generated records.
 const TTL: u32 = 3600;
@@ -66,12 +68,12 @@ pub fn with_reverse_zones(mut zones: Vec<Zone>, lab: &Topology) -> Vec<Zone> {
 /// crosses the resolver and `traceroute` shows the names DNS gives. A
 /// host without DNS gets every address, each with its PTR name first
 /// when the lab has one, so that names agree either way.
-pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(Ipv4Addr, Vec<String>)> {
+pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(IpAddr, Vec<String>)> {
     let has_root = lab.services.iter().any(|s| match &s.settings {
         ServiceSettings::DnsAuthoritative(a) => a.zones.iter().any(|z| z.origin().is_root()),
         _ => false,
     });
-    let mut ptr: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    let mut ptr: BTreeMap<IpAddr, String> = BTreeMap::new();
     if has_root {
         let names = forward_names(lab);
         for (addr, made_up) in reverse_records(lab).into_values().flatten() {
@@ -79,14 +81,14 @@ pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(Ipv4Addr
             ptr.insert(addr, name.trim_end_matches('.').to_owned());
         }
     }
-    let mut short: Vec<(Ipv4Addr, String)> = Vec::new();
+    let mut short: Vec<(IpAddr, String)> = Vec::new();
     for h in &lab.hosts {
         if let HostAddress::Static(a) = h.address {
-            short.push((a.addr(), h.name.clone()));
+            short.push((IpAddr::V4(a.addr()), h.name.clone()));
         }
     }
     for s in &lab.services {
-        short.push((s.address.addr(), s.name.clone()));
+        short.push((IpAddr::V4(s.address.addr()), s.name.clone()));
     }
     for r in &lab.routers {
         let near = r
@@ -96,17 +98,17 @@ pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(Ipv4Addr
             .or(r.interfaces.first());
         for i in &r.interfaces {
             if near.is_some_and(|n| std::ptr::eq(n, i)) {
-                short.push((i.address.addr(), r.name.clone()));
+                short.push((IpAddr::V4(i.address.addr()), r.name.clone()));
             }
             if let Attachment::Switch(sw) = &i.attachment {
-                short.push((i.address.addr(), format!("{}.{sw}", r.name)));
+                short.push((IpAddr::V4(i.address.addr()), format!("{}.{sw}", r.name)));
             }
         }
     }
     if uses_dns {
         short.retain(|(addr, _)| !ptr.contains_key(addr));
     }
-    let mut lines: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
+    let mut lines: Vec<(IpAddr, Vec<String>)> = Vec::new();
     for (addr, name) in short {
         match lines.iter_mut().find(|(a, _)| *a == addr) {
             Some((_, names)) => names.push(name),
@@ -129,8 +131,8 @@ fn reverse_zone(
     origin: &Name,
     primary: &Name,
     servers: &[Name],
-    ptrs: &[(Ipv4Addr, Name)],
-    names: &BTreeMap<Ipv4Addr, Name>,
+    ptrs: &[(IpAddr, Name)],
+    names: &BTreeMap<IpAddr, Name>,
 ) -> Result<Zone, dns::ZoneError> {
     let hostmaster = Name::from_ascii("hostmaster")
         .and_then(|h| h.append_domain(origin))
@@ -158,26 +160,34 @@ fn reverse_zone(
 
 /// Each public address of the lab with the name the topology gives it,
 /// grouped by reverse zone.
-fn reverse_records(lab: &Topology) -> BTreeMap<Name, Vec<(Ipv4Addr, Name)>> {
-    let mut named: Vec<(Ipv4Net, String)> = Vec::new();
+fn reverse_records(lab: &Topology) -> BTreeMap<Name, Vec<(IpAddr, Name)>> {
+    let mut named: Vec<(IpNet, String)> = Vec::new();
     for r in &lab.routers {
         for i in &r.interfaces {
             let on = match &i.attachment {
                 Attachment::Switch(s) => s.as_str(),
                 Attachment::Tun { name, .. } => name.as_str(),
             };
-            named.push((i.address, format!("{on}.{}.test.", r.name)));
+            let name = format!("{on}.{}.test.", r.name);
+            named.push((IpNet::V4(i.address), name.clone()));
+            named.extend(i.address6.map(|a| (IpNet::V6(a), name)));
         }
     }
     for s in &lab.services {
-        named.push((s.address, format!("{}.test.", s.name)));
+        let name = format!("{}.test.", s.name);
+        named.push((IpNet::V4(s.address), name.clone()));
+        named.extend(s.address6.map(|a| (IpNet::V6(a), name)));
     }
     for h in &lab.hosts {
+        let name = format!("{}.test.", h.name);
         if let HostAddress::Static(a) = h.address {
-            named.push((a, format!("{}.test.", h.name)));
+            named.push((IpNet::V4(a), name.clone()));
+        }
+        if let Some(HostAddress6::Static(a)) = h.address6 {
+            named.push((IpNet::V6(a), name));
         }
     }
-    let mut zones: BTreeMap<Name, Vec<(Ipv4Addr, Name)>> = BTreeMap::new();
+    let mut zones: BTreeMap<Name, Vec<(IpAddr, Name)>> = BTreeMap::new();
     for (net, name) in named {
         let origin = zone_of(net);
         if dns::locally_served(&LowerName::new(&origin)).is_some() {
@@ -190,45 +200,74 @@ fn reverse_records(lab: &Topology) -> BTreeMap<Name, Vec<(Ipv4Addr, Name)>> {
     zones
 }
 
-/// The names the lab's own zones give addresses (A records): of several,
+/// The names the lab's own zones give addresses (A and AAAA records): of several,
 /// the longest (`www.example.com.` rather than `example.com.`).
-fn forward_names(lab: &Topology) -> BTreeMap<Ipv4Addr, Name> {
-    let mut names: BTreeMap<Ipv4Addr, Name> = BTreeMap::new();
+fn forward_names(lab: &Topology) -> BTreeMap<IpAddr, Name> {
+    let mut names: BTreeMap<IpAddr, Name> = BTreeMap::new();
     let zones = lab.services.iter().filter_map(|s| match &s.settings {
         ServiceSettings::DnsAuthoritative(a) => Some(&a.zones),
         _ => None,
     });
     for record in zones.flatten().flat_map(Zone::records) {
-        let RData::A(a) = &record.data else {
-            continue;
+        let addr = match &record.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
         };
         if record.name.is_wildcard() {
             continue;
         }
         let better = names
-            .get(&a.0)
+            .get(&addr)
             .is_none_or(|n| record.name.num_labels() > n.num_labels());
         if better {
-            names.insert(a.0, record.name.clone());
+            names.insert(addr, record.name.clone());
         }
     }
     names
 }
 
-/// The reverse zone a network's addresses are in: whole octets of its
-/// prefix (a /24's `C.B.A.in-addr.arpa.`; a /25 in its /24's, a /20 in
-/// its /16's).
-fn zone_of(net: Ipv4Net) -> Name {
-    let octets = usize::from(net.prefix_len() / 8).clamp(1, 3);
-    let o = net.network().octets();
-    let labels: Vec<String> = o[..octets].iter().rev().map(u8::to_string).collect();
-    Name::from_ascii(format!("{}.in-addr.arpa.", labels.join("."))).unwrap_or_default()
+/// The reverse zone a network's addresses are in: whole octets (IPv4)
+/// or nibbles (IPv6) of its prefix (a /24's `C.B.A.in-addr.arpa.`, a /25
+/// in its /24's, a /20 in its /16's; a /64's 16 nibbles in ip6.arpa).
+fn zone_of(net: IpNet) -> Name {
+    let labels = match net {
+        IpNet::V4(n) => {
+            let octets = usize::from(n.prefix_len() / 8).clamp(1, 3);
+            let o = n.network().octets();
+            let labels: Vec<String> = o[..octets].iter().rev().map(u8::to_string).collect();
+            format!("{}.in-addr.arpa.", labels.join("."))
+        }
+        IpNet::V6(n) => {
+            let count = usize::from(n.prefix_len() / 4).clamp(1, 31);
+            let nibbles = nibbles(n.network().octets());
+            format!("{}ip6.arpa.", nibbles[32 - count..].concat())
+        }
+    };
+    Name::from_ascii(labels).unwrap_or_default()
 }
 
-/// `D.C.B.A.in-addr.arpa.` for A.B.C.D.
-fn reverse_name(a: Ipv4Addr) -> Name {
-    let [x, y, z, w] = a.octets();
-    Name::from_ascii(format!("{w}.{z}.{y}.{x}.in-addr.arpa.")).unwrap_or_default()
+/// `D.C.B.A.in-addr.arpa.` for A.B.C.D; the 32 nibbles backwards in
+/// ip6.arpa for an IPv6 address.
+fn reverse_name(a: IpAddr) -> Name {
+    let name = match a {
+        IpAddr::V4(a) => {
+            let [x, y, z, w] = a.octets();
+            format!("{w}.{z}.{y}.{x}.in-addr.arpa.")
+        }
+        IpAddr::V6(a) => format!("{}ip6.arpa.", nibbles(a.octets()).concat()),
+    };
+    Name::from_ascii(name).unwrap_or_default()
+}
+
+/// An IPv6 address's nibbles as labels ("x."), lowest first.
+fn nibbles(octets: [u8; 16]) -> Vec<String> {
+    octets
+        .iter()
+        .rev()
+        .flat_map(|b| [b & 0x0f, b >> 4])
+        .map(|n| format!("{n:x}."))
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,8 +279,8 @@ mod tests {
     #[test]
     fn hosts_files_leave_to_dns_what_dns_names() {
         let lab = topology::reference_lab();
-        let line = |lines: &[(Ipv4Addr, Vec<String>)], a: &str| {
-            let a: Ipv4Addr = a.parse().expect("addr");
+        let line = |lines: &[(IpAddr, Vec<String>)], a: &str| {
+            let a: IpAddr = a.parse().expect("addr");
             lines
                 .iter()
                 .find(|(x, _)| *x == a)
@@ -272,7 +311,7 @@ mod tests {
     }
 
     fn ptr(auth: &Authority, addr: &str) -> (dns::hickory_proto::op::ResponseCode, Vec<String>) {
-        let addr: Ipv4Addr = addr.parse().expect("addr");
+        let addr: IpAddr = addr.parse().expect("addr");
         let mut q = Message::query();
         q.add_query(Query::query(reverse_name(addr), RecordType::PTR));
         let bytes = auth
@@ -312,6 +351,10 @@ mod tests {
             "{origins:?}"
         );
         assert!(!origins.iter().any(|o| o.ends_with("168.192.in-addr.arpa.")));
+        assert!(
+            origins.contains(&"0.0.0.0.3.1.1.0.8.b.d.0.1.0.0.2.ip6.arpa.".to_owned()),
+            "{origins:?}"
+        );
         let auth = Authority::new(zones);
         use dns::hickory_proto::op::ResponseCode::*;
         for (addr, name) in [
@@ -322,9 +365,15 @@ mod tests {
             ("198.51.100.1", "isp.isp-gw.test."),
             ("203.0.113.1", "dc.isp-gw.test."),
             ("198.51.100.2", "isp.home-gw.test."),
+            ("2001:db8:113::11", "web1.example.com."),
+            ("2001:db8:113::10", "www.example.com."),
+            ("2001:db8:100::53", "isp-dns.test."),
+            ("2001:db8:2::10", "carol.test."),
+            ("2001:db8:1::1", "home.home-gw.test."),
         ] {
             assert_eq!(ptr(&auth, addr), (NoError, vec![name.to_owned()]), "{addr}");
         }
         assert_eq!(ptr(&auth, "203.0.113.200").0, NXDomain);
+        assert_eq!(ptr(&auth, "2001:db8:113::200").0, NXDomain);
     }
 }

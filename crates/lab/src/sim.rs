@@ -16,7 +16,7 @@ use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use topology::{HostAddress, Topology};
+use topology::{HostAddress, HostAddress6, Topology};
 use wire::{Frame, Instant};
 
 /// How far the clock moves between two rounds of the hosts: the simulated
@@ -98,6 +98,10 @@ impl LabSim {
                     let mut config =
                         HostConfig::new(&h.spec.name, h.spec.mac, addr, h.spec.gateway);
                     config.mtu = h.spec.mtu;
+                    if let Some(HostAddress6::Static(a6)) = h.spec.address6 {
+                        config.addresses6 = vec![a6];
+                        config.gateway6 = h.spec.gateway6;
+                    }
                     Some(SimClient {
                         name: h.spec.name.clone(),
                         port: h.port,

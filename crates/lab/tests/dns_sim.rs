@@ -140,22 +140,27 @@ fn a_traced_question_from_alice_shows_the_walk_from_the_root() {
         .map(|r| format!("{} {}", r.from, r.summary))
         .collect();
     let hops = hops.join("\n");
+
+    // The resolver asks each zone's servers over either family, as their
+    // round-trip times choose (both have A and AAAA glue).
+    let resolver = ["198.51.100.53:", "[2001:db8:100::53]:"];
     for (from, to) in [
-        ("alice", "198.51.100.53:53"),
-        ("isp-dns", "203.0.113.53:53"),
-        ("root-ns", "198.51.100.53:"),
-        ("isp-dns", "203.0.113.54:53"),
-        ("tld-ns", "198.51.100.53:"),
+        ("alice", ["198.51.100.53:53"; 2]),
+        ("isp-dns", ["203.0.113.53:53", "[2001:db8:113::53]:53"]),
+        ("root-ns", resolver),
+        ("isp-dns", ["203.0.113.54:53", "[2001:db8:113::54]:53"]),
+        ("tld-ns", resolver),
         // example.com's answer comes from ns1 or ns2, as the resolver
         // picked: "example-ns" prefixes both.
-        ("isp-dns", "203.0.113.5"),
-        ("example-ns", "198.51.100.53:"),
+        ("isp-dns", ["203.0.113.5", "[2001:db8:113::5"]),
+        ("example-ns", resolver),
         // alice as home-gw's NAT shows her.
-        ("isp-dns", "198.51.100.2:"),
+        ("isp-dns", ["198.51.100.2:"; 2]),
     ] {
         assert!(
-            hops.lines().any(|l| l.starts_with(from) && l.contains(to)),
-            "no frame from {from} to {to} in the chain:\n{hops}"
+            hops.lines()
+                .any(|l| l.starts_with(from) && to.iter().any(|t| l.contains(t))),
+            "no frame from {from} to {to:?} in the chain:\n{hops}"
         );
     }
     // The resolver's steps are events on the frames that caused them.
@@ -168,9 +173,11 @@ fn a_traced_question_from_alice_shows_the_walk_from_the_root() {
     let steps = steps.join("\n");
     for step in [
         "cache miss: www.example.com. A",
-        "ask 203.0.113.53 (for .)",
+        "(for .)",
         "referral to com.",
-        "referral to example.com. (ns1.example.com., ns2.example.com.), glue ns1.example.com. 203.0.113.55, ns2.example.com. 203.0.113.56",
+        "referral to example.com. (ns1.example.com., ns2.example.com.), glue ",
+        "ns1.example.com. 203.0.113.55",
+        "ns2.example.com. 2001:db8:113::56",
         "answer www.example.com.",
     ] {
         assert!(
@@ -347,4 +354,42 @@ fn the_resolver_in_a_lab_of_corner_cases() {
     lab.run_for(Duration::from_secs(20));
     let www = q(&mut lab, "www.example.com.", RecordType::A);
     assert_eq!(www.answers[0].ttl, 30, "asked again after its expiry");
+}
+
+#[test]
+fn carol_asks_over_ipv6_and_the_resolver_walks_down_over_both_families() {
+    let mut lab = LabSim::new(&topology::reference_lab(), 1, LinkParams::default()).expect("lab");
+    let isp_dns: SocketAddr = "[2001:db8:100::53]:53".parse().expect("addr");
+    let t0 = lab.now();
+    let m = ask(
+        &mut lab,
+        "carol",
+        isp_dns,
+        "web2.example.com.",
+        RecordType::AAAA,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let aaaa: Vec<IpAddr> = (m.answers.iter())
+        .filter_map(|r| match r.data {
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(aaaa, ["2001:db8:113::12".parse::<IpAddr>().expect("ip")]);
+    // No server of either family timed out on the way.
+    assert!(
+        lab.now() - t0 < Duration::from_millis(100),
+        "{:?}",
+        lab.now() - t0
+    );
+    // The reverse of an IPv6 address, from ip6.arpa zones the topology made.
+    let name = "2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.1.1.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    let m = ask(&mut lab, "carol", isp_dns, name, RecordType::PTR);
+    let ptr: Vec<String> = (m.answers.iter())
+        .filter_map(|r| match &r.data {
+            RData::PTR(p) => Some(p.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ptr, ["web2.example.com."]);
 }

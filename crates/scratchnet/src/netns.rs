@@ -283,7 +283,7 @@ pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
 
 /// /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts:
 /// the lab's names, so `ping web1` works before DNS is asked.
-pub fn write_hosts(ns: &str, names: &[(std::net::Ipv4Addr, Vec<String>)]) -> Result<()> {
+pub fn write_hosts(ns: &str, names: &[(std::net::IpAddr, Vec<String>)]) -> Result<()> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut text = format!(

@@ -21,9 +21,8 @@ impl Service for DnsResolver {
         };
         let mut config = dns::ResolverConfig::new(settings.root_hints.clone());
         // Upstream over the families the host has addresses in.
-        (config.do_ip4, config.do_ip6) = match host.addresses() {
-            (v4, v6) => (v4.is_some(), v6.is_some()),
-        };
+        let (v4, v6) = host.addresses();
+        (config.do_ip4, config.do_ip6) = (v4.is_some(), v6.is_some());
         config.client_rate = settings.queries_per_sec_per_client;
         config.case_randomisation = settings.case_randomisation;
         config.cache_size = settings.cache_size;
