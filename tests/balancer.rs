@@ -19,7 +19,9 @@ use std::time::Duration;
 fn www_example_com_is_spread_evenly_over_web1_to_web3() {
     let file = topology_file("reference", topology::REFERENCE_LAB);
     let _lab = Lab::up_file("reference", &file);
-    // 300 requests, each on its own connection, by name through isp-dns.
+    // 300 requests, each on its own connection, by name through isp-dns:
+    // over IPv6, which curl prefers when the name has AAAA records.
+    let alice6 = global_address("alice");
     let out = script_ok(
         "alice",
         "for i in $(seq 300); do curl -s -m 5 http://www.example.com/; done",
@@ -30,17 +32,26 @@ fn www_example_com_is_spread_evenly_over_web1_to_web3() {
     }
     assert_eq!(servers.len(), 3, "{servers:?}");
     assert!(servers.values().all(|c| *c == 100), "{servers:?}");
-    // Each backend saw alice as home-gw's NAT shows her.
+    // Each backend saw alice by her own IPv6 address (no NAT in IPv6).
     let xff = out
         .lines()
-        .filter(|l| *l == "x-forwarded-for: 198.51.100.2")
+        .filter(|l| *l == format!("x-forwarded-for: {alice6}"))
         .count();
     assert_eq!(xff, 300, "{out}");
+    // Over IPv4, as home-gw's NAT shows her.
+    let v4 = script_ok("alice", "curl -4 -s -m 5 http://www.example.com/");
+    assert!(v4.contains("x-forwarded-for: 198.51.100.2"), "{v4}");
 
     // HTTPS with no flags: the namespaces trust the lab's CA, and lb's
-    // certificate names www.example.com. HTTP/2 by ALPN.
+    // certificate names www.example.com (and its addresses). HTTP/2 by
+    // ALPN, over IPv6.
     let https = script_ok("alice", "curl -s -m 5 https://www.example.com/");
-    assert!(https.contains("x-forwarded-for: 198.51.100.2"), "{https}");
+    assert!(
+        https.contains(&format!("x-forwarded-for: {alice6}")),
+        "{https}"
+    );
+    let https4 = script_ok("alice", "curl -4 -s -m 5 https://www.example.com/");
+    assert!(https4.contains("x-forwarded-for: 198.51.100.2"), "{https4}");
     let h2 = script_ok(
         "alice",
         "curl -s -m 5 --http2 -o /dev/null -w '%{http_version} %{ssl_verify_result}' https://www.example.com/",

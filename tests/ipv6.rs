@@ -13,29 +13,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
-
-/// Waits until `host` holds a global IPv6 address that has finished
-/// duplicate address detection; returns it.
-fn global_address(host: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = exec_ok(host, "ip -6 -o addr show dev eth0 scope global");
-        let settled = out
-            .lines()
-            .find(|l| !l.contains("tentative"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .map(|a| a.split('/').next().unwrap().to_owned());
-        if let Some(a) = settled {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{host} has no usable global IPv6 address: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use std::time::Duration;
 
 fn drops(v: &serde_json::Value, reason: &str) -> u64 {
     v["counters"]["drops"][reason].as_u64().unwrap_or(0)

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const ROOT: &str = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root";
 
@@ -360,4 +360,26 @@ pub fn trace_while(args: &[&str], traffic: impl FnOnce()) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `host` holds a global IPv6 address that has finished
+/// duplicate address detection; returns it.
+pub fn global_address(host: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = exec_ok(host, "ip -6 -o addr show dev eth0 scope global");
+        let settled = out
+            .lines()
+            .find(|l| !l.contains("tentative"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .map(|a| a.split('/').next().unwrap().to_owned());
+        if let Some(a) = settled {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host} has no usable global IPv6 address: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -209,7 +209,12 @@ fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
 /// Moves the host's TAP into its namespace as `eth0`, brings it up and
 /// gives it its addresses, default routes and resolver. `v6_segment`: its
 /// switch carries IPv6.
-pub fn configure_host(host: &HostSpec, tap: &str, v6_segment: bool) -> Result<()> {
+pub fn configure_host(
+    host: &HostSpec,
+    tap: &str,
+    v6_segment: bool,
+    resolvers: &[IpAddr],
+) -> Result<()> {
     let ns = host.name.as_str();
     ip(&["link", "set", tap, "netns", ns])?;
     ip(&["-n", ns, "link", "set", tap, "name", "eth0"])?;
@@ -262,8 +267,8 @@ pub fn configure_host(host: &HostSpec, tap: &str, v6_segment: bool) -> Result<()
             ])?;
         }
     }
-    if !host.dns.is_empty() {
-        write_resolv_conf(ns, &host.dns)?;
+    if !resolvers.is_empty() {
+        write_resolv_conf(ns, resolvers)?;
     }
     Ok(())
 }

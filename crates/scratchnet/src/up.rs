@@ -224,12 +224,21 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
         };
         let device = Device::open(&options)
             .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
-        let v6_segment = blueprint
-            .view
-            .topology()
+        let lab = blueprint.view.topology();
+        let v6_segment = lab
             .switch(&spec.switch)
             .is_some_and(|s| s.subnet6.is_some());
-        netns::configure_host(spec, device.name(), v6_segment)
+        // Its own resolvers, then those its routers advertise (RFC 8106),
+        // as rdnssd adds them; a DHCP host's come with its leases.
+        let mut resolvers = spec.dns.clone();
+        let leased = spec.address == topology::HostAddress::Dhcp
+            || spec.address6 == Some(topology::HostAddress6::Dhcp6);
+        if spec.address6.is_some() && !leased {
+            let advertised = lab.rdnss_on(&spec.switch).into_iter();
+            let advertised = advertised.map(std::net::IpAddr::V6);
+            resolvers.extend(advertised.filter(|a| !spec.dns.contains(a)));
+        }
+        netns::configure_host(spec, device.name(), v6_segment, &resolvers)
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
         netns::write_hosts(
             &spec.name,
@@ -237,7 +246,7 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
                 blueprint.view.topology(),
                 &spec.switch,
                 // A DHCP host takes its resolvers from the lease.
-                !spec.dns.is_empty() || spec.address == topology::HostAddress::Dhcp,
+                !resolvers.is_empty() || leased,
             ),
         )?;
         if let Some(pem) = &ca {

@@ -503,6 +503,23 @@ impl Topology {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// The recursive DNS servers the routers on a switch advertise in their
+    /// RAs (RFC 8106 RDNSS), in order, without repeats.
+    pub fn rdnss_on(&self, switch: &str) -> Vec<Ipv6Addr> {
+        let mut servers: Vec<Ipv6Addr> = Vec::new();
+        let advertised = (self.routers.iter())
+            .flat_map(|r| &r.interfaces)
+            .filter(|i| i.attachment == Attachment::Switch(switch.to_owned()))
+            .filter_map(|i| i.ra.as_ref())
+            .flat_map(|ra| ra.rdnss.iter().copied());
+        for a in advertised {
+            if !servers.contains(&a) {
+                servers.push(a);
+            }
+        }
+        servers
+    }
+
     /// The IPv6 addresses stations on a switch hold without DHCPv6:
     /// routers' interfaces, static and SLAAC hosts, service hosts. A DHCPv6 pool never
     /// hands them out.
