@@ -81,6 +81,17 @@ fn www_example_com_is_spread_evenly_over_web1_to_web3() {
          --resolve www.example.com:443:203.0.113.10 https://www.example.com/");
     let body = String::from_utf8_lossy(&machine.stdout);
     assert!(body.starts_with("server: web"), "{body}");
+    // The same over IPv6 from the machine (2001:db8:ffff::2), HTTP/2.
+    let machine6 = sh(
+        "curl -6 -s -m 5 --http2 --cacert /run/scratchnet-reference-ca.pem \
+         --resolve 'www.example.com:443:[2001:db8:113::10]' https://www.example.com/",
+    );
+    let body = String::from_utf8_lossy(&machine6.stdout);
+    assert!(
+        body.contains("x-forwarded-for: 2001:db8:ffff::2"),
+        "{machine6:?}"
+    );
+    happy_eyeballs_fall_back_to_ipv4_when_ipv6_is_broken();
     // OpenSSL's strict verification (Python 3.13's default) takes the
     // chain: it has the Authority Key Identifier RFC 5280 requires.
     let strict = Command::new("python3")
@@ -98,6 +109,47 @@ with socket.create_connection(("203.0.113.10", 443), timeout=5) as s:
         .output()
         .unwrap();
     assert!(strict.status.success(), "{strict:?}");
+}
+
+/// With IPv6 lost on home-gw's uplink (and IPv4 fine), curl's first
+/// attempt over IPv6 gets no answer; after its Happy Eyeballs delay
+/// (RFC 8305, 200 ms in curl) it connects over IPv4. The trace shows both
+/// SYNs, the first lost on the impaired link.
+fn happy_eyeballs_fall_back_to_ipv4_when_ipv6_is_broken() {
+    let link = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(["link", "home-gw.isp", "--lab", "reference"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let set = link(&["--loss", "100%", "--family", "ipv6", "--direction", "both"]);
+    assert!(set.contains("loss 100% (both ways, IPv6 only)"), "{set}");
+    let mut out = String::new();
+    let traced = trace_while(&["alice", "-c", "2", "-f", "tcp port 80"], || {
+        out = script_ok(
+            "alice",
+            "curl -s -m 5 -w 'connect %{time_connect} ip %{remote_ip}\n' http://www.example.com/",
+        );
+    });
+    link(&["--clear"]);
+    assert!(out.contains("x-forwarded-for: 198.51.100.2"), "{out}");
+    assert!(out.contains("ip 203.0.113.10"), "{out}");
+    let connect: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("connect "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(connect >= 0.19, "fell back before curl's delay: {out}");
+    for line in [
+        "> [2001:db8:113::10]:80 [S]",
+        "link   home-gw.isp",
+        "> 203.0.113.10:80 [S]",
+    ] {
+        assert!(traced.contains(line), "no `{line}` in\n{traced}");
+    }
 }
 
 /// Backends that are Python web servers in namespaces `lbh1`-`lbh3`

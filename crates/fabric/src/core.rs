@@ -531,7 +531,7 @@ impl Fabric {
             .ports
             .get(port.0 as usize)
             .and_then(|p| p.link.as_deref())
-            .is_some_and(|l| l.acts_on(side));
+            .is_some_and(|l| l.acts_on(side, frame.data()));
         if impaired {
             self.through_link(now, port, side, frame, batch);
         } else {
@@ -937,11 +937,12 @@ impl Fabric {
                     frame.data(),
                 );
             }
+            let data = batch.frames[slot].as_ref().map_or(&[][..], |f| f.data());
             let impaired = self
                 .ports
                 .get(named.0 as usize)
                 .and_then(|p| p.link.as_deref())
-                .is_some_and(|l| l.acts_on(Side::In));
+                .is_some_and(|l| l.acts_on(Side::In, data));
             if let (Member::Edge(port), false) = (member, impaired) {
                 // The common case: the frame goes out as it is, tag edits
                 // applied on the way, shared by every copy.

@@ -145,12 +145,12 @@ impl Link {
     }
 
     /// Whether frames going `side` need the link's attention at all.
-    pub(crate) fn acts_on(&self, side: Side) -> bool {
+    pub(crate) fn acts_on(&self, side: Side, frame: &[u8]) -> bool {
         let covered = match side {
             Side::Out => self.imp.direction.covers_out(),
             Side::In => self.imp.direction.covers_in(),
         };
-        !self.up || (covered && !self.imp.is_none())
+        !self.up || (covered && !self.imp.is_none() && self.imp.family.covers(frame))
     }
 
     /// Whether a super-frame must be cut into packets before its fate is
@@ -269,6 +269,20 @@ mod tests {
     }
 
     #[test]
+    fn a_family_setting_leaves_the_other_family_alone() {
+        let l = link(&[("loss", "100%"), ("family", "ipv6")]);
+        let frame = |ethertype: u16| {
+            let mut f = vec![0u8; 60];
+            f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            f
+        };
+        assert!(l.acts_on(Side::Out, &frame(0x86dd)));
+        assert!(!l.acts_on(Side::Out, &frame(0x0800)));
+        assert!(!l.acts_on(Side::Out, &frame(0x0806)));
+        assert_eq!(l.impairment().to_string(), "loss 100% (out, IPv6 only)");
+    }
+
+    #[test]
     fn a_rate_limit_spaces_frames_and_drops_at_the_tail() {
         // 8 Mbit/s: a 1000-byte frame takes 1 ms; the queue holds 3000 bytes.
         let mut l = link(&[("rate", "8mbit"), ("queue", "3000")]);
@@ -298,7 +312,7 @@ mod tests {
         assert_eq!(l.counters.reordered, ahead as u64);
         let imp = l.impairment();
         l.set(imp, false);
-        assert!(l.acts_on(Side::In));
+        assert!(l.acts_on(Side::In, &[]));
         assert_eq!(l.fate(now, Side::In, 100), Fate::Drop(LinkDrop::Down));
     }
 }

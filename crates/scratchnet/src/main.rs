@@ -251,6 +251,10 @@ enum Command {
         /// netem on its interface), in, or both.
         #[arg(long)]
         direction: Option<String>,
+        /// Which frames: all (the default), ipv4 (with ARP) or ipv6; break
+        /// one family and watch clients fall back to the other.
+        #[arg(long)]
+        family: Option<String>,
         /// Start from a perfect link instead of the link's settings now.
         #[arg(long)]
         clear: bool,
@@ -529,6 +533,7 @@ fn run(cli: Cli) -> Result<()> {
             rate,
             queue,
             direction,
+            family,
             clear,
             lab,
         } => {
@@ -547,6 +552,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("rate", rate),
                 ("queue", queue),
                 ("direction", direction),
+                ("family", family),
             ]
             .into_iter()
             .filter_map(|(k, v)| Some((k.to_owned(), v?)))

@@ -31,6 +31,31 @@ impl LinkDir {
     }
 }
 
+/// Which family's frames an impairment acts on: all, or only IPv4 (with
+/// ARP) or only IPv6, so that one family can be broken while the other
+/// works (what Happy Eyeballs, RFC 8305, is for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkFamily {
+    #[default]
+    All,
+    Ipv4,
+    Ipv6,
+}
+
+impl LinkFamily {
+    /// Whether the frame is one the setting covers.
+    pub fn covers(self, frame: &[u8]) -> bool {
+        use crate::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+        let ethertype = || EthernetHeader::parse(frame).map_or(0, |e| e.ethertype);
+        match self {
+            LinkFamily::All => true,
+            LinkFamily::Ipv4 => matches!(ethertype(), ETHERTYPE_IPV4 | ETHERTYPE_ARP),
+            LinkFamily::Ipv6 => ethertype() == ETHERTYPE_IPV6,
+        }
+    }
+}
+
 /// How a link mistreats the frames it carries. The default is a perfect
 /// link.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
@@ -55,6 +80,7 @@ pub struct Impairment {
     /// default 100 ms of the rate, at least 128 KiB.
     pub queue: Option<u64>,
     pub direction: LinkDir,
+    pub family: LinkFamily,
 }
 
 /// The longest delay or jitter a link may have.
@@ -89,6 +115,7 @@ impl Impairment {
         "rate",
         "queue",
         "direction",
+        "family",
     ];
 
     /// Whether the link does nothing to frames.
@@ -121,7 +148,8 @@ impl Impairment {
     /// `--key value` on the command line: `delay`/`jitter` ("50ms", "1.5s",
     /// "200us"), `loss`/`duplicate`/`reorder` ("1%", "0.1%"), `rate`
     /// ("10mbit", "512kbit", "1gbit"), `queue` (bytes: "64kb", "1mb"),
-    /// `direction` ("out", "in", "both").
+    /// `direction` ("out", "in", "both"), `family` ("all", "ipv4",
+    /// "ipv6").
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ImpairError> {
         let value = value.trim();
         match key {
@@ -142,6 +170,19 @@ impl Impairment {
                         .to_owned(),
                 )),
             },
+            "family" => {
+                self.family = match value {
+                    "all" => LinkFamily::All,
+                    "ipv4" => LinkFamily::Ipv4,
+                    "ipv6" => LinkFamily::Ipv6,
+                    _ => {
+                        return Err(ImpairError::new(
+                            format!("`{value}` is not an address family"),
+                            "write \"ipv4\" (with ARP), \"ipv6\" or \"all\"".to_owned(),
+                        ))
+                    }
+                }
+            }
             _ => {
                 return Err(ImpairError::new(
                     format!("`{key}` is not an impairment"),
@@ -203,7 +244,12 @@ impl fmt::Display for Impairment {
             LinkDir::In => "in",
             LinkDir::Both => "both ways",
         };
-        write!(f, "{} ({dir})", parts.join(", "))
+        let family = match self.family {
+            LinkFamily::All => "",
+            LinkFamily::Ipv4 => ", IPv4 only",
+            LinkFamily::Ipv6 => ", IPv6 only",
+        };
+        write!(f, "{} ({dir}{family})", parts.join(", "))
     }
 }
 

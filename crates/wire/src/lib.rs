@@ -23,7 +23,7 @@ mod vnet;
 pub mod vxlan;
 
 pub use frame::{Frame, FramePool};
-pub use impair::{Impairment, LinkDir};
+pub use impair::{Impairment, LinkDir, LinkFamily};
 pub use mac::{Mac, MacParseError};
 pub use time::Instant;
 pub use vnet::{GsoType, VnetHdr, VNET_HDR_LEN};
