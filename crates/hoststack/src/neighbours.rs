@@ -52,7 +52,10 @@ pub(crate) struct Parked {
     pub data: Vec<u8>,
     /// The traced frame it answers (0 if none).
     pub trace: u32,
-    pub since: SInstant,
+    /// When it began to wait: the time of the stack's first poll after it
+    /// was sent (a socket call brings no time with it, and the stack's
+    /// last known time may be long past after a quiet spell).
+    pub since: Option<SInstant>,
 }
 
 /// See the module documentation.
@@ -121,13 +124,20 @@ impl Neighbours {
         ready.into()
     }
 
-    /// Drops what waited [`UNRESOLVED_WAIT`]; returns how many.
+    /// Starts the wait of the datagrams parked since the last call at
+    /// `now`, then drops what waited [`UNRESOLVED_WAIT`]; returns how many.
     pub(crate) fn expire(&mut self, now: SInstant) -> usize {
+        for p in self.parked.iter_mut().rev() {
+            if p.since.is_some() {
+                break; // stamped in order: the rest are too
+            }
+            p.since = Some(now);
+        }
         let mut dropped = 0;
         while self
             .parked
             .front()
-            .is_some_and(|p| p.since + UNRESOLVED_WAIT <= now)
+            .is_some_and(|p| p.since.is_some_and(|t| t + UNRESOLVED_WAIT <= now))
         {
             if let Some(p) = self.parked.pop_front() {
                 self.parked_bytes -= p.data.len();
@@ -139,7 +149,7 @@ impl Neighbours {
 
     /// When the oldest waiting datagram is due to be dropped.
     pub(crate) fn next_expiry(&self) -> Option<SInstant> {
-        self.parked.front().map(|p| p.since + UNRESOLVED_WAIT)
+        self.parked.front()?.since.map(|t| t + UNRESOLVED_WAIT)
     }
 
     /// Datagrams waiting, and their bytes.
@@ -254,7 +264,7 @@ mod tests {
         n.learn(frame, now, |a| a == ME, on_link)
     }
 
-    fn datagram(hop: Ipv4Addr, len: usize, since: SInstant) -> Parked {
+    fn datagram(hop: Ipv4Addr, len: usize, since: Option<SInstant>) -> Parked {
         Parked {
             sock: 1,
             hop: hop.into(),
@@ -311,10 +321,10 @@ mod tests {
         let mut n = Neighbours::default();
         let t0 = SInstant::from_secs(1);
         let (silent, slow) = (Ipv4Addr::new(10, 0, 0, 8), Ipv4Addr::new(10, 0, 0, 9));
-        assert_eq!(n.park(datagram(silent, 1000, t0)), Parking::Parked);
-        assert_eq!(n.park(datagram(slow, 500, t0)), Parking::Parked);
+        assert_eq!(n.park(datagram(silent, 1000, Some(t0))), Parking::Parked);
+        assert_eq!(n.park(datagram(slow, 500, Some(t0))), Parking::Parked);
         assert_eq!(
-            n.park(datagram(silent, UNRESOLVED_BYTES, t0)),
+            n.park(datagram(silent, UNRESOLVED_BYTES, Some(t0))),
             Parking::Full
         );
         let ready = n.release(slow.into());
@@ -323,5 +333,21 @@ mod tests {
         assert_eq!(n.next_expiry(), Some(t0 + UNRESOLVED_WAIT));
         assert_eq!(n.expire(t0 + UNRESOLVED_WAIT), 1);
         assert_eq!(n.waiting(), (0, 0));
+    }
+
+    #[test]
+    fn a_datagram_sent_after_a_quiet_spell_waits_from_the_next_poll() {
+        // The stack last knew the time an hour ago; the datagram's wait
+        // starts when the stack is next polled, not then.
+        let mut n = Neighbours::default();
+        let later = SInstant::from_secs(3600);
+        assert_eq!(
+            n.park(datagram(Ipv4Addr::new(10, 0, 0, 8), 100, None)),
+            Parking::Parked
+        );
+        assert_eq!(n.next_expiry(), None);
+        assert_eq!(n.expire(later), 0);
+        assert_eq!(n.next_expiry(), Some(later + UNRESOLVED_WAIT));
+        assert_eq!(n.expire(later + UNRESOLVED_WAIT), 1);
     }
 }

@@ -134,7 +134,9 @@ enum Owner {
     Queued(u16),
     User,
     /// The user let go; freed once closed or at the deadline.
-    Orphan(SInstant),
+    /// Its deadline is set when the stack next runs it: `release` brings
+    /// no time with it, and the stack's last known time may be long past.
+    Orphan(Option<SInstant>),
 }
 
 struct Sock {
@@ -759,6 +761,8 @@ impl Stack {
             return;
         };
         if let Owner::Orphan(deadline) = sock.owner {
+            let deadline = deadline.unwrap_or(self.now + self.config.tcp.orphan_timeout.into());
+            sock.owner = Owner::Orphan(Some(deadline));
             if self.now >= deadline && sock.udp.is_none() {
                 sock.tcp().abort();
             }
@@ -891,7 +895,7 @@ impl Stack {
         }
         let sock = &mut self.socks[id];
         let mut at = self.iface.poll_at(now, &sock.set);
-        if let Owner::Orphan(deadline) = sock.owner {
+        if let Owner::Orphan(Some(deadline)) = sock.owner {
             at = Some(at.map_or(deadline, |t| t.min(deadline)));
         }
         // A socket that asks to go again at once but sent nothing this time
@@ -1394,14 +1398,13 @@ impl Stack {
     /// kernel closes one on `close(2)`: a FIN after the data, or a RST if
     /// received data was never read; it is freed once closed.
     pub fn release(&mut self, id: SockId) {
-        let deadline = self.now + self.config.tcp.orphan_timeout.into();
         let Some(sock) = self.socks.get_mut(id.0) else {
             return;
         };
         if sock.udp.is_some() {
             return self.recycle(id.0);
         }
-        sock.owner = Owner::Orphan(deadline);
+        sock.owner = Owner::Orphan(None);
         let s = sock.tcp();
         match s.state() {
             State::Closed | State::TimeWait => return self.recycle(id.0),
@@ -1585,7 +1588,7 @@ impl Stack {
                     to,
                     data: buf.to_vec(),
                     trace,
-                    since: self.now,
+                    since: None,
                 };
                 if self.neighbours.park(parked) == Parking::Full {
                     self.counters.udp_unresolved += 1;

@@ -269,3 +269,30 @@ fn tcp_and_udp_run_over_ipv6_with_neighbour_discovery() {
     let status = fresh.stack(1).status();
     assert!(status.addresses.contains(&"2001:db8::2/64".to_owned()));
 }
+
+#[test]
+fn a_connection_let_go_after_a_quiet_spell_closes_with_a_fin() {
+    // The stack is not run while the connection idles (nothing to send,
+    // no timer due); let go then, it must close gracefully, not reset as
+    // if its time to close had run out long ago.
+    let mut net = Net::new(2, 5, LinkParams::default(), |c| {
+        c.tcp.orphan_timeout = Duration::from_secs(5);
+    });
+    net.stack(1).tcp_listen(80, 16).expect("listen");
+    let c = net.stack(0).tcp_connect(server_addr(80)).expect("connect");
+    let mut accepted = None;
+    net.run_until(Duration::from_secs(1), |n| {
+        accepted = accepted.or_else(|| accept(n.stack(1), 80));
+        accepted.is_some()
+    });
+    let s = accepted.expect("accepted");
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(0).tcp_state(c) == Some(TcpState::Established)
+    });
+    // Quieter than the orphan timeout, within the keep-alive interval.
+    net.sim.run_for(Duration::from_secs(30));
+    net.stack(0).release(c);
+    net.run_until(Duration::from_secs(1), |n| {
+        n.stack(1).tcp_state(s) == Some(TcpState::CloseWait)
+    });
+}
