@@ -138,10 +138,24 @@ fn promised(example: &str, line: usize) -> &'static [&'static str] {
         ("satellite", 1) => &["sender", "receiver", "exit=0"],
         ("satellite", 2) => &["delay 300ms"],
         ("satellite", 3) => &["exit=0"],
+        ("dual-stack", 0) => &["10.20.1.10/24", "2001:db8:20:1:"],
+        ("dual-stack", 1) => &[
+            "server: web [2001:db8:20:2::80]:80",
+            "client: [2001:db8:20:1:",
+        ],
+        ("dual-stack", 2) => &["server: web 10.20.2.80:80", "client: 10.20.1.10:"],
+        ("dual-stack", 3) => &["gw.lan: up, loss 100% (both ways, IPv6 only)"],
+        ("dual-stack", 4) => &["0.2", "s via 10.20.2.80"],
         ("v6only", 0) => &["1 received"],
         ("v6only", 1) => &["client: 203.0.113.1:"],
         ("v6only", 2) => &[" 1  2001:db8:64::1 ", "64:ff9b::cb00:7150"],
         ("v6only", 3) => &["NAT64 (", "[2001:db8:64:"],
+        ("v6only", 4) => &["64:ff9b::cb00:7150"],
+        ("v6only", 5) => &["server: legacy 203.0.113.80:80", "client: 203.0.113.1:"],
+        ("v6only", 6) => &[
+            "has no AAAA: DNS64 makes them from its A records in 64:ff9b::/96",
+            "IN AAAA 64:ff9b::cb00:7150",
+        ],
         _ => panic!("example {example} line {line} has no promise in this test"),
     }
 }

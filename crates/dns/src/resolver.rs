@@ -35,6 +35,11 @@
 //! random one, so each is tried; a timeout doubles a server's; servers
 //! passed over drift back down so a slow one is tried again later).
 //!
+//! With `dns64`, a question for AAAA records that has none is answered
+//! with AAAA records made from the name's A records in the NAT64 prefix
+//! (RFC 6147, with the RFC 6052 embedding of a /96), so that an IPv6-only
+//! host reaches IPv4-only servers by name through a NAT64.
+//!
 //! Queries are minimised (RFC 9156): a zone's servers are asked for one
 //! label more than the zone (`com.` to the root, `example.com.` to com),
 //! with QTYPE A, until the full name is reached; only its last server
@@ -113,6 +118,9 @@ pub struct ResolverConfig {
     /// over for the next, of whichever family.
     pub do_ip4: bool,
     pub do_ip6: bool,
+    /// DNS64 (RFC 6147): AAAA records made in this /96 for names that
+    /// have only A records.
+    pub dns64: Option<ipnet::Ipv6Net>,
 }
 
 impl ResolverConfig {
@@ -130,6 +138,7 @@ impl ResolverConfig {
             prefetch: false,
             do_ip4: true,
             do_ip6: true,
+            dns64: None,
         }
     }
 }
@@ -191,6 +200,8 @@ pub struct ResolverCounters {
     pub stale_answers: u64,
     /// Cached answers resolved again before they expired.
     pub prefetches: u64,
+    /// Answers whose AAAA records DNS64 made from A records.
+    pub dns64_synthesised: u64,
     /// Clients outside the allowed networks.
     pub refused_acl: u64,
     /// Questions past a client's budget.
@@ -255,6 +266,9 @@ struct Task {
     /// Upstream queries sent for this question and the lookups under it
     /// (kept on the question a client asked, the root of its lookups).
     sent_queries: usize,
+    /// A question for AAAA that had none, now looking up A records to
+    /// make them from (DNS64).
+    synthesising: bool,
 }
 
 /// `name` with each letter upper or lower case by one of `bits`.
@@ -307,6 +321,7 @@ impl Task {
             ),
             refresh: false,
             sent_queries: 0,
+            synthesising: false,
         }
     }
 
@@ -540,7 +555,11 @@ impl Resolver {
             return answer(client, &request, transport, reply);
         }
         let question = (name.clone(), question.query_type());
-        if let Some(cached) = self.lookup(now, &name, question.1) {
+        // NODATA for AAAA with DNS64 on is for a task to make AAAA from A.
+        let dns64 = self.config.dns64.is_some() && question.1 == RecordType::AAAA;
+        let cached = self.lookup(now, &name, question.1);
+        let cached = cached.filter(|c| !(dns64 && matches!(c, Cached::Negative(false, _))));
+        if let Some(cached) = cached {
             // The common case, answered without a task.
             self.counters.cache_hits += 1;
             self.note_for(traced, client, || Step::Cache {
@@ -1275,8 +1294,17 @@ impl Resolver {
     }
 
     fn finish_with(&mut self, now: Instant, token: u64, cached: Cached) -> Vec<Action> {
+        if matches!(cached, Cached::Negative(false, _)) {
+            if let Some(actions) = self.dns64(now, token) {
+                return actions;
+            }
+        }
+        let prefix = self.config.dns64;
         self.reply_all(now, token, |task, reply| {
-            fill_from_cache(reply, &task.chain, cached.clone())
+            fill_from_cache(reply, &task.chain, cached.clone());
+            if let (true, Some(prefix)) = (task.synthesising, prefix) {
+                synthesise(reply, prefix);
+            }
         })
     }
 
@@ -1287,6 +1315,11 @@ impl Resolver {
         nxdomain: bool,
         soa: Option<Record>,
     ) -> Vec<Action> {
+        if !nxdomain {
+            if let Some(actions) = self.dns64(now, token) {
+                return actions;
+            }
+        }
         self.reply_all(now, token, |task, reply| {
             reply.answers = task.chain.clone();
             if nxdomain {
@@ -1294,6 +1327,24 @@ impl Resolver {
             }
             reply.authorities.extend(soa.iter().cloned());
         })
+    }
+
+    /// DNS64 (RFC 6147 5.1): a client's question for AAAA records found
+    /// none (NODATA), so the name's A records are looked up instead, to
+    /// make AAAA records from. `None` where that does not apply.
+    fn dns64(&mut self, now: Instant, token: u64) -> Option<Vec<Action>> {
+        let prefix = self.config.dns64?;
+        let task = self.tasks.get_mut(&token)?;
+        let asked = !task.clients.is_empty() && task.parent.is_none();
+        if !asked || task.synthesising || task.qtype != RecordType::AAAA {
+            return None;
+        }
+        task.synthesising = true;
+        task.qtype = RecordType::A;
+        let name = Name::from(&task.name);
+        self.counters.dns64_synthesised += 1;
+        self.note(token, || Step::Dns64 { name, prefix });
+        Some(self.step(now, token))
     }
 
     fn fail(&mut self, now: Instant, token: u64) -> Vec<Action> {
@@ -1339,6 +1390,20 @@ impl Resolver {
             actions.extend(self.step(now, parent));
         }
         actions
+    }
+}
+
+/// DNS64's answer: each A record of `reply` becomes an AAAA record of the
+/// same name and TTL, its address embedded in the /96 `prefix` (RFC 6052
+/// 2.2: the IPv4 address in the last 32 bits); CNAMEs stay.
+fn synthesise(reply: &mut Message, prefix: ipnet::Ipv6Net) {
+    for r in &mut reply.answers {
+        if let RData::A(a) = &r.data {
+            let mut o = prefix.network().octets();
+            o[12..].copy_from_slice(&a.0.octets());
+            let aaaa = hickory_proto::rr::rdata::AAAA(std::net::Ipv6Addr::from(o));
+            *r = Record::from_rdata(r.name.clone(), r.ttl, RData::AAAA(aaaa));
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub enum Step {
     /// The cached answer is about to expire: resolved again in the
     /// background.
     Prefetch { name: Name, qtype: RecordType },
+    /// DNS64 (RFC 6147): `name` has no AAAA records, so its A records are
+    /// looked up to make AAAA records in `prefix`.
+    Dns64 { name: Name, prefix: ipnet::Ipv6Net },
     /// A question sent to a server of `zone`: `name` as sent (in its 0x20
     /// case), `minimised` when it is shorter than the name looked up.
     Ask {
@@ -96,6 +99,7 @@ impl Step {
             Step::LocalZone { .. } => "local-zone",
             Step::Joined { .. } => "joined",
             Step::Prefetch { .. } => "prefetch",
+            Step::Dns64 { .. } => "dns64",
             Step::Ask { .. } => "ask",
             Step::Referral { .. } => "referral",
             Step::OutOfBailiwick { .. } => "out-of-bailiwick",
@@ -146,6 +150,10 @@ impl std::fmt::Display for Step {
             Step::Prefetch { name, qtype } => write!(
                 f,
                 "{name} {qtype} expires soon: resolving it again in the background"
+            ),
+            Step::Dns64 { name, prefix } => write!(
+                f,
+                "{name} has no AAAA: DNS64 makes them from its A records in {prefix}"
             ),
             Step::Ask {
                 server,

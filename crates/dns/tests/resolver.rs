@@ -794,3 +794,47 @@ fn a_referral_to_many_name_servers_without_glue_costs_one_budget() {
     );
     assert_eq!(r.counters().work_exhausted, 1);
 }
+
+#[test]
+fn dns64_makes_aaaa_records_from_a_records_in_the_prefix() {
+    let mut config = ResolverConfig::new(vec![IpAddr::from([203, 0, 113, 53])]);
+    config.dns64 = Some("64:ff9b::/96".parse().expect("prefix"));
+    let mut r = Resolver::new(config, [0x5e; 32]);
+    let (mut net, t0) = (Internet::lab(), Instant::now());
+    net.traced = true;
+    let aaaa = |m: &Message| -> Vec<String> {
+        m.answers
+            .iter()
+            .map(|r| format!("{} {} {}", r.name, r.ttl, r.data))
+            .collect()
+    };
+    // Through a CNAME: the alias stays, the A record becomes AAAA.
+    let m = net.resolve(&mut r, t0, "api.example.com.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        aaaa(&m),
+        [
+            "api.example.com. 3600 www.example.com.",
+            "www.example.com. 3600 64:ff9b::cb00:710a",
+        ]
+    );
+    assert!(
+        net.steps
+            .iter()
+            .any(|s| s.starts_with("dns64: www.example.com. has no AAAA")),
+        "{:?}",
+        net.steps
+    );
+    // From the cache the second time, asking nobody.
+    net.asked.clear();
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::AAAA);
+    assert_eq!(aaaa(&m), ["www.example.com. 3600 64:ff9b::cb00:710a"]);
+    assert!(net.asked.is_empty(), "{:?}", net.asked);
+    // A name that does not exist is still NXDOMAIN; A questions are
+    // untouched.
+    let m = net.resolve(&mut r, t0, "nope.example.com.", RecordType::AAAA);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = net.resolve(&mut r, t0, "www.example.com.", RecordType::A);
+    assert_eq!(addrs(&m), [IpAddr::from([203, 0, 113, 10])]);
+    assert_eq!(r.counters().dns64_synthesised, 2);
+}

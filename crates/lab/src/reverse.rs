@@ -58,7 +58,9 @@ pub fn with_reverse_zones(mut zones: Vec<Zone>, lab: &Topology) -> Vec<Zone> {
 }
 
 /// The names a host's /etc/hosts gives the lab's addresses, for a host on
-/// `switch`: NAME for a static host or a service, ROUTER.SWITCH for each
+/// `switch`: NAME for a static host or a service (at each of its
+/// addresses, IPv6 too, so that a name leads to both families as DNS
+/// would), ROUTER.SWITCH for each
 /// router interface on a switch, and ROUTER alone at its address on
 /// `switch` (else its first).
 ///
@@ -86,9 +88,14 @@ pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(IpAddr, 
         if let HostAddress::Static(a) = h.address {
             short.push((IpAddr::V4(a.addr()), h.name.clone()));
         }
+        if let Some(HostAddress6::Static(a)) = h.address6 {
+            short.push((IpAddr::V6(a.addr()), h.name.clone()));
+        }
     }
     for s in &lab.services {
-        short.push((IpAddr::V4(s.address.addr()), s.name.clone()));
+        for a in s.addresses() {
+            short.push((a, s.name.clone()));
+        }
     }
     for r in &lab.routers {
         let near = r

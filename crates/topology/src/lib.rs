@@ -31,6 +31,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("dhcp", include_str!("examples/dhcp.toml")),
     ("mtu", include_str!("examples/mtu.toml")),
     ("satellite", include_str!("examples/satellite.toml")),
+    ("dual-stack", include_str!("examples/dual-stack.toml")),
     ("v6only", include_str!("examples/v6only.toml")),
 ];
 

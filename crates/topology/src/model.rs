@@ -478,6 +478,9 @@ pub struct DnsResolverSettings {
     pub cache_size: usize,
     /// How long an upstream server has to answer, in milliseconds.
     pub upstream_timeout_ms: u64,
+    /// DNS64 (RFC 6147): AAAA records made in this /96 for names with
+    /// only A records, for IPv6-only clients behind a NAT64.
+    pub dns64: Option<Ipv6Net>,
 }
 
 impl Topology {

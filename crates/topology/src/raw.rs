@@ -297,6 +297,7 @@ pub struct Service {
     pub zones: Vec<Spanned<ZoneTable>>,
     pub allow: Option<Vec<Str>>,
     pub allow_transfer: Option<Vec<Str>>,
+    pub dns64: Option<Str>,
     pub responses_per_sec: Option<Spanned<u64>>,
     pub rrl_slip: Option<Spanned<u64>>,
     pub queries_per_sec_per_client: Option<Spanned<u64>>,

@@ -90,6 +90,7 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
             "upstream_timeout_ms",
             "serve_stale",
             "prefetch",
+            "dns64",
         ],
     }
 }
@@ -1624,6 +1625,7 @@ impl Validator<'_, '_> {
             ("cache_size", s.cache_size.as_ref().map(|v| v.span())),
             ("serve_stale", s.serve_stale.as_ref().map(|v| v.span())),
             ("prefetch", s.prefetch.as_ref().map(|v| v.span())),
+            ("dns64", s.dns64.as_ref().map(|v| v.span())),
             (
                 "upstream_timeout_ms",
                 s.upstream_timeout_ms.as_ref().map(|v| v.span()),
@@ -1717,6 +1719,10 @@ impl Validator<'_, '_> {
                     10_000,
                     800,
                 ),
+                dns64: s
+                    .dns64
+                    .as_ref()
+                    .and_then(|p| self.prefix96(p, &key("dns64"))),
             }),
         }
     }

@@ -30,6 +30,7 @@ impl Service for DnsResolver {
         config.prefetch = settings.prefetch;
         config.upstream_timeout = std::time::Duration::from_millis(settings.upstream_timeout_ms);
         config.allow = settings.allow.clone().unwrap_or_else(|| lab.networks());
+        config.dns64 = settings.dns64;
         let key = lab.world().key(&spec.name)?;
         Ok(services::dns::resolver(host, config, services::dns::PORT, key)?.into())
     }

@@ -18,7 +18,31 @@ const RA_INTERVAL_DEFAULT: u64 = 60;
 /// The most addresses a DHCPv6 range may hold (the server scans it).
 const MAX_DHCP6_RANGE: u128 = 65536;
 
+/// RFC 6052's well-known prefix, 64:ff9b::/96.
+const WELL_KNOWN_PREFIX: Ipv6Net =
+    match Ipv6Net::new(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
+        Ok(n) => n,
+        Err(_) => panic!("a /96 is a valid prefix"),
+    };
+
 impl Validator<'_, '_> {
+    /// A NAT64 or DNS64 prefix: a /96 network, which IPv4 addresses take
+    /// the last 32 bits of (RFC 6052 2.2).
+    pub(super) fn prefix96(&mut self, p: &Str, key: &str) -> Option<Ipv6Net> {
+        let net = self.net6(p, key)?;
+        if net.prefix_len() != 96 || net != net.trunc() {
+            self.err(
+                p,
+                key,
+                format!("`{net}` is not a /96 network"),
+                "IPv4 addresses take the last 32 bits of a /96 (RFC 6052), like 64:ff9b::/96"
+                    .to_owned(),
+            );
+            return None;
+        }
+        Some(net)
+    }
+
     fn net6(&mut self, s: &Str, key: &str) -> Option<Ipv6Net> {
         match s.get_ref().parse::<Ipv6Net>() {
             Ok(n) => Some(n),
@@ -386,20 +410,8 @@ impl Validator<'_, '_> {
             return None;
         }
         let prefix = match &n.prefix {
-            None => Ipv6Net::new(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96).ok()?,
-            Some(p) => {
-                let net = self.net6(p, &key("prefix"))?;
-                if net.prefix_len() != 96 || net != net.trunc() {
-                    self.err(
-                        p,
-                        &key("prefix"),
-                        format!("`{net}` is not a /96 network"),
-                        "IPv4 addresses take the last 32 bits of a /96 (RFC 6052), like 64:ff9b::/96".to_owned(),
-                    );
-                    return None;
-                }
-                net
-            }
+            None => WELL_KNOWN_PREFIX,
+            Some(p) => self.prefix96(p, &key("prefix"))?,
         };
         let max = self.ranged(&n.max_entries, &key("max_entries"), 1, 1 << 24, 65536);
         Some(Nat64Spec {
