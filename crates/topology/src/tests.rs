@@ -401,6 +401,13 @@ root_hints = ["10.0.0.54"]
         (12, "service \"dns\".upstream_timeout_ms"),
         "{d:?}"
     );
+    // DNS64: off unless asked for, its prefix a /96.
+    assert_eq!(settings(&t).dns64, None);
+    let t = crate::parse(&lab("dns64 = \"64:ff9b::/96\""), "r.toml").expect("dns64");
+    assert_eq!(settings(&t).dns64, Some("64:ff9b::/96".parse().expect("net")));
+    let d = one_error(&lab("dns64 = \"64:ff9b::/64\""));
+    assert_eq!((d.line, d.key.as_str()), (12, "service \"dns\".dns64"), "{d:?}");
+    assert!(d.message.contains("is not a /96 network"), "{d:?}");
 }
 
 #[test]
