@@ -6,7 +6,9 @@
 # same zone text. First the cold-cache time of www.example.com through
 # each resolver; then alternating rounds of dnsperf (warm names: every
 # name answered from the cache): queries/s, average and p99 latency, and
-# the ratios (for latency, scratchnet's over the peer's: lower is better).
+# the ratios (for latency, scratchnet's over the peer's: lower is better);
+# each over IPv4 (A questions) and over IPv6 (AAAA questions, every
+# server asked at its IPv6 address).
 #
 #   sudo scripts/bench-dns.sh [ROUNDS]     (BENCH_SECONDS per run, default 5)
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
@@ -16,10 +18,14 @@ example_zone='$TTL 3600
 @      IN NS   ns1
 @      IN A    10.95.0.10
 www    IN A    10.95.0.10
+www    IN AAAA 2001:db8:95::10
 api    IN CNAME www
 web1   IN A    10.95.0.11
+web1   IN AAAA 2001:db8:95::11
 web2   IN A    10.95.0.12
+web2   IN AAAA 2001:db8:95::12
 web3   IN A    10.95.0.13
+web3   IN AAAA 2001:db8:95::13
 mail   IN A    10.95.0.25
 @      IN MX   10 mail
 @      IN TXT  "v=spf1 mx -all"
@@ -30,24 +36,29 @@ name = "bench-dns"
 [[switch]]
 name = "dns"
 subnet = "10.95.0.0/24"
+subnet6 = "2001:db8:95::/64"
 [[host]]
 name = "bd-cl"
 switch = "dns"
 address = "10.95.0.1/24"
+address6 = "2001:db8:95::1/64"
 [[host]]
 name = "bd-ub"
 switch = "dns"
 address = "10.95.0.2/24"
+address6 = "2001:db8:95::2/64"
 [[host]]
 name = "bd-nsd"
 switch = "dns"
 address = "10.95.0.3/24"
+address6 = "2001:db8:95::3/64"
 
 [[service]]
 name = "bd-res"
 kind = "dns-resolver"
 switch = "dns"
 address = "10.95.0.60/24"
+address6 = "2001:db8:95::60/64"
 root_hints = ["10.95.0.53"]
 queries_per_sec_per_client = 1000000
 
@@ -89,6 +100,7 @@ name = "bd-example"
 kind = "dns-authoritative"
 switch = "dns"
 address = "10.95.0.55/24"
+address6 = "2001:db8:95::55/64"
 responses_per_sec = 0   # response rate limiting off, as NSD's below
 [[service.zones]]
 origin = "example.com."
@@ -106,8 +118,9 @@ HINTS
 cat > "$work/unbound.conf" <<CONF
 server:
   interface: 10.95.0.2
-  do-ip6: no
+  interface: 2001:db8:95::2
   access-control: 10.95.0.0/24 allow
+  access-control: 2001:db8:95::/64 allow
   root-hints: "$work/root.hints"
   module-config: "iterator"
   username: ""
@@ -129,7 +142,7 @@ printf '%s\n' "$example_zone" > "$work/example.com.zone"
 cat > "$work/nsd.conf" <<CONF
 server:
   ip-address: 10.95.0.3
-  do-ip6: no
+  ip-address: 2001:db8:95::3
   username: ""
   chroot: ""
   zonesdir: "$work"
@@ -179,11 +192,15 @@ u_cold=$(cold 10.95.0.2)
 printf '%s A\n' www.example.com api.example.com web1.example.com web2.example.com \
   web3.example.com mail.example.com example.com > "$work/names.txt"
 printf '%s MX\n%s TXT\n' example.com example.com >> "$work/names.txt"
+printf '%s AAAA\n' www.example.com api.example.com web1.example.com web2.example.com \
+  web3.example.com > "$work/names6.txt"
 
 # dnsperf against $1 for $secs s: "queries/s avg_ms p99_ms" (p99 from each
-# answer's latency, -v).
+# answer's latency, -v); the questions of names6.txt for an IPv6 address.
 perf() {
-  ip netns exec bd-cl dnsperf -s "$1" -d "$work/names.txt" -l "$secs" -c 4 -q 256 -v \
+  local names=names.txt
+  case $1 in *:*) names=names6.txt ;; esac
+  ip netns exec bd-cl dnsperf -s "$1" -d "$work/$names" -l "$secs" -c 4 -q 256 -v \
     > "$work/perf.txt" 2>&1
   python3 - "$work/perf.txt" <<'PY'
 import re, sys
@@ -207,9 +224,11 @@ PY
 # Warm both caches.
 perf 10.95.0.60 >/dev/null
 perf 10.95.0.2 >/dev/null
+perf 2001:db8:95::60 >/dev/null
+perf 2001:db8:95::2 >/dev/null
 
 declare -A all
-row() { printf '%-6s %-30s %12s %12s %7s\n' "$@"; }
+row() { printf '%-6s %-36s %12s %12s %7s\n' "$@"; }
 run_pair() { # label scratch_addr peer_addr peer_name
   local r=$1 label=$2 s q p sq sa sp pq pa pp
   read -r sq sa sp < <(perf "$3")
@@ -230,10 +249,12 @@ row round metric scratchnet peer ratio
 for r in $(seq "$rounds"); do
   run_pair "$r" "resolver/Unbound" 10.95.0.60 10.95.0.2
   run_pair "$r" "authoritative/NSD" 10.95.0.55 10.95.0.3
+  run_pair "$r" "IPv6 resolver/Unbound" 2001:db8:95::60 2001:db8:95::2
+  run_pair "$r" "IPv6 authoritative/NSD" 2001:db8:95::55 2001:db8:95::3
 done
 echo
 echo "median over $rounds rounds (${secs} s each, dnsperf -c 4 -q 256):"
-for label in resolver/Unbound authoritative/NSD; do
+for label in resolver/Unbound authoritative/NSD "IPv6 resolver/Unbound" "IPv6 authoritative/NSD"; do
   for m in qps avg p99; do
     case $m in qps) unit="$label queries/s" ;; avg) unit="$label avg ms" ;; p99) unit="$label p99 ms" ;; esac
     # shellcheck disable=SC2086

@@ -2,12 +2,13 @@
 # Service hosts against nginx, one run, in the same lab: a namespace client
 # on one switch with (a) scratchnet's built-in http service and (b) nginx
 # in a namespace host, both serving the same small body and a 1 GiB
-# download. Prints requests/s and p99 latency (wrk, keep-alive), download
-# Gbit/s (curl), and the ratios. Then the resident memory of the process:
-# with the reference lab idle, and holding 10,000 idle keep-alive
-# connections to one service host.
+# download, over IPv4 and over IPv6. Prints the medians over ROUNDS rounds
+# of requests/s and p99 latency (wrk, keep-alive) and download Gbit/s
+# (curl), with the ratios. Then the resident memory of the process: with
+# the reference lab idle, and holding 10,000 idle keep-alive connections
+# to one service host.
 #
-#   sudo scripts/bench-http.sh          (WRK_SECONDS, default 10)
+#   sudo scripts/bench-http.sh [ROUNDS]     (default 3; WRK_SECONDS, default 10)
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 wrk_secs=${WRK_SECONDS:-10}
 body=64
@@ -19,19 +20,23 @@ name = "bench-http"
 [[switch]]
 name = "web"
 subnet = "10.94.0.0/24"
+subnet6 = "2001:db8:94::/64"
 [[host]]
 name = "hb-cl"
 switch = "web"
 address = "10.94.0.1/24"
+address6 = "2001:db8:94::1/64"
 [[host]]
 name = "hb-ng"
 switch = "web"
 address = "10.94.0.2/24"
+address6 = "2001:db8:94::2/64"
 [[service]]
 name = "hb-web"
 kind = "http"
 switch = "web"
 address = "10.94.0.10/24"
+address6 = "2001:db8:94::10/64"
 body_size = $body
 # One client holds the 10,000 idle connections of the memory figure.
 max_connections_per_client = 16384
@@ -53,6 +58,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 80 backlog=4096;
+    listen [::]:80 backlog=4096;
     location = / { default_type text/plain; return 200 "$(cat "$work/small.txt")"; }
     location = /big { alias $work/big.bin; }
   }
@@ -71,16 +77,27 @@ gbps() {
     | python3 -c 'import sys; print("%.2f" % (float(sys.stdin.read())*8/1e9))'
 }
 
-read -r s_rps s_p99 < <(wrk_run http://10.94.0.10/)
-read -r n_rps n_p99 < <(wrk_run http://10.94.0.2/)
-s_p99=$(to_ms "$s_p99"); n_p99=$(to_ms "$n_p99")
-s_dl=$(gbps "http://10.94.0.10/bytes/$download")
-n_dl=$(gbps "http://10.94.0.2/big")
+# Both servers, both families, ROUNDS times; medians.
+declare -A all
+for _ in $(seq "$rounds"); do
+  for fam in 4 6; do
+    if [ "$fam" = 4 ]; then s_at=10.94.0.10; n_at=10.94.0.2; else s_at='[2001:db8:94::10]'; n_at='[2001:db8:94::2]'; fi
+    read -r rps p99 < <(wrk_run "http://$s_at/"); all[$fam.rps.s]+=" $rps"; all[$fam.p99.s]+=" $(to_ms "$p99")"
+    read -r rps p99 < <(wrk_run "http://$n_at/"); all[$fam.rps.n]+=" $rps"; all[$fam.p99.n]+=" $(to_ms "$p99")"
+    all[$fam.dl.s]+=" $(gbps "http://$s_at/bytes/$download")"
+    all[$fam.dl.n]+=" $(gbps "http://$n_at/big")"
+  done
+done
 
-printf '%-32s %12s %12s %7s\n' metric scratchnet nginx ratio
-printf '%-32s %12s %12s %7s\n' "requests/s (wrk -c64, ${body} B)" "$s_rps" "$n_rps" "$(ratio "$s_rps" "$n_rps")"
-printf '%-32s %12s %12s %7s\n' "p99 latency ms" "$s_p99" "$n_p99" "$(ratio "$s_p99" "$n_p99")"
-printf '%-32s %12s %12s %7s\n' "download 1 GiB Gbit/s" "$s_dl" "$n_dl" "$(ratio "$s_dl" "$n_dl")"
+echo "median over $rounds rounds (wrk -t2 -c64 ${wrk_secs} s, ${body} B bodies; curl of 1 GiB):"
+printf '%-36s %12s %12s %7s\n' metric scratchnet nginx ratio
+for fam in 4 6; do
+  for m in "rps:requests/s" "p99:p99 latency ms" "dl:download 1 GiB Gbit/s"; do
+    key=${m%%:*}
+    sv=$(median ${all[$fam.$key.s]}); nv=$(median ${all[$fam.$key.n]})
+    printf '%-36s %12s %12s %7s\n' "IPv$fam ${m#*:}" "$sv" "$nv" "$(ratio "$sv" "$nv")"
+  done
+done
 kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$lab_pid/status"; }

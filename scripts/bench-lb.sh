@@ -7,6 +7,8 @@
 #   http   http-lb (X-Forwarded-For, Via)   vs HAProxy mode http (forwardfor)
 #   tcp    tcp-lb                            vs HAProxy mode tcp
 #   https  http-lb TLS (lab CA, P-256)       vs HAProxy TLS (P-256, self-signed)
+# Each pair again with the client over IPv6 (http6, tcp6, https6: the
+# balancers' IPv6 addresses; the backends stay IPv4).
 # Prints requests/s, p50 and p99 latency and the ratios (for latency,
 # scratchnet's over HAProxy's: lower is better). Then HTTP at a fixed rate
 # both carry (BENCH_RATE, default 8,000/s; crates/loadgen, latency from
@@ -20,19 +22,23 @@ name = "bench-lb"
 [[switch]]
 name = "lbb"
 subnet = "10.96.0.0/24"
+subnet6 = "2001:db8:96::/64"
 [[host]]
 name = "lbb-cl"
 switch = "lbb"
 address = "10.96.0.1/24"
+address6 = "2001:db8:96::1/64"
 [[host]]
 name = "lbb-hap"
 switch = "lbb"
 address = "10.96.0.2/24"
+address6 = "2001:db8:96::2/64"
 [[service]]
 name = "lbb-lb"
 kind = "http-lb"
 switch = "lbb"
 address = "10.96.0.10/24"
+address6 = "2001:db8:96::10/64"
 backends = ["lbb-w1", "lbb-w2", "lbb-w3"]
 tls_port = 443
 [[service]]
@@ -40,6 +46,7 @@ name = "lbb-tcp"
 kind = "tcp-lb"
 switch = "lbb"
 address = "10.96.0.20/24"
+address6 = "2001:db8:96::20/64"
 port = 80
 backends = ["lbb-w1", "lbb-w2", "lbb-w3"]
 [[service]]
@@ -79,13 +86,16 @@ defaults
   http-reuse always
 frontend web
   bind 10.96.0.2:80
+  bind [2001:db8:96::2]:80
   default_backend web
 frontend webtls
   bind 10.96.0.2:443 ssl crt $work/haproxy.pem alpn http/1.1
+  bind [2001:db8:96::2]:443 ssl crt $work/haproxy.pem alpn http/1.1
   default_backend web
 frontend tcp
   mode tcp
   bind 10.96.0.2:81
+  bind [2001:db8:96::2]:81
   default_backend tcp
 backend tcp
   mode tcp
@@ -119,9 +129,11 @@ wrk_run() {
 }
 
 declare -A all
-pairs=(http tcp https)
-declare -A url_s=([http]=http://10.96.0.10/ [tcp]=http://10.96.0.20/ [https]=https://10.96.0.10/)
-declare -A url_h=([http]=http://10.96.0.2/ [tcp]=http://10.96.0.2:81/ [https]=https://10.96.0.2/)
+pairs=(http tcp https http6 tcp6 https6)
+declare -A url_s=([http]=http://10.96.0.10/ [tcp]=http://10.96.0.20/ [https]=https://10.96.0.10/
+  [http6]='http://[2001:db8:96::10]/' [tcp6]='http://[2001:db8:96::20]/' [https6]='https://[2001:db8:96::10]/')
+declare -A url_h=([http]=http://10.96.0.2/ [tcp]=http://10.96.0.2:81/ [https]=https://10.96.0.2/
+  [http6]='http://[2001:db8:96::2]/' [tcp6]='http://[2001:db8:96::2]:81/' [https6]='https://[2001:db8:96::2]/')
 metrics=(rps p50 p99)
 names=([0]="requests/s" [1]="p50 ms" [2]="p99 ms")
 printf '%-6s %-24s %12s %12s %7s\n' round metric scratchnet haproxy ratio

@@ -418,7 +418,7 @@ pub struct LbSettings {
 /// and weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LbBackend {
-    /// A service or static host of the lab, or an IPv4 address.
+    /// A service or static host of the lab, or an address of either family.
     pub target: String,
     pub port: u16,
     pub weight: u32,

@@ -442,8 +442,8 @@ address = "10.0.0.10/24"
         other => panic!("{other:?}"),
     };
     let t = crate::parse(
-        &lab(r#"backends = ["web", "py:8000", "10.0.0.9:81"]
-weights = [3, 1, 1]
+        &lab(r#"backends = ["web", "py:8000", "10.0.0.9:81", "[2001:db8::9]:82", "2001:db8::8"]
+weights = [3, 1, 1, 1, 1]
 algorithm = "least-connections"
 health_check = "tcp"
 health_fall = 4
@@ -463,7 +463,9 @@ sticky_cookie = "srv""#),
         [
             ("web".to_owned(), 80, 3),
             ("py".to_owned(), 8000, 1),
-            ("10.0.0.9".to_owned(), 81, 1)
+            ("10.0.0.9".to_owned(), 81, 1),
+            ("2001:db8::9".to_owned(), 82, 1),
+            ("2001:db8::8".to_owned(), 80, 1)
         ]
     );
     assert_eq!(s.algorithm, balancer::Algorithm::LeastConnections);

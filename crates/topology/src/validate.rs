@@ -370,8 +370,9 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// A balancer's backends (`NAME`, `NAME:PORT` or `A.B.C.D:PORT`; without
-    /// a port, the balancer's) and their weights.
+    /// A balancer's backends (`NAME`, `NAME:PORT`, `A.B.C.D:PORT`, an IPv6
+    /// address or `[IPV6]:PORT`; without a port, the balancer's) and their
+    /// weights.
     fn lb_backends(
         &mut self,
         list: &[Str],
@@ -384,12 +385,18 @@ impl Validator<'_, '_> {
         let mut backends = Vec::new();
         for b in list {
             let text = b.get_ref();
-            let (target, port) = match text.rsplit_once(':') {
-                Some((t, p)) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
-                None => (text.as_str(), Some(port)),
+            let bracketed = text
+                .strip_prefix('[')
+                .and_then(|t| t.split_once("]:"))
+                .map(|(a, p)| (a, p.parse::<u16>().ok().filter(|p| *p > 0)));
+            let (target, port) = match (bracketed, text.rsplit_once(':')) {
+                (Some(b), _) => b,
+                _ if text.parse::<std::net::Ipv6Addr>().is_ok() => (text.as_str(), Some(port)),
+                (None, Some((t, p))) => (t, p.parse::<u16>().ok().filter(|p| *p > 0)),
+                (None, None) => (text.as_str(), Some(port)),
             };
             let known = (peers.iter().any(|p| p == target) && target != name)
-                || target.parse::<Ipv4Addr>().is_ok();
+                || target.parse::<std::net::IpAddr>().is_ok();
             match port.filter(|_| known) {
                 Some(port) => backends.push(LbBackend {
                     target: target.to_owned(),
@@ -400,7 +407,7 @@ impl Validator<'_, '_> {
                     b,
                     &key("backends"),
                     format!("`{text}` is not another service, a static host or an address, with an optional port"),
-                    "write NAME, NAME:PORT or A.B.C.D:PORT, NAME a [[service]] or a [[host]] with a static address".to_owned(),
+                    "write NAME, NAME:PORT, A.B.C.D:PORT or [IPV6]:PORT, NAME a [[service]] or a [[host]] with a static address".to_owned(),
                 ),
             }
         }
