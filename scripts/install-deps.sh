@@ -17,7 +17,7 @@ set -euo pipefail
 
 use=${1:-test}
 lab=(iproute2 iputils-ping iputils-tracepath traceroute ndisc6 isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils python3 graphviz)
-test=(netcat-openbsd wrk ethtool)
+test=(netcat-openbsd wrk ethtool dnsviz zonemaster-cli)
 bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl)
 case "$use" in
   lab) packages=("${lab[@]}") ;;

@@ -27,6 +27,7 @@ fn dns_in_the_reference_lab() {
     scratchnet_trace_dns_shows_the_walk_and_a_traced_dig_links_the_resolvers_queries();
     isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com();
     dns_over_ipv6_aaaa_reverse_and_trace();
+    the_dns_conformance_tools_pass_over_both_families();
     the_resolver_fails_over_to_ns2_when_ns1_is_down();
     // What the resolver did, in `scratchnet status`.
     let status = lab.status_json();
@@ -250,6 +251,64 @@ fn isp_dns_resolves_for_alice_and_bob_walking_root_com_example_com() {
     assert!(body.contains("server: web1 203.0.113.11:80"), "{body}");
     let hosts = exec_ok("alice", "getent ahostsv4 web2.example.com");
     assert!(hosts.starts_with("203.0.113.12"), "{hosts}");
+}
+
+/// Zonemaster and DNSViz, from the machine through the uplink, against
+/// the lab's root, com and example.com servers, over IPv6 alone and over
+/// IPv4 alone.
+fn the_dns_conformance_tools_pass_over_both_families() {
+    let hints = std::env::temp_dir().join("scratchnet-tests-lab.hints");
+    std::fs::write(
+        &hints,
+        ".  3600000 NS a.root-servers.net.\n\
+         a.root-servers.net. 3600000 A 203.0.113.53\n\
+         a.root-servers.net. 3600000 AAAA 2001:db8:113::53\n",
+    )
+    .unwrap();
+    for (zonemaster, dnsviz, servers) in [
+        (
+            "--ipv6 --no-ipv4",
+            "-6",
+            ["[2001:db8:113::53]", "[2001:db8:113::54]", "[2001:db8:113::55]", "[2001:db8:113::56]"],
+        ),
+        (
+            "--ipv4 --no-ipv6",
+            "-4",
+            ["203.0.113.53", "203.0.113.54", "203.0.113.55", "203.0.113.56"],
+        ),
+    ] {
+        // Zonemaster's every test case; its only errors are ADDRESS01's:
+        // the lab's addresses are documentation prefixes (RFC 5737, RFC
+        // 3849), as its plan says they are.
+        let out = sh(&format!(
+            "zonemaster-cli --hints {} {zonemaster} --level ERROR --show-testcase --no-progress example.com",
+            hints.display()
+        ));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("CRITICAL"))
+            .filter(|l| !l.contains("ADDRESS01"))
+            .collect();
+        assert!(out.status.success() && errors.is_empty(), "zonemaster {zonemaster}:\n{text}");
+        // DNSViz's analysis of the whole chain: no error and no warning
+        // (the zones are unsigned, which it reports as insecure, not
+        // wrong).
+        let [root, com, ns1, ns2] = servers;
+        let probe = sh(&format!(
+            "dnsviz probe {dnsviz} -A -a . -x '.:a.root-servers.net={root}' \
+             -x 'com:a.gtld-servers.net={com}' \
+             -x 'example.com:ns1.example.com={ns1},ns2.example.com={ns2}' example.com \
+             | dnsviz grok -l warning"
+        ));
+        let grok = String::from_utf8_lossy(&probe.stdout);
+        assert!(
+            probe.status.success() && grok.trim().is_empty(),
+            "dnsviz {dnsviz}: {grok}\n{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&hints);
 }
 
 /// The same hierarchy over IPv6: AAAA records, ip6.arpa, the resolver
