@@ -269,12 +269,22 @@ fn the_dns_conformance_tools_pass_over_both_families() {
         (
             "--ipv6 --no-ipv4",
             "-6",
-            ["[2001:db8:113::53]", "[2001:db8:113::54]", "[2001:db8:113::55]", "[2001:db8:113::56]"],
+            [
+                "[2001:db8:113::53]",
+                "[2001:db8:113::54]",
+                "[2001:db8:113::55]",
+                "[2001:db8:113::56]",
+            ],
         ),
         (
             "--ipv4 --no-ipv6",
             "-4",
-            ["203.0.113.53", "203.0.113.54", "203.0.113.55", "203.0.113.56"],
+            [
+                "203.0.113.53",
+                "203.0.113.54",
+                "203.0.113.55",
+                "203.0.113.56",
+            ],
         ),
     ] {
         // Zonemaster's every test case; its only errors are ADDRESS01's:
@@ -290,7 +300,10 @@ fn the_dns_conformance_tools_pass_over_both_families() {
             .filter(|l| l.contains("ERROR") || l.contains("CRITICAL"))
             .filter(|l| !l.contains("ADDRESS01"))
             .collect();
-        assert!(out.status.success() && errors.is_empty(), "zonemaster {zonemaster}:\n{text}");
+        assert!(
+            out.status.success() && errors.is_empty(),
+            "zonemaster {zonemaster}:\n{text}"
+        );
         // DNSViz's analysis of the whole chain: no error and no warning
         // (the zones are unsigned, which it reports as insecure, not
         // wrong).

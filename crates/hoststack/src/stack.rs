@@ -1244,25 +1244,17 @@ impl Stack {
     /// one on its subnet, else the first (for IPv6: the link-local one to
     /// a link-local destination, else a global one).
     fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        /// Of `nets`, the one `holds` picks, else the first.
+        fn pick<N>(nets: &[N], holds: impl Fn(&N) -> bool) -> Option<&N> {
+            nets.iter().find(|n| holds(n)).or_else(|| nets.first())
+        }
         let c = &self.config;
         match dst {
-            IpAddr::V4(d) => {
-                let a = &c.addresses;
-                a.iter()
-                    .find(|n| n.contains(&d))
-                    .or_else(|| a.first())
-                    .map(|n| IpAddr::V4(n.addr()))
-            }
+            IpAddr::V4(d) => pick(&c.addresses, |n| n.contains(&d)).map(|n| IpAddr::V4(n.addr())),
             IpAddr::V6(d) if is_link_local(d) && !c.addresses6.is_empty() => {
                 Some(IpAddr::V6(link_local(c)))
             }
-            IpAddr::V6(d) => {
-                let a = &c.addresses6;
-                a.iter()
-                    .find(|n| n.contains(&d))
-                    .or_else(|| a.first())
-                    .map(|n| IpAddr::V6(n.addr()))
-            }
+            IpAddr::V6(d) => pick(&c.addresses6, |n| n.contains(&d)).map(|n| IpAddr::V6(n.addr())),
         }
     }
 

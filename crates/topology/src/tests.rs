@@ -404,9 +404,16 @@ root_hints = ["10.0.0.54"]
     // DNS64: off unless asked for, its prefix a /96.
     assert_eq!(settings(&t).dns64, None);
     let t = crate::parse(&lab("dns64 = \"64:ff9b::/96\""), "r.toml").expect("dns64");
-    assert_eq!(settings(&t).dns64, Some("64:ff9b::/96".parse().expect("net")));
+    assert_eq!(
+        settings(&t).dns64,
+        Some("64:ff9b::/96".parse().expect("net"))
+    );
     let d = one_error(&lab("dns64 = \"64:ff9b::/64\""));
-    assert_eq!((d.line, d.key.as_str()), (12, "service \"dns\".dns64"), "{d:?}");
+    assert_eq!(
+        (d.line, d.key.as_str()),
+        (12, "service \"dns\".dns64"),
+        "{d:?}"
+    );
     assert!(d.message.contains("is not a /96 network"), "{d:?}");
 }
 
@@ -442,13 +449,15 @@ address = "10.0.0.10/24"
         other => panic!("{other:?}"),
     };
     let t = crate::parse(
-        &lab(r#"backends = ["web", "py:8000", "10.0.0.9:81", "[2001:db8::9]:82", "2001:db8::8"]
+        &lab(
+            r#"backends = ["web", "py:8000", "10.0.0.9:81", "[2001:db8::9]:82", "2001:db8::8"]
 weights = [3, 1, 1, 1, 1]
 algorithm = "least-connections"
 health_check = "tcp"
 health_fall = 4
 retries = 0
-sticky_cookie = "srv""#),
+sticky_cookie = "srv""#,
+        ),
         "b.toml",
     )
     .expect("valid");
