@@ -317,8 +317,15 @@ pub fn dns_resolver(data: &[u8]) {
     };
     let (question, upstream) = rest.split_at(usize::from(split).min(rest.len()));
     let now = std::time::Instant::now();
-    let config = dns::ResolverConfig::new(vec![std::net::IpAddr::from([203, 0, 113, 53])]);
+    let mut config = dns::ResolverConfig::new(vec![
+        std::net::IpAddr::from([203, 0, 113, 53]),
+        "2001:db8:113::53".parse().unwrap_or(std::net::Ipv6Addr::LOCALHOST).into(),
+    ]);
+    // DNS64 on: an AAAA question that finds none takes the synthesis path.
+    config.dns64 = "64:ff9b::/96".parse().ok();
     let mut r = dns::Resolver::new(config, [7; 32]);
+    // The well-formed question asks A or AAAA, by the split byte.
+    let qtype = if split & 1 == 1 { 28 } else { 1 };
     let client = std::net::IpAddr::from([192, 168, 1, 10]);
     let mut pending: Vec<dns::Action> =
         r.client_query(now, 1, client, dns::Transport::Udp, question);
@@ -330,7 +337,7 @@ pub fn dns_resolver(data: &[u8]) {
         dns::Transport::Tcp,
         &[
             0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w', 7, b'e', b'x', b'a', b'm',
-            b'p', b'l', b'e', 3, b'c', b'o', b'm', 0, 0, 1, 0, 1,
+            b'p', b'l', b'e', 3, b'c', b'o', b'm', 0, 0, qtype, 0, 1,
         ],
     ));
     for action in pending {
