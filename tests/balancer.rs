@@ -161,11 +161,13 @@ name = "lbtest"
 [[switch]]
 name = "lbnet"
 subnet = "10.78.0.0/24"
+subnet6 = "2001:db8:78::/64"
 
 [[host]]
 name = "lbc"
 switch = "lbnet"
 address = "10.78.0.2/24"
+address6 = "2001:db8:78::2/64"
 
 [[host]]
 name = "lbh1"
@@ -207,12 +209,14 @@ name = "weba"
 kind = "http"
 switch = "lbnet"
 address = "10.78.0.31/24"
+address6 = "2001:db8:78::31/64"
 
 [[service]]
 name = "webb"
 kind = "http"
 switch = "lbnet"
 address = "10.78.0.32/24"
+address6 = "2001:db8:78::32/64"
 
 [[service]]
 name = "lbroute"
@@ -240,14 +244,26 @@ name = "lbtcp"
 kind = "tcp-lb"
 switch = "lbnet"
 address = "10.78.0.41/24"
+address6 = "2001:db8:78::41/64"
 port = 80
 backends = ["weba", "webb"]
+
+# Over IPv6 to its backends, whatever its clients speak.
+[[service]]
+name = "lbtcp6"
+kind = "tcp-lb"
+switch = "lbnet"
+address = "10.78.0.44/24"
+address6 = "2001:db8:78::44/64"
+port = 80
+backends = ["[2001:db8:78::31]:80", "[2001:db8:78::32]:80"]
 
 [[service]]
 name = "lbudp"
 kind = "udp-lb"
 switch = "lbnet"
 address = "10.78.0.40/24"
+address6 = "2001:db8:78::40/64"
 port = 53
 backends = ["dnsa", "dnsb"]
 
@@ -517,4 +533,29 @@ fn tcp_and_udp_balancers_spread_connections_and_flows() {
     assert_eq!(who, ["\"dnsa\"", "\"dnsb\"", "\"dnsa\"", "\"dnsb\""]);
     let pool = lb(&["lbudp"]);
     assert!(pool.contains("balancer lbudp (round-robin)"), "{pool}");
+
+    // The same balancers for a client over IPv6: flows spread, answers
+    // from the balancer's IPv6 address.
+    let who6 = script_ok(
+        "lbc",
+        "for i in $(seq 2); do dig -6 +short +time=2 +tries=1 @2001:db8:78::40 who.lab.test TXT; done",
+    );
+    let mut who6: Vec<&str> = who6.lines().collect();
+    who6.sort_unstable();
+    assert_eq!(who6, ["\"dnsa\"", "\"dnsb\""]);
+    let tcp6 = script_ok(
+        "lbc",
+        "for i in $(seq 2); do curl -s -m 5 'http://[2001:db8:78::41]/'; done",
+    );
+    assert!(tcp6.contains("server: weba 10.78.0.31:80"), "{tcp6}");
+    assert!(tcp6.contains("server: webb 10.78.0.32:80"), "{tcp6}");
+    // Backends given as IPv6 addresses: the balancer reaches them over
+    // IPv6, from its own IPv6 address, for a client over IPv4.
+    let to6 = script_ok(
+        "lbc",
+        "for i in $(seq 2); do curl -s -m 5 http://10.78.0.44/; done",
+    );
+    assert!(to6.contains("server: weba [2001:db8:78::31]:80"), "{to6}");
+    assert!(to6.contains("server: webb [2001:db8:78::32]:80"), "{to6}");
+    assert!(to6.contains("client: [2001:db8:78::44]:"), "{to6}");
 }
