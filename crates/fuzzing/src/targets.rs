@@ -319,7 +319,10 @@ pub fn dns_resolver(data: &[u8]) {
     let now = std::time::Instant::now();
     let mut config = dns::ResolverConfig::new(vec![
         std::net::IpAddr::from([203, 0, 113, 53]),
-        "2001:db8:113::53".parse().unwrap_or(std::net::Ipv6Addr::LOCALHOST).into(),
+        "2001:db8:113::53"
+            .parse()
+            .unwrap_or(std::net::Ipv6Addr::LOCALHOST)
+            .into(),
     ]);
     // DNS64 on: an AAAA question that finds none takes the synthesis path.
     config.dns64 = "64:ff9b::/96".parse().ok();
