@@ -72,7 +72,8 @@ impl phy::Device for Port<'_> {
         caps.checksum.tcp = Checksum::Rx;
         // IPv4 only: smoltcp 0.14 drops an IPv6 packet larger than the
         // MTU even when it carries segmentation metadata (its IPv6 dispatch
-        // never looks at it), so IPv6 TCP leaves in MSS-sized segments.
+        // never looks at it), so IPv6 TCP leaves in MSS-sized segments,
+        // which crate::coalesce joins into super-frames afterwards.
         caps.segmentation.tcpv4 = NonZeroUsize::new(SUPER_FRAME);
         caps
     }

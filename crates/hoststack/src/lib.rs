@@ -10,6 +10,7 @@
 //!
 //! docs/hoststack.md explains the tuning.
 
+mod coalesce;
 mod config;
 mod decision;
 mod device;

@@ -782,6 +782,10 @@ impl Stack {
                 PollResult::None => break,
             }
         }
+        if sock.udp.is_none() {
+            // IPv6 has no TSO from smoltcp: its burst is joined here.
+            crate::coalesce::tcp6(out, start, &mut self.pool);
+        }
         // smoltcp holds a socket back for up to a second while the
         // neighbour it needs is resolved, whether this attempt sent the ARP
         // request or an earlier one did. A socket that waits no longer than
