@@ -13,7 +13,7 @@ use crate::flow::FlowKey;
 use crate::stack::{HostStatus, SockId, Stack};
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -267,16 +267,6 @@ impl Host {
     /// The host's first address of each family.
     pub fn addresses(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
         self.inner.with_stack(|s| s.addresses())
-    }
-
-    /// The host's address of `remote`'s family, to name itself to it
-    /// with (a DNS cookie's client address, say).
-    pub fn address_for(&self, remote: IpAddr) -> Option<IpAddr> {
-        match (remote, self.addresses()) {
-            (IpAddr::V4(_), (Some(a), _)) => Some(IpAddr::V4(a)),
-            (IpAddr::V6(_), (_, Some(a))) => Some(IpAddr::V6(a)),
-            _ => None,
-        }
     }
 
     pub fn status(&self) -> HostStatus {
