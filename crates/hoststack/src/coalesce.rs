@@ -10,7 +10,9 @@
 //! segment size in its virtio-net header (a partial checksum, `TcpV6`), as
 //! Linux's GRO would merge them on the way in. A port that takes offloads
 //! gets it whole; every other port gets the very segments back from the
-//! fabric's segmenter.
+//! fabric's segmenter. The segments arrive with their checksums deferred,
+//! so a joined segment's bytes are summed once, by whoever completes the
+//! super-frame (often the kernel's offload, never here).
 
 use wire::ether::{EthernetHeader, ETHERTYPE_IPV6};
 use wire::ip::PROTO_TCP;
@@ -38,8 +40,7 @@ fn segment(f: &Frame) -> Option<Segment> {
     let data = f.data();
     let eth = EthernetHeader::parse(data).ok()?;
     let l3 = eth.payload_offset;
-    if eth.ethertype != ETHERTYPE_IPV6 || f.hdr.needs_work() || data.get(l3 + 6) != Some(&PROTO_TCP)
-    {
+    if eth.ethertype != ETHERTYPE_IPV6 || f.hdr.is_gso() || data.get(l3 + 6) != Some(&PROTO_TCP) {
         return None;
     }
     let l4 = l3 + 40;
@@ -90,7 +91,11 @@ pub(crate) fn tcp6(out: &mut Vec<Frame>, start: usize, pool: &mut FramePool) {
     let ipv6 = out
         .get(start)
         .is_some_and(|f| f.data().get(12..14) == Some(&ETHERTYPE_IPV6.to_be_bytes()[..]));
-    if !ipv6 || out.len() - start < 2 {
+    if !ipv6 {
+        return;
+    }
+    if out.len() - start < 2 {
+        out[start..].iter_mut().for_each(complete);
         return;
     }
     let sent: Vec<Frame> = out.drain(start..).collect();
@@ -115,7 +120,11 @@ pub(crate) fn tcp6(out: &mut Vec<Frame>, start: usize, pool: &mut FramePool) {
         }
         match seg {
             Some(seg) => run = Some((f, seg, 1)),
-            None => out.push(f),
+            None => {
+                let mut f = f;
+                complete(&mut f);
+                out.push(f);
+            }
         }
     }
     if let Some(done) = run {
@@ -128,6 +137,7 @@ pub(crate) fn tcp6(out: &mut Vec<Frame>, start: usize, pool: &mut FramePool) {
 /// the segment size in its virtio-net header.
 fn finish((mut f, first, count): (Frame, Segment, usize)) -> Frame {
     if count < 2 {
+        complete(&mut f);
         return f;
     }
     let l4 = first.l4;
@@ -144,6 +154,17 @@ fn finish((mut f, first, count): (Frame, Segment, usize)) -> Frame {
         (l4 + first.header) as u16,
     );
     f
+}
+
+/// A segment left alone gets the checksum its sender deferred (see
+/// `crate::device`), so that only super-frames leave partial.
+fn complete(f: &mut Frame) {
+    if f.hdr.needs_csum() && !f.hdr.is_gso() {
+        let hdr = f.hdr;
+        if wire::offload::complete_checksum(f.data_mut(), &hdr).is_ok() {
+            f.hdr = VnetHdr::PLAIN;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +199,16 @@ mod tests {
 
     use wire::ip;
 
+    /// `f` as the device leaves a data segment: the checksum deferred.
+    fn deferred(f: &Frame) -> Frame {
+        let mut d = Frame::from_slice(f.data());
+        let len = d.len() - 54;
+        let pseudo = checksum::pseudo_header(&SRC.octets(), &DST.octets(), PROTO_TCP, len as u32);
+        d.data_mut()[54 + 16..54 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        d.hdr = VnetHdr::partial_checksum(54, 16);
+        d
+    }
+
     #[test]
     fn a_burst_becomes_one_super_frame_that_cuts_back_into_the_same_segments() {
         let body: Vec<u8> = (0..2500u32).map(|i| (i * 7) as u8).collect();
@@ -186,7 +217,7 @@ mod tests {
             seg(2000, ACK, &body[1000..2000]),
             seg(3000, ACK | PSH, &body[2000..]),
         ];
-        let mut out: Vec<Frame> = sent.iter().map(|f| Frame::from_slice(f.data())).collect();
+        let mut out: Vec<Frame> = sent.iter().map(deferred).collect();
         let mut pool = FramePool::new(1514, 8);
         tcp6(&mut out, 0, &mut pool);
         assert_eq!(out.len(), 1);
@@ -227,5 +258,20 @@ mod tests {
             ]
         );
         assert_eq!(out[1].data()[54 + 13], ACK | FIN);
+    }
+
+    #[test]
+    fn a_segment_left_alone_leaves_with_its_checksum_complete() {
+        let body = [9u8; 700];
+        let alone = seg(1000, ACK | PSH, &body);
+        let gap = seg(9000, ACK, &body);
+        for burst in [vec![&alone], vec![&alone, &gap]] {
+            let mut out: Vec<Frame> = burst.iter().map(|f| deferred(f)).collect();
+            tcp6(&mut out, 0, &mut FramePool::new(1514, 8));
+            for (f, orig) in out.iter().zip(&burst) {
+                assert!(!f.hdr.needs_work());
+                assert_eq!(f.data(), orig.data());
+            }
+        }
     }
 }

@@ -14,7 +14,9 @@
 //! may hand over segments of up to 64 KiB with the peer's MSS attached;
 //! they go out as GSO super-frames with a partial checksum, which an
 //! offloading TAP takes whole and every other port gets cut by the
-//! fabric's egress path. Other TCP segments get their checksum here, so
+//! fabric's egress path. An IPv6 segment carrying data leaves with its
+//! checksum partial for crate::coalesce, which completes it only for a
+//! segment it cannot join; other TCP segments get their checksum here, so
 //! that frames that need no offload are plain.
 
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium, PacketMeta};
@@ -147,7 +149,21 @@ fn finish_tcp(frame: &mut Frame, mss: Option<u16>) {
     let l4_len = v.end - v.l4;
     let payload = l4_len - header;
     data[v.l4 + 16..v.l4 + 18].fill(0);
+    // An IPv6 segment with data is one crate::coalesce may join to the
+    // next: its checksum is left partial, completed there once for a
+    // segment left alone and never for one joined into a super-frame.
+    let joinable = v.family == Family::V6 && payload > 0;
     match mss {
+        _ if joinable && mss.is_none() => {
+            let pseudo = checksum::pseudo_header(
+                &ip::octets(v.src),
+                &ip::octets(v.dst),
+                PROTO_TCP,
+                l4_len as u32,
+            );
+            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            frame.hdr = VnetHdr::partial_checksum(v.l4 as u16, 16);
+        }
         Some(mss) if payload > usize::from(mss) => {
             let pseudo = checksum::pseudo_header(
                 &ip::octets(v.src),
