@@ -277,7 +277,7 @@ fn tour_promise(cmd: &str, nth: usize) -> &'static [&'static str] {
         "sudo scratchnet exec alice -- curl -s https://www.example.com/ | head -1" => &["server: web"],
         "sudo scratchnet lb lb" => &["balancer lb (round-robin):", "web1         203.0.113.11:80             1 up"],
         "sudo scratchnet link alice --delay 100ms" => &["alice: up, delay 100ms (out)"],
-        "sudo scratchnet exec alice -- ping -c 2 web1.example.com | tail -1" => &["rtt min/avg/max/mdev = 100."],
+        "sudo scratchnet exec alice -- ping -c 2 web1.example.com | tail -1" => &["rtt min/avg/max/mdev = 10"],
         "sudo scratchnet exec alice -- curl -s -o /dev/null -w 'connect %{time_connect} s, total %{time_total} s\\n' http://www.example.com/" => &["connect 0.2", "total 0.3"],
         "sudo scratchnet link alice --clear" => &["alice: up, none"],
         "sudo scratchnet trace alice -c 1 -f 'tcp port 80 and host 203.0.113.11' &" => &[
