@@ -153,38 +153,25 @@ fn finish_tcp(frame: &mut Frame, mss: Option<u16>) {
     // next: its checksum is left partial, completed there once for a
     // segment left alone and never for one joined into a super-frame.
     let joinable = v.family == Family::V6 && payload > 0;
-    match mss {
-        _ if joinable && mss.is_none() => {
-            let pseudo = checksum::pseudo_header(
-                &ip::octets(v.src),
-                &ip::octets(v.dst),
-                PROTO_TCP,
-                l4_len as u32,
-            );
-            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-            frame.hdr = VnetHdr::partial_checksum(v.l4 as u16, 16);
-        }
-        Some(mss) if payload > usize::from(mss) => {
-            let pseudo = checksum::pseudo_header(
-                &ip::octets(v.src),
-                &ip::octets(v.dst),
-                PROTO_TCP,
-                l4_len as u32,
-            );
-            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-            let gso = match v.family {
-                Family::V4 => GsoType::TcpV4,
-                Family::V6 => GsoType::TcpV6,
-            };
-            frame.hdr = VnetHdr::partial_checksum(v.l4 as u16, 16).with_gso(
-                gso,
-                mss,
-                (v.l4 + header) as u16,
-            );
-        }
-        _ => {
-            let c = ip::transport_checksum(v.src, v.dst, PROTO_TCP, &data[v.l4..v.end]);
-            data[v.l4 + 16..v.l4 + 18].copy_from_slice(&c.to_be_bytes());
-        }
+    let cut_at = mss.filter(|&m| payload > usize::from(m));
+    if cut_at.is_none() && !joinable {
+        let c = ip::transport_checksum(v.src, v.dst, PROTO_TCP, &data[v.l4..v.end]);
+        data[v.l4 + 16..v.l4 + 18].copy_from_slice(&c.to_be_bytes());
+        return;
+    }
+    let pseudo = checksum::pseudo_header(
+        &ip::octets(v.src),
+        &ip::octets(v.dst),
+        PROTO_TCP,
+        l4_len as u32,
+    );
+    data[v.l4 + 16..v.l4 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    frame.hdr = VnetHdr::partial_checksum(v.l4 as u16, 16);
+    if let Some(mss) = cut_at {
+        let gso = match v.family {
+            Family::V4 => GsoType::TcpV4,
+            Family::V6 => GsoType::TcpV6,
+        };
+        frame.hdr = frame.hdr.with_gso(gso, mss, (v.l4 + header) as u16);
     }
 }
