@@ -84,8 +84,14 @@ fn follows(run: &Frame, first: &Segment, count: usize, next: &Frame, seg: &Segme
 
 /// Joins runs of mergeable segments in `out[start..]` (frames one socket
 /// just sent, in order) into super-frames; the frames merged away go back
-/// to `pool`.
-pub(crate) fn tcp6(out: &mut Vec<Frame>, start: usize, pool: &mut FramePool) {
+/// to `pool`; `burst` is room the caller keeps, so that joining allocates
+/// nothing.
+pub(crate) fn tcp6(
+    out: &mut Vec<Frame>,
+    start: usize,
+    pool: &mut FramePool,
+    burst: &mut Vec<Frame>,
+) {
     // A socket's frames are all of its family: an IPv4 burst (TSO's
     // already) costs one comparison here.
     let ipv6 = out
@@ -98,10 +104,11 @@ pub(crate) fn tcp6(out: &mut Vec<Frame>, start: usize, pool: &mut FramePool) {
         out[start..].iter_mut().for_each(complete);
         return;
     }
-    let sent: Vec<Frame> = out.drain(start..).collect();
+    burst.clear();
+    burst.extend(out.drain(start..));
     // The run being built: its frame, first segment and segment count.
     let mut run: Option<(Frame, Segment, usize)> = None;
-    for f in sent {
+    for f in burst.drain(..) {
         let seg = segment(&f);
         if let (Some((r, first, count)), Some(seg)) = (run.as_mut(), seg) {
             let mergeable = first.flags == ACK && first.payload > 0;
@@ -219,7 +226,7 @@ mod tests {
         ];
         let mut out: Vec<Frame> = sent.iter().map(deferred).collect();
         let mut pool = FramePool::new(1514, 8);
-        tcp6(&mut out, 0, &mut pool);
+        tcp6(&mut out, 0, &mut pool, &mut Vec::new());
         assert_eq!(out.len(), 1);
         let hdr = out[0].hdr;
         assert_eq!((hdr.gso_type(), hdr.gso_size), (GsoType::TcpV6, 1000));
@@ -246,7 +253,7 @@ mod tests {
             seg(7000, ACK, &body),
         ];
         let mut pool = FramePool::new(1514, 8);
-        tcp6(&mut out, 0, &mut pool);
+        tcp6(&mut out, 0, &mut pool, &mut Vec::new());
         let sizes: Vec<(usize, bool)> = out.iter().map(|f| (f.len(), f.hdr.is_gso())).collect();
         assert_eq!(
             sizes,
@@ -267,7 +274,7 @@ mod tests {
         let gap = seg(9000, ACK, &body);
         for burst in [vec![&alone], vec![&alone, &gap]] {
             let mut out: Vec<Frame> = burst.iter().map(|f| deferred(f)).collect();
-            tcp6(&mut out, 0, &mut FramePool::new(1514, 8));
+            tcp6(&mut out, 0, &mut FramePool::new(1514, 8), &mut Vec::new());
             for (f, orig) in out.iter().zip(&burst) {
                 assert!(!f.hdr.needs_work());
                 assert_eq!(f.data(), orig.data());

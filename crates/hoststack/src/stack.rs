@@ -245,6 +245,8 @@ pub struct Stack {
     /// itself (ARP, echo, RST, port unreachable).
     empty: SocketSet<'static>,
     pool: FramePool,
+    /// The frames of a burst being joined (`crate::coalesce`), reused.
+    burst: Vec<Frame>,
     /// Room to rewrite a received frame in (rare paths).
     scratch: Vec<u8>,
     next_port: u16,
@@ -347,6 +349,7 @@ impl Stack {
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
             pool,
+            burst: Vec::new(),
             scratch: Vec::new(),
             next_port: *EPHEMERAL.start(),
             next_udp_port: *EPHEMERAL.start(),
@@ -784,7 +787,7 @@ impl Stack {
         }
         if sock.udp.is_none() {
             // IPv6 has no TSO from smoltcp: its burst is joined here.
-            crate::coalesce::tcp6(out, start, &mut self.pool);
+            crate::coalesce::tcp6(out, start, &mut self.pool, &mut self.burst);
         }
         // smoltcp holds a socket back for up to a second while the
         // neighbour it needs is resolved, whether this attempt sent the ARP
