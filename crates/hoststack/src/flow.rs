@@ -40,6 +40,8 @@ pub(crate) struct TcpSeen {
     pub seg_len: u32,
     /// Whether the TCP checksum is right.
     pub checksum_ok: bool,
+    /// A SYN's maximum segment size option.
+    pub mss: Option<u16>,
 }
 
 /// Where a received frame goes.
@@ -113,6 +115,10 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
                 ack_no: word(8),
                 seg_len: (l4.len() - header) as u32 + u32::from(syn) + u32::from(fin),
                 checksum_ok: checksum::fold(checksum::sum(pseudo, l4)) == 0xffff,
+                mss: syn
+                    .then(|| mss_at(&l4[..header]))
+                    .flatten()
+                    .map(|at| u16::from_be_bytes([l4[at], l4[at + 1]])),
             })
         }
         (PROTO_UDP, Transport::Ports { dst: dp, .. }) if l4.len() >= 8 => Seen::Udp {
@@ -123,6 +129,29 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
         }
         _ => Seen::Other,
     }
+}
+
+/// Where the value of the maximum segment size option lies in a TCP
+/// header (`header`: the header with its options), if it has one.
+pub(crate) fn mss_at(header: &[u8]) -> Option<usize> {
+    let mut at = 20;
+    while let Some(&kind) = header.get(at) {
+        match kind {
+            0 => return None,
+            1 => at += 1,
+            _ => {
+                let len = usize::from(*header.get(at + 1)?);
+                if len < 2 || at + len > header.len() {
+                    return None;
+                }
+                if kind == 2 && len == 4 {
+                    return Some(at + 2);
+                }
+                at += len;
+            }
+        }
+    }
+    None
 }
 
 /// The length of an Ethernet frame holding an ARP request.

@@ -10,7 +10,6 @@
 //!
 //! docs/hoststack.md explains the tuning.
 
-mod coalesce;
 mod config;
 mod decision;
 mod device;

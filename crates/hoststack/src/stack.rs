@@ -15,7 +15,7 @@
 
 use crate::config::HostConfig;
 use crate::decision::Decision;
-use crate::device::Port;
+use crate::device::{Link, Port};
 use crate::flow::{ack_only, advertised, classify, is_datagram, solicited, FlowKey, Seen, TcpSeen};
 use crate::neighbours::{Neighbours, Parked, Parking};
 use crate::reassembly::Reassembly;
@@ -106,6 +106,11 @@ pub struct HostCounters {
     pub fragments_evicted: u64,
     pub fragments_timed_out: u64,
     pub fragments_malformed: u64,
+    /// IPv4 datagrams larger than the link, sent in fragments.
+    pub fragmented: u64,
+    /// IPv6 datagrams larger than the link: dropped, as smoltcp cannot
+    /// fragment them.
+    pub too_big: u64,
     /// Frames lost to a panic while they were processed.
     pub internal_error: u64,
 }
@@ -156,6 +161,8 @@ struct Sock {
     udp_peers: VecDeque<(IpAddr, u32)>,
     /// The ACK number and raw window of the last TCP segment sent.
     advertised: Option<(u32, u16)>,
+    /// The MSS the peer's SYN announced (see `crate::device`).
+    peer_mss: Option<u16>,
     /// Counted against its client's connection limit (a connection a
     /// listener took).
     client: bool,
@@ -182,6 +189,7 @@ impl Sock {
             arp_wait: false,
             udp_peers: VecDeque::new(),
             advertised: None,
+            peer_mss: None,
             client: false,
             last_trace: 0,
             full: false,
@@ -245,8 +253,6 @@ pub struct Stack {
     /// itself (ARP, echo, RST, port unreachable).
     empty: SocketSet<'static>,
     pool: FramePool,
-    /// The frames of a burst being joined (`crate::coalesce`), reused.
-    burst: Vec<Frame>,
     /// Room to rewrite a received frame in (rare paths).
     scratch: Vec<u8>,
     next_port: u16,
@@ -280,6 +286,12 @@ fn smol(now: Instant) -> SInstant {
     SInstant::from_micros(now.micros() as i64)
 }
 
+/// The MSS a peer's SYN announces, as smoltcp takes it: at least 48
+/// bytes, 536 if the SYN does not say (RFC 9293 3.7.1).
+fn peer_mss(syn: &TcpSeen) -> u16 {
+    syn.mss.map_or(536, |m| m.max(48))
+}
+
 /// Frames a host sends are at most this big: its MTU and an Ethernet
 /// header.
 fn max_frame(config: &HostConfig) -> usize {
@@ -290,12 +302,17 @@ impl Stack {
     pub fn new(config: HostConfig, now: Instant) -> Stack {
         let mut pool = FramePool::new(max_frame(&config), 1024);
         let mut tx = Vec::new();
+        let mut counters = HostCounters::default();
         let mut dev = Port {
             rx: None,
             rx_trace: 0,
             tx: &mut tx,
             pool: &mut pool,
-            max_frame: max_frame(&config),
+            link: Link {
+                max_frame: max_frame(&config),
+                peer_mss: None,
+            },
+            counters: &mut counters,
         };
         let hw = HardwareAddress::Ethernet(EthernetAddress(config.mac.0));
         let mut iface_config = Config::new(hw);
@@ -349,7 +366,6 @@ impl Stack {
             spare: Vec::new(),
             empty: SocketSet::new(Vec::new()),
             pool,
-            burst: Vec::new(),
             scratch: Vec::new(),
             next_port: *EPHEMERAL.start(),
             next_udp_port: *EPHEMERAL.start(),
@@ -615,9 +631,12 @@ impl Stack {
                     return;
                 }
             }
-            if self.trace != 0 && seg.seg_len > 0 {
-                if let Some(s) = self.socks.get_mut(id) {
+            if let Some(s) = self.socks.get_mut(id) {
+                if self.trace != 0 && seg.seg_len > 0 {
                     s.last_trace = self.trace;
+                }
+                if seg.syn {
+                    s.peer_mss = Some(peer_mss(&seg));
                 }
             }
             return self.sock_ingress(id, frame, out);
@@ -678,6 +697,7 @@ impl Stack {
                     }
                 }
                 let sock = &mut self.socks[id];
+                sock.peer_mss = Some(peer_mss(&seg));
                 let _ = sock.tcp().listen(port);
                 self.register(id, seg.key);
                 return self.sock_ingress(id, frame, out);
@@ -734,7 +754,11 @@ impl Stack {
             rx_trace: self.trace as u32,
             tx: out,
             pool: &mut self.pool,
-            max_frame: max_frame(&self.config),
+            link: Link {
+                max_frame: max_frame(&self.config),
+                peer_mss: None,
+            },
+            counters: &mut self.counters,
         };
         self.iface
             .poll_ingress_single(self.now, &mut dev, &mut self.empty);
@@ -749,7 +773,11 @@ impl Stack {
             rx_trace: self.trace as u32,
             tx: out,
             pool: &mut self.pool,
-            max_frame: max_frame(&self.config),
+            link: Link {
+                max_frame: max_frame(&self.config),
+                peer_mss: sock.peer_mss,
+            },
+            counters: &mut self.counters,
         };
         let start = dev.tx.len();
         self.iface
@@ -775,7 +803,11 @@ impl Stack {
             rx_trace: 0,
             tx: out,
             pool: &mut self.pool,
-            max_frame: max_frame(&self.config),
+            link: Link {
+                max_frame: max_frame(&self.config),
+                peer_mss: sock.peer_mss,
+            },
+            counters: &mut self.counters,
         };
         let start = dev.tx.len();
         let mut sent = 0;
@@ -784,10 +816,6 @@ impl Stack {
                 PollResult::SocketStateChanged => sent += 1,
                 PollResult::None => break,
             }
-        }
-        if sock.udp.is_none() {
-            // IPv6 has no TSO from smoltcp: its burst is joined here.
-            crate::coalesce::tcp6(out, start, &mut self.pool, &mut self.burst);
         }
         // smoltcp holds a socket back for up to a second while the
         // neighbour it needs is resolved, whether this attempt sent the ARP

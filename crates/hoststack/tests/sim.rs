@@ -296,3 +296,111 @@ fn a_connection_let_go_after_a_quiet_spell_closes_with_a_fin() {
         n.stack(1).tcp_state(s) == Some(TcpState::CloseWait)
     });
 }
+
+/// The MSS option of a SYN in an Ethernet frame (IPv4 or IPv6, no IP
+/// options or extension headers), if the frame is one.
+fn syn_mss(frame: &[u8]) -> Option<u16> {
+    let l4 = match frame.get(12..14)? {
+        [0x08, 0x00] => 14 + 20,
+        [0x86, 0xdd] => 14 + 40,
+        _ => return None,
+    };
+    let tcp = frame.get(l4..)?;
+    if tcp.get(13)? & 0x02 == 0 {
+        return None;
+    }
+    let header = usize::from(tcp[12] >> 4) * 4;
+    let mut at = 20;
+    while at + 4 <= header {
+        match tcp[at] {
+            1 => at += 1,
+            2 => return Some(u16::from_be_bytes([tcp[at + 2], tcp[at + 3]])),
+            _ => at += usize::from(tcp[at + 1].max(2)),
+        }
+    }
+    None
+}
+
+#[test]
+fn segments_fit_the_peers_mss_and_a_syn_announces_the_links_own() {
+    // The client's link is smaller (1280 bytes): its SYN says so, and the
+    // server, which sends in 64 KiB super-frames, cuts them to fit it.
+    for v6 in [false, true] {
+        let mut net = Net::new(2, 5, LinkParams::default(), |c| {
+            dual_stack(c);
+            if c.mac.0[5] == 1 {
+                c.mtu = 1280;
+            }
+        });
+        net.record = true;
+        let server = if v6 {
+            SocketAddr::from((addr6(1), 80))
+        } else {
+            server_addr(80)
+        };
+        net.stack(1).tcp_listen(80, 4).expect("listen");
+        let c = net.stack(0).tcp_connect(server).expect("connect");
+        let mut accepted = None;
+        net.run_until(Duration::from_secs(2), |n| {
+            accepted = accepted.or_else(|| accept(n.stack(1), 80));
+            accepted.is_some()
+        });
+        let s = accepted.expect("accepted");
+        let reply = pattern(400_000);
+        let (mut sent, mut got) = (0, Vec::new());
+        net.run_until(Duration::from_secs(5), |n| {
+            send_all(n.stack(1), s, &reply, &mut sent);
+            recv_some(n.stack(0), c, &mut got);
+            got.len() == reply.len()
+        });
+        assert!(got == reply, "v6 {v6}: the reply arrives intact");
+        let ip = if v6 { 40 } else { 20 };
+        let mss = |host: usize| {
+            net.received
+                .iter()
+                .filter(|(i, _)| *i == host)
+                .find_map(|(_, f)| syn_mss(f))
+        };
+        // What each host announced, as the other received it.
+        assert_eq!(mss(1), Some(1280 - ip as u16 - 20), "v6 {v6}: client");
+        assert_eq!(mss(0), Some(1500 - ip as u16 - 20), "v6 {v6}: server");
+        let largest = net
+            .received
+            .iter()
+            .filter(|(i, _)| *i == 0)
+            .map(|(_, f)| f.len())
+            .max();
+        assert_eq!(
+            largest,
+            Some(14 + 1280),
+            "v6 {v6}: full segments, none larger"
+        );
+    }
+}
+
+#[test]
+fn a_datagram_larger_than_the_link_leaves_in_fragments_over_ipv4_and_is_counted_over_ipv6() {
+    let mut net = Net::new(2, 6, LinkParams::default(), dual_stack);
+    let (tx, _) = net.stack(0).udp_bind_sized(0, 16_384).expect("bind");
+    let (rx, _) = net.stack(1).udp_bind_sized(5300, 16_384).expect("bind");
+    let big = pattern(4000);
+    for to in [addr(1).into(), std::net::IpAddr::from(addr6(1))] {
+        let to = SocketAddr::new(to, 5300);
+        let sent = net.stack(0).poll_udp_send(tx, &mut cx(), &big, to, 0);
+        assert!(matches!(sent, Poll::Ready(Ok(4000))), "{sent:?}");
+    }
+    let mut got = Vec::new();
+    net.run_until(Duration::from_millis(200), |n| {
+        let mut buf = [0u8; 8192];
+        while let Poll::Ready(Ok((len, from, _))) =
+            n.stack(1).poll_udp_recv(rx, &mut cx(), &mut buf)
+        {
+            got.push((len, from.ip(), buf[..len] == big[..]));
+        }
+        n.stack(0).status().counters.too_big == 1 && !got.is_empty()
+    });
+    assert_eq!(got, [(4000, std::net::IpAddr::from(addr(0)), true)]);
+    let counters = net.stack(0).status().counters;
+    assert_eq!((counters.fragmented, counters.too_big), (1, 1));
+    assert_eq!(net.stack(1).status().counters.reassembled, 1);
+}

@@ -6,7 +6,7 @@ use crate::conntrack::Proto;
 use crate::nat::Verdict;
 use crate::{dhcp, icmp, set_ethernet, Decision, Drop, IcmpError, IfaceId, Io, Link, Router};
 use dhcproto::Encodable;
-use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol, Ipv4Packet};
+use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProtocol};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use wire::ether::{EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
 use wire::ip::{Fragment, IpView, Transport, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
@@ -315,9 +315,8 @@ impl Router {
         self.output(io, oif, nh, frame);
     }
 
-    /// Cuts a packet (DF clear) into fragments that fit `mtu` (RFC 791):
-    /// options with the copy flag go into every fragment, the rest only
-    /// into the first.
+    /// Cuts a packet (DF clear) into fragments that fit `mtu` and sends
+    /// them on (`wire::fragment`).
     fn fragment(
         &mut self,
         io: &mut Io,
@@ -327,40 +326,11 @@ impl Router {
         view: &IpView,
         mtu: usize,
     ) {
-        let data = frame.data();
-        let (base_offset, last_has_mf) = match view.fragment {
-            Fragment::Whole => (0, false),
-            Fragment::First => (0, true),
-            Fragment::Later { offset } => (usize::from(offset), data[view.l3 + 6] & 0x20 != 0),
-        };
-        let header = &data[view.l3..view.l4];
-        let payload = &data[view.l4..view.end];
-        let later_header = copied_options_header(header);
-        if mtu < header.len().max(later_header.len()) + 8 {
+        let mut pieces = Vec::new();
+        if wire::fragment::ipv4(&frame, view, mtu, io.pool, &mut pieces).is_err() {
             // No room for even 8 bytes of payload (interface MTUs are at
             // least 68, which always has room: RFC 791).
             return self.discard(io, frame, Drop::FragmentationNeeded);
-        }
-        let mut offset = 0;
-        let mut pieces = Vec::new();
-        while offset < payload.len() {
-            let h: &[u8] = if offset == 0 { header } else { &later_header };
-            let room = (mtu - h.len()) / 8 * 8;
-            let len = room.min(payload.len() - offset);
-            let last = offset + len == payload.len();
-            let mut f = io.pool.get();
-            f.extend_from_slice(&data[..HEADER_LEN]);
-            f.extend_from_slice(h);
-            f.extend_from_slice(&payload[offset..offset + len]);
-            let mut p = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]);
-            p.set_header_len(h.len() as u8);
-            p.set_total_len((h.len() + len) as u16);
-            p.set_more_frags(!last || last_has_mf);
-            p.set_frag_offset((base_offset + offset) as u16);
-            p.fill_checksum();
-            f.trace = frame.trace;
-            pieces.push(f);
-            offset += len;
         }
         self.counters.fragmented += 1;
         self.counters.fragments_sent += pieces.len() as u64;
@@ -480,31 +450,4 @@ fn endpoints(view: &IpView) -> Option<Endpoints> {
         src: SocketAddr::new(view.src, sport),
         dst: SocketAddr::new(view.dst, dport),
     })
-}
-
-/// The header of a non-first fragment: the base header plus the options
-/// whose copy flag is set, padded to a multiple of four bytes.
-fn copied_options_header(header: &[u8]) -> Vec<u8> {
-    let mut h = header[..20].to_vec();
-    let mut opts = &header[20..];
-    while let Some(&kind) = opts.first() {
-        match kind {
-            0 => break,
-            1 => opts = &opts[1..],
-            _ => {
-                let len = usize::from(*opts.get(1).unwrap_or(&0));
-                if len < 2 || len > opts.len() {
-                    break;
-                }
-                if kind & 0x80 != 0 {
-                    h.extend_from_slice(&opts[..len]);
-                }
-                opts = &opts[len..];
-            }
-        }
-    }
-    while !h.len().is_multiple_of(4) {
-        h.push(0);
-    }
-    h
 }

@@ -5,6 +5,7 @@
 //! and 802.1Q header views in [`ether`], the virtio-net offload header
 //! ([`VnetHdr`]) that TAP devices put in front of each frame, the Internet
 //! checksum and software segmentation of GSO super-frames ([`offload`]),
+//! IPv4 fragmentation ([`fragment`]),
 //! link impairment settings ([`impair`]), the VXLAN header ([`vxlan`]) and
 //! the one parsed view of an IPv4 or IPv6 packet ([`ip::IpView`]).
 //!
@@ -12,6 +13,7 @@
 
 pub mod checksum;
 pub mod ether;
+pub mod fragment;
 pub mod frame;
 pub mod impair;
 pub mod ip;

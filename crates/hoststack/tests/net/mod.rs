@@ -17,6 +17,9 @@ pub struct Net {
     pub sim: Sim,
     hosts: Vec<(PortId, Stack)>,
     out: Vec<Frame>,
+    /// Every frame a host received, by host, while `record` is set.
+    pub received: Vec<(usize, Vec<u8>)>,
+    pub record: bool,
 }
 
 pub fn addr(i: usize) -> Ipv4Addr {
@@ -61,6 +64,8 @@ impl Net {
             sim: Sim::new(f, seed, link),
             hosts,
             out: Vec::new(),
+            received: Vec::new(),
+            record: false,
         }
     }
 
@@ -80,9 +85,12 @@ impl Net {
         }
         self.sim.run_for(dt);
         let now = self.sim.now();
-        for (port, stack) in &mut self.hosts {
+        for (i, (port, stack)) in self.hosts.iter_mut().enumerate() {
             for r in self.sim.take_received(*port) {
                 stack.ingress(now, &r.frame, &mut self.out);
+                if self.record {
+                    self.received.push((i, r.frame));
+                }
             }
             for f in self.out.drain(..) {
                 self.sim.send_offloaded(*port, f.hdr, f.data().to_vec());
