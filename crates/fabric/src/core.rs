@@ -14,7 +14,7 @@
 use crate::capture::{CaptureSink, Direction};
 use crate::filter::Filter;
 use crate::link::{Fate, Link, Side};
-use crate::status::{FabricStatus, MacRow, PortStatus, SwitchStatus};
+use crate::status::{FabricStatus, GroupRow, MacRow, PortStatus, SwitchStatus};
 use crate::trace::{egress_of, LinkEvent, Recorded, TraceRecord, TraceSink, Tracer, What};
 use crate::wheel::Wheel;
 use router::{IfaceId, Outbox, Router};
@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
 use wire::ether::{VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
 use wire::offload::Segmenter;
-use wire::{Frame, FramePool, Impairment, Instant};
+use wire::{Frame, FramePool, Impairment, Instant, VnetHdr};
 
 /// An edge port of the fabric (a TAP, a TUN, an in-process host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -803,9 +803,17 @@ impl Fabric {
     pub fn on_timer(&mut self, now: Instant, batch: &mut Batch) {
         batch.recycle();
         self.release_held(now, batch);
-        for s in &mut self.switches {
-            if s.switch.poll_at().is_some_and(|t| t <= now) {
-                s.switch.on_timer(now);
+        for sw in 0..self.switches.len() {
+            let s = &mut self.switches[sw].switch;
+            if s.poll_at().is_some_and(|t| t <= now) {
+                s.on_timer(now);
+                // What the switch sends itself (its multicast querier's
+                // queries) goes out as a switched frame would.
+                while let Some(data) = self.switches[sw].switch.poll_transmit(&mut batch.egress) {
+                    let frame = batch.pool.copy_of(&data, VnetHdr::PLAIN);
+                    let slot = batch.push(frame);
+                    self.fan_out(now, sw, slot, batch);
+                }
             }
         }
         for r in 0..self.routers.len() {
@@ -921,6 +929,12 @@ impl Fabric {
         if result.is_err() {
             return; // counted by the switch
         }
+        self.fan_out(now, sw, slot, batch);
+    }
+
+    /// Sends the frame in `slot` out of the ports of switch `sw` that
+    /// `batch.egress` lists.
+    fn fan_out(&mut self, now: Instant, sw: usize, slot: usize, batch: &mut Batch) {
         let copies = batch.egress.len();
         for i in 0..copies {
             let e = batch.egress[i];
@@ -1049,11 +1063,31 @@ impl Fabric {
                         age_secs: e.age_secs,
                     })
                     .collect();
+                let groups = node
+                    .switch
+                    .groups(now)
+                    .into_iter()
+                    .map(|g| GroupRow {
+                        vlan: g.vlan,
+                        group: g.group,
+                        ports: g
+                            .ports
+                            .iter()
+                            .map(|p| {
+                                ports
+                                    .get(p.0 as usize)
+                                    .map_or("?".into(), |p| p.name.clone())
+                            })
+                            .collect(),
+                    })
+                    .collect();
                 SwitchStatus {
                     name: node.name.clone(),
                     counters: node.switch.counters().clone(),
+                    snooping: node.switch.snoop_counters().clone(),
                     ports,
                     mac_table,
+                    groups,
                 }
             })
             .collect();

@@ -1,7 +1,8 @@
 //! What `scratchnet status` shows: a serialisable snapshot of the fabric.
 
 use std::collections::BTreeMap;
-use switch::{PortCounters, SwitchCounters};
+use std::net::IpAddr;
+use switch::{PortCounters, SnoopCounters, SwitchCounters};
 use wire::Mac;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -21,8 +22,12 @@ pub struct FabricStatus {
 pub struct SwitchStatus {
     pub name: String,
     pub counters: SwitchCounters,
+    /// IGMP and MLD snooping.
+    pub snooping: SnoopCounters,
     pub ports: Vec<PortStatus>,
     pub mac_table: Vec<MacRow>,
+    /// The multicast groups hosts' ports joined.
+    pub groups: Vec<GroupRow>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,6 +87,13 @@ pub struct MacRow {
     pub mac: Mac,
     pub port: String,
     pub age_secs: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupRow {
+    pub vlan: u16,
+    pub group: IpAddr,
+    pub ports: Vec<String>,
 }
 
 impl FabricStatus {

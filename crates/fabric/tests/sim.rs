@@ -189,6 +189,7 @@ fn trunk_ports_carry_vlans_tagged_and_access_ports_untagged() {
                 mode: trunk_mode,
                 mtu: 1500,
                 ra_guard: false,
+                snooped: false,
             },
             false,
         )
@@ -213,6 +214,7 @@ fn learned_addresses_age_out_on_the_virtual_clock() {
         SwitchConfig {
             ageing: Duration::from_secs(30),
             max_macs: 64,
+            ..SwitchConfig::default()
         },
     );
     let p: Vec<PortId> = (0..3)

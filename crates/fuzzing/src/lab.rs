@@ -127,6 +127,7 @@ impl Lab {
             },
             mtu: 1500,
             ra_guard: true,
+            snooped: true,
         };
         let port = |f: &mut Fabric, name, sw, config, offload| {
             f.add_port(name, sw, config, offload)

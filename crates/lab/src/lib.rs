@@ -143,6 +143,10 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
         let config = SwitchConfig {
             ageing: s.ageing,
             max_macs: s.mac_table_size,
+            snooping: switch::SnoopConfig {
+                querier_mac: wire::Mac::local_from(&format!("switch {}", s.name)),
+                ..switch::SnoopConfig::default()
+            },
         };
         switches.insert(s.name.clone(), fabric.add_switch(&s.name, config));
     }
@@ -155,6 +159,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
                 mode: PortMode::Access { vlan: 1 },
                 mtu: s.mtu,
                 ra_guard: false,
+                snooped: false,
             };
             let Some(&sw) = switches.get(&s.name) else {
                 continue;
@@ -190,6 +195,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
             mode,
             mtu: h.mtu,
             ra_guard: true,
+            snooped: true,
         };
         let port = fabric.add_port(&h.name, switch(&h.switch)?, config, h.offload)?;
         impair(&mut fabric, port, &h.impair)?;

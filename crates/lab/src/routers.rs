@@ -137,6 +137,7 @@ pub(crate) fn add(
                     mode: PortMode::Access { vlan: 1 },
                     mtu: i.mtu,
                     ra_guard: false,
+                    snooped: false,
                 };
                 let port = fabric.link_router(id, iface, switch(sw)?, config)?;
                 crate::impair(fabric, port, &i.impair)?;

@@ -45,6 +45,7 @@ pub(crate) fn plan(
             mode: PortMode::Access { vlan: 1 },
             mtu,
             ra_guard: true,
+            snooped: false,
         };
         let port = fabric.add_port(&s.name, switch(&s.switch)?, port_config, false)?;
         crate::impair(fabric, port, &s.impair)?;

@@ -108,6 +108,35 @@ pub fn status(s: &Value) -> String {
                 num(m, "age_secs")
             );
         }
+        let groups = sw["groups"].as_array().cloned().unwrap_or_default();
+        let m = &sw["snooping"];
+        let _ = writeln!(
+            out,
+            "  multicast groups ({}): reports {}, leaves {}, queries sent {} heard {}, constrained {}, refused {}, malformed {}",
+            groups.len(),
+            num(m, "reports"),
+            num(m, "leaves"),
+            num(m, "queries_sent"),
+            num(m, "queries_heard"),
+            num(m, "constrained"),
+            num(m, "groups_refused"),
+            num(m, "malformed")
+        );
+        for g in &groups {
+            let ports: Vec<&str> = g["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "    vlan {:<4} {:<28} {}",
+                num(g, "vlan"),
+                text(g, "group"),
+                ports.join(" ")
+            );
+        }
     }
     links(&mut out, s);
     for r in s
@@ -498,6 +527,13 @@ pub fn only_node(s: &Value, node: &str) -> Option<Value> {
             }
             if let Some(macs) = sw["mac_table"].as_array_mut() {
                 macs.retain(|m| m["port"] == node);
+            }
+            if let Some(groups) = sw["groups"].as_array_mut() {
+                groups.retain(|g| {
+                    g["ports"]
+                        .as_array()
+                        .is_some_and(|p| p.contains(&node.into()))
+                });
             }
             true
         });

@@ -10,7 +10,10 @@
 //! Behaviour, as a network engineer expects of a bridge:
 //! * learns source addresses per VLAN, moves them when a station changes
 //!   port, forgets them after the ageing time (300 s by default);
-//! * floods broadcast, multicast and unknown unicast within the VLAN;
+//! * floods broadcast, multicast and unknown unicast within the VLAN,
+//!   but for IP multicast to hosts' ports, which snooping constrains to
+//!   the groups each host reported (RFC 4541, [`snoop`](SnoopConfig)), with a
+//!   querier that keeps the reports coming;
 //! * never sends a frame back out of the port it came in by;
 //! * has a bounded MAC table: when full it stops learning (and floods what
 //!   it cannot learn), and counts it;
@@ -20,16 +23,19 @@
 //! * counts every frame it drops, per port, with the reason.
 
 mod counters;
+mod snoop;
 mod table;
 mod vlan;
 
 pub use counters::{DropReason, PortCounters, SwitchCounters};
+pub use snoop::{GroupEntry, SnoopConfig, SnoopCounters};
 pub use table::{Learn, MacEntry};
 pub use vlan::{PortMode, VlanSet};
 
+use snoop::{Reach, Snooper};
 use std::time::Duration;
 use table::MacTable;
-use wire::ether::{EthernetHeader, VlanEdit, ETHERTYPE_IPV6, HEADER_LEN, TAG_LEN};
+use wire::ether::{EthernetHeader, VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN, TAG_LEN};
 use wire::ip::{IpError, IpView, Transport, PROTO_ICMPV6};
 use wire::Instant;
 
@@ -40,6 +46,8 @@ pub struct SwitchConfig {
     pub ageing: Duration,
     /// How many (VLAN, MAC) entries the table holds at most.
     pub max_macs: usize,
+    /// IGMP and MLD snooping, and its querier.
+    pub snooping: SnoopConfig,
 }
 
 impl Default for SwitchConfig {
@@ -47,6 +55,7 @@ impl Default for SwitchConfig {
         SwitchConfig {
             ageing: Duration::from_secs(300),
             max_macs: 8192,
+            snooping: SnoopConfig::default(),
         }
     }
 }
@@ -61,6 +70,10 @@ pub struct PortConfig {
     /// RA guard (RFC 6105): a host's port, where an IPv6 router
     /// advertisement (or redirect) is a rogue and is dropped.
     pub ra_guard: bool,
+    /// A host's port whose IP multicast snooping constrains to the groups
+    /// its host reports. Any other port (a router's, a tunnel, a service
+    /// host's) gets every multicast frame.
+    pub snooped: bool,
 }
 
 impl PortConfig {
@@ -70,6 +83,7 @@ impl PortConfig {
             mode: PortMode::Access { vlan },
             mtu: 1500,
             ra_guard: false,
+            snooped: false,
         }
     }
 }
@@ -85,7 +99,8 @@ pub struct Forwarding {
     pub vlan: u16,
     /// What learning its source address did.
     pub learned: Learn,
-    /// Sent to every port of the VLAN: broadcast, multicast or unknown.
+    /// Sent to every port of the VLAN: broadcast, multicast that snooping
+    /// does not constrain, or an unknown destination.
     pub flooded: bool,
 }
 
@@ -110,6 +125,11 @@ pub struct Switch {
     ports: Vec<Port>,
     table: MacTable,
     counters: SwitchCounters,
+    snoop: Snooper,
+    /// How many ports are snooped: the querier works only if some are.
+    snooped_ports: usize,
+    /// Queries the querier has to send, by VLAN.
+    queries: Vec<(u16, Vec<u8>)>,
 }
 
 /// How often expired addresses are swept from a non-empty table. Lookups
@@ -120,9 +140,12 @@ impl Switch {
     pub fn new(config: SwitchConfig) -> Switch {
         Switch {
             table: MacTable::new(config.max_macs, config.ageing),
+            snoop: Snooper::new(config.snooping.clone()),
             config,
             ports: Vec::new(),
             counters: SwitchCounters::default(),
+            snooped_ports: 0,
+            queries: Vec::new(),
         }
     }
 
@@ -132,6 +155,7 @@ impl Switch {
 
     /// Adds a port and returns its number.
     pub fn add_port(&mut self, config: PortConfig) -> PortNo {
+        self.snooped_ports += usize::from(config.snooped);
         self.ports.push(Port {
             config,
             counters: PortCounters::default(),
@@ -153,6 +177,16 @@ impl Switch {
 
     pub fn counters(&self) -> &SwitchCounters {
         &self.counters
+    }
+
+    pub fn snoop_counters(&self) -> &SnoopCounters {
+        self.snoop.counters()
+    }
+
+    /// The multicast groups hosts' ports have joined, sorted by VLAN and
+    /// group.
+    pub fn groups(&self, now: Instant) -> Vec<GroupEntry> {
+        self.snoop.groups(now)
     }
 
     /// The learned addresses that have not aged out, sorted by VLAN and MAC.
@@ -205,7 +239,17 @@ impl Switch {
         } else {
             self.table.lookup(now, vlan, eth.dst)
         };
-        let flooded = known.is_none();
+        let reach = match eth.ethertype {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6
+                if eth.dst.is_multicast() && !eth.dst.is_broadcast() && self.snoop.enabled() =>
+            {
+                let snooped = self.ports[ingress.0 as usize].config.snooped;
+                self.snoop
+                    .inspect(now, vlan, ingress, snooped, frame, eth.payload_offset)
+            }
+            _ => Reach::Flood,
+        };
+        let flooded = known.is_none() && reach == Reach::Flood;
         match known {
             Some(port) if port == ingress => {
                 // The destination lives on the segment the frame came from.
@@ -217,14 +261,27 @@ impl Switch {
             Some(port) => self.push_egress(port, vlan, ingress_tagged, frame.len(), gso, out),
             None => {
                 if eth.dst.is_multicast() {
-                    self.counters.multicast_floods += 1;
+                    self.counters.multicast_floods += u64::from(flooded);
                 } else {
                     self.counters.unknown_unicast_floods += 1;
                 }
+                let mut skipped = false;
                 for p in 0..self.ports.len() as u32 {
-                    if p != ingress.0 && self.ports[p as usize].config.mode.carries(vlan) {
-                        self.push_egress(PortNo(p), vlan, ingress_tagged, frame.len(), gso, out);
+                    let config = &self.ports[p as usize].config;
+                    if p == ingress.0 || !config.mode.carries(vlan) {
+                        continue;
                     }
+                    if !self
+                        .snoop
+                        .wants(now, vlan, PortNo(p), config.snooped, reach)
+                    {
+                        skipped = true;
+                        continue;
+                    }
+                    self.push_egress(PortNo(p), vlan, ingress_tagged, frame.len(), gso, out);
+                }
+                if skipped {
+                    self.snoop.count_constrained();
                 }
             }
         }
@@ -269,12 +326,54 @@ impl Switch {
 
     /// When the switch next wants [`Switch::on_timer`] called.
     pub fn poll_at(&self) -> Option<Instant> {
-        (!self.table.is_empty()).then(|| self.table.last_sweep() + SWEEP_INTERVAL)
+        let sweep = (!self.table.is_empty()).then(|| self.table.last_sweep() + SWEEP_INTERVAL);
+        let snoop = self.snoop.poll_at(self.snooped_ports > 0);
+        sweep.into_iter().chain(snoop).min()
     }
 
-    /// Ages out addresses not seen for the ageing time.
+    /// Ages out addresses not seen for the ageing time and memberships
+    /// not reported for the membership interval; at the querier's time,
+    /// queues a general query (IGMPv3 and MLDv2) for every VLAN of a
+    /// snooped port where no outside querier is heard, for
+    /// [`Switch::poll_transmit`].
     pub fn on_timer(&mut self, now: Instant) {
         self.counters.aged_out += self.table.sweep(now) as u64;
+        if !self.snoop.on_timer(now, self.snooped_ports > 0) {
+            return;
+        }
+        let mut vlans = VlanSet::empty();
+        for p in self.ports.iter().filter(|p| p.config.snooped) {
+            match &p.config.mode {
+                PortMode::Access { vlan } => vlans.insert(*vlan),
+                PortMode::Trunk { native, allowed } => {
+                    native.iter().for_each(|v| vlans.insert(*v));
+                    (1..=4094)
+                        .filter(|v| allowed.contains(*v))
+                        .for_each(|v| vlans.insert(v));
+                }
+            }
+        }
+        for vlan in (1..=4094).filter(|v| vlans.contains(*v)) {
+            if !self.snoop.outside_querier(now, vlan) {
+                for q in self.snoop.queries() {
+                    self.queries.push((vlan, q));
+                }
+            }
+        }
+    }
+
+    /// A frame the switch sends itself (a query), with the copies to send
+    /// in `out`, or `None` when there is nothing more to send.
+    pub fn poll_transmit(&mut self, out: &mut Vec<Egress>) -> Option<Vec<u8>> {
+        out.clear();
+        let (vlan, frame) = self.queries.pop()?;
+        for p in 0..self.ports.len() as u32 {
+            let config = &self.ports[p as usize].config;
+            if config.snooped && config.mode.carries(vlan) {
+                self.push_egress(PortNo(p), vlan, false, frame.len(), false, out);
+            }
+        }
+        Some(frame)
     }
 }
 

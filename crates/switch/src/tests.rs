@@ -105,6 +105,7 @@ fn addresses_age_out_at_the_ageing_time() {
     let config = SwitchConfig {
         ageing: Duration::from_secs(300),
         max_macs: 16,
+        ..SwitchConfig::default()
     };
     let mut sw = switch_with(3, config);
     let mut out = Vec::new();
@@ -167,6 +168,7 @@ fn full_table_stops_learning_floods_and_counts() {
     let config = SwitchConfig {
         ageing: Duration::from_secs(300),
         max_macs: 2,
+        ..SwitchConfig::default()
     };
     let mut sw = switch_with(3, config);
     let mut out = Vec::new();
@@ -250,6 +252,7 @@ fn vlans_are_isolated_and_trunks_tag() {
         },
         mtu: 1500,
         ra_guard: false,
+        snooped: false,
     });
     let mut out = Vec::new();
 
@@ -384,12 +387,14 @@ fn egress_with_a_smaller_mtu_drops_its_copy_only() {
         mode: PortMode::Access { vlan: 1 },
         mtu: 9000,
         ra_guard: false,
+        snooped: false,
     });
     let small = sw.add_port(PortConfig::access(1));
     let other = sw.add_port(PortConfig {
         mode: PortMode::Access { vlan: 1 },
         mtu: 9000,
         ra_guard: false,
+        snooped: false,
     });
     let mut out = Vec::new();
     let jumbo = build_frame(Mac::BROADCAST, mac(1), ETHERTYPE_IPV4, &[0; 4000]);
@@ -427,11 +432,13 @@ fn ra_guard_drops_rogue_advertisements_on_host_ports_only() {
     let mut sw = Switch::new(SwitchConfig::default());
     let host = sw.add_port(PortConfig {
         ra_guard: true,
+        snooped: false,
         ..PortConfig::access(1)
     });
     let router = sw.add_port(PortConfig::access(1));
     let other = sw.add_port(PortConfig {
         ra_guard: true,
+        snooped: false,
         ..PortConfig::access(1)
     });
     let mut out = Vec::new();
@@ -467,3 +474,5 @@ fn ra_guard_drops_rogue_advertisements_on_host_ports_only() {
         Some(3)
     );
 }
+
+mod snooping;
