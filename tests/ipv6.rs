@@ -326,3 +326,95 @@ for i in range(3000):
     exec_ok("v6r-b", &format!("ping -6 -c 2 -i 0.2 -W 2 {a}"));
     stop_and_assert_clean(lab, &text);
 }
+
+/// The multicast groups the status shows on a lab's switches, as
+/// (group, port) pairs.
+fn groups(lab: &Lab) -> Vec<(String, String)> {
+    let s = lab.status_json();
+    let mut rows = Vec::new();
+    for sw in s["fabric"]["switches"].as_array().unwrap() {
+        for g in sw["groups"].as_array().unwrap() {
+            for p in g["ports"].as_array().unwrap() {
+                let group = g["group"].as_str().unwrap().to_owned();
+                rows.push((group, p.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn a_hosts_link_local_multicast_reaches_only_the_hosts_that_joined() {
+    let mut toml = String::from(
+        "name = \"mc6\"\n[[switch]]\nname = \"mc6-lan\"\nsubnet = \"10.66.0.0/24\"\nsubnet6 = \"2001:db8:66::/64\"\n",
+    );
+    for (i, h) in ["mc6-a", "mc6-b", "mc6-c"].iter().enumerate() {
+        toml += &format!(
+            "[[host]]\nname = \"{h}\"\nswitch = \"mc6-lan\"\naddress = \"10.66.0.{n}/24\"\naddress6 = \"2001:db8:66::{n}/64\"\n",
+            n = i + 1
+        );
+    }
+    let lab = Lab::up("mc6", &toml);
+    // Each host reported its groups (its solicited-node groups): at once,
+    // or in answer to the switch's querier if its first reports were lost.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = groups(&lab);
+        let reported = |host: &str| rows.iter().any(|(_, p)| p == host);
+        if ["mc6-a", "mc6-b", "mc6-c"].iter().all(|h| reported(h)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every host reported: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // carol's view (mc6-c): every multicast frame from mc6-a but those to
+    // all nodes, while mc6-a takes a new address (an MLD report, then
+    // duplicate address detection to the new address's solicited-node
+    // group) and finds mc6-b (a solicitation to mc6-b's group).
+    let a_mac = exec_ok("mc6-a", "cat /sys/class/net/eth0/address");
+    let seen = std::env::temp_dir().join("scratchnet-tests/mc6-seen.txt");
+    let _ = std::fs::remove_file(&seen);
+    let filter = format!(
+        "ether src {} and ip6 multicast and not ip6 dst ff02::1",
+        a_mac.trim()
+    );
+    let listen = format!(
+        "timeout 6 tcpdump -i eth0 -n -e -l '{filter}' > {} 2>&1",
+        seen.display()
+    );
+    let capture = Background::spawn(&["ip", "netns", "exec", "mc6-c", "sh", "-c", &listen]);
+    std::thread::sleep(Duration::from_secs(1));
+    exec_ok("mc6-a", "ip -6 addr add 2001:db8:66::99/64 dev eth0");
+    std::thread::sleep(Duration::from_secs(2));
+    exec_ok("mc6-a", "ping -6 -c 2 -W 2 2001:db8:66::2");
+    // What mc6-a joined reaches it: mc6-c finds its new address.
+    exec_ok("mc6-c", "ping -6 -c 2 -W 2 2001:db8:66::99");
+    std::thread::sleep(Duration::from_secs(3));
+    drop(capture);
+    let text = std::fs::read_to_string(&seen).unwrap_or_default();
+    assert!(
+        text.contains("0 packets captured"),
+        "mc6-c heard mc6-a's link-local multicast:\n{text}"
+    );
+    assert!(
+        groups(&lab).contains(&("ff02::1:ff00:99".to_owned(), "mc6-a".to_owned())),
+        "{:?}",
+        groups(&lab)
+    );
+    let s = lab.status_json();
+    let snooping = &s["fabric"]["switches"][0]["snooping"];
+    for counter in ["reports", "queries_sent", "constrained"] {
+        assert!(
+            snooping[counter].as_u64() > Some(0),
+            "{counter}: {snooping}"
+        );
+    }
+    let text = sh(&format!("{} status --lab mc6", bin())).stdout;
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("ff02::1:ff00:99"), "{text}");
+}
