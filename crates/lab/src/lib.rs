@@ -144,6 +144,7 @@ pub fn build(lab: &Topology) -> Result<Blueprint, LabError> {
             ageing: s.ageing,
             max_macs: s.mac_table_size,
             snooping: switch::SnoopConfig {
+                enabled: s.multicast_snooping,
                 querier_mac: wire::Mac::local_from(&format!("switch {}", s.name)),
                 ..switch::SnoopConfig::default()
             },

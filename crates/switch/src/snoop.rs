@@ -71,7 +71,7 @@ impl Default for SnoopConfig {
     fn default() -> Self {
         SnoopConfig {
             enabled: true,
-            max_groups: 4096,
+            max_groups: 16_384,
             max_groups_per_port: 256,
             query_interval: Duration::from_secs(125),
             response_interval: Duration::from_secs(10),
@@ -528,6 +528,9 @@ impl Snooper {
     /// Forgets memberships and queriers past their time; returns whether a
     /// query round is due, and schedules the next.
     pub(crate) fn on_timer(&mut self, now: Instant, querying: bool) -> bool {
+        if !self.config.enabled {
+            return false;
+        }
         if now >= self.last_sweep + SWEEP_INTERVAL {
             self.last_sweep = now;
             let joined = &mut self.joined;

@@ -30,6 +30,9 @@ pub struct SwitchSpec {
     pub mtu: u16,
     pub ageing: Duration,
     pub mac_table_size: usize,
+    /// IGMP and MLD snooping on hosts' ports (RFC 4541); off, every
+    /// multicast frame floods.
+    pub multicast_snooping: bool,
     /// VXLAN tunnels that join this switch to remote ones.
     pub tunnels: Vec<TunnelSpec>,
 }

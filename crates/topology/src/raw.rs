@@ -33,6 +33,7 @@ pub struct Switch {
     pub mtu: Option<Spanned<u32>>,
     pub ageing_secs: Option<Spanned<u64>>,
     pub mac_table_size: Option<Spanned<u64>>,
+    pub multicast_snooping: Option<Spanned<bool>>,
     #[serde(default)]
     pub vxlan: Vec<Spanned<Vxlan>>,
 }

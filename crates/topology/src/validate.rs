@@ -942,6 +942,7 @@ impl Validator<'_, '_> {
             mtu,
             ageing: Duration::from_secs(ageing),
             mac_table_size: table as usize,
+            multicast_snooping: s.multicast_snooping.as_ref().is_none_or(|v| *v.get_ref()),
             tunnels,
         })
     }
