@@ -3,7 +3,7 @@
 //! parsers behind them (DHCP, NAT, ICMP quotes, the segmenter).
 //!
 //! Lengths and header fields are left as the input has them: only the
-//! IPv4 header checksum and the TCP, UDP or ICMP checksum over the bytes
+//! IPv4 header checksum and the TCP, UDP, ICMP or IGMP checksum over the bytes
 //! that are there are written, and, for an ICMP error, those of the packet
 //! it quotes. For IPv6 ([`fix_ipv6`]) the payload length is set to the
 //! bytes there are, and the upper-layer checksum behind any extension
@@ -57,7 +57,7 @@ fn fix_transport(proto: u8, src: &[u8; 4], dst: &[u8; 4], l4: &mut [u8]) {
     let at = match proto {
         6 => 16,
         17 => 6,
-        1 => 2,
+        1 | 2 => 2, // ICMP, IGMP
         _ => return,
     };
     if l4.len() < at + 2 {
@@ -67,7 +67,7 @@ fn fix_transport(proto: u8, src: &[u8; 4], dst: &[u8; 4], l4: &mut [u8]) {
         fix_ipv4(&mut l4[8..]); // the quoted packet first
     }
     l4[at..at + 2].fill(0);
-    let start = if proto == 1 {
+    let start = if proto == 1 || proto == 2 {
         0
     } else {
         checksum::pseudo_header(src, dst, proto, l4.len() as u32)

@@ -135,7 +135,16 @@ impl Lab {
         };
         let ports = Ports {
             alice: port(&mut f, "alice", home, trunk, true),
-            bob: port(&mut f, "bob", home, PortConfig::access(1), false),
+            bob: port(
+                &mut f,
+                "bob",
+                home,
+                PortConfig {
+                    snooped: true,
+                    ..PortConfig::access(1)
+                },
+                false,
+            ),
             peer: port(&mut f, "peer", isp, PortConfig::access(1), false),
             web: port(&mut f, "web1", dc, PortConfig::access(1), false),
         };

@@ -91,7 +91,12 @@ fn reference_lab_matches_the_contract() {
     );
     let sw = lab.switch("home").expect("home");
     assert_eq!(
-        (sw.mtu, sw.ageing.as_secs(), sw.mac_table_size, sw.multicast_snooping),
+        (
+            sw.mtu,
+            sw.ageing.as_secs(),
+            sw.mac_table_size,
+            sw.multicast_snooping
+        ),
         (1500, 300, 8192, true)
     );
 }
@@ -920,5 +925,9 @@ fn multicast_snooping_can_be_turned_off_per_switch() {
     let t = crate::parse(src, "m.toml").expect("valid");
     assert!(!t.switch("lan").expect("lan").multicast_snooping);
     let d = one_error("name = \"t\"\n[[switch]]\nname = \"lan\"\nmulticast_snooping = \"off\"\n");
-    assert_eq!((d.line, d.key.as_str()), (4, "switch \"lan\".multicast_snooping"), "{d}");
+    assert_eq!(
+        (d.line, d.key.as_str()),
+        (4, "switch \"lan\".multicast_snooping"),
+        "{d}"
+    );
 }

@@ -429,8 +429,14 @@ fn snooping_off_floods_every_group_and_never_queries() {
     };
     let mut sw = snooping_switch(config);
     let g = v6("ff02::1:ff00:1");
-    assert_eq!(send(&mut sw, t(0), 1, &mld_report(1, &[(JOIN, g)])), [0, 2, ROUTER]);
-    assert_eq!(send(&mut sw, t(0), 2, &mld_report(2, &[(JOIN, v6("ff05::9"))])), [0, 1, ROUTER]);
+    assert_eq!(
+        send(&mut sw, t(0), 1, &mld_report(1, &[(JOIN, g)])),
+        [0, 2, ROUTER]
+    );
+    assert_eq!(
+        send(&mut sw, t(0), 2, &mld_report(2, &[(JOIN, v6("ff05::9"))])),
+        [0, 1, ROUTER]
+    );
     assert_eq!(send(&mut sw, t(1), 0, &solicitation(0, g)), [1, 2, ROUTER]);
     sw.on_timer(t(2));
     assert!(sw.poll_transmit(&mut Vec::new()).is_none());
