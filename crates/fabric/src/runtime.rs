@@ -119,6 +119,31 @@ struct Shared {
     timer_wake: Notify,
 }
 
+impl Drop for Shared {
+    /// Closes the devices side by side. Closing a TAP unregisters its
+    /// interface, and the kernel then waits out an RCU barrier (about
+    /// 20 ms); closes that overlap share one, so a thousand hosts' devices
+    /// go in a fraction of a second instead of twenty.
+    fn drop(&mut self) {
+        let devices: Vec<Box<dyn PortIo>> = self.devices.drain(..).flatten().collect();
+        if devices.len() < 2 {
+            return;
+        }
+        let per_thread = devices.len().div_ceil(CLOSERS);
+        let mut devices = devices.into_iter();
+        std::thread::scope(|s| loop {
+            let chunk: Vec<_> = devices.by_ref().take(per_thread).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            s.spawn(move || drop(chunk));
+        });
+    }
+}
+
+/// Threads that close devices at shutdown.
+const CLOSERS: usize = 64;
+
 impl Shared {
     fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as u64)

@@ -48,12 +48,7 @@ pub fn cleanup(state: &LabState) -> Result<()> {
     // Helpers first: a DHCP client left running would keep its namespace
     // alive after the namespace's name is gone.
     netns::stop_dhclients(&crate::state::lab_dir(&state.lab));
-    let mut failures = Vec::new();
-    for ns in &state.namespaces {
-        if let Err(e) = netns::delete(ns, state.etc_dirs.contains(ns)) {
-            failures.push(format!("{e:#}"));
-        }
-    }
+    let failures = netns::delete_all(&state.namespaces, &state.etc_dirs);
     if !failures.is_empty() {
         bail!(
             "some namespaces of lab `{}` could not be removed:\n  {}",

@@ -1,8 +1,13 @@
-//! Network namespaces for hosts, set up and removed with iproute2 (`ip`),
-//! the tool network engineers know: what scratchnet does here is what they
-//! would type.
+//! Network namespaces for hosts: made, wired and removed in-process
+//! through rtnetlink (the `namespaces` crate), as `ip netns add`, `ip link
+//! set`, `ip addr add` and `ip route add` would, without a process per
+//! step; the files `ip netns exec` mounts (/etc/netns/NS); the DHCP
+//! clients; and the machine's end of the uplink (with `ip`, the commands
+//! a network engineer would type).
 
 use anyhow::{bail, Context, Result};
+use ipnet::IpNet;
+use namespaces::Rtnl;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,15 +31,16 @@ pub fn ip(args: &[&str]) -> Result<()> {
 }
 
 pub fn exists(ns: &str) -> bool {
-    Path::new("/run/netns").join(ns).exists()
+    namespaces::exists(ns)
 }
 
 pub fn etc_dir(ns: &str) -> PathBuf {
     Path::new("/etc/netns").join(ns)
 }
 
-pub fn add(ns: &str) -> Result<()> {
-    ip(&["netns", "add", ns])
+/// Creates the namespace of host `ns`.
+pub fn add(ns: &str) -> Result<std::fs::File> {
+    namespaces::create(ns).with_context(|| format!("cannot create network namespace `{ns}`"))
 }
 
 /// The file that marks a trust store scratchnet wrote (/etc/netns/NS/ssl).
@@ -92,12 +98,10 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// The first line of every file scratchnet writes in /etc/netns.
 const ETC_MARK: &str = "# written by scratchnet";
 
-/// Removes a namespace and what scratchnet wrote in /etc/netns for it: its
-/// resolv.conf, and the directory if the lab created it (`own_dir`) and
-/// nothing else is in it. Absent ones are fine. Processes still running in
-/// the namespace (a server a user started with `ip netns exec`) are ended
-/// first: they would keep it alive, nameless, after the lab is gone.
-pub fn delete(ns: &str, own_dir: bool) -> Result<()> {
+/// Removes what scratchnet wrote in /etc/netns for a namespace: its
+/// resolv.conf, hosts and trust store, and the directory if the lab
+/// created it (`own_dir`) and nothing else is in it.
+fn remove_etc(ns: &str, own_dir: bool) -> Result<()> {
     let dir = etc_dir(ns);
     for file in ["resolv.conf", "hosts"] {
         let path = dir.join(file);
@@ -116,30 +120,42 @@ pub fn delete(ns: &str, own_dir: bool) -> Result<()> {
             tracing::warn!("left {} in place: {e}", dir.display());
         }
     }
-    if exists(ns) {
-        end_processes(ns);
-        ip(&["netns", "delete", ns])?;
-    }
     Ok(())
 }
 
-/// SIGTERM to every process in the namespace, SIGKILL to those still
+/// Removes namespaces and what scratchnet wrote in /etc/netns for them
+/// (`own_dirs`: the directories the lab created). Absent ones are fine.
+/// Processes still running in them (a server a user started with `ip
+/// netns exec`) are ended first: they would keep a namespace alive,
+/// nameless, after the lab is gone. Returns what could not be removed.
+pub fn delete_all(names: &[String], own_dirs: &[String]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for ns in names {
+        if let Err(e) = remove_etc(ns, own_dirs.contains(ns)) {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    end_processes(&names);
+    for ns in names {
+        if let Err(e) = namespaces::delete(ns) {
+            failures.push(format!("cannot remove network namespace `{ns}`: {e}"));
+        }
+    }
+    failures
+}
+
+/// SIGTERM to every process in the namespaces, SIGKILL to those still
 /// there after a second.
-fn end_processes(ns: &str) {
+fn end_processes(names: &[&str]) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let pids = || -> Vec<Pid> {
-        Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .map(Pid::from_raw)
-                    .collect()
-            })
-            .unwrap_or_default()
+        namespaces::pids(names)
+            .into_values()
+            .flatten()
+            .map(Pid::from_raw)
+            .collect()
     };
     let running = pids();
     if running.is_empty() {
@@ -159,34 +175,21 @@ fn end_processes(ns: &str) {
     }
 }
 
-/// Writes `/proc/sys/net/...` settings inside namespace `ns`: from a
-/// thread of its own that joins the namespace, so no process is spawned
-/// and the rest of scratchnet stays where it is.
-fn sysctls_in(ns: &str, settings: &[(String, &'static str)]) -> Result<()> {
-    let path = Path::new("/run/netns").join(ns);
-    let file = std::fs::File::open(&path)
-        .with_context(|| format!("cannot open namespace {}", path.display()))?;
-    let settings = settings.to_vec();
-    std::thread::scope(|s| {
-        s.spawn(move || -> Result<()> {
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .with_context(|| format!("cannot enter namespace {ns}"))?;
-            for (key, value) in &settings {
-                let at = Path::new("/proc/sys/net").join(key.replace('.', "/"));
-                std::fs::write(&at, value)
-                    .with_context(|| format!("cannot set net.{key} = {value} in {ns}"))?;
-            }
-            Ok(())
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the thread setting {ns}'s sysctls panicked"))?
-    })
+/// Writes `/proc/sys/net/...` settings of the calling thread's
+/// namespace.
+fn sysctls(ns: &str, settings: &[(&str, &str)]) -> Result<()> {
+    for (key, value) in settings {
+        let at = Path::new("/proc/sys/net").join(key.replace('.', "/"));
+        std::fs::write(&at, value)
+            .with_context(|| format!("cannot set net.{key} = {value} in {ns}"))?;
+    }
+    Ok(())
 }
 
 /// The host's IPv6 settings before its link comes up: a SLAAC host
 /// accepts router advertisements and makes its address from them; any
 /// other host on a segment with IPv6 ignores them, so that it holds just
-/// what the topology gives it.
+/// what the topology gives it. Called inside the host's namespace.
 fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
     let (accept_ra, autoconf) = match host.address6 {
         Some(HostAddress6::Slaac) => ("1", "1"),
@@ -197,81 +200,77 @@ fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
         None if v6_segment => ("0", "0"),
         None => return Ok(()),
     };
-    sysctls_in(
+    sysctls(
         &host.name,
         &[
-            ("ipv6.conf.eth0.accept_ra".to_owned(), accept_ra),
-            ("ipv6.conf.eth0.autoconf".to_owned(), autoconf),
+            ("ipv6.conf.eth0.accept_ra", accept_ra),
+            ("ipv6.conf.eth0.autoconf", autoconf),
         ],
     )
 }
 
-/// Moves the host's TAP into its namespace as `eth0`, brings it up and
-/// gives it its addresses, default routes and resolver. `v6_segment`: its
-/// switch carries IPv6.
+/// Brings up host `host`'s links in its namespace `ns` (its TAP there is
+/// `eth0`) and gives it its addresses, default routes and resolver.
+/// `v6_segment`: its switch carries IPv6.
 pub fn configure_host(
+    ns: &std::fs::File,
     host: &HostSpec,
-    tap: &str,
     v6_segment: bool,
     resolvers: &[IpAddr],
 ) -> Result<()> {
-    let ns = host.name.as_str();
-    ip(&["link", "set", tap, "netns", ns])?;
-    ip(&["-n", ns, "link", "set", tap, "name", "eth0"])?;
-    // Super-frames no larger than a VXLAN datagram to a scratchnet peer
-    // carries, so that they cross a tunnel whole (the cost elsewhere is
-    // nil: 65,473 bytes instead of 65,536). An iproute2 too old to set it
-    // leaves the default, and tunnels cut the few larger ones.
-    let gso_max = (wire::vxlan::MAX_OFFLOAD_FRAME - wire::ether::HEADER_LEN).to_string();
-    if let Err(e) = ip(&["-n", ns, "link", "set", "eth0", "gso_max_size", &gso_max]) {
-        tracing::debug!("gso_max_size left as it was in {ns}: {e:#}");
-    }
-    ip(&["-n", ns, "link", "set", "lo", "up"])?;
-    if let Err(e) = configure_host6(host, v6_segment) {
-        // A container mounts /proc/sys read-only: the host keeps the
-        // kernel's defaults (it takes advertisements, as a Linux host does).
-        eprintln!("scratchnet: host `{ns}` keeps the kernel's IPv6 defaults: {e:#}");
-    }
-    ip(&["-n", ns, "link", "set", "eth0", "up"])?;
-    if let HostAddress::Static(addr) = host.address {
-        ip(&["-n", ns, "addr", "add", &addr.to_string(), "dev", "eth0"])?;
-        if let Some(gw) = host.gateway {
-            ip(&["-n", ns, "route", "add", "default", "via", &gw.to_string()])?;
+    let name = host.name.as_str();
+    namespaces::within(ns, || -> Result<()> {
+        let eth0 = nix::net::if_::if_nametoindex("eth0")
+            .with_context(|| format!("no eth0 in `{name}`"))?;
+        let mut rtnl = Rtnl::open()?;
+        // Super-frames no larger than a VXLAN datagram to a scratchnet
+        // peer carries, so that they cross a tunnel whole (the cost
+        // elsewhere is nil: 65,473 bytes instead of 65,536). A kernel too
+        // old to set it leaves the default, and tunnels cut the few
+        // larger ones.
+        let gso_max = (wire::vxlan::MAX_OFFLOAD_FRAME - wire::ether::HEADER_LEN) as u32;
+        rtnl.set_up(LOOPBACK, None)?;
+        if let Err(e) = rtnl
+            .set_up(eth0, Some(gso_max))
+            .and_then(|()| rtnl.finish())
+        {
+            tracing::debug!("gso_max_size left as it was in {name}: {e}");
         }
-    }
-    if let Some(HostAddress6::Static(addr)) = host.address6 {
-        // Duplicate address detection runs as on any Linux host: the
-        // address is usable once no one has claimed it (about a second).
-        ip(&[
-            "-n",
-            ns,
-            "-6",
-            "addr",
-            "add",
-            &addr.to_string(),
-            "dev",
-            "eth0",
-        ])?;
-        if let Some(gw) = host.gateway6 {
-            ip(&[
-                "-n",
-                ns,
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                &gw.to_string(),
-                "dev",
-                "eth0",
-            ])?;
+        rtnl.finish()?;
+        if let Err(e) = configure_host6(host, v6_segment) {
+            // A container mounts /proc/sys read-only: the host keeps the
+            // kernel's defaults (it takes advertisements, as a Linux host
+            // does).
+            eprintln!("scratchnet: host `{name}` keeps the kernel's IPv6 defaults: {e:#}");
         }
-    }
+        rtnl.set_up(eth0, None)?;
+        if let HostAddress::Static(addr) = host.address {
+            rtnl.add_address(eth0, IpNet::V4(addr), false)?;
+            if let Some(gw) = host.gateway {
+                rtnl.add_route(IpNet::V4(Default::default()), IpAddr::V4(gw), None)?;
+            }
+        }
+        if let Some(HostAddress6::Static(addr)) = host.address6 {
+            // Duplicate address detection runs as on any Linux host: the
+            // address is usable once no one has claimed it (about a
+            // second).
+            rtnl.add_address(eth0, IpNet::V6(addr), false)?;
+            if let Some(gw) = host.gateway6 {
+                rtnl.add_route(IpNet::V6(Default::default()), IpAddr::V6(gw), Some(eth0))?;
+            }
+        }
+        rtnl.finish()?;
+        Ok(())
+    })
+    .with_context(|| format!("cannot enter namespace `{name}`"))??;
     if !resolvers.is_empty() {
-        write_resolv_conf(ns, resolvers)?;
+        write_resolv_conf(name, resolvers)?;
     }
     Ok(())
 }
+
+/// The loopback's index: always 1 in a new namespace.
+const LOOPBACK: u32 = 1;
 
 /// /etc/netns/NS/resolv.conf, which `ip netns exec` mounts over
 /// /etc/resolv.conf inside the namespace.
@@ -350,28 +349,60 @@ pub fn run_dhclient(ns: &str, run_dir: &Path, family: Dhcp) -> Result<()> {
     dhclient(ns, run_dir, Lease::Acquire, family, false)
 }
 
-/// Waits (up to 5 s) until `eth0` holds an IPv6 address of `scope`
-/// (`link` or `global`) that has passed duplicate address detection: a
-/// DHCPv6 client sends from the link-local one, and a host is ready once
-/// its global one (static or SLAAC) is usable.
-pub fn wait_for_ipv6(ns: &str, scope: &str) -> Result<()> {
+/// Which IPv6 address a host waits for on `eth0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Its link-local address: a DHCPv6 client sends from it.
+    Link,
+    /// A global one (static or SLAAC): the host is then ready.
+    Global,
+}
+
+/// Whether host `ns`'s `eth0` holds an IPv6 address of `scope` that has
+/// passed duplicate address detection.
+fn ipv6_ready(ns: &std::fs::File, scope: Scope) -> Result<bool> {
+    let found = namespaces::within(ns, || -> Result<bool> {
+        let eth0 = nix::net::if_::if_nametoindex("eth0")?;
+        let addrs = Rtnl::open()?.addresses(eth0)?;
+        Ok(addrs
+            .iter()
+            .any(|a| a.addr.is_ipv6() && !a.tentative && a.link_scope == (scope == Scope::Link)))
+    })??;
+    Ok(found)
+}
+
+/// Waits (up to 5 s) until every host of `hosts` holds a usable IPv6
+/// address of `scope` on `eth0`, looking at each in turn every 100 ms.
+pub fn wait_for_ipv6(hosts: &[String], scope: Scope) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut waiting = Vec::new();
+    for h in hosts {
+        let ns = namespaces::open(h).with_context(|| format!("no namespace for host `{h}`"))?;
+        waiting.push((h, ns));
+    }
     loop {
-        let out = Command::new("ip")
-            .args([
-                "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", scope,
-            ])
-            .output()
-            .context("cannot run `ip`")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text
-            .lines()
-            .any(|l| l.contains("inet6") && !l.contains("tentative"))
-        {
-            return Ok(());
+        let mut still = Vec::new();
+        for (h, ns) in waiting {
+            if !ipv6_ready(&ns, scope)? {
+                still.push((h, ns));
+            }
         }
+        waiting = still;
+        let Some((h, _)) = waiting.first() else {
+            return Ok(());
+        };
         if std::time::Instant::now() > deadline {
-            bail!("host `{ns}` has no usable {scope} IPv6 address after 5 s (is a router advertising a prefix on its switch?): {text}");
+            let what = match scope {
+                Scope::Link => "link-local",
+                Scope::Global => "global",
+            };
+            bail!(
+                "host `{h}`{} has no usable {what} IPv6 address after 5 s (is a router advertising a prefix on its switch?)",
+                match waiting.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -405,7 +436,7 @@ pub fn dhclient(ns: &str, run_dir: &Path, what: Lease, family: Dhcp, show: bool)
         write_resolv_conf(ns, &[])?;
     }
     if family == Dhcp::V6 && what == Lease::Acquire {
-        wait_for_ipv6(ns, "link")?;
+        wait_for_ipv6(&[ns.to_owned()], Scope::Link)?;
     }
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns, dhclient, flag, "-v", "-sf"]);

@@ -169,6 +169,7 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             mtu: t.mtu,
             mac: None,
             txqueuelen: 10_000,
+            name: None,
         };
         let device = Device::open(&options).context("cannot create a TUN device")?;
         let mut addrs = vec![format!("{}/{}", t.peer, t.prefix_len)];
@@ -207,24 +208,37 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             io: Box::new(port),
         });
     }
+    // Every host's namespace is on record before the first is made: a
+    // crash part way leaves `down` what to remove.
+    for h in &blueprint.hosts {
+        state.namespaces.push(h.spec.name.clone());
+        if !netns::etc_dir(&h.spec.name).exists() {
+            state.etc_dirs.push(h.spec.name.clone());
+        }
+    }
+    state.save()?;
+    let runtime = tokio::runtime::Handle::current();
+    let lab = blueprint.view.topology();
+    // Hosts on one switch share their hosts file.
+    let mut hosts_files = std::collections::HashMap::new();
     for h in &blueprint.hosts {
         let spec = &h.spec;
-        state.namespaces.push(spec.name.clone());
-        if !netns::etc_dir(&spec.name).exists() {
-            state.etc_dirs.push(spec.name.clone());
-        }
-        state.save()?;
-        netns::add(&spec.name)?;
+        let ns = netns::add(&spec.name)?;
         let options = DeviceOptions {
             kind: Kind::Tap,
             offload: spec.offload,
             mtu: spec.mtu,
             mac: Some(spec.mac),
             txqueuelen: spec.txqueuelen,
+            name: Some("eth0".to_owned()),
         };
-        let device = Device::open(&options)
-            .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
-        let lab = blueprint.view.topology();
+        // Opened from inside the namespace, where it is the host's eth0.
+        let device = namespaces::within(&ns, || {
+            let _runtime = runtime.enter();
+            Device::open(&options)
+        })
+        .and_then(|opened| opened)
+        .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
         let v6_segment = lab
             .switch(&spec.switch)
             .is_some_and(|s| s.subnet6.is_some());
@@ -238,17 +252,14 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             let advertised = advertised.map(std::net::IpAddr::V6);
             resolvers.extend(advertised.filter(|a| !spec.dns.contains(a)));
         }
-        netns::configure_host(spec, device.name(), v6_segment, &resolvers)
+        netns::configure_host(&ns, spec, v6_segment, &resolvers)
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
-        netns::write_hosts(
-            &spec.name,
-            &lab::hosts_file(
-                blueprint.view.topology(),
-                &spec.switch,
-                // A DHCP host takes its resolvers from the lease.
-                !resolvers.is_empty() || leased,
-            ),
-        )?;
+        // A DHCP host takes its resolvers from the lease.
+        let named = !resolvers.is_empty() || leased;
+        let names = hosts_files
+            .entry((spec.switch.clone(), named))
+            .or_insert_with(|| lab::hosts_file(lab, &spec.switch, named));
+        netns::write_hosts(&spec.name, names)?;
         if let Some(pem) = &ca {
             netns::trust_ca(&spec.name, pem)?;
         }
@@ -332,20 +343,22 @@ async fn start_dhcp_clients(lab: &Topology) -> Result<()> {
         .collect();
     // Static and SLAAC hosts are ready once their address has passed
     // duplicate address detection (about a second, as on any Linux host).
-    clients.extend(
-        lab.hosts
-            .iter()
-            .filter(|h| {
-                matches!(
-                    h.address6,
-                    Some(topology::HostAddress6::Slaac | topology::HostAddress6::Static(_))
-                )
-            })
-            .map(|h| {
-                let ns = h.name.clone();
-                tokio::task::spawn_blocking(move || netns::wait_for_ipv6(&ns, "global"))
-            }),
-    );
+    let addressed: Vec<String> = lab
+        .hosts
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.address6,
+                Some(topology::HostAddress6::Slaac | topology::HostAddress6::Static(_))
+            )
+        })
+        .map(|h| h.name.clone())
+        .collect();
+    if !addressed.is_empty() {
+        clients.push(tokio::task::spawn_blocking(move || {
+            netns::wait_for_ipv6(&addressed, netns::Scope::Global)
+        }));
+    }
     for (n, c) in clients.into_iter().enumerate() {
         match c.await? {
             Ok(()) => {}

@@ -1,8 +1,10 @@
 //! TAP and TUN devices: the kernel edges of fabric ports.
 //!
-//! A [`Device`] is opened in the caller's network namespace (scratchnet
-//! then moves a host's TAP into the host's namespace; the descriptor stays
-//! attached to it). With offload on, it is opened with IFF_VNET_HDR and
+//! A [`Device`] is opened in the calling thread's network namespace:
+//! scratchnet opens a host's TAP from a thread inside the host's namespace,
+//! named `eth0` there, so that it need not be moved (a move costs the
+//! kernel an RCU grace period, about 20 ms). The descriptor works from
+//! any thread. With offload on, it is opened with IFF_VNET_HDR and
 //! TUNSETOFFLOAD (checksum, TSO4/6, USO where the kernel has it), so the
 //! kernel may hand over 64 KiB GSO super-frames behind a virtio-net header
 //! ([`wire::VnetHdr`]) instead of one syscall per 1500-byte frame;
@@ -39,6 +41,8 @@ pub struct DeviceOptions {
     /// The interface's MAC address (TAP only).
     pub mac: Option<Mac>,
     pub txqueuelen: u32,
+    /// The interface's name; `None` lets the kernel choose (`tapN`).
+    pub name: Option<String>,
 }
 
 /// An open TAP or TUN device, registered with the tokio reactor.
@@ -58,8 +62,9 @@ impl std::fmt::Debug for Device {
 }
 
 impl Device {
-    /// Creates a device with a kernel-chosen name (`tapN`, `tunN`), down,
-    /// in the current namespace. Must be called inside a tokio runtime.
+    /// Creates a device, down, in the calling thread's namespace, named as
+    /// asked or by the kernel (`tapN`, `tunN`). Must be called inside a
+    /// tokio runtime.
     pub fn open(options: &DeviceOptions) -> io::Result<Device> {
         let mut builder = DeviceBuilder::new()
             .layer(match options.kind {
@@ -72,6 +77,9 @@ impl Device {
             .enable(false);
         if let Some(mac) = options.mac {
             builder = builder.mac_addr(mac.0);
+        }
+        if let Some(name) = &options.name {
+            builder = builder.name(name);
         }
         let dev = builder.build_async()?;
         let name = dev.name()?;
