@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Scale: N namespace hosts on one switch (dual-stack, static addresses),
+# for each N in SIZES (default "100 1000"). For scratchnet: the time to
+# "ready", the resident memory and idle CPU once ready, the time from
+# "ready" until PAIRS random host pairs (default 1000) all answer a ping
+# over IPv4 and over IPv6, and the time to gone after SIGINT. Beside it,
+# in the same run, the kernel's own plumbing of the same: N namespaces
+# with a veth pair each on one Linux bridge, built with `ip -batch` (one
+# `ip` for the namespaces and links, one per namespace for its addresses),
+# timed the same way.
+#
+#   sudo SIZES="100 1000 5000" scripts/bench-scale.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+sizes=${SIZES:-100 1000}
+pairs=${PAIRS:-1000}
+
+now() { date +%s.%N; }
+since() { python3 -c 'import sys,time; print("%.2f" % (time.time()-float(sys.argv[1])))' "$1"; }
+
+# Host i's addresses in lab $1 (88: scratchnet, 89: the kernel's bridge).
+addr4() { echo "10.$1.$(($2 / 250)).$(($2 % 250 + 1))"; }
+addr6() { printf '2001:db8:%s::%x' "$1" $(($2 + 1)); }
+
+# Pings PAIRS random pairs of hosts named $1N in lab $2 (N hosts: $3) over
+# both families, 64 at a time, again and again for those that failed;
+# prints the seconds until all answered (or "timeout" after 60 s).
+ping_pairs() {
+  local prefix=$1 net=$2 n=$3 start i a b
+  start=$(now)
+  : > "$work/pairs"
+  for i in $(seq "$pairs"); do
+    a=$((RANDOM * 32768 + RANDOM)); a=$((a % n)); b=$(((a + 1 + (RANDOM * 32768 + RANDOM) % (n - 1)) % n))
+    echo "$prefix$a $(addr4 "$net" "$b")" >> "$work/pairs"
+    echo "$prefix$a $(addr6 "$net" "$b")" >> "$work/pairs"
+  done
+  while [ -s "$work/pairs" ]; do
+    if [ "$(since "$start" | cut -d. -f1)" -ge 60 ]; then echo timeout; return; fi
+    # shellcheck disable=SC2016
+    xargs -P 64 -L 1 sh -c 'ip netns exec "$0" ping -c 1 -W 1 "$1" >/dev/null 2>&1 || echo "$0 $1"' \
+      < "$work/pairs" > "$work/failed" || true
+    mv "$work/failed" "$work/pairs"
+  done
+  since "$start"
+}
+
+# Percent of one core process $1 used over 5 s.
+idle_cpu() {
+  local a b
+  a=$(awk '{print $14 + $15}' "/proc/$1/stat"); sleep 5; b=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  python3 -c 'import os,sys; print("%.1f" % ((int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK") / 5 * 100))' "$a" "$b"
+}
+
+scratch() {
+  local n=$1 i start ready ready_s rss cpu pinged gone
+  {
+    echo 'name = "bench-scale"'
+    echo '[[switch]]'; echo 'name = "scale"'; echo 'subnet = "10.88.0.0/16"'; echo 'subnet6 = "2001:db8:88::/64"'
+    for i in $(seq 0 $((n - 1))); do
+      printf '[[host]]\nname = "s%d"\nswitch = "scale"\naddress = "%s/16"\naddress6 = "%s/64"\n' \
+        "$i" "$(addr4 88 "$i")" "$(addr6 88 "$i")"
+    done
+  } > "$work/lab.toml"
+  start=$(now)
+  "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
+  lab_pid=$!
+  until grep -q ready "$work/up.log"; do
+    kill -0 "$lab_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
+    sleep 0.02
+  done
+  ready_s=$(since "$start")
+  rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  pinged=$(ping_pairs s 88 "$n")
+  cpu=$(idle_cpu "$lab_pid")
+  start=$(now)
+  kill -INT "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=""
+  gone=$(since "$start")
+  echo "$ready_s $gone $rss $cpu $pinged"
+}
+
+kernel() {
+  local n=$1 i start built pinged gone
+  start=$(now)
+  {
+    echo "link add scale-br type bridge"
+    echo "link set scale-br up"
+    for i in $(seq 0 $((n - 1))); do
+      echo "netns add k$i"
+      echo "link add kv$i type veth peer name eth0 netns k$i"
+      echo "link set kv$i master scale-br up"
+    done
+  } | ip -batch -
+  for i in $(seq 0 $((n - 1))); do
+    kernel_namespaces+=("k$i")
+    printf 'link set lo up\nlink set eth0 up\naddr add %s/16 dev eth0\naddr add %s/64 dev eth0\n' \
+      "$(addr4 89 "$i")" "$(addr6 89 "$i")" | ip -n "k$i" -batch -
+  done
+  # Ready as scratchnet's hosts are: every IPv6 address past DAD.
+  for i in $(seq 0 $((n - 1))); do
+    until ! ip -n "k$i" -6 addr show dev eth0 scope global | grep -q tentative; do sleep 0.02; done
+  done
+  built=$(since "$start")
+  pinged=$(ping_pairs k 89 "$n")
+  start=$(now)
+  { for i in $(seq 0 $((n - 1))); do echo "netns delete k$i"; done; echo "link del scale-br"; } | ip -batch -
+  kernel_namespaces=()
+  gone=$(since "$start")
+  echo "$built $gone $pinged"
+}
+
+printf '%-7s %-34s %12s %12s %7s\n' hosts metric scratchnet kernel ratio
+for n in $sizes; do
+  read -r s_ready s_gone s_rss s_cpu s_ping <<< "$(scratch "$n")"
+  read -r k_ready k_gone k_ping <<< "$(kernel "$n")"
+  printf '%-7s %-34s %12s %12s %7s\n' "$n" "time to ready, s" "$s_ready" "$k_ready" "$(ratio "$s_ready" "$k_ready")"
+  printf '%-7s %-34s %12s %12s %7s\n' "$n" "ready to $pairs pairs pinging (v4+v6), s" "$s_ping" "$k_ping" "$(ratio "$s_ping" "$k_ping")"
+  printf '%-7s %-34s %12s %12s %7s\n' "$n" "time to gone, s" "$s_gone" "$k_gone" "$(ratio "$s_gone" "$k_gone")"
+  printf '%-7s %-34s %12s\n' "$n" "resident memory, MiB" "$s_rss"
+  printf '%-7s %-34s %12s\n' "$n" "idle CPU, % of a core" "$s_cpu"
+done
