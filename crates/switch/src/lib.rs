@@ -250,6 +250,7 @@ impl Switch {
             _ => Reach::Flood,
         };
         let flooded = known.is_none() && reach == Reach::Flood;
+        let mut skipped = false;
         match known {
             Some(port) if port == ingress => {
                 // The destination lives on the segment the frame came from.
@@ -265,7 +266,6 @@ impl Switch {
                 } else {
                     self.counters.unknown_unicast_floods += 1;
                 }
-                let mut skipped = false;
                 for p in 0..self.ports.len() as u32 {
                     let config = &self.ports[p as usize].config;
                     if p == ingress.0 || !config.mode.carries(vlan) {
@@ -285,7 +285,10 @@ impl Switch {
                 }
             }
         }
-        if out.is_empty() {
+        // A report on a switch with no router port, or a group nobody
+        // here joined, goes nowhere by design: snooping's filtering, not
+        // a drop.
+        if out.is_empty() && !skipped {
             self.ports[ingress.0 as usize]
                 .counters
                 .count_drop(DropReason::NoEgress);
