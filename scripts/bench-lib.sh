@@ -78,7 +78,14 @@ s = json.load(open(sys.argv[1]))["end"]["sum_received"]
 print("%.0f" % (s["bytes"] / 64 / s["seconds"] / 1e3))' "$work/iperf.json"
 }
 
-ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print("%.2f" % (a/b if b else 0))' "$1" "$2"; }
+# a/b to two places; "-" when either is not a number (a timeout, say).
+ratio() { python3 -c '
+import sys
+try:
+    a, b = float(sys.argv[1]), float(sys.argv[2])
+    print("%.2f" % (a / b if b else 0))
+except ValueError:
+    print("-")' "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Alternates scratchnet and the kernel over $rounds rounds: TCP and 64-byte

@@ -49,6 +49,7 @@ pub fn cleanup(state: &LabState) -> Result<()> {
     // alive after the namespace's name is gone.
     netns::stop_dhclients(&crate::state::lab_dir(&state.lab));
     let failures = netns::delete_all(&state.namespaces, &state.etc_dirs);
+    crate::neigh::restore(&state.sysctls);
     if !failures.is_empty() {
         bail!(
             "some namespaces of lab `{}` could not be removed:\n  {}",

@@ -9,6 +9,7 @@ mod control;
 mod down;
 mod graph;
 mod inspect;
+mod neigh;
 mod netns;
 mod pcapng;
 mod render;

@@ -51,6 +51,9 @@ pub struct LabState {
     /// resolv.conf goes there); others are left in place.
     #[serde(default)]
     pub etc_dirs: Vec<String>,
+    /// Machine-wide sysctls the lab raised (crate::neigh), to put back.
+    #[serde(default)]
+    pub sysctls: Vec<crate::neigh::Raised>,
 }
 
 impl LabState {
@@ -72,6 +75,7 @@ impl LabState {
             pid_start: process_start(pid),
             namespaces: Vec::new(),
             etc_dirs: Vec::new(),
+            sysctls: Vec::new(),
         }
     }
 

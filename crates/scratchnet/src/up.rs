@@ -216,6 +216,21 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             state.etc_dirs.push(h.spec.name.clone());
         }
     }
+    match crate::neigh::raise(blueprint.hosts.len()) {
+        Ok(raised) => {
+            for r in &raised {
+                eprintln!(
+                    "scratchnet: {} raised from {} to {} for {} hosts (the kernel's neighbour tables are one per machine); put back when the lab stops",
+                    r.key,
+                    r.old,
+                    r.new,
+                    blueprint.hosts.len()
+                );
+            }
+            state.sysctls = raised;
+        }
+        Err(e) => eprintln!("scratchnet: the kernel's neighbour tables keep their bounds ({e:#}): a large lab may see `neighbor table overflow`"),
+    }
     state.save()?;
     let runtime = tokio::runtime::Handle::current();
     let lab = blueprint.view.topology();
