@@ -469,3 +469,39 @@ tagged_vlans = [10, 20]
     drop(lab);
     assert_clean("l2h", &hosts);
 }
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn a_hundred_hosts_answer_at_once_and_the_kernels_neighbour_bounds_are_put_back() {
+    let gc = |family: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/{family}/neigh/default/gc_thresh3"))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = (gc("ipv4"), gc("ipv6"));
+    let mut toml = String::from(
+        "name = \"big\"\n[[switch]]\nname = \"big-lan\"\nsubnet = \"10.87.0.0/16\"\nsubnet6 = \"2001:db8:87::/64\"\n",
+    );
+    let hosts: Vec<String> = (0..100).map(|i| format!("big{i}")).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        toml += &format!(
+            "[[host]]\nname = \"{h}\"\nswitch = \"big-lan\"\naddress = \"10.87.0.{n}/16\"\naddress6 = \"2001:db8:87::{n:x}/64\"\n",
+            n = i + 1
+        );
+    }
+    let mut lab = Lab::up("big", &toml);
+    // A hundred hosts' neighbours in the kernel's one table per machine:
+    // its bounds are raised for the lab.
+    assert!(gc("ipv4") >= 6400 && gc("ipv6") >= 6400, "{before:?}");
+    for (a, b) in [(0, 99), (42, 7), (63, 64)] {
+        exec_ok(&hosts[a], &format!("ping -c 1 -W 2 10.87.0.{}", b + 1));
+        exec_ok(&hosts[a], &format!("ping -6 -c 1 -W 2 2001:db8:87::{:x}", b + 1));
+    }
+    let (status, stderr) = lab.stop_with("INT");
+    assert!(status.success(), "{stderr}");
+    assert_eq!((gc("ipv4"), gc("ipv6")), before, "the bounds are put back");
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    assert_clean("big", &names);
+}
