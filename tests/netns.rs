@@ -497,7 +497,10 @@ fn a_hundred_hosts_answer_at_once_and_the_kernels_neighbour_bounds_are_put_back(
     assert!(gc("ipv4") >= 6400 && gc("ipv6") >= 6400, "{before:?}");
     for (a, b) in [(0, 99), (42, 7), (63, 64)] {
         exec_ok(&hosts[a], &format!("ping -c 1 -W 2 10.87.0.{}", b + 1));
-        exec_ok(&hosts[a], &format!("ping -6 -c 1 -W 2 2001:db8:87::{:x}", b + 1));
+        exec_ok(
+            &hosts[a],
+            &format!("ping -6 -c 1 -W 2 2001:db8:87::{:x}", b + 1),
+        );
     }
     let (status, stderr) = lab.stop_with("INT");
     assert!(status.success(), "{stderr}");

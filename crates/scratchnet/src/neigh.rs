@@ -28,7 +28,9 @@ fn path(key: &str) -> String {
 
 fn read(key: &str) -> Result<u64> {
     let text = std::fs::read_to_string(path(key)).with_context(|| format!("cannot read {key}"))?;
-    text.trim().parse().with_context(|| format!("{key} is not a number: {text}"))
+    text.trim()
+        .parse()
+        .with_context(|| format!("{key} is not a number: {text}"))
 }
 
 /// Raises the neighbour table bounds of both families for `hosts`
@@ -45,7 +47,11 @@ pub fn raise(hosts: usize) -> Result<Vec<Raised>> {
             }
             std::fs::write(path(&key), want.to_string())
                 .with_context(|| format!("cannot set {key} = {want}"))?;
-            raised.push(Raised { key, old, new: want });
+            raised.push(Raised {
+                key,
+                old,
+                new: want,
+            });
         }
     }
     Ok(raised)

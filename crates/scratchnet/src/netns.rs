@@ -125,18 +125,22 @@ fn remove_etc(ns: &str, own_dir: bool) -> Result<()> {
 
 /// Removes namespaces and what scratchnet wrote in /etc/netns for them
 /// (`own_dirs`: the directories the lab created). Absent ones are fine.
-/// Processes still running in them (a server a user started with `ip
-/// netns exec`) are ended first: they would keep a namespace alive,
-/// nameless, after the lab is gone. Returns what could not be removed.
+/// Processes still running in them (a DHCP client, a server a user
+/// started with `ip netns exec`) are ended first: they would keep a
+/// namespace alive, nameless, after the lab is gone, or write in its
+/// /etc/netns directory after it was emptied. Returns what could not be
+/// removed.
 pub fn delete_all(names: &[String], own_dirs: &[String]) -> Vec<String> {
     let mut failures = Vec::new();
-    for ns in names {
-        if let Err(e) = remove_etc(ns, own_dirs.contains(ns)) {
+    // The processes first: a DHCP client still exiting may write its
+    // resolv.conf after the files are gone.
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    end_processes(&names);
+    for ns in &names {
+        if let Err(e) = remove_etc(ns, own_dirs.iter().any(|d| d == ns)) {
             failures.push(format!("{e:#}"));
         }
     }
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    end_processes(&names);
     for ns in names {
         if let Err(e) = namespaces::delete(ns) {
             failures.push(format!("cannot remove network namespace `{ns}`: {e}"));
