@@ -204,13 +204,13 @@ impl Snooper {
             return Reach::Flood;
         };
         let message = frame.get(v.l4..v.end).unwrap_or_default();
-        let reach = match (v.family, v.proto) {
-            (Family::V4, PROTO_IGMP) => self.igmp(now, vlan, port, snooped, message),
-            (Family::V6, PROTO_ICMPV6) => self.mld(now, vlan, port, snooped, &v, message),
+        let read = match (v.family, v.proto) {
+            (Family::V4, PROTO_IGMP) => read_igmp(message),
+            (Family::V6, PROTO_ICMPV6) => read_mld(&v, message),
             _ => None,
         };
-        if let Some(reach) = reach {
-            return reach;
+        if let Some(read) = read {
+            return self.learn(now, vlan, port, snooped, v.family, read);
         }
         if always_flooded(v.dst) {
             return Reach::Flood;
@@ -222,121 +222,44 @@ impl Snooper {
         Reach::Group(v.dst)
     }
 
-    /// What an IGMP message tells and where it goes; `None` if it is not
-    /// one snooping knows.
-    fn igmp(
+    /// Learns from an IGMP or MLD message that came in on `port`; where
+    /// it goes.
+    fn learn(
         &mut self,
         now: Instant,
         vlan: u16,
         port: PortNo,
         snooped: bool,
-        m: &[u8],
-    ) -> Option<Reach> {
-        let ty = *m.first()?;
-        if !matches!(
-            ty,
-            IGMP_QUERY | IGMP_V1_REPORT | IGMP_V2_REPORT | IGMP_LEAVE | IGMP_V3_REPORT
-        ) {
-            return None;
-        }
-        let sound = m.len() >= 8 && checksum::fold(checksum::sum(0, m)) == 0xffff;
-        if !sound {
+        family: Family,
+        read: Read<'_>,
+    ) -> Reach {
+        let Some(message) = read.message else {
             self.counters.malformed += 1;
-            return Some(if ty == IGMP_QUERY {
+            return if read.query {
                 Reach::Flood
             } else {
                 Reach::Routers
-            });
-        }
-        let group = |at: usize| {
-            m.get(at..at + 4)
-                .map(|g| IpAddr::V4(Ipv4Addr::new(g[0], g[1], g[2], g[3])))
+            };
         };
-        match ty {
-            IGMP_QUERY => {
+        match message {
+            Message::Query => {
                 self.heard_querier(now, vlan, port);
-                return Some(Reach::Flood);
+                return Reach::Flood;
             }
             _ if !snooped => {}
-            IGMP_V1_REPORT | IGMP_V2_REPORT => {
-                if let Some(g) = group(4) {
-                    self.report(now, port, Family::V4);
-                    self.join(now, vlan, g, port);
-                }
+            Message::Join(group) => {
+                self.report(now, port, family);
+                self.join(now, vlan, group, port);
             }
-            IGMP_LEAVE => {
-                if let Some(g) = group(4) {
-                    self.counters.leaves += 1;
-                    self.leave(vlan, g, port);
-                }
+            Message::Leave(group) => {
+                self.counters.leaves += 1;
+                self.leave(vlan, group, port);
             }
-            _ => {
-                let records = usize::from(u16::from_be_bytes([m[6], m[7]]));
-                self.records(now, vlan, port, Family::V4, &m[8..], records);
+            Message::Records { count, records } => {
+                self.records(now, vlan, port, family, records, count)
             }
         }
-        Some(Reach::Routers)
-    }
-
-    /// What an MLD message tells and where it goes; `None` for other
-    /// ICMPv6.
-    fn mld(
-        &mut self,
-        now: Instant,
-        vlan: u16,
-        port: PortNo,
-        snooped: bool,
-        v: &IpView,
-        m: &[u8],
-    ) -> Option<Reach> {
-        let ty = *m.first()?;
-        if !matches!(ty, MLD_QUERY | MLD_V1_REPORT | MLD_DONE | MLD_V2_REPORT) {
-            return None;
-        }
-        let pseudo = checksum::pseudo_header(
-            &wire::ip::octets(v.src),
-            &wire::ip::octets(v.dst),
-            PROTO_ICMPV6,
-            m.len() as u32,
-        );
-        let sound = m.len() >= 8 && checksum::fold(checksum::sum(pseudo, m)) == 0xffff;
-        if !sound {
-            self.counters.malformed += 1;
-            return Some(if ty == MLD_QUERY {
-                Reach::Flood
-            } else {
-                Reach::Routers
-            });
-        }
-        let group = |at: usize| {
-            m.get(at..at + 16)
-                .and_then(|g| <[u8; 16]>::try_from(g).ok())
-                .map(|g| IpAddr::V6(Ipv6Addr::from(g)))
-        };
-        match ty {
-            MLD_QUERY => {
-                self.heard_querier(now, vlan, port);
-                return Some(Reach::Flood);
-            }
-            _ if !snooped => {}
-            MLD_V1_REPORT => {
-                if let Some(g) = group(8) {
-                    self.report(now, port, Family::V6);
-                    self.join(now, vlan, g, port);
-                }
-            }
-            MLD_DONE => {
-                if let Some(g) = group(8) {
-                    self.counters.leaves += 1;
-                    self.leave(vlan, g, port);
-                }
-            }
-            _ => {
-                let records = usize::from(u16::from_be_bytes([m[6], m[7]]));
-                self.records(now, vlan, port, Family::V6, &m[8..], records);
-            }
-        }
-        Some(Reach::Routers)
+        Reach::Routers
     }
 
     /// Learns from the group records of an IGMPv3 or MLDv2 report.
@@ -577,6 +500,98 @@ impl Snooper {
     }
 }
 
+/// An IGMP or MLD message snooping acts on.
+#[derive(Debug, Clone, Copy)]
+enum Message<'a> {
+    Query,
+    /// A version 1 or 2 report.
+    Join(IpAddr),
+    /// An IGMPv2 leave or an MLDv1 done.
+    Leave(IpAddr),
+    /// An IGMPv3 or MLDv2 report: its group records.
+    Records {
+        count: usize,
+        records: &'a [u8],
+    },
+}
+
+/// A message of a type snooping knows: whether it is a query (which
+/// floods even when malformed), and what it says (`None`: a bad checksum
+/// or cut short).
+#[derive(Debug, Clone, Copy)]
+struct Read<'a> {
+    query: bool,
+    message: Option<Message<'a>>,
+}
+
+/// Reads the IGMP message `m`; `None` if it is not one snooping knows.
+fn read_igmp(m: &[u8]) -> Option<Read<'_>> {
+    let ty = *m.first()?;
+    if !matches!(
+        ty,
+        IGMP_QUERY | IGMP_V1_REPORT | IGMP_V2_REPORT | IGMP_LEAVE | IGMP_V3_REPORT
+    ) {
+        return None;
+    }
+    let sound = m.len() >= 8 && checksum::fold(checksum::sum(0, m)) == 0xffff;
+    let group = m
+        .get(4..8)
+        .map(|g| IpAddr::V4(Ipv4Addr::new(g[0], g[1], g[2], g[3])));
+    Some(read(ty == IGMP_QUERY, sound, m, group, |ty| match ty {
+        IGMP_V1_REPORT | IGMP_V2_REPORT => Some(false),
+        IGMP_LEAVE => Some(true),
+        _ => None,
+    }))
+}
+
+/// Reads the ICMPv6 message `m` of the packet `v` reads, if it is an MLD
+/// message.
+fn read_mld<'a>(v: &IpView, m: &'a [u8]) -> Option<Read<'a>> {
+    let ty = *m.first()?;
+    if !matches!(ty, MLD_QUERY | MLD_V1_REPORT | MLD_DONE | MLD_V2_REPORT) {
+        return None;
+    }
+    let pseudo = checksum::pseudo_header(
+        &wire::ip::octets(v.src),
+        &wire::ip::octets(v.dst),
+        PROTO_ICMPV6,
+        m.len() as u32,
+    );
+    let sound = m.len() >= 8 && checksum::fold(checksum::sum(pseudo, m)) == 0xffff;
+    let group = m
+        .get(8..24)
+        .and_then(|g| <[u8; 16]>::try_from(g).ok())
+        .map(|g| IpAddr::V6(Ipv6Addr::from(g)));
+    Some(read(ty == MLD_QUERY, sound, m, group, |ty| match ty {
+        MLD_V1_REPORT => Some(false),
+        MLD_DONE => Some(true),
+        _ => None,
+    }))
+}
+
+/// What a message of a known type says: a query, a one-group join or
+/// leave (`single` tells which, by type), or records after the 8-byte
+/// header; nothing if it is not `sound`.
+fn read<'a>(
+    query: bool,
+    sound: bool,
+    m: &'a [u8],
+    group: Option<IpAddr>,
+    single: impl Fn(u8) -> Option<bool>,
+) -> Read<'a> {
+    let message = match (sound, query, single(m[0])) {
+        (false, ..) => None,
+        (true, true, _) => Some(Message::Query),
+        (true, false, Some(false)) => group.map(Message::Join),
+        (true, false, Some(true)) => group.map(Message::Leave),
+        (true, false, None) => Some(Message::Records {
+            count: usize::from(u16::from_be_bytes([m[6], m[7]])),
+            records: &m[8..],
+        }),
+    };
+    Read { query, message }
+}
+
 /// How often expired memberships are swept; lookups ignore them anyway.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -650,25 +665,9 @@ fn igmp_query(config: &SnoopConfig) -> Vec<u8> {
 /// An MLDv2 general query from the querier's link-local address to
 /// ff02::1, hop limit 1 behind a Router Alert option (RFC 3810 5).
 fn mld_query(config: &SnoopConfig) -> Vec<u8> {
-    let m = config.querier_mac.0;
-    let src = Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        m[0] ^ 2,
-        m[1],
-        m[2],
-        0xff,
-        0xfe,
-        m[3],
-        m[4],
-        m[5],
-    ]);
+    let src = config
+        .querier_mac
+        .eui64_in(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0));
     let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     let resp = float_code(config.response_interval.as_millis() as u32, 12) as u16;
     let qqic = float_code(config.query_interval.as_secs() as u32, 4);
