@@ -1050,6 +1050,11 @@ impl Fabric {
                         p
                     })
                     .collect::<Vec<_>>();
+                let name_of = |p: PortNo| {
+                    ports
+                        .get(p.0 as usize)
+                        .map_or("?".to_owned(), |p| p.name.clone())
+                };
                 let mac_table = node
                     .switch
                     .mac_table(now)
@@ -1057,9 +1062,7 @@ impl Fabric {
                     .map(|e| MacRow {
                         vlan: e.vlan,
                         mac: e.mac,
-                        port: ports
-                            .get(e.port.0 as usize)
-                            .map_or("?".into(), |p| p.name.clone()),
+                        port: name_of(e.port),
                         age_secs: e.age_secs,
                     })
                     .collect();
@@ -1070,15 +1073,7 @@ impl Fabric {
                     .map(|g| GroupRow {
                         vlan: g.vlan,
                         group: g.group,
-                        ports: g
-                            .ports
-                            .iter()
-                            .map(|p| {
-                                ports
-                                    .get(p.0 as usize)
-                                    .map_or("?".into(), |p| p.name.clone())
-                            })
-                            .collect(),
+                        ports: g.ports.iter().map(|&p| name_of(p)).collect(),
                     })
                     .collect();
                 SwitchStatus {

@@ -18,5 +18,5 @@
 mod ns;
 mod rtnl;
 
-pub use ns::{create, delete, exists, open, pids, within, RUN_DIR};
+pub use ns::{create, delete, exists, open, pids, within};
 pub use rtnl::{Address, Error, Rtnl};

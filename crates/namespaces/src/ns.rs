@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where named namespaces live.
-pub const RUN_DIR: &str = "/run/netns";
+const RUN_DIR: &str = "/run/netns";
 
 fn path(name: &str) -> PathBuf {
     Path::new(RUN_DIR).join(name)

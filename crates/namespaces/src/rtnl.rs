@@ -19,7 +19,6 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Requests sent before their acknowledgements are read: well within a
 /// socket's receive buffer, even for error answers that quote the
@@ -97,6 +96,19 @@ impl Rtnl {
         })
     }
 
+    /// A request under the next sequence number, serialised.
+    fn packet(&mut self, message: RouteNetlinkMessage, flags: u16) -> Vec<u8> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
+        packet.finalize();
+        let mut bytes = vec![0; packet.buffer_len()];
+        packet.serialize(&mut bytes);
+        bytes
+    }
+
     /// Sends one request that is acknowledged; `request` names it in an
     /// error.
     fn send(
@@ -108,14 +120,7 @@ impl Rtnl {
         if self.waiting.len() >= MAX_IN_FLIGHT {
             self.finish()?;
         }
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        header.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
-        packet.finalize();
-        let mut bytes = vec![0; packet.buffer_len()];
-        packet.serialize(&mut bytes);
+        let bytes = self.packet(message, NLM_F_ACK | flags);
         self.socket.send(&bytes, 0).map_err(|source| Error {
             request: request.clone(),
             source,
@@ -156,20 +161,6 @@ impl Rtnl {
             }
         }
         first.map_or(Ok(()), Err)
-    }
-
-    /// Moves link `index` into the namespace `ns`, renamed `name` there
-    /// (`ip link set DEV netns NS name NAME`).
-    pub fn move_link(&mut self, index: u32, ns: BorrowedFd<'_>, name: &str) -> Result<(), Error> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
-        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        self.send(
-            format!("ip link set {index} netns {} name {name}", ns.as_raw_fd()),
-            RouteNetlinkMessage::SetLink(m),
-            0,
-        )
     }
 
     /// Sets link `index` up, and its GSO size limit if given (`ip link
@@ -244,15 +235,8 @@ impl Rtnl {
     /// The addresses of link `index` (`ip addr show dev DEV`).
     pub fn addresses(&mut self, index: u32) -> Result<Vec<Address>, Error> {
         self.finish()?;
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = self.seq;
-        let payload = RouteNetlinkMessage::GetAddress(AddressMessage::default());
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(payload));
-        packet.finalize();
-        let mut bytes = vec![0; packet.buffer_len()];
-        packet.serialize(&mut bytes);
+        let dump = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+        let bytes = self.packet(dump, NLM_F_DUMP);
         self.socket.send(&bytes, 0)?;
         let mut found = Vec::new();
         loop {

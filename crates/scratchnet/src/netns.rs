@@ -234,6 +234,7 @@ pub fn configure_host(
         // larger ones.
         let gso_max = (wire::vxlan::MAX_OFFLOAD_FRAME - wire::ether::HEADER_LEN) as u32;
         rtnl.set_up(LOOPBACK, None)?;
+        rtnl.finish()?;
         if let Err(e) = rtnl
             .set_up(eth0, Some(gso_max))
             .and_then(|()| rtnl.finish())
