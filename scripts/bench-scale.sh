@@ -9,9 +9,16 @@
 # `ip` for the namespaces and links, one per namespace for its addresses),
 # timed the same way.
 #
+#
+# Then forwarding on every core: the aggregate throughput of one iperf3
+# pair, and of two at once, each pair on a switch of its own (bulk TCP,
+# and 64-byte UDP datagrams), through scratchnet and through two Linux
+# bridges in the same run: how each scales from one flow to two.
+#
 #   sudo SIZES="100 1000 5000" scripts/bench-scale.sh
+#   sudo SIZES="" scripts/bench-scale.sh      # the two-flow figures only
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
-sizes=${SIZES:-100 1000}
+sizes=${SIZES-100 1000}
 pairs=${PAIRS:-1000}
 
 now() { date +%s.%N; }
@@ -121,3 +128,73 @@ for n in $sizes; do
   printf '%-7s %-34s %12s\n' "$n" "resident memory, MiB" "$s_rss"
   printf '%-7s %-34s %12s\n' "$n" "idle CPU, % of a core" "$s_cpu"
 done
+
+# Runs iperf3 from $1c to $1s (at 10.$2.$3.2) for each pair number in
+# $3.. at once; extra iperf3 arguments after `--`. Prints the sum of what
+# the receivers got, in Gbit/s for TCP and thousands of datagrams a
+# second with -u.
+flows() {
+  local prefix=$1 net=$2; shift 2
+  local ids=() i
+  while [ "$1" != -- ]; do ids+=("$1"); shift; done; shift
+  for i in "${ids[@]}"; do
+    ip netns exec "${prefix}${i}s" iperf3 -s -1 -D -I "$work/iperf$i.pid" >/dev/null
+  done
+  sleep 0.3
+  for i in "${ids[@]}"; do
+    ip netns exec "${prefix}${i}c" iperf3 -J -c "10.$net.$i.2" -t "$secs" "$@" > "$work/flow$i.json" &
+  done
+  wait
+  sleep 0.2
+  local udp=0
+  case " $* " in *" -u "*) udp=1 ;; esac
+  python3 - "$work" "$udp" "${ids[@]}" <<'PY'
+import json, sys
+work, udp, ids = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+total = 0.0
+for i in ids:
+    s = json.load(open(f"{work}/flow{i}.json"))["end"]["sum_received"]
+    total += s["bytes"] / 64 / s["seconds"] / 1e3 if udp else s["bits_per_second"] / 1e9
+print("%.0f" % total if udp else "%.2f" % total)
+PY
+}
+
+# One figure for 1 flow and for 2: "$one $two" for TCP, then UDP.
+flow_figures() {
+  local prefix=$1 net=$2
+  echo "$(flows "$prefix" "$net" 1 --) $(flows "$prefix" "$net" 1 2 --) \
+$(flows "$prefix" "$net" 1 -- -u -l 64 -b 0) $(flows "$prefix" "$net" 1 2 -- -u -l 64 -b 0)"
+}
+
+if [ "${FLOWS:-1}" = 1 ]; then
+  {
+    echo 'name = "bench-flows"'
+    for i in 1 2; do
+      printf '[[switch]]\nname = "seg%d"\nsubnet = "10.92.%d.0/24"\n' "$i" "$i"
+      printf '[[host]]\nname = "f%dc"\nswitch = "seg%d"\naddress = "10.92.%d.1/24"\n' "$i" "$i" "$i"
+      printf '[[host]]\nname = "f%ds"\nswitch = "seg%d"\naddress = "10.92.%d.2/24"\n' "$i" "$i" "$i"
+    done
+  } > "$work/flows.toml"
+  scratchnet_up < "$work/flows.toml"
+  read -r s_tcp1 s_tcp2 s_udp1 s_udp2 <<< "$(flow_figures f 92)"
+  scratchnet_down
+  for i in 1 2; do
+    ip link add "flows-br$i" type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0
+    ip link set "flows-br$i" up
+    for end in c s; do
+      ns="k${i}${end}"; kernel_namespaces+=("$ns"); ip netns add "$ns"
+      ip link add "kf$i$end" type veth peer name eth0 netns "$ns"
+      ip link set "kf$i$end" master "flows-br$i" up
+      ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up
+      ip -n "$ns" addr add "10.93.$i.$([ $end = c ] && echo 1 || echo 2)/24" dev eth0
+    done
+  done
+  read -r k_tcp1 k_tcp2 k_udp1 k_udp2 <<< "$(flow_figures k 93)"
+  ip link del flows-br1; ip link del flows-br2
+  echo
+  printf '%-40s %12s %12s %12s %12s\n' "forwarding on every core" "scratchnet" "kernel" "s 2/1" "kernel 2/1"
+  printf '%-40s %12s %12s %12s %12s\n' "1 TCP flow, Gbit/s" "$s_tcp1" "$k_tcp1" "" ""
+  printf '%-40s %12s %12s %12s %12s\n' "2 TCP flows, Gbit/s" "$s_tcp2" "$k_tcp2" "$(ratio "$s_tcp2" "$s_tcp1")" "$(ratio "$k_tcp2" "$k_tcp1")"
+  printf '%-40s %12s %12s %12s %12s\n' "1 UDP flow (64 B), kpps" "$s_udp1" "$k_udp1" "" ""
+  printf '%-40s %12s %12s %12s %12s\n' "2 UDP flows (64 B), kpps" "$s_udp2" "$k_udp2" "$(ratio "$s_udp2" "$s_udp1")" "$(ratio "$k_udp2" "$k_udp1")"
+fi

@@ -27,6 +27,7 @@ mod rng;
 mod runtime;
 mod sim;
 mod status;
+mod timers;
 mod trace;
 mod wheel;
 

@@ -27,7 +27,7 @@ use crate::trace::{TraceRecord, TraceSink, What};
 use std::io::{ErrorKind, IoSlice};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -101,7 +101,7 @@ impl IoCounters {
 }
 
 struct Shared {
-    fabric: Mutex<Fabric>,
+    fabric: Fabric,
     /// The device behind each port, indexed by `PortId`.
     devices: Vec<Option<Box<dyn PortIo>>>,
     /// The in-process endpoint behind each port, indexed by `PortId`.
@@ -149,10 +149,8 @@ impl Shared {
         Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
     }
 
-    fn fabric(&self) -> MutexGuard<'_, Fabric> {
-        // A panic while holding the lock cannot leave the fabric half
-        // updated in a way later frames would trip on: keep serving.
-        self.fabric.lock().unwrap_or_else(|e| e.into_inner())
+    fn fabric(&self) -> &Fabric {
+        &self.fabric
     }
 
     /// Runs one frame that arrived on `port` through the fabric and writes
@@ -170,12 +168,8 @@ impl Shared {
     ) {
         let run = AssertUnwindSafe(|| {
             let now = self.now();
-            let wake = {
-                let mut f = self.fabric();
-                f.ingress(now, port, frame, batch);
-                f.take_wake()
-            };
-            if wake {
+            self.fabric.ingress(now, port, frame, batch);
+            if self.fabric.take_wake() {
                 self.timer_wake.notify_one();
             }
             write_deliveries(self, batch, egress, writes);
@@ -267,7 +261,7 @@ impl Runtime {
             }
         }
         let shared = Arc::new(Shared {
-            fabric: Mutex::new(fabric),
+            fabric,
             devices,
             endpoints,
             readers: (0..n).map(|_| Mutex::new(())).collect(),
@@ -322,14 +316,13 @@ impl Runtime {
 
     /// A snapshot of the fabric with device-level errors filled in.
     pub fn status(&self) -> FabricStatus {
-        let (mut status, names) = {
-            let f = self.shared.fabric();
-            (
-                f.status(self.shared.now()),
-                f.port_names().map(str::to_owned).collect::<Vec<_>>(),
-            )
-        };
-        for ((name, io), device) in names.iter().zip(&self.shared.io).zip(&self.shared.devices) {
+        let f = self.shared.fabric();
+        let mut status = f.status(self.shared.now());
+        for ((name, io), device) in f
+            .port_names()
+            .zip(&self.shared.io)
+            .zip(&self.shared.devices)
+        {
             if let Some(p) = status.port_mut(name) {
                 for (key, n) in device.iter().flat_map(|d| d.drops()) {
                     p.io_errors.insert(key, n);
@@ -359,7 +352,7 @@ impl Runtime {
         impairment: wire::Impairment,
         up: bool,
     ) -> Result<(), FabricError> {
-        let mut f = self.shared.fabric();
+        let f = self.shared.fabric();
         let port = f
             .port_by_name(port_name)
             .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))?;
@@ -384,7 +377,7 @@ impl Runtime {
         tag: u32,
         tx: mpsc::Sender<CapturedFrame>,
     ) -> Result<(), FabricError> {
-        let mut f = self.shared.fabric();
+        let f = self.shared.fabric();
         let port = f
             .port_by_name(port_name)
             .ok_or_else(|| FabricError::NoSuchPort(port_name.to_owned()))?;
@@ -410,7 +403,7 @@ impl Runtime {
         count: Option<u64>,
         capacity: usize,
     ) -> Result<mpsc::Receiver<TraceRecord>, FabricError> {
-        let mut f = self.shared.fabric();
+        let f = self.shared.fabric();
         let port = port_name
             .map(|name| {
                 f.port_by_name(name)
@@ -503,14 +496,12 @@ async fn drive_timers(shared: Arc<Shared>) {
         }
         let now = shared.now();
         let run = AssertUnwindSafe(|| {
-            {
-                let mut f = shared.fabric();
-                f.take_wake();
-                if f.poll_at().is_some_and(|t| t <= now) {
-                    f.on_timer(now, &mut batch);
-                } else {
-                    return f.poll_at();
-                }
+            let f = shared.fabric();
+            f.take_wake();
+            if f.poll_at().is_some_and(|t| t <= now) {
+                f.on_timer(now, &mut batch);
+            } else {
+                return f.poll_at();
             }
             write_deliveries(&shared, &batch, &mut egress, writes.as_mut());
             if let Some(w) = writes.as_mut() {
@@ -820,12 +811,8 @@ impl Injector {
     /// What the endpoint decided about traced frame `trace`, as events of
     /// that frame's trace.
     pub fn traced(&mut self, trace: u64, whats: Vec<What>) {
-        let name = {
-            let f = self.shared.fabric();
-            f.port_name(self.port).to_owned()
-        };
-        let now = self.shared.now();
-        self.shared.fabric().late_events(now, trace, &name, whats);
+        let f = self.shared.fabric();
+        f.late_events(self.shared.now(), trace, f.port_name(self.port), whats);
     }
 
     pub fn send(&mut self, frames: &[Frame]) {

@@ -70,13 +70,14 @@ impl PortStatus {
         name: &str,
         offload: bool,
         capturing: bool,
-        c: crate::core::L3Counters,
+        c: &crate::core::L3Counters,
     ) -> PortStatus {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut counted = PortCounters::default();
-        counted.rx_frames = c.rx_frames;
-        counted.rx_bytes = c.rx_bytes;
-        counted.tx_frames = c.tx_frames;
-        counted.tx_bytes = c.tx_bytes;
+        counted.rx_frames = c.rx_frames.load(Relaxed);
+        counted.rx_bytes = c.rx_bytes.load(Relaxed);
+        counted.tx_frames = c.tx_frames.load(Relaxed);
+        counted.tx_bytes = c.tx_bytes.load(Relaxed);
         PortStatus::new(name, offload, capturing, &counted)
     }
 }

@@ -249,14 +249,18 @@ pub(crate) const GRACE: Duration = Duration::from_millis(100);
 /// that wait (for ARP) come back in a later run.
 const REMEMBERED: usize = 4096;
 
-/// The trace sessions of a fabric and the records of the current run.
+/// The records of one run through the fabric, each with the sessions
+/// (a bit each) it goes to. Every run keeps its own, so runs on other
+/// threads never split its records.
+pub(crate) type Records = Vec<(u64, TraceRecord)>;
+
+/// The trace sessions of a fabric.
 #[derive(Default)]
 pub(crate) struct Tracer {
     /// Slots (at most 64, a bit each in `followers`); a closed session's
     /// slot is empty until a new one takes it.
     sessions: Vec<Option<Session>>,
     next_id: u64,
-    records: Vec<(u64, TraceRecord)>,
     /// Which sessions (a bit each) follow a frame id, and its summary.
     followers: HashMap<u64, (u64, String)>,
     /// How long beyond [`GRACE`] frames may stay on impaired links.
@@ -314,7 +318,14 @@ impl Tracer {
     /// answers a traced frame (an endpoint set [`Frame::trace`] to that
     /// frame's id: a service host's answer to a traced datagram).
     /// `l3`: the port carries IP packets (a TUN), not Ethernet frames.
-    pub(crate) fn ingress(&mut self, port: PortId, port_name: &str, l3: bool, frame: &mut Frame) {
+    pub(crate) fn ingress(
+        &mut self,
+        records: &mut Records,
+        port: PortId,
+        port_name: &str,
+        l3: bool,
+        frame: &mut Frame,
+    ) {
         let cause = std::mem::take(&mut frame.trace);
         let following = match cause {
             0 => 0,
@@ -345,7 +356,7 @@ impl Tracer {
         frame.trace = id;
         let summary = headers.summary(frame.len());
         self.follow(id, wanted, &summary);
-        self.records.push((
+        records.push((
             wanted,
             TraceRecord {
                 frame: id,
@@ -360,7 +371,13 @@ impl Tracer {
 
     /// A frame a node made in answer to traced frame `cause`: it gets an
     /// id and a record of its own.
-    pub(crate) fn answer(&mut self, cause: u64, node: &str, frame: &mut Frame) {
+    pub(crate) fn answer(
+        &mut self,
+        records: &mut Records,
+        cause: u64,
+        node: &str,
+        frame: &mut Frame,
+    ) {
         let sessions = self.followers.get(&cause).map_or(0, |(m, _)| *m);
         if sessions == 0 {
             return;
@@ -369,7 +386,7 @@ impl Tracer {
         frame.trace = id;
         let summary = Headers::of(frame.data()).summary(frame.len());
         self.follow(id, sessions, &summary);
-        self.records.push((
+        records.push((
             sessions,
             TraceRecord {
                 frame: id,
@@ -384,19 +401,19 @@ impl Tracer {
 
     /// Adds an event to traced frame `id`'s record (a frame that waited
     /// since an earlier run gets its record back).
-    pub(crate) fn event(&mut self, id: u64, node: &str, what: What) {
+    pub(crate) fn event(&self, records: &mut Records, id: u64, node: &str, what: What) {
         let event = Event {
             node: node.to_owned(),
             what,
         };
-        if let Some((_, r)) = self.records.iter_mut().rev().find(|(_, r)| r.frame == id) {
+        if let Some((_, r)) = records.iter_mut().rev().find(|(_, r)| r.frame == id) {
             r.events.push(event);
             return;
         }
         let Some((sessions, summary)) = self.followers.get(&id).cloned() else {
             return;
         };
-        self.records.push((
+        records.push((
             sessions,
             TraceRecord {
                 frame: id,
@@ -411,8 +428,8 @@ impl Tracer {
 
     /// Hands the run's records to their sessions; ends sessions that are
     /// closed, or that followed their count [`GRACE`] ago.
-    pub(crate) fn flush(&mut self, now: Instant) {
-        for (sessions, record) in self.records.drain(..) {
+    pub(crate) fn flush(&mut self, records: &mut Records, now: Instant) {
+        for (sessions, record) in records.drain(..) {
             for (i, slot) in self.sessions.iter_mut().enumerate() {
                 if let Some(s) = slot.as_mut().filter(|_| sessions & (1 << i) != 0) {
                     s.sink.record(&record);

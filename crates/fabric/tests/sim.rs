@@ -259,7 +259,7 @@ impl CaptureSink for Recorder {
 
 #[test]
 fn capture_sees_both_directions_and_malformed_frames_are_counted() {
-    let (mut f, p) = lan(2, &[]);
+    let (f, p) = lan(2, &[]);
     let rec = Recorder::default();
     f.add_capture(p[1], Box::new(rec.clone()));
     let mut sim = Sim::new(f, 11, LinkParams::default());
