@@ -153,6 +153,13 @@ impl Sim {
         self.queue.is_empty() && !self.fabric.holding()
     }
 
+    /// When the next frame reaches the fabric or a host, or the fabric's
+    /// next timer is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        let event = self.queue.peek().map(|Reverse(s)| s.at);
+        [event, self.fabric.poll_at()].into_iter().flatten().min()
+    }
+
     /// Takes the frames the host on `port` has received so far.
     pub fn take_received(&mut self, port: PortId) -> Vec<Received> {
         self.inboxes

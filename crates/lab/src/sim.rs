@@ -19,13 +19,13 @@ use std::time::Duration;
 use topology::{HostAddress, HostAddress6, Topology};
 use wire::{Frame, Instant};
 
-/// How far the clock moves between two rounds of the hosts: the simulated
-/// hosts answer within this of a frame's arrival.
+/// How far the clock moves between two rounds of the hosts while a service
+/// host still has work after a round (its tasks go on next round).
 const TICK: Duration = Duration::from_micros(20);
 
 /// The longest step taken while nothing happens: quiet steps double up
 /// to it, so that seconds of idle virtual time cost a few thousand steps,
-/// and the first frame or due timer brings the step back to [`TICK`].
+/// and the first frame or due timer brings the step back to the next event.
 const MAX_STRIDE: Duration = Duration::from_millis(1);
 
 struct SimService {
@@ -49,8 +49,8 @@ pub struct LabSim {
     supervised: Vec<std::sync::Arc<Supervision>>,
     clients: Vec<SimClient>,
     out: Vec<Frame>,
-    /// The next step's length: [`TICK`] while frames move, longer while
-    /// the lab is quiet.
+    /// The next step's length: to the next event while frames move,
+    /// [`TICK`] while a host is busy, doubling while the lab is quiet.
     stride: Duration,
 }
 
@@ -240,6 +240,7 @@ impl LabSim {
         let mut traced: Vec<(PortId, u64, Vec<Decision>)> = Vec::new();
         // Rounds and task runs until the services are quiet (bounded: a
         // busy host goes on next tick).
+        let mut busy = false;
         for _ in 0..8 {
             self.rt.block_on(settle());
             let mut more = false;
@@ -253,6 +254,7 @@ impl LabSim {
                 more |= busy;
                 due = earliest(due, next);
             }
+            busy = more;
             if !more {
                 break;
             }
@@ -270,8 +272,16 @@ impl LabSim {
         self.stride = if quiet {
             let until_due = due.map_or(MAX_STRIDE, |t| t.saturating_since(now));
             (self.stride * 2).min(MAX_STRIDE).min(until_due).max(TICK)
-        } else {
+        } else if busy {
             TICK
+        } else {
+            // Frames are on their way and every host has done what it
+            // could: nothing can happen before the simulator's next event
+            // (a frame reaching the fabric or a host, a fabric timer) or a
+            // host's timer, so the clock goes straight there.
+            let next = earliest(self.sim.next_due(), due);
+            next.map_or(TICK, |t| t.saturating_since(now))
+                .clamp(Duration::from_micros(1), MAX_STRIDE)
         };
     }
 }
