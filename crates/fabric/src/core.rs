@@ -339,8 +339,8 @@ impl Fabric {
     /// Lets the timers know what switch `sw` wants after it was changed
     /// while the fabric was built.
     fn note_switch(&mut self, sw: usize) {
-        let node = &mut self.switches[sw];
-        let at = node.switch.get_mut().map_or(None, |s| s.poll_at());
+        let node = &self.switches[sw];
+        let at = lock(&node.switch).poll_at();
         self.timers
             .note(NodeRef::Switch(sw as u32), &node.deadline, at);
     }
