@@ -487,7 +487,17 @@ fn options_fit(mut opts: &[u8], depth: usize) -> Option<()> {
             16 | 17 | 4 | 9 => 4,
             _ => 0,
         };
-        if body.len() < min {
+        // Options dhcproto reads at a fixed size whatever their length
+        // says: a longer one would leave it reading the rest of the option
+        // as further options.
+        let exact = match code {
+            14 | 20 => Some(0), // Rapid Commit, Reconfigure Accept
+            7 | 19 => Some(1),  // Preference, Reconfigure Message
+            8 => Some(2),       // Elapsed Time
+            12 => Some(16),     // Server Unicast
+            _ => None,
+        };
+        if body.len() < min || exact.is_some_and(|n| body.len() != n) {
             return None;
         }
         if let Some(skip) = nested {
@@ -640,11 +650,13 @@ mod tests {
 
     #[test]
     fn option_lengths_dhcproto_would_panic_on_are_refused() {
-        // A Status Code of one byte, a Vendor Class of two, and the same
-        // short Status Code inside an IA_NA.
+        // A Status Code of one byte, a Vendor Class of two, an Elapsed
+        // Time of twelve whose tail reads as a Vendor Class of none (found
+        // by the fuzzer), and the short Status Code inside an IA_NA.
         for opts in [
             vec![0, 13, 0, 1, 0],
             vec![0, 16, 0, 2, 0, 0],
+            vec![0, 8, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 16, 0, 0],
             [&[0u8, 3, 0, 17][..], &[0; 12], &[0, 13, 0, 1, 9]].concat(),
         ] {
             let m = [&[1u8, 0, 0, 1][..], &opts].concat();
