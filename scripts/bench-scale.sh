@@ -10,15 +10,23 @@
 # timed the same way.
 #
 #
+# Then SERVICES in-process web service hosts (default 10000; a multiple
+# of 100): 100 switches behind 10 routers (scripts/services-lab.py), one
+# namespace client on the routers' core switch. The time to "ready", the
+# resident memory once ready and again once every host has answered, idle
+# CPU, the time until every host answered an HTTP GET from the client (64
+# at a time, scripts/get-all.py), and the time to gone.
+#
 # Then forwarding on every core: the aggregate throughput of one iperf3
 # pair, and of two at once, each pair on a switch of its own (bulk TCP,
 # and 64-byte UDP datagrams), through scratchnet and through two Linux
 # bridges in the same run: how each scales from one flow to two.
 #
 #   sudo SIZES="100 1000 5000" scripts/bench-scale.sh
-#   sudo SIZES="" scripts/bench-scale.sh      # the two-flow figures only
+#   sudo SIZES="" SERVICES="" scripts/bench-scale.sh   # two flows only
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 sizes=${SIZES-100 1000}
+services=${SERVICES-10000}
 pairs=${PAIRS:-1000}
 
 now() { date +%s.%N; }
@@ -128,6 +136,35 @@ for n in $sizes; do
   printf '%-7s %-34s %12s\n' "$n" "resident memory, MiB" "$s_rss"
   printf '%-7s %-34s %12s\n' "$n" "idle CPU, % of a core" "$s_cpu"
 done
+
+if [ -n "$services" ]; then
+  per_switch=$((services / 100))
+  python3 scripts/services-lab.py 10 10 "$per_switch" > "$work/lab.toml"
+  python3 scripts/services-lab.py 10 10 "$per_switch" --list > "$work/services.list"
+  start=$(now)
+  "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
+  lab_pid=$!
+  until grep -q ready "$work/up.log"; do
+    kill -0 "$lab_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
+    sleep 0.02
+  done
+  ready_s=$(since "$start")
+  rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  cpu=$(idle_cpu "$lab_pid")
+  read -r answered failed <<< "$(ip netns exec sclient python3 scripts/get-all.py "$work/services.list")"
+  rss_served=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  start=$(now)
+  kill -INT "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=""
+  gone=$(since "$start")
+  echo
+  n=$((per_switch * 100))
+  printf '%-7s %-34s %12s\n' "$n" "service hosts: time to ready, s" "$ready_s"
+  printf '%-7s %-34s %12s\n' "$n" "resident memory, MiB" "$rss"
+  printf '%-7s %-34s %12s\n' "$n" "idle CPU, % of a core" "$cpu"
+  printf '%-7s %-34s %12s\n' "$n" "every host answered a GET, s" "$answered ($failed failed)"
+  printf '%-7s %-34s %12s\n' "$n" "resident memory after, MiB" "$rss_served"
+  printf '%-7s %-34s %12s\n' "$n" "time to gone, s" "$gone"
+fi
 
 # Runs iperf3 from $1c to $1s (at 10.$2.$3.2) for each pair number in
 # $3.. at once; extra iperf3 arguments after `--`. Prints the sum of what

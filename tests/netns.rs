@@ -508,3 +508,38 @@ fn a_hundred_hosts_answer_at_once_and_the_kernels_neighbour_bounds_are_put_back(
     let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
     assert_clean("big", &names);
 }
+
+/// scripts/ in the repository.
+fn script(name: &str) -> String {
+    format!("{}/../../scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn ten_thousand_service_hosts_behind_ten_routers_each_answer_and_stop_cleanly() {
+    let lab_py = script("services-lab.py");
+    let toml = String::from_utf8(sh(&format!("python3 {lab_py} 10 10 100")).stdout).unwrap();
+    let list = std::env::temp_dir().join("scratchnet-many-services.list");
+    let addresses = sh(&format!("python3 {lab_py} 10 10 100 --list")).stdout;
+    assert_eq!(
+        addresses
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        10_000
+    );
+    std::fs::write(&list, addresses).unwrap();
+    let mut lab = Lab::up("many-services", &toml);
+    // Every one of them, across the core and the router that owns it.
+    let got = exec_ok(
+        "sclient",
+        &format!("python3 {} {}", script("get-all.py"), list.display()),
+    );
+    let failed: u64 = got.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(failed, 0, "{got}");
+    exec_ok("sclient", "curl -sf -m 5 http://10.19.9.101/");
+    let _ = std::fs::remove_file(&list);
+    let (status, stderr) = lab.stop_with("INT");
+    assert!(status.success(), "{stderr}");
+    assert_clean("many-services", &["sclient"]);
+}

@@ -2,17 +2,17 @@
 //!
 //! One tokio task per TAP port reads frames, at most [`READ_BUDGET`] per
 //! wake-up before it yields, so a flooding port cannot hold a worker; each
-//! frame runs through the fabric under a short lock (no per-frame
-//! allocation, no queue between ports). What a wake-up writes to devices
-//! is copied into the reader's [`WriteBatch`] and leaves in one io_uring
-//! submission when the port is drained (a frame too large for a slot is
-//! written at once, after what is queued); where io_uring is refused,
-//! frames are written one by one. A timer task drives the switches'
+//! frame runs through the fabric, holding one node's lock at a time (no
+//! per-frame allocation, no queue between ports). What a wake-up writes
+//! to devices is copied into its thread's [`WriteBatch`] and leaves in one
+//! io_uring submission when the port is drained (a frame too large for a
+//! slot is written at once, after what is queued); where io_uring is
+//! refused, frames are written one by one. A timer task drives the switches'
 //! ageing, the routers' timers and the frames impaired links hold.
 //!
 //! A panic while one frame is processed costs that frame, counted as
-//! `internal-error` on its port, never the port: the fabric's lock
-//! recovers and the reader goes on. Every task is supervised: one that
+//! `internal-error` on its port, never the port: the node locks recover
+//! and the reader goes on. Every task is supervised: one that
 //! ends anyway is reported through [`Runtime::failures`], and the lab
 //! stops cleanly rather than run half dead.
 
@@ -24,6 +24,7 @@ use crate::filter::Filter;
 use crate::port::{PortCaps, PortIo};
 use crate::status::FabricStatus;
 use crate::trace::{TraceRecord, TraceSink, What};
+use std::cell::RefCell;
 use std::io::{ErrorKind, IoSlice};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -310,7 +311,6 @@ impl Runtime {
             port,
             batch: Batch::new(),
             egress: EgressPath::new(),
-            writes: write_batch(),
         }
     }
 
@@ -471,7 +471,6 @@ async fn drive_timers(shared: Arc<Shared>) {
     const IDLE: Duration = Duration::from_millis(100);
     let mut batch = Batch::new();
     let mut egress = EgressPath::new();
-    let mut writes = write_batch();
     let mut due = None;
     let alarm = match Alarm::new() {
         Ok(a) => Some(a),
@@ -503,10 +502,12 @@ async fn drive_timers(shared: Arc<Shared>) {
             } else {
                 return f.poll_at();
             }
-            write_deliveries(&shared, &batch, &mut egress, writes.as_mut());
-            if let Some(w) = writes.as_mut() {
-                flush(&shared, w);
-            }
+            with_writes(|mut writes| {
+                write_deliveries(&shared, &batch, &mut egress, writes.as_deref_mut());
+                if let Some(w) = writes {
+                    flush(&shared, w);
+                }
+            });
             shared.fabric().poll_at()
         });
         match std::panic::catch_unwind(run) {
@@ -528,7 +529,6 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
     let mut ctx = ReadContext {
         batch: Batch::new(),
         egress: EgressPath::new(),
-        writes: write_batch(),
         todo: Vec::new(),
         touched: Vec::new(),
     };
@@ -573,8 +573,6 @@ const FOLLOW_LIMIT: usize = 8;
 struct ReadContext {
     batch: Batch,
     egress: EgressPath,
-    /// What a drain wrote to devices, sent in one system call at its end.
-    writes: Option<WriteBatch>,
     /// Ports to visit, and those just written to.
     todo: Vec<PortId>,
     touched: Vec<PortId>,
@@ -615,7 +613,7 @@ fn drain_and_follow(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Dra
             }
         };
         ctx.touched.clear();
-        let got = drain(shared, p, ctx);
+        let got = with_writes(|writes| drain(shared, p, ctx, writes));
         drop(guard);
         let got_any = got.frames > 0;
         if p == port {
@@ -636,8 +634,13 @@ fn drain_and_follow(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Dra
 
 /// Reads and forwards what is queued on `port`, [`READ_BUDGET`] frames at
 /// most, notes the ports written to in `ctx.touched`, and flushes what it
-/// wrote.
-fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
+/// wrote to devices through `writes` in one system call.
+fn drain(
+    shared: &Shared,
+    port: PortId,
+    ctx: &mut ReadContext,
+    mut writes: Option<&mut WriteBatch>,
+) -> Drained {
     let mut got = Drained::default();
     let Some(device) = shared.devices[port.0 as usize].as_ref() else {
         return got;
@@ -646,7 +649,6 @@ fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
     let ReadContext {
         batch,
         egress,
-        writes,
         touched,
         ..
     } = ctx;
@@ -675,7 +677,7 @@ fn drain(shared: &Shared, port: PortId, ctx: &mut ReadContext) -> Drained {
             frame.pull_front(VNET_HDR_LEN);
             frame.hdr = hdr;
         }
-        shared.forward(port, frame, batch, egress, writes.as_mut());
+        shared.forward(port, frame, batch, egress, writes.as_deref_mut());
         for d in batch.deliveries() {
             if !touched.contains(&d.port) {
                 touched.push(d.port);
@@ -702,11 +704,33 @@ fn write_deliveries(
     }
 }
 
-/// A batch for a writer of the fabric, if io_uring is to be had here.
-fn write_batch() -> Option<WriteBatch> {
-    WriteBatch::new()
-        .inspect_err(|e| tracing::debug!("no io_uring ({e}): frames are written one by one"))
-        .ok()
+thread_local! {
+    /// The device writes of whichever writer runs on this thread (a port's
+    /// reader, a service host's injector, the timer task), once asked for:
+    /// `None` inside if io_uring is not to be had. A writer queues and
+    /// flushes within one call that never awaits, so the writers a thread
+    /// runs take turns with one batch and one ring instead of one each
+    /// (10,000 service hosts would hold 10,000 rings and 1.3 GB of slots).
+    static WRITES: RefCell<Option<Option<WriteBatch>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's write batch; `None` where io_uring is
+/// refused (frames are then written one by one), and also if the batch is
+/// already in use further up this thread's stack.
+fn with_writes<R>(f: impl FnOnce(Option<&mut WriteBatch>) -> R) -> R {
+    WRITES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let writes = slot.get_or_insert_with(|| {
+                WriteBatch::new()
+                    .inspect_err(|e| {
+                        tracing::debug!("no io_uring ({e}): frames are written one by one")
+                    })
+                    .ok()
+            });
+            f(writes.as_mut())
+        }
+        Err(_) => f(None),
+    })
 }
 
 /// Writes what `writes` holds, counting each frame a device refused.
@@ -796,7 +820,6 @@ pub struct Injector {
     port: PortId,
     batch: Batch,
     egress: EgressPath,
-    writes: Option<WriteBatch>,
 }
 
 impl std::fmt::Debug for Injector {
@@ -816,22 +839,24 @@ impl Injector {
     }
 
     pub fn send(&mut self, frames: &[Frame]) {
-        for f in frames {
-            let mut frame = self.batch.take_frame();
-            frame.extend_from_slice(f.data());
-            frame.hdr = f.hdr;
-            frame.trace = f.trace;
-            self.shared.forward(
-                self.port,
-                frame,
-                &mut self.batch,
-                &mut self.egress,
-                self.writes.as_mut(),
-            );
-        }
-        if let Some(w) = self.writes.as_mut() {
-            flush(&self.shared, w);
-        }
+        with_writes(|mut writes| {
+            for f in frames {
+                let mut frame = self.batch.take_frame();
+                frame.extend_from_slice(f.data());
+                frame.hdr = f.hdr;
+                frame.trace = f.trace;
+                self.shared.forward(
+                    self.port,
+                    frame,
+                    &mut self.batch,
+                    &mut self.egress,
+                    writes.as_deref_mut(),
+                );
+            }
+            if let Some(w) = writes {
+                flush(&self.shared, w);
+            }
+        });
     }
 }
 
