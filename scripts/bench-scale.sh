@@ -17,6 +17,11 @@
 # CPU, the time until every host answered an HTTP GET from the client (64
 # at a time, scripts/get-all.py), and the time to gone.
 #
+# Then a thousand hosts in the simulator (crates/lab/examples/sim-scale.rs):
+# the wall time of 10 s of virtual time in which each of 1,000 simulated
+# namespace hosts GETs from a web service host, the GETs spread over the
+# first second (SIM=0 skips it).
+#
 # Then forwarding on every core: the aggregate throughput of one iperf3
 # pair, and of two at once, each pair on a switch of its own (bulk TCP,
 # and 64-byte UDP datagrams), through scratchnet and through two Linux
@@ -164,6 +169,12 @@ if [ -n "$services" ]; then
   printf '%-7s %-34s %12s\n' "$n" "every host answered a GET, s" "$answered ($failed failed)"
   printf '%-7s %-34s %12s\n' "$n" "resident memory after, MiB" "$rss_served"
   printf '%-7s %-34s %12s\n' "$n" "time to gone, s" "$gone"
+fi
+
+if [ "${SIM:-1}" = 1 ]; then
+  echo
+  echo "1,000 hosts in the simulator:"
+  cargo run --locked --release -q -p lab --example sim-scale | sed 's/^/  /'
 fi
 
 # Runs iperf3 from $1c to $1s (at 10.$2.$3.2) for each pair number in

@@ -91,6 +91,8 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     inboxes: Vec<Vec<Received>>,
+    /// Ports whose inbox filled since [`Sim::take_arrivals`] last ran.
+    arrived: Vec<PortId>,
     egress: EgressPath,
     batch: Batch,
     lost: u64,
@@ -106,6 +108,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             inboxes: Vec::new(),
+            arrived: Vec::new(),
             egress: EgressPath::new(),
             batch: Batch::new(),
             lost: 0,
@@ -166,6 +169,12 @@ impl Sim {
             .get_mut(port.0 as usize)
             .map(std::mem::take)
             .unwrap_or_default()
+    }
+
+    /// The ports that received frames since the last call, each once: a
+    /// driver of many hosts visits those instead of asking every port.
+    pub fn take_arrivals(&mut self) -> Vec<PortId> {
+        std::mem::take(&mut self.arrived)
     }
 
     fn schedule(&mut self, event: Event) {
@@ -278,6 +287,9 @@ impl Sim {
                         trace,
                     },
                 };
+                if self.inboxes[idx].is_empty() {
+                    self.arrived.push(port);
+                }
                 self.inboxes[idx].push(received);
             }
         }

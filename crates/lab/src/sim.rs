@@ -12,7 +12,9 @@
 use crate::services::{host_event, Supervised, Supervision};
 use crate::{build, kinds, LabError};
 use fabric::{Fabric, LinkParams, PortId, Sim};
-use hoststack::{Decision, Host, HostConfig, Link, Rounds, Stack};
+use hoststack::{Decision, Host, HostConfig, Link, Rounds, SockId, Stack};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -38,6 +40,8 @@ struct SimClient {
     name: String,
     port: PortId,
     stack: Stack,
+    /// When the stack wants its next poll (its entry in `LabSim::due`).
+    next: Option<Instant>,
 }
 
 /// A lab in the simulator. See the module documentation.
@@ -48,6 +52,15 @@ pub struct LabSim {
     /// Each running service's supervision.
     supervised: Vec<std::sync::Arc<Supervision>>,
     clients: Vec<SimClient>,
+    /// Each client's place in `clients`, by name and by port.
+    by_name: HashMap<String, usize>,
+    by_port: HashMap<PortId, usize>,
+    /// The clients' timers, earliest first. An entry whose time is no
+    /// longer its client's `next` is stale, and skipped.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Clients the test had in hand (it may have opened or written a
+    /// socket): polled next step.
+    touched: Vec<usize>,
     out: Vec<Frame>,
     /// The next step's length: to the next event while frames move,
     /// [`TICK`] while a host is busy, doubling while the lab is quiet.
@@ -106,17 +119,35 @@ impl LabSim {
                         name: h.spec.name.clone(),
                         port: h.port,
                         stack: Stack::new(config, Instant::ZERO),
+                        next: None,
                     })
                 }
                 HostAddress::Dhcp | HostAddress::None => None,
             })
+            .collect::<Vec<SimClient>>();
+        let by_name = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        let by_port = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.port, i))
+            .collect();
+        // Every client is polled once at the start (its first router
+        // solicitation or DAD, say); after that only when it is due.
+        let touched = (0..clients.len()).collect();
         Ok(LabSim {
             sim: Sim::new(blueprint.fabric, seed, link),
             rt,
             services,
             supervised,
             clients,
+            by_name,
+            by_port,
+            due: BinaryHeap::new(),
+            touched,
             out: Vec::new(),
             stride: TICK,
         })
@@ -138,10 +169,9 @@ impl LabSim {
 
     /// The stack playing namespace host `name`, to open sockets on.
     pub fn client(&mut self, name: &str) -> Option<&mut Stack> {
-        self.clients
-            .iter_mut()
-            .find(|c| c.name == name)
-            .map(|c| &mut c.stack)
+        let i = *self.by_name.get(name)?;
+        self.touched.push(i);
+        Some(&mut self.clients[i].stack)
     }
 
     /// How often the lab's services were started again after their task
@@ -160,29 +190,33 @@ impl LabSim {
         request: &[u8],
         limit: Duration,
     ) -> Option<Vec<u8>> {
-        let sock = self.client(client)?.tcp_connect(to).ok()?;
+        let one = Exchange::new(client, to, request.to_vec(), Duration::ZERO);
+        let mut all = [one];
+        self.exchanges(&mut all, limit);
+        let [one] = all;
+        one.done.then_some(one.answer)
+    }
+
+    /// Runs `exchanges` side by side, each from its start (counted from
+    /// now), until all are over or `limit` passes.
+    pub fn exchanges(&mut self, exchanges: &mut [Exchange], limit: Duration) {
+        let start = self.now();
         let mut cx = Context::from_waker(Waker::noop());
-        let (mut sent, mut answer) = (0, Vec::new());
-        let done = self.run_until(limit, |l| {
-            let Some(s) = l.client(client) else {
-                return true;
-            };
-            if sent < request.len() {
-                if let Poll::Ready(Ok(n)) = s.poll_send(sock, &mut cx, &request[sent..]) {
-                    sent += n;
-                }
+        self.run_until(limit, |l| {
+            let since = l.now().saturating_since(start);
+            // Every exchange moves on each time (`all` would stop at the
+            // first that is not over).
+            let mut over = true;
+            for e in exchanges.iter_mut() {
+                over &= e.go(l, since, &mut cx);
             }
-            let mut buf = [0u8; 4096];
-            loop {
-                match s.poll_recv(sock, &mut cx, &mut buf) {
-                    Poll::Ready(Ok(0)) => return true,
-                    Poll::Ready(Ok(n)) => answer.extend_from_slice(&buf[..n]),
-                    _ => return false,
-                }
-            }
+            over
         });
-        self.client(client)?.release(sock);
-        done.then_some(answer)
+        for e in exchanges.iter_mut() {
+            if let (Some(sock), Some(stack)) = (e.sock.take(), self.client(&e.client)) {
+                stack.release(sock);
+            }
+        }
     }
 
     /// Runs the lab for `d` of virtual time.
@@ -221,16 +255,46 @@ impl LabSim {
         self.rt.block_on(tokio::time::advance(d));
         let mut sending: Vec<(PortId, Frame)> = Vec::new();
         let mut received = 0;
-        let mut due: Option<Instant> = None;
-        for c in &mut self.clients {
+        // The clients that received frames, are due, or were in the
+        // test's hands; the others have nothing to do and are not asked.
+        let mut visit = std::mem::take(&mut self.touched);
+        visit.extend(
+            self.sim
+                .take_arrivals()
+                .iter()
+                .filter_map(|p| self.by_port.get(p).copied()),
+        );
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            if self.clients[i].next == Some(at) {
+                visit.push(i);
+            }
+        }
+        // In the clients' order, as every client was visited before: the
+        // same seed gives the same run.
+        visit.sort_unstable();
+        visit.dedup();
+        for i in visit {
+            let c = &mut self.clients[i];
             for r in self.sim.take_received(c.port) {
                 c.stack.ingress(now, &r.frame, &mut self.out);
                 received += 1;
             }
             c.stack.poll(now, &mut self.out);
             sending.extend(self.out.drain(..).map(|f| (c.port, f)));
-            due = earliest(due, c.stack.poll_at());
+            // A new time gets an entry; so does one already due, whose
+            // entry this step may have taken (a duplicate is harmless).
+            let next = c.stack.poll_at();
+            let moved = next != c.next;
+            c.next = next;
+            if let Some(t) = next.filter(|t| moved || *t <= now) {
+                self.due.push(Reverse((t, i)));
+            }
         }
+        let mut due = self.next_client_due();
         for s in &mut self.services {
             for r in self.sim.take_received(s.port) {
                 s.host.deliver(&[&r.frame], r.trace);
@@ -283,6 +347,98 @@ impl LabSim {
             next.map_or(TICK, |t| t.saturating_since(now))
                 .clamp(Duration::from_micros(1), MAX_STRIDE)
         };
+    }
+}
+
+impl LabSim {
+    /// The earliest client timer, forgetting the stale entries on top.
+    fn next_client_due(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if self.clients[i].next == Some(at) {
+                return Some(at);
+            }
+            self.due.pop();
+        }
+        None
+    }
+}
+
+/// A request from a simulated namespace host over TCP, and the answer
+/// until the server closes (see [`LabSim::exchanges`]).
+#[derive(Debug)]
+pub struct Exchange {
+    pub client: String,
+    pub to: SocketAddr,
+    pub request: Vec<u8>,
+    /// When it starts, from the start of the run.
+    pub at: Duration,
+    /// The answer as received.
+    pub answer: Vec<u8>,
+    /// Whether the server closed (after the whole answer) in time.
+    pub done: bool,
+    /// Whether it failed: no such client, a refused connection or a reset.
+    pub failed: bool,
+    sock: Option<SockId>,
+    sent: usize,
+}
+
+impl Exchange {
+    pub fn new(client: &str, to: SocketAddr, request: Vec<u8>, at: Duration) -> Exchange {
+        Exchange {
+            client: client.to_owned(),
+            to,
+            request,
+            at,
+            answer: Vec::new(),
+            done: false,
+            failed: false,
+            sock: None,
+            sent: 0,
+        }
+    }
+
+    /// Moves it on, `since` into the run; whether it is over.
+    fn go(&mut self, lab: &mut LabSim, since: Duration, cx: &mut Context<'_>) -> bool {
+        if self.done || self.failed {
+            return true;
+        }
+        if since < self.at {
+            return false;
+        }
+        let Some(stack) = lab.client(&self.client) else {
+            self.failed = true;
+            return true;
+        };
+        let sock = match self.sock {
+            Some(s) => s,
+            None => match stack.tcp_connect(self.to) {
+                Ok(s) => *self.sock.insert(s),
+                Err(_) => {
+                    self.failed = true;
+                    return true;
+                }
+            },
+        };
+        if self.sent < self.request.len() {
+            if let Poll::Ready(Ok(n)) = stack.poll_send(sock, cx, &self.request[self.sent..]) {
+                self.sent += n;
+            }
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match stack.poll_recv(sock, cx, &mut buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.done = true;
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => self.answer.extend_from_slice(&buf[..n]),
+                Poll::Ready(Err(_)) => {
+                    self.failed = true;
+                    return true;
+                }
+                Poll::Pending => return false,
+            }
+        }
     }
 }
 

@@ -26,8 +26,11 @@ pub const REACHABLE: Duration = Duration::from_secs(60);
 pub const REFRESH_WINDOW: Duration = Duration::from_secs(15);
 pub const RETRY: Duration = Duration::from_secs(1);
 pub const MAX_REQUESTS: u8 = 3;
-/// Packets kept per unresolved next hop (Linux keeps about 100 KiB worth).
-pub const QUEUE_LIMIT: usize = 16;
+/// Packets kept per unresolved next hop: Linux's `unres_qlen` (101), so
+/// that a burst of new connections to one server (a hundred clients'
+/// SYNs) waits out its ARP instead of losing all but a few to a
+/// one-second retransmission. All queues share the byte budget below.
+pub const QUEUE_LIMIT: usize = 101;
 /// How often stale entries are swept.
 pub const SWEEP: Duration = Duration::from_secs(5);
 
