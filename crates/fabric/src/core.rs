@@ -1,12 +1,16 @@
-//! The sans-IO heart of the fabric: switches, routers and edge ports, and
-//! the run of one frame through them.
+//! The sans-IO heart of the fabric: nodes (switches and routers, each a
+//! [`Node`]), the port entries that join them to each other and to the
+//! outside, and the run of one frame through them.
 //!
-//! A frame that enters by an edge port runs to completion: through its
-//! switch, into any router it is addressed to, out of that router into the
-//! next switch, and so on, until every copy has reached an edge port
-//! (a [`Delivery`]) or been dropped and counted. Frames move by ownership
-//! inside a [`Batch`]; a copy is made only where one frame must go both to
-//! a router (which rewrites it) and elsewhere (a flood).
+//! A frame that enters by an edge port runs to completion: into the node
+//! its port is plugged into, out of the ports that node sends it by, into
+//! the next node, and so on, until every copy has reached an edge port
+//! (a [`Delivery`]) or been dropped and counted. Each port entry is a
+//! cable with a node's port at its inner end and a device or another
+//! node's port at its outer end, where captures are taken and a link may
+//! impair. Frames move by ownership inside a [`Batch`]; a copy is made
+//! only where one frame must go both to a node that rewrites it (a router)
+//! and elsewhere (a flood).
 //!
 //! Never reads a clock, never touches a device: the driver (the runtime or
 //! the simulator) passes `now` and the frame in and writes the deliveries.
@@ -14,18 +18,19 @@
 use crate::capture::{CaptureSink, Direction};
 use crate::filter::Filter;
 use crate::link::{Fate, Link, Side};
-use crate::status::{FabricStatus, GroupRow, MacRow, PortStatus, SwitchStatus};
+use crate::node::{Node, NodeStatus, Out, RouterNode, SwitchNode};
+use crate::status::{FabricStatus, PortStatus};
 use crate::timers::{Deadline, NodeRef, Timers};
 use crate::trace::{egress_of, LinkEvent, Recorded, Records, TraceRecord, TraceSink, Tracer, What};
 use crate::wheel::Wheel;
-use router::{IfaceId, Outbox, Router};
+use router::{IfaceId, Router};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use switch::{Egress, Learn, PortConfig, PortNo, Switch, SwitchConfig};
+use switch::{Egress, PortConfig, PortNo, Switch, SwitchConfig};
 use wire::ether::{VlanEdit, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
 use wire::offload::Segmenter;
-use wire::{Frame, FramePool, Impairment, Instant, VnetHdr};
+use wire::{Frame, FramePool, Impairment, Instant};
 
 /// An edge port of the fabric (a TAP, a TUN, an in-process host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,9 +72,13 @@ pub struct Batch {
     pool: FramePool,
     frames: Vec<Option<Frame>>,
     deliveries: Vec<Delivery>,
-    router_out: Outbox,
-    work: VecDeque<(Hop, usize)>,
+    /// What the node at hand sent: frames it made, and the ports the frame
+    /// it received leaves by.
+    own: Vec<(u32, Frame)>,
     egress: Vec<Egress>,
+    /// What the node at hand decided about a traced frame.
+    events: Vec<What>,
+    work: VecDeque<(Hop, usize)>,
     /// The run's trace records, until it ends.
     records: Records,
     /// Frames links let go in this run.
@@ -105,9 +114,10 @@ impl Batch {
             pool: FramePool::new(FRAME_CAPACITY, 64),
             frames: Vec::new(),
             deliveries: Vec::new(),
-            router_out: Vec::new(),
-            work: VecDeque::new(),
+            own: Vec::new(),
             egress: Vec::new(),
+            events: Vec::new(),
+            work: VecDeque::new(),
             records: Vec::new(),
             due: Vec::new(),
             due_nodes: Vec::new(),
@@ -120,8 +130,9 @@ impl Batch {
     /// frames.
     pub fn reset(&mut self) {
         self.work.clear();
-        self.router_out.clear();
+        self.own.clear();
         self.egress.clear();
+        self.events.clear();
         self.records.clear();
         self.due.clear();
         self.due_nodes.clear();
@@ -162,57 +173,46 @@ impl Batch {
     }
 }
 
-/// A place a frame is handed to inside the fabric.
+/// A port of a node: where a frame is handed in.
 #[derive(Debug, Clone, Copy)]
-enum Hop {
-    Switch(usize, PortNo),
-    Router(usize, IfaceId),
+struct Hop {
+    node: usize,
+    port: u32,
 }
 
-/// What is behind a switch port.
+/// Where a node's port leads: along the cable of port entry `entry`,
+/// going `side`.
 #[derive(Debug, Clone, Copy)]
-enum Member {
-    Edge(PortId),
-    /// A router interface, through the port entry that names it (and
-    /// holds its capture and link).
-    Router(PortId),
+struct Wire {
+    entry: PortId,
+    side: Side,
 }
 
-/// What a router interface is plugged into.
+/// What a port entry joins: a node's port at its inner end, and at its
+/// outer end a device (or in-process host) or another node's port.
 #[derive(Debug, Clone, Copy)]
-enum IfaceLink {
-    /// A switch port, through the port entry that names it.
-    Switch(PortId),
-    Edge(PortId),
+struct Attach {
+    inner: Hop,
+    outer: Outer,
 }
 
-/// What an edge port is plugged into.
 #[derive(Debug, Clone, Copy)]
-enum Attach {
-    Switch(usize, PortNo),
-    /// An L3 (TUN) port on a router interface: frames are IP packets.
-    Router(usize, IfaceId),
-    /// The switch side of a router's interface: no device, but a name in
-    /// status, a place to capture and a link to impair.
-    RouterLink {
-        router: usize,
-        iface: IfaceId,
-        switch: usize,
-        port: PortNo,
-    },
+enum Outer {
+    /// A device or an endpoint; `l3` for a TUN on a router interface,
+    /// which carries IP packets without Ethernet.
+    Device { l3: bool },
+    /// Another node's port: the entry stands for the cable between two
+    /// nodes (a router interface on a switch port), with a name in status,
+    /// a place to capture and a link to impair, but no device.
+    Node(Hop),
 }
 
-struct SwitchNode {
+/// A node, its lock and what its ports lead to.
+struct NodeSlot {
     name: String,
-    members: Vec<Member>,
-    switch: Mutex<Switch>,
-    deadline: Deadline,
-}
-
-struct RouterNode {
-    name: String,
-    ifaces: Vec<Option<IfaceLink>>,
-    router: Mutex<Router>,
+    /// Where each of the node's ports leads, by port number.
+    wires: Vec<Option<Wire>>,
+    node: Mutex<Box<dyn Node>>,
     deadline: Deadline,
 }
 
@@ -265,16 +265,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The graph of switches, routers and edge ports.
+/// The graph of nodes and port entries.
 ///
 /// Built with `&mut self`, run with `&self` from any number of threads:
-/// each switch, router and link has a lock of its own and a run holds one
+/// each node and link has a lock of its own and a run holds one
 /// at a time, so frames on different segments forward in parallel.
 /// Captures, traces and impairments are each behind a flag, the one
 /// branch they cost a frame when they are off.
 pub struct Fabric {
-    switches: Vec<SwitchNode>,
-    routers: Vec<RouterNode>,
+    nodes: Vec<NodeSlot>,
     ports: Vec<PortEntry>,
     /// Runs stopped by [`MAX_HOPS`].
     runaway: AtomicU64,
@@ -295,8 +294,7 @@ pub struct Fabric {
 impl std::fmt::Debug for Fabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fabric")
-            .field("switches", &self.switches.len())
-            .field("routers", &self.routers.len())
+            .field("nodes", &self.nodes.len())
             .field("ports", &self.ports.len())
             .finish()
     }
@@ -311,8 +309,7 @@ impl Default for Fabric {
 impl Fabric {
     pub fn new() -> Fabric {
         Fabric {
-            switches: Vec::new(),
-            routers: Vec::new(),
+            nodes: Vec::new(),
             ports: Vec::new(),
             runaway: AtomicU64::new(0),
             tracer: Mutex::new(Tracer::default()),
@@ -325,24 +322,78 @@ impl Fabric {
     }
 
     pub fn add_switch(&mut self, name: &str, config: SwitchConfig) -> SwitchId {
-        self.switches.push(SwitchNode {
+        let node = SwitchNode {
+            switch: Switch::new(config),
+            port_names: Vec::new(),
             name: name.to_owned(),
-            members: Vec::new(),
-            switch: Mutex::new(Switch::new(config)),
-            deadline: Deadline::default(),
-        });
-        let id = self.switches.len() - 1;
-        self.note_switch(id);
-        SwitchId(id as u32)
+        };
+        SwitchId(self.add_node(name, Box::new(node), 0) as u32)
     }
 
-    /// Lets the timers know what switch `sw` wants after it was changed
+    /// Adds a router; its interfaces are then plugged in with
+    /// [`Fabric::link_router`] or [`Fabric::add_router_port`].
+    pub fn add_router(&mut self, router: Router, interfaces: usize) -> RouterId {
+        let name = router.name().to_owned();
+        let node = RouterNode {
+            router,
+            outbox: Vec::new(),
+        };
+        RouterId(self.add_node(&name, Box::new(node), interfaces) as u32)
+    }
+
+    fn add_node(&mut self, name: &str, node: Box<dyn Node>, ports: usize) -> usize {
+        self.nodes.push(NodeSlot {
+            name: name.to_owned(),
+            wires: vec![None; ports],
+            node: Mutex::new(node),
+            deadline: Deadline::default(),
+        });
+        let n = self.nodes.len() - 1;
+        self.note_node(n);
+        n
+    }
+
+    /// Lets the timers know what node `n` wants after it was changed
     /// while the fabric was built.
-    fn note_switch(&mut self, sw: usize) {
-        let node = &self.switches[sw];
-        let at = lock(&node.switch).poll_at();
-        self.timers
-            .note(NodeRef::Switch(sw as u32), &node.deadline, at);
+    fn note_node(&mut self, n: usize) {
+        let slot = &self.nodes[n];
+        let at = lock(&slot.node).poll_at();
+        self.timers.note(NodeRef(n as u32), &slot.deadline, at);
+    }
+
+    /// Node `n` as a `T`, for the builder.
+    fn node_mut<T: 'static>(&mut self, n: usize) -> Result<&mut T, FabricError> {
+        let slot = self.nodes.get_mut(n).ok_or(FabricError::NoSuchNode)?;
+        slot.node
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_any_mut()
+            .downcast_mut::<T>()
+            .ok_or(FabricError::NoSuchNode)
+    }
+
+    /// Adds a port named `name` to switch `sw`, leading to the port entry
+    /// `entry` (made next).
+    fn switch_port(
+        &mut self,
+        sw: usize,
+        config: PortConfig,
+        name: &str,
+        entry: PortId,
+    ) -> Result<PortNo, FabricError> {
+        let node = self.node_mut::<SwitchNode>(sw)?;
+        let pn = node.switch.add_port(config);
+        node.port_names.push(name.to_owned());
+        let wires = &mut self.nodes[sw].wires;
+        if wires.len() <= pn.0 as usize {
+            wires.resize(pn.0 as usize + 1, None);
+        }
+        wires[pn.0 as usize] = Some(Wire {
+            entry,
+            side: Side::In,
+        });
+        self.note_node(sw);
+        Ok(pn)
     }
 
     fn new_port(
@@ -351,9 +402,7 @@ impl Fabric {
         attach: Attach,
         offload: bool,
     ) -> Result<PortId, FabricError> {
-        if self.port_by_name(name).is_some() {
-            return Err(FabricError::DuplicatePort(name.to_owned()));
-        }
+        self.check_name(name)?;
         self.ports.push(PortEntry {
             name: name.to_owned(),
             attach,
@@ -367,6 +416,13 @@ impl Fabric {
         Ok(PortId(self.ports.len() as u32 - 1))
     }
 
+    fn check_name(&self, name: &str) -> Result<(), FabricError> {
+        match self.port_by_name(name) {
+            Some(_) => Err(FabricError::DuplicatePort(name.to_owned())),
+            None => Ok(()),
+        }
+    }
+
     /// Adds an edge port on `switch`. `offload` says the port's device
     /// takes GSO super-frames and partial checksums.
     pub fn add_port(
@@ -376,30 +432,29 @@ impl Fabric {
         config: PortConfig,
         offload: bool,
     ) -> Result<PortId, FabricError> {
+        self.check_name(name)?;
         let sw = switch.0 as usize;
-        let node = self.switches.get_mut(sw).ok_or(FabricError::NoSuchNode)?;
         let id = PortId(self.ports.len() as u32);
-        let port_no = lock(&node.switch).add_port(config);
-        node.members.push(Member::Edge(id));
-        self.note_switch(sw);
-        self.new_port(name, Attach::Switch(sw, port_no), offload)
+        let pn = self.switch_port(sw, config, name, id)?;
+        let attach = Attach {
+            inner: Hop {
+                node: sw,
+                port: pn.0,
+            },
+            outer: Outer::Device { l3: false },
+        };
+        self.new_port(name, attach, offload)
     }
 
-    /// Adds a router; its interfaces are then plugged in with
-    /// [`Fabric::link_router`] or [`Fabric::add_router_port`].
-    pub fn add_router(&mut self, router: Router, interfaces: usize) -> RouterId {
-        let id = self.routers.len();
-        let node = RouterNode {
-            name: router.name().to_owned(),
-            ifaces: vec![None; interfaces],
-            deadline: Deadline::default(),
-            router: Mutex::new(router),
-        };
-        let at = lock(&node.router).poll_at();
-        self.timers
-            .note(NodeRef::Router(id as u32), &node.deadline, at);
-        self.routers.push(node);
-        RouterId(id as u32)
+    /// Interface `iface` of router `r`: its name, once it is known to be
+    /// there.
+    fn router_iface(&mut self, r: usize, iface: IfaceId) -> Result<String, FabricError> {
+        let node = self.node_mut::<RouterNode>(r)?;
+        let name = node.router.iface_name(iface).unwrap_or("?").to_owned();
+        match self.nodes[r].wires.get(iface.0 as usize) {
+            Some(_) => Ok(name),
+            None => Err(FabricError::NoSuchNode),
+        }
     }
 
     /// Plugs a router interface into a switch port; the port named
@@ -412,30 +467,25 @@ impl Fabric {
         switch: SwitchId,
         config: PortConfig,
     ) -> Result<PortId, FabricError> {
-        let sw = switch.0 as usize;
+        let (r, sw) = (r.0 as usize, switch.0 as usize);
+        let iface_name = self.router_iface(r, iface)?;
+        let name = format!("{}.{}", self.nodes[r].name, iface_name);
+        self.check_name(&name)?;
         let id = PortId(self.ports.len() as u32);
-        let rnode = self
-            .routers
-            .get_mut(r.0 as usize)
-            .ok_or(FabricError::NoSuchNode)?;
-        let slot = rnode
-            .ifaces
-            .get_mut(iface.0 as usize)
-            .ok_or(FabricError::NoSuchNode)?;
-        let node = self.switches.get_mut(sw).ok_or(FabricError::NoSuchNode)?;
-        *slot = Some(IfaceLink::Switch(id));
-        let port_no = lock(&node.switch).add_port(config);
-        node.members.push(Member::Router(id));
-        let name = {
-            let router = lock(&rnode.router);
-            format!("{}.{}", rnode.name, router.iface_name(iface).unwrap_or("?"))
-        };
-        self.note_switch(sw);
-        let attach = Attach::RouterLink {
-            router: r.0 as usize,
-            iface,
-            switch: sw,
-            port: port_no,
+        let pn = self.switch_port(sw, config, &name, id)?;
+        self.nodes[r].wires[iface.0 as usize] = Some(Wire {
+            entry: id,
+            side: Side::Out,
+        });
+        let attach = Attach {
+            inner: Hop {
+                node: sw,
+                port: pn.0,
+            },
+            outer: Outer::Node(Hop {
+                node: r,
+                port: iface.0,
+            }),
         };
         self.new_port(&name, attach, false)
     }
@@ -448,13 +498,20 @@ impl Fabric {
         iface: IfaceId,
         offload: bool,
     ) -> Result<PortId, FabricError> {
-        let id = self.new_port(name, Attach::Router(r.0 as usize, iface), offload)?;
-        let slot = self
-            .routers
-            .get_mut(r.0 as usize)
-            .and_then(|n| n.ifaces.get_mut(iface.0 as usize))
-            .ok_or(FabricError::NoSuchNode)?;
-        *slot = Some(IfaceLink::Edge(id));
+        let r = r.0 as usize;
+        self.router_iface(r, iface)?;
+        let attach = Attach {
+            inner: Hop {
+                node: r,
+                port: iface.0,
+            },
+            outer: Outer::Device { l3: true },
+        };
+        let id = self.new_port(name, attach, offload)?;
+        self.nodes[r].wires[iface.0 as usize] = Some(Wire {
+            entry: id,
+            side: Side::In,
+        });
         Ok(id)
     }
 
@@ -484,7 +541,7 @@ impl Fabric {
     pub fn port_is_l3(&self, port: PortId) -> bool {
         self.ports
             .get(port.0 as usize)
-            .is_some_and(|p| matches!(p.attach, Attach::Router(..)))
+            .is_some_and(|p| matches!(p.attach.outer, Outer::Device { l3: true }))
     }
 
     /// Starts a capture on a port, beside any already open; it ends when
@@ -524,23 +581,13 @@ impl Fabric {
     /// node is copied under its own lock: forwarding goes on meanwhile.
     pub fn what_if(&self, now: Instant, port: PortId, frame: &[u8]) -> Vec<TraceRecord> {
         let copy = Fabric {
-            switches: self
-                .switches
+            nodes: self
+                .nodes
                 .iter()
-                .map(|n| SwitchNode {
+                .map(|n| NodeSlot {
                     name: n.name.clone(),
-                    members: n.members.clone(),
-                    switch: Mutex::new(lock(&n.switch).clone()),
-                    deadline: Deadline::default(),
-                })
-                .collect(),
-            routers: self
-                .routers
-                .iter()
-                .map(|n| RouterNode {
-                    name: n.name.clone(),
-                    ifaces: n.ifaces.clone(),
-                    router: Mutex::new(lock(&n.router).clone()),
+                    wires: n.wires.clone(),
+                    node: Mutex::new(lock(&n.node).boxed_clone()),
                     deadline: Deadline::default(),
                 })
                 .collect(),
@@ -619,14 +666,10 @@ impl Fabric {
         } else {
             frame.trace = 0;
         }
-        match self.ports.get(port.0 as usize) {
-            // The switch side of a router interface has no outside.
-            None
-            | Some(PortEntry {
-                attach: Attach::RouterLink { .. },
-                ..
-            }) => batch.put_frame(frame),
-            Some(_) => {
+        match self.ports.get(port.0 as usize).map(|p| p.attach.outer) {
+            // The cable between two nodes has no outside.
+            None | Some(Outer::Node(_)) => batch.put_frame(frame),
+            Some(Outer::Device { .. }) => {
                 self.send(now, port, Side::Out, frame, batch);
                 self.run(now, batch);
             }
@@ -679,36 +722,27 @@ impl Fabric {
             batch.put_frame(frame);
             return;
         };
-        let hop = match entry.attach {
-            Attach::Switch(sw, pn)
-            | Attach::RouterLink {
-                switch: sw,
-                port: pn,
-                ..
-            } => Hop::Switch(sw, pn),
-            Attach::Router(r, iface) => {
-                L3Counters::count(&entry.l3.rx_frames, &entry.l3.rx_bytes, frame.len());
-                if !wrap_in_ethernet(&mut frame) {
-                    batch.put_frame(frame);
-                    return;
-                }
-                Hop::Router(r, iface)
+        if let Outer::Device { l3: true } = entry.attach.outer {
+            L3Counters::count(&entry.l3.rx_frames, &entry.l3.rx_bytes, frame.len());
+            if !wrap_in_ethernet(&mut frame) {
+                batch.put_frame(frame);
+                return;
             }
-        };
+        }
         let slot = batch.push(frame);
-        batch.work.push_back((hop, slot));
+        batch.work.push_back((entry.attach.inner, slot));
     }
 
     /// A frame reaches the far end of `port`: a delivery to its device or
-    /// endpoint, or the router interface on a switch.
+    /// endpoint, or the node on the cable's other end.
     fn leave(&self, port: PortId, frame: Frame, batch: &mut Batch) {
         let Some(entry) = self.ports.get(port.0 as usize) else {
             batch.put_frame(frame);
             return;
         };
-        if let Attach::RouterLink { router, iface, .. } = entry.attach {
+        if let Outer::Node(hop) = entry.attach.outer {
             let slot = batch.push(frame);
-            batch.work.push_back((Hop::Router(router, iface), slot));
+            batch.work.push_back((hop, slot));
             return;
         }
         if self.is_tracing() && frame.trace != 0 {
@@ -909,52 +943,25 @@ impl Fabric {
         self.release_held(now, batch);
         let mut due = std::mem::take(&mut batch.due_nodes);
         self.timers.take_due(now, &mut due);
-        for node in due.drain(..) {
-            match node {
-                NodeRef::Switch(sw) => self.switch_timer(now, sw as usize, batch),
-                NodeRef::Router(r) => self.router_timer(now, r as usize, batch),
+        for NodeRef(n) in due.drain(..) {
+            let slot = &self.nodes[n as usize];
+            {
+                let mut node = lock(&slot.node);
+                let mut out = Out {
+                    pool: &mut batch.pool,
+                    shared: &mut batch.egress,
+                    own: &mut batch.own,
+                    events: None,
+                };
+                node.on_timer(now, &mut out);
+                let at = node.poll_at();
+                self.timers.set(NodeRef(n), &slot.deadline, at, now);
             }
+            self.send_own(now, n as usize, 0, batch);
         }
         batch.due_nodes = due;
         self.run(now, batch);
         self.end_run(now, batch);
-    }
-
-    fn switch_timer(&self, now: Instant, sw: usize, batch: &mut Batch) {
-        let node = &self.switches[sw];
-        let mut switch = lock(&node.switch);
-        if switch.poll_at().is_some_and(|t| t <= now) {
-            switch.on_timer(now);
-        }
-        // What the switch sends itself (its multicast querier's queries)
-        // goes out as a switched frame would.
-        let mut sent = Vec::new();
-        while let Some(data) = switch.poll_transmit(&mut batch.egress) {
-            let frame = batch.pool.copy_of(&data, VnetHdr::PLAIN);
-            sent.push((batch.push(frame), batch.egress.clone()));
-        }
-        let at = switch.poll_at();
-        self.timers
-            .set(NodeRef::Switch(sw as u32), &node.deadline, at, now);
-        drop(switch);
-        for (slot, egress) in sent {
-            batch.egress = egress;
-            self.fan_out(now, sw, slot, batch);
-        }
-    }
-
-    fn router_timer(&self, now: Instant, r: usize, batch: &mut Batch) {
-        let node = &self.routers[r];
-        {
-            let mut router = lock(&node.router);
-            if router.poll_at().is_some_and(|t| t <= now) {
-                router.on_timer(now, &mut batch.pool, &mut batch.router_out);
-            }
-            let at = router.poll_at();
-            self.timers
-                .set(NodeRef::Router(r as u32), &node.deadline, at, now);
-        }
-        self.route_out(now, r, 0, batch);
     }
 
     /// The earliest time [`Fabric::on_timer`] is wanted: a node's timer, a
@@ -972,6 +979,8 @@ impl Fabric {
             .min()
     }
 
+    /// Hands each frame of the work queue to its node, under that node's
+    /// lock alone, and sends on what the node sent.
     fn run(&self, now: Instant, batch: &mut Batch) {
         let mut hops = 0;
         while let Some((hop, slot)) = batch.work.pop_front() {
@@ -981,132 +990,123 @@ impl Fabric {
                 batch.work.clear();
                 return;
             }
-            match hop {
-                Hop::Switch(sw, pn) => self.switch_hop(now, sw, pn, slot, batch),
-                Hop::Router(r, iface) => {
-                    let Some(frame) = batch.frames[slot].take() else {
-                        continue;
-                    };
-                    let traced = if self.is_tracing() { frame.trace } else { 0 };
-                    let node = &self.routers[r];
-                    let decisions = {
-                        let mut router = lock(&node.router);
-                        if traced != 0 {
-                            router.set_tracing(true);
-                        }
-                        router.receive(now, iface, frame, &mut batch.pool, &mut batch.router_out);
-                        let at = router.poll_at();
-                        self.timers
-                            .note(NodeRef::Router(r as u32), &node.deadline, at);
-                        if traced != 0 {
-                            let decisions = router.take_decisions();
-                            router.set_tracing(false);
-                            decisions
-                        } else {
-                            Vec::new()
-                        }
-                    };
-                    for d in decisions {
-                        self.trace_event(batch, traced, &node.name, What::Router(d));
-                    }
-                    self.route_out(now, r, traced, batch);
+            let Some(node_slot) = self.nodes.get(hop.node) else {
+                continue;
+            };
+            let traced = match &batch.frames[slot] {
+                Some(f) if self.is_tracing() => f.trace,
+                _ => 0,
+            };
+            batch.egress.clear();
+            batch.events.clear();
+            {
+                let mut node = lock(&node_slot.node);
+                let mut out = Out {
+                    pool: &mut batch.pool,
+                    shared: &mut batch.egress,
+                    own: &mut batch.own,
+                    events: (traced != 0).then_some(&mut batch.events),
+                };
+                node.receive(now, hop.port, &mut batch.frames[slot], &mut out);
+                let at = node.poll_at();
+                self.timers
+                    .note(NodeRef(hop.node as u32), &node_slot.deadline, at);
+            }
+            if traced != 0 {
+                let events = std::mem::take(&mut batch.events);
+                for what in events {
+                    self.trace_event(batch, traced, &node_slot.name, what);
                 }
             }
+            self.fan_out(now, hop.node, slot, batch);
+            self.send_own(now, hop.node, traced, batch);
         }
     }
 
-    /// Sends what router `r` just put in the batch's outbox on its way;
-    /// `cause` is the traced frame it was handling (0 if none), which the
-    /// frames it made afresh answer.
-    fn route_out(&self, now: Instant, r: usize, cause: u64, batch: &mut Batch) {
-        let node = &self.routers[r];
-        let mut out = std::mem::take(&mut batch.router_out);
-        for (iface, mut frame) in out.drain(..) {
+    /// Sends on the frames node `n` made; `cause` is the traced frame it
+    /// was handling (0 if none), which the frames it made afresh answer.
+    fn send_own(&self, now: Instant, n: usize, cause: u64, batch: &mut Batch) {
+        let node = &self.nodes[n];
+        let mut own = std::mem::take(&mut batch.own);
+        for (port, mut frame) in own.drain(..) {
             if cause != 0 && frame.trace == 0 {
                 lock(&self.tracer).answer(&mut batch.records, cause, &node.name, &mut frame);
             }
-            match node.ifaces.get(iface.0 as usize).copied().flatten() {
-                Some(IfaceLink::Switch(link)) => self.send(now, link, Side::Out, frame, batch),
-                Some(IfaceLink::Edge(port)) => {
-                    frame.pull_front(HEADER_LEN);
-                    frame.hdr = frame.hdr.shifted(-(HEADER_LEN as isize));
-                    if let Some(entry) = self.ports.get(port.0 as usize) {
-                        L3Counters::count(&entry.l3.tx_frames, &entry.l3.tx_bytes, frame.len());
-                    }
-                    self.tap(
-                        batch,
-                        port,
-                        now,
-                        Direction::Out,
-                        VlanEdit::Keep,
-                        frame.data(),
-                    );
-                    self.send(now, port, Side::In, frame, batch);
-                }
+            match node.wires.get(port as usize).copied().flatten() {
+                Some(wire) => self.emit(now, wire, frame, batch),
                 None => batch.pool.put(frame),
             }
         }
-        batch.router_out = out;
+        batch.own = own;
     }
 
-    fn switch_hop(&self, now: Instant, sw: usize, pn: PortNo, slot: usize, batch: &mut Batch) {
-        let Some(frame) = batch.frames[slot].as_ref() else {
-            return;
-        };
-        let node = &self.switches[sw];
-        let result = {
-            let mut switch = lock(&node.switch);
-            let result =
-                switch.process(now, pn, frame.data(), frame.hdr.is_gso(), &mut batch.egress);
-            let at = switch.poll_at();
-            self.timers
-                .note(NodeRef::Switch(sw as u32), &node.deadline, at);
-            result
-        };
-        if self.is_tracing() && frame.trace != 0 {
-            let id = frame.trace;
-            self.trace_switch(sw, pn, id, result, batch);
+    /// A frame a node sends out of a port goes along the port's wire:
+    /// seen by the captures of a port it leaves the fabric by (an L3 port
+    /// loses its placeholder Ethernet header first), then on its link.
+    fn emit(&self, now: Instant, wire: Wire, mut frame: Frame, batch: &mut Batch) {
+        if wire.side == Side::In {
+            let entry = &self.ports[wire.entry.0 as usize];
+            if let Outer::Device { l3: true } = entry.attach.outer {
+                frame.pull_front(HEADER_LEN);
+                frame.hdr = frame.hdr.shifted(-(HEADER_LEN as isize));
+                L3Counters::count(&entry.l3.tx_frames, &entry.l3.tx_bytes, frame.len());
+            }
+            self.tap(
+                batch,
+                wire.entry,
+                now,
+                Direction::Out,
+                VlanEdit::Keep,
+                frame.data(),
+            );
         }
-        if result.is_err() {
-            return; // counted by the switch
-        }
-        self.fan_out(now, sw, slot, batch);
+        self.send(now, wire.entry, wire.side, frame, batch);
     }
 
-    /// Sends the frame in `slot` out of the ports of switch `sw` that
-    /// `batch.egress` lists.
-    fn fan_out(&self, now: Instant, sw: usize, slot: usize, batch: &mut Batch) {
+    /// Sends the frame in `slot` out of the ports of node `n` that
+    /// `batch.egress` lists, as it is.
+    fn fan_out(&self, now: Instant, n: usize, slot: usize, batch: &mut Batch) {
         let copies = batch.egress.len();
         for i in 0..copies {
             let e = batch.egress[i];
-            let member = self.switches[sw].members[e.port.0 as usize];
-            let (Member::Edge(named) | Member::Router(named)) = member;
+            let Some(wire) = self.nodes[n]
+                .wires
+                .get(e.port.0 as usize)
+                .copied()
+                .flatten()
+            else {
+                continue;
+            };
             let Some(frame) = batch.frames[slot].take() else {
                 continue;
             };
-            self.tap(batch, named, now, Direction::Out, e.edit, frame.data());
-            let impaired = self
-                .with_link(named, |l| l.acts_on(Side::In, frame.data()))
-                .unwrap_or(false);
-            if let (Member::Edge(port), false) = (member, impaired) {
-                // The common case: the frame goes out as it is, tag edits
-                // applied on the way, shared by every copy.
-                if self.is_tracing() && frame.trace != 0 {
-                    let entry = &self.ports[port.0 as usize];
-                    let what = egress_of(entry.offload, &frame);
-                    self.trace_event(batch, frame.trace, &entry.name, what);
+            let entry = &self.ports[wire.entry.0 as usize];
+            let plain =
+                wire.side == Side::In && matches!(entry.attach.outer, Outer::Device { l3: false });
+            if plain {
+                self.tap(batch, wire.entry, now, Direction::Out, e.edit, frame.data());
+                let impaired = self
+                    .with_link(wire.entry, |l| l.acts_on(Side::In, frame.data()))
+                    .unwrap_or(false);
+                if !impaired {
+                    // The common case: the frame goes out as it is, tag
+                    // edits applied on the way, shared by every copy.
+                    if self.is_tracing() && frame.trace != 0 {
+                        let what = egress_of(entry.offload, &frame);
+                        self.trace_event(batch, frame.trace, &entry.name, what);
+                    }
+                    batch.frames[slot] = Some(frame);
+                    batch.deliveries.push(Delivery {
+                        port: wire.entry,
+                        edit: e.edit,
+                        frame: slot,
+                    });
+                    continue;
                 }
-                batch.frames[slot] = Some(frame);
-                batch.deliveries.push(Delivery {
-                    port,
-                    edit: e.edit,
-                    frame: slot,
-                });
-                continue;
             }
-            // A router rewrites the frame, and a link may hold it: each
-            // gets the frame itself when it is the only receiver, a copy
-            // otherwise.
+            // A node behind it rewrites the frame, and a link may hold it:
+            // each gets the frame itself when it is the only receiver, a
+            // copy otherwise.
             let mut own = if copies == 1 {
                 frame
             } else {
@@ -1116,36 +1116,12 @@ impl Fabric {
                 copy
             };
             own.apply_vlan_edit(e.edit);
-            self.send(now, named, Side::In, own, batch);
+            if plain {
+                self.send(now, wire.entry, Side::In, own, batch);
+            } else {
+                self.emit(now, wire, own, batch);
+            }
         }
-    }
-
-    /// Records what switch `sw` did with traced frame `id` from its port
-    /// `pn`.
-    fn trace_switch(
-        &self,
-        sw: usize,
-        pn: PortNo,
-        id: u64,
-        result: Result<switch::Forwarding, switch::DropReason>,
-        batch: &mut Batch,
-    ) {
-        let node = &self.switches[sw];
-        let member_name = |p: PortNo| match node.members.get(p.0 as usize) {
-            Some(Member::Edge(n) | Member::Router(n)) => self.port_name(*n).to_owned(),
-            None => "?".to_owned(),
-        };
-        let what = match result {
-            Ok(f) => What::Switched {
-                learned: matches!(f.learned, Learn::New | Learn::Moved).then(|| member_name(pn)),
-                to: batch.egress.iter().map(|e| member_name(e.port)).collect(),
-                flooded: f.flooded,
-            },
-            Err(reason) => What::SwitchDrop {
-                reason: reason.as_str(),
-            },
-        };
-        self.trace_event(batch, id, &node.name, what);
     }
 
     /// Hands a frame to the capture taps of `port`, if it has open ones;
@@ -1179,71 +1155,28 @@ impl Fabric {
     /// A snapshot of every switch, router, port and table. Each node is
     /// read under its own lock, so forwarding elsewhere goes on.
     pub fn status(&self, now: Instant) -> FabricStatus {
-        let switches = self
-            .switches
-            .iter()
-            .map(|node| {
-                let switch = lock(&node.switch);
-                let ports = node
-                    .members
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        let c = switch
-                            .port_counters(PortNo(i as u32))
-                            .cloned()
-                            .unwrap_or_default();
-                        let (Member::Edge(id) | Member::Router(id)) = *m;
-                        let e = &self.ports[id.0 as usize];
-                        let offload = matches!(m, Member::Edge(_)) && e.offload;
-                        let mut p = PortStatus::new(&e.name, offload, e.is_capturing(), &c);
-                        p.link = e.link_status();
-                        p
-                    })
-                    .collect::<Vec<_>>();
-                let name_of = |p: PortNo| {
-                    ports
-                        .get(p.0 as usize)
-                        .map_or("?".to_owned(), |p| p.name.clone())
-                };
-                let mac_table = switch
-                    .mac_table(now)
-                    .into_iter()
-                    .map(|e| MacRow {
-                        vlan: e.vlan,
-                        mac: e.mac,
-                        port: name_of(e.port),
-                        age_secs: e.age_secs,
-                    })
-                    .collect();
-                let groups = switch
-                    .groups(now)
-                    .into_iter()
-                    .map(|g| GroupRow {
-                        vlan: g.vlan,
-                        group: g.group,
-                        ports: g.ports.iter().map(|&p| name_of(p)).collect(),
-                    })
-                    .collect();
-                SwitchStatus {
-                    name: node.name.clone(),
-                    counters: switch.counters().clone(),
-                    snooping: switch.snoop_counters().clone(),
-                    ports,
-                    mac_table,
-                    groups,
+        let mut switches = Vec::new();
+        let mut routers = Vec::new();
+        for slot in &self.nodes {
+            let status = lock(&slot.node).status(now);
+            match status {
+                NodeStatus::Switch(mut s) => {
+                    for (p, wire) in s.ports.iter_mut().zip(&slot.wires) {
+                        if let Some(e) = wire.map(|w| &self.ports[w.entry.0 as usize]) {
+                            p.offload = e.offload;
+                            p.capturing = e.is_capturing();
+                            p.link = e.link_status();
+                        }
+                    }
+                    switches.push(s);
                 }
-            })
-            .collect();
-        let routers = self
-            .routers
-            .iter()
-            .map(|r| lock(&r.router).status(now))
-            .collect();
+                NodeStatus::Router(r) => routers.push(*r),
+            }
+        }
         let l3_ports = self
             .ports
             .iter()
-            .filter(|p| matches!(p.attach, Attach::Router(..)))
+            .filter(|p| matches!(p.attach.outer, Outer::Device { l3: true }))
             .map(|p| {
                 let mut s = PortStatus::l3(&p.name, p.offload, p.is_capturing(), &p.l3);
                 s.link = p.link_status();

@@ -22,6 +22,7 @@ mod core;
 mod egress;
 mod filter;
 mod link;
+mod node;
 mod port;
 mod rng;
 mod runtime;

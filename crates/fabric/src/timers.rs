@@ -14,12 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use wire::Instant;
 
-/// A node with timers: a switch or a router, by index.
+/// A node with timers, by its index in the fabric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum NodeRef {
-    Switch(u32),
-    Router(u32),
-}
+pub(crate) struct NodeRef(pub u32);
 
 const NEVER: u64 = u64::MAX;
 
@@ -83,7 +80,7 @@ impl Timers {
     }
 
     /// Takes the nodes due by `now` off the heap into `out`, each once,
-    /// switches before routers.
+    /// in the order the nodes were added.
     pub(crate) fn take_due(&self, now: Instant, out: &mut Vec<NodeRef>) {
         let mut heap = self.heap();
         while let Some(&Reverse((t, node))) = heap.peek() {
@@ -111,7 +108,7 @@ mod tests {
     fn a_node_comes_up_once_at_its_earliest_deadline() {
         let timers = Timers::default();
         let d = Deadline::default();
-        let n = NodeRef::Switch(0);
+        let n = NodeRef(0);
         timers.note(n, &d, at(500));
         timers.note(n, &d, at(900)); // later: ignored
         timers.note(n, &d, at(300));
@@ -137,21 +134,18 @@ mod tests {
     }
 
     #[test]
-    fn due_nodes_come_switches_first_in_order() {
+    fn due_nodes_come_in_the_order_they_were_added() {
         let timers = Timers::default();
         let (a, b, c) = (
             Deadline::default(),
             Deadline::default(),
             Deadline::default(),
         );
-        timers.note(NodeRef::Router(0), &a, at(10));
-        timers.note(NodeRef::Switch(1), &b, at(20));
-        timers.note(NodeRef::Switch(0), &c, at(30));
+        timers.note(NodeRef(2), &a, at(10));
+        timers.note(NodeRef(1), &b, at(20));
+        timers.note(NodeRef(0), &c, at(30));
         let mut due = Vec::new();
         timers.take_due(Instant::from_micros(30), &mut due);
-        assert_eq!(
-            due,
-            [NodeRef::Switch(0), NodeRef::Switch(1), NodeRef::Router(0)]
-        );
+        assert_eq!(due, [NodeRef(0), NodeRef(1), NodeRef(2)]);
     }
 }
