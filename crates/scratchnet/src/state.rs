@@ -156,6 +156,17 @@ impl LabState {
 /// belong to anything).
 pub fn process_is(pid: u32, comm: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        && !is_zombie(pid)
+}
+
+/// Whether the process has exited and waits only to be reaped (state Z in
+/// /proc/PID/stat): it holds nothing any more, devices included.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            == Some("Z")
+    })
 }
 
 /// A process's start time in clock ticks after boot (/proc/PID/stat,
