@@ -63,6 +63,23 @@ idle_cpu() {
   python3 -c 'import os,sys; print("%.1f" % ((int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK") / 5 * 100))' "$a" "$b"
 }
 
+# Starts `scratchnet up` on $work/lab.toml in the background (lab_pid)
+# and sets ready_s to the seconds until its "ready" line.
+up_timed() {
+  local start
+  start=$(now)
+  "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
+  lab_pid=$!
+  until grep -q ready "$work/up.log"; do
+    kill -0 "$lab_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
+    sleep 0.02
+  done
+  ready_s=$(since "$start")
+}
+
+# The lab process's resident memory, MiB.
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status"; }
+
 scratch() {
   local n=$1 i start ready ready_s rss cpu pinged gone
   {
@@ -73,15 +90,8 @@ scratch() {
         "$i" "$(addr4 88 "$i")" "$(addr6 88 "$i")"
     done
   } > "$work/lab.toml"
-  start=$(now)
-  "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
-  lab_pid=$!
-  until grep -q ready "$work/up.log"; do
-    kill -0 "$lab_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
-    sleep 0.02
-  done
-  ready_s=$(since "$start")
-  rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  up_timed
+  rss=$(rss_mib)
   pinged=$(ping_pairs s 88 "$n")
   cpu=$(idle_cpu "$lab_pid")
   start=$(now)
@@ -146,18 +156,11 @@ if [ -n "$services" ]; then
   per_switch=$((services / 100))
   python3 scripts/services-lab.py 10 10 "$per_switch" > "$work/lab.toml"
   python3 scripts/services-lab.py 10 10 "$per_switch" --list > "$work/services.list"
-  start=$(now)
-  "$bin" up "$work/lab.toml" > "$work/up.log" 2>&1 &
-  lab_pid=$!
-  until grep -q ready "$work/up.log"; do
-    kill -0 "$lab_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
-    sleep 0.02
-  done
-  ready_s=$(since "$start")
-  rss=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  up_timed
+  rss=$(rss_mib)
   cpu=$(idle_cpu "$lab_pid")
   read -r answered failed <<< "$(ip netns exec sclient python3 scripts/get-all.py "$work/services.list")"
-  rss_served=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$lab_pid/status")
+  rss_served=$(rss_mib)
   start=$(now)
   kill -INT "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=""
   gone=$(since "$start")
