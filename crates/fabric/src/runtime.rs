@@ -682,9 +682,15 @@ fn drain(
             frame.hdr = hdr;
         }
         shared.forward(port, frame, batch, egress, writes.as_deref_mut());
-        for d in batch.deliveries() {
-            if !touched.contains(&d.port) {
-                touched.push(d.port);
+        // A flood wider than the follow limit is not followed: which of
+        // its ports answers is unknown, and noting thousands of them would
+        // cost more than the copies.
+        let deliveries = batch.deliveries();
+        if deliveries.len() <= FOLLOW_LIMIT {
+            for d in deliveries {
+                if touched.len() < FOLLOW_LIMIT && !touched.contains(&d.port) {
+                    touched.push(d.port);
+                }
             }
         }
     }

@@ -16,7 +16,7 @@ use dns::hickory_proto::rr::rdata::{NS, PTR, SOA};
 use dns::hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use dns::Zone;
 use ipnet::IpNet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use topology::{Attachment, HostAddress, HostAddress6, ServiceSettings, Topology};
 
@@ -116,12 +116,14 @@ pub fn hosts_file(lab: &Topology, switch: &str, uses_dns: bool) -> Vec<(IpAddr, 
         short.retain(|(addr, _)| !ptr.contains_key(addr));
     }
     let mut lines: Vec<(IpAddr, Vec<String>)> = Vec::new();
+    let mut line_of: HashMap<IpAddr, usize> = HashMap::new();
     for (addr, name) in short {
-        match lines.iter_mut().find(|(a, _)| *a == addr) {
-            Some((_, names)) => names.push(name),
+        match line_of.get(&addr) {
+            Some(&i) => lines[i].1.push(name),
             None => {
                 let mut names: Vec<String> = ptr.get(&addr).cloned().into_iter().collect();
                 names.push(name);
+                line_of.insert(addr, lines.len());
                 lines.push((addr, names));
             }
         }

@@ -98,6 +98,16 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// The first line of every file scratchnet writes in /etc/netns.
 const ETC_MARK: &str = "# written by scratchnet";
 
+/// Whether the file at `path` starts with [`ETC_MARK`] (read no further:
+/// a large lab's hosts file is long).
+fn written_by_us(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0; ETC_MARK.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == *ETC_MARK.as_bytes())
+}
+
 /// Removes what scratchnet wrote in /etc/netns for a namespace: its
 /// resolv.conf, hosts and trust store, and the directory if the lab
 /// created it (`own_dir`) and nothing else is in it.
@@ -105,7 +115,7 @@ fn remove_etc(ns: &str, own_dir: bool) -> Result<()> {
     let dir = etc_dir(ns);
     for file in ["resolv.conf", "hosts"] {
         let path = dir.join(file);
-        if std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(ETC_MARK)) {
+        if written_by_us(&path) {
             std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
         }
@@ -192,17 +202,19 @@ fn sysctls(ns: &str, settings: &[(&str, &str)]) -> Result<()> {
 
 /// The host's IPv6 settings before its link comes up: a SLAAC host
 /// accepts router advertisements and makes its address from them; any
-/// other host on a segment with IPv6 ignores them, so that it holds just
-/// what the topology gives it. Called inside the host's namespace.
-fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
+/// other host ignores them, so that it holds just what the topology gives
+/// it. `advertised`: an advertisement can reach the host's segment; with
+/// none to ignore, nothing is written (each lookup under /proc/sys/net
+/// walks a name every namespace shares, eth0, which at thousands of hosts
+/// costs seconds). Called inside the host's namespace.
+fn configure_host6(host: &HostSpec, advertised: bool) -> Result<()> {
     let (accept_ra, autoconf) = match host.address6 {
         Some(HostAddress6::Slaac) => ("1", "1"),
         // The address comes from DHCPv6; the default route and the
         // on-link prefix, as always in IPv6, from the advertisements.
         Some(HostAddress6::Dhcp6) => ("1", "0"),
-        Some(HostAddress6::Static(_)) => ("0", "0"),
-        None if v6_segment => ("0", "0"),
-        None => return Ok(()),
+        Some(HostAddress6::Static(_)) | None if advertised => ("0", "0"),
+        Some(HostAddress6::Static(_)) | None => return Ok(()),
     };
     sysctls(
         &host.name,
@@ -215,11 +227,11 @@ fn configure_host6(host: &HostSpec, v6_segment: bool) -> Result<()> {
 
 /// Brings up host `host`'s links in its namespace `ns` (its TAP there is
 /// `eth0`) and gives it its addresses, default routes and resolver.
-/// `v6_segment`: its switch carries IPv6.
+/// `advertised`: a router advertisement can reach its segment.
 pub fn configure_host(
     ns: &std::fs::File,
     host: &HostSpec,
-    v6_segment: bool,
+    advertised: bool,
     resolvers: &[IpAddr],
 ) -> Result<()> {
     let name = host.name.as_str();
@@ -242,7 +254,7 @@ pub fn configure_host(
             tracing::debug!("gso_max_size left as it was in {name}: {e}");
         }
         rtnl.finish()?;
-        if let Err(e) = configure_host6(host, v6_segment) {
+        if let Err(e) = configure_host6(host, advertised) {
             // A container mounts /proc/sys read-only: the host keeps the
             // kernel's defaults (it takes advertisements, as a Linux host
             // does).
@@ -291,18 +303,33 @@ pub fn write_resolv_conf(ns: &str, dns: &[IpAddr]) -> Result<()> {
 }
 
 /// /etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts:
-/// the lab's names, so `ping web1` works before DNS is asked.
-pub fn write_hosts(ns: &str, names: &[(std::net::IpAddr, Vec<String>)]) -> Result<()> {
+/// the lab's names, so `ping web1` works before DNS is asked. The hosts
+/// of `switch` share one (it names every host, so a copy each would grow
+/// with the square of the lab): `shared` is the first one written, which
+/// this host's becomes a hard link to; without it, it is written, and its
+/// path returned for the next.
+pub fn write_hosts(
+    ns: &str,
+    switch: &str,
+    names: impl FnOnce() -> Vec<(std::net::IpAddr, Vec<String>)>,
+    shared: Option<&Path>,
+) -> Result<PathBuf> {
     let dir = etc_dir(ns);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("hosts");
+    if let Some(shared) = shared {
+        std::fs::hard_link(shared, &path)
+            .with_context(|| format!("cannot link {} to {}", path.display(), shared.display()))?;
+        return Ok(path);
+    }
     let mut text = format!(
-        "{ETC_MARK} for host {ns}; removed when the lab stops\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+        "{ETC_MARK} for the hosts on switch {switch}; removed when the lab stops\n127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
     );
-    for (addr, names) in names {
+    for (addr, names) in names() {
         text.push_str(&format!("{addr} {}\n", names.join(" ")));
     }
-    let path = dir.join("hosts");
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 const DHCLIENT_SCRIPT: &str = include_str!("dhclient-script.sh");

@@ -254,9 +254,7 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
         })
         .and_then(|opened| opened)
         .with_context(|| format!("cannot create a TAP device for host `{}`", spec.name))?;
-        let v6_segment = lab
-            .switch(&spec.switch)
-            .is_some_and(|s| s.subnet6.is_some());
+        let advertised = lab.advertised_on(&spec.switch);
         // Its own resolvers, then those its routers advertise (RFC 8106),
         // as rdnssd adds them; a DHCP host's come with its leases.
         let mut resolvers = spec.dns.clone();
@@ -267,14 +265,15 @@ fn build(lab: &Topology, state: &mut LabState) -> Result<(lab::Blueprint, Vec<De
             let advertised = advertised.map(std::net::IpAddr::V6);
             resolvers.extend(advertised.filter(|a| !spec.dns.contains(a)));
         }
-        netns::configure_host(&ns, spec, v6_segment, &resolvers)
+        netns::configure_host(&ns, spec, advertised, &resolvers)
             .with_context(|| format!("cannot set up host `{}`", spec.name))?;
         // A DHCP host takes its resolvers from the lease.
         let named = !resolvers.is_empty() || leased;
-        let names = hosts_files
-            .entry((spec.switch.clone(), named))
-            .or_insert_with(|| lab::hosts_file(lab, &spec.switch, named));
-        netns::write_hosts(&spec.name, names)?;
+        let key = (spec.switch.clone(), named);
+        let shared = hosts_files.get(&key).map(std::path::PathBuf::as_path);
+        let names = || lab::hosts_file(lab, &spec.switch, named);
+        let written = netns::write_hosts(&spec.name, &spec.switch, names, shared)?;
+        hosts_files.entry(key).or_insert(written);
         if let Some(pem) = &ca {
             netns::trust_ca(&spec.name, pem)?;
         }

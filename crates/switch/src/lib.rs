@@ -132,10 +132,6 @@ pub struct Switch {
     queries: Vec<(u16, Vec<u8>)>,
 }
 
-/// How often expired addresses are swept from a non-empty table. Lookups
-/// ignore expired entries regardless, so this only bounds stale memory.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-
 impl Switch {
     pub fn new(config: SwitchConfig) -> Switch {
         Switch {
@@ -259,26 +255,27 @@ impl Switch {
                     .count_drop(DropReason::Filtered);
                 return Err(DropReason::Filtered);
             }
-            Some(port) => self.push_egress(port, vlan, ingress_tagged, frame.len(), gso, out),
+            Some(p) => {
+                if let Some(port) = self.ports.get_mut(p.0 as usize) {
+                    push_egress(port, p, vlan, ingress_tagged, frame.len(), gso, out);
+                }
+            }
             None => {
                 if eth.dst.is_multicast() {
                     self.counters.multicast_floods += u64::from(flooded);
                 } else {
                     self.counters.unknown_unicast_floods += 1;
                 }
-                for p in 0..self.ports.len() as u32 {
-                    let config = &self.ports[p as usize].config;
-                    if p == ingress.0 || !config.mode.carries(vlan) {
+                let audience = self.snoop.audience(now, vlan, reach);
+                for (p, port) in (0..).map(PortNo).zip(&mut self.ports) {
+                    if p == ingress || !port.config.mode.carries(vlan) {
                         continue;
                     }
-                    if !self
-                        .snoop
-                        .wants(now, vlan, PortNo(p), config.snooped, reach)
-                    {
+                    if !audience.wants(p, port.config.snooped) {
                         skipped = true;
                         continue;
                     }
-                    self.push_egress(PortNo(p), vlan, ingress_tagged, frame.len(), gso, out);
+                    push_egress(port, p, vlan, ingress_tagged, frame.len(), gso, out);
                 }
                 if skipped {
                     self.snoop.count_constrained();
@@ -301,37 +298,10 @@ impl Switch {
         })
     }
 
-    /// Adds the copy for `port` unless it cannot carry the frame, counting it.
-    fn push_egress(
-        &mut self,
-        port: PortNo,
-        vlan: u16,
-        ingress_tagged: bool,
-        len: usize,
-        gso: bool,
-        out: &mut Vec<Egress>,
-    ) {
-        let p = &mut self.ports[port.0 as usize];
-        let egress_tagged = p.config.mode.tags(vlan);
-        let edit = match (ingress_tagged, egress_tagged) {
-            (false, true) => VlanEdit::Push(vlan),
-            (true, false) => VlanEdit::Strip,
-            _ => VlanEdit::Keep,
-        };
-        let out_len = len.saturating_add_signed(edit.len_delta());
-        if !gso && out_len > max_frame(p.config.mtu, egress_tagged) {
-            p.counters.count_drop(DropReason::Oversize);
-            return;
-        }
-        p.counters.count_tx(out_len);
-        out.push(Egress { port, edit });
-    }
-
     /// When the switch next wants [`Switch::on_timer`] called.
     pub fn poll_at(&self) -> Option<Instant> {
-        let sweep = (!self.table.is_empty()).then(|| self.table.last_sweep() + SWEEP_INTERVAL);
         let snoop = self.snoop.poll_at(self.snooped_ports > 0);
-        sweep.into_iter().chain(snoop).min()
+        self.table.poll_at().into_iter().chain(snoop).min()
     }
 
     /// Ages out addresses not seen for the ageing time and memberships
@@ -340,7 +310,7 @@ impl Switch {
     /// snooped port where no outside querier is heard, for
     /// [`Switch::poll_transmit`].
     pub fn on_timer(&mut self, now: Instant) {
-        self.counters.aged_out += self.table.sweep(now) as u64;
+        self.counters.aged_out += self.table.on_timer(now) as u64;
         if !self.snoop.on_timer(now, self.snooped_ports > 0) {
             return;
         }
@@ -370,14 +340,39 @@ impl Switch {
     pub fn poll_transmit(&mut self, out: &mut Vec<Egress>) -> Option<Vec<u8>> {
         out.clear();
         let (vlan, frame) = self.queries.pop()?;
-        for p in 0..self.ports.len() as u32 {
-            let config = &self.ports[p as usize].config;
-            if config.snooped && config.mode.carries(vlan) {
-                self.push_egress(PortNo(p), vlan, false, frame.len(), false, out);
+        for (p, port) in (0..).map(PortNo).zip(&mut self.ports) {
+            if port.config.snooped && port.config.mode.carries(vlan) {
+                push_egress(port, p, vlan, false, frame.len(), false, out);
             }
         }
         Some(frame)
     }
+}
+
+/// Adds the copy for `port` (number `no`) unless it cannot carry the
+/// frame, counting it.
+fn push_egress(
+    port: &mut Port,
+    no: PortNo,
+    vlan: u16,
+    ingress_tagged: bool,
+    len: usize,
+    gso: bool,
+    out: &mut Vec<Egress>,
+) {
+    let egress_tagged = port.config.mode.tags(vlan);
+    let edit = match (ingress_tagged, egress_tagged) {
+        (false, true) => VlanEdit::Push(vlan),
+        (true, false) => VlanEdit::Strip,
+        _ => VlanEdit::Keep,
+    };
+    let out_len = len.saturating_add_signed(edit.len_delta());
+    if !gso && out_len > max_frame(port.config.mtu, egress_tagged) {
+        port.counters.count_drop(DropReason::Oversize);
+        return;
+    }
+    port.counters.count_tx(out_len);
+    out.push(Egress { port: no, edit });
 }
 
 /// The longest frame a port carries without offload: header, optional tag

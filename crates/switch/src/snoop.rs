@@ -3,12 +3,17 @@
 //! RFC 3810) messages hosts send, and a querier that keeps those
 //! memberships fresh where no router queries.
 //!
-//! Only a port marked `snooped` (a host's) is constrained, and only for a
-//! family it has reported in lately: a host whose reports were lost, or
-//! that never sends any, keeps getting every multicast frame until it
-//! does. Every other port (a router's, a service host's, a tunnel) is a
-//! router port and gets every multicast frame, as does a port an outside
-//! querier was heard on.
+//! Only a port marked `snooped` (a host's) is constrained. In IPv4, where
+//! IGMP is optional, only once its host has reported lately: until then
+//! it gets every group. In IPv6 every node must report the groups it
+//! joins (RFC 4541 3, RFC 3810 6), so a port gets only the groups it
+//! reported from the first: a booting host's report goes out before its
+//! duplicate address detection, and hosts that come up together do not
+//! hear each other's solicitations. Still, a host whose reports were lost
+//! keeps getting every group, and so does one that sends IPv6 multicast
+//! but no report for [`SnoopConfig::response_interval`]. Every other port
+//! (a router's, a service host's, a tunnel) is a router port and gets
+//! every multicast frame, as does a port an outside querier was heard on.
 //!
 //! What every host must hear still floods: broadcast, non-IP multicast,
 //! IPv4's 224.0.0.0/24 (RFC 4541 2.1.2), IPv6's all-nodes group ff02::1
@@ -133,11 +138,13 @@ struct Member {
     until: Instant,
 }
 
-/// A port's reports: when it last reported in each family.
+/// A port's reports: when it last reported in each family, and when it
+/// first sent IPv6 multicast.
 #[derive(Debug, Clone, Copy, Default)]
 struct Heard {
     v4: Option<Instant>,
     v6: Option<Instant>,
+    v6_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +152,8 @@ pub(crate) struct Snooper {
     config: SnoopConfig,
     groups: HashMap<(u16, IpAddr), Vec<Member>>,
     joined: HashMap<PortNo, usize>,
-    heard: HashMap<PortNo, Heard>,
+    /// By port number.
+    heard: Vec<Heard>,
     /// Ports an outside querier was heard on, by VLAN, and until when.
     queriers: HashMap<(u16, PortNo), Instant>,
     /// Until when a group nobody is known to want floods (a join was
@@ -155,6 +163,9 @@ pub(crate) struct Snooper {
     next_query: Instant,
     startup: u8,
     last_sweep: Instant,
+    /// The earliest a membership or a querier may expire (none: nothing
+    /// to sweep); a sweep before it would find nothing.
+    expiry: Option<Instant>,
     counters: SnoopCounters,
 }
 
@@ -167,11 +178,12 @@ impl Snooper {
             config,
             groups: HashMap::new(),
             joined: HashMap::new(),
-            heard: HashMap::new(),
+            heard: Vec::new(),
             queriers: HashMap::new(),
             full_until: None,
             next_query: Instant::ZERO,
             last_sweep: Instant::ZERO,
+            expiry: None,
             counters: SnoopCounters::default(),
         }
     }
@@ -203,6 +215,9 @@ impl Snooper {
         let Ok(v) = IpView::parse(frame, l3) else {
             return Reach::Flood;
         };
+        if snooped && v.family == Family::V6 {
+            self.heard_mut(port).v6_since.get_or_insert(now);
+        }
         let message = frame.get(v.l4..v.end).unwrap_or_default();
         let read = match (v.family, v.proto) {
             (Family::V4, PROTO_IGMP) => read_igmp(message),
@@ -312,17 +327,26 @@ impl Snooper {
 
     fn report(&mut self, now: Instant, port: PortNo, family: Family) {
         self.counters.reports += 1;
-        let heard = self.heard.entry(port).or_default();
+        let heard = self.heard_mut(port);
         match family {
             Family::V4 => heard.v4 = Some(now),
             Family::V6 => heard.v6 = Some(now),
         }
     }
 
+    fn heard_mut(&mut self, port: PortNo) -> &mut Heard {
+        let i = port.0 as usize;
+        if self.heard.len() <= i {
+            self.heard.resize(i + 1, Heard::default());
+        }
+        &mut self.heard[i]
+    }
+
     fn heard_querier(&mut self, now: Instant, vlan: u16, port: PortNo) {
         self.counters.queries_heard += 1;
         let until = now + self.config.membership_interval();
         self.queriers.insert((vlan, port), until);
+        self.expires(until);
     }
 
     fn join(&mut self, now: Instant, vlan: u16, group: IpAddr, port: PortNo) {
@@ -351,7 +375,13 @@ impl Snooper {
             .entry((vlan, group))
             .or_default()
             .push(Member { port, until });
+        self.expires(until);
         *self.joined.entry(port).or_default() += 1;
+    }
+
+    /// Something now expires at `until`.
+    fn expires(&mut self, until: Instant) {
+        self.expiry = Some(self.expiry.map_or(until, |e| e.min(until)));
     }
 
     fn leave(&mut self, vlan: u16, group: IpAddr, port: PortNo) {
@@ -376,44 +406,26 @@ impl Snooper {
             .is_some_and(|ms| ms.iter().any(|m| now < m.until))
     }
 
-    /// Whether `port` (a `snooped` one) gets a frame that reaches `reach`
-    /// in `vlan`.
-    pub(crate) fn wants(
-        &self,
-        now: Instant,
-        vlan: u16,
-        port: PortNo,
-        snooped: bool,
-        reach: Reach,
-    ) -> bool {
-        if !snooped || reach == Reach::Flood {
-            return true;
+    /// Who gets a frame that reaches `reach` in `vlan`: worked out once a
+    /// frame, then asked of each port ([`Audience::wants`]).
+    pub(crate) fn audience(&self, now: Instant, vlan: u16, reach: Reach) -> Audience<'_> {
+        let mut members: Vec<PortNo> = match reach {
+            Reach::Group(group) => self.groups.get(&(vlan, group)).map_or_else(Vec::new, |ms| {
+                ms.iter()
+                    .filter(|m| now < m.until)
+                    .map(|m| m.port)
+                    .collect()
+            }),
+            Reach::Flood | Reach::Routers => Vec::new(),
+        };
+        members.sort_unstable();
+        Audience {
+            snooper: self,
+            now,
+            vlan,
+            reach,
+            members,
         }
-        if self
-            .queriers
-            .get(&(vlan, port))
-            .is_some_and(|&until| now < until)
-        {
-            return true;
-        }
-        let Reach::Group(group) = reach else {
-            return false;
-        };
-        // A host that has not reported in the group's family lately is
-        // not known to speak IGMP or MLD: it gets everything.
-        let live = |t: Option<Instant>| {
-            t.is_some_and(|t| now.saturating_since(t) < self.config.membership_interval())
-        };
-        let heard = self.heard.get(&port).copied().unwrap_or_default();
-        let reporting = match group {
-            IpAddr::V4(_) => live(heard.v4),
-            IpAddr::V6(_) => live(heard.v6),
-        };
-        !reporting
-            || self
-                .groups
-                .get(&(vlan, group))
-                .is_some_and(|ms| ms.iter().any(|m| m.port == port && now < m.until))
     }
 
     /// The live groups, sorted by VLAN and group.
@@ -442,8 +454,9 @@ impl Snooper {
         if !self.config.enabled {
             return None;
         }
-        let sweep = (!self.groups.is_empty() || !self.queriers.is_empty())
-            .then(|| self.last_sweep + SWEEP_INTERVAL);
+        let sweep = self
+            .expiry
+            .map(|at| at.max(self.last_sweep + SWEEP_INTERVAL));
         let query = querying.then_some(self.next_query);
         sweep.into_iter().chain(query).min()
     }
@@ -454,12 +467,21 @@ impl Snooper {
         if !self.config.enabled {
             return false;
         }
-        if now >= self.last_sweep + SWEEP_INTERVAL {
+        let due = self.expiry.is_some_and(|at| now >= at);
+        if due && now >= self.last_sweep + SWEEP_INTERVAL {
             self.last_sweep = now;
             let joined = &mut self.joined;
+            let mut expiry: Option<Instant> = None;
+            let mut keep = |until: Instant| {
+                let live = now < until;
+                if live {
+                    expiry = Some(expiry.map_or(until, |e| e.min(until)));
+                }
+                live
+            };
             self.groups.retain(|_, ms| {
                 ms.retain(|m| {
-                    let live = now < m.until;
+                    let live = keep(m.until);
                     if !live {
                         if let Some(n) = joined.get_mut(&m.port) {
                             *n = n.saturating_sub(1);
@@ -469,7 +491,8 @@ impl Snooper {
                 });
                 !ms.is_empty()
             });
-            self.queriers.retain(|_, until| now < *until);
+            self.queriers.retain(|_, until| keep(*until));
+            self.expiry = expiry;
         }
         if !querying || now < self.next_query {
             return false;
@@ -590,6 +613,53 @@ fn read<'a>(
         }),
     };
     Read { query, message }
+}
+
+/// The ports a multicast frame reaches, as [`Snooper::audience`] found.
+pub(crate) struct Audience<'a> {
+    snooper: &'a Snooper,
+    now: Instant,
+    vlan: u16,
+    reach: Reach,
+    /// The group's live members, sorted.
+    members: Vec<PortNo>,
+}
+
+impl Audience<'_> {
+    /// Whether `port` (`snooped`: a host's) gets the frame.
+    pub(crate) fn wants(&self, port: PortNo, snooped: bool) -> bool {
+        let s = self.snooper;
+        if !snooped || self.reach == Reach::Flood {
+            return true;
+        }
+        if !s.queriers.is_empty()
+            && s.queriers
+                .get(&(self.vlan, port))
+                .is_some_and(|&until| self.now < until)
+        {
+            return true;
+        }
+        let Reach::Group(group) = self.reach else {
+            return false;
+        };
+        // A host that has not reported in the group's family lately is
+        // not known to speak IGMP or MLD: it gets everything. In IPv6 a
+        // host is taken at its word until it proves silent (module note).
+        let interval = s.config.membership_interval();
+        let live = |t: Option<Instant>| t.is_some_and(|t| self.now.saturating_since(t) < interval);
+        let heard = s.heard.get(port.0 as usize).copied().unwrap_or_default();
+        let reporting = match group {
+            IpAddr::V4(_) => live(heard.v4),
+            IpAddr::V6(_) => match (heard.v6, heard.v6_since) {
+                (Some(_), _) => live(heard.v6),
+                (None, Some(since)) => {
+                    self.now.saturating_since(since) < s.config.response_interval
+                }
+                (None, None) => true,
+            },
+        };
+        !reporting || self.members.binary_search(&port).is_ok()
+    }
 }
 
 /// How often expired memberships are swept; lookups ignore them anyway.

@@ -15,6 +15,10 @@ pub struct MacEntry {
     pub age_secs: u64,
 }
 
+/// How often expired addresses are swept at most. Lookups ignore expired
+/// entries regardless, so this only bounds stale memory.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     port: PortNo,
@@ -36,6 +40,10 @@ pub(crate) struct MacTable {
     capacity: usize,
     ageing: Duration,
     last_sweep: Instant,
+    /// No entry was last seen before this (none: the table is empty), so
+    /// none expires before it plus the ageing time: a sweep before then
+    /// would find nothing.
+    oldest: Option<Instant>,
 }
 
 impl MacTable {
@@ -45,6 +53,7 @@ impl MacTable {
             capacity,
             ageing,
             last_sweep: Instant::ZERO,
+            oldest: None,
         }
     }
 
@@ -67,7 +76,7 @@ impl MacTable {
             // Expired entries may be holding the room; sweep at most once a
             // second so that a flood of new addresses cannot make every
             // frame scan the table.
-            if now.saturating_since(self.last_sweep) >= Duration::from_secs(1) {
+            if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL {
                 self.sweep(now);
             }
             if self.entries.len() >= self.capacity {
@@ -75,6 +84,7 @@ impl MacTable {
             }
         }
         self.entries.insert((vlan, mac), Entry { port, seen: now });
+        self.oldest = Some(self.oldest.map_or(now, |o| o.min(now)));
         Learn::New
     }
 
@@ -86,21 +96,30 @@ impl MacTable {
     }
 
     /// Removes expired entries and returns how many.
-    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+    fn sweep(&mut self, now: Instant) -> usize {
         let before = self.entries.len();
         let ageing = self.ageing;
         self.entries
             .retain(|_, e| now.saturating_since(e.seen) < ageing);
+        self.oldest = self.entries.values().map(|e| e.seen).min();
         self.last_sweep = now;
         before - self.entries.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// When an entry may next expire: the time to sweep, at most once a
+    /// second.
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
+        let expiry = self.oldest? + self.ageing;
+        Some(expiry.max(self.last_sweep + SWEEP_INTERVAL))
     }
 
-    pub(crate) fn last_sweep(&self) -> Instant {
-        self.last_sweep
+    /// Sweeps if [`MacTable::poll_at`] is due; returns how many entries
+    /// expired.
+    pub(crate) fn on_timer(&mut self, now: Instant) -> usize {
+        match self.poll_at() {
+            Some(at) if now >= at => self.sweep(now),
+            _ => 0,
+        }
     }
 
     pub(crate) fn entries(&self, now: Instant) -> Vec<MacEntry> {

@@ -526,6 +526,17 @@ impl Topology {
         servers
     }
 
+    /// Whether a router advertisement can reach a host on `switch`: a
+    /// router advertises there, or a tunnel brings frames from elsewhere
+    /// (hosts' own advertisements stop at RA guard).
+    pub fn advertised_on(&self, switch: &str) -> bool {
+        let tunnelled = self.switch(switch).is_some_and(|s| !s.tunnels.is_empty());
+        tunnelled
+            || (self.routers.iter())
+                .flat_map(|r| &r.interfaces)
+                .any(|i| i.attachment == Attachment::Switch(switch.to_owned()) && i.ra.is_some())
+    }
+
     /// The IPv6 addresses stations on a switch hold without DHCPv6:
     /// routers' interfaces, static and SLAAC hosts, service hosts. A DHCPv6 pool never
     /// hands them out.

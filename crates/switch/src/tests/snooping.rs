@@ -163,8 +163,12 @@ fn a_group_reaches_its_members_and_the_router_ports_and_reports_reach_routers_on
     );
     assert_eq!(send(&mut sw, t(1), 0, &solicitation(0, a)), [1, ROUTER]);
     assert_eq!(send(&mut sw, t(1), 0, &solicitation(0, b)), [2, ROUTER]);
-    // A host that never reported is not known to speak MLD: it hears all.
-    assert_eq!(send(&mut sw, t(1), 1, &solicitation(1, b)), [0, 2, ROUTER]);
+    // Host 0 is taken to speak MLD, as IPv6 requires, while it might
+    // still report (the response interval, 10 s, from its first
+    // multicast)...
+    assert_eq!(send(&mut sw, t(10), 1, &solicitation(1, b)), [2, ROUTER]);
+    // ...then, silent, it is not known to speak MLD: it hears all.
+    assert_eq!(send(&mut sw, t(11), 1, &solicitation(1, b)), [0, 2, ROUTER]);
     let groups = sw.groups(t(1));
     assert_eq!(groups.len(), 2);
     assert_eq!(
@@ -172,7 +176,31 @@ fn a_group_reaches_its_members_and_the_router_ports_and_reports_reach_routers_on
         (IpAddr::V6(a), &[PortNo(1)][..])
     );
     let c = sw.snoop_counters();
-    assert_eq!((c.reports, c.constrained), (2, 4));
+    assert_eq!((c.reports, c.constrained), (2, 5));
+}
+
+#[test]
+fn hosts_booting_together_do_not_hear_each_others_solicitations() {
+    let mut sw = snooping_switch(SwitchConfig::default());
+    // Each host reports its solicited-node group, then solicits it to
+    // detect a duplicate: only the router port hears it, whether the
+    // other hosts have sent anything yet or not.
+    for host in 0..3u8 {
+        let own = v6(&format!("ff02::1:ff00:{host}"));
+        assert_eq!(
+            send(&mut sw, t(0), host, &mld_report(host, &[(JOIN, own)])),
+            [ROUTER]
+        );
+        assert_eq!(
+            send(&mut sw, t(0), host, &solicitation(host, own)),
+            [ROUTER]
+        );
+    }
+    // IPv4, where IGMP is optional, still reaches a host that never
+    // reported.
+    let g = Ipv4Addr::new(239, 1, 1, 1);
+    send(&mut sw, t(1), 1, &ipv4(1, g, igmp(0x16, g)));
+    assert_eq!(send(&mut sw, t(1), 2, &ipv4(2, g, vec![])), [0, 1, ROUTER]);
 }
 
 #[test]
@@ -277,11 +305,18 @@ fn igmp_reports_and_leaves_of_every_version_are_learned() {
         send(&mut sw, t(3), ROUTER as u8, &ipv4(3, g, vec![])),
         Vec::<u32>::new()
     );
-    // IPv4 and IPv6 are apart: host 2 reported IGMP only, so it still
-    // hears every IPv6 group.
+    // IPv4 and IPv6 are apart: hosts 0 and 1 send IPv6 multicast but,
+    // unlike host 2, no MLD report, so once the response interval has
+    // passed they hear every IPv6 group.
+    send(&mut sw, t(3), 2, &mld_report(2, &[(JOIN, v6("ff05::2"))]));
+    send(&mut sw, t(3), 1, &solicitation(1, v6("ff02::1:ff00:1")));
     assert_eq!(
-        send(&mut sw, t(3), 0, &solicitation(0, v6("ff02::1:ff00:5"))),
-        [1, 2, ROUTER]
+        send(&mut sw, t(14), 0, &solicitation(0, v6("ff02::1:ff00:5"))),
+        [1, ROUTER]
+    );
+    assert_eq!(
+        send(&mut sw, t(25), 2, &solicitation(2, v6("ff02::1:ff00:5"))),
+        [0, 1, ROUTER]
     );
 }
 
