@@ -150,6 +150,7 @@ struct Heard {
 #[derive(Debug, Clone)]
 pub(crate) struct Snooper {
     config: SnoopConfig,
+    /// Each group's members, sorted by port.
     groups: HashMap<(u16, IpAddr), Vec<Member>>,
     joined: HashMap<PortNo, usize>,
     /// By port number.
@@ -356,25 +357,30 @@ impl Snooper {
         let until = now + self.config.membership_interval();
         let groups = self.groups.len();
         let joined = self.joined.get(&port).copied().unwrap_or(0);
-        let mut members = self.groups.get_mut(&(vlan, group));
-        if let Some(m) = members
-            .as_deref_mut()
-            .and_then(|ms| ms.iter_mut().find(|m| m.port == port))
-        {
-            m.until = until;
+        let members = self.groups.get_mut(&(vlan, group));
+        let at = members
+            .as_deref()
+            .map(|ms| ms.binary_search_by_key(&port, |m| m.port));
+        if let (Some(ms), Some(Ok(i))) = (members, at) {
+            ms[i].until = until;
             return;
         }
         let room = joined < self.config.max_groups_per_port
-            && (members.is_some() || groups < self.config.max_groups);
+            && (at.is_some() || groups < self.config.max_groups);
         if !room {
             self.counters.groups_refused += 1;
             self.full_until = Some(until);
             return;
         }
+        // Kept sorted by port, for `Audience::wants`.
+        let i = match at {
+            Some(Err(i)) => i,
+            _ => 0,
+        };
         self.groups
             .entry((vlan, group))
             .or_default()
-            .push(Member { port, until });
+            .insert(i, Member { port, until });
         self.expires(until);
         *self.joined.entry(port).or_default() += 1;
     }
@@ -409,16 +415,13 @@ impl Snooper {
     /// Who gets a frame that reaches `reach` in `vlan`: worked out once a
     /// frame, then asked of each port ([`Audience::wants`]).
     pub(crate) fn audience(&self, now: Instant, vlan: u16, reach: Reach) -> Audience<'_> {
-        let mut members: Vec<PortNo> = match reach {
-            Reach::Group(group) => self.groups.get(&(vlan, group)).map_or_else(Vec::new, |ms| {
-                ms.iter()
-                    .filter(|m| now < m.until)
-                    .map(|m| m.port)
-                    .collect()
-            }),
-            Reach::Flood | Reach::Routers => Vec::new(),
+        let members = match reach {
+            Reach::Group(group) => self
+                .groups
+                .get(&(vlan, group))
+                .map_or(&[][..], Vec::as_slice),
+            Reach::Flood | Reach::Routers => &[],
         };
-        members.sort_unstable();
         Audience {
             snooper: self,
             now,
@@ -621,8 +624,8 @@ pub(crate) struct Audience<'a> {
     now: Instant,
     vlan: u16,
     reach: Reach,
-    /// The group's live members, sorted.
-    members: Vec<PortNo>,
+    /// The group's members, sorted by port.
+    members: &'a [Member],
 }
 
 impl Audience<'_> {
@@ -658,7 +661,11 @@ impl Audience<'_> {
                 (None, None) => true,
             },
         };
-        !reporting || self.members.binary_search(&port).is_ok()
+        !reporting
+            || self
+                .members
+                .binary_search_by_key(&port, |m| m.port)
+                .is_ok_and(|i| self.now < self.members[i].until)
     }
 }
 
