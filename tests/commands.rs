@@ -201,6 +201,45 @@ fn exec_shell_inspect_pingall_and_hosts_files_work_on_a_running_lab() {
     );
     assert!(brief.contains("service cmd-web "), "{brief}");
 
+    // --prometheus: the counters in Prometheus's text format, which
+    // promtool accepts, growing with traffic.
+    let rx = |text: &str| -> u64 {
+        let sample = r#"scratchnet_port_rx_frames_total{port="cmd-a"} "#;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.parse().ok())
+            .unwrap_or_else(|| panic!("no received frames of cmd-a in:\n{text}"))
+    };
+    let before = scratchnet(&["status", "--prometheus", "--lab", "cmd"]);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/install-deps.sh test installs it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), before.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let problems = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "promtool: {problems}\n{before}");
+    let pinged = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "cmd-a",
+            "ping",
+            "-c3",
+            "-i0.2",
+            "-q",
+            "10.77.81.1",
+        ])
+        .status()
+        .unwrap();
+    assert!(pinged.success());
+    let after = scratchnet(&["status", "--prometheus", "--lab", "cmd"]);
+    assert!(
+        rx(&after) >= rx(&before) + 3,
+        "before:\n{before}\nafter:\n{after}"
+    );
+
     // pingall: every host to every host and service host, by name.
     let matrix = scratchnet(&["pingall", "--lab", "cmd"]);
     assert!(matrix.contains("4 of 4 answered"), "{matrix}");

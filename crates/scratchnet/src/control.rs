@@ -25,6 +25,8 @@ use tokio::task::JoinHandle;
 #[serde(tag = "op", rename_all = "lowercase")]
 enum Request {
     Status,
+    /// The fabric's counters in Prometheus's text format.
+    Metrics,
     /// Every node, its interfaces, addresses and MACs.
     Inspect,
     /// The frames crossing `ports` that match `filter`, as they come.
@@ -292,6 +294,12 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 }))
                 .await?;
         }
+        Request::Metrics => {
+            let text = crate::metrics::exposition(&running.runtime.status())
+                .map(serde_json::Value::String)
+                .map_err(|e| format!("{e:#}"));
+            write.write_all(&answer(text)).await?;
+        }
         Request::Inspect => {
             let nodes = crate::inspect::nodes(&running);
             let result = serde_json::json!({
@@ -530,13 +538,25 @@ pub struct StatusArgs<'a> {
     pub json: bool,
     /// One line per node.
     pub brief: bool,
+    /// Prometheus's text format, not JSON or tables.
+    pub prometheus: bool,
     /// Again every second, until Ctrl-C.
     pub watch: bool,
 }
 
-/// `scratchnet status [NODE] [--json | --brief] [--watch]`.
+/// `scratchnet status [NODE] [--json | --brief | --prometheus] [--watch]`.
 pub async fn status(lab: Option<&str>, args: StatusArgs<'_>) -> Result<()> {
     use std::io::Write as _;
+    if args.prometheus {
+        let (reply, _) = request(lab, &Request::Metrics).await?;
+        let text = reply
+            .result
+            .as_ref()
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        std::io::stdout().write_all(text.as_bytes())?;
+        return Ok(());
+    }
     loop {
         let (reply, _) = request(lab, &Request::Status).await?;
         let mut status = reply.status.unwrap_or_default();

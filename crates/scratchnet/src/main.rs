@@ -9,6 +9,7 @@ mod control;
 mod down;
 mod graph;
 mod inspect;
+mod metrics;
 mod neigh;
 mod netns;
 mod pcapng;
@@ -168,6 +169,10 @@ enum Command {
         /// One line per switch, router and service host.
         #[arg(long)]
         brief: bool,
+        /// The lab's counters in Prometheus's text exposition format
+        /// (for a node_exporter textfile collector, say).
+        #[arg(long, conflicts_with_all = ["node", "json", "brief", "watch"])]
+        prometheus: bool,
         /// Print it again every second, until Ctrl-C.
         #[arg(long)]
         watch: bool,
@@ -466,6 +471,7 @@ fn run(cli: Cli) -> Result<()> {
             node,
             json,
             brief,
+            prometheus,
             watch,
             lab,
         } => {
@@ -473,6 +479,7 @@ fn run(cli: Cli) -> Result<()> {
                 node: node.as_deref(),
                 json,
                 brief,
+                prometheus,
                 watch,
             };
             tokio_runtime()?.block_on(control::status(lab.as_deref(), args))
