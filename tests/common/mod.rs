@@ -161,7 +161,10 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new(bin()).arg("down").arg(&self.file).output();
+        // What `down` said is shown with a failing test's output.
+        if let Ok(out) = Command::new(bin()).arg("down").arg(&self.file).output() {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 }
 
@@ -270,9 +273,11 @@ pub fn assert_clean(lab: &str, hosts: &[&str]) {
             !list.split_whitespace().any(|n| n == *h),
             "namespace {h} left behind: {list}"
         );
+        let dir = format!("/etc/netns/{h}");
         assert!(
-            !std::path::Path::new(&format!("/etc/netns/{h}")).exists(),
-            "/etc/netns/{h} left behind"
+            !std::path::Path::new(&dir).exists(),
+            "{dir} left behind, holding: {}",
+            String::from_utf8_lossy(&sh(&format!("ls -la {dir}")).stdout)
         );
     }
     assert!(

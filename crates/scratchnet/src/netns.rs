@@ -127,7 +127,17 @@ fn remove_etc(ns: &str, own_dir: bool) -> Result<()> {
     }
     if own_dir && dir.exists() {
         if let Err(e) = std::fs::remove_dir(&dir) {
-            tracing::warn!("left {} in place: {e}", dir.display());
+            let left: Vec<String> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            tracing::warn!(
+                "left {} in place ({e}): it holds {}",
+                dir.display(),
+                left.join(", ")
+            );
         }
     }
     Ok(())
@@ -160,7 +170,7 @@ pub fn delete_all(names: &[String], own_dirs: &[String]) -> Vec<String> {
 }
 
 /// SIGTERM to every process in the namespaces, SIGKILL to those still
-/// there after a second.
+/// there after a second, and up to a second more for them to be gone.
 fn end_processes(names: &[&str]) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
@@ -175,17 +185,22 @@ fn end_processes(names: &[&str]) {
     if running.is_empty() {
         return;
     }
-    for p in &running {
-        let _ = kill(*p, Signal::SIGTERM);
-    }
-    for _ in 0..20 {
-        if pids().is_empty() {
-            return;
+    // Each signal is given up to a second to take effect: a process
+    // still dying could write in the namespace's /etc/netns directory.
+    let ended = |signal| {
+        for p in pids() {
+            let _ = kill(p, signal);
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    for p in pids() {
-        let _ = kill(p, Signal::SIGKILL);
+        for _ in 0..20 {
+            if pids().is_empty() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    if !ended(Signal::SIGTERM) && !ended(Signal::SIGKILL) {
+        tracing::warn!("processes still running in the lab's namespaces after SIGKILL");
     }
 }
 
