@@ -8,6 +8,7 @@
 //! writes out as pcapng (pcap.rs); a trace streams one
 //! JSON line per traced frame (fabric's `TraceRecord`).
 
+use crate::api;
 use crate::state::{socket_path, LabState};
 use crate::up::Lab;
 use anyhow::{bail, Context, Result};
@@ -55,18 +56,8 @@ enum Request {
         resolver: Option<String>,
         request: serde_json::Value,
     },
-    /// Changes what `port`'s link does: from a perfect link if `clear`,
-    /// else from its settings now; each `(knob, value)` as
-    /// `wire::Impairment::set` reads it; `up` takes the link down or up.
-    Link {
-        port: String,
-        #[serde(default)]
-        clear: bool,
-        #[serde(default)]
-        set: Vec<(String, String)>,
-        #[serde(default)]
-        up: Option<bool>,
-    },
+    /// Changes what a port's link does, or takes it down or up.
+    Link(crate::api::LinkChange),
     /// A command for service `service` (a balancer's drain, say).
     Command {
         service: String,
@@ -93,18 +84,6 @@ fn record_line(record: &fabric::TraceRecord, text: bool) -> Result<Vec<u8>> {
     Ok(line)
 }
 
-/// The address a DHCP host holds, from its router's leases.
-fn leased_address(lab: &Lab, host: &str) -> Option<std::net::Ipv4Addr> {
-    let mac = lab.view.topology().host(host)?.mac;
-    lab.runtime
-        .status()
-        .routers
-        .iter()
-        .flat_map(|r| &r.leases)
-        .find(|l| l.mac == mac && l.state == "bound")
-        .map(|l| l.ip)
-}
-
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Reply {
     ok: bool,
@@ -121,11 +100,6 @@ struct Reply {
     result: Option<serde_json::Value>,
 }
 
-/// How many captured frames may wait for a slow reader before new ones
-/// are left out.
-const CAPTURE_BACKLOG: usize = 4096;
-/// How many trace records may wait for a slow reader.
-const TRACE_BACKLOG: usize = 1024;
 /// Clients served at once (captures included); more are told to retry.
 pub const MAX_CLIENTS: usize = 32;
 /// How long a client may take to send its request line.
@@ -165,6 +139,15 @@ pub fn serve(lab: &str, running: Weak<Lab>) -> Result<JoinHandle<()>> {
     }))
 }
 
+impl Reply {
+    fn ok() -> Reply {
+        Reply {
+            ok: true,
+            ..Reply::default()
+        }
+    }
+}
+
 fn reply(r: Reply) -> Vec<u8> {
     let mut v = serde_json::to_vec(&r).unwrap_or_default();
     v.push(b'\n');
@@ -179,18 +162,6 @@ fn fail(e: String) -> Vec<u8> {
     })
 }
 
-/// The reply to `request` for a service's handle (or why there is none).
-async fn command(
-    control: Result<Arc<dyn services::Control>, String>,
-    request: serde_json::Value,
-) -> Vec<u8> {
-    let result = match control {
-        Ok(c) => c.request(request).await,
-        Err(e) => Err(e),
-    };
-    answer(result)
-}
-
 /// The reply carrying `result`, or saying what went wrong.
 fn answer(result: Result<serde_json::Value, String>) -> Vec<u8> {
     match result {
@@ -200,62 +171,6 @@ fn answer(result: Result<serde_json::Value, String>) -> Vec<u8> {
             ..Reply::default()
         }),
         Err(e) => fail(e),
-    }
-}
-
-/// Applies a `Link` request; the link as it is then, or what is wrong.
-fn set_link(
-    rt: &fabric::Runtime,
-    port: &str,
-    clear: bool,
-    set: &[(String, String)],
-    up: Option<bool>,
-) -> Result<serde_json::Value, String> {
-    let no_port = |e: fabric::FabricError| format!("{e}; ports: {}", rt.port_names().join(", "));
-    let (mut imp, was_up) = rt.link(port).map_err(no_port)?;
-    if clear {
-        imp = wire::Impairment::default();
-    }
-    for (knob, value) in set {
-        imp.set(knob, value).map_err(|e| match e.hint {
-            Some(h) => format!("{}: {h}", e.message),
-            None => e.message,
-        })?;
-    }
-    imp.check()
-        .map_err(|e| format!("{} ({})", e.message, e.hint.unwrap_or_default()))?;
-    let up = up.unwrap_or(was_up);
-    rt.set_link(port, imp, up).map_err(no_port)?;
-    Ok(serde_json::json!({
-        "port": port,
-        "up": up,
-        "impairment": imp,
-        "summary": imp.to_string(),
-    }))
-}
-
-/// The resolver service `name`, or the lab's only one.
-fn find_resolver(lab: &Lab, name: Option<&str>) -> Result<String, String> {
-    let resolvers: Vec<&str> = lab
-        .view
-        .topology()
-        .services
-        .iter()
-        .filter(|s| s.kind() == topology::ServiceKind::DnsResolver)
-        .map(|s| s.name.as_str())
-        .collect();
-    match (name, resolvers.as_slice()) {
-        (Some(n), all) if all.contains(&n) => Ok(n.to_owned()),
-        (Some(n), all) => Err(format!(
-            "`{n}` is no dns-resolver service of this lab (resolvers: {})",
-            all.join(", ")
-        )),
-        (None, [one]) => Ok((*one).to_owned()),
-        (None, []) => Err("this lab has no dns-resolver service".to_owned()),
-        (None, all) => Err(format!(
-            "this lab has several resolvers ({}): choose one with --resolver",
-            all.join(", ")
-        )),
     }
 }
 
@@ -279,13 +194,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
     };
     match request {
         Request::Status => {
-            let status = serde_json::json!({
-                "lab": lab,
-                "pid": std::process::id(),
-                "fabric": running.runtime.status(),
-                "services": running.services.status(),
-                "service_counters": running.services.service_status(),
-            });
+            let status = running.status(lab);
             write
                 .write_all(&reply(Reply {
                     ok: true,
@@ -295,45 +204,36 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 .await?;
         }
         Request::Metrics => {
-            let text = crate::metrics::exposition(&running.runtime.status())
-                .map(serde_json::Value::String)
-                .map_err(|e| format!("{e:#}"));
+            let text = running.metrics().map(serde_json::Value::String);
             write.write_all(&answer(text)).await?;
         }
         Request::Inspect => {
-            let nodes = crate::inspect::nodes(&running);
             let result = serde_json::json!({
                 "lab": lab,
                 "pid": std::process::id(),
-                "nodes": nodes,
+                "nodes": running.nodes(),
             });
             write.write_all(&answer(Ok(result))).await?;
         }
-        Request::Link {
-            port,
-            clear,
-            set,
-            up,
-        } => {
-            let done = set_link(&running.runtime, &port, clear, &set, up);
+        Request::Link(change) => {
+            let done = running
+                .change_link(&change)
+                .and_then(|l| serde_json::to_value(l).map_err(|e| e.to_string()));
             write.write_all(&answer(done)).await?;
         }
         Request::Command { service, request } => {
-            let control = running.services.control(&service);
+            let control = running.command(&service);
             drop(running);
-            let control = control
-                .ok_or_else(|| format!("`{service}` is no running service that takes commands"));
-            write.write_all(&command(control, request).await).await?;
+            write
+                .write_all(&answer(api::send(control, request).await))
+                .await?;
         }
         Request::Resolver { resolver, request } => {
-            let control = find_resolver(&running, resolver.as_deref()).and_then(|r| {
-                running
-                    .services
-                    .control(&r)
-                    .ok_or(format!("`{r}` is not running"))
-            });
+            let control = running.resolver(resolver.as_deref());
             drop(running);
-            write.write_all(&command(control, request).await).await?;
+            write
+                .write_all(&answer(api::send(control, request).await))
+                .await?;
         }
         Request::Trace {
             port,
@@ -341,109 +241,49 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             count,
             text,
         } => {
-            let filter = match fabric::Filter::parse(&filter) {
-                Ok(f) => f,
-                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
-            };
-            let rt = &running.runtime;
-            let mut rx = match rt.trace(port.as_deref(), filter, count, TRACE_BACKLOG) {
-                Ok(rx) => rx,
-                Err(e) => {
-                    return Ok(write
-                        .write_all(&fail(format!("{e}; ports: {}", rt.port_names().join(", "))))
-                        .await?)
-                }
-            };
+            let traced = running.trace(port.as_deref(), &filter, count);
             drop(running);
-            write
-                .write_all(&reply(Reply {
-                    ok: true,
-                    ..Reply::default()
-                }))
-                .await?;
+            let mut rx = match traced {
+                Ok(rx) => rx,
+                Err(e) => return Ok(write.write_all(&fail(e)).await?),
+            };
+            write.write_all(&reply(Reply::ok())).await?;
             while let Some(record) = rx.recv().await {
                 write.write_all(&record_line(&record, text)?).await?;
             }
         }
         Request::Inject { host, spec, text } => {
-            let lease = leased_address(&running, &host);
-            let records = running
-                .view
-                .probe_frame(&host, &spec, lease)
-                .map_err(|e| e.to_string())
-                .and_then(|frame| {
-                    running
-                        .runtime
-                        .what_if(&host, &frame)
-                        .map_err(|e| e.to_string())
-                });
+            let records = running.what_if(&host, &spec);
+            drop(running);
             let records = match records {
                 Ok(r) => r,
                 Err(e) => return Ok(write.write_all(&fail(e)).await?),
             };
-            drop(running);
-            write
-                .write_all(&reply(Reply {
-                    ok: true,
-                    ..Reply::default()
-                }))
-                .await?;
+            write.write_all(&reply(Reply::ok())).await?;
             for record in &records {
                 write.write_all(&record_line(record, text)?).await?;
             }
         }
         Request::Capture { ports, filter } => {
-            let filter = match fabric::Filter::parse(&filter) {
-                Ok(f) => f,
-                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
+            let capture = running.capture(&ports, &filter);
+            drop(running);
+            let mut capture = match capture {
+                Ok(c) => c,
+                Err(e) => return Ok(write.write_all(&fail(e)).await?),
             };
-            let rt = &running.runtime;
-            let known = rt.port_names();
-            if ports.is_empty() || ports.len() > 64 {
-                let many = "a capture takes 1 to 64 ports".to_owned();
-                return Ok(write.write_all(&fail(many)).await?);
-            }
-            if let Some(p) = ports.iter().find(|p| !known.contains(p)) {
-                let unknown = format!("no port named `{p}`; ports: {}", known.join(", "));
-                return Ok(write.write_all(&fail(unknown)).await?);
-            }
-            let (tx, mut rx) = tokio::sync::mpsc::channel(CAPTURE_BACKLOG);
-            let mut l3 = Vec::new();
-            for (i, port) in ports.iter().enumerate() {
-                rt.capture(port, i as u32, tx.clone())?;
-                l3.push(rt.port_is_l3(port));
-            }
-            drop((tx, running));
-            let links = l3
-                .iter()
-                .map(|&raw| if raw { "raw" } else { "ethernet" }.to_owned())
-                .collect();
             write
                 .write_all(&reply(Reply {
                     ok: true,
-                    links,
+                    links: capture.links(),
                     ..Reply::default()
                 }))
                 .await?;
-            let wanted = |f: &CapturedFrame| {
-                let raw = l3.get(f.port as usize).copied().unwrap_or(false);
-                let headers = if raw {
-                    fabric::Headers::of_ip(&f.data)
-                } else {
-                    fabric::Headers::of(&f.data)
-                };
-                filter.matches(&headers)
-            };
             let mut buf = Vec::with_capacity(64 * 1024);
-            while let Some(frame) = rx.recv().await {
+            while let Some(frame) = capture.next().await {
                 buf.clear();
-                if wanted(&frame) {
-                    encode(&frame, &mut buf);
-                }
-                while let Ok(more) = rx.try_recv() {
-                    if wanted(&more) {
-                        encode(&more, &mut buf);
-                    }
+                encode(&frame, &mut buf);
+                while let Some(more) = capture.next_ready() {
+                    encode(&more, &mut buf);
                 }
                 write.write_all(&buf).await?;
             }
@@ -769,12 +609,12 @@ pub async fn link(
     set: Vec<(String, String)>,
     up: Option<bool>,
 ) -> Result<()> {
-    let request = Request::Link {
+    let request = Request::Link(crate::api::LinkChange {
         port: port.to_owned(),
         clear,
         set,
         up,
-    };
+    });
     let (reply, _) = self::request(lab, &request).await?;
     let result = reply.result.unwrap_or_default();
     let state = if result["up"].as_bool() == Some(false) {

@@ -5,6 +5,7 @@
 // Printing to stdout is this command's job; libraries never do it.
 #![allow(clippy::print_stdout)]
 
+mod api;
 mod control;
 mod down;
 mod graph;
@@ -17,6 +18,7 @@ mod render;
 mod shell;
 mod state;
 mod up;
+mod web;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -69,6 +71,12 @@ enum Command {
     Up {
         /// Topology file; without it, the built-in reference lab.
         file: Option<PathBuf>,
+        /// Serve the lab's live page (topology, link rates, paths, tables,
+        /// capture, control) and /metrics on ADDR: the loopback and a
+        /// free port if none is given; the address is printed with its
+        /// token (docs/web.md)
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = web::DEFAULT_ADDR)]
+        web: Option<std::net::SocketAddr>,
     },
     /// Remove what a crashed `up` left behind (needs root).
     Down {
@@ -452,9 +460,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Example { name, list } => example(name.as_deref(), list),
-        Command::Up { file } => {
+        Command::Up { file, web } => {
             let lab = load(file.as_deref())?;
-            tokio_runtime()?.block_on(up::run(lab))
+            tokio_runtime()?.block_on(up::run(lab, web))
         }
         Command::Down { file } => {
             let lab = file.as_deref().map(topology::load).transpose()?;

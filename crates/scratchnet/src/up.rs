@@ -25,7 +25,8 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(lab: Topology) -> Result<()> {
+/// Runs `lab` until a signal; with `web`, its page is served there.
+pub async fn run(lab: Topology, web: Option<std::net::SocketAddr>) -> Result<()> {
     let started = std::time::Instant::now();
     require_root("scratchnet up")?;
     preflight(&lab)?;
@@ -53,9 +54,19 @@ pub async fn run(lab: Topology) -> Result<()> {
         view: blueprint.view,
     });
     let server = control::serve(&lab.name, Arc::downgrade(&running))?;
+    let page = match web {
+        Some(addr) => Some(crate::web::serve(addr, &lab.name, Arc::downgrade(&running)).await?),
+        None => None,
+    };
     start_dhcp_clients(&lab).await?;
     for note in notes(&lab) {
         eprintln!("scratchnet: note: {note}");
+    }
+    if let Some(page) = &page {
+        println!(
+            "web: {} (the token after # lets the page change the lab)",
+            page.url
+        );
     }
     println!(
         "ready: lab `{}` with {} on {}, built in {:.2} s (status: scratchnet status; stop: Ctrl-C)",
@@ -77,6 +88,7 @@ pub async fn run(lab: Topology) -> Result<()> {
         }
     };
     tracing::info!("{why}: stopping lab `{}`", lab.name);
+    drop(page);
     server.abort();
     let _ = server.await;
     match Arc::try_unwrap(running) {
