@@ -8,7 +8,9 @@
 #                                   web server, Graphviz for `graph --format
 #                                   svg`)
 #   scripts/install-deps.sh test    the lab's, and what the tests drive (promtool
-#                                   from prometheus checks the metrics)
+#                                   from prometheus checks the metrics;
+#                                   chromium, headless through
+#                                   chromium-driver, drives the web page)
 #   scripts/install-deps.sh bench   the tests', and the peers benchmarks
 #                                   measure against (nginx, HAProxy,
 #                                   Unbound, NSD, nftables, load generators)
@@ -18,7 +20,7 @@ set -euo pipefail
 
 use=${1:-test}
 lab=(iproute2 iputils-ping iputils-tracepath traceroute ndisc6 isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils python3 graphviz)
-test=(netcat-openbsd wrk ethtool dnsviz zonemaster-cli prometheus)
+test=(netcat-openbsd wrk ethtool dnsviz zonemaster-cli prometheus chromium chromium-driver)
 bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl)
 case "$use" in
   lab) packages=("${lab[@]}") ;;

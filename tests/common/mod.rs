@@ -56,10 +56,17 @@ impl Lab {
 
     /// Starts the lab of a topology file and waits for its `ready` line.
     pub fn up_file(name: &str, file: &std::path::Path) -> Lab {
+        Lab::up_with(name, file, &[]).0
+    }
+
+    /// Starts the lab of a topology file with more arguments to `up`;
+    /// the lab and the lines it printed before `ready`.
+    pub fn up_with(name: &str, file: &std::path::Path, args: &[&str]) -> (Lab, Vec<String>) {
         let file = file.to_path_buf();
         let mut child = Command::new(bin())
             .arg("up")
             .arg(&file)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -84,10 +91,11 @@ impl Lab {
             child: Some(child),
             stderr: erx,
         };
+        let mut before = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains("ready") => return lab,
-                Ok(_) => continue,
+                Ok(line) if line.contains("ready") => return (lab, before),
+                Ok(line) => before.push(line),
                 Err(_) => {
                     let status = lab.child.as_mut().unwrap().try_wait().unwrap();
                     let stderr = lab

@@ -143,9 +143,10 @@ function draw(graph) {
     hit.append(title);
     // Labels sit nearer the deeper end, where links fan out less.
     const [near, far] = a.y >= b.y ? [a, b] : [b, a];
-    const mx = near.x * 0.65 + far.x * 0.35, my = near.y * 0.65 + far.y * 0.35;
-    const label = svg("text", { class: "rate", x: mx + 4, y: my - 3 });
-    const impair = svg("text", { class: "impair-label", x: mx + 4, y: my + 10 });
+    const mx = near.x * 0.72 + far.x * 0.28, my = near.y * 0.72 + far.y * 0.28;
+    const label = svg("text", { class: "rate", x: mx + 4, y: my - 8 });
+    label.append(svg("tspan", { x: mx + 4 }), svg("tspan", { x: mx + 4, dy: "1.1em" }));
+    const impair = svg("text", { class: "impair-label", x: mx + 4, y: my + 18 });
     g.append(line, hit, label, impair);
     hit.addEventListener("click", (e) => { e.stopPropagation(); showLink(l.port); });
     linkLayer.append(g);
@@ -247,7 +248,9 @@ function onCounters(data) {
     link.el.classList.toggle("busy2", total >= 1e6 && total < 1e8);
     link.el.classList.toggle("busy3", total >= 1e8);
     link.el.style.strokeWidth = total > 0 ? String(2 + Math.min(6, Math.log10(total + 1) - 2)) : "";
-    link.label.textContent = total > 0 ? `↑${rate(link.bps[0])} ↓${rate(link.bps[1])} bit/s` : "";
+    const [up, down] = link.label.children;
+    up.textContent = total > 0 ? `↑${rate(link.bps[0])}` : "";
+    down.textContent = total > 0 ? `↓${rate(link.bps[1])}` : "";
     link.title.textContent = `${port}: ${rate(link.bps[0])} bit/s (${Math.round(link.pps[0])} pkt/s) in, ${rate(link.bps[1])} bit/s (${Math.round(link.pps[1])} pkt/s) out; ${c[4]} dropped`;
     linkState(link, data.links[port] || null);
   }
@@ -341,7 +344,7 @@ async function showNode(name) {
   const ports = el("div");
   ports.append(el("h2", {}, "Links"));
   for (const l of mine) {
-    const b = el("button", { type: "button" }, l.port);
+    const b = el("button", { type: "button", "data-port": l.port }, l.port);
     b.addEventListener("click", () => showLink(l.port));
     ports.append(b, document.createTextNode(" "));
   }
