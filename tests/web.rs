@@ -185,6 +185,26 @@ fn the_page_shows_the_lab_its_traffic_and_a_path_and_changes_a_link() {
     );
     browser.screenshot(&shots.join("path.png"));
 
+    // The services' figures are scraped too: alice's curls asked the
+    // resolver and went through the balancer to a backend.
+    let (metrics, _) = get(&format!("{base}/metrics"), "");
+    let sum = |family: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(family))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        sum("scratchnet_resolver_questions_total{service=\"isp-dns\"}") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        sum("scratchnet_lb_backend_picked_total{") >= 2.0,
+        "{metrics}"
+    );
+    assert!(sum("scratchnet_lb_backend_up{") == 3.0, "{metrics}");
+
     // Impairing alice's link from the page raises ping's RTT.
     let rtt = rtt_to_lb();
     browser.click("[data-node=alice]");

@@ -118,9 +118,24 @@ impl Lab {
         })
     }
 
-    /// The fabric's counters in Prometheus's text format.
+    /// The fabric's counters and the services' figures in Prometheus's
+    /// text format.
     pub fn metrics(&self) -> Result<String, String> {
-        crate::metrics::exposition(&self.runtime.status()).map_err(|e| format!("{e:#}"))
+        let figures = self.services.service_status();
+        let services: Vec<crate::metrics::ServiceFigures> = self
+            .view
+            .topology()
+            .services
+            .iter()
+            .filter_map(|s| {
+                Some(crate::metrics::ServiceFigures {
+                    name: &s.name,
+                    kind: s.kind(),
+                    figures: figures.get(&s.name)?,
+                })
+            })
+            .collect();
+        crate::metrics::exposition(&self.runtime.status(), &services).map_err(|e| format!("{e:#}"))
     }
 
     /// Every node, its interfaces, addresses and MACs.
