@@ -2,8 +2,9 @@
 //! chromium, headless, through WebDriver): the page lists the lab, shows
 //! alice's link busy after her curl, draws her next web request's path
 //! with the NAT rewrite, impairs her link so that ping's RTT grows, and
-//! refuses a write without the token; /metrics passes promtool and grows
-//! with traffic. Needs root; scripts/test.sh runs it as root.
+//! refuses a write without the token; drains a balancer's backend; its
+//! capture is pcapng that tcpdump reads; /metrics passes promtool and
+//! grows with traffic. Needs root; scripts/test.sh runs it as root.
 //!
 //! Screenshots go to $SCRATCHNET_SCREENSHOTS (docs/web/ refreshes the
 //! documentation's), else to a directory under target/.
@@ -221,6 +222,38 @@ fn the_page_shows_the_lab_its_traffic_and_a_path_and_changes_a_link() {
     assert!(slow >= rtt + 90.0, "RTT {rtt} ms before, {slow} ms after");
     browser.screenshot(&shots.join("link.png"));
     browser.click("#impair-clear");
+
+    // A balancer's backend drained from the page takes no new work.
+    browser.click("[data-node=lb]");
+    browser.click("button[data-backend=web1][data-action=drain]");
+    let drained =
+        "scratchnet_lb_backend_up{backend=\"203.0.113.11:80\",route=\"default\",service=\"lb\"} 0";
+    let started = Instant::now();
+    while !get(&format!("{base}/metrics"), "").0.contains(drained) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "web1 not drained"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    browser.click("button[data-backend=web1][data-action=restore]");
+
+    // A capture from the page's address: pcapng that tcpdump reads.
+    let pcap = std::env::temp_dir().join("scratchnet-web-capture.pcapng");
+    let capture = std::process::Command::new("curl")
+        .args(["-s", "-m", "15", "-o"])
+        .arg(&pcap)
+        .arg(format!("{base}/api/capture?port=alice&count=2&filter=icmp"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    exec_ok("alice", "ping -4 -c 2 -i 0.2 -q 192.168.1.1");
+    assert!(capture.wait_with_output().unwrap().status.success());
+    let read = sh(&format!("tcpdump -nr {} 2>/dev/null", pcap.display()));
+    let frames = String::from_utf8_lossy(&read.stdout).into_owned();
+    let _ = std::fs::remove_file(&pcap);
+    assert_eq!(frames.lines().count(), 2, "{frames}");
+    assert!(frames.contains("ICMP echo request"), "{frames}");
 
     // The page's own write without the token is refused too.
     let status = browser.eval(

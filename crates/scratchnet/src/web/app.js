@@ -355,13 +355,15 @@ async function showNode(name) {
 function backends(service, pool) {
   const box = el("div");
   for (const b of pool.backends || []) {
+    // The balancer names a backend as its topology does (`lb LB drain web1`).
+    const name = b.name || b.addr;
     const row = el("form");
-    row.append(el("span", {}, `${b.addr} ${b.state || ""}`));
+    row.append(el("span", {}, `${name} (${b.addr}) ${b.state || ""}`));
     for (const what of ["drain", "restore"]) {
-      const btn = el("button", { type: "button", "data-backend": b.addr, "data-action": what }, what);
+      const btn = el("button", { type: "button", "data-backend": name, "data-action": what }, what);
       btn.addEventListener("click", async () => {
         try {
-          const r = await post("/api/command", { service, request: { [what]: b.addr } });
+          const r = await post("/api/command", { service, request: { [what]: name } });
           row.append(el("span", { class: "muted" }, ` ${r.done || "done"}`));
         } catch (e) { row.append(el("span", { class: "error" }, ` ${e.message}`)); }
       });
