@@ -232,6 +232,37 @@ for p in [
 
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn dhcp_clients_leasing_at_once_each_get_their_resolver() {
+    // Eight clients run the lab's dhclient-script at the same moment:
+    // each writes its own host's resolv.conf, none another's.
+    let hosts: Vec<String> = (0..8).map(|i| format!("l3d-h{i}")).collect();
+    let mut toml = String::from(
+        r#"
+name = "l3d"
+[[switch]]
+name = "l3d-lan"
+subnet = "10.67.1.0/24"
+[[router]]
+name = "l3d-r"
+interfaces = [{ switch = "l3d-lan", address = "10.67.1.1/24" }]
+dhcp = [{ switch = "l3d-lan", range = "10.67.1.100-10.67.1.120", dns = ["10.67.1.53"] }]
+"#,
+    );
+    for h in &hosts {
+        toml += &format!("[[host]]\nname = \"{h}\"\nswitch = \"l3d-lan\"\naddress = \"dhcp\"\n");
+    }
+    let lab = Lab::up("l3d", &toml);
+    for h in &hosts {
+        let conf = std::fs::read_to_string(format!("/etc/netns/{h}/resolv.conf")).unwrap();
+        assert!(conf.contains("nameserver 10.67.1.53"), "{h}: {conf:?}");
+    }
+    drop(lab);
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    assert_clean("l3d", &names);
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn the_reference_lab_comes_up_with_its_routers_dhcp_and_host_uplink() {
     // The embedded lab, as `sudo scratchnet up` builds it.
     let file = topology_file("reference", topology::REFERENCE_LAB);

@@ -7,17 +7,18 @@
 # script renames a temporary file in /etc, which would escape it).
 
 # resolv.conf with the nameservers of one family replaced by $2 (4 or 6
-# in $1): a host that leases both keeps both families' servers.
+# in $1): a host that leases both keeps both families' servers. Made in
+# memory and written in place: a temporary file would be in the
+# machine's /etc, shared by every host's client at once.
 resolvers() {
   keep=$(grep -v '^#' /etc/resolv.conf 2>/dev/null | if [ "$1" = 4 ]; then grep ':'; else grep -v ':'; fi)
-  {
+  new=$(
     echo "# written by scratchnet's dhclient-script from the DHCP leases"
-    [ "$1" = 6 ] && [ -n "$keep" ] && echo "$keep"
+    if [ "$1" = 6 ] && [ -n "$keep" ]; then echo "$keep"; fi
     for ns in $2; do echo "nameserver $ns"; done
-    [ "$1" = 4 ] && [ -n "$keep" ] && echo "$keep"
-  } > /etc/resolv.conf.new
-  cat /etc/resolv.conf.new > /etc/resolv.conf
-  rm -f /etc/resolv.conf.new
+    if [ "$1" = 4 ] && [ -n "$keep" ]; then echo "$keep"; fi
+  )
+  printf '%s\n' "$new" > /etc/resolv.conf
 }
 
 case "$reason" in
