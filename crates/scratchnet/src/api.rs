@@ -44,6 +44,18 @@ pub struct LinkState {
     pub summary: String,
 }
 
+impl LinkState {
+    /// The state of `port`'s link as a status snapshot holds it.
+    pub fn of(port: &str, link: &fabric::LinkStatus) -> LinkState {
+        LinkState {
+            port: port.to_owned(),
+            up: link.up,
+            impairment: link.impairment,
+            summary: link.summary.clone(),
+        }
+    }
+}
+
 /// A capture under way: frames of its ports that match its filter.
 pub struct Capture {
     rx: mpsc::Receiver<CapturedFrame>,

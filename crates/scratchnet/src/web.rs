@@ -372,14 +372,14 @@ fn graph(lab: &Lab) -> Graph {
     for sw in &status.switches {
         for p in &sw.ports {
             let owner = p.name.split_once('.').map_or(p.name.as_str(), |(r, _)| r);
-            links.push((p.name.clone(), owner.to_owned(), sw.name.clone()));
+            links.push((p, owner.to_owned(), sw.name.clone()));
         }
     }
     for p in &status.l3_ports {
         // `ROUTER.TUN`: the router's uplink to the machine (or a peer).
         let (owner, dev) = p.name.split_once('.').unwrap_or((&p.name, "machine"));
         let far = if dev == "host" { "machine" } else { dev };
-        links.push((p.name.clone(), owner.to_owned(), far.to_owned()));
+        links.push((p, owner.to_owned(), far.to_owned()));
     }
     for (_, a, b) in &links {
         for end in [a, b] {
@@ -395,9 +395,9 @@ fn graph(lab: &Lab) -> Graph {
     }
     let links = links
         .into_iter()
-        .map(|(port, node, to)| GraphLink {
-            state: lab.link(&port).ok(),
-            port,
+        .map(|(p, node, to)| GraphLink {
+            state: p.link.as_ref().map(|l| api::LinkState::of(&p.name, l)),
+            port: p.name.clone(),
             node,
             to,
         })
@@ -426,9 +426,13 @@ fn counters(lab: &Lab) -> serde_json::Value {
             p.name.clone(),
             serde_json::json!([p.rx_frames, p.rx_bytes, p.tx_frames, p.tx_bytes, drops]),
         );
-        if let Ok(l) = lab.link(&p.name) {
+        // The snapshot holds each link's state: none asked for twice.
+        if let Some(l) = p.link.as_ref() {
             if !l.up || l.impairment != wire::Impairment::default() {
-                links.insert(p.name.clone(), serde_json::json!(l));
+                links.insert(
+                    p.name.clone(),
+                    serde_json::json!(api::LinkState::of(&p.name, l)),
+                );
             }
         }
     }
