@@ -17,6 +17,7 @@ pub mod pki;
 mod probe;
 mod reverse;
 mod routers;
+pub mod running;
 mod services;
 pub mod sim;
 mod view;
@@ -24,6 +25,7 @@ mod view;
 pub use kinds::Service;
 pub use probe::ProbeError;
 pub use reverse::hosts_file;
+pub use running::RunningLab;
 pub use services::{endpoints, PlannedService, Services};
 pub use view::LabView;
 

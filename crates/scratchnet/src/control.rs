@@ -8,11 +8,12 @@
 //! writes out as pcapng (pcap.rs); a trace streams one
 //! JSON line per traced frame (fabric's `TraceRecord`).
 
-use crate::api;
 use crate::state::{socket_path, LabState};
-use crate::up::Lab;
 use anyhow::{bail, Context, Result};
 use fabric::{CapturedFrame, Direction};
+use lab::running::LinkChange;
+use lab::RunningLab as Lab;
+use services::{Answer, PoolCommand, ResolverCommand};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -54,14 +55,14 @@ enum Request {
     Resolver {
         #[serde(default)]
         resolver: Option<String>,
-        request: serde_json::Value,
+        request: services::ResolverCommand,
     },
     /// Changes what a port's link does, or takes it down or up.
-    Link(crate::api::LinkChange),
+    Link(LinkChange),
     /// A command for service `service` (a balancer's drain, say).
     Command {
         service: String,
-        request: serde_json::Value,
+        request: services::Command,
     },
     /// What a frame `host` would send for `spec` would meet, without it
     /// happening.
@@ -163,7 +164,10 @@ fn fail(e: String) -> Vec<u8> {
 }
 
 /// The reply carrying `result`, or saying what went wrong.
-fn answer(result: Result<serde_json::Value, String>) -> Vec<u8> {
+fn answer<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Vec<u8> {
+    let result = result
+        .map_err(|e| e.to_string())
+        .and_then(|r| serde_json::to_value(r).map_err(|e| e.to_string()));
     match result {
         Ok(result) => reply(Reply {
             ok: true,
@@ -194,7 +198,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
     };
     match request {
         Request::Status => {
-            let status = running.status(lab);
+            let status = running.status();
             write
                 .write_all(&reply(Reply {
                     ok: true,
@@ -204,8 +208,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 .await?;
         }
         Request::Metrics => {
-            let text = running.metrics().map(serde_json::Value::String);
-            write.write_all(&answer(text)).await?;
+            write.write_all(&answer(running.metrics())).await?;
         }
         Request::Inspect => {
             let result = serde_json::json!({
@@ -213,27 +216,22 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
                 "pid": std::process::id(),
                 "nodes": running.nodes(),
             });
-            write.write_all(&answer(Ok(result))).await?;
+            write.write_all(&answer(Ok::<_, String>(result))).await?;
         }
         Request::Link(change) => {
-            let done = running
-                .change_link(&change)
-                .and_then(|l| serde_json::to_value(l).map_err(|e| e.to_string()));
-            write.write_all(&answer(done)).await?;
+            write
+                .write_all(&answer(running.change_link(&change)))
+                .await?;
         }
         Request::Command { service, request } => {
-            let control = running.command(&service);
+            let pending = running.command(&service, request);
             drop(running);
-            write
-                .write_all(&answer(api::send(control, request).await))
-                .await?;
+            write.write_all(&answer(pending.send().await)).await?;
         }
         Request::Resolver { resolver, request } => {
-            let control = running.resolver(resolver.as_deref());
+            let pending = running.resolver(resolver.as_deref(), request);
             drop(running);
-            write
-                .write_all(&answer(api::send(control, request).await))
-                .await?;
+            write.write_all(&answer(pending.send().await)).await?;
         }
         Request::Trace {
             port,
@@ -245,7 +243,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             drop(running);
             let mut rx = match traced {
                 Ok(rx) => rx,
-                Err(e) => return Ok(write.write_all(&fail(e)).await?),
+                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
             };
             write.write_all(&reply(Reply::ok())).await?;
             while let Some(record) = rx.recv().await {
@@ -257,7 +255,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             drop(running);
             let records = match records {
                 Ok(r) => r,
-                Err(e) => return Ok(write.write_all(&fail(e)).await?),
+                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
             };
             write.write_all(&reply(Reply::ok())).await?;
             for record in &records {
@@ -269,7 +267,7 @@ async fn handle(stream: UnixStream, running: Weak<Lab>, lab: &str) -> Result<()>
             drop(running);
             let mut capture = match capture {
                 Ok(c) => c,
-                Err(e) => return Ok(write.write_all(&fail(e)).await?),
+                Err(e) => return Ok(write.write_all(&fail(e.to_string())).await?),
             };
             write
                 .write_all(&reply(Reply {
@@ -524,6 +522,13 @@ pub async fn trace(
     print_records(lab, &request, json).await
 }
 
+/// What a service answered `request` (a `Command` or `Resolver` one).
+async fn service_answer(lab: Option<&str>, request: &Request) -> Result<Answer> {
+    let (reply, _) = self::request(lab, request).await?;
+    serde_json::from_value(reply.result.unwrap_or_default())
+        .context("the lab's answer is not one this scratchnet reads")
+}
+
 /// `scratchnet trace dns NAME [TYPE]`: the resolver's walk for a question,
 /// step by step, and its answer.
 pub async fn trace_dns(
@@ -535,14 +540,18 @@ pub async fn trace_dns(
 ) -> Result<()> {
     let request = Request::Resolver {
         resolver: resolver.map(str::to_owned),
-        request: serde_json::json!({ "trace": { "name": name, "type": qtype } }),
+        request: ResolverCommand::Trace {
+            name: name.to_owned(),
+            qtype: qtype.to_owned(),
+        },
     };
-    let (reply, _) = self::request(lab, &request).await?;
-    let result = reply.result.unwrap_or_default();
+    let Answer::Resolution(resolution) = service_answer(lab, &request).await? else {
+        bail!("the resolver answered something other than its walk");
+    };
     if json {
-        crate::print_out(&format!("{}\n", serde_json::to_string_pretty(&result)?))?;
+        crate::print_out(&format!("{}\n", serde_json::to_string_pretty(&resolution)?))?;
     } else {
-        crate::print_out(&crate::render::dns_trace(&result))?;
+        crate::print_out(&crate::render::dns_trace(&resolution))?;
     }
     Ok(())
 }
@@ -554,18 +563,15 @@ pub async fn dns_flush(
     resolver: Option<&str>,
     name: Option<&str>,
 ) -> Result<()> {
-    let flush = match name {
-        Some(n) => serde_json::json!({ "name": n }),
-        None => serde_json::json!({}),
-    };
     let request = Request::Resolver {
         resolver: resolver.map(str::to_owned),
-        request: serde_json::json!({ "flush": flush }),
+        request: ResolverCommand::Flush {
+            name: name.map(str::to_owned),
+        },
     };
-    let (reply, _) = self::request(lab, &request).await?;
-    let flushed = reply.result.unwrap_or_default()["flushed"]
-        .as_u64()
-        .unwrap_or(0);
+    let Answer::Flushed(flushed) = service_answer(lab, &request).await? else {
+        bail!("the resolver answered something other than a flush");
+    };
     let what = name.map_or("the cache".to_owned(), |n| format!("`{n}`"));
     let entries = crate::render::count(flushed, "entry", "entries");
     crate::print_out(&format!("flushed {what}: {entries} forgotten\n"))?;
@@ -574,20 +580,17 @@ pub async fn dns_flush(
 
 /// `scratchnet lb LB drain|restore BACKEND` and `lb LB weight BACKEND N`:
 /// a balancer's pool changed live; `scratchnet lb [LB]`: its pool.
-pub async fn lb(
-    lab: Option<&str>,
-    lb: Option<&str>,
-    change: Option<serde_json::Value>,
-) -> Result<()> {
+pub async fn lb(lab: Option<&str>, lb: Option<&str>, change: Option<PoolCommand>) -> Result<()> {
     match (lb, change) {
-        (Some(lb), Some(request)) => {
+        (Some(lb), Some(change)) => {
             let command = Request::Command {
                 service: lb.to_owned(),
-                request,
+                request: services::Command::Balancer(change),
             };
-            let (reply, _) = self::request(lab, &command).await?;
-            let result = reply.result.unwrap_or_default();
-            crate::print_out(&format!("{}\n", result["done"].as_str().unwrap_or("done")))?;
+            match service_answer(lab, &command).await? {
+                Answer::Done(done) => crate::print_out(&format!("{done}\n"))?,
+                other => bail!("the balancer answered {other:?}"),
+            }
         }
         (lb, _) => {
             let (reply, _) = self::request(lab, &Request::Status).await?;
@@ -609,7 +612,7 @@ pub async fn link(
     set: Vec<(String, String)>,
     up: Option<bool>,
 ) -> Result<()> {
-    let request = Request::Link(crate::api::LinkChange {
+    let request = Request::Link(LinkChange {
         port: port.to_owned(),
         clear,
         set,
@@ -662,7 +665,7 @@ pub async fn inspect(lab: Option<&str>, json: bool) -> Result<()> {
         return Ok(());
     }
     for l in &labs {
-        let nodes: Vec<crate::inspect::Node> = serde_json::from_value(l["nodes"].clone())?;
+        let nodes: Vec<lab::running::Node> = serde_json::from_value(l["nodes"].clone())?;
         let name = l["lab"].as_str().unwrap_or("?");
         crate::print_out(&crate::inspect::render(
             name,
@@ -676,7 +679,7 @@ pub async fn inspect(lab: Option<&str>, json: bool) -> Result<()> {
 /// `scratchnet pingall`: which hosts reach which.
 pub async fn pingall(lab: Option<&str>) -> Result<()> {
     let labs = lab_nodes(Some(&find_lab(lab)?)).await?;
-    let nodes: Vec<crate::inspect::Node> = serde_json::from_value(labs[0]["nodes"].clone())?;
+    let nodes: Vec<lab::running::Node> = serde_json::from_value(labs[0]["nodes"].clone())?;
     crate::print_out(&crate::inspect::pingall(&nodes)?)?;
     Ok(())
 }

@@ -5,12 +5,10 @@
 // Printing to stdout is this command's job; libraries never do it.
 #![allow(clippy::print_stdout)]
 
-mod api;
 mod control;
 mod down;
 mod graph;
 mod inspect;
-mod metrics;
 mod neigh;
 mod netns;
 mod pcapng;
@@ -517,24 +515,10 @@ fn run(cli: Cli) -> Result<()> {
             lab,
         } => {
             let more: Vec<&str> = more.iter().map(String::as_str).collect();
-            let weight = |w: &str| w.parse::<u32>().ok();
             let change = match (action.as_deref(), backend, more.as_slice()) {
                 (None, _, _) => None,
-                (Some("drain"), Some(b), []) => Some(serde_json::json!({ "drain": b })),
-                (Some("restore"), Some(b), []) => Some(serde_json::json!({ "restore": b })),
-                (Some("remove"), Some(b), []) => Some(serde_json::json!({ "remove": b })),
-                (Some("weight"), Some(b), [w]) if weight(w).is_some() => {
-                    Some(serde_json::json!({ "weight": { "backend": b, "weight": weight(w) } }))
-                }
-                (Some("add"), Some(b), [addr]) => {
-                    Some(serde_json::json!({ "add": { "backend": b, "addr": addr } }))
-                }
-                (Some("add"), Some(b), [addr, w]) if weight(w).is_some() => Some(
-                    serde_json::json!({ "add": { "backend": b, "addr": addr, "weight": weight(w) } }),
-                ),
-                _ => anyhow::bail!(
-                    "say `scratchnet lb LB drain|restore|remove BACKEND`, `lb LB weight BACKEND N` or `lb LB add BACKEND A.B.C.D:PORT [N]`"
-                ),
+                (Some(action), Some(b), more) => Some(pool_command(action, b, more)?),
+                (Some(_), None, _) => anyhow::bail!("name the backend: {LB_USAGE}"),
             };
             tokio_runtime()?.block_on(control::lb(lab.as_deref(), lb.as_deref(), change))
         }
@@ -752,4 +736,40 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
+}
+
+/// How `scratchnet lb` changes a pool.
+const LB_USAGE: &str = "say `scratchnet lb LB drain|restore|remove BACKEND`, `lb LB weight BACKEND N` or `lb LB add BACKEND ADDR:PORT [N]`";
+
+/// The pool change `scratchnet lb LB ACTION BACKEND MORE...` asks for.
+fn pool_command(action: &str, backend: String, more: &[&str]) -> Result<services::PoolCommand> {
+    use services::PoolCommand;
+    let weight = |w: &str| {
+        w.parse::<u32>()
+            .map_err(|_| anyhow::anyhow!("`{w}` is no weight (a whole number, 1 to 1000)"))
+    };
+    let addr = |a: &str| {
+        a.parse::<std::net::SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("`{a}` is no ADDR:PORT (10.0.2.30:80, [2001:db8::30]:80)"))
+    };
+    Ok(match (action, more) {
+        ("drain", []) => PoolCommand::Drain(backend),
+        ("restore", []) => PoolCommand::Restore(backend),
+        ("remove", []) => PoolCommand::Remove(backend),
+        ("weight", [w]) => PoolCommand::Weight {
+            backend,
+            weight: weight(w)?,
+        },
+        ("add", [a]) => PoolCommand::Add {
+            backend,
+            addr: addr(a)?,
+            weight: 1,
+        },
+        ("add", [a, w]) => PoolCommand::Add {
+            backend,
+            addr: addr(a)?,
+            weight: weight(w)?,
+        },
+        _ => anyhow::bail!("{LB_USAGE}"),
+    })
 }

@@ -482,24 +482,15 @@ fn sessions(out: &mut String, title: &str, width: usize, t: &Value) {
 
 /// A resolver's traced walk: the question, each step numbered, and the
 /// answer as dig shows its sections.
-pub fn dns_trace(t: &Value) -> String {
+pub fn dns_trace(t: &services::Resolution) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} via the resolver at {}",
-        text(t, "question"),
-        text(t, "resolver")
-    );
-    let steps = t.get("steps").and_then(Value::as_array);
-    for (i, step) in steps.into_iter().flatten().enumerate() {
-        let _ = writeln!(out, "{:>3}  {}", i + 1, text(step, "text"));
+    let _ = writeln!(out, "{} via the resolver at {}", t.question, t.resolver);
+    for (i, step) in t.steps.iter().enumerate() {
+        let _ = writeln!(out, "{:>3}  {}", i + 1, step.text);
     }
-    let _ = writeln!(out, "status: {}", text(t, "rcode"));
-    for section in ["answers", "authorities"] {
-        let records = t.get(section).and_then(Value::as_array);
-        for r in records.into_iter().flatten() {
-            let _ = writeln!(out, "{}", r.as_str().unwrap_or_default());
-        }
+    let _ = writeln!(out, "status: {}", t.rcode);
+    for r in t.answers.iter().chain(&t.authorities) {
+        let _ = writeln!(out, "{r}");
     }
     out
 }

@@ -10,7 +10,7 @@ use crate::render::count;
 use crate::state::LabState;
 use anyhow::{bail, Context, Result};
 use fabric::{DevicePort, Runtime};
-use lab::Services;
+use lab::{RunningLab, Services};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use topology::{HostAddress, Topology};
@@ -48,14 +48,10 @@ pub async fn run(lab: Topology, web: Option<std::net::SocketAddr>) -> Result<()>
         .failures()
         .context("the runtime's failures were taken")?;
     let services = Services::start(blueprint.services, &runtime, &blueprint.view)?;
-    let running = Arc::new(Lab {
-        runtime,
-        services,
-        view: blueprint.view,
-    });
+    let running = Arc::new(RunningLab::new(runtime, services, blueprint.view));
     let server = control::serve(&lab.name, Arc::downgrade(&running))?;
     let page = match web {
-        Some(addr) => Some(crate::web::serve(addr, &lab.name, Arc::downgrade(&running)).await?),
+        Some(addr) => Some(crate::web::serve(addr, Arc::downgrade(&running)).await?),
         None => None,
     };
     start_dhcp_clients(&lab).await?;
@@ -92,10 +88,7 @@ pub async fn run(lab: Topology, web: Option<std::net::SocketAddr>) -> Result<()>
     server.abort();
     let _ = server.await;
     match Arc::try_unwrap(running) {
-        Ok(lab) => {
-            lab.services.stop().await;
-            lab.runtime.shutdown().await;
-        }
+        Ok(lab) => lab.stop().await,
         Err(lab) => drop(lab),
     }
     guard.armed = false;
@@ -451,15 +444,6 @@ fn notes(lab: &Topology) -> Vec<String> {
         ));
     }
     notes
-}
-
-/// A running lab: the fabric and the service hosts on it.
-#[derive(Debug)]
-pub struct Lab {
-    pub runtime: Runtime,
-    pub services: Services,
-    /// The lab as built, for requests that name its nodes.
-    pub view: lab::LabView,
 }
 
 /// Removes what was created if the build fails or panics half-way.

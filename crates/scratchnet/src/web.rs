@@ -18,8 +18,6 @@
 //! rebound to the lab's address reaches nothing; and no CORS header is
 //! ever sent, so no other origin reads an answer.
 
-use crate::api;
-use crate::up::Lab;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -27,6 +25,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use lab::running::{LinkChange, LinkState};
+use lab::RunningLab as Lab;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -81,14 +81,13 @@ impl Drop for Web {
 
 /// What every request handler shares.
 struct Shared {
-    lab: String,
     running: Weak<Lab>,
     token: String,
     port: u16,
 }
 
-/// Starts serving the page for lab `lab` on `addr`.
-pub async fn serve(addr: SocketAddr, lab: &str, running: Weak<Lab>) -> Result<Web> {
+/// Starts serving the page of the `running` lab on `addr`.
+pub async fn serve(addr: SocketAddr, running: Weak<Lab>) -> Result<Web> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve the web page on {addr}"))?;
@@ -101,7 +100,6 @@ pub async fn serve(addr: SocketAddr, lab: &str, running: Weak<Lab>) -> Result<We
     };
     let url = format!("http://{shown}:{}/#token={token}", bound.port());
     let shared = Arc::new(Shared {
-        lab: lab.to_owned(),
         running,
         token,
         port: bound.port(),
@@ -161,13 +159,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                 "text/plain; version=0.0.4; charset=utf-8",
                 t,
             ),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }),
-        (&Method::GET, "/api/lab") => with_lab(shared, |lab| json(&graph(lab))),
-        (&Method::GET, "/api/status") => with_lab(shared, |lab| json(&lab.status(&shared.lab))),
+        (&Method::GET, "/api/lab") => with_lab(shared, |lab| json(&lab.graph())),
+        (&Method::GET, "/api/status") => with_lab(shared, |lab| json(&lab.status())),
         (&Method::GET, "/api/node") => with_lab(shared, |lab| {
             let name = query.get("name").map_or("", String::as_str);
-            match crate::render::only_node(&lab.status(&shared.lab), name) {
+            match crate::render::only_node(&lab.status(), name) {
                 Some(node) => json(&node),
                 None => text(StatusCode::NOT_FOUND, format!("no node named `{name}`")),
             }
@@ -311,108 +309,10 @@ fn with_lab(shared: &Shared, f: impl FnOnce(&Lab) -> Response<Body>) -> Response
     }
 }
 
-/// The lab as a graph: its nodes (switches, hosts, service hosts,
-/// routers, the machine and tunnel peers) and its links, one per port,
-/// each with the link's state.
-#[derive(serde::Serialize)]
-struct Graph {
-    lab: String,
-    nodes: Vec<GraphNode>,
-    links: Vec<GraphLink>,
-}
-
-#[derive(serde::Serialize)]
-struct GraphNode {
-    name: String,
-    /// switch, host, service, router, machine or peer.
-    kind: String,
-    /// What a service runs; a switch's subnets; a node's addresses.
-    detail: Vec<String>,
-}
-
-#[derive(serde::Serialize)]
-struct GraphLink {
-    /// The port, whose counters are the link's.
-    port: String,
-    /// The node on the port's far side and the switch (or, for a TUN or
-    /// tunnel, the machine or peer) it is plugged into.
-    node: String,
-    to: String,
-    #[serde(flatten)]
-    state: Option<api::LinkState>,
-}
-
-fn graph(lab: &Lab) -> Graph {
-    let topo = lab.view.topology();
-    let status = lab.runtime.status();
-    let mut nodes: Vec<GraphNode> = topo
-        .switches
-        .iter()
-        .map(|s| GraphNode {
-            name: s.name.clone(),
-            kind: "switch".into(),
-            detail: s
-                .subnet
-                .iter()
-                .map(ToString::to_string)
-                .chain(s.subnet6.iter().map(ToString::to_string))
-                .collect(),
-        })
-        .collect();
-    for n in lab.nodes() {
-        let mut detail: Vec<String> = n.service.iter().cloned().collect();
-        detail.extend(n.interfaces.iter().filter_map(|i| i.address.clone()));
-        nodes.push(GraphNode {
-            name: n.name,
-            kind: n.kind,
-            detail,
-        });
-    }
-    let mut links = Vec::new();
-    for sw in &status.switches {
-        for p in &sw.ports {
-            let owner = p.name.split_once('.').map_or(p.name.as_str(), |(r, _)| r);
-            links.push((p, owner.to_owned(), sw.name.clone()));
-        }
-    }
-    for p in &status.l3_ports {
-        // `ROUTER.TUN`: the router's uplink to the machine (or a peer).
-        let (owner, dev) = p.name.split_once('.').unwrap_or((&p.name, "machine"));
-        let far = if dev == "host" { "machine" } else { dev };
-        links.push((p, owner.to_owned(), far.to_owned()));
-    }
-    for (_, a, b) in &links {
-        for end in [a, b] {
-            if !nodes.iter().any(|n| &n.name == end) {
-                let kind = if end == "machine" { "machine" } else { "peer" };
-                nodes.push(GraphNode {
-                    name: end.clone(),
-                    kind: kind.into(),
-                    detail: Vec::new(),
-                });
-            }
-        }
-    }
-    let links = links
-        .into_iter()
-        .map(|(p, node, to)| GraphLink {
-            state: p.link.as_ref().map(|l| api::LinkState::of(&p.name, l)),
-            port: p.name.clone(),
-            node,
-            to,
-        })
-        .collect();
-    Graph {
-        lab: topo.name.clone(),
-        nodes,
-        links,
-    }
-}
-
 /// Every port's counters, `[rx frames, rx bytes, tx frames, tx bytes,
 /// drops]`, and the links that are down or impaired.
 fn counters(lab: &Lab) -> serde_json::Value {
-    let status = lab.runtime.status();
+    let status = lab.fabric_status();
     let mut ports = serde_json::Map::new();
     let mut links = serde_json::Map::new();
     let all = status
@@ -429,10 +329,7 @@ fn counters(lab: &Lab) -> serde_json::Value {
         // The snapshot holds each link's state: none asked for twice.
         if let Some(l) = p.link.as_ref() {
             if !l.up || l.impairment != wire::Impairment::default() {
-                links.insert(
-                    p.name.clone(),
-                    serde_json::json!(api::LinkState::of(&p.name, l)),
-                );
+                links.insert(p.name.clone(), serde_json::json!(LinkState::of(&p.name, l)));
             }
         }
     }
@@ -505,7 +402,7 @@ async fn capture(shared: &Shared, q: &BTreeMap<String, String>) -> Response<Body
     };
     let mut cap = match started {
         Ok(c) => c,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
@@ -540,7 +437,7 @@ async fn capture(shared: &Shared, q: &BTreeMap<String, String>) -> Response<Body
 #[derive(serde::Deserialize)]
 struct CommandRequest {
     service: String,
-    request: serde_json::Value,
+    request: services::Command,
 }
 
 #[derive(serde::Deserialize)]
@@ -567,17 +464,19 @@ async fn post(shared: &Shared, path: &str, body: &[u8]) -> Response<Body> {
         return text(StatusCode::SERVICE_UNAVAILABLE, "the lab is stopping");
     };
     let answer = match path {
-        "/api/link" => parse::<api::LinkChange>(body)
-            .and_then(|change| lab.change_link(&change))
-            .map(|state| json(&state)),
-        "/api/inject" => parse::<InjectRequest>(body)
-            .and_then(|i| lab.what_if(&i.host, &i.spec))
-            .map(|records| json(&records.iter().map(record).collect::<Vec<_>>())),
+        "/api/link" => parse::<LinkChange>(body).and_then(|change| {
+            let state = lab.change_link(&change).map_err(|e| e.to_string())?;
+            Ok(json(&state))
+        }),
+        "/api/inject" => parse::<InjectRequest>(body).and_then(|i| {
+            let records = lab.what_if(&i.host, &i.spec).map_err(|e| e.to_string())?;
+            Ok(json(&records.iter().map(record).collect::<Vec<_>>()))
+        }),
         "/api/command" => match parse::<CommandRequest>(body) {
             Ok(c) => {
-                let control = lab.command(&c.service);
+                let pending = lab.command(&c.service, c.request);
                 drop(lab);
-                api::send(control, c.request).await.map(|v| json(&v))
+                pending.send().await.map(|answer| json(&answer))
             }
             Err(e) => Err(e),
         },
@@ -587,7 +486,7 @@ async fn post(shared: &Shared, path: &str, body: &[u8]) -> Response<Body> {
                 drop(lab);
                 match traced {
                     Ok(rx) => Ok(json(&next_path(rx).await)),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 }
             }
             Err(e) => Err(e),

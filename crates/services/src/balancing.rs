@@ -2,7 +2,8 @@
 //! the active health checks of its backends, and the commands that change
 //! it while it runs.
 
-use crate::lock;
+use crate::control::refuse;
+use crate::{lock, Answer, Command, PoolCommand};
 use balancer::Pool;
 use bytes::Bytes;
 use hoststack::Host;
@@ -133,71 +134,55 @@ async fn check_one(host: &Host, addr: SocketAddr, check: &Check) -> bool {
     }
 }
 
-/// Carries out a command on the pools: `{"drain": NAME}`, `{"restore":
-/// NAME}`, `{"weight": {"backend": NAME, "weight": N}}` and `{"remove":
-/// NAME}` on every pool that holds the backend; `{"add": {"backend": NAME,
-/// "addr": "A.B.C.D:PORT", "weight": N}}` to the default pool (the last).
-fn command(
-    pools: &[(String, SharedPool)],
-    request: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    if let Some(add) = request.get("add") {
-        let field = |k: &str| add.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-        let name = field("backend");
-        let addr: SocketAddr = field("addr")
-            .parse()
-            .map_err(|_| format!("`{}` is no A.B.C.D:PORT", field("addr")))?;
-        if name.is_empty() {
+/// Carries out `command` on the pools: every pool that holds the backend
+/// changes; `Add` goes to the default pool (the last).
+fn command(pools: &[(String, SharedPool)], command: &PoolCommand) -> Result<String, String> {
+    if let PoolCommand::Add {
+        backend,
+        addr,
+        weight,
+    } = command
+    {
+        if backend.is_empty() {
             return Err("a backend needs a name".to_owned());
         }
-        let weight = add.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
-        let spec = balancer::BackendSpec {
-            name: name.to_owned(),
-            addr,
-            weight: u32::try_from(weight.clamp(1, 1000)).unwrap_or(1),
-        };
         let Some((_, pool)) = pools.last() else {
             return Err("the balancer has no pool".to_owned());
         };
-        lock(pool).add(spec);
-        return Ok(serde_json::json!({ "done": format!("{name} ({addr}) is in the pool") }));
+        lock(pool).add(balancer::BackendSpec {
+            name: backend.clone(),
+            addr: *addr,
+            weight: (*weight).clamp(1, MAX_WEIGHT),
+        });
+        return Ok(format!("{backend} ({addr}) is in the pool"));
     }
     let mut done = None;
     for (_, pool) in pools {
-        if let Some(d) = command_one(pool, request)? {
-            done = Some(d);
-        }
+        done = command_one(&mut lock(pool), command).or(done);
     }
-    done.map(|d| serde_json::json!({ "done": d }))
-        .ok_or_else(|| "no such backend in the balancer's pools".to_owned())
+    done.ok_or_else(|| "no such backend in the balancer's pools".to_owned())
 }
 
-/// The command on one pool: what it did, or nothing (no such backend).
-fn command_one(pool: &SharedPool, request: &serde_json::Value) -> Result<Option<String>, String> {
-    let name = |k: &str| request.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let mut pool = lock(pool);
-    let done = if let Some(b) = name("drain") {
-        pool.set_draining(&b, true).then(|| format!("{b} drains"))
-    } else if let Some(b) = name("restore") {
-        pool.set_draining(&b, false)
-            .then(|| format!("{b} is back in service"))
-    } else if let Some(w) = request.get("weight") {
-        let b = w
-            .get("backend")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let n = w.get("weight").and_then(|v| v.as_u64()).unwrap_or(1);
-        let n = u32::try_from(n.clamp(1, 1000)).unwrap_or(1);
-        pool.set_weight(b, n).then(|| format!("{b} has weight {n}"))
-    } else if let Some(b) = name("remove") {
-        pool.remove(&b)
-            .then(|| format!("{b} is out of the pool (what it serves finishes)"))
-    } else {
-        return Err(
-            "a balancer takes `drain`, `restore`, `weight`, `add` and `remove` requests".to_owned(),
-        );
-    };
-    Ok(done)
+/// The most weight a backend is given; more is read as this.
+const MAX_WEIGHT: u32 = 1000;
+
+/// `command` on one pool: what it did, or nothing (no such backend).
+fn command_one(pool: &mut Pool, command: &PoolCommand) -> Option<String> {
+    match command {
+        PoolCommand::Drain(b) => pool.set_draining(b, true).then(|| format!("{b} drains")),
+        PoolCommand::Restore(b) => pool
+            .set_draining(b, false)
+            .then(|| format!("{b} is back in service")),
+        PoolCommand::Weight { backend, weight } => {
+            let n = (*weight).clamp(1, MAX_WEIGHT);
+            pool.set_weight(backend, n)
+                .then(|| format!("{backend} has weight {n}"))
+        }
+        PoolCommand::Remove(b) => pool
+            .remove(b)
+            .then(|| format!("{b} is out of the pool (what it serves finishes)")),
+        PoolCommand::Add { .. } => None,
+    }
 }
 
 /// A balancer's handle: commands change its pool; its status is its
@@ -208,8 +193,11 @@ struct PoolControl<F> {
 }
 
 impl<F: Fn() -> serde_json::Value + Send + Sync> crate::Control for PoolControl<F> {
-    fn request(&self, request: serde_json::Value) -> crate::Reply {
-        let result = command(&self.pools, &request);
+    fn request(&self, request: Command) -> crate::Reply {
+        let Command::Balancer(change) = &request else {
+            return refuse(&request, "drain, restore, weight, add and remove");
+        };
+        let result = command(&self.pools, change).map(Answer::Done);
         Box::pin(async move { result })
     }
 

@@ -4,7 +4,8 @@
 //! transfers (AXFR) in as many messages as they take, and an idle timeout
 //! so that silent clients hold nothing.
 
-use crate::{lock, Control, Reply};
+use crate::control::refuse;
+use crate::{lock, Answer, Command, Control, Reply, Resolution, ResolutionStep, ResolverCommand};
 use dns::hickory_proto::op::{Message, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RecordType};
 use dns::{Authority, Transport};
@@ -64,8 +65,8 @@ impl Control for AuthorityControl {
         self.0.json()
     }
 
-    fn request(&self, _: serde_json::Value) -> Reply {
-        Box::pin(async { Err("an authoritative server takes no commands".to_owned()) })
+    fn request(&self, command: Command) -> Reply {
+        refuse(&command, "no commands (it is an authoritative server)")
     }
 }
 
@@ -415,11 +416,7 @@ impl ResolverService {
 
     /// Resolves `name` `qtype` as a client on the host itself would, and
     /// returns each step and the answer.
-    async fn trace(
-        self: Arc<Self>,
-        name: String,
-        qtype: String,
-    ) -> Result<serde_json::Value, String> {
+    async fn trace(self: Arc<Self>, name: String, qtype: String) -> Result<Resolution, String> {
         let mut name = Name::from_ascii(&name).map_err(|e| format!("bad name `{name}`: {e}"))?;
         name.set_fqdn(true);
         let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
@@ -442,10 +439,10 @@ impl ResolverService {
         let answer = tokio::time::timeout(TRACE_TIMEOUT, async {
             while let Some(out) = rx.recv().await {
                 match out {
-                    Traced::Step(step) => steps.push(serde_json::json!({
-                        "step": step.name(),
-                        "text": step.to_string(),
-                    })),
+                    Traced::Step(step) => steps.push(ResolutionStep {
+                        step: step.name().to_owned(),
+                        text: step.to_string(),
+                    }),
                     Traced::Answer(message) => return Some(message),
                 }
             }
@@ -456,14 +453,17 @@ impl ResolverService {
         .flatten()
         .ok_or("no answer in time")?;
         let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({
-            "question": question,
-            "resolver": from.to_string(),
-            "steps": steps,
-            "rcode": mnemonic(answer.metadata.response_code),
-            "answers": answer.answers.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-            "authorities": answer.authorities.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-        }))
+        let lines = |records: &[dns::hickory_proto::rr::Record]| {
+            records.iter().map(|r| r.to_string()).collect()
+        };
+        Ok(Resolution {
+            question,
+            resolver: from.to_string(),
+            steps,
+            rcode: mnemonic(answer.metadata.response_code),
+            answers: lines(&answer.answers),
+            authorities: lines(&answer.authorities),
+        })
     }
 }
 
@@ -485,8 +485,8 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The resolver's commands: `{"trace": {"name": N, "type": T}}`; its
-/// status: its counters and how many names its cache holds.
+/// The resolver's handle: it takes traces and flushes; its status is
+/// its counters and how many names its cache holds.
 struct ResolverControl(Arc<ResolverService>);
 
 impl Control for ResolverControl {
@@ -499,26 +499,27 @@ impl Control for ResolverControl {
         status
     }
 
-    fn request(&self, request: serde_json::Value) -> Reply {
+    fn request(&self, command: Command) -> Reply {
+        let Command::Resolver(command) = command else {
+            return refuse(&command, "trace and flush");
+        };
         let service = self.0.clone();
         Box::pin(async move {
-            if let Some(flush) = request.get("flush") {
-                let name = match flush.get("name").and_then(|v| v.as_str()) {
-                    Some(n) => {
-                        Some(Name::from_ascii(n).map_err(|e| format!("bad name `{n}`: {e}"))?)
-                    }
-                    None => None,
-                };
-                let flushed = service.resolver().flush_cache(name.as_ref());
-                return Ok(serde_json::json!({ "flushed": flushed }));
+            match command {
+                ResolverCommand::Flush { name } => {
+                    let name = match name {
+                        Some(n) => {
+                            Some(Name::from_ascii(&n).map_err(|e| format!("bad name `{n}`: {e}"))?)
+                        }
+                        None => None,
+                    };
+                    let flushed = service.resolver().flush_cache(name.as_ref());
+                    Ok(Answer::Flushed(flushed as u64))
+                }
+                ResolverCommand::Trace { name, qtype } => {
+                    service.trace(name, qtype).await.map(Answer::Resolution)
+                }
             }
-            let trace = request
-                .get("trace")
-                .ok_or("the resolver takes `trace` and `flush` requests")?;
-            let field = |k: &str| trace.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let name = field("name").ok_or("a trace needs a `name`")?;
-            let qtype = field("type").unwrap_or_else(|| "A".to_owned());
-            service.trace(name, qtype).await
         })
     }
 }

@@ -42,7 +42,10 @@ pub mod lb;
 mod world;
 
 pub use balancing::Check;
-pub use control::{Control, Reply, Serving, Task};
+pub use control::{
+    Answer, Command, Control, PoolCommand, Reply, Resolution, ResolutionStep, ResolverCommand,
+    Serving, Task,
+};
 pub use world::{World, SIMULATED_EPOCH};
 
 /// The time since `started` on a token bucket's clock (wire's, which

@@ -363,7 +363,7 @@ function backends(service, pool) {
       const btn = el("button", { type: "button", "data-backend": name, "data-action": what }, what);
       btn.addEventListener("click", async () => {
         try {
-          const r = await post("/api/command", { service, request: { [what]: name } });
+          const r = await post("/api/command", { service, request: { balancer: { [what]: name } } });
           row.append(el("span", { class: "muted" }, ` ${r.done || "done"}`));
         } catch (e) { row.append(el("span", { class: "error" }, ` ${e.message}`)); }
       });

@@ -1,14 +1,27 @@
-//! The running lab as one API: what the control socket (control.rs) and
-//! the web page (web.rs) ask of a lab, each answered here once, so that
-//! the two front ends only translate their requests and replies.
+//! A running lab as one API: what the control socket and the web page ask
+//! of a lab, each answered here once, so that a front end only translates
+//! its requests and replies.
+//!
+//! [`RunningLab`] holds the lab's fabric runtime, its service hosts and
+//! the lab as built. It answers status (the whole lab, its metrics in
+//! Prometheus's format, its nodes and graph), link state and changes,
+//! commands for services (typed per kind: [`services::Command`]), traces
+//! (a stream of typed [`TraceRecord`]s), what-if injection and capture.
 //!
 //! Calls that wait (a service's command, a trace, a capture) take what
-//! they need from the lab and let it go before waiting: the lab is held
-//! by an `Arc` that `up` unwraps to stop, and a front end must never hold
-//! it across an await.
+//! they need from the lab and let it go before waiting: a front end holds
+//! the lab by a `Weak` and must never hold it across an await, so that
+//! whoever started the lab can unwrap its `Arc` and [`RunningLab::stop`].
 
-use crate::up::Lab;
-use fabric::{CapturedFrame, TraceRecord};
+mod metrics;
+mod nodes;
+
+pub use nodes::{Graph, GraphLink, GraphNode, Interface, Node};
+
+use crate::{LabView, ProbeError, Services};
+use fabric::{CapturedFrame, FabricError, FabricStatus, FilterError, Runtime, TraceRecord};
+use metrics::ServiceFigures;
+use services::{Answer, Command, Control};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -19,6 +32,28 @@ pub const CAPTURE_BACKLOG: usize = 4096;
 pub const TRACE_BACKLOG: usize = 1024;
 /// The most ports one capture takes.
 pub const MAX_CAPTURE_PORTS: usize = 64;
+
+/// Why a request of a running lab was refused, in words for a person.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("{source}; ports: {ports}")]
+    Port { source: FabricError, ports: String },
+    #[error("{0}")]
+    Filter(#[from] FilterError),
+    #[error("{}{}", .0.message, .0.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Impairment(#[from] wire::impair::ImpairError),
+    #[error("a capture takes 1 to {MAX_CAPTURE_PORTS} ports")]
+    CapturePorts,
+    #[error("`{0}` is no running service that takes commands")]
+    NoService(String),
+    #[error("{0}")]
+    NoResolver(String),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("cannot make the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
 
 /// A change to a port's link: from a perfect link if `clear`, else from
 /// its settings now; each `(knob, value)` as `wire::Impairment::set`
@@ -57,6 +92,7 @@ impl LinkState {
 }
 
 /// A capture under way: frames of its ports that match its filter.
+#[derive(Debug)]
 pub struct Capture {
     rx: mpsc::Receiver<CapturedFrame>,
     filter: fabric::Filter,
@@ -105,24 +141,69 @@ impl Capture {
     }
 }
 
-/// A service's command handle, to be awaited once the lab is let go.
-pub type Command = Result<Arc<dyn services::Control>, String>;
-
-/// Sends `request` through a handle from [`Lab::command`] or
-/// [`Lab::resolver`].
-pub async fn send(
-    control: Command,
-    request: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    control?.request(request).await
+/// A command on its way to a service: [`Pending::send`] it once the lab
+/// is let go.
+pub struct Pending {
+    to: Result<Arc<dyn Control>, RequestError>,
+    command: Command,
 }
 
-impl Lab {
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// What the service answered, or why it (or the lab) refused.
+    pub async fn send(self) -> Result<Answer, String> {
+        let control = self.to.map_err(|e| e.to_string())?;
+        control.request(self.command).await
+    }
+}
+
+/// A lab whose fabric and service hosts are running.
+pub struct RunningLab {
+    runtime: Runtime,
+    services: Services,
+    view: LabView,
+}
+
+impl std::fmt::Debug for RunningLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningLab")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningLab {
+    pub fn new(runtime: Runtime, services: Services, view: LabView) -> RunningLab {
+        RunningLab {
+            runtime,
+            services,
+            view,
+        }
+    }
+
+    /// Stops the service hosts, then the fabric.
+    pub async fn stop(self) {
+        self.services.stop().await;
+        self.runtime.shutdown().await;
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.view.topology().name
+    }
+
     /// The whole lab's state: the fabric's tables and counters, the
     /// service hosts' stacks and the services' own figures.
-    pub fn status(&self, lab: &str) -> serde_json::Value {
+    pub fn status(&self) -> serde_json::Value {
         serde_json::json!({
-            "lab": lab,
+            "lab": self.name(),
             "pid": std::process::id(),
             "fabric": self.runtime.status(),
             "services": self.services.status(),
@@ -130,33 +211,43 @@ impl Lab {
         })
     }
 
+    /// The fabric's tables and counters, read without stopping forwarding.
+    pub fn fabric_status(&self) -> FabricStatus {
+        self.runtime.status()
+    }
+
     /// The fabric's counters and the services' figures in Prometheus's
     /// text format.
-    pub fn metrics(&self) -> Result<String, String> {
+    pub fn metrics(&self) -> Result<String, RequestError> {
         let figures = self.services.service_status();
-        let services: Vec<crate::metrics::ServiceFigures> = self
+        let services: Vec<ServiceFigures> = self
             .view
             .topology()
             .services
             .iter()
             .filter_map(|s| {
-                Some(crate::metrics::ServiceFigures {
+                Some(ServiceFigures {
                     name: &s.name,
                     kind: s.kind(),
                     figures: figures.get(&s.name)?,
                 })
             })
             .collect();
-        crate::metrics::exposition(&self.runtime.status(), &services).map_err(|e| format!("{e:#}"))
+        Ok(metrics::exposition(&self.runtime.status(), &services)?)
     }
 
     /// Every node, its interfaces, addresses and MACs.
-    pub fn nodes(&self) -> Vec<crate::inspect::Node> {
-        crate::inspect::nodes(self)
+    pub fn nodes(&self) -> Vec<Node> {
+        nodes::nodes(self.view.topology(), &self.runtime.status())
+    }
+
+    /// The lab as a graph of nodes and links, each link with its state.
+    pub fn graph(&self) -> Graph {
+        nodes::graph(self.view.topology(), &self.runtime.status())
     }
 
     /// A port's link as it is.
-    pub fn link(&self, port: &str) -> Result<LinkState, String> {
+    pub fn link(&self, port: &str) -> Result<LinkState, RequestError> {
         let (impairment, up) = self.runtime.link(port).map_err(|e| self.no_port(e))?;
         Ok(LinkState {
             port: port.to_owned(),
@@ -166,40 +257,42 @@ impl Lab {
         })
     }
 
-    /// Applies `change`; the link as it is then, or what is wrong.
-    pub fn change_link(&self, change: &LinkChange) -> Result<LinkState, String> {
+    /// Applies `change`; the link as it is then.
+    pub fn change_link(&self, change: &LinkChange) -> Result<LinkState, RequestError> {
         let rt = &self.runtime;
         let (mut imp, was_up) = rt.link(&change.port).map_err(|e| self.no_port(e))?;
         if change.clear {
             imp = wire::Impairment::default();
         }
         for (knob, value) in &change.set {
-            imp.set(knob, value).map_err(|e| match e.hint {
-                Some(h) => format!("{}: {h}", e.message),
-                None => e.message,
-            })?;
+            imp.set(knob, value)?;
         }
-        imp.check()
-            .map_err(|e| format!("{} ({})", e.message, e.hint.unwrap_or_default()))?;
+        imp.check()?;
         let up = change.up.unwrap_or(was_up);
         rt.set_link(&change.port, imp, up)
             .map_err(|e| self.no_port(e))?;
         self.link(&change.port)
     }
 
-    /// The handle of service `service`, for a command.
-    pub fn command(&self, service: &str) -> Command {
-        self.services
+    /// `command` for service `service`, to send once the lab is let go.
+    pub fn command(&self, service: &str, command: Command) -> Pending {
+        let to = self
+            .services
             .control(service)
-            .ok_or_else(|| format!("`{service}` is no running service that takes commands"))
+            .ok_or_else(|| RequestError::NoService(service.to_owned()));
+        Pending { to, command }
     }
 
-    /// The handle of resolver service `name`, or of the lab's only one.
-    pub fn resolver(&self, name: Option<&str>) -> Command {
-        let name = self.find_resolver(name)?;
-        self.services
-            .control(&name)
-            .ok_or(format!("`{name}` is not running"))
+    /// `command` for resolver service `name`, or for the lab's only one.
+    pub fn resolver(&self, name: Option<&str>, command: services::ResolverCommand) -> Pending {
+        let command = Command::Resolver(command);
+        match self.find_resolver(name) {
+            Ok(name) => self.command(&name, command),
+            Err(e) => Pending {
+                to: Err(e),
+                command,
+            },
+        }
     }
 
     /// Follows the frames entering at `port` (any port if `None`) that
@@ -210,8 +303,8 @@ impl Lab {
         port: Option<&str>,
         filter: &str,
         count: Option<u64>,
-    ) -> Result<mpsc::Receiver<TraceRecord>, String> {
-        let filter = fabric::Filter::parse(filter).map_err(|e| e.to_string())?;
+    ) -> Result<mpsc::Receiver<TraceRecord>, RequestError> {
+        let filter = fabric::Filter::parse(filter)?;
         self.runtime
             .trace(port, filter, count, TRACE_BACKLOG)
             .map_err(|e| self.no_port(e))
@@ -219,26 +312,25 @@ impl Lab {
 
     /// What a frame `host` would send for `spec` would meet, without it
     /// happening.
-    pub fn what_if(&self, host: &str, spec: &str) -> Result<Vec<TraceRecord>, String> {
+    pub fn what_if(&self, host: &str, spec: &str) -> Result<Vec<TraceRecord>, RequestError> {
         let frame = self
             .view
-            .probe_frame(host, spec, self.leased_address(host))
-            .map_err(|e| e.to_string())?;
+            .probe_frame(host, spec, self.leased_address(host))?;
         self.runtime
             .what_if(host, &frame)
-            .map_err(|e| e.to_string())
+            .map_err(|e| self.no_port(e))
     }
 
     /// Starts capturing the frames crossing `ports` that match `filter`.
-    pub fn capture(&self, ports: &[String], filter: &str) -> Result<Capture, String> {
-        let filter = fabric::Filter::parse(filter).map_err(|e| e.to_string())?;
+    pub fn capture(&self, ports: &[String], filter: &str) -> Result<Capture, RequestError> {
+        let filter = fabric::Filter::parse(filter)?;
         let rt = &self.runtime;
-        let known = rt.port_names();
         if ports.is_empty() || ports.len() > MAX_CAPTURE_PORTS {
-            return Err(format!("a capture takes 1 to {MAX_CAPTURE_PORTS} ports"));
+            return Err(RequestError::CapturePorts);
         }
+        let known = rt.port_names();
         if let Some(p) = ports.iter().find(|p| !known.contains(p)) {
-            return Err(format!("no port named `{p}`; ports: {}", known.join(", ")));
+            return Err(self.no_port(FabricError::NoSuchPort(p.clone())));
         }
         let (tx, rx) = mpsc::channel(CAPTURE_BACKLOG);
         for (i, port) in ports.iter().enumerate() {
@@ -250,8 +342,11 @@ impl Lab {
     }
 
     /// A fabric error naming a port, with the ports there are.
-    fn no_port(&self, e: fabric::FabricError) -> String {
-        format!("{e}; ports: {}", self.runtime.port_names().join(", "))
+    fn no_port(&self, source: FabricError) -> RequestError {
+        RequestError::Port {
+            source,
+            ports: self.runtime.port_names().join(", "),
+        }
     }
 
     /// The address a DHCP host holds, from its router's leases.
@@ -267,7 +362,7 @@ impl Lab {
     }
 
     /// The resolver service `name`, or the lab's only one.
-    fn find_resolver(&self, name: Option<&str>) -> Result<String, String> {
+    fn find_resolver(&self, name: Option<&str>) -> Result<String, RequestError> {
         let resolvers: Vec<&str> = self
             .view
             .topology()
@@ -276,15 +371,16 @@ impl Lab {
             .filter(|s| s.kind() == topology::ServiceKind::DnsResolver)
             .map(|s| s.name.as_str())
             .collect();
+        let refused = |why: String| Err(RequestError::NoResolver(why));
         match (name, resolvers.as_slice()) {
             (Some(n), all) if all.contains(&n) => Ok(n.to_owned()),
-            (Some(n), all) => Err(format!(
+            (Some(n), all) => refused(format!(
                 "`{n}` is no dns-resolver service of this lab (resolvers: {})",
                 all.join(", ")
             )),
             (None, [one]) => Ok((*one).to_owned()),
-            (None, []) => Err("this lab has no dns-resolver service".to_owned()),
-            (None, all) => Err(format!(
+            (None, []) => refused("this lab has no dns-resolver service".to_owned()),
+            (None, all) => refused(format!(
                 "this lab has several resolvers ({}): choose one with --resolver",
                 all.join(", ")
             )),

@@ -10,9 +10,8 @@
 //! authoritative servers' answers, balancers' requests, errors and each
 //! backend's state, load and latency.
 
-use anyhow::Result;
 use fabric::FabricStatus;
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, Result, TextEncoder};
 use topology::ServiceKind;
 
 /// A service's figures as its status reports them (`status --json`'s
@@ -51,7 +50,7 @@ pub fn exposition(status: &FabricStatus, services: &[ServiceFigures]) -> Result<
     let f = Families(Registry::new());
     fabric_families(&f, status)?;
     service_families(&f, services)?;
-    Ok(TextEncoder::new().encode_to_string(&f.0.gather())?)
+    TextEncoder::new().encode_to_string(&f.0.gather())
 }
 
 fn fabric_families(f: &Families, status: &FabricStatus) -> Result<()> {
