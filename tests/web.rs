@@ -186,6 +186,44 @@ fn the_page_shows_the_lab_its_traffic_and_a_path_and_changes_a_link() {
     );
     browser.screenshot(&shots.join("path.png"));
 
+    // What-if from the page: the path alice's SYN to the balancer would
+    // take is drawn.
+    browser.eval("document.getElementById('inject-host').value = 'alice'");
+    browser.fill("#inject-spec", "tcp 203.0.113.10:80");
+    browser.click("#inject-go");
+    let what_if = browser
+        .wait_for(
+            "return document.getElementById('path-status').textContent.startsWith('What would happen') && [...document.querySelectorAll('.node.onpath')].map(n => n.dataset.node)",
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| {
+            let status = browser.eval("return document.getElementById('path-status').textContent");
+            panic!("no what-if path was drawn; the page says {status}")
+        });
+    for hop in ["alice", "home-gw", "isp-gw", "dc"] {
+        assert!(
+            what_if.as_array().unwrap().contains(&hop.into()),
+            "{hop} not on the what-if path {what_if}"
+        );
+    }
+
+    // Search: Enter on a name zooms to its node and opens its tables.
+    let view_before =
+        browser.eval("return document.getElementById('graph').getAttribute('viewBox')");
+    browser.fill("#search", "web2\u{E007}");
+    let title = browser
+        .wait_for(
+            "const t = document.getElementById('detail-title').textContent; return t === 'web2' && document.querySelector('.node.found').dataset.node",
+            Duration::from_secs(5),
+        )
+        .expect("the search found web2 and opened its tables");
+    assert_eq!(title, "web2");
+    assert_ne!(
+        browser.eval("return document.getElementById('graph').getAttribute('viewBox')"),
+        view_before,
+        "the search did not zoom to web2"
+    );
+
     // The services' figures are scraped too: alice's curls asked the
     // resolver and went through the balancer to a backend.
     let (metrics, _) = get(&format!("{base}/metrics"), "");

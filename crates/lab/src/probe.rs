@@ -88,12 +88,14 @@ fn parse(spec: &str) -> Result<Spec, ProbeError> {
     };
     let mut rest = words[2..].iter();
     while let Some(word) = rest.next() {
-        let value = rest
-            .next()
-            .ok_or_else(|| err(format!("`{word}` needs a value")))?;
+        let mut value = || {
+            rest.next()
+                .ok_or_else(|| err(format!("`{word}` needs a value")))
+        };
         match *word {
-            "from" => spec.src = Some(endpoint(value)?),
+            "from" => spec.src = Some(endpoint(value()?)?),
             "ttl" => {
+                let value = value()?;
                 spec.ttl = value
                     .parse()
                     .map_err(|_| err(format!("`{value}` is not a TTL (0 to 255)")))?
@@ -337,6 +339,8 @@ mod tests {
             ("udp 1.2.3.4:x", "not a port"),
             ("udp 1.2.3.4 ttl", "needs a value"),
             ("udp 1.2.3.4 via 5.6.7.8", "not understood"),
+            // A port written as a word of its own is not a setting.
+            ("tcp 203.0.113.10 80", "`80` is not understood"),
         ] {
             assert!(parse(bad).expect_err(bad).0.contains(says), "{bad}");
         }

@@ -399,7 +399,7 @@ pub async fn status(lab: Option<&str>, args: StatusArgs<'_>) -> Result<()> {
         let (reply, _) = request(lab, &Request::Status).await?;
         let mut status = reply.status.unwrap_or_default();
         if let Some(node) = args.node {
-            status = crate::render::only_node(&status, node).ok_or_else(|| {
+            status = lab::running::node_status(&status, node).ok_or_else(|| {
                 anyhow::anyhow!("no switch, router, service or port named `{node}` in this lab")
             })?;
         }

@@ -495,54 +495,6 @@ pub fn dns_trace(t: &services::Resolution) -> String {
     out
 }
 
-/// The status of one node: a switch, a router, a service host, or a port
-/// (a host's, with its switch's header and MAC entries). None if the lab
-/// has nothing of that name.
-pub fn only_node(s: &Value, node: &str) -> Option<Value> {
-    let mut s = s.clone();
-    let mut found = false;
-    if let Some(switches) = s
-        .pointer_mut("/fabric/switches")
-        .and_then(Value::as_array_mut)
-    {
-        switches.retain_mut(|sw| {
-            if sw["name"] == node {
-                return true;
-            }
-            let Some(ports) = sw["ports"].as_array_mut() else {
-                return false;
-            };
-            ports.retain(|p| p["name"] == node);
-            if ports.is_empty() {
-                return false;
-            }
-            if let Some(macs) = sw["mac_table"].as_array_mut() {
-                macs.retain(|m| m["port"] == node);
-            }
-            if let Some(groups) = sw["groups"].as_array_mut() {
-                groups.retain(|g| {
-                    g["ports"]
-                        .as_array()
-                        .is_some_and(|p| p.contains(&node.into()))
-                });
-            }
-            true
-        });
-        found |= !switches.is_empty();
-    }
-    for list in ["/fabric/routers", "/fabric/l3_ports", "/services"] {
-        if let Some(items) = s.pointer_mut(list).and_then(Value::as_array_mut) {
-            items.retain(|r| r["name"] == node);
-            found |= !items.is_empty();
-        }
-    }
-    if let Some(counters) = s.get_mut("service_counters").and_then(Value::as_object_mut) {
-        counters.retain(|name, _| name == node);
-        found |= !counters.is_empty();
-    }
-    found.then_some(s)
-}
-
 /// One line per switch, router and service host.
 pub fn brief(s: &Value) -> String {
     let mut out = format!("lab {} (pid {})\n", text(s, "lab"), num(s, "pid"));

@@ -165,7 +165,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/api/status") => with_lab(shared, |lab| json(&lab.status())),
         (&Method::GET, "/api/node") => with_lab(shared, |lab| {
             let name = query.get("name").map_or("", String::as_str);
-            match crate::render::only_node(&lab.status(), name) {
+            match lab.node_status(name) {
                 Some(node) => json(&node),
                 None => text(StatusCode::NOT_FOUND, format!("no node named `{name}`")),
             }

@@ -211,6 +211,11 @@ impl RunningLab {
         })
     }
 
+    /// The part of [`RunningLab::status`] about `node`, if there is one.
+    pub fn node_status(&self, node: &str) -> Option<serde_json::Value> {
+        node_status(&self.status(), node)
+    }
+
     /// The fabric's tables and counters, read without stopping forwarding.
     pub fn fabric_status(&self) -> FabricStatus {
         self.runtime.status()
@@ -386,4 +391,59 @@ impl RunningLab {
             )),
         }
     }
+}
+
+/// The part of a lab's status `s` ([`RunningLab::status`]) about one
+/// node: a switch, a router, a service host, or a port (a host's, with
+/// its switch's header and MAC entries). None if the lab has nothing of
+/// that name.
+pub fn node_status(s: &serde_json::Value, node: &str) -> Option<serde_json::Value> {
+    let mut s = s.clone();
+    let mut found = false;
+    if let Some(switches) = s
+        .pointer_mut("/fabric/switches")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        switches.retain_mut(|sw| {
+            if sw["name"] == node {
+                return true;
+            }
+            let Some(ports) = sw["ports"].as_array_mut() else {
+                return false;
+            };
+            ports.retain(|p| p["name"] == node);
+            if ports.is_empty() {
+                return false;
+            }
+            if let Some(macs) = sw["mac_table"].as_array_mut() {
+                macs.retain(|m| m["port"] == node);
+            }
+            if let Some(groups) = sw["groups"].as_array_mut() {
+                groups.retain(|g| {
+                    g["ports"]
+                        .as_array()
+                        .is_some_and(|p| p.contains(&node.into()))
+                });
+            }
+            true
+        });
+        found |= !switches.is_empty();
+    }
+    for list in ["/fabric/routers", "/fabric/l3_ports", "/services"] {
+        if let Some(items) = s
+            .pointer_mut(list)
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            items.retain(|r| r["name"] == node);
+            found |= !items.is_empty();
+        }
+    }
+    if let Some(counters) = s
+        .get_mut("service_counters")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        counters.retain(|name, _| name == node);
+        found |= !counters.is_empty();
+    }
+    found.then_some(s)
 }
