@@ -98,6 +98,27 @@ fn the_page_shows_the_lab_its_traffic_and_a_path_and_changes_a_link() {
     );
     let (why, code) = get(&format!("{base}/api/lab"), &rebound);
     assert_eq!(code, "421", "{why}");
+    // With the token: a body past the bound, a command the balancer does
+    // not take, and one of another kind are refused, each saying why.
+    let auth = format!("-H 'X-Scratchnet-Token: {token}'");
+    let big = format!(r#"{auth} -X POST -d "$(head -c 100000 /dev/zero | tr '\0' a)""#);
+    let (why, code) = get(&format!("{base}/api/link"), &big);
+    assert_eq!(code, "413", "{why}");
+    let unknown = format!(
+        r#"{auth} -X POST -d '{{"service":"lb","request":{{"balancer":{{"reboot":"web1"}}}}}}'"#
+    );
+    let (why, code) = get(&format!("{base}/api/command"), &unknown);
+    assert_eq!(code, "400", "{why}");
+    assert!(why.contains("unknown variant `reboot`"), "{why}");
+    let other_kind = format!(
+        r#"{auth} -X POST -d '{{"service":"lb","request":{{"resolver":{{"flush":{{}}}}}}}}'"#
+    );
+    let (why, code) = get(&format!("{base}/api/command"), &other_kind);
+    assert_eq!(code, "400", "{why}");
+    assert!(
+        why.contains("a resolver command went to a service that takes drain"),
+        "{why}"
+    );
     assert_eq!(
         lab_link_summary(&lab),
         "none",
