@@ -78,7 +78,17 @@ impl std::fmt::Debug for LabSim {
 impl LabSim {
     /// Builds `lab` in a simulator with `link` on every host link.
     pub fn new(lab: &Topology, seed: u64, link: LinkParams) -> Result<LabSim, LabError> {
-        let blueprint = build(lab)?;
+        // A simulated namespace host is a stack that takes wire-size
+        // frames, as a kernel without GRO does: the fabric cuts a service
+        // host's super-frames for it, as it would for a TAP without
+        // offloads. (Given one whole, the stack drops it as too long, and
+        // only the sender's retransmissions, one segment each, get
+        // through.)
+        let mut lab = lab.clone();
+        for h in &mut lab.hosts {
+            h.offload = false;
+        }
+        let blueprint = build(&lab)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)

@@ -377,6 +377,32 @@ pub struct HttpSettings {
     /// How long a request's headers may take, and a kept-alive connection
     /// may sit idle.
     pub header_timeout: Duration,
+    /// How long every answer takes to make (an origin's processing time).
+    pub delay: Duration,
+    /// How the paths below each prefix are answered; the first that
+    /// matches a request's path takes it.
+    pub paths: Vec<HttpPath>,
+}
+
+/// How a web server answers the paths below `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpPath {
+    pub prefix: String,
+    /// The `Cache-Control` header, as written.
+    pub cache_control: Option<String>,
+    /// Whether answers carry an `ETag` (and If-None-Match gets a 304).
+    pub etag: bool,
+    /// Whether answers carry a `Last-Modified` (and If-Modified-Since
+    /// gets a 304); an asset only, the greeting is made anew each time.
+    pub last_modified: bool,
+    /// The `Vary` header, as written.
+    pub vary: Option<String>,
+    /// An asset of this many bytes and `content_type`, instead of the
+    /// greeting.
+    pub size: Option<u64>,
+    pub content_type: Option<String>,
+    /// The processing delay of these paths, instead of the server's.
+    pub delay: Option<Duration>,
 }
 
 /// `kind = "echo"`: TCP and UDP echo.

@@ -245,6 +245,21 @@ pub struct ZoneTable {
     pub records: Str,
 }
 
+/// How a web server answers the paths below `prefix`: its caching
+/// headers, an asset's size and type, and a processing delay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathTable {
+    pub prefix: Str,
+    pub cache_control: Option<Str>,
+    pub etag: Option<Spanned<bool>>,
+    pub last_modified: Option<Spanned<bool>>,
+    pub vary: Option<Str>,
+    pub content_type: Option<Str>,
+    pub size: Option<Spanned<u64>>,
+    pub delay_ms: Option<Spanned<u64>>,
+}
+
 /// A balancer's routing rule: requests for a host and path prefix to
 /// backends of their own.
 #[derive(Debug, Deserialize)]
@@ -308,6 +323,9 @@ pub struct Service {
     pub cache_size: Option<Spanned<u64>>,
     pub upstream_timeout_ms: Option<Spanned<u64>>,
     pub body_size: Option<Spanned<u64>>,
+    pub delay_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub paths: Vec<Spanned<PathTable>>,
     pub max_connections_per_client: Option<Spanned<u64>>,
     pub header_timeout_secs: Option<Spanned<u64>>,
 }

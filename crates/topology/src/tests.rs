@@ -931,3 +931,81 @@ fn multicast_snooping_can_be_turned_off_per_switch() {
         "{d}"
     );
 }
+
+#[test]
+fn an_origins_paths_are_checked_where_they_are_written() {
+    let text = r#"
+name = "origin"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+[[service]]
+name = "o"
+kind = "http"
+switch = "lan"
+address = "10.0.0.7/24"
+delay_ms = 20
+[[service.paths]]
+prefix = "static/"
+cache_control = "max-age=60"
+content_type = "text/css"
+size = 100
+[[service.paths]]
+prefix = "/"
+content_type = "css"
+last_modified = true
+"#;
+    let err = crate::parse(text, "origin.toml").expect_err("three mistakes");
+    let found: Vec<(usize, &str, &str)> = err
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.key.as_str(), d.message.as_str()))
+        .collect();
+    let expect = [
+        (13, "service \"o\".paths.prefix", "a path starts with `/`"),
+        (
+            19,
+            "service \"o\".paths.content_type",
+            "`css` is no media type",
+        ),
+        (
+            19,
+            "service \"o\".paths.content_type",
+            "a `content_type` is for an asset",
+        ),
+        (
+            20,
+            "service \"o\".paths.last_modified",
+            "it has no modification time",
+        ),
+    ];
+    for (line, key, says) in expect {
+        assert!(
+            found
+                .iter()
+                .any(|(l, k, m)| *l == line && *k == key && m.contains(says)),
+            "no `{says}` at line {line} {key} in {found:?}"
+        );
+    }
+    assert_eq!(found.len(), expect.len(), "{found:?}");
+
+    let good = text.replace("\"static/\"", "\"/static/\"").replace(
+        "content_type = \"css\"\nlast_modified = true\n",
+        "vary = \"Accept-Language\"\n",
+    );
+    let lab = crate::parse(&good, "origin.toml").expect("a good origin");
+    let crate::ServiceSettings::Http(http) = &lab.services[0].settings else {
+        panic!("an http service");
+    };
+    assert_eq!(http.delay, std::time::Duration::from_millis(20));
+    assert_eq!(http.paths.len(), 2);
+    let asset = &http.paths[0];
+    assert_eq!(
+        (asset.size, asset.content_type.as_deref()),
+        (Some(100), Some("text/css"))
+    );
+    assert!(asset.etag && asset.last_modified);
+    let greeting = &http.paths[1];
+    assert_eq!(greeting.vary.as_deref(), Some("Accept-Language"));
+    assert!(greeting.etag && !greeting.last_modified);
+}

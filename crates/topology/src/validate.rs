@@ -22,7 +22,13 @@ const MAX_NAME: usize = 15;
 /// every service has.
 fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
     match kind {
-        ServiceKind::Http => &["port", "body_size", "header_timeout_secs"],
+        ServiceKind::Http => &[
+            "port",
+            "body_size",
+            "header_timeout_secs",
+            "delay_ms",
+            "paths",
+        ],
         ServiceKind::Echo => &["port"],
         ServiceKind::HttpLb => &[
             "port",
@@ -108,6 +114,17 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 /// The largest body an `http` service serves at `/` (1 GiB).
 const MAX_BODY_SIZE: u64 = 1 << 30;
+/// The longest processing delay a web server is given (a minute).
+const MAX_DELAY_MS: u64 = 60_000;
+
+/// A value of header `key` (a path's setting) as it is written in HTTP.
+fn header_example(key: &str) -> &'static str {
+    match key {
+        "cache_control" => "public, max-age=60",
+        "vary" => "Accept-Language",
+        _ => "text/css",
+    }
+}
 
 pub(crate) fn validate(file: raw::File, path: &str, r: &mut Reporter<'_>) -> Topology {
     let mut v = Validator {
@@ -367,6 +384,90 @@ impl Validator<'_, '_> {
                 Some(format!("use a value from {lo} to {hi}")),
             );
             default
+        }
+    }
+
+    /// How a web server answers the paths below one prefix.
+    fn http_path(&mut self, p: &raw::PathTable, key: &dyn Fn(&str) -> String) -> HttpPath {
+        let pkey = |k: &str| key(&format!("paths.{k}"));
+        if !p.prefix.get_ref().starts_with('/') {
+            self.err(
+                &p.prefix,
+                &pkey("prefix"),
+                "a path starts with `/`",
+                format!("write `/{}`", p.prefix.get_ref()),
+            );
+        }
+        let header = |me: &mut Self, v: &Option<Str>, k: &str| {
+            let v = v.as_ref()?;
+            let text = v.get_ref();
+            if text.is_empty() || !text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                me.err(
+                    v,
+                    &pkey(k),
+                    "a header value is printable ASCII and not empty",
+                    format!("write it as in HTTP, e.g. `{}`", header_example(k)),
+                );
+            }
+            Some(text.clone())
+        };
+        let cache_control = header(self, &p.cache_control, "cache_control");
+        let vary = header(self, &p.vary, "vary");
+        let content_type = header(self, &p.content_type, "content_type");
+        if let Some(t) = p
+            .content_type
+            .as_ref()
+            .filter(|t| !t.get_ref().contains('/'))
+        {
+            self.err(
+                t,
+                &pkey("content_type"),
+                format!("`{}` is no media type", t.get_ref()),
+                "write TYPE/SUBTYPE, e.g. `text/css` or `image/png`".to_owned(),
+            );
+        }
+        if let (Some(t), None) = (&p.content_type, &p.size) {
+            self.err(
+                t,
+                &pkey("content_type"),
+                "a `content_type` is for an asset, which has a `size`",
+                "add `size = BYTES`, or remove `content_type`".to_owned(),
+            );
+        }
+        let size = p
+            .size
+            .as_ref()
+            .map(|v| self.ranged(&Some(v.clone()), &pkey("size"), 0, MAX_BODY_SIZE, 0));
+        if let (Some(v), None) = (&p.last_modified, size) {
+            if *v.get_ref() {
+                self.r.error(
+                    v.span(),
+                    pkey("last_modified"),
+                    "the greeting is made anew for each request: it has no modification time",
+                    Some(
+                        "give the path an asset (`size = BYTES`), or remove `last_modified`"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        HttpPath {
+            prefix: p.prefix.get_ref().clone(),
+            cache_control,
+            etag: p.etag.as_ref().is_none_or(|v| *v.get_ref()),
+            last_modified: size.is_some() && p.last_modified.as_ref().is_none_or(|v| *v.get_ref()),
+            vary,
+            content_type: content_type.or(size.map(|_| "application/octet-stream".to_owned())),
+            size,
+            delay: p.delay_ms.as_ref().map(|d| {
+                Duration::from_millis(self.ranged(
+                    &Some(d.clone()),
+                    &pkey("delay_ms"),
+                    0,
+                    MAX_DELAY_MS,
+                    0,
+                ))
+            }),
         }
     }
 
@@ -1563,6 +1664,8 @@ impl Validator<'_, '_> {
         let given = [
             ("port", s.port.as_ref().map(|v| v.span())),
             ("body_size", s.body_size.as_ref().map(|v| v.span())),
+            ("delay_ms", s.delay_ms.as_ref().map(|v| v.span())),
+            ("paths", s.paths.first().map(|v| v.span())),
             (
                 "header_timeout_secs",
                 s.header_timeout_secs.as_ref().map(|v| v.span()),
@@ -1671,6 +1774,18 @@ impl Validator<'_, '_> {
                     3600,
                     10,
                 )),
+                delay: Duration::from_millis(self.ranged(
+                    &s.delay_ms,
+                    &key("delay_ms"),
+                    0,
+                    MAX_DELAY_MS,
+                    0,
+                )),
+                paths: s
+                    .paths
+                    .iter()
+                    .map(|p| self.http_path(p.get_ref(), &key))
+                    .collect(),
             }),
             ServiceKind::Echo => ServiceSettings::Echo(EchoSettings {
                 port: port(self, 7),
