@@ -1,9 +1,12 @@
 //! An authoritative server's answers (RFC 1034 4.3.2, RFC 2308, RFC 4592,
-//! RFC 6891), as a function of the zones it serves and the query bytes;
-//! and zone transfers (AXFR, RFC 5936) over TCP to allowed addresses.
+//! RFC 6891), as a function of the zones it serves, the query bytes and
+//! who asks (a zone's views answer by the resolver's address, or by the
+//! client subnet it sends, RFC 7871); and zone transfers (AXFR, RFC 5936)
+//! over TCP to allowed addresses.
 
-use crate::Zone;
+use crate::{Scope, Zone};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use ipnet::IpNet;
@@ -152,9 +155,9 @@ impl Authority {
             .max_by_key(|z| z.origin().num_labels())
     }
 
-    /// The answer to a query as received; `None` for what deserves no
-    /// answer (not a query at all, or too short to have an ID).
-    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    /// The answer to a query as received from `from`; `None` for what
+    /// deserves no answer (not a query at all, or too short to have an ID).
+    pub fn answer(&self, query: &[u8], transport: Transport, from: IpAddr) -> Option<Vec<u8>> {
         let request = match Message::from_vec(query) {
             Ok(m) => m,
             Err(_) => {
@@ -170,11 +173,11 @@ impl Authority {
         if request.metadata.message_type != MessageType::Query {
             return None;
         }
-        encode_for(self.respond(&request), &request, transport)
+        encode_for(self.respond(&request, from), &request, transport)
     }
 
-    /// The response to a parsed query.
-    pub fn respond(&self, request: &Message) -> Message {
+    /// The response to a parsed query from `from`.
+    pub fn respond(&self, request: &Message, from: IpAddr) -> Message {
         let mut m = Message::response(request.metadata.id, request.metadata.op_code);
         m.metadata.recursion_desired = request.metadata.recursion_desired;
         m.queries = request.queries.clone();
@@ -205,13 +208,26 @@ impl Authority {
             m.metadata.response_code = ResponseCode::Refused;
             return m;
         };
-        self.resolve(zone, question, &mut m);
+        let subnet = client_subnet(request);
+        let mut asker = Asker::new(from, subnet);
+        self.resolve(zone, question, &mut asker, &mut m);
+        if let (Some(s), Some(edns)) = (subnet, m.edns.as_mut()) {
+            // The subnet as asked, and for whom the answer holds.
+            let echo = ClientSubnet::new(s.addr(), s.source_prefix(), asker.scope);
+            edns.options_mut().insert(EdnsOption::Subnet(echo));
+        }
         m
     }
 
-    /// Fills `m` with what `zone` says about `question`, following CNAMEs
-    /// into the zones this server has.
-    fn resolve<'a>(&'a self, mut zone: &'a Zone, question: &Query, m: &mut Message) {
+    /// Fills `m` with what `zone` says about `question` to `asker`,
+    /// following CNAMEs into the zones this server has.
+    fn resolve<'a>(
+        &'a self,
+        mut zone: &'a Zone,
+        question: &Query,
+        asker: &mut Asker,
+        m: &mut Message,
+    ) {
         let qtype = question.query_type();
         let mut name = LowerName::new(question.name());
         m.metadata.authoritative = true;
@@ -239,13 +255,13 @@ impl Authority {
                     .collect();
                 (!one.is_empty()).then_some(one)
             } else {
-                zone.rrset(&name, qtype).map(<[Record]>::to_vec)
+                asker.lookup(zone, &name, qtype).map(<[Record]>::to_vec)
             };
             if let Some(records) = found {
                 m.answers.extend(records);
                 return;
             }
-            if let Some(cname) = zone.rrset(&name, RecordType::CNAME) {
+            if let Some(cname) = asker.lookup(zone, &name, RecordType::CNAME) {
                 m.answers.extend(cname.iter().cloned());
                 let Some(RData::CNAME(target)) = cname.first().map(|r| &r.data) else {
                     return;
@@ -296,6 +312,61 @@ impl Authority {
         // A CNAME loop: what was found so far, and SERVFAIL.
         m.metadata.response_code = ResponseCode::ServFail;
     }
+}
+
+/// Who asks, for a zone's views: the resolver's address, or the client
+/// subnet it sent; and for whom the answer so far holds.
+struct Asker {
+    addr: Option<IpAddr>,
+    /// The prefix length of what the asker told of itself.
+    source: u8,
+    /// The ECS scope of the answer so far: the longest prefix any record
+    /// set in it depends on (0: the same for everyone).
+    scope: u8,
+}
+
+impl Asker {
+    fn new(from: IpAddr, subnet: Option<ClientSubnet>) -> Asker {
+        let (addr, source) = match subnet {
+            // /0: the resolver asks for the answer everyone gets.
+            Some(s) if s.source_prefix() == 0 => (None, 0),
+            Some(s) => (Some(s.addr()), s.source_prefix()),
+            None => (Some(from), if from.is_ipv4() { 32 } else { 128 }),
+        };
+        Asker {
+            addr,
+            source,
+            scope: 0,
+        }
+    }
+
+    /// The records `zone` has at `name` of type `ty` for this asker.
+    fn lookup<'z>(
+        &mut self,
+        zone: &'z Zone,
+        name: &LowerName,
+        ty: RecordType,
+    ) -> Option<&'z [Record]> {
+        let (records, scope) = zone.rrset_for(name, ty, self.addr)?;
+        let len = match scope {
+            Scope::Everyone => 0,
+            Scope::View(len) => len,
+            Scope::NoView => self.source,
+        };
+        self.scope = self.scope.max(len);
+        Some(records)
+    }
+}
+
+/// The EDNS Client Subnet option of a query (RFC 7871), its address cut
+/// to its source prefix (the bits past it must be zero, 6).
+fn client_subnet(request: &Message) -> Option<ClientSubnet> {
+    let edns = request.edns.as_ref()?;
+    let Some(EdnsOption::Subnet(s)) = edns.options().get(EdnsCode::Subnet) else {
+        return None;
+    };
+    let net = IpNet::new(s.addr(), s.source_prefix()).ok()?;
+    Some(ClientSubnet::new(net.network(), s.source_prefix(), 0))
 }
 
 /// A query with an EDNS version this server does not speak (only 0

@@ -25,6 +25,6 @@ pub use resolver::{
     locally_served, Action, Resolver, ResolverConfig, MAX_SENT, MAX_WAITERS, STALE_MAX,
 };
 pub use step::Step;
-pub use zone::{Zone, ZoneError};
+pub use zone::{Scope, Zone, ZoneError};
 
 pub use hickory_proto;

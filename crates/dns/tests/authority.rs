@@ -3,6 +3,10 @@
 use dns::hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use dns::hickory_proto::rr::{Name, RData, RecordType};
 use dns::{Authority, Transport, Zone};
+use std::net::IpAddr;
+
+/// The resolver asking, in tests where who asks does not matter.
+const ASKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 53));
 
 const EXAMPLE: &str = "
 $TTL 3600
@@ -56,7 +60,7 @@ fn ask_with(a: &Authority, name: &str, ty: RecordType, edns: Option<u16>, t: Tra
         q.edns = Some(e);
     }
     let bytes = a
-        .answer(&q.to_vec().expect("encode"), t)
+        .answer(&q.to_vec().expect("encode"), t, ASKER)
         .expect("an answer");
     Message::from_vec(&bytes).expect("decode")
 }
@@ -153,7 +157,7 @@ fn refused_formerr_notimp_and_truncation() {
         RecordType::A,
     ));
     let r = Message::from_vec(
-        &a.answer(&q.to_vec().expect("e"), Transport::Udp)
+        &a.answer(&q.to_vec().expect("e"), Transport::Udp, ASKER)
             .expect("a"),
     )
     .expect("d");
@@ -166,7 +170,7 @@ fn refused_formerr_notimp_and_truncation() {
         RecordType::A,
     ));
     let r = Message::from_vec(
-        &a.answer(&q.to_vec().expect("e"), Transport::Udp)
+        &a.answer(&q.to_vec().expect("e"), Transport::Udp, ASKER)
             .expect("a"),
     )
     .expect("d");
@@ -195,9 +199,9 @@ fn refused_formerr_notimp_and_truncation() {
 #[test]
 fn garbage_gets_formerr_or_nothing_never_a_panic() {
     let a = authority();
-    assert!(a.answer(&[], Transport::Udp).is_none());
+    assert!(a.answer(&[], Transport::Udp, ASKER).is_none());
     let r = a
-        .answer(&[0x12, 0x34, 0x01, 0, 0, 9], Transport::Udp)
+        .answer(&[0x12, 0x34, 0x01, 0, 0, 9], Transport::Udp, ASKER)
         .expect("formerr");
     assert_eq!(
         Message::from_vec(&r).expect("d").metadata.response_code,
@@ -207,17 +211,18 @@ fn garbage_gets_formerr_or_nothing_never_a_panic() {
     assert!(a
         .answer(
             &[0x12, 0x34, 0x81, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            Transport::Udp
+            Transport::Udp,
+            ASKER
         )
         .is_none());
     // A compression loop in the question name.
     let looped = [
         0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
     ];
-    let _ = a.answer(&looped, Transport::Udp);
+    let _ = a.answer(&looped, Transport::Udp, ASKER);
     for n in 0..2000u32 {
         let bytes: Vec<u8> = (0..(n % 97)).map(|i| (i * 31 + n * 7) as u8).collect();
-        let _ = a.answer(&bytes, Transport::Udp);
+        let _ = a.answer(&bytes, Transport::Udp, ASKER);
     }
 }
 
@@ -345,11 +350,166 @@ fn an_unknown_edns_version_gets_badvers_with_ours() {
     e.set_version(1);
     q.edns = Some(e);
     let bytes = a
-        .answer(&q.to_vec().expect("encode"), Transport::Udp)
+        .answer(&q.to_vec().expect("encode"), Transport::Udp, ASKER)
         .expect("an answer");
     let m = Message::from_vec(&bytes).expect("decode");
     // 16, BADVERS (hickory names the code it reads BADSIG, TSIG's 16).
     assert_eq!(u16::from(m.metadata.response_code), 16);
     assert_eq!(m.edns.as_ref().map(Edns::version), Some(0));
     assert!(m.answers.is_empty());
+}
+
+/// example.com with `cdn` answered by region: two views and the default.
+fn geo() -> Authority {
+    let mut zone = Zone::parse(
+        "example.com.",
+        &format!("{EXAMPLE}cdn IN A 203.0.113.20\nedge IN CNAME cdn\n"),
+    )
+    .expect("zone");
+    zone.add_view(
+        vec!["10.1.0.0/16".parse().unwrap()],
+        "cdn 60 IN A 10.1.0.20",
+    )
+    .expect("europe");
+    zone.add_view(
+        vec![
+            "10.2.0.0/16".parse().unwrap(),
+            "10.2.9.0/24".parse().unwrap(),
+        ],
+        "cdn 60 IN A 10.2.0.20",
+    )
+    .expect("asia");
+    Authority::new(vec![zone])
+}
+
+/// `cdn.example.com A` from `from`, with client subnet `ecs` if given:
+/// the addresses, and the ECS option of the answer.
+fn ask_geo(
+    a: &Authority,
+    name: &str,
+    from: [u8; 4],
+    ecs: Option<&str>,
+) -> (
+    Vec<String>,
+    Option<dns::hickory_proto::rr::rdata::opt::ClientSubnet>,
+) {
+    use dns::hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let mut q = Message::query();
+    q.metadata.id = 7;
+    q.add_query(Query::query(
+        Name::from_ascii(name).expect("name"),
+        RecordType::A,
+    ));
+    if let Some(subnet) = ecs {
+        let mut e = Edns::new();
+        e.options_mut()
+            .insert(EdnsOption::Subnet(subnet.parse().expect("subnet")));
+        q.edns = Some(e);
+    }
+    let bytes = a
+        .answer(&q.to_vec().expect("encode"), Transport::Udp, from.into())
+        .expect("an answer");
+    let m = Message::from_vec(&bytes).expect("decode");
+    let echo = m
+        .edns
+        .as_ref()
+        .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(s)) => Some(*s),
+            _ => None,
+        });
+    (a_records(&m), echo)
+}
+
+#[test]
+fn a_view_answers_its_regions_resolvers_and_everyone_else_gets_the_zones_record() {
+    let a = geo();
+    assert_eq!(
+        ask_geo(&a, "cdn.example.com.", [10, 1, 3, 53], None).0,
+        ["10.1.0.20"]
+    );
+    assert_eq!(
+        ask_geo(&a, "cdn.example.com.", [10, 2, 0, 53], None).0,
+        ["10.2.0.20"]
+    );
+    assert_eq!(
+        ask_geo(&a, "cdn.example.com.", [198, 51, 100, 53], None).0,
+        ["203.0.113.20"]
+    );
+    // Through a CNAME the target is answered by region too.
+    let (edge, _) = ask_geo(&a, "edge.example.com.", [10, 1, 3, 53], None);
+    assert_eq!(edge, ["10.1.0.20"]);
+    // A name no view has is the same for all.
+    assert_eq!(
+        ask_geo(&a, "www.example.com.", [10, 1, 3, 53], None).0,
+        ["203.0.113.10"]
+    );
+}
+
+#[test]
+fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
+    let a = geo();
+    // A resolver outside every region asks for a client in Asia (RFC
+    // 7871): Asia's edge, valid for the /16 the view names.
+    let (addrs, echo) = ask_geo(
+        &a,
+        "cdn.example.com.",
+        [198, 51, 100, 53],
+        Some("10.2.7.0/24"),
+    );
+    assert_eq!(addrs, ["10.2.0.20"]);
+    let echo = echo.expect("the option is echoed");
+    assert_eq!(
+        (echo.addr(), echo.source_prefix(), echo.scope_prefix()),
+        ("10.2.7.0".parse().unwrap(), 24, 16)
+    );
+    // The longest matching network wins, and sets the scope.
+    let (_, echo) = ask_geo(
+        &a,
+        "cdn.example.com.",
+        [198, 51, 100, 53],
+        Some("10.2.9.0/24"),
+    );
+    assert_eq!(echo.unwrap().scope_prefix(), 24);
+    // Bits past the source prefix are not the client's: cut, not used.
+    let (addrs, echo) = ask_geo(
+        &a,
+        "cdn.example.com.",
+        [10, 2, 0, 53],
+        Some("10.1.77.77/16"),
+    );
+    assert_eq!(addrs, ["10.1.0.20"]);
+    assert_eq!(echo.unwrap().addr(), "10.1.0.0".parse::<IpAddr>().unwrap());
+    // No region's client: the default, for that subnet only.
+    let (addrs, echo) = ask_geo(&a, "cdn.example.com.", [10, 1, 0, 53], Some("192.0.2.0/24"));
+    assert_eq!(addrs, ["203.0.113.20"]);
+    assert_eq!(echo.unwrap().scope_prefix(), 24);
+    // /0: the resolver wants what everyone gets, whoever it is.
+    let (addrs, echo) = ask_geo(&a, "cdn.example.com.", [10, 1, 0, 53], Some("0.0.0.0/0"));
+    assert_eq!(addrs, ["203.0.113.20"]);
+    assert_eq!(echo.unwrap().scope_prefix(), 0);
+    // A name no view has holds for everyone: scope 0.
+    let (_, echo) = ask_geo(
+        &a,
+        "www.example.com.",
+        [198, 51, 100, 53],
+        Some("10.2.7.0/24"),
+    );
+    assert_eq!(echo.unwrap().scope_prefix(), 0);
+}
+
+#[test]
+fn a_view_must_override_a_record_the_zone_has() {
+    let mut zone = Zone::parse("example.com.", EXAMPLE).expect("zone");
+    let err = zone
+        .add_view(
+            vec!["10.1.0.0/16".parse().unwrap()],
+            "nowhere 60 IN A 10.1.0.9",
+        )
+        .expect_err("no default for nowhere");
+    assert!(
+        err.to_string()
+            .contains("nowhere.example.com. A has no record"),
+        "{err}"
+    );
+    assert!(zone.add_view(Vec::new(), "www 60 IN A 10.1.0.9").is_err());
 }

@@ -144,7 +144,9 @@ impl Internet {
                         .iter()
                         .find(|(a, _)| *a == server)
                         .and_then(|(_, auth)| auth.as_ref())
-                        .and_then(|auth| auth.answer(&message, transport));
+                        .and_then(|auth| {
+                            auth.answer(&message, transport, [198, 51, 100, 53].into())
+                        });
                     let mut next = match reply {
                         Some(bytes) => {
                             r.upstream_answer(now, token, SocketAddr::from((server, 53)), &bytes)

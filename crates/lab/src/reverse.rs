@@ -324,7 +324,11 @@ mod tests {
         let mut q = Message::query();
         q.add_query(Query::query(reverse_name(addr), RecordType::PTR));
         let bytes = auth
-            .answer(&q.to_vec().expect("encode"), Transport::Udp)
+            .answer(
+                &q.to_vec().expect("encode"),
+                Transport::Udp,
+                [127, 0, 0, 1].into(),
+            )
             .expect("an answer");
         let m = Message::from_vec(&bytes).expect("decode");
         let names = m

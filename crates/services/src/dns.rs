@@ -98,7 +98,8 @@ async fn authoritative(
             let mut buf = vec![0u8; 65536];
             loop {
                 let (n, from, trace) = udp.recv_traced(&mut buf).await?;
-                let Some(mut answer) = authority.answer(&buf[..n], Transport::Udp) else {
+                let Some(mut answer) = authority.answer(&buf[..n], Transport::Udp, from.ip())
+                else {
                     continue;
                 };
                 if let Some(budgets) = &mut budgets {
@@ -153,7 +154,7 @@ async fn tcp_client(mut stream: TcpStream, peer: std::net::IpAddr, authority: Ar
         }
         let answers = authority.transfer(&query, peer).unwrap_or_else(|| {
             authority
-                .answer(&query, Transport::Tcp)
+                .answer(&query, Transport::Tcp, peer)
                 .into_iter()
                 .collect()
         });

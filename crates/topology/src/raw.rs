@@ -243,6 +243,17 @@ pub struct Forward {
 pub struct ZoneTable {
     pub origin: Str,
     pub records: Str,
+    #[serde(default)]
+    pub geo: Vec<Spanned<GeoTable>>,
+}
+
+/// A zone's view: askers in `clients` get `records` instead of the
+/// zone's of the same name and type (GeoDNS).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoTable {
+    pub clients: Vec<Str>,
+    pub records: Str,
 }
 
 /// How a web server answers the paths below `prefix`: its caching

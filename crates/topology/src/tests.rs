@@ -1009,3 +1009,62 @@ last_modified = true
     assert_eq!(greeting.vary.as_deref(), Some("Accept-Language"));
     assert!(greeting.etag && !greeting.last_modified);
 }
+
+#[test]
+fn a_zones_geo_views_are_checked_at_their_records() {
+    let text = r#"
+name = "geo"
+[[switch]]
+name = "lan"
+subnet = "10.0.0.0/24"
+[[service]]
+name = "ns"
+kind = "dns-authoritative"
+switch = "lan"
+address = "10.0.0.53/24"
+[[service.zones]]
+origin = "example.com."
+records = """
+$TTL 300
+@   IN SOA ns hostmaster 1 7200 900 1209600 300
+@   IN NS  ns
+ns  IN A   10.0.0.53
+cdn IN A   10.0.0.80
+"""
+[[service.zones.geo]]
+clients = ["10.1.0.0/16"]
+records = "cdn 60 IN A 10.1.0.80"
+[[service.zones.geo]]
+clients = ["europe"]
+records = "cdn 60 IN A 10.2.0.80"
+[[service.zones.geo]]
+clients = ["10.3.0.0/16"]
+records = "img 60 IN A 10.3.0.80"
+"#;
+    let err = crate::parse(text, "geo.toml").expect_err("two bad views");
+    let found: Vec<(&str, &str)> = err
+        .diagnostics
+        .iter()
+        .map(|d| (d.key.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].0, "service \"ns\".zones.geo.clients");
+    assert!(
+        found[1].1.contains("img.example.com. A has no record"),
+        "{found:?}"
+    );
+
+    let good = text
+        .replace("[\"europe\"]", "[\"10.2.0.0/16\"]")
+        .replace("img 60", "cdn 60");
+    let lab = crate::parse(&good, "geo.toml").expect("three good views");
+    let crate::ServiceSettings::DnsAuthoritative(ns) = &lab.services[0].settings else {
+        panic!("an authoritative server");
+    };
+    let cdn = dns::hickory_proto::rr::LowerName::new(&"cdn.example.com.".parse().unwrap());
+    let a = dns::hickory_proto::rr::RecordType::A;
+    let (_, scope) = ns.zones[0]
+        .rrset_for(&cdn, a, Some("10.3.4.5".parse().unwrap()))
+        .expect("cdn");
+    assert_eq!(scope, dns::Scope::View(16));
+}

@@ -387,6 +387,33 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// A zone's view: its networks of askers and its records.
+    fn geo_view(
+        &mut self,
+        zone: &mut dns::Zone,
+        g: &Spanned<raw::GeoTable>,
+        key: &dyn Fn(&str) -> String,
+    ) {
+        let gkey = |k: &str| key(&format!("zones.geo.{k}"));
+        let g = g.get_ref();
+        let clients: Vec<IpNet> = g
+            .clients
+            .iter()
+            .filter_map(|n| self.ipnet(n, &gkey("clients")).map(|n| n.trunc()))
+            .collect();
+        if clients.len() < g.clients.len() {
+            return;
+        }
+        if let Err(e) = zone.add_view(clients, g.records.get_ref()) {
+            self.err(
+                &g.records,
+                &gkey("records"),
+                format!("zone `{}`: {e}", zone.origin()),
+                "give each record its TTL (`cdn 60 IN A 10.1.0.20`), and a record of the same name and type in the zone for the askers no view takes; `clients` lists networks (10.1.0.0/16)".to_owned(),
+            );
+        }
+    }
+
     /// How a web server answers the paths below one prefix.
     fn http_path(&mut self, p: &raw::PathTable, key: &dyn Fn(&str) -> String) -> HttpPath {
         let pkey = |k: &str| key(&format!("paths.{k}"));
@@ -1798,7 +1825,12 @@ impl Validator<'_, '_> {
                 for z in &s.zones {
                     let z = z.get_ref();
                     match dns::Zone::parse(z.origin.get_ref(), z.records.get_ref()) {
-                        Ok(zone) => zones.push(zone),
+                        Ok(mut zone) => {
+                            for g in &z.geo {
+                                self.geo_view(&mut zone, g, &key);
+                            }
+                            zones.push(zone)
+                        }
                         Err(e) => self.err(
                             &z.records,
                             &key("zones.records"),
