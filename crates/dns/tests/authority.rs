@@ -367,14 +367,14 @@ fn geo() -> Authority {
     )
     .expect("zone");
     zone.add_view(
-        vec!["10.1.0.0/16".parse().unwrap()],
+        vec!["10.1.0.0/16".parse().expect("valid")],
         "cdn 60 IN A 10.1.0.20",
     )
     .expect("europe");
     zone.add_view(
         vec![
-            "10.2.0.0/16".parse().unwrap(),
-            "10.2.9.0/24".parse().unwrap(),
+            "10.2.0.0/16".parse().expect("valid"),
+            "10.2.9.0/24".parse().expect("valid"),
         ],
         "cdn 60 IN A 10.2.0.20",
     )
@@ -460,7 +460,7 @@ fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
     let echo = echo.expect("the option is echoed");
     assert_eq!(
         (echo.addr(), echo.source_prefix(), echo.scope_prefix()),
-        ("10.2.7.0".parse().unwrap(), 24, 16)
+        ("10.2.7.0".parse().expect("valid"), 24, 16)
     );
     // The longest matching network wins, and sets the scope.
     let (_, echo) = ask_geo(
@@ -469,7 +469,7 @@ fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
         [198, 51, 100, 53],
         Some("10.2.9.0/24"),
     );
-    assert_eq!(echo.unwrap().scope_prefix(), 24);
+    assert_eq!(echo.expect("valid").scope_prefix(), 24);
     // Bits past the source prefix are not the client's: cut, not used.
     let (addrs, echo) = ask_geo(
         &a,
@@ -478,15 +478,15 @@ fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
         Some("10.1.77.77/16"),
     );
     assert_eq!(addrs, ["10.1.0.20"]);
-    assert_eq!(echo.unwrap().addr(), "10.1.0.0".parse::<IpAddr>().unwrap());
+    assert_eq!(echo.expect("valid").addr(), "10.1.0.0".parse::<IpAddr>().expect("valid"));
     // No region's client: the default, for that subnet only.
     let (addrs, echo) = ask_geo(&a, "cdn.example.com.", [10, 1, 0, 53], Some("192.0.2.0/24"));
     assert_eq!(addrs, ["203.0.113.20"]);
-    assert_eq!(echo.unwrap().scope_prefix(), 24);
+    assert_eq!(echo.expect("valid").scope_prefix(), 24);
     // /0: the resolver wants what everyone gets, whoever it is.
     let (addrs, echo) = ask_geo(&a, "cdn.example.com.", [10, 1, 0, 53], Some("0.0.0.0/0"));
     assert_eq!(addrs, ["203.0.113.20"]);
-    assert_eq!(echo.unwrap().scope_prefix(), 0);
+    assert_eq!(echo.expect("valid").scope_prefix(), 0);
     // A name no view has holds for everyone: scope 0.
     let (_, echo) = ask_geo(
         &a,
@@ -494,7 +494,7 @@ fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
         [198, 51, 100, 53],
         Some("10.2.7.0/24"),
     );
-    assert_eq!(echo.unwrap().scope_prefix(), 0);
+    assert_eq!(echo.expect("valid").scope_prefix(), 0);
 }
 
 #[test]
@@ -502,7 +502,7 @@ fn a_view_must_override_a_record_the_zone_has() {
     let mut zone = Zone::parse("example.com.", EXAMPLE).expect("zone");
     let err = zone
         .add_view(
-            vec!["10.1.0.0/16".parse().unwrap()],
+            vec!["10.1.0.0/16".parse().expect("valid")],
             "nowhere 60 IN A 10.1.0.9",
         )
         .expect_err("no default for nowhere");

@@ -1061,10 +1061,10 @@ records = "img 60 IN A 10.3.0.80"
     let crate::ServiceSettings::DnsAuthoritative(ns) = &lab.services[0].settings else {
         panic!("an authoritative server");
     };
-    let cdn = dns::hickory_proto::rr::LowerName::new(&"cdn.example.com.".parse().unwrap());
+    let cdn = dns::hickory_proto::rr::LowerName::new(&"cdn.example.com.".parse().expect("valid"));
     let a = dns::hickory_proto::rr::RecordType::A;
     let (_, scope) = ns.zones[0]
-        .rrset_for(&cdn, a, Some("10.3.4.5".parse().unwrap()))
+        .rrset_for(&cdn, a, Some("10.3.4.5".parse().expect("valid")))
         .expect("cdn");
     assert_eq!(scope, dns::Scope::View(16));
 }
