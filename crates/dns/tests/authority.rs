@@ -478,7 +478,10 @@ fn a_client_subnet_chooses_the_view_and_the_answer_says_for_whom_it_holds() {
         Some("10.1.77.77/16"),
     );
     assert_eq!(addrs, ["10.1.0.20"]);
-    assert_eq!(echo.expect("valid").addr(), "10.1.0.0".parse::<IpAddr>().expect("valid"));
+    assert_eq!(
+        echo.expect("valid").addr(),
+        "10.1.0.0".parse::<IpAddr>().expect("valid")
+    );
     // No region's client: the default, for that subnet only.
     let (addrs, echo) = ask_geo(&a, "cdn.example.com.", [10, 1, 0, 53], Some("192.0.2.0/24"));
     assert_eq!(addrs, ["203.0.113.20"]);

@@ -1,5 +1,7 @@
-//! An HTTP/1.1 load balancer (a reverse proxy) on a service host: hyper
-//! on both sides, the `balancer` crate's [`Pool`] choosing the backend.
+//! An HTTP load balancer (a reverse proxy) on a service host: the proxy
+//! engine ([`crate::proxy`]) serves clients, keeps backend connections and
+//! applies the header rules; the `balancer` crate's [`Pool`] chooses the
+//! backend. What is here is what the balancer decides.
 //!
 //! For each request it picks a backend (a sticky cookie's first, when it
 //! is available), takes a kept-alive connection to it from its idle list
@@ -19,33 +21,23 @@
 //! that must answer with the expected status, or a TCP connection).
 
 use crate::balancing::{self, Check, SharedPool};
-use crate::deadline::{Busy, Deadlined};
 use crate::lock;
+use crate::proxy::{self, Answer, AtEnd, Client, Failure, Front, Handler, Tracked, Upstreams};
 use balancer::{Outcome, Pick, Pool};
-use bytes::Bytes;
 use hoststack::Host;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Either, Empty, Full};
+use http_body::Body;
+use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE,
-};
-use hyper::service::service_fn;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio_rustls::TlsAcceptor;
 use wire::ratelimit::PerClient;
+
+use crate::proxy::Tls;
 
 #[derive(Debug)]
 pub struct Config {
@@ -74,18 +66,6 @@ pub struct Config {
     /// that); past it, 429.
     pub requests_per_sec_per_client: Option<u32>,
 }
-
-/// Streams one HTTP/2 client connection may have open at once (each may
-/// hold a backend connection): HAProxy's default is 100, nginx's 128;
-/// the lab's pools are a few backends, so fewer.
-const H2_STREAMS: u32 = 32;
-/// How often an HTTP/2 connection is pinged while open; one that does not
-/// answer within the header timeout is closed (RFC 9113 6.7).
-const H2_PING: Duration = Duration::from_secs(20);
-/// A client connection over which no byte moved for this long is closed
-/// even with a request in flight (nginx's `send_timeout`), or twice the
-/// request timeout if that is longer, so that a slow backend is not cut.
-const CLIENT_IDLE: Duration = Duration::from_secs(60);
 
 /// Client addresses with a request budget at most; past it the one heard
 /// from least recently is forgotten.
@@ -125,42 +105,6 @@ impl Route {
     }
 }
 
-/// An HTTPS listener: its port and the server's certificate and ALPN.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    pub port: u16,
-    pub config: Arc<rustls::ServerConfig>,
-}
-
-impl Tls {
-    /// A listener on `port` with `chain` and `key`, offering HTTP/2 and
-    /// HTTP/1.1 by ALPN.
-    pub fn new(
-        port: u16,
-        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-        key: rustls::pki_types::PrivateKeyDer<'static>,
-    ) -> Result<Tls, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Tls {
-            port,
-            config: Arc::new(config),
-        })
-    }
-}
-
-/// Idle kept-alive connections kept per backend at most.
-const IDLE_PER_BACKEND: usize = 64;
-
-type ReqBody = BoxBody<Bytes, hyper::Error>;
-type Sender = hyper::client::conn::http1::SendRequest<ReqBody>;
-/// What a client gets: a page of the balancer's own, or a backend's body.
-type Answer = Response<Either<Full<Bytes>, Tracked>>;
-
 counters! {
     /// What the balancer counts, beside each backend's own figures.
     struct Counters {
@@ -173,26 +117,18 @@ counters! {
         timeout_504,
         too_large_413,
         rate_limited_429,
-        connections_opened,
-        connections_reused,
-        /// TLS handshakes that failed or timed out.
-        tls_failures,
-        /// Connections upgraded (WebSockets) and joined to a backend.
-        upgrades,
     }
 }
 
 /// A running balancer.
 struct Lb {
-    host: Host,
+    upstreams: Upstreams,
     config: Config,
     /// The routes, in order, with their pools.
     routes: Vec<(Route, SharedPool)>,
     /// The pool of requests no route takes.
     default: SharedPool,
-    /// Kept-alive connections by backend address (shared by the pools).
-    idle: Mutex<HashMap<SocketAddr, Vec<Sender>>>,
-    counters: Arc<Counters>,
+    counters: Counters,
     /// Each client address's request budget, if limited.
     budgets: Option<Mutex<PerClient<IpAddr>>>,
     /// When the balancer started: the budgets' clock counts from it.
@@ -203,51 +139,6 @@ struct Lb {
 }
 
 impl Lb {
-    /// Serves one client connection: HTTP/1.1 (kept alive, headers within
-    /// the header timeout) or HTTP/2 (by ALPN, or a client's preface).
-    async fn serve_connection<S>(self: Arc<Self>, io: S, client: Client)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let timeout = self.config.header_timeout;
-        let lb = self.clone();
-        let peer = client.peer;
-        let busy = Busy::default();
-        let requests = busy.clone();
-        let service = service_fn(move |req| {
-            let (lb, client, request) = (lb.clone(), client.clone(), requests.enter());
-            async move {
-                let answer = lb.handle(req, client).await;
-                if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    request.keep();
-                }
-                Ok::<_, Infallible>(answer)
-            }
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(timeout);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(H2_STREAMS)
-            .keep_alive_interval(H2_PING)
-            .keep_alive_timeout(timeout);
-        // hyper's timers cover HTTP/1 headers once it knows the protocol;
-        // these cover the rest: the bytes that tell the protocol, an
-        // HTTP/2 connection with no request in flight, a client that
-        // stopped reading (crate::deadline).
-        let idle = CLIENT_IDLE.max(self.config.request_timeout * 2);
-        let io = Deadlined::new(io, timeout, idle, busy);
-        let served = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(e) = served.await {
-            tracing::debug!(%peer, "balancer connection ended: {e}");
-        }
-    }
-
     /// The pool a request for `host` and `path` goes to.
     fn route(&self, host: &str, path: &str) -> SharedPool {
         self.routes
@@ -259,47 +150,6 @@ impl Lb {
 
     fn now(&self) -> Instant {
         balancing::now()
-    }
-
-    /// A kept-alive connection to the backend at `addr`, or a new one.
-    async fn connection(&self, addr: SocketAddr) -> io::Result<Sender> {
-        loop {
-            let idle = lock(&self.idle).get_mut(&addr).and_then(Vec::pop);
-            let Some(mut sender) = idle else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            // Ready at once, or within a moment (the last answer's end).
-            let ready = tokio::time::timeout(Duration::from_millis(50), sender.ready()).await;
-            if matches!(ready, Ok(Ok(()))) {
-                self.counters
-                    .connections_reused
-                    .fetch_add(1, Ordering::Relaxed);
-                return Ok(sender);
-            }
-        }
-        let connect = self.host.connect(addr);
-        let stream = tokio::time::timeout(self.config.connect_timeout, connect)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(io::Error::other)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        self.counters
-            .connections_opened
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(sender)
-    }
-
-    fn keep(&self, addr: SocketAddr, sender: Sender) {
-        let mut idle = lock(&self.idle);
-        let list = idle.entry(addr).or_default();
-        if list.len() < IDLE_PER_BACKEND && !sender.is_closed() {
-            list.push(sender);
-        }
     }
 
     /// Takes one request from `client`'s budget, if requests are limited.
@@ -350,7 +200,7 @@ impl Lb {
         pool.pick(now, key, tried)
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, client: Client) -> Answer {
+    async fn answer(self: Arc<Self>, req: Request<Incoming>, client: Client) -> Answer {
         let peer = client.peer;
         let start = self.now();
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +242,7 @@ impl Lb {
         mut req: Request<Incoming>,
         client: &Client,
     ) -> (Answer, Option<String>) {
-        let (peer, proto) = (client.peer, client.proto);
+        let peer = client.peer;
         let too_big = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -450,10 +300,11 @@ impl Lb {
         let replayable = idempotent && req.body().is_end_stream();
         // An Upgrade (a WebSocket) is passed on; the client's side of it is
         // taken now, to join to the backend's once it agrees (101).
-        let upgrade = upgrade_of(req.headers());
+        let upgrade = proxy::upgrade_of(req.headers());
         let replayable = replayable && upgrade.is_none();
         let mut client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let mut req = Some(self.outgoing(req, peer, proto, upgrade));
+        let mut req =
+            Some(proxy::outgoing(req, &self.config.name, client, upgrade).map(BodyExt::boxed));
         let mut tried = Vec::new();
         // What the client gets if the last backend tried was the last one.
         let mut failed = None;
@@ -476,7 +327,7 @@ impl Lb {
             client.probe.note("lb-pick", || pick.why.clone());
             tried.push(pick.index);
             lock(&pool).started(pick.index);
-            let sender = match self.connection(pick.addr).await {
+            let sender = match self.upstreams.connection(pick.addr).await {
                 Ok(s) => s,
                 Err(e) => {
                     let now = self.now();
@@ -505,7 +356,7 @@ impl Lb {
                 );
             };
             if replayable {
-                req = Some(copy_of(&outgoing));
+                req = Some(proxy::copy_of(&outgoing));
             }
             match self
                 .exchange(&pool, sender, outgoing, pick, client_side.take())
@@ -535,32 +386,29 @@ impl Lb {
     async fn exchange(
         self: &Arc<Self>,
         pool: &SharedPool,
-        mut sender: Sender,
-        req: Request<ReqBody>,
+        mut sender: proxy::Sender,
+        req: Request<proxy::ReqBody>,
         pick: Pick,
         client_side: Option<hyper::upgrade::OnUpgrade>,
     ) -> Exchange {
         let sent = self.now();
-        let answer =
-            tokio::time::timeout(self.config.request_timeout, sender.send_request(req)).await;
+        let timeout = self.config.request_timeout;
+        let answer = Upstreams::send(&mut sender, req, timeout).await;
         let now = self.now();
         let latency = now.saturating_duration_since(sent);
         let name = Some(pick.name.clone());
         let response = match answer {
-            Err(_) => {
+            Err(Failure::Timeout) => {
                 lock(pool).finished(now, pick.index, Outcome::Timeout);
-                let why = format!(
-                    "{} did not answer within {:?}",
-                    pick.name, self.config.request_timeout
-                );
+                let why = format!("{} did not answer within {timeout:?}", pick.name);
                 return Exchange::Answered((self.page(StatusCode::GATEWAY_TIMEOUT, &why), name));
             }
-            Ok(Err(e)) => {
+            Err(Failure::Broken(e)) => {
                 lock(pool).finished(now, pick.index, Outcome::Reset);
                 let why = format!("{} broke the connection: {e}", pick.name);
                 return Exchange::Broken((self.page(StatusCode::BAD_GATEWAY, &why), name));
             }
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
         };
         let outcome = if response.status().is_server_error() {
             Outcome::ServerError { latency }
@@ -571,129 +419,48 @@ impl Lb {
             (response.status(), client_side)
         {
             lock(pool).finished(now, pick.index, outcome);
-            return Exchange::Answered((self.join(client_side, response), name));
+            return Exchange::Answered((self.upstreams.join(client_side, response), name));
         }
         let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.config.name)) {
-            parts.headers.append(HeaderName::from_static("via"), via);
-        }
+        proxy::answer_head(&mut parts.headers, &self.config.name);
         if let Some(c) = &self.config.sticky_cookie {
             if let Ok(v) = HeaderValue::from_str(&format!("{c}={}; Path=/; HttpOnly", pick.name)) {
                 parts.headers.append(hyper::header::SET_COOKIE, v);
             }
         }
-        let tracked = Tracked {
-            body,
-            done: Some(Done {
-                lb: self.clone(),
-                pool: pool.clone(),
-                addr: pick.addr,
-                index: pick.index,
-                outcome,
-                sender: Some(sender),
-                ended: false,
-            }),
-        };
-        Exchange::Answered((Response::from_parts(parts, Either::Right(tracked)), name))
-    }
-
-    /// The backend agreed to an upgrade: the client gets its 101 (headers
-    /// as the backend gave them), and the two connections are joined, byte
-    /// for byte, until either closes.
-    fn join(
-        &self,
-        client_side: hyper::upgrade::OnUpgrade,
-        mut response: Response<Incoming>,
-    ) -> Answer {
-        self.counters.upgrades.fetch_add(1, Ordering::Relaxed);
-        let backend_side = hyper::upgrade::on(&mut response);
-        tokio::spawn(async move {
-            if let (Ok(c), Ok(b)) = tokio::join!(client_side, backend_side) {
-                let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
-                let _ = tokio::io::copy_bidirectional(&mut c, &mut b).await;
+        // Once the answer has gone to the client, the pool hears how it
+        // went, and the connection serves again if it was read to its end.
+        let (lb, pool, addr) = (self.clone(), pool.clone(), pick.addr);
+        let at_end: AtEnd = Box::new(move |ended| {
+            lock(&pool).finished(lb.now(), pick.index, outcome);
+            if ended {
+                lb.upstreams.keep(addr, sender);
             }
         });
-        let (parts, _) = response.into_parts();
-        Response::from_parts(parts, Either::Left(Full::default()))
-    }
-
-    /// The request as it goes to a backend (with `upgrade`, the protocol it
-    /// asks to switch to).
-    fn outgoing(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        proto: &'static str,
-        upgrade: Option<HeaderValue>,
-    ) -> Request<ReqBody> {
-        let (mut parts, body) = req.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(protocol) = upgrade {
-            parts.headers.insert(UPGRADE, protocol);
-            parts
-                .headers
-                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-        // Backends speak HTTP/1.1; an HTTP/2 request names its host in
-        // its URI (:authority), HTTP/1.1 in the Host header.
-        parts.version = hyper::Version::HTTP_11;
-        if !parts.headers.contains_key(HOST) {
-            let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-            if let Some(v) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
-                parts.headers.insert(HOST, v);
-            }
-        }
-        let h = &mut parts.headers;
-        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(before) => format!("{before}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            h.insert(HeaderName::from_static("x-forwarded-for"), v);
-        }
-        h.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static(proto),
-        );
-        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.config.name)) {
-            h.append(HeaderName::from_static("via"), via);
-        }
-        // Origin form to the backend; the Host header stays the client's.
-        if let Some(pq) = parts.uri.path_and_query() {
-            if let Ok(uri) = pq.as_str().parse() {
-                parts.uri = uri;
-            }
-        }
-        Request::from_parts(parts, body.boxed())
+        let body = Either::Right(Tracked::new(body, at_end));
+        Exchange::Answered((Response::from_parts(parts, body), name))
     }
 
     /// One of the balancer's own pages.
     fn page(&self, status: StatusCode, why: &str) -> Answer {
-        let text = format!(
-            "{} {}\n{}: {why}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            self.config.name
-        );
-        let mut r = Response::new(Either::Left(Full::new(Bytes::from(text))));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r
+        proxy::page(&self.config.name, status, why)
     }
 }
 
-/// A client connection: its address, `http` or `https`, and what tells
-/// which traced frame brought its request (the balancer's decisions are
-/// noted on it).
-#[derive(Debug, Clone)]
-struct Client {
-    peer: SocketAddr,
-    proto: &'static str,
-    probe: hoststack::TraceProbe,
+impl Handler for Lb {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: Client,
+    ) -> impl std::future::Future<Output = Answer> + Send {
+        self.answer(req, client)
+    }
+}
+
+impl AsRef<Upstreams> for Lb {
+    fn as_ref(&self) -> &Upstreams {
+        &self.upstreams
+    }
 }
 
 /// What became of a request sent to a backend.
@@ -703,20 +470,6 @@ enum Exchange {
     Answered((Answer, Option<String>)),
     /// The connection broke before any answer (a page saying so).
     Broken((Answer, Option<String>)),
-}
-
-/// A bodiless request again, to send to another backend.
-fn copy_of(req: &Request<ReqBody>) -> Request<ReqBody> {
-    let mut copy = Request::new(
-        Empty::<Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
 }
 
 /// A cookie's value from the request's Cookie headers.
@@ -731,131 +484,22 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The protocol an HTTP/1.1 request asks to upgrade to (`Upgrade:` with
-/// `upgrade` among its Connection options), as a WebSocket client does.
-fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
-    let asked = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|o| o.trim().eq_ignore_ascii_case("upgrade"));
-    asked.then(|| h.get(UPGRADE).cloned()).flatten()
-}
-
-/// Removes the headers that belong to one connection (RFC 9110 7.6.1),
-/// and those the Connection header names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<String> = h
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for n in named {
-        h.remove(n.as_str());
-    }
-    for n in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        h.remove(n);
-    }
-}
-
-/// What happens when a backend's answer has been passed on: the pool
-/// hears the outcome, and the connection goes back to the idle list if the
-/// answer was read to its end.
-struct Done {
-    lb: Arc<Lb>,
-    pool: SharedPool,
-    addr: SocketAddr,
-    index: usize,
-    outcome: Outcome,
-    sender: Option<Sender>,
-    ended: bool,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        let now = self.lb.now();
-        lock(&self.pool).finished(now, self.index, self.outcome);
-        if let Some(sender) = self.sender.take().filter(|_| self.ended) {
-            self.lb.keep(self.addr, sender);
-        }
-    }
-}
-
-/// A backend's body on its way to the client.
-struct Tracked {
-    body: Incoming,
-    done: Option<Done>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        // An empty body (a 204, a HEAD's answer) is never polled.
-        if self.body.is_end_stream() {
-            if let Some(done) = &mut self.done {
-                done.ended = true;
-            }
-        }
-    }
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        // The end: no more frames, or the last one (a body of known length
-        // is not polled past it).
-        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
-            if let Some(mut done) = self.done.take() {
-                done.ended = true;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
 /// Balances HTTP on the host until the task is dropped; the handle
 /// answers `scratchnet lb` commands and reports the pool's state.
 pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
-    let listener = host.listen(config.port, 1024)?;
-    let tls = match &config.tls {
-        Some(t) => Some((
-            host.listen(t.port, 1024)?,
-            TlsAcceptor::from(t.config.clone()),
-        )),
-        None => None,
-    };
     let routes: Vec<(Route, SharedPool)> = config
         .routes
         .iter()
         .map(|r| (r.clone(), Arc::new(Mutex::new(r.pool.clone()))))
         .collect();
+    let front = Front {
+        port: config.port,
+        tls: config.tls.clone(),
+        header_timeout: config.header_timeout,
+        request_timeout: config.request_timeout,
+    };
     let lb = Arc::new(Lb {
-        host,
+        upstreams: Upstreams::new(host, config.connect_timeout),
         routes,
         default: Arc::new(Mutex::new(config.pool.clone())),
         budgets: config
@@ -863,8 +507,7 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
             .map(|r| Mutex::new(PerClient::new(r, r.saturating_mul(2), RATE_CLIENTS))),
         started: balancing::now(),
         config,
-        idle: Mutex::new(HashMap::new()),
-        counters: Arc::new(Counters::default()),
+        counters: Counters::default(),
         retry_budget: AtomicU64::new(10_000),
     });
     let mut labelled: Vec<(String, SharedPool)> = lb
@@ -874,52 +517,23 @@ pub fn serve(host: Host, config: Config) -> io::Result<crate::Serving> {
         .collect();
     labelled.push(("default".to_owned(), lb.default.clone()));
     let counters = {
-        let c = lb.counters.clone();
-        move || c.json()
-    };
-    let checks = balancing::run_all_checks(&lb.host, &labelled, &lb.config.check, &lb.config.name);
-    let https = {
         let lb = lb.clone();
-        async move {
-            let Some((listener, acceptor)) = tls else {
-                return std::future::pending().await;
-            };
-            loop {
-                let (stream, peer) = listener.accept().await?;
-                let (lb, acceptor) = (lb.clone(), acceptor.clone());
-                let client = Client {
-                    peer,
-                    proto: "https",
-                    probe: stream.trace_probe(),
-                };
-                tokio::spawn(async move {
-                    let handshake = acceptor.accept(stream);
-                    match tokio::time::timeout(lb.config.header_timeout, handshake).await {
-                        Ok(Ok(tls)) => lb.serve_connection(tls, client).await,
-                        _ => {
-                            lb.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
+        move || {
+            let mut figures = lb.counters.json();
+            if let (Some(all), serde_json::Value::Object(engine)) =
+                (figures.as_object_mut(), lb.upstreams.json())
+            {
+                all.extend(engine);
             }
+            figures
         }
     };
-    let http = async move {
-        loop {
-            let (stream, peer) = listener.accept().await?;
-            let client = Client {
-                peer,
-                proto: "http",
-                probe: stream.trace_probe(),
-            };
-            tokio::spawn(lb.clone().serve_connection(stream, client));
-        }
-    };
-    let serving = async move {
-        tokio::select! {
-            r = http => r,
-            r = https => r,
-        }
-    };
+    let checks = balancing::run_all_checks(
+        lb.upstreams.host(),
+        &labelled,
+        &lb.config.check,
+        &lb.config.name,
+    );
+    let serving = proxy::serve(lb, front)?;
     Ok(balancing::serving(labelled, counters, serving, checks))
 }

@@ -6,6 +6,8 @@
 //! * [`echo`]: TCP and UDP echo (RFC 862);
 //! * [`dns`]: an authoritative DNS server and a recursive resolver, over
 //!   UDP and TCP;
+//! * [`proxy`]: the reverse-proxy engine the HTTP balancer (and the cache)
+//!   build on: the front, upstream connections, header rules, pages;
 //! * [`lb`]: an HTTP load balancer over backends anywhere in the lab;
 //! * [`l4`]: TCP and UDP load balancers.
 //!
@@ -39,6 +41,7 @@ pub mod echo;
 pub mod http;
 pub mod l4;
 pub mod lb;
+pub mod proxy;
 mod world;
 
 pub use balancing::Check;

@@ -67,7 +67,7 @@ fn check(settings: &LbSettings) -> services::Check {
 
 /// The HTTPS listener of balancer `spec`: a certificate from the lab's CA
 /// for the names the lab's zones give its address, and its own name.
-fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::lb::Tls> {
+fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::proxy::Tls> {
     let ca = lab
         .ca()
         .ok_or_else(|| io::Error::other("the lab has no certificate authority"))?;
@@ -78,7 +78,7 @@ fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::lb:
     names.push(spec.name.clone());
     let issued = ca.issue(&names, &addrs).map_err(io::Error::other)?;
     tracing::info!(lb = %spec.name, "HTTPS on :{port} for {}", issued.names.join(", "));
-    services::lb::Tls::new(port, issued.chain, issued.key).map_err(io::Error::other)
+    services::proxy::Tls::new(port, issued.chain, issued.key).map_err(io::Error::other)
 }
 
 impl Service for HttpLb {
