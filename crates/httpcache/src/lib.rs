@@ -1,0 +1,514 @@
+//! A shared HTTP cache, sans-IO: requests and answers in, decisions out,
+//! no sockets and no clock of its own (every call takes `now`).
+//!
+//! * **What may be stored and for how long** is RFC 9111's, as the
+//!   http-cache-semantics crate reads it for a shared cache: `no-store`,
+//!   `private`, `s-maxage`, `max-age`, `Expires`, the 10 % heuristic from
+//!   `Last-Modified`, the request's own `Cache-Control`, `Vary`, `Age`.
+//! * **The store** ([`Cache`]) is quick_cache's S3-FIFO, bounded in bytes:
+//!   one entry per URL (host and path), holding up to
+//!   [`Config::max_variants`] variants that `Vary` tells apart; an object
+//!   larger than [`Config::max_object`] is never stored.
+//! * **A lookup** ([`Cache::lookup`]) says fresh (serve it), stale (send
+//!   the revalidation request it gives, or serve it stale where RFC 5861's
+//!   `stale-while-revalidate` or `stale-if-error` allow), or missing, and
+//!   why ([`Miss`]).
+//! * **Ranges** ([`range`]) are cut from a stored whole object.
+//! * **Purge** by URL or by prefix.
+
+mod range;
+
+pub use range::{range, Range};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, AGE, CACHE_CONTROL, DATE};
+use http::{request, response, Method, Request, StatusCode};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How big the store and what is in it may grow.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// The store's bound: bodies, headers and bookkeeping, in bytes.
+    pub capacity: u64,
+    /// The largest body stored; larger ones pass through.
+    pub max_object: u64,
+    /// Variants (by `Vary`) kept for one URL; a new one pushes out the
+    /// oldest.
+    pub max_variants: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            capacity: 256 << 20,
+            max_object: 8 << 20,
+            max_variants: 8,
+        }
+    }
+}
+
+/// What every stored object costs beside its body and headers.
+const OVERHEAD: u64 = 512;
+
+/// One stored answer: its head and body, the policy that says when it may
+/// be reused, and RFC 5861's windows.
+#[derive(Debug)]
+pub struct Variant {
+    policy: CachePolicy,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    /// Its freshness lifetime, as it was stored.
+    lifetime: Duration,
+    /// `stale-while-revalidate` and `stale-if-error`, if allowed at all.
+    while_revalidate: Duration,
+    if_error: Duration,
+}
+
+impl Variant {
+    fn weight(&self) -> u64 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        self.body.len() as u64 + headers as u64 + OVERHEAD
+    }
+
+    /// How long past its freshness it is at `now`.
+    fn staleness(&self, now: SystemTime) -> Duration {
+        self.policy.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// The answer as it goes to a client at `now`: its headers with `Age`
+    /// and `Date` brought up to date.
+    pub fn serve(&self, now: SystemTime) -> Served {
+        let (mut head, ()) = http::Response::new(()).into_parts();
+        head.status = self.status;
+        head.headers = self.headers.clone();
+        let age = self.policy.age(now).as_secs();
+        head.headers.insert(AGE, HeaderValue::from(age));
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+            head.headers.insert(DATE, date);
+        }
+        Served {
+            head,
+            body: self.body.clone(),
+            age: Duration::from_secs(age),
+        }
+    }
+
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+}
+
+/// A stored answer on its way to a client.
+#[derive(Debug)]
+pub struct Served {
+    pub head: response::Parts,
+    pub body: Bytes,
+    /// Its `Age`.
+    pub age: Duration,
+}
+
+/// Why a lookup found nothing to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// Nothing is stored for the URL.
+    NotStored,
+    /// Answers are stored, but for other values of the headers their
+    /// `Vary` names.
+    VaryMismatch,
+}
+
+impl Miss {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Miss::NotStored => "not in the cache",
+            Miss::VaryMismatch => "Vary mismatch",
+        }
+    }
+}
+
+/// A stored answer that may not be served as it is.
+#[derive(Debug)]
+pub struct Stale {
+    pub variant: Arc<Variant>,
+    /// The request to send upstream: the client's, with the stored
+    /// answer's validators (If-None-Match, If-Modified-Since).
+    pub revalidate: request::Parts,
+    /// How long past its freshness it is (zero if it is fresh but the
+    /// request asked for a check, `no-cache` or `max-age=0`).
+    pub staleness: Duration,
+}
+
+impl Stale {
+    /// Whether it may be served while it is revalidated in the
+    /// background (RFC 5861 3).
+    pub fn while_revalidating(&self) -> bool {
+        self.staleness > Duration::ZERO && self.staleness <= self.variant.while_revalidate
+    }
+
+    /// Whether it may be served because the origin failed (RFC 5861 4):
+    /// within the answer's `stale-if-error`, or the request's.
+    pub fn if_error(&self, request: &HeaderMap) -> bool {
+        let asked = directive(request, "stale-if-error");
+        let window = self.variant.if_error.max(asked.unwrap_or_default());
+        self.variant.may_be_stale() && self.staleness <= window
+    }
+}
+
+impl Variant {
+    /// Whether any directive forbids serving it stale (RFC 9111 4.2.4).
+    fn may_be_stale(&self) -> bool {
+        !(has(&self.headers, "must-revalidate")
+            || has(&self.headers, "proxy-revalidate")
+            || has(&self.headers, "no-cache")
+            || has(&self.headers, "s-maxage"))
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    Fresh(Arc<Variant>),
+    Stale(Box<Stale>),
+    Miss(Miss),
+}
+
+/// Why an answer was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStored {
+    /// RFC 9111 3 says no: no-store, private, an uncacheable status or
+    /// method, Authorization without public, nothing to say how long.
+    NotCacheable,
+    /// `Vary: *`: no request would ever match it.
+    VaryStar,
+    /// Its body is larger than the largest object stored.
+    TooLarge,
+}
+
+impl NotStored {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotStored::NotCacheable => "not cacheable",
+            NotStored::VaryStar => "Vary: *",
+            NotStored::TooLarge => "too large to store",
+        }
+    }
+}
+
+/// Variants stored for one URL.
+type Entry = Arc<[Arc<Variant>]>;
+
+#[derive(Clone)]
+struct Weigh;
+
+impl quick_cache::Weighter<String, Entry> for Weigh {
+    fn weight(&self, _: &String, entry: &Entry) -> u64 {
+        entry.iter().map(|v| v.weight()).sum::<u64>().max(1)
+    }
+}
+
+/// Counts what the store pushed out to make room.
+#[derive(Clone, Default)]
+struct Evictions(Arc<AtomicU64>);
+
+impl quick_cache::Lifecycle<String, Entry> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: String, _: Entry) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Store =
+    quick_cache::sync::Cache<String, Entry, Weigh, quick_cache::DefaultHashBuilder, Evictions>;
+
+/// The cache: a bounded store of answers by URL and variant.
+pub struct Cache {
+    store: Store,
+    config: Config,
+    evictions: Evictions,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.config)
+            .field("entries", &self.store.len())
+            .field("bytes", &self.store.weight())
+            .finish()
+    }
+}
+
+/// One URL's entry as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub variants: usize,
+    pub bytes: u64,
+    /// The first variant's age and time to live.
+    pub age: Duration,
+    pub ttl: Duration,
+}
+
+impl Cache {
+    pub fn new(config: Config) -> Cache {
+        let evictions = Evictions::default();
+        // A guess at how many objects fit (quick_cache sizes its tables by
+        // it): 16 KiB each.
+        let items = usize::try_from(config.capacity / (16 << 10)).unwrap_or(1 << 20);
+        let store = Store::with(
+            items.max(64),
+            config.capacity,
+            Weigh,
+            quick_cache::DefaultHashBuilder::default(),
+            evictions.clone(),
+        );
+        Cache {
+            store,
+            config,
+            evictions,
+        }
+    }
+
+    /// The store key of a request: its host (lower case, as it came) and
+    /// its path and query.
+    pub fn key(host: &str, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", host.to_ascii_lowercase())
+    }
+
+    /// What the cache has for `req` (a GET or HEAD in origin form, with
+    /// its Host) at `now`.
+    pub fn lookup(&self, key: &str, req: &Request<()>, now: SystemTime) -> Lookup {
+        let Some(entry) = self.store.get(key) else {
+            return Lookup::Miss(Miss::NotStored);
+        };
+        let mut stale = None;
+        for v in entry.iter() {
+            match v.policy.before_request(req, now) {
+                BeforeRequest::Fresh(_) => return Lookup::Fresh(v.clone()),
+                BeforeRequest::Stale {
+                    request,
+                    matches: true,
+                } if stale.is_none() => {
+                    stale = Some(Stale {
+                        variant: v.clone(),
+                        revalidate: request,
+                        staleness: v.staleness(now),
+                    });
+                }
+                BeforeRequest::Stale { .. } => {}
+            }
+        }
+        match stale {
+            Some(s) => Lookup::Stale(Box::new(s)),
+            None => Lookup::Miss(Miss::VaryMismatch),
+        }
+    }
+
+    /// Stores `head` and `body`, the answer to `req` received at `now`, if
+    /// RFC 9111 and the store's bounds let it; the answer as it goes to the
+    /// client either way is the caller's.
+    pub fn store(
+        &self,
+        key: &str,
+        req: &Request<()>,
+        head: &response::Parts,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<(), NotStored> {
+        if body.len() as u64 > self.config.max_object {
+            return Err(NotStored::TooLarge);
+        }
+        if vary_star(&head.headers) {
+            return Err(NotStored::VaryStar);
+        }
+        let policy = CachePolicy::new_options(req, head, now, CacheOptions::default());
+        if !policy.is_storable() || req.method() != Method::GET {
+            return Err(NotStored::NotCacheable);
+        }
+        let variant = Arc::new(variant(
+            policy,
+            head.status,
+            head.headers.clone(),
+            body,
+            now,
+        ));
+        self.put(key, req, variant);
+        Ok(())
+    }
+
+    /// Brings a stale variant up to date from the origin's 304 to the
+    /// revalidation request: its headers merged, its age counted afresh.
+    /// `None` if the 304 does not match it (its validators differ): the
+    /// caller asks again without them.
+    pub fn revalidated(
+        &self,
+        key: &str,
+        req: &Request<()>,
+        stale: &Variant,
+        not_modified: &response::Parts,
+        now: SystemTime,
+    ) -> Option<Arc<Variant>> {
+        let AfterResponse::NotModified(policy, merged) =
+            stale.policy.after_response(req, not_modified, now)
+        else {
+            return None;
+        };
+        let mut headers = merged.headers;
+        headers.remove(AGE);
+        let fresh = Arc::new(variant(
+            policy,
+            stale.status,
+            headers,
+            stale.body.clone(),
+            now,
+        ));
+        self.put(key, req, fresh.clone());
+        Some(fresh)
+    }
+
+    /// Adds `variant`, replacing a stored one that answers the same
+    /// request, the oldest past the bound.
+    fn put(&self, key: &str, req: &Request<()>, variant: Arc<Variant>) {
+        let mut variants: Vec<Arc<Variant>> = Vec::new();
+        if let Some(entry) = self.store.get(key) {
+            variants.extend(entry.iter().filter(|v| !same_variant(v, req)).cloned());
+        }
+        variants.push(variant);
+        let extra = variants.len().saturating_sub(self.config.max_variants);
+        variants.drain(..extra);
+        self.store.insert(key.to_owned(), variants.into());
+    }
+
+    /// Forgets what is stored for one URL; whether there was anything.
+    pub fn purge(&self, key: &str) -> bool {
+        self.store.remove(key).is_some()
+    }
+
+    /// Forgets every URL starting with `prefix`; how many.
+    pub fn purge_prefix(&self, prefix: &str) -> u64 {
+        let purged = AtomicU64::new(0);
+        self.store.retain(|k, _| {
+            let keep = !k.starts_with(prefix);
+            purged.fetch_add(u64::from(!keep), Ordering::Relaxed);
+            keep
+        });
+        purged.into_inner()
+    }
+
+    /// Forgets a URL after a request that may have changed it (RFC 9111
+    /// 4.4: a non-error answer to an unsafe method).
+    pub fn invalidate(&self, key: &str) {
+        self.store.remove(key);
+    }
+
+    /// URLs stored, bytes used, the bound, and objects pushed out so far.
+    pub fn usage(&self) -> (usize, u64, u64, u64) {
+        (
+            self.store.len(),
+            self.store.weight(),
+            self.store.capacity(),
+            self.evictions.0.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Up to `n` of the stored URLs, for `status`.
+    pub fn list(&self, n: usize, now: SystemTime) -> Vec<Listed> {
+        let mut listed: Vec<Listed> = self
+            .store
+            .iter()
+            .take(n)
+            .filter_map(|(key, entry)| {
+                let first = entry.first()?;
+                Some(Listed {
+                    key,
+                    variants: entry.len(),
+                    bytes: entry.iter().map(|v| v.weight()).sum(),
+                    age: first.policy.age(now),
+                    ttl: first.policy.time_to_live(now),
+                })
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        listed
+    }
+}
+
+/// A stored variant of `policy`'s answer.
+fn variant(
+    policy: CachePolicy,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    now: SystemTime,
+) -> Variant {
+    let lifetime = policy.age(now) + policy.time_to_live(now);
+    let while_revalidate = directive(&headers, "stale-while-revalidate").unwrap_or_default();
+    let if_error = directive(&headers, "stale-if-error").unwrap_or_default();
+    let mut v = Variant {
+        policy,
+        status,
+        headers,
+        body,
+        lifetime,
+        while_revalidate,
+        if_error,
+    };
+    if !v.may_be_stale() {
+        v.while_revalidate = Duration::ZERO;
+        v.if_error = Duration::ZERO;
+    }
+    v
+}
+
+/// Whether the stored variant `v` was the answer to a request with the
+/// same values of the headers its `Vary` names as `req`.
+fn same_variant(v: &Variant, req: &Request<()>) -> bool {
+    matches!(
+        v.policy.before_request(req, SystemTime::UNIX_EPOCH),
+        BeforeRequest::Fresh(_) | BeforeRequest::Stale { matches: true, .. }
+    )
+}
+
+fn vary_star(h: &HeaderMap) -> bool {
+    h.get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|n| n.trim() == "*")
+}
+
+/// The directives of a Cache-Control header, lower case, with values.
+fn directives(h: &HeaderMap) -> impl Iterator<Item = (String, Option<String>)> + '_ {
+    h.get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d, ""));
+            let value = value.trim().trim_matches('"');
+            (
+                name.trim().to_ascii_lowercase(),
+                (!value.is_empty()).then(|| value.to_owned()),
+            )
+        })
+}
+
+fn has(h: &HeaderMap, name: &str) -> bool {
+    directives(h).any(|(n, _)| n == name)
+}
+
+/// A Cache-Control directive's value in seconds.
+fn directive(h: &HeaderMap, name: &str) -> Option<Duration> {
+    directives(h)
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v?.parse().ok())
+        .map(Duration::from_secs)
+}
