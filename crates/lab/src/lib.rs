@@ -103,9 +103,7 @@ pub struct Blueprint {
 
 /// A certificate authority for the lab, if a service speaks TLS.
 fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
-    let tls = lab.services.iter().any(
-        |s| matches!(&s.settings, topology::ServiceSettings::HttpLb(l) if l.tls_port.is_some()),
-    );
+    let tls = lab.services.iter().any(|s| s.tls_port().is_some());
     if !tls {
         return Ok(None);
     }
@@ -116,7 +114,7 @@ fn lab_ca(lab: &Topology) -> Result<Option<pki::SharedCa>, LabError> {
     let mut names = Vec::new();
     let mut addrs = Vec::new();
     for s in &lab.services {
-        if matches!(&s.settings, topology::ServiceSettings::HttpLb(l) if l.tls_port.is_some()) {
+        if s.tls_port().is_some() {
             let own = s.addresses();
             names.extend(own.iter().flat_map(|a| view.names_of(*a)));
             names.push(s.name.clone());

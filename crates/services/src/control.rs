@@ -18,6 +18,7 @@ use std::pin::Pin;
 pub enum Command {
     Balancer(PoolCommand),
     Resolver(ResolverCommand),
+    Cache(CacheCommand),
 }
 
 impl Command {
@@ -26,6 +27,7 @@ impl Command {
         match self {
             Command::Balancer(_) => "balancer",
             Command::Resolver(_) => "resolver",
+            Command::Cache(_) => "cache",
         }
     }
 }
@@ -80,6 +82,16 @@ fn a_record() -> String {
     "A".to_owned()
 }
 
+/// A request for a cache (a CDN edge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheCommand {
+    /// Forget what is stored for one URL (`http://HOST/PATH`, `HOST/PATH`).
+    Purge { url: String },
+    /// Forget every URL that starts with `prefix`.
+    PurgePrefix { prefix: String },
+}
+
 /// What a service answered a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +102,8 @@ pub enum Answer {
     Flushed(u64),
     /// A resolver's walk for a question.
     Resolution(Resolution),
+    /// How many URLs a purge forgot.
+    Purged(u64),
 }
 
 /// A resolver's walk for one question, step by step, and its answer.

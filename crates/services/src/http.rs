@@ -226,7 +226,11 @@ async fn respond(
 /// Whether a GET's validators match the answer's (RFC 9110 13.2.2): its
 /// If-None-Match names the answer's entity tag (weakly compared) or is
 /// `*`; or, without one, its If-Modified-Since is at or after `modified`.
-fn not_modified(request: &HeaderMap, answer: &HeaderMap, modified: Option<SystemTime>) -> bool {
+pub(crate) fn not_modified(
+    request: &HeaderMap,
+    answer: &HeaderMap,
+    modified: Option<SystemTime>,
+) -> bool {
     let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     if request.contains_key(IF_NONE_MATCH) {
         let Some(tag) = answer.get(ETAG).and_then(|t| t.to_str().ok()).map(opaque) else {

@@ -9,7 +9,8 @@
 //! * [`proxy`]: the reverse-proxy engine the HTTP balancer (and the cache)
 //!   build on: the front, upstream connections, header rules, pages;
 //! * [`lb`]: an HTTP load balancer over backends anywhere in the lab;
-//! * [`l4`]: TCP and UDP load balancers.
+//! * [`l4`]: TCP and UDP load balancers;
+//! * [`cache`]: a caching reverse proxy, a CDN edge (RFC 9111, RFC 5861).
 //!
 //! Each takes its clocks and seeds from a [`World`], so that a simulated
 //! lab replays exactly.
@@ -34,6 +35,7 @@ macro_rules! counters {
 }
 
 mod balancing;
+pub mod cache;
 mod control;
 mod deadline;
 pub mod dns;
@@ -46,8 +48,8 @@ mod world;
 
 pub use balancing::Check;
 pub use control::{
-    Answer, Command, Control, PoolCommand, Reply, Resolution, ResolutionStep, ResolverCommand,
-    Serving, Task,
+    Answer, CacheCommand, Command, Control, PoolCommand, Reply, Resolution, ResolutionStep,
+    ResolverCommand, Serving, Task,
 };
 pub use world::{World, SIMULATED_EPOCH};
 

@@ -449,13 +449,16 @@ pub(crate) fn page(name: &str, status: StatusCode, why: &str) -> Answer {
     r
 }
 
+/// The body of a request that has none.
+pub(crate) fn empty_body() -> ReqBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// A bodiless request again, to send to another upstream.
 pub(crate) fn copy_of(req: &Request<ReqBody>) -> Request<ReqBody> {
-    let mut copy = Request::new(
-        Empty::<Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut copy = Request::new(empty_body());
     *copy.method_mut() = req.method().clone();
     *copy.uri_mut() = req.uri().clone();
     *copy.version_mut() = req.version();
@@ -507,8 +510,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// another request).
 pub(crate) type AtEnd = Box<dyn FnOnce(bool) + Send>;
 
-/// An upstream's body on its way to the client, with its [`AtEnd`].
+/// An upstream's body on its way to the client (after bytes of it
+/// already read, if any), with its [`AtEnd`].
 pub struct Tracked {
+    prefix: Option<Bytes>,
     body: Incoming,
     at_end: Option<AtEnd>,
     ended: bool,
@@ -516,7 +521,13 @@ pub struct Tracked {
 
 impl Tracked {
     pub(crate) fn new(body: Incoming, at_end: AtEnd) -> Tracked {
+        Tracked::after(Bytes::new(), body, at_end)
+    }
+
+    /// The rest of `body`, after `prefix` read from it already.
+    pub(crate) fn after(prefix: Bytes, body: Incoming, at_end: AtEnd) -> Tracked {
         Tracked {
+            prefix: (!prefix.is_empty()).then_some(prefix),
             body,
             at_end: Some(at_end),
             ended: false,
@@ -541,7 +552,7 @@ impl std::fmt::Debug for Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         // An empty body (a 204, a HEAD's answer) is never polled.
-        self.ended |= self.body.is_end_stream();
+        self.ended |= self.prefix.is_none() && self.body.is_end_stream();
         self.finish();
     }
 }
@@ -554,6 +565,9 @@ impl Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         // The end: no more frames, or the last one (a body of known length
         // is not polled past it).
@@ -565,10 +579,17 @@ impl Body for Tracked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.prefix.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        let before = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let rest = self.body.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + before);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + before);
+        }
+        hint
     }
 }

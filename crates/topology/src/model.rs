@@ -279,10 +279,11 @@ pub enum ServiceKind {
     UdpLb,
     DnsAuthoritative,
     DnsResolver,
+    Cache,
 }
 
 impl ServiceKind {
-    pub const ALL: [ServiceKind; 7] = [
+    pub const ALL: [ServiceKind; 8] = [
         ServiceKind::Http,
         ServiceKind::Echo,
         ServiceKind::HttpLb,
@@ -290,6 +291,7 @@ impl ServiceKind {
         ServiceKind::UdpLb,
         ServiceKind::DnsAuthoritative,
         ServiceKind::DnsResolver,
+        ServiceKind::Cache,
     ];
 
     /// The kind's name in a topology file.
@@ -302,6 +304,7 @@ impl ServiceKind {
             ServiceKind::UdpLb => "udp-lb",
             ServiceKind::DnsAuthoritative => "dns-authoritative",
             ServiceKind::DnsResolver => "dns-resolver",
+            ServiceKind::Cache => "cache",
         }
     }
 
@@ -332,6 +335,15 @@ impl ServiceSpec {
         self.settings.kind()
     }
 
+    /// The port it serves HTTPS on, if it does.
+    pub fn tls_port(&self) -> Option<u16> {
+        match &self.settings {
+            ServiceSettings::HttpLb(l) => l.tls_port,
+            ServiceSettings::Cache(c) => c.tls_port,
+            _ => None,
+        }
+    }
+
     /// Its addresses: IPv4, then IPv6 if it has one.
     pub fn addresses(&self) -> Vec<IpAddr> {
         let v6 = self.address6.map(|a| IpAddr::V6(a.addr()));
@@ -352,6 +364,7 @@ pub enum ServiceSettings {
     UdpLb(LbSettings),
     DnsAuthoritative(DnsAuthoritativeSettings),
     DnsResolver(DnsResolverSettings),
+    Cache(CacheSettings),
 }
 
 impl ServiceSettings {
@@ -364,8 +377,30 @@ impl ServiceSettings {
             ServiceSettings::UdpLb(_) => ServiceKind::UdpLb,
             ServiceSettings::DnsAuthoritative(_) => ServiceKind::DnsAuthoritative,
             ServiceSettings::DnsResolver(_) => ServiceKind::DnsResolver,
+            ServiceSettings::Cache(_) => ServiceKind::Cache,
         }
     }
+}
+
+/// `kind = "cache"`: a caching reverse proxy (a CDN edge) in front of
+/// an origin.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub port: u16,
+    /// HTTPS too, on this port, with a certificate from the lab's CA.
+    pub tls_port: Option<u16>,
+    /// Where misses go: a service, a static host or an address.
+    pub origin: LbBackend,
+    /// The store's bound, in bytes.
+    pub capacity: u64,
+    /// The largest object stored; larger ones pass through.
+    pub max_object: u64,
+    pub connect_timeout: Duration,
+    /// How long the origin may take to start its answer.
+    pub request_timeout: Duration,
+    /// How long a request's headers may take, and a kept-alive connection
+    /// may sit idle.
+    pub header_timeout: Duration,
 }
 
 /// `kind = "http"`: the built-in web server.

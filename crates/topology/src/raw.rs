@@ -334,6 +334,9 @@ pub struct Service {
     pub cache_size: Option<Spanned<u64>>,
     pub upstream_timeout_ms: Option<Spanned<u64>>,
     pub body_size: Option<Spanned<u64>>,
+    pub origin: Option<Str>,
+    pub cache_bytes: Option<Spanned<u64>>,
+    pub max_object_bytes: Option<Spanned<u64>>,
     pub delay_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub paths: Vec<Spanned<PathTable>>,

@@ -87,6 +87,16 @@ fn settings_keys(kind: ServiceKind) -> &'static [&'static str] {
         ServiceKind::DnsAuthoritative => {
             &["zones", "allow_transfer", "responses_per_sec", "rrl_slip"]
         }
+        ServiceKind::Cache => &[
+            "port",
+            "origin",
+            "cache_bytes",
+            "max_object_bytes",
+            "tls_port",
+            "connect_timeout_ms",
+            "request_timeout_ms",
+            "header_timeout_secs",
+        ],
         ServiceKind::DnsResolver => &[
             "root_hints",
             "allow",
@@ -554,6 +564,79 @@ impl Validator<'_, '_> {
             }
         }
         backends
+    }
+
+    /// A cache's settings; `peers` are the names its origin may be.
+    fn cache(&mut self, s: &raw::Service, name: &str, peers: &[String]) -> CacheSettings {
+        let key = |k: &str| format!("service \"{name}\".{k}");
+        let port = self.ranged(&s.port, &key("port"), 1, 65535, 80) as u16;
+        let origin = match &s.origin {
+            Some(o) => {
+                // The origin is read as a backend is, and named as itself.
+                let okey = |k: &str| key(if k == "backends" { "origin" } else { k });
+                self.lb_backends(std::slice::from_ref(o), None, &okey, name, peers, 80)
+                    .pop()
+            }
+            None => {
+                self.err(
+                    &s.name,
+                    &key("origin"),
+                    "a cache needs the origin its misses go to",
+                    "add `origin = \"NAME\"` (a service or static host) or `origin = \"A.B.C.D:PORT\"`".to_owned(),
+                );
+                None
+            }
+        };
+        let capacity = self.ranged(
+            &s.cache_bytes,
+            &key("cache_bytes"),
+            1 << 20,
+            64 << 30,
+            256 << 20,
+        );
+        let max_object = self.ranged(
+            &s.max_object_bytes,
+            &key("max_object_bytes"),
+            1,
+            MAX_BODY_SIZE,
+            8 << 20,
+        );
+        if max_object > capacity / 4 {
+            if let Some(v) = &s.max_object_bytes {
+                self.r.error(
+                    v.span(),
+                    key("max_object_bytes"),
+                    format!("an object of {max_object} bytes is more than a quarter of the store ({capacity} bytes)"),
+                    Some("make `max_object_bytes` smaller or `cache_bytes` larger".to_owned()),
+                );
+            }
+        }
+        let ms = |me: &mut Self, v: &Option<Spanned<u64>>, k: &str, default| {
+            Duration::from_millis(me.ranged(v, &key(k), 1, 3_600_000, default))
+        };
+        CacheSettings {
+            port,
+            tls_port: s
+                .tls_port
+                .as_ref()
+                .map(|p| self.ranged(&Some(p.clone()), &key("tls_port"), 1, 65535, 443) as u16),
+            origin: origin.unwrap_or(LbBackend {
+                target: "0.0.0.0".to_owned(),
+                port: 80,
+                weight: 1,
+            }),
+            capacity,
+            max_object,
+            connect_timeout: ms(self, &s.connect_timeout_ms, "connect_timeout_ms", 1000),
+            request_timeout: ms(self, &s.request_timeout_ms, "request_timeout_ms", 30_000),
+            header_timeout: Duration::from_secs(self.ranged(
+                &s.header_timeout_secs,
+                &key("header_timeout_secs"),
+                1,
+                3600,
+                10,
+            )),
+        }
     }
 
     /// A balancer's settings; `peers` are the names a backend may give.
@@ -1692,6 +1775,12 @@ impl Validator<'_, '_> {
             ("port", s.port.as_ref().map(|v| v.span())),
             ("body_size", s.body_size.as_ref().map(|v| v.span())),
             ("delay_ms", s.delay_ms.as_ref().map(|v| v.span())),
+            ("origin", s.origin.as_ref().map(|v| v.span())),
+            ("cache_bytes", s.cache_bytes.as_ref().map(|v| v.span())),
+            (
+                "max_object_bytes",
+                s.max_object_bytes.as_ref().map(|v| v.span()),
+            ),
             ("paths", s.paths.first().map(|v| v.span())),
             (
                 "header_timeout_secs",
@@ -1818,6 +1907,7 @@ impl Validator<'_, '_> {
                 port: port(self, 7),
             }),
             ServiceKind::HttpLb => ServiceSettings::HttpLb(self.balancer(s, kind, name, services)),
+            ServiceKind::Cache => ServiceSettings::Cache(self.cache(s, name, services)),
             ServiceKind::TcpLb => ServiceSettings::TcpLb(self.balancer(s, kind, name, services)),
             ServiceKind::UdpLb => ServiceSettings::UdpLb(self.balancer(s, kind, name, services)),
             ServiceKind::DnsAuthoritative => {

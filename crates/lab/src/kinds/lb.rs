@@ -65,9 +65,14 @@ fn check(settings: &LbSettings) -> services::Check {
     }
 }
 
-/// The HTTPS listener of balancer `spec`: a certificate from the lab's CA
-/// for the names the lab's zones give its address, and its own name.
-fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::proxy::Tls> {
+/// The HTTPS listener of service `spec` (a balancer or a cache): a
+/// certificate from the lab's CA for the names the lab's zones give its
+/// address, and its own name.
+pub(super) fn tls(
+    spec: &ServiceSpec,
+    port: u16,
+    lab: &LabView,
+) -> io::Result<services::proxy::Tls> {
     let ca = lab
         .ca()
         .ok_or_else(|| io::Error::other("the lab has no certificate authority"))?;
@@ -77,7 +82,7 @@ fn tls(spec: &ServiceSpec, port: u16, lab: &LabView) -> io::Result<services::pro
     names.dedup();
     names.push(spec.name.clone());
     let issued = ca.issue(&names, &addrs).map_err(io::Error::other)?;
-    tracing::info!(lb = %spec.name, "HTTPS on :{port} for {}", issued.names.join(", "));
+    tracing::info!(service = %spec.name, "HTTPS on :{port} for {}", issued.names.join(", "));
     services::proxy::Tls::new(port, issued.chain, issued.key).map_err(io::Error::other)
 }
 

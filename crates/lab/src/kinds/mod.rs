@@ -7,6 +7,7 @@
 //! Adding a kind is a module here and its line in [`ALL`]; docs/
 //! architecture.md walks through `echo` as the example.
 
+mod cache;
 mod dns_authoritative;
 mod dns_resolver;
 mod echo;
@@ -76,6 +77,7 @@ pub const ALL: &[&dyn Service] = &[
     &lb::HttpLb,
     &lb::TcpLb,
     &lb::UdpLb,
+    &cache::Cache,
 ];
 
 /// The error of a kind given another kind's settings (the registry finds

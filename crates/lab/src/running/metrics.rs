@@ -242,6 +242,23 @@ struct Supervised {
     restarts: u64,
 }
 
+/// A cache's figures (services::cache).
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Edge {
+    hits: u64,
+    misses: u64,
+    stale: u64,
+    revalidated: u64,
+    passed: u64,
+    collapsed: u64,
+    purged: u64,
+    evicted: u64,
+    entries: u64,
+    bytes: u64,
+    capacity: u64,
+}
+
 /// Reads the part of a service's figures a family exposes.
 fn read<T: Default + serde::de::DeserializeOwned>(figures: &serde_json::Value) -> T {
     serde_json::from_value(figures.clone()).unwrap_or_default()
@@ -341,6 +358,28 @@ fn service_families(f: &Families, services: &[ServiceFigures]) -> Result<()> {
         "A backend's recent response time (moving average), once measured.",
         &backend,
     )?;
+    let outcomes = f.counter(
+        "cache_requests_total",
+        "Requests a cache answered, by outcome: hit, miss, stale, revalidated, pass.",
+        &["service", "outcome"],
+    )?;
+    let edge = |name, help| f.counter(name, help, &service);
+    let collapsed = edge(
+        "cache_collapsed_total",
+        "Misses that waited for another request's origin answer instead of asking.",
+    )?;
+    let purged = edge("cache_purged_total", "URLs purged from a cache.")?;
+    let evicted = edge(
+        "cache_evictions_total",
+        "Objects a cache pushed out to stay within its bound.",
+    )?;
+    let objects = f.gauge("cache_objects", "URLs a cache holds.", &service)?;
+    let stored = f.gauge("cache_bytes", "Bytes a cache's store holds.", &service)?;
+    let capacity = f.gauge(
+        "cache_capacity_bytes",
+        "The bound of a cache's store.",
+        &service,
+    )?;
     for s in services {
         let name = [s.name];
         restarts
@@ -394,6 +433,24 @@ fn service_families(f: &Families, services: &[ServiceFigures]) -> Result<()> {
                         }
                     }
                 }
+            }
+            ServiceKind::Cache => {
+                let c: Edge = read(s.figures);
+                for (outcome, n) in [
+                    ("hit", c.hits),
+                    ("miss", c.misses),
+                    ("stale", c.stale),
+                    ("revalidated", c.revalidated),
+                    ("pass", c.passed),
+                ] {
+                    outcomes.with_label_values(&[s.name, outcome]).inc_by(n);
+                }
+                collapsed.with_label_values(&name).inc_by(c.collapsed);
+                purged.with_label_values(&name).inc_by(c.purged);
+                evicted.with_label_values(&name).inc_by(c.evicted);
+                objects.with_label_values(&name).set(gauge(c.entries));
+                stored.with_label_values(&name).set(gauge(c.bytes));
+                capacity.with_label_values(&name).set(gauge(c.capacity));
             }
             ServiceKind::Http | ServiceKind::Echo => {}
         }
