@@ -20,7 +20,7 @@ if [ "$(id -u)" -eq 0 ]; then
   # only: a lab the user runs is left alone).
   trap 'for f in "${TMPDIR:-/tmp}"/scratchnet-tests/*.toml; do [ -e "$f" ] && target/debug/scratchnet down "$f" >/dev/null 2>&1; done; true' EXIT
   cargo test --locked --quiet -p namespaces -- --ignored
-  cargo test --locked --quiet -p scratchnet --test netns --test routing --test ipv6 --test nat --test services --test hardening --test survival --test trace --test dns --test balancer --test impairment --test commands --test learners --test vxlan --test web -- --ignored --test-threads 2
+  cargo test --locked --quiet -p scratchnet --test netns --test routing --test ipv6 --test nat --test services --test hardening --test survival --test trace --test dns --test balancer --test impairment --test commands --test learners --test vxlan --test web --test cdn -- --ignored --test-threads 2
   # The compose tests, when Docker runs here or Debian's can be installed.
   # (apt-cache's answer is read whole first: `| grep -q` would close the
   # pipe early, and with pipefail the SIGPIPE would read as "none".)

@@ -604,6 +604,43 @@ pub async fn lb(lab: Option<&str>, lb: Option<&str>, change: Option<PoolCommand>
     Ok(())
 }
 
+/// `scratchnet cache EDGE purge [--prefix] URL`: a cache forgets URLs;
+/// `scratchnet cache [EDGE]`: its store.
+pub async fn cache(
+    lab: Option<&str>,
+    edge: Option<&str>,
+    purge: Option<services::CacheCommand>,
+) -> Result<()> {
+    match (edge, purge) {
+        (Some(edge), Some(purge)) => {
+            let command = Request::Command {
+                service: edge.to_owned(),
+                request: services::Command::Cache(purge),
+            };
+            match service_answer(lab, &command).await? {
+                Answer::Purged(n) => crate::print_out(&format!(
+                    "{edge}: {} purged\n",
+                    crate::render::count(n, "URL", "URLs")
+                ))?,
+                other => bail!("the cache answered {other:?}"),
+            }
+        }
+        (edge, _) => {
+            let (reply, _) = self::request(lab, &Request::Status).await?;
+            let status = reply.status.unwrap_or_default();
+            let caches = crate::render::caches(&status, edge);
+            if caches.is_empty() {
+                bail!(
+                    "no cache service{} in this lab",
+                    edge.map(|e| format!(" named `{e}`")).unwrap_or_default()
+                );
+            }
+            crate::print_out(caches.trim_start_matches('\n'))?;
+        }
+    }
+    Ok(())
+}
+
 /// `scratchnet link PORT ...`: changes a link, then says what it is.
 pub async fn link(
     lab: Option<&str>,

@@ -228,6 +228,23 @@ enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// Show a cache's store (every cache's without EDGE), or purge it:
+    /// `cache EDGE purge URL` forgets one URL (`http://HOST/PATH` or
+    /// `HOST/PATH`), `cache EDGE purge --prefix URL` every URL under it.
+    Cache {
+        /// The cache service.
+        cache: Option<String>,
+        /// purge.
+        action: Option<String>,
+        /// The URL, or with --prefix the start of the URLs.
+        url: Option<String>,
+        /// Purge every URL that starts with URL.
+        #[arg(long)]
+        prefix: bool,
+        /// The lab's name, when more than one is running.
+        #[arg(long)]
+        lab: Option<String>,
+    },
     /// Impair a link as netem would, or take it down: `link alice --delay
     /// 50ms --loss 1%`, `link home-gw.isp --rate 10mbit`, `link alice
     /// down`, `link alice up`, `link alice --clear`; with no change, show
@@ -506,6 +523,25 @@ fn run(cli: Cli) -> Result<()> {
                 pcap,
             };
             tokio_runtime()?.block_on(control::capture(lab.as_deref(), args))
+        }
+        Command::Cache {
+            cache,
+            action,
+            url,
+            prefix,
+            lab,
+        } => {
+            let purge = match (action.as_deref(), url) {
+                (None, _) => None,
+                (Some("purge"), Some(url)) if prefix => {
+                    Some(services::CacheCommand::PurgePrefix { prefix: url })
+                }
+                (Some("purge"), Some(url)) => Some(services::CacheCommand::Purge { url }),
+                _ => anyhow::bail!(
+                    "say `scratchnet cache EDGE purge URL` or `scratchnet cache EDGE purge --prefix URL`"
+                ),
+            };
+            tokio_runtime()?.block_on(control::cache(lab.as_deref(), cache.as_deref(), purge))
         }
         Command::Lb {
             lb,

@@ -203,6 +203,7 @@ pub fn status(s: &Value) -> String {
         let mut figures = c.clone();
         if let Some(m) = figures.as_object_mut() {
             m.remove("pools");
+            m.remove("contents");
         }
         // A service with nothing to show yet gets no line.
         let figures = nonzero(&figures);
@@ -211,6 +212,57 @@ pub fn status(s: &Value) -> String {
         }
     }
     out.push_str(&balancers(s, None));
+    out.push_str(&caches(s, None));
+    out
+}
+
+/// Each cache's store: its use, its outcomes and the URLs it holds (the
+/// first 50).
+pub fn caches(s: &Value, only: Option<&str>) -> String {
+    let mut out = String::new();
+    let counters = s.get("service_counters").and_then(Value::as_object);
+    let caches = counters
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+        .filter_map(|(name, c)| Some((name, c, c.get("contents")?.as_array()?)));
+    for (name, c, contents) in caches {
+        let (hits, misses) = (num(c, "hits"), num(c, "misses"));
+        let ratio = match hits + misses {
+            0 => "-".to_owned(),
+            all => format!("{:.0}%", 100.0 * hits as f64 / all as f64),
+        };
+        let _ = writeln!(
+            out,
+            "\ncache {name}: {} in {} of {} bytes; hits {hits}, misses {misses} (hit ratio {ratio}), stale {}, revalidated {}, collapsed {}, evicted {}",
+            count(num(c, "entries"), "object", "objects"),
+            num(c, "bytes"),
+            num(c, "capacity"),
+            num(c, "stale"),
+            num(c, "revalidated"),
+            num(c, "collapsed"),
+            num(c, "evicted"),
+        );
+        if contents.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<48} {:>8} {:>9} {:>8} {:>8}",
+            "url", "variants", "bytes", "age-s", "ttl-s"
+        );
+        for o in contents {
+            let _ = writeln!(
+                out,
+                "  {:<48} {:>8} {:>9} {:>8} {:>8}",
+                text(o, "url"),
+                num(o, "variants"),
+                num(o, "bytes"),
+                num(o, "age_secs"),
+                num(o, "ttl_secs")
+            );
+        }
+    }
     out
 }
 

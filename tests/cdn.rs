@@ -1,0 +1,123 @@
+//! The cache (a CDN edge) in a real lab, with curl in a namespace: a miss
+//! then hits with their Age, HEAD and a range from the store, the store
+//! in `scratchnet cache`, purge by URL and by prefix from the CLI, and no
+//! request smuggled behind one with both Content-Length and
+//! Transfer-Encoding. These need root; scripts/test.sh runs them as root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const LAB: &str = r#"
+name = "cdnt"
+[[switch]]
+name = "net"
+subnet = "10.69.0.0/24"
+[[host]]
+name = "cdnc"
+switch = "net"
+address = "10.69.0.2/24"
+[[service]]
+name = "edge"
+kind = "cache"
+switch = "net"
+address = "10.69.0.10/24"
+origin = "origin"
+[[service]]
+name = "origin"
+kind = "http"
+switch = "net"
+address = "10.69.0.20/24"
+delay_ms = 100
+[[service.paths]]
+prefix = "/static/"
+cache_control = "public, max-age=600"
+content_type = "text/css"
+size = 20000
+[[service.paths]]
+prefix = "/"
+cache_control = "no-store"
+"#;
+
+/// `curl` from the client: the response headers (lower case), then the
+/// body's size and the time it took.
+fn curl(args: &str) -> String {
+    script_ok(
+        "cdnc",
+        &format!("curl -s -m 5 -D - -o /dev/null -w 'size %{{size_download}} time %{{time_total}}\\n' {args}"),
+    )
+    .to_ascii_lowercase()
+}
+
+fn x_cache(out: &str) -> &str {
+    out.lines()
+        .find_map(|l| l.strip_prefix("x-cache: "))
+        .and_then(|x| x.split(' ').next())
+        .unwrap_or("none")
+}
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .args(["--lab", "cdnt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
+    let lab = Lab::up("cdnt", LAB);
+    let url = "http://10.69.0.10/static/site.css";
+    let miss = curl(url);
+    assert_eq!(x_cache(&miss), "miss", "{miss}");
+    assert!(miss.contains("size 20000"), "{miss}");
+    let hit = curl(url);
+    assert_eq!(x_cache(&hit), "hit", "{hit}");
+    assert!(hit.contains("\nage: "), "{hit}");
+    assert!(hit.contains("size 20000"), "{hit}");
+    // HEAD and a range come from the store too.
+    let head = curl(&format!("-I {url}"));
+    assert_eq!(x_cache(&head), "hit", "{head}");
+    assert!(head.contains("content-length: 20000"), "{head}");
+    let part = curl(&format!("-r 0-99 {url}"));
+    assert!(part.starts_with("http/1.1 206"), "{part}");
+    assert!(part.contains("content-range: bytes 0-99/20000"), "{part}");
+    assert!(part.contains("size 100"), "{part}");
+    // What must not be stored is not.
+    for _ in 0..2 {
+        assert_eq!(x_cache(&curl("http://10.69.0.10/")), "miss");
+    }
+
+    let listed = cli(&["cache", "edge"]);
+    assert!(listed.contains("10.69.0.10/static/site.css"), "{listed}");
+    assert!(listed.contains("hits 3"), "{listed}");
+    assert_eq!(
+        cli(&["cache", "edge", "purge", url]).trim(),
+        "edge: 1 URL purged"
+    );
+    assert_eq!(x_cache(&curl(url)), "miss");
+    curl("http://10.69.0.10/static/other.css");
+    let purged = cli(&["cache", "edge", "purge", "--prefix", "10.69.0.10/static/"]);
+    assert_eq!(purged.trim(), "edge: 2 URLs purged");
+    assert_eq!(x_cache(&curl(url)), "miss");
+
+    // Content-Length and Transfer-Encoding both: read by Transfer-Encoding
+    // alone and the connection closed (RFC 9112 6.1), so the request
+    // hidden behind it is never read.
+    let smuggled = script_ok(
+        "cdnc",
+        "printf 'POST / HTTP/1.1\\r\\nHost: 10.69.0.10\\r\\nContent-Length: 4\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\nGET /static/site.css HTTP/1.1\\r\\nHost: 10.69.0.10\\r\\n\\r\\n' | timeout 3 nc -q 2 10.69.0.10 80 || true",
+    );
+    assert_eq!(smuggled.matches("HTTP/1.1 ").count(), 1, "{smuggled}");
+    assert!(!smuggled.contains("x-cache: HIT"), "{smuggled}");
+    let status = lab.status_json();
+    let edge = &status["service_counters"]["edge"];
+    assert!(edge["hits"].as_u64().unwrap() >= 3, "{edge}");
+    stop_and_assert_clean(lab, LAB);
+}
