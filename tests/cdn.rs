@@ -121,3 +121,73 @@ fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
     assert!(edge["hits"].as_u64().unwrap() >= 3, "{edge}");
     stop_and_assert_clean(lab, LAB);
 }
+
+/// `curl -w` from `host`, with the X-Cache outcome last.
+fn timed(host: &str, url: &str, what: &str) -> String {
+    script_ok(
+        host,
+        &format!("curl -s -m 30 -o /dev/null -w '{what} %{{http_code}} %header{{x-cache}}' {url}"),
+    )
+}
+
+#[test]
+#[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
+fn the_cdn_example_sends_each_region_to_its_edge_and_serves_stale_when_the_origin_is_down() {
+    let text = topology::EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "cdn")
+        .unwrap()
+        .1;
+    let lab = Lab::up("cdn", text);
+    // GeoDNS: by the asking resolver's region.
+    for (host, edge) in [
+        ("us-pc", "10.30.1.80"),
+        ("eu-pc", "10.40.1.80"),
+        ("asia-pc", "10.50.1.80"),
+        ("ship-pc", "10.40.1.80"),
+    ] {
+        assert_eq!(
+            exec_ok(host, "dig +short www.shop.test").trim(),
+            edge,
+            "{host}"
+        );
+    }
+    let js = "http://www.shop.test/static/app.js";
+    let first = timed("eu-pc", js, "%{time_total}");
+    assert!(first.contains(" 200 MISS"), "{first}");
+    let second = timed("eu-pc", js, "%{time_total}");
+    assert!(second.contains(" 200 HIT"), "{second}");
+    let secs = |out: &str| out.split(' ').next().unwrap().parse::<f64>().unwrap();
+    assert!(secs(&second) < secs(&first) / 5.0, "{first} then {second}");
+
+    // The ship, without the satellite's loss: once its connection is up,
+    // a hit comes back in one round trip (600 ms) to Europe's edge.
+    let link = Command::new(bin())
+        .args(["link", "sat-gw.sky", "--clear", "--delay", "300ms"])
+        .args(["--direction", "both", "--lab", "cdn"])
+        .output()
+        .unwrap();
+    assert!(link.status.success(), "{link:?}");
+    let wait = "%{time_pretransfer} %{time_starttransfer}";
+    let hit = timed("ship-pc", js, wait);
+    assert!(hit.contains(" 200 HIT"), "{hit}");
+    let t: Vec<f64> = hit.split(' ').take(2).map(|x| x.parse().unwrap()).collect();
+    let round_trip = t[1] - t[0];
+    assert!((0.55..0.9).contains(&round_trip), "{hit}: {round_trip} s");
+
+    // The origin down: the page, expired, is served stale where its
+    // stale-if-error allows; the cart, never stored, gets a 502.
+    let page = timed("eu-pc", "http://www.shop.test/", "page");
+    assert!(page.contains(" 200 MISS"), "{page}");
+    let down = Command::new(bin())
+        .args(["link", "origin", "down", "--lab", "cdn"])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{down:?}");
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let stale = timed("eu-pc", "http://www.shop.test/", "page");
+    assert!(stale.contains(" 200 STALE"), "{stale}");
+    let cart = timed("eu-pc", "http://www.shop.test/cart", "cart");
+    assert!(cart.starts_with("cart 502"), "{cart}");
+    stop_and_assert_clean(lab, text);
+}

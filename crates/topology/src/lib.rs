@@ -33,6 +33,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("satellite", include_str!("examples/satellite.toml")),
     ("dual-stack", include_str!("examples/dual-stack.toml")),
     ("v6only", include_str!("examples/v6only.toml")),
+    ("cdn", include_str!("examples/cdn.toml")),
 ];
 
 /// The file name diagnostics use for the embedded reference lab.
