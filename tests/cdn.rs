@@ -89,6 +89,19 @@ fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
     assert!(part.starts_with("http/1.1 206"), "{part}");
     assert!(part.contains("content-range: bytes 0-99/20000"), "{part}");
     assert!(part.contains("size 100"), "{part}");
+    // Compressed at the edge for a client that takes it: words compress.
+    let gz = curl(&format!("-H 'Accept-Encoding: gzip' {url}"));
+    assert_eq!(x_cache(&gz), "hit", "{gz}");
+    assert!(gz.contains("content-encoding: gzip"), "{gz}");
+    assert!(gz.contains("vary: accept-encoding"), "{gz}");
+    let zipped: u64 = gz
+        .lines()
+        .find_map(|l| l.strip_prefix("size "))
+        .and_then(|l| l.split(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(zipped < 20000 / 2, "{gz}");
+    let whole = script_ok("cdnc", &format!("curl -s --compressed {url} | wc -c"));
+    assert_eq!(whole.trim(), "20000");
     // What must not be stored is not.
     for _ in 0..2 {
         assert_eq!(x_cache(&curl("http://10.69.0.10/")), "miss");
@@ -96,7 +109,7 @@ fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
 
     let listed = cli(&["cache", "edge"]);
     assert!(listed.contains("10.69.0.10/static/site.css"), "{listed}");
-    assert!(listed.contains("hits 3"), "{listed}");
+    assert!(listed.contains("hits 5"), "{listed}");
     assert_eq!(
         cli(&["cache", "edge", "purge", url]).trim(),
         "edge: 1 URL purged"

@@ -13,15 +13,22 @@
 //!   the revalidation request it gives, or serve it stale where RFC 5861's
 //!   `stale-while-revalidate` or `stale-if-error` allow), or missing, and
 //!   why ([`Miss`]).
+//! * **Compression at the edge** ([`Coding`]): a text answer the origin
+//!   sent uncompressed is stored as gzip and brotli too, and each client
+//!   gets the coding it prefers.
 //! * **Ranges** ([`range`]) are cut from a stored whole object.
 //! * **Purge** by URL or by prefix.
 
+mod encoding;
 mod range;
 
+pub use encoding::{choose, Coding};
 pub use range::{range, Range};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, AGE, CACHE_CONTROL, DATE};
+use http::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, AGE, CACHE_CONTROL, CONTENT_ENCODING, DATE, ETAG, VARY,
+};
 use http::{request, response, Method, Request, StatusCode};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +45,8 @@ pub struct Config {
     /// Variants (by `Vary`) kept for one URL; a new one pushes out the
     /// oldest.
     pub max_variants: usize,
+    /// Store text answers gzipped and brotli'd too.
+    pub compress: bool,
 }
 
 impl Default for Config {
@@ -46,6 +55,7 @@ impl Default for Config {
             capacity: 256 << 20,
             max_object: 8 << 20,
             max_variants: 8,
+            compress: true,
         }
     }
 }
@@ -61,6 +71,8 @@ pub struct Variant {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
+    /// The body in other codings, when compressed at the edge.
+    encoded: Vec<(Coding, Bytes)>,
     /// Its freshness lifetime, as it was stored.
     lifetime: Duration,
     /// `stale-while-revalidate` and `stale-if-error`, if allowed at all.
@@ -75,7 +87,8 @@ impl Variant {
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum();
-        self.body.len() as u64 + headers as u64 + OVERHEAD
+        let encoded: usize = self.encoded.iter().map(|(_, b)| b.len()).sum();
+        (self.body.len() + encoded + headers) as u64 + OVERHEAD
     }
 
     /// How long past its freshness it is at `now`.
@@ -83,9 +96,10 @@ impl Variant {
         self.policy.age(now).saturating_sub(self.lifetime)
     }
 
-    /// The answer as it goes to a client at `now`: its headers with `Age`
-    /// and `Date` brought up to date.
-    pub fn serve(&self, now: SystemTime) -> Served {
+    /// The answer as it goes at `now` to a client that sent `request`:
+    /// its headers with `Age` and `Date` brought up to date, in the coding
+    /// the client prefers.
+    pub fn serve(&self, now: SystemTime, request: &HeaderMap) -> Served {
         let (mut head, ()) = http::Response::new(()).into_parts();
         head.status = self.status;
         head.headers = self.headers.clone();
@@ -94,9 +108,23 @@ impl Variant {
         if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
             head.headers.insert(DATE, date);
         }
+        let mut body = self.body.clone();
+        if !self.encoded.is_empty() {
+            head.headers
+                .append(VARY, HeaderValue::from_static("Accept-Encoding"));
+            let accept = request.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+            let codings: Vec<Coding> = self.encoded.iter().map(|(c, _)| *c).collect();
+            let coding = choose(accept, &codings);
+            if let Some((_, encoded)) = self.encoded.iter().find(|(c, _)| *c == coding) {
+                body = encoded.clone();
+                head.headers
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static(coding.name()));
+                tag_coding(&mut head.headers, coding);
+            }
+        }
         Served {
             head,
-            body: self.body.clone(),
+            body,
             age: Duration::from_secs(age),
         }
     }
@@ -333,13 +361,9 @@ impl Cache {
         if !policy.is_storable() || req.method() != Method::GET {
             return Err(NotStored::NotCacheable);
         }
-        let variant = Arc::new(variant(
-            policy,
-            head.status,
-            head.headers.clone(),
-            body,
-            now,
-        ));
+        let compress = self.config.compress;
+        let headers = head.headers.clone();
+        let variant = Arc::new(variant(policy, head.status, headers, body, now, compress));
         self.put(key, req, variant);
         Ok(())
     }
@@ -363,13 +387,17 @@ impl Cache {
         };
         let mut headers = merged.headers;
         headers.remove(AGE);
-        let fresh = Arc::new(variant(
+        // The codings are of the same body: kept, not made again.
+        let mut fresh = variant(
             policy,
             stale.status,
             headers,
             stale.body.clone(),
             now,
-        ));
+            false,
+        );
+        fresh.encoded = stale.encoded.clone();
+        let fresh = Arc::new(fresh);
         self.put(key, req, fresh.clone());
         Some(fresh)
     }
@@ -441,14 +469,35 @@ impl Cache {
     }
 }
 
-/// A stored variant of `policy`'s answer.
+/// Marks an entity tag as the one of `coding`'s representation:
+/// `"abc"` becomes `"abc-gzip"`, `W/"abc"` `W/"abc-gzip"`.
+fn tag_coding(headers: &mut HeaderMap, coding: Coding) {
+    let Some(tag) = headers.get(ETAG).and_then(|t| t.to_str().ok()) else {
+        return;
+    };
+    let Some(open) = tag.strip_suffix('"') else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("{open}-{}\"", coding.name())) {
+        headers.insert(ETAG, v);
+    }
+}
+
+/// A stored variant of `policy`'s answer; its body compressed too if
+/// `compress` and it is text.
 fn variant(
     policy: CachePolicy,
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
     now: SystemTime,
+    compress: bool,
 ) -> Variant {
+    let encoded = if compress && encoding::compressible(&headers, body.len()) {
+        encoding::compress(&body)
+    } else {
+        Vec::new()
+    };
     let lifetime = policy.age(now) + policy.time_to_live(now);
     let while_revalidate = directive(&headers, "stale-while-revalidate").unwrap_or_default();
     let if_error = directive(&headers, "stale-if-error").unwrap_or_default();
@@ -457,6 +506,7 @@ fn variant(
         status,
         headers,
         body,
+        encoded,
         lifetime,
         while_revalidate,
         if_error,

@@ -58,7 +58,7 @@ fn a_fresh_answer_is_served_with_its_age_and_a_stale_one_is_revalidated() {
     let Lookup::Fresh(v) = cache.lookup(&key("/a"), &get("/a", &[]), t(30)) else {
         panic!("fresh at 30 s");
     };
-    let served = v.serve(t(30));
+    let served = v.serve(t(30), &http::HeaderMap::new());
     assert_eq!(served.head.headers["age"], "30");
     assert_eq!(served.body, "hello");
     let Lookup::Stale(stale) = cache.lookup(&key("/a"), &get("/a", &[]), t(61)) else {
@@ -85,7 +85,10 @@ fn a_fresh_answer_is_served_with_its_age_and_a_stale_one_is_revalidated() {
             t(61),
         )
         .expect("the 304 matches");
-    assert_eq!(fresh.serve(t(70)).head.headers["age"], "9");
+    assert_eq!(
+        fresh.serve(t(70), &http::HeaderMap::new()).head.headers["age"],
+        "9"
+    );
     assert!(matches!(
         cache.lookup(&key("/a"), &get("/a", &[]), t(100)),
         Lookup::Fresh(_)
@@ -201,7 +204,7 @@ fn vary_keeps_a_variant_per_value_and_another_value_is_a_miss() {
         let Lookup::Fresh(v) = cache.lookup(&key("/v"), &req, t(1)) else {
             panic!("{lang} stored");
         };
-        assert_eq!(v.serve(t(1)).body, lang);
+        assert_eq!(v.serve(t(1), &http::HeaderMap::new()).body, lang);
     }
     let de = get("/v", &[("accept-language", "de")]);
     assert!(matches!(
@@ -261,6 +264,7 @@ fn the_store_stays_within_its_bound_and_counts_what_it_pushed_out() {
         capacity: 256 << 10,
         max_object: 64 << 10,
         max_variants: 4,
+        ..Config::default()
     });
     let body = Bytes::from(vec![b'x'; 10_000]);
     for i in 0..1_000 {
@@ -290,4 +294,91 @@ fn purge_forgets_a_url_or_every_url_under_a_prefix() {
     assert!(!cache.purge(&key("/css/c")));
     assert_eq!(cache.purge_prefix(&key("/img/")), 2);
     assert_eq!(cache.usage().0, 0);
+}
+
+#[test]
+fn text_is_served_in_the_coding_the_client_prefers_with_a_tag_of_its_own() {
+    use std::io::Read;
+    let cache = Cache::new(Config::default());
+    let text = "an edge compresses what the origin did not ".repeat(200);
+    let req = get("/app.js", &[]);
+    let head = answer(
+        t(0),
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-type", "application/javascript"),
+            ("etag", "\"v1\""),
+        ],
+    );
+    cache
+        .store(
+            &key("/app.js"),
+            &req,
+            &head,
+            Bytes::from(text.clone()),
+            t(0),
+        )
+        .expect("stored");
+    let Lookup::Fresh(v) = cache.lookup(&key("/app.js"), &req, t(1)) else {
+        panic!("fresh");
+    };
+    let ask = |accept: &str| {
+        let mut h = http::HeaderMap::new();
+        if !accept.is_empty() {
+            h.insert(
+                "accept-encoding",
+                HeaderValue::from_str(accept).expect("value"),
+            );
+        }
+        v.serve(t(1), &h)
+    };
+    let plain = ask("");
+    assert_eq!(plain.body, text);
+    assert_eq!(plain.head.headers["vary"], "Accept-Encoding");
+    assert_eq!(plain.head.headers["etag"], "\"v1\"");
+    assert!(!plain.head.headers.contains_key("content-encoding"));
+
+    let gz = ask("gzip");
+    assert_eq!(gz.head.headers["content-encoding"], "gzip");
+    assert_eq!(gz.head.headers["etag"], "\"v1-gzip\"");
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_string(&mut unzipped)
+        .expect("gzip");
+    assert_eq!(unzipped, text);
+    assert!(gz.body.len() < text.len() / 4, "{} bytes", gz.body.len());
+
+    let br = ask("gzip, deflate, br");
+    assert_eq!(br.head.headers["content-encoding"], "br");
+    let mut unbrotlied = Vec::new();
+    brotli::Decompressor::new(&br.body[..], 4096)
+        .read_to_end(&mut unbrotlied)
+        .expect("brotli");
+    assert_eq!(unbrotlied, text.as_bytes());
+
+    // An image is stored as it came.
+    let png = answer(
+        t(0),
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-type", "image/png"),
+        ],
+    );
+    cache
+        .store(
+            &key("/i.png"),
+            &get("/i.png", &[]),
+            &png,
+            Bytes::from(text.clone()),
+            t(0),
+        )
+        .expect("stored");
+    let Lookup::Fresh(img) = cache.lookup(&key("/i.png"), &get("/i.png", &[]), t(1)) else {
+        panic!("fresh");
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert("accept-encoding", HeaderValue::from_static("br"));
+    let served = img.serve(t(1), &h);
+    assert!(!served.head.headers.contains_key("content-encoding"));
+    assert!(!served.head.headers.contains_key("vary"));
 }

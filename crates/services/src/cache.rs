@@ -261,12 +261,12 @@ impl Edge {
         match self.cache.lookup(key, &asked, now) {
             Lookup::Fresh(v) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                let answer = self.stored_answer(v.serve(now), req.headers(), head_only);
+                let answer = self.stored_answer(&v, req.headers(), head_only);
                 (answer, Outcome::Hit, "fresh in the cache", None)
             }
             Lookup::Stale(stale) if stale.while_revalidating() => {
                 self.counters.stale.fetch_add(1, Ordering::Relaxed);
-                let answer = self.stored_answer(stale.variant.serve(now), req.headers(), head_only);
+                let answer = self.stored_answer(&stale.variant, req.headers(), head_only);
                 // One revalidation at a time per URL, in the background.
                 if let Some(leader) = self.lead(key) {
                     let edge = self.clone();
@@ -573,7 +573,7 @@ impl Edge {
     /// The origin's answer as it goes to the client.
     fn deliver(&self, fetched: Fetched, asked: &HeaderMap, head_only: bool) -> Answer {
         match fetched {
-            Fetched::Stored(v) => self.stored_answer(v.serve(self.now()), asked, head_only),
+            Fetched::Stored(v) => self.stored_answer(&v, asked, head_only),
             Fetched::Passed(a) => a,
             Fetched::NotModified(head) => Response::from_parts(head, Either::Left(Full::default())),
         }
@@ -581,8 +581,13 @@ impl Edge {
 
     /// A stored answer as the client asked for it: a 304 for its own
     /// validators, a 206 for one range of it, headers only for a HEAD.
-    fn stored_answer(&self, served: Served, asked: &HeaderMap, head_only: bool) -> Answer {
-        let Served { mut head, body, .. } = served;
+    fn stored_answer(
+        &self,
+        variant: &httpcache::Variant,
+        asked: &HeaderMap,
+        head_only: bool,
+    ) -> Answer {
+        let Served { mut head, body, .. } = variant.serve(self.now(), asked);
         let modified = head
             .headers
             .get(LAST_MODIFIED)
