@@ -13,7 +13,8 @@
 #                                   chromium-driver, drives the web page)
 #   scripts/install-deps.sh bench   the tests', and the peers benchmarks
 #                                   measure against (nginx, HAProxy,
-#                                   Unbound, NSD, nftables, load generators)
+#                                   Unbound, NSD, Varnish, nftables, load
+#                                   generators)
 # Checks for Rust's cargo first. Debian/Ubuntu (apt-get); needs root to
 # install.
 set -euo pipefail
@@ -21,7 +22,7 @@ set -euo pipefail
 use=${1:-test}
 lab=(iproute2 iputils-ping iputils-tracepath traceroute ndisc6 isc-dhcp-client iperf3 curl dnsutils tcpdump procps util-linux coreutils python3 graphviz)
 test=(netcat-openbsd wrk ethtool dnsviz zonemaster-cli prometheus chromium chromium-driver)
-bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl)
+bench=(nftables nginx-light apache2-utils dnsperf unbound nsd haproxy openssl varnish)
 case "$use" in
   lab) packages=("${lab[@]}") ;;
   test) packages=("${lab[@]}" "${test[@]}") ;;

@@ -30,7 +30,7 @@ use http::header::{
     HeaderMap, HeaderValue, ACCEPT_ENCODING, AGE, CACHE_CONTROL, CONTENT_ENCODING, DATE, ETAG, VARY,
 };
 use http::{request, response, Method, Request, StatusCode};
-use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -59,6 +59,16 @@ impl Default for Config {
         }
     }
 }
+
+/// Headers a 304 does not change in a stored answer: they describe its
+/// body, which the 304 does not send.
+const NOT_UPDATED: &[&str] = &[
+    "content-encoding",
+    "content-length",
+    "content-md5",
+    "content-range",
+    "etag",
+];
 
 /// What every stored object costs beside its body and headers.
 const OVERHEAD: u64 = 512;
@@ -105,8 +115,12 @@ impl Variant {
         head.headers = self.headers.clone();
         let age = self.policy.age(now).as_secs();
         head.headers.insert(AGE, HeaderValue::from(age));
-        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
-            head.headers.insert(DATE, date);
+        // The origin's Date stays (Age says how old it is); one is added
+        // only where the origin sent none (RFC 9110 6.6.1).
+        if !head.headers.contains_key(DATE) {
+            if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                head.headers.insert(DATE, date);
+            }
         }
         let mut body = self.body.clone();
         if !self.encoded.is_empty() {
@@ -357,7 +371,8 @@ impl Cache {
         if vary_star(&head.headers) {
             return Err(NotStored::VaryStar);
         }
-        let policy = CachePolicy::new_options(req, head, now, CacheOptions::default());
+        let read = policy_head(head);
+        let policy = CachePolicy::new_options(req, &read, now, CacheOptions::default());
         if !policy.is_storable() || req.method() != Method::GET {
             return Err(NotStored::NotCacheable);
         }
@@ -369,9 +384,9 @@ impl Cache {
     }
 
     /// Brings a stale variant up to date from the origin's 304 to the
-    /// revalidation request: its headers merged, its age counted afresh.
-    /// `None` if the 304 does not match it (its validators differ): the
-    /// caller asks again without them.
+    /// revalidation request that named it (with its validators alone, so
+    /// the 304 is about it, whatever validators the 304 carries): its
+    /// headers merged, its age counted afresh.
     pub fn revalidated(
         &self,
         key: &str,
@@ -379,14 +394,25 @@ impl Cache {
         stale: &Variant,
         not_modified: &response::Parts,
         now: SystemTime,
-    ) -> Option<Arc<Variant>> {
-        let AfterResponse::NotModified(policy, merged) =
-            stale.policy.after_response(req, not_modified, now)
-        else {
-            return None;
-        };
-        let mut headers = merged.headers;
+    ) -> Arc<Variant> {
+        // The stored head, with what the 304 says anew (RFC 9111 3.2),
+        // but never what describes the stored body itself.
+        let mut headers = stale.headers.clone();
+        for name in not_modified.headers.keys() {
+            if NOT_UPDATED.contains(&name.as_str()) {
+                continue;
+            }
+            headers.remove(name);
+            for v in not_modified.headers.get_all(name) {
+                headers.append(name.clone(), v.clone());
+            }
+        }
         headers.remove(AGE);
+        let (mut merged, ()) = http::Response::new(()).into_parts();
+        merged.status = stale.status;
+        merged.headers = headers.clone();
+        let policy =
+            CachePolicy::new_options(req, &policy_head(&merged), now, CacheOptions::default());
         // The codings are of the same body: kept, not made again.
         let mut fresh = variant(
             policy,
@@ -399,7 +425,7 @@ impl Cache {
         fresh.encoded = stale.encoded.clone();
         let fresh = Arc::new(fresh);
         self.put(key, req, fresh.clone());
-        Some(fresh)
+        fresh
     }
 
     /// Adds `variant`, replacing a stored one that answers the same
@@ -467,6 +493,56 @@ impl Cache {
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         listed
     }
+}
+
+/// An answer's head as the freshness rules read it: directive names in
+/// lower case (they are case-insensitive, RFC 9111 5.2), and an `Age`
+/// that is not one whole number (several, negative, a fraction, a
+/// parameter) read as the largest age there is, 2^31 seconds (RFC 9111
+/// 1.2.2, 5.1): whoever sent it, the answer is not to be trusted fresh.
+fn policy_head(head: &response::Parts) -> response::Parts {
+    let (mut read, ()) = http::Response::new(()).into_parts();
+    read.status = head.status;
+    read.headers = head.headers.clone();
+    let h = &mut read.headers;
+    let ages: Vec<&[u8]> = head
+        .headers
+        .get_all(AGE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let valid = match ages.as_slice() {
+        [] => true,
+        [one] => !one.is_empty() && one.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !valid {
+        h.insert(AGE, HeaderValue::from_static("2147483648"));
+    }
+    let directives: Vec<String> = head
+        .headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(|d| match d.split_once('=') {
+                    Some((name, value)) => format!("{}={value}", name.trim().to_ascii_lowercase()),
+                    None => d.trim().to_ascii_lowercase(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    if !directives.is_empty() {
+        h.remove(CACHE_CONTROL);
+        for d in directives {
+            if let Ok(v) = HeaderValue::from_str(&d) {
+                h.append(CACHE_CONTROL, v);
+            }
+        }
+    }
+    read
 }
 
 /// Marks an entity tag as the one of `coding`'s representation:

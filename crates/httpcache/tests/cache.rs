@@ -76,15 +76,13 @@ fn a_fresh_answer_is_served_with_its_age_and_a_stale_one_is_revalidated() {
         .expect("304")
         .into_parts()
         .0;
-    let fresh = cache
-        .revalidated(
-            &key("/a"),
-            &get("/a", &[]),
-            &stale.variant,
-            &not_modified,
-            t(61),
-        )
-        .expect("the 304 matches");
+    let fresh = cache.revalidated(
+        &key("/a"),
+        &get("/a", &[]),
+        &stale.variant,
+        &not_modified,
+        t(61),
+    );
     assert_eq!(
         fresh.serve(t(70), &http::HeaderMap::new()).head.headers["age"],
         "9"

@@ -34,8 +34,9 @@ use http_body_util::{BodyExt, Either, Full};
 use httpcache::{Cache, Lookup, Range, Served, Stale};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, HOST, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE,
+    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, ETAG,
+    HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
+    LOCATION, RANGE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::HashMap;
@@ -201,11 +202,9 @@ impl Edge {
                 let unsafe_method = !matches!(*req.method(), Method::OPTIONS | Method::TRACE);
                 let sent = Instant::now();
                 let answer = self.pass(req, &client).await;
-                if unsafe_method
-                    && !answer.status().is_client_error()
-                    && !answer.status().is_server_error()
-                {
-                    self.cache.invalidate(&key);
+                let failed = answer.status().is_client_error() || answer.status().is_server_error();
+                if unsafe_method && !failed {
+                    self.invalidate(&host, &key, answer.headers());
                 }
                 (
                     answer,
@@ -245,6 +244,33 @@ impl Edge {
             started.elapsed().as_secs_f64() * 1e3
         );
         answer
+    }
+
+    /// Forgets what a request of an unsafe method may have changed (RFC
+    /// 9111 4.4): its target, and what its answer's Location and
+    /// Content-Location name on the same host.
+    fn invalidate(&self, host: &str, key: &str, answer: &HeaderMap) {
+        self.cache.invalidate(key);
+        for name in [LOCATION, CONTENT_LOCATION] {
+            let Some(to) = answer.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let absolute = to
+                .strip_prefix("http://")
+                .or_else(|| to.strip_prefix("https://"));
+            let same_host = match absolute {
+                Some(rest) => {
+                    let authority = rest.split('/').next().unwrap_or_default();
+                    let named = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+                    named.eq_ignore_ascii_case(host).then(|| key_of(to))
+                }
+                None if to.starts_with('/') => Some(Cache::key(host, to)),
+                None => None,
+            };
+            if let Some(k) = same_host {
+                self.cache.invalidate(&k);
+            }
+        }
     }
 
     /// A GET or HEAD: from the store, or through it.
@@ -353,30 +379,16 @@ impl Edge {
     ) -> (Fetched, Outcome, &'static str) {
         match self.fetch(key, asked, conditional, client).await {
             Ok((Fetched::NotModified(head), _)) => {
-                match self
+                let now = self.now();
+                let v = self
                     .cache
-                    .revalidated(key, asked, &stale.variant, &head, self.now())
-                {
-                    Some(v) => {
-                        self.counters.revalidated.fetch_add(1, Ordering::Relaxed);
-                        (
-                            Fetched::Stored(v),
-                            Outcome::Revalidated,
-                            "revalidated: 304 from the origin",
-                        )
-                    }
-                    None => {
-                        // The 304 is for another version: ask for it whole.
-                        match self.fetch(key, asked, whole_request(asked), client).await {
-                            Ok((f, _)) => {
-                                (f, Outcome::Miss, "changed: the origin's validators differ")
-                            }
-                            Err(page) => {
-                                (Fetched::Passed(page), Outcome::Miss, "the origin failed")
-                            }
-                        }
-                    }
-                }
+                    .revalidated(key, asked, &stale.variant, &head, now);
+                self.counters.revalidated.fetch_add(1, Ordering::Relaxed);
+                (
+                    Fetched::Stored(v),
+                    Outcome::Revalidated,
+                    "revalidated: 304 from the origin",
+                )
             }
             Ok((fetched, _)) if !fetched.is_server_error() => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
