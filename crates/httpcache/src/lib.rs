@@ -27,7 +27,8 @@ pub use range::{range, Range};
 
 use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, AGE, CACHE_CONTROL, CONTENT_ENCODING, DATE, ETAG, VARY,
+    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AGE, CACHE_CONTROL, CONTENT_ENCODING,
+    DATE, ETAG, PRAGMA, VARY,
 };
 use http::{request, response, Method, Request, StatusCode};
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy};
@@ -83,8 +84,13 @@ pub struct Variant {
     body: Bytes,
     /// The body in other codings, when compressed at the edge.
     encoded: Vec<(Coding, Bytes)>,
-    /// Its freshness lifetime, as it was stored.
+    /// When it was stored, and how old it was then.
+    stored_at: SystemTime,
+    age_at_store: Duration,
+    /// Its freshness lifetime, as it was stored (zero if it came stale).
     lifetime: Duration,
+    /// The request's values of the headers its `Vary` names.
+    vary: Vec<(HeaderName, Option<HeaderValue>)>,
     /// `stale-while-revalidate` and `stale-if-error`, if allowed at all.
     while_revalidate: Duration,
     if_error: Duration,
@@ -101,9 +107,23 @@ impl Variant {
         (self.body.len() + encoded + headers) as u64 + OVERHEAD
     }
 
+    /// How old it is at `now` (RFC 9111 4.2.3): as old as it came, and
+    /// the time since.
+    fn age(&self, now: SystemTime) -> Duration {
+        self.age_at_store + now.duration_since(self.stored_at).unwrap_or_default()
+    }
+
     /// How long past its freshness it is at `now`.
     fn staleness(&self, now: SystemTime) -> Duration {
-        self.policy.age(now).saturating_sub(self.lifetime)
+        self.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// Whether `req` has the values of the headers `Vary` names that the
+    /// request it answered had.
+    fn vary_matches(&self, req: &Request<()>) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, value)| req.headers().get(name) == value.as_ref())
     }
 
     /// The answer as it goes at `now` to a client that sent `request`:
@@ -113,7 +133,7 @@ impl Variant {
         let (mut head, ()) = http::Response::new(()).into_parts();
         head.status = self.status;
         head.headers = self.headers.clone();
-        let age = self.policy.age(now).as_secs();
+        let age = self.age(now).as_secs();
         head.headers.insert(AGE, HeaderValue::from(age));
         // The origin's Date stays (Age says how old it is); one is added
         // only where the origin sent none (RFC 9110 6.6.1).
@@ -331,6 +351,19 @@ impl Cache {
         let Some(entry) = self.store.get(key) else {
             return Lookup::Miss(Miss::NotStored);
         };
+        // A request that says nothing of its own (no Cache-Control, no
+        // Pragma) takes a fresh variant whose Vary values it has: the
+        // common case, decided without the policy reading dates again.
+        let plain =
+            !req.headers().contains_key(CACHE_CONTROL) && !req.headers().contains_key(PRAGMA);
+        if plain {
+            let fresh = entry
+                .iter()
+                .find(|v| v.vary_matches(req) && v.age(now) < v.lifetime);
+            if let Some(v) = fresh {
+                return Lookup::Fresh(v.clone());
+            }
+        }
         let mut stale = None;
         for v in entry.iter() {
             match v.policy.before_request(req, now) {
@@ -371,15 +404,24 @@ impl Cache {
         if vary_star(&head.headers) {
             return Err(NotStored::VaryStar);
         }
+        let req = owned_request(req);
         let read = policy_head(head);
-        let policy = CachePolicy::new_options(req, &read, now, CacheOptions::default());
+        let policy = CachePolicy::new_options(&req, &read, now, CacheOptions::default());
         if !policy.is_storable() || req.method() != Method::GET {
             return Err(NotStored::NotCacheable);
         }
         let compress = self.config.compress;
-        let headers = head.headers.clone();
-        let variant = Arc::new(variant(policy, head.status, headers, body, now, compress));
-        self.put(key, req, variant);
+        let headers = owned(&head.headers);
+        let variant = Arc::new(variant(
+            policy,
+            head.status,
+            headers,
+            body,
+            now,
+            compress,
+            &req,
+        ));
+        self.put(key, &req, variant);
         Ok(())
     }
 
@@ -397,13 +439,15 @@ impl Cache {
     ) -> Arc<Variant> {
         // The stored head, with what the 304 says anew (RFC 9111 3.2),
         // but never what describes the stored body itself.
+        let req = &owned_request(req);
+        let not_modified_headers = owned(&not_modified.headers);
         let mut headers = stale.headers.clone();
-        for name in not_modified.headers.keys() {
+        for name in not_modified_headers.keys() {
             if NOT_UPDATED.contains(&name.as_str()) {
                 continue;
             }
             headers.remove(name);
-            for v in not_modified.headers.get_all(name) {
+            for v in not_modified_headers.get_all(name) {
                 headers.append(name.clone(), v.clone());
             }
         }
@@ -414,14 +458,8 @@ impl Cache {
         let policy =
             CachePolicy::new_options(req, &policy_head(&merged), now, CacheOptions::default());
         // The codings are of the same body: kept, not made again.
-        let mut fresh = variant(
-            policy,
-            stale.status,
-            headers,
-            stale.body.clone(),
-            now,
-            false,
-        );
+        let body = stale.body.clone();
+        let mut fresh = variant(policy, stale.status, headers, body, now, false, req);
         fresh.encoded = stale.encoded.clone();
         let fresh = Arc::new(fresh);
         self.put(key, req, fresh.clone());
@@ -495,6 +533,28 @@ impl Cache {
     }
 }
 
+/// A copy of `headers` whose values own their bytes. A parsed header's
+/// value is a slice of the connection's whole read buffer: stored as it
+/// is, each object would keep a buffer of kilobytes alive.
+fn owned(headers: &HeaderMap) -> HeaderMap {
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.append(name.clone(), v);
+        }
+    }
+    copy
+}
+
+/// `req` with headers that own their bytes (see [`owned`]).
+fn owned_request(req: &Request<()>) -> Request<()> {
+    let mut copy = Request::new(());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = owned(req.headers());
+    copy
+}
+
 /// An answer's head as the freshness rules read it: directive names in
 /// lower case (they are case-insensitive, RFC 9111 5.2), and an `Age`
 /// that is not one whole number (several, negative, a fraction, a
@@ -503,7 +563,7 @@ impl Cache {
 fn policy_head(head: &response::Parts) -> response::Parts {
     let (mut read, ()) = http::Response::new(()).into_parts();
     read.status = head.status;
-    read.headers = head.headers.clone();
+    read.headers = owned(&head.headers);
     let h = &mut read.headers;
     let ages: Vec<&[u8]> = head
         .headers
@@ -559,8 +619,8 @@ fn tag_coding(headers: &mut HeaderMap, coding: Coding) {
     }
 }
 
-/// A stored variant of `policy`'s answer; its body compressed too if
-/// `compress` and it is text.
+/// A stored variant of `policy`'s answer to `req`; its body compressed
+/// too if `compress` and it is text.
 fn variant(
     policy: CachePolicy,
     status: StatusCode,
@@ -568,13 +628,31 @@ fn variant(
     body: Bytes,
     now: SystemTime,
     compress: bool,
+    req: &Request<()>,
 ) -> Variant {
     let encoded = if compress && encoding::compressible(&headers, body.len()) {
         encoding::compress(&body)
     } else {
         Vec::new()
     };
-    let lifetime = policy.age(now) + policy.time_to_live(now);
+    let age_at_store = policy.age(now);
+    let ttl = policy.time_to_live(now);
+    let lifetime = if ttl.is_zero() {
+        Duration::ZERO
+    } else {
+        age_at_store + ttl
+    };
+    let vary = headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(|n| {
+            let value = req.headers().get(&n).cloned();
+            (n, value)
+        })
+        .collect();
     let while_revalidate = directive(&headers, "stale-while-revalidate").unwrap_or_default();
     let if_error = directive(&headers, "stale-if-error").unwrap_or_default();
     let mut v = Variant {
@@ -583,7 +661,10 @@ fn variant(
         headers,
         body,
         encoded,
+        stored_at: now,
+        age_at_store,
         lifetime,
+        vary,
         while_revalidate,
         if_error,
     };

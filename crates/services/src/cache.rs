@@ -105,6 +105,8 @@ struct Edge {
     config: Config,
     cache: Cache,
     counters: Counters,
+    /// `X-Cache` for each [`Outcome`], in its order: made once.
+    x_cache: Vec<HeaderValue>,
     /// The URLs whose origin request is under way: a miss for one of them
     /// waits for it instead of asking too. One entry per request in
     /// flight, so the host's connection limits bound it.
@@ -122,6 +124,25 @@ enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Stale,
+        Outcome::Revalidated,
+        Outcome::Pass,
+    ];
+
+    /// `Server-Timing` when the origin was not asked.
+    fn timing(self) -> &'static str {
+        match self {
+            Outcome::Hit => "cache;desc=\"HIT\"",
+            Outcome::Miss => "cache;desc=\"MISS\"",
+            Outcome::Stale => "cache;desc=\"STALE\"",
+            Outcome::Revalidated => "cache;desc=\"REVALIDATED\"",
+            Outcome::Pass => "cache;desc=\"PASS\"",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Outcome::Hit => "HIT",
@@ -218,20 +239,20 @@ impl Edge {
             format!("{}: {why}", outcome.name().to_ascii_lowercase())
         });
         let h = answer.headers_mut();
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{} from {}", outcome.name(), self.config.name))
-        {
-            h.insert(HeaderName::from_static("x-cache"), v);
-        }
+        h.insert(
+            HeaderName::from_static("x-cache"),
+            self.x_cache[outcome as usize].clone(),
+        );
         let timing = match origin {
-            Some(d) => format!(
+            Some(d) => HeaderValue::from_str(&format!(
                 "cache;desc=\"{}\", origin;dur={:.1}",
                 outcome.name(),
                 d.as_secs_f64() * 1e3
-            ),
-            None => format!("cache;desc=\"{}\"", outcome.name()),
+            ))
+            .ok(),
+            None => Some(HeaderValue::from_static(outcome.timing())),
         };
-        if let Ok(v) = HeaderValue::from_str(&timing) {
+        if let Some(v) = timing {
             h.insert(HeaderName::from_static("server-timing"), v);
         }
         tracing::info!(
@@ -600,12 +621,15 @@ impl Edge {
         head_only: bool,
     ) -> Answer {
         let Served { mut head, body, .. } = variant.serve(self.now(), asked);
-        let modified = head
-            .headers
-            .get(LAST_MODIFIED)
+        let conditional =
+            asked.contains_key(IF_NONE_MATCH) || asked.contains_key(IF_MODIFIED_SINCE);
+        let modified = conditional
+            .then(|| head.headers.get(LAST_MODIFIED))
+            .flatten()
             .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
         let has_validator = head.headers.contains_key(ETAG) || modified.is_some();
-        if has_validator && crate::http::not_modified(asked, &head.headers, modified) {
+        if conditional && has_validator && crate::http::not_modified(asked, &head.headers, modified)
+        {
             self.counters
                 .not_modified_304
                 .fetch_add(1, Ordering::Relaxed);
@@ -787,7 +811,15 @@ pub fn serve(host: hoststack::Host, config: Config) -> io::Result<crate::Serving
         header_timeout: config.header_timeout,
         request_timeout: config.request_timeout,
     };
+    let x_cache = Outcome::ALL
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(&format!("{} from {}", o.name(), config.name))
+                .unwrap_or(HeaderValue::from_static(""))
+        })
+        .collect();
     let edge = Arc::new(Edge {
+        x_cache,
         upstreams: Upstreams::new(host, config.connect_timeout),
         cache: Cache::new(config.store),
         config,
