@@ -25,6 +25,8 @@ address = "10.62.0.10/24"
 origin = "origin"
 connect_timeout_ms = 300
 request_timeout_ms = 2000
+cache_bytes = 4194304
+max_object_bytes = 65536
 [[service]]
 name = "origin"
 kind = "http"
@@ -47,6 +49,15 @@ size = 100
 prefix = "/sie/"
 cache_control = "max-age=1, stale-if-error=600"
 size = 100
+
+[[service.paths]]
+prefix = "/big/"
+cache_control = "public, max-age=600"
+size = 200000
+
+[[service.paths]]
+prefix = "/page"
+cache_control = "public, max-age=600"
 
 [[service.paths]]
 prefix = "/nostore/"
@@ -238,4 +249,39 @@ fn with_the_origin_cut_off_stale_if_error_serves_stale_and_the_rest_get_a_502() 
     let failed = ask(&mut lab, "GET", "/short/a", "");
     assert!(failed.head.starts_with("http/1.1 502"), "{}", failed.head);
     assert!(String::from_utf8_lossy(&failed.body).contains("origin"));
+}
+
+#[test]
+fn a_clients_unkeyed_headers_never_reach_what_others_are_served() {
+    let mut lab = lab();
+    // The greeting shows X-Forwarded-For: one client's claim, stored,
+    // would be every client's page.
+    let first = ask(
+        &mut lab,
+        "GET",
+        "/page",
+        "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n",
+    );
+    assert_eq!(first.cache(), "miss");
+    let page = String::from_utf8_lossy(&first.body).into_owned();
+    assert!(page.contains("x-forwarded-for: 10.62.0.2\n"), "{page}");
+    assert!(!page.contains("6.6.6.6"), "{page}");
+    let other = ask(&mut lab, "GET", "/page", "");
+    assert_eq!(other.cache(), "hit");
+    assert!(!String::from_utf8_lossy(&other.body).contains("6.6.6.6"));
+}
+
+#[test]
+fn an_object_past_the_largest_stored_passes_through_whole_and_uncached() {
+    let mut lab = lab();
+    for _ in 0..2 {
+        let big = ask(&mut lab, "GET", "/big/video.bin", "");
+        assert_eq!(big.cache(), "miss");
+        assert_eq!(big.body.len(), 200_000);
+        assert!(big
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8));
+    }
 }

@@ -154,8 +154,22 @@ impl Outcome {
     }
 }
 
+/// Headers a client may send that say what proxies before the edge saw:
+/// an edge faces end users, so it has no proxies before it, and these
+/// are dropped, not passed on. Passed on, an origin that shows them (as
+/// the lab's greeting shows X-Forwarded-For) would have one client's
+/// words stored and served to everyone: headers the key does not hold
+/// must not change what is stored.
+const UNTRUSTED: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "forwarded",
+];
+
 /// A request as the cache reads it: GET (a HEAD is answered from a GET)
-/// in origin form, with the client's headers.
+/// in origin form, with the client's headers but those of [`UNTRUSTED`].
 fn lookup_request(req: &Request<Incoming>, host: &str) -> Request<()> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let mut r = Request::new(());
@@ -164,6 +178,9 @@ fn lookup_request(req: &Request<Incoming>, host: &str) -> Request<()> {
         *r.uri_mut() = uri;
     }
     *r.headers_mut() = req.headers().clone();
+    for name in UNTRUSTED {
+        r.headers_mut().remove(name);
+    }
     if let Ok(h) = HeaderValue::from_str(host) {
         r.headers_mut().insert(HOST, h);
     }
