@@ -72,6 +72,10 @@ struct Inner {
     /// Wakes the driver: frames arrived or a socket has something to send.
     wake: Notify,
     stopping: AtomicBool,
+    /// Whether a traced frame ever reached the host: until one does, no
+    /// connection has a trace to note a decision on, and a service's
+    /// notes cost nothing (no lock of the stack per request).
+    traced: AtomicBool,
     epoch: std::time::Instant,
 }
 
@@ -123,6 +127,7 @@ impl Host {
                 }),
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
+                traced: AtomicBool::new(false),
                 epoch,
             }),
         }
@@ -131,6 +136,9 @@ impl Host {
     /// Queues a frame from the fabric (given in pieces) for the driver;
     /// `trace` is its id in a trace (0 if none follows it).
     pub fn deliver(&self, pieces: &[&[u8]], trace: u64) {
+        if trace != 0 {
+            self.inner.traced.store(true, Ordering::Relaxed);
+        }
         {
             let mut q = self.inner.rx();
             if q.frames.len() >= self.inner.rx_limit {
@@ -440,6 +448,9 @@ impl TraceProbe {
     /// Notes what the service decided about the data the connection last
     /// received, on that data's traced frame (nothing if untraced).
     pub fn note(&self, name: &'static str, text: impl FnOnce() -> String) {
+        if !self.host.inner.traced.load(Ordering::Relaxed) {
+            return;
+        }
         let id = self.id;
         let trace = self.host.inner.with_stack(|s| s.tcp_last_trace(id));
         if trace != 0 {
