@@ -307,6 +307,16 @@ fn every_example_lab_runs_and_its_hosts_reach_each_other() {
             let link = ["link", "ground.space", "--clear", "--delay", "300ms"];
             scratchnet(&[&link[..], &["--direction", "both", "--lab", name]].concat());
         }
+        if *name == "cdn" {
+            // The same for its ship; and a first frame across the sky
+            // waits a 600 ms ARP exchange there too, past pingall's 1 s:
+            // the ship's paths are resolved first.
+            let link = ["link", "sat-gw.sky", "--clear", "--delay", "300ms"];
+            scratchnet(&[&link[..], &["--direction", "both", "--lab", name]].concat());
+            for far in ["10.30.1.10", "10.50.1.10"] {
+                exec_ok("ship-pc", &format!("ping -c 2 -W 3 {far}"));
+            }
+        }
         let matrix = scratchnet(&["pingall", "--lab", name]);
         // Behind NAT, the outside cannot reach in, and pingall says that
         // is expected: all else answers.
