@@ -28,7 +28,7 @@ pub use range::{range, Range};
 use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AGE, CACHE_CONTROL, CONTENT_ENCODING,
-    DATE, ETAG, PRAGMA, VARY,
+    DATE, ETAG, EXPIRES, PRAGMA, VARY,
 };
 use http::{request, response, Method, Request, StatusCode};
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy};
@@ -36,9 +36,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// How big the store and what is in it may grow.
-#[derive(Debug, Clone, Copy)]
+/// How big the store and what is in it may grow, and the cache's name.
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// Its device token for `Surrogate-Control` directives aimed at it
+    /// (`max-age=60;NAME`), as its `Surrogate-Capability` says.
+    pub name: String,
     /// The store's bound: bodies, headers and bookkeeping, in bytes.
     pub capacity: u64,
     /// The largest body stored; larger ones pass through.
@@ -53,6 +56,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
+            name: "cache".to_owned(),
             capacity: 256 << 20,
             max_object: 8 << 20,
             max_variants: 8,
@@ -60,6 +64,9 @@ impl Default for Config {
         }
     }
 }
+
+/// The header that speaks to surrogates (caches at the edge) alone.
+const SURROGATE_CONTROL: &str = "surrogate-control";
 
 /// Headers a 304 does not change in a stored answer: they describe its
 /// body, which the 304 does not send.
@@ -405,13 +412,15 @@ impl Cache {
             return Err(NotStored::VaryStar);
         }
         let req = owned_request(req);
-        let read = policy_head(head);
+        let read = policy_head(head, &self.config.name);
         let policy = CachePolicy::new_options(&req, &read, now, CacheOptions::default());
         if !policy.is_storable() || req.method() != Method::GET {
             return Err(NotStored::NotCacheable);
         }
         let compress = self.config.compress;
-        let headers = owned(&head.headers);
+        let mut headers = owned(&head.headers);
+        // Meant for this cache, not for those after it.
+        headers.remove(SURROGATE_CONTROL);
         let variant = Arc::new(variant(
             policy,
             head.status,
@@ -455,8 +464,12 @@ impl Cache {
         let (mut merged, ()) = http::Response::new(()).into_parts();
         merged.status = stale.status;
         merged.headers = headers.clone();
-        let policy =
-            CachePolicy::new_options(req, &policy_head(&merged), now, CacheOptions::default());
+        let policy = CachePolicy::new_options(
+            req,
+            &policy_head(&merged, &self.config.name),
+            now,
+            CacheOptions::default(),
+        );
         // The codings are of the same body: kept, not made again.
         let body = stale.body.clone();
         let mut fresh = variant(policy, stale.status, headers, body, now, false, req);
@@ -560,7 +573,7 @@ fn owned_request(req: &Request<()>) -> Request<()> {
 /// that is not one whole number (several, negative, a fraction, a
 /// parameter) read as the largest age there is, 2^31 seconds (RFC 9111
 /// 1.2.2, 5.1): whoever sent it, the answer is not to be trusted fresh.
-fn policy_head(head: &response::Parts) -> response::Parts {
+fn policy_head(head: &response::Parts, name: &str) -> response::Parts {
     let (mut read, ()) = http::Response::new(()).into_parts();
     read.status = head.status;
     read.headers = owned(&head.headers);
@@ -578,6 +591,13 @@ fn policy_head(head: &response::Parts) -> response::Parts {
     };
     if !valid {
         h.insert(AGE, HeaderValue::from_static("2147483648"));
+    }
+    if let Some(surrogate) = surrogate_control(&head.headers, name) {
+        // Surrogate-Control, meant for caches like this one, replaces
+        // Cache-Control for it (W3C Edge Architecture 1.0).
+        h.insert(CACHE_CONTROL, surrogate);
+        h.remove(EXPIRES);
+        return read;
     }
     let directives: Vec<String> = head
         .headers
@@ -603,6 +623,45 @@ fn policy_head(head: &response::Parts) -> response::Parts {
         }
     }
     read
+}
+
+/// The `Surrogate-Capability` a cache named `name` sends upstream: that
+/// it understands `Surrogate-Control`.
+pub fn surrogate_capability(name: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("{name}=\"Surrogate/1.0\"")).ok()
+}
+
+/// What an answer's `Surrogate-Control` says to the cache named `name`,
+/// as Cache-Control: its `no-store` or `max-age=N` (directive names in any
+/// case, N whole digits; a directive aimed at another device by
+/// `;TOKEN` is not for it). `None` if it says nothing to it.
+fn surrogate_control(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    let mut max_age = None;
+    for item in headers
+        .get_all(SURROGATE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let (directive, target) = match item.split_once(';') {
+            Some((d, t)) => (d.trim(), Some(t.trim())),
+            None => (item.trim(), None),
+        };
+        if target.is_some_and(|t| !t.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let (key, value) = directive.split_once('=').unwrap_or((directive, ""));
+        match key.to_ascii_lowercase().as_str() {
+            "no-store" => return Some(HeaderValue::from_static("no-store")),
+            "max-age" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                // Past 2^31 seconds is 2^31 seconds (RFC 9111 1.2.2).
+                let secs = value.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31);
+                max_age = Some(secs);
+            }
+            _ => {}
+        }
+    }
+    max_age.and_then(|n| HeaderValue::from_str(&format!("max-age={n}")).ok())
 }
 
 /// Marks an entity tag as the one of `coding`'s representation:

@@ -380,3 +380,78 @@ fn text_is_served_in_the_coding_the_client_prefers_with_a_tag_of_its_own() {
     assert!(!served.head.headers.contains_key("content-encoding"));
     assert!(!served.head.headers.contains_key("vary"));
 }
+
+#[test]
+fn surrogate_control_speaks_to_this_cache_alone_and_wins_over_cache_control() {
+    let cache = Cache::new(Config {
+        name: "edge1".to_owned(),
+        ..Config::default()
+    });
+    let store = |path: &str, headers: &[(&str, &str)]| {
+        cache.store(
+            &key(path),
+            &get(path, &[]),
+            &answer(t(0), headers),
+            Bytes::from_static(b"x"),
+            t(0),
+        )
+    };
+    let fresh_at = |path: &str, at| {
+        matches!(
+            cache.lookup(&key(path), &get(path, &[]), t(at)),
+            Lookup::Fresh(_)
+        )
+    };
+    // A long surrogate max-age over a short Cache-Control one, and over
+    // no-store; targeted at this cache by its name, in any case.
+    store(
+        "/a",
+        &[
+            ("cache-control", "max-age=1"),
+            ("surrogate-control", "MaX-aGe=3600"),
+        ],
+    )
+    .expect("stored");
+    assert!(fresh_at("/a", 100));
+    store(
+        "/b",
+        &[
+            ("cache-control", "no-store"),
+            ("surrogate-control", "max-age=600;edge1"),
+        ],
+    )
+    .expect("stored");
+    assert!(fresh_at("/b", 100));
+    // Not for this cache: another device's, or malformed.
+    store("/c", &[("surrogate-control", "max-age=3600;edge2")]).expect("stored");
+    assert!(!fresh_at("/c", 1));
+    store(
+        "/d",
+        &[
+            ("cache-control", "max-age=1"),
+            ("surrogate-control", "max-age= 100"),
+        ],
+    )
+    .expect("stored");
+    assert!(!fresh_at("/d", 100));
+    // no-store wins over a fresh Cache-Control.
+    assert_eq!(
+        store(
+            "/e",
+            &[
+                ("cache-control", "max-age=10000"),
+                ("surrogate-control", "no-store")
+            ]
+        ),
+        Err(NotStored::NotCacheable)
+    );
+    // It is for this cache only: clients never see it.
+    let Lookup::Fresh(v) = cache.lookup(&key("/a"), &get("/a", &[]), t(1)) else {
+        panic!("fresh");
+    };
+    assert!(!v
+        .serve(t(1), &http::HeaderMap::new())
+        .head
+        .headers
+        .contains_key("surrogate-control"));
+}

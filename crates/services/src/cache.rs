@@ -466,7 +466,10 @@ impl Edge {
     ) -> Result<(Fetched, Option<&'static str>), Answer> {
         let name = &self.config.name;
         let origin = self.config.origin;
-        let out = proxy::outgoing(req, name, client, None).map(|()| proxy::empty_body());
+        let mut out = proxy::outgoing(req, name, client, None).map(|()| proxy::empty_body());
+        if let Some(v) = httpcache::surrogate_capability(name) {
+            out.headers_mut().insert(SURROGATE_CAPABILITY, v);
+        }
         let mut sender = match self.upstreams.connection(origin).await {
             Ok(s) => s,
             Err(e) => {
@@ -512,7 +515,7 @@ impl Edge {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
             let body = Tracked::new(body, keep);
             return Ok((
-                Fetched::Passed(Response::from_parts(head, Either::Right(body))),
+                passed(head, Either::Right(body)),
                 Some("too large to store"),
             ));
         }
@@ -537,7 +540,7 @@ impl Edge {
                 head.headers.remove(CONTENT_LENGTH);
                 let rest = Tracked::after(read.freeze(), body, keep);
                 return Ok((
-                    Fetched::Passed(Response::from_parts(head, Either::Right(rest))),
+                    passed(head, Either::Right(rest)),
                     Some("too large to store"),
                 ));
             }
@@ -553,14 +556,14 @@ impl Edge {
                 Lookup::Fresh(v) => Ok((Fetched::Stored(v), None)),
                 Lookup::Stale(s) => Ok((Fetched::Stored(s.variant.clone()), None)),
                 Lookup::Miss(_) => Ok((
-                    Fetched::Passed(Response::from_parts(head, Either::Left(Full::new(read)))),
+                    passed(head, Either::Left(Full::new(read))),
                     Some("evicted at once"),
                 )),
             },
             Err(not) => {
                 self.counters.not_stored.fetch_add(1, Ordering::Relaxed);
                 Ok((
-                    Fetched::Passed(Response::from_parts(head, Either::Left(Full::new(read)))),
+                    passed(head, Either::Left(Full::new(read))),
                     Some(not.reason()),
                 ))
             }
@@ -596,6 +599,7 @@ impl Edge {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 proxy::answer_head(&mut head.headers, name);
+                head.headers.remove("surrogate-control");
                 let body = Tracked::new(body, self.keeper(origin, sender));
                 Response::from_parts(head, Either::Right(body))
             }
@@ -740,6 +744,16 @@ impl Fetched {
     }
 }
 
+/// Surrogate-Capability: NAME="Surrogate/1.0", sent to the origin.
+const SURROGATE_CAPABILITY: HeaderName = HeaderName::from_static("surrogate-capability");
+
+/// An origin answer passed on unstored: without its Surrogate-Control,
+/// which was for the edge alone.
+fn passed(mut head: hyper::http::response::Parts, body: Either<Full<Bytes>, Tracked>) -> Fetched {
+    head.headers.remove("surrogate-control");
+    Fetched::Passed(Response::from_parts(head, body))
+}
+
 /// The revalidation request of a stale object, in origin form.
 fn stale_request(stale: &Stale, asked: &Request<()>) -> Request<()> {
     let mut r = Request::new(());
@@ -838,7 +852,7 @@ pub fn serve(host: hoststack::Host, config: Config) -> io::Result<crate::Serving
     let edge = Arc::new(Edge {
         x_cache,
         upstreams: Upstreams::new(host, config.connect_timeout),
-        cache: Cache::new(config.store),
+        cache: Cache::new(config.store.clone()),
         config,
         counters: Counters::default(),
         inflight: Mutex::new(HashMap::new()),

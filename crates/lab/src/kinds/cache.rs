@@ -39,6 +39,7 @@ impl Service for Cache {
             tls,
             origin: SocketAddr::new(origin, settings.origin.port),
             store: httpcache::Config {
+                name: spec.name.clone(),
                 capacity: settings.capacity,
                 max_object: settings.max_object,
                 ..httpcache::Config::default()
