@@ -791,10 +791,8 @@ impl Handler for Edge {
     ) -> impl std::future::Future<Output = Answer> + Send {
         self.answer(req, client)
     }
-}
 
-impl AsRef<Upstreams> for Edge {
-    fn as_ref(&self) -> &Upstreams {
+    fn upstreams(&self) -> &Upstreams {
         &self.upstreams
     }
 }

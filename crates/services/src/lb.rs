@@ -455,10 +455,8 @@ impl Handler for Lb {
     ) -> impl std::future::Future<Output = Answer> + Send {
         self.answer(req, client)
     }
-}
 
-impl AsRef<Upstreams> for Lb {
-    fn as_ref(&self) -> &Upstreams {
+    fn upstreams(&self) -> &Upstreams {
         &self.upstreams
     }
 }

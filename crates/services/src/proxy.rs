@@ -121,6 +121,9 @@ pub(crate) trait Handler: Send + Sync + 'static {
         req: Request<Incoming>,
         client: Client,
     ) -> impl Future<Output = Answer> + Send;
+
+    /// The proxy's engine: its host and upstream connections.
+    fn upstreams(&self) -> &Upstreams;
 }
 
 /// How a proxy's front serves its clients.
@@ -254,11 +257,11 @@ impl Upstreams {
 
 /// Serves `front` on the proxy's host until the task is dropped: each
 /// client request goes to `handler`.
-pub(crate) fn serve<H: Handler + AsRef<Upstreams>>(
+pub(crate) fn serve<H: Handler>(
     handler: Arc<H>,
     front: Front,
 ) -> io::Result<impl Future<Output = io::Result<()>> + Send + 'static> {
-    let host = (*handler).as_ref().host();
+    let host = handler.upstreams().host();
     let listener = host.listen(front.port, 1024)?;
     let tls = match &front.tls {
         Some(t) => Some((
@@ -297,7 +300,7 @@ pub(crate) fn serve<H: Handler + AsRef<Upstreams>>(
 }
 
 /// Accepts HTTPS clients: each handshake within the header timeout.
-async fn accept_tls<H: Handler + AsRef<Upstreams>>(
+async fn accept_tls<H: Handler>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     handler: Arc<H>,
@@ -316,7 +319,7 @@ async fn accept_tls<H: Handler + AsRef<Upstreams>>(
             match tokio::time::timeout(front.header_timeout, handshake).await {
                 Ok(Ok(tls)) => connection(handler, front, tls, client).await,
                 _ => {
-                    let counters = &(*handler).as_ref().counters;
+                    let counters = &handler.upstreams().counters;
                     counters.tls_failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
