@@ -156,6 +156,11 @@ fn promised(example: &str, line: usize) -> &'static [&'static str] {
             "has no AAAA: DNS64 makes them from its A records in 64:ff9b::/96",
             "IN AAAA 64:ff9b::cb00:7150",
         ],
+        ("cdn", 0) => &["10.40.1.80"],
+        ("cdn", 1) => &["MISS from eu-edge"],
+        ("cdn", 2) => &["HIT from eu-edge"],
+        ("cdn", 3) => &["cache eu-edge: 1 object", "www.shop.test/static/app.js"],
+        ("cdn", 4) => &["origin: down"],
         _ => panic!("example {example} line {line} has no promise in this test"),
     }
 }
@@ -216,6 +221,15 @@ fn every_example_s_header_commands_keep_their_promises_in_order() {
         let left = String::from_utf8_lossy(&left.stdout);
         assert!(gone, "example {name} left processes behind:\n{left}");
     }
+}
+
+/// The cdn example's topology.
+fn cdn_example() -> &'static str {
+    topology::EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "cdn")
+        .unwrap()
+        .1
 }
 
 /// The tour's commands (`$ ` lines of docs/tour.md), in order, by code
@@ -314,6 +328,17 @@ fn tour_promise(cmd: &str, nth: usize) -> &'static [&'static str] {
         "curl -s -o /dev/null -w '%{http_code}\\n' 'http://[2001:db8:2::10]/'" => &["200"],
         "curl -s -m 2 'http://[2001:db8:1:0:53:4eff:fe87:2213]:22/'" => &["exit=28"],
         "sudo scratchnet status home-gw | grep 'IPv6 firewall'" => &["IPv6 firewall (", "dropped_unsolicited="],
+        // §11, in the cdn example's lab.
+        "scratchnet example cdn > cdn.toml && sudo scratchnet up cdn.toml" => &[],
+        "sudo scratchnet exec eu-pc -- dig +short www.shop.test" => &["10.40.1.80"],
+        "sudo scratchnet exec asia-pc -- dig +short www.shop.test" => &["10.50.1.80"],
+        "sudo scratchnet exec eu-pc -- curl -s -o /dev/null -w '%{time_total}s %header{x-cache}\\n' http://www.shop.test/static/app.js" if nth == 0 => &["s MISS from eu-edge"],
+        "sudo scratchnet exec eu-pc -- curl -s -o /dev/null -w '%{time_total}s %header{x-cache}\\n' http://www.shop.test/static/app.js" => &["s HIT from eu-edge"],
+        "sudo scratchnet exec ship-pc -- curl -s -o /dev/null -w '%{time_connect} %{time_starttransfer}s %header{x-cache}\\n' http://www.shop.test/static/app.js" => &["s HIT from eu-edge"],
+        "sudo scratchnet exec eu-pc -- curl -s -o /dev/null -w '%{http_code} %header{x-cache}\\n' http://www.shop.test/" if nth == 0 => &["200 MISS from eu-edge"],
+        "sudo scratchnet link origin down" => &["origin: down"],
+        "sleep 10; sudo scratchnet exec eu-pc -- curl -s -o /dev/null -w '%{http_code} %header{x-cache}\\n' http://www.shop.test/" => &["200 STALE from eu-edge"],
+        "sudo scratchnet exec eu-pc -- curl -s -o /dev/null -w '%{http_code}\\n' http://www.shop.test/cart" => &["502"],
         other => panic!("the tour's `{other}` has no promise in this test: add what it shows"),
     }
 }
@@ -325,13 +350,20 @@ fn the_tour_s_commands_in_order_show_what_the_tour_shows() {
     let blocks = tour_blocks();
     assert_eq!(blocks[0], ["sudo scratchnet up"]);
     let file = topology_file("reference", topology::REFERENCE_LAB);
-    let lab = Lab::up_file("reference", &file);
+    let mut lab = Lab::up_file("reference", &file);
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for (b, block) in blocks.iter().enumerate().skip(1) {
         let mut background: Option<(String, Other)> = None;
         for cmd in block {
             let nth = *seen.entry(cmd.clone()).and_modify(|n| *n += 1).or_default();
             let what = format!("tour: `{cmd}`");
+            if cmd.starts_with("scratchnet example cdn > cdn.toml") {
+                // §11 moves to the cdn example's lab: the reference lab
+                // stops first, as its Ctrl-C would.
+                drop(std::mem::replace(&mut lab, Lab::up("cdn", cdn_example())));
+                assert_clean("reference", &["alice", "bob", "carol"]);
+                continue;
+            }
             if cmd == "kill %1" {
                 // The shell's job: the web server started above.
                 let (_, server) = background.take().expect("a job to kill");
@@ -361,8 +393,7 @@ fn the_tour_s_commands_in_order_show_what_the_tour_shows() {
             expect(&format!("tour: `{cmd}`"), &shown, tour_promise(&cmd, 0));
         }
     }
-    drop(lab);
-    assert_clean("reference", &["alice", "bob", "carol"]);
+    stop_and_assert_clean(lab, cdn_example());
     let left = sh("pgrep -f 'http[.]server( --bind ::)? 80' || true");
     assert!(left.stdout.is_empty(), "the tour's web server outlived it");
 }
