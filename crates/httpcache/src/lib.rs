@@ -163,15 +163,7 @@ impl Variant {
                 tag_coding(&mut head.headers, coding);
             }
         }
-        Served {
-            head,
-            body,
-            age: Duration::from_secs(age),
-        }
-    }
-
-    pub fn body_len(&self) -> usize {
-        self.body.len()
+        Served { head, body }
     }
 }
 
@@ -180,8 +172,6 @@ impl Variant {
 pub struct Served {
     pub head: response::Parts,
     pub body: Bytes,
-    /// Its `Age`.
-    pub age: Duration,
 }
 
 /// Why a lookup found nothing to use.

@@ -171,6 +171,12 @@ fn a_miss_then_hits_with_age_head_ranges_and_304s_from_the_store() {
     assert!(none.head.starts_with("http/1.1 416"), "{}", none.head);
 
     let etag = first.header("etag").expect("an etag").to_owned();
+    // A HEAD that misses fetches the whole object: the GET after it hits.
+    let head_first = ask(&mut lab, "HEAD", "/static/other.css", "");
+    assert_eq!(head_first.cache(), "miss");
+    assert!(head_first.body.is_empty());
+    assert_eq!(ask(&mut lab, "GET", "/static/other.css", "").cache(), "hit");
+
     let not_modified = ask(
         &mut lab,
         "GET",

@@ -641,7 +641,7 @@ impl Edge {
         asked: &HeaderMap,
         head_only: bool,
     ) -> Answer {
-        let Served { mut head, body, .. } = variant.serve(self.now(), asked);
+        let Served { mut head, body } = variant.serve(self.now(), asked);
         let conditional =
             asked.contains_key(IF_NONE_MATCH) || asked.contains_key(IF_MODIFIED_SINCE);
         let modified = conditional
