@@ -587,10 +587,23 @@ fn policy_head(head: &response::Parts, name: &str) -> response::Parts {
         // Cache-Control for it (W3C Edge Architecture 1.0).
         h.insert(CACHE_CONTROL, surrogate);
         h.remove(EXPIRES);
-        return read;
+    } else {
+        lowercase_directives(h);
     }
-    let directives: Vec<String> = head
-        .headers
+    if final_with_stated_freshness(&read) {
+        // RFC 9111 3 lets a cache store any final status whose freshness
+        // is stated (a cache must understand a status only for 206, 304
+        // and must-understand); the policy crate keeps to the statuses it
+        // knows, so it is shown one it does. The stored head keeps the
+        // real status.
+        read.status = StatusCode::OK;
+    }
+    read
+}
+
+/// Cache-Control's directive names in lower case.
+fn lowercase_directives(h: &mut HeaderMap) {
+    let directives: Vec<String> = h
         .get_all(CACHE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -612,7 +625,35 @@ fn policy_head(head: &response::Parts, name: &str) -> response::Parts {
             }
         }
     }
-    read
+}
+
+/// A final status other than 206 and 304 that the policy crate does not
+/// store, with freshness stated by `max-age`, `s-maxage`, `Expires` or
+/// `public` (which allows a heuristic), and no `must-understand`.
+fn final_with_stated_freshness(head: &response::Parts) -> bool {
+    const UNDERSTOOD: [u16; 14] = [
+        200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501,
+    ];
+    let code = head.status.as_u16();
+    if code < 200 || code == 206 || code == 304 || UNDERSTOOD.contains(&code) {
+        return false;
+    }
+    let mut stated = head.headers.contains_key(EXPIRES);
+    for directive in head
+        .headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let name = directive.split('=').next().unwrap_or("").trim();
+        match name {
+            "must-understand" => return false,
+            "max-age" | "s-maxage" | "public" => stated = true,
+            _ => {}
+        }
+    }
+    stated
 }
 
 /// The `Surrogate-Capability` a cache named `name` sends upstream: that

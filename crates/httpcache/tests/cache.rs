@@ -184,6 +184,47 @@ fn last_modified_alone_gives_a_tenth_of_its_age_and_expires_is_read() {
 }
 
 #[test]
+fn any_final_status_with_stated_freshness_is_stored_with_that_status() {
+    let cache = Cache::new(Config::default());
+    let req = get("/s", &[]);
+    let day_before = httpdate::fmt_http_date(t(0) - Duration::from_secs(86_400));
+    let store = |status: u16, headers: &[(&str, &str)]| {
+        let mut head = answer(t(0), headers);
+        head.status = http::StatusCode::from_u16(status).expect("status");
+        cache.store(&key("/s"), &req, &head, Bytes::from_static(b"x"), t(0))
+    };
+    let fresh = |at| match cache.lookup(&key("/s"), &req, at) {
+        Lookup::Fresh(v) => v.serve(at, &http::HeaderMap::new()).head.status.as_u16(),
+        _ => 0,
+    };
+    for status in [400, 500, 503, 299, 599] {
+        assert_eq!(store(status, &[("cache-control", "max-age=60")]), Ok(()));
+        assert_eq!(fresh(t(30)), status);
+    }
+    // Public allows a heuristic from Last-Modified, for any final status.
+    let public = [("cache-control", "public"), ("last-modified", &*day_before)];
+    assert_eq!(store(599, &public), Ok(()));
+    assert_eq!(fresh(t(60)), 599);
+    // Nothing stated: only the statuses RFC 9110 makes heuristically
+    // cacheable may be stored; and must-understand needs a known status.
+    let lm = [("last-modified", &*day_before)];
+    for (status, headers) in [
+        (503, &lm[..]),
+        (403, &lm[..]),
+        (
+            599,
+            &[("cache-control", "max-age=60, must-understand, no-store")][..],
+        ),
+    ] {
+        assert_eq!(
+            store(status, headers),
+            Err(NotStored::NotCacheable),
+            "{status}"
+        );
+    }
+}
+
+#[test]
 fn vary_keeps_a_variant_per_value_and_another_value_is_a_miss() {
     let cache = Cache::new(Config::default());
     let cc = ("cache-control", "max-age=60");

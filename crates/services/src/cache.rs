@@ -34,9 +34,9 @@ use http_body_util::{BodyExt, Either, Full};
 use httpcache::{Cache, Lookup, Range, Served, Stale};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, ETAG,
-    HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
-    LOCATION, RANGE,
+    HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE,
+    ETAG, HOST, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    LAST_MODIFIED, LOCATION, RANGE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::HashMap;
@@ -392,7 +392,9 @@ impl Edge {
         }
         let _leader = self.lead(key);
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let fetched = self.fetch(key, asked, whole_request(asked), client).await;
+        let fetched = self
+            .fetch(key, asked, whole_request(asked), true, client)
+            .await;
         let why = match &fetched {
             Ok((_, None)) => reason,
             Ok((_, Some(not))) => not,
@@ -415,7 +417,13 @@ impl Edge {
         conditional: Request<()>,
         client: &Client,
     ) -> (Fetched, Outcome, &'static str) {
-        match self.fetch(key, asked, conditional, client).await {
+        // A server error the stale answer may stand in for is not stored
+        // over it (RFC 5861 4).
+        let store_errors = !stale.if_error(asked.headers());
+        match self
+            .fetch(key, asked, conditional, store_errors, client)
+            .await
+        {
             Ok((Fetched::NotModified(head), _)) => {
                 let now = self.now();
                 let v = self
@@ -455,13 +463,15 @@ impl Edge {
     }
 
     /// Asks the origin `req` (for `asked`, the client's request): a 304
-    /// for a conditional request; the answer stored, or passed through
-    /// with why it was not stored; or the page that says the origin failed.
+    /// for a conditional request; the answer stored (a 5xx only if
+    /// `store_errors`), or passed through with why it was not stored; or
+    /// the page that says the origin failed.
     async fn fetch(
         self: &Arc<Self>,
         key: &str,
         asked: &Request<()>,
         req: Request<()>,
+        store_errors: bool,
         client: &Client,
     ) -> Result<(Fetched, Option<&'static str>), Answer> {
         let name = &self.config.name;
@@ -472,31 +482,11 @@ impl Edge {
         }
         let mut sender = match self.upstreams.connection(origin).await {
             Ok(s) => s,
-            Err(e) => {
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
-                let why = format!("the origin {origin} could not be reached: {e}");
-                return Err(proxy::page(name, StatusCode::BAD_GATEWAY, &why));
-            }
+            Err(e) => return Err(self.unreachable(&e)),
         };
         let response = match Upstreams::send(&mut sender, out, self.config.request_timeout).await {
             Ok(r) => r,
-            Err(Failure::Timeout) => {
-                self.counters.timeout_504.fetch_add(1, Ordering::Relaxed);
-                let why = format!(
-                    "the origin did not answer within {:?}",
-                    self.config.request_timeout
-                );
-                return Err(proxy::page(name, StatusCode::GATEWAY_TIMEOUT, &why));
-            }
-            Err(Failure::Broken(e)) => {
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
-                let why = format!("the origin broke the connection: {e}");
-                return Err(proxy::page(name, StatusCode::BAD_GATEWAY, &why));
-            }
+            Err(failure) => return Err(self.unanswered(failure)),
         };
         let (mut head, mut body) = response.into_parts();
         proxy::answer_head(&mut head.headers, name);
@@ -523,14 +513,8 @@ impl Edge {
         let mut read = BytesMut::new();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(proxy::page(
-                    name,
-                    StatusCode::BAD_GATEWAY,
-                    "the origin's answer broke off",
-                ));
+                let why = "the origin's answer broke off";
+                return Err(self.failed(StatusCode::BAD_GATEWAY, why));
             };
             if let Ok(data) = frame.into_data() {
                 read.extend_from_slice(&data);
@@ -548,6 +532,10 @@ impl Edge {
         let ended = body.is_end_stream();
         keep(ended);
         let read = read.freeze();
+        if head.status.is_server_error() && !store_errors {
+            let why = "a server error, where the stale answer may stand in";
+            return Ok((passed(head, Either::Left(Full::new(read))), Some(why)));
+        }
         match self
             .cache
             .store(key, asked, &head, read.clone(), self.now())
@@ -587,13 +575,7 @@ impl Edge {
         let out = proxy::outgoing(req, name, client, None).map(BodyExt::boxed);
         let mut sender = match self.upstreams.connection(origin).await {
             Ok(s) => s,
-            Err(e) => {
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
-                let why = format!("the origin {origin} could not be reached: {e}");
-                return proxy::page(name, StatusCode::BAD_GATEWAY, &why);
-            }
+            Err(e) => return self.unreachable(&e),
         };
         match Upstreams::send(&mut sender, out, self.config.request_timeout).await {
             Ok(response) => {
@@ -603,25 +585,51 @@ impl Edge {
                 let body = Tracked::new(body, self.keeper(origin, sender));
                 Response::from_parts(head, Either::Right(body))
             }
-            Err(Failure::Timeout) => {
-                self.counters.timeout_504.fetch_add(1, Ordering::Relaxed);
-                proxy::page(
-                    name,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the origin did not answer in time",
-                )
+            Err(failure) => self.unanswered(failure),
+        }
+    }
+
+    /// The page for a connection to the origin that could not be made: a
+    /// 504 when nothing answered in time (no route to it and no word back,
+    /// as nginx answers its connect timeout), a 502 when something said no
+    /// (a reset, or an ICMP unreachable).
+    fn unreachable(&self, e: &io::Error) -> Answer {
+        let status = match e.kind() {
+            io::ErrorKind::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        let why = format!(
+            "the origin {} could not be reached: {e}",
+            self.config.origin
+        );
+        self.failed(status, &why)
+    }
+
+    /// The page for a request the origin took but did not answer.
+    fn unanswered(&self, failure: Failure) -> Answer {
+        match failure {
+            Failure::Timeout => {
+                let why = format!(
+                    "the origin did not answer within {:?}",
+                    self.config.request_timeout
+                );
+                self.failed(StatusCode::GATEWAY_TIMEOUT, &why)
             }
-            Err(Failure::Broken(e)) => {
-                self.counters
-                    .bad_gateway_502
-                    .fetch_add(1, Ordering::Relaxed);
-                proxy::page(
-                    name,
-                    StatusCode::BAD_GATEWAY,
-                    &format!("the origin broke the connection: {e}"),
-                )
+            Failure::Broken(e) => {
+                let why = format!("the origin broke the connection: {e}");
+                self.failed(StatusCode::BAD_GATEWAY, &why)
             }
         }
+    }
+
+    /// A 502 or 504 page that says why, counted by its status.
+    fn failed(&self, status: StatusCode, why: &str) -> Answer {
+        let counter = match status {
+            StatusCode::GATEWAY_TIMEOUT => &self.counters.timeout_504,
+            _ => &self.counters.bad_gateway_502,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        proxy::page(&self.config.name, status, why)
     }
 
     /// The origin's answer as it goes to the client.
@@ -644,8 +652,10 @@ impl Edge {
         let Served { mut head, body } = variant.serve(self.now(), asked);
         let conditional =
             asked.contains_key(IF_NONE_MATCH) || asked.contains_key(IF_MODIFIED_SINCE);
+        // Without Last-Modified, the stored Date stands for it (RFC 9111
+        // 4.3.2).
         let modified = conditional
-            .then(|| head.headers.get(LAST_MODIFIED))
+            .then(|| head.headers.get(LAST_MODIFIED).or(head.headers.get(DATE)))
             .flatten()
             .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
         let has_validator = head.headers.contains_key(ETAG) || modified.is_some();
