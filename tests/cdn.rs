@@ -1,8 +1,9 @@
 //! The cache (a CDN edge) in a real lab, with curl in a namespace: a miss
 //! then hits with their Age, HEAD and a range from the store, the store
-//! in `scratchnet cache`, purge by URL and by prefix from the CLI, and no
-//! request smuggled behind one with both Content-Length and
-//! Transfer-Encoding. These need root; scripts/test.sh runs them as root.
+//! in `scratchnet cache`, purge by URL and by prefix from the CLI, 100
+//! concurrent misses as one origin request, the store's bound under a
+//! flood of URLs, and no request smuggled behind one with both
+//! Content-Length and Transfer-Encoding. These need root; scripts/test.sh runs them as root.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,6 +27,7 @@ kind = "cache"
 switch = "net"
 address = "10.69.0.10/24"
 origin = "origin"
+cache_bytes = 1048576
 [[service]]
 name = "origin"
 kind = "http"
@@ -119,6 +121,42 @@ fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
     let purged = cli(&["cache", "edge", "purge", "--prefix", "10.69.0.10/static/"]);
     assert_eq!(purged.trim(), "edge: 2 URLs purged");
     assert_eq!(x_cache(&curl(url)), "miss");
+
+    // 100 clients at once miss one URL: one origin request (the origin
+    // takes 100 ms), and the other 99 are answered from it.
+    let misses = |lab: &Lab| lab.status_json()["service_counters"]["edge"]["misses"].as_u64();
+    let before = misses(&lab).unwrap();
+    let crowd = script_ok(
+        "cdnc",
+        "seq 100 | xargs -P 100 -I{} curl -s -m 5 -o /dev/null -w '%header{x-cache}\\n' http://10.69.0.10/static/crowd.css | sort | uniq -c",
+    );
+    let count = |what: &str| {
+        crowd
+            .lines()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+    };
+    assert_eq!(
+        (count("MISS"), count("HIT")),
+        (Some(1), Some(99)),
+        "{crowd}"
+    );
+    assert_eq!(misses(&lab), Some(before + 1));
+
+    // A flood of unique URLs: the store stays within its 1 MiB, pushing
+    // the oldest out.
+    script_ok(
+        "cdnc",
+        "seq 200 | xargs -P 16 -I{} curl -s -m 5 -o /dev/null http://10.69.0.10/static/flood{}.css",
+    );
+    let status = lab.status_json();
+    let edge = &status["service_counters"]["edge"];
+    let (bytes, capacity) = (
+        edge["bytes"].as_u64().unwrap(),
+        edge["capacity"].as_u64().unwrap(),
+    );
+    assert!(bytes <= capacity && capacity == 1_048_576, "{edge}");
+    assert!(edge["evicted"].as_u64().unwrap() > 100, "{edge}");
 
     // Content-Length and Transfer-Encoding both: read by Transfer-Encoding
     // alone and the connection closed (RFC 9112 6.1), so the request
