@@ -2,14 +2,19 @@
 //! then hits with their Age, HEAD and a range from the store, the store
 //! in `scratchnet cache`, purge by URL and by prefix from the CLI, 100
 //! concurrent misses as one origin request, the store's bound under a
-//! flood of URLs, and no request smuggled behind one with both
+//! flood of URLs, the share served from the store on the edge's link in
+//! the page (chromium), and no request smuggled behind one with both
 //! Content-Length and Transfer-Encoding. These need root; scripts/test.sh runs them as root.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "web/driver.rs"]
+#[allow(dead_code)] // the page's test uses all of it; this one, a part
+mod driver;
 
 use common::*;
+use driver::Browser;
 use std::process::Command;
 
 const LAB: &str = r#"
@@ -74,7 +79,13 @@ fn cli(args: &[&str]) -> String {
 #[test]
 #[ignore = "needs root (namespaces, TAP devices): scripts/test.sh runs it as root"]
 fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
-    let lab = Lab::up("cdnt", LAB);
+    let file = topology_file("cdnt", LAB);
+    let (lab, printed) = Lab::up_with("cdnt", &file, &["--web"]);
+    let page = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("web: ")?.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `web:` line before ready: {printed:?}"))
+        .to_owned();
     let url = "http://10.69.0.10/static/site.css";
     let miss = curl(url);
     assert_eq!(x_cache(&miss), "miss", "{miss}");
@@ -157,6 +168,22 @@ fn the_edge_caches_serves_from_its_store_and_purges_from_the_cli() {
     );
     assert!(bytes <= capacity && capacity == 1_048_576, "{edge}");
     assert!(edge["evicted"].as_u64().unwrap() > 100, "{edge}");
+
+    // The page writes the share served from the store on the edge's link.
+    let browser = Browser::start();
+    browser.go(&page);
+    script_ok(
+        "cdnc",
+        &format!("for i in 1 2 3 4 5; do curl -s -o /dev/null {url}; sleep 0.3; done"),
+    );
+    let share = browser
+        .wait_for(
+            "const t = document.querySelector('[data-port=\"edge\"] .cache-label'); return t && t.textContent.includes('% from store') && t.textContent",
+            std::time::Duration::from_secs(10),
+        )
+        .expect("the edge's link shows its cache's hits");
+    assert!(share.as_str().unwrap().starts_with("cache: "), "{share}");
+    drop(browser);
 
     // Content-Length and Transfer-Encoding both: read by Transfer-Encoding
     // alone and the connection closed (RFC 9112 6.1), so the request

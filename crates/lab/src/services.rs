@@ -166,6 +166,14 @@ impl Services {
             .and_then(|(_, s)| s.control())
     }
 
+    /// Each cache's answers so far, by name.
+    pub fn cache_outcomes(&self) -> Vec<(String, services::CacheOutcomes)> {
+        self.supervised
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.control()?.cache_outcomes()?)))
+            .collect()
+    }
+
     /// What each service says of itself (its counters, if it takes
     /// commands) and how often it was started again, by name.
     pub fn service_status(&self) -> serde_json::Map<String, serde_json::Value> {

@@ -1,12 +1,12 @@
 //! `scratchnet up --web`: the running lab in a browser, served from the
 //! lab process (HTTP/1.1 over hyper), a second front end of the lab's API
-//! (api.rs) beside the control socket.
+//! (`lab::RunningLab`) beside the control socket.
 //!
 //! The page, its script and its styles are in the binary (web/), so it
 //! works with no network. It reads the lab through GET requests:
 //! `/api/lab` (nodes and links), `/api/status`, `/api/node?name=N`,
-//! `/api/events` (server-sent events: every port's counters and every
-//! link's state, each second), `/api/capture` (pcapng) and `/metrics`
+//! `/api/events` (server-sent events: every port's counters, every
+//! link's state and every cache's answers, each second), `/api/capture` (pcapng) and `/metrics`
 //! (Prometheus). What changes the lab, or follows its frames, is a POST
 //! to `/api/link`, `/api/command`, `/api/trace` or `/api/inject`.
 //!
@@ -310,7 +310,8 @@ fn with_lab(shared: &Shared, f: impl FnOnce(&Lab) -> Response<Body>) -> Response
 }
 
 /// Every port's counters, `[rx frames, rx bytes, tx frames, tx bytes,
-/// drops]`, and the links that are down or impaired.
+/// drops]`, the links that are down or impaired, and each cache's answers
+/// so far by how they were served.
 fn counters(lab: &Lab) -> serde_json::Value {
     let status = lab.fabric_status();
     let mut ports = serde_json::Map::new();
@@ -333,7 +334,12 @@ fn counters(lab: &Lab) -> serde_json::Value {
             }
         }
     }
-    serde_json::json!({ "ports": ports, "links": links })
+    let caches: serde_json::Map<String, serde_json::Value> = lab
+        .cache_outcomes()
+        .into_iter()
+        .map(|(name, outcomes)| (name, serde_json::json!(outcomes)))
+        .collect();
+    serde_json::json!({ "ports": ports, "links": links, "caches": caches })
 }
 
 /// A body whose frames come from a channel: server-sent events.

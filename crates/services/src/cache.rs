@@ -27,7 +27,7 @@
 use crate::control::refuse;
 use crate::lock;
 use crate::proxy::{self, Answer, AtEnd, Client, Failure, Front, Handler, Tls, Tracked, Upstreams};
-use crate::{Answer as Reply, CacheCommand, Command, Control};
+use crate::{Answer as Reply, CacheCommand, CacheOutcomes, Command, Control};
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full};
@@ -42,7 +42,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -826,6 +826,18 @@ impl Control for EdgeControl {
 
     fn status(&self) -> serde_json::Value {
         self.0.status()
+    }
+
+    fn cache_outcomes(&self) -> Option<CacheOutcomes> {
+        let c = &self.0.counters;
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Some(CacheOutcomes {
+            hits: read(&c.hits),
+            stale: read(&c.stale),
+            revalidated: read(&c.revalidated),
+            misses: read(&c.misses),
+            passed: read(&c.passed),
+        })
     }
 }
 

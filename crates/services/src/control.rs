@@ -140,6 +140,27 @@ pub trait Control: Send + Sync {
 
     /// What `scratchnet status` shows of the service: its counters.
     fn status(&self) -> serde_json::Value;
+
+    /// A cache's answers so far, by how they were served (the page draws
+    /// them on its link); nothing for other kinds.
+    fn cache_outcomes(&self) -> Option<CacheOutcomes> {
+        None
+    }
+}
+
+/// A cache's answers so far, by how each was served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CacheOutcomes {
+    /// From the store, fresh.
+    pub hits: u64,
+    /// From the store, stale (while revalidating, or the origin failed).
+    pub stale: u64,
+    /// From the store after the origin's 304.
+    pub revalidated: u64,
+    /// From the origin.
+    pub misses: u64,
+    /// Other methods, passed through.
+    pub passed: u64,
 }
 
 /// The reply to a command this service does not take.

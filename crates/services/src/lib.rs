@@ -48,8 +48,8 @@ mod world;
 
 pub use balancing::Check;
 pub use control::{
-    Answer, CacheCommand, Command, Control, PoolCommand, Reply, Resolution, ResolutionStep,
-    ResolverCommand, Serving, Task,
+    Answer, CacheCommand, CacheOutcomes, Command, Control, PoolCommand, Reply, Resolution,
+    ResolutionStep, ResolverCommand, Serving, Task,
 };
 pub use world::{World, SIMULATED_EPOCH};
 

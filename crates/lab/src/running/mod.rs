@@ -221,6 +221,11 @@ impl RunningLab {
         self.runtime.status()
     }
 
+    /// Each cache service's answers so far, by how they were served.
+    pub fn cache_outcomes(&self) -> Vec<(String, services::CacheOutcomes)> {
+        self.services.cache_outcomes()
+    }
+
     /// The fabric's counters and the services' figures in Prometheus's
     /// text format.
     pub fn metrics(&self) -> Result<String, RequestError> {

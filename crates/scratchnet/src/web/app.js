@@ -1,5 +1,6 @@
 // The running lab's page: draws the topology from /api/lab, colours each
-// link by its rate from /api/events, shows a node's tables on click, and
+// link by its rate from /api/events (and writes a cache's hit share on its
+// link), shows a node's tables on click, and
 // draws a traced frame's path hop by hop. Changes (link settings, a
 // balancer's backends) and traces are POSTs carrying the token from the
 // address's fragment (#token=...), which browsers never send to servers.
@@ -16,7 +17,8 @@ if (token) {
 
 const state = {
   nodes: new Map(), // name -> {name, kind, detail, x, y, el}
-  links: new Map(), // port -> {port, node, to, el, hit, label, bps, pps}
+  links: new Map(), // port -> {port, node, to, el, hit, label, cache, bps, pps}
+  linkOf: new Map(), // a node with one link (a host, a service) -> that link
   last: null, // the previous counters, with their time
   selected: null,
   view: { x: 0, y: 0, w: 1000, h: 600 },
@@ -133,6 +135,7 @@ function draw(graph) {
   nodeLayer.replaceChildren();
   state.nodes = nodes;
   state.links = new Map();
+  state.linkOf = new Map();
   for (const l of graph.links) {
     const a = nodes.get(l.node), b = nodes.get(l.to);
     if (!a || !b) continue;
@@ -147,11 +150,13 @@ function draw(graph) {
     const label = svg("text", { class: "rate", x: mx + 4, y: my - 8 });
     label.append(svg("tspan", { x: mx + 4 }), svg("tspan", { x: mx + 4, dy: "1.1em" }));
     const impair = svg("text", { class: "impair-label", x: mx + 4, y: my + 18 });
-    g.append(line, hit, label, impair);
+    const cache = svg("text", { class: "cache-label", x: mx + 4, y: my + 30 });
+    g.append(line, hit, label, impair, cache);
     hit.addEventListener("click", (e) => { e.stopPropagation(); showLink(l.port); });
     linkLayer.append(g);
-    const link = { ...l, el: line, label, impair, title, bps: [0, 0], pps: [0, 0] };
+    const link = { ...l, el: line, label, impair, cache, title, bps: [0, 0], pps: [0, 0] };
     state.links.set(l.port, link);
+    for (const end of [l.node, l.to]) state.linkOf.set(end, state.linkOf.has(end) ? null : link);
     linkState(link, l.up === undefined ? null : l);
   }
   for (const n of nodes.values()) {
@@ -254,8 +259,32 @@ function onCounters(data) {
     link.title.textContent = `${port}: ${rate(link.bps[0])} bit/s (${Math.round(link.pps[0])} pkt/s) in, ${rate(link.bps[1])} bit/s (${Math.round(link.pps[1])} pkt/s) out; ${c[4]} dropped`;
     linkState(link, data.links[port] || null);
   }
-  state.last = { at: now, ports: data.ports };
+  for (const [name, c] of Object.entries(data.caches || {})) {
+    const link = state.linkOf.get(name);
+    const before = last && last.caches && last.caches[name];
+    if (link) cacheShare(link, c, before, last ? (now - last.at) / 1000 : 1);
+  }
+  state.last = { at: now, ports: data.ports, caches: data.caches };
   $("clock").textContent = new Date().toLocaleTimeString();
+}
+
+// A cache's link: the share of its answers served from its store (fresh,
+// stale or revalidated) over the last second, or so far when it was idle;
+// the tooltip has each outcome.
+function cacheShare(link, c, before, dt) {
+  const stored = (o) => o.hits + o.stale + o.revalidated;
+  const all = (o) => stored(o) + o.misses + o.passed;
+  const recent = before ? all(c) - all(before) : 0;
+  const [hits, total, when] = recent > 0
+    ? [stored(c) - stored(before), recent, `${Math.round(recent / dt)}/s`]
+    : [stored(c), all(c), "so far"];
+  if (!total) return;
+  const share = hits / total;
+  link.cache.textContent = `cache: ${Math.round(share * 100)}% from store, ${when}`;
+  link.cache.dataset.share = share.toFixed(3);
+  link.cache.classList.toggle("high", share >= 0.8);
+  link.cache.classList.toggle("low", share < 0.5);
+  link.title.textContent += `; cache: ${c.hits} hits, ${c.stale} stale, ${c.revalidated} revalidated, ${c.misses} misses, ${c.passed} passed`;
 }
 
 function listen() {
