@@ -515,6 +515,12 @@ impl Fabric {
         Ok(id)
     }
 
+    /// The node (switch or router) a port is plugged into, as an index:
+    /// the runtime reads the ports of one node on one thread.
+    pub fn port_node(&self, port: PortId) -> Option<usize> {
+        self.ports.get(port.0 as usize).map(|p| p.attach.inner.node)
+    }
+
     pub fn port_by_name(&self, name: &str) -> Option<PortId> {
         self.ports
             .iter()

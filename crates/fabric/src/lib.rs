@@ -26,6 +26,7 @@ mod node;
 mod port;
 mod rng;
 mod runtime;
+mod shards;
 mod sim;
 mod status;
 mod timers;

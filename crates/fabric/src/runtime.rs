@@ -1,7 +1,9 @@
 //! The real driver: TAP devices and the wall clock around a [`Fabric`].
 //!
-//! One tokio task per TAP port reads frames, at most [`READ_BUDGET`] per
-//! wake-up before it yields, so a flooding port cannot hold a worker; each
+//! One tokio task per TAP port reads frames, on the fabric thread of the
+//! switch or router it is plugged into (crate::shards), at most
+//! [`READ_BUDGET`] per wake-up before it yields, so a flooding port cannot
+//! hold its thread; each
 //! frame runs through the fabric, holding one node's lock at a time (no
 //! per-frame allocation, no queue between ports). What a wake-up writes
 //! to devices is copied into its thread's [`WriteBatch`] and leaves in one
@@ -22,6 +24,7 @@ use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::filter::Filter;
 use crate::port::{PortCaps, PortIo};
+use crate::shards::Shards;
 use crate::status::FabricStatus;
 use crate::trace::{TraceRecord, TraceSink, What};
 use std::cell::RefCell;
@@ -30,6 +33,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 use tuntap::WriteBatch;
@@ -212,7 +216,16 @@ impl Supervisor {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let handle = tokio::spawn(task);
+        self.spawn_on(&Handle::current(), name, task)
+    }
+
+    /// [`Supervisor::spawn`] on another runtime (a fabric thread's); it is
+    /// watched from the current one.
+    fn spawn_on<F>(&self, runtime: &Handle, name: &str, task: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = runtime.spawn(task);
         let abort = handle.abort_handle();
         let (tx, task) = (self.tx.clone(), name.to_owned());
         tokio::spawn(async move {
@@ -233,6 +246,9 @@ pub struct Runtime {
     tasks: Vec<AbortHandle>,
     supervisor: Supervisor,
     failures: Mutex<Option<mpsc::UnboundedReceiver<TaskFailure>>>,
+    /// The threads that read the device ports; dropped last, so that the
+    /// devices are closed by the time the runtime is gone.
+    _shards: Option<Shards>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -275,9 +291,23 @@ impl Runtime {
         let (tx, rx) = mpsc::unbounded_channel();
         let supervisor = Supervisor { tx };
         let mut tasks: Vec<AbortHandle> = Vec::new();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = match Shards::start(cores.min(served.len())) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("no fabric threads ({e}): ports are read on the lab's runtime");
+                None
+            }
+        };
+        let current = Handle::current();
         for port in served {
-            let name = format!("reader of port {}", shared.fabric().port_name(port));
-            tasks.push(supervisor.spawn(&name, serve_port(shared.clone(), port)));
+            let f = shared.fabric();
+            let name = format!("reader of port {}", f.port_name(port));
+            let runtime = f
+                .port_node(port)
+                .and_then(|node| shards.as_ref()?.for_node(node))
+                .unwrap_or(&current);
+            tasks.push(supervisor.spawn_on(runtime, &name, serve_port(shared.clone(), port)));
         }
         tasks.push(supervisor.spawn("fabric timers", drive_timers(shared.clone())));
         Runtime {
@@ -285,6 +315,7 @@ impl Runtime {
             tasks,
             supervisor,
             failures: Mutex::new(Some(rx)),
+            _shards: shards,
         }
     }
 

@@ -11,6 +11,11 @@
 //! DESIGN.md measured that as a six-fold gain. A TAP carries Ethernet
 //! frames, a TUN carries IP packets.
 //!
+//! A device joins the tokio reactor of the first task that waits on it,
+//! not the one it was opened under: the fabric reads each port from the
+//! thread of its segment (fabric's runtime, "shards"), and a descriptor
+//! registered there wakes that thread alone.
+//!
 //! The ioctls themselves are tun-rs's; the crate's only unsafe code hands
 //! batched writes to io_uring ([`WriteBatch`]).
 //! Non-persistent devices vanish when their descriptor closes, so a crashed
@@ -19,9 +24,13 @@
 mod batch;
 
 pub use batch::{WriteBatch, SLOTS, SLOT_SIZE};
+use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
-use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
+use std::sync::OnceLock;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 use wire::Mac;
 
 /// Ethernet (TAP) or IP (TUN).
@@ -45,9 +54,13 @@ pub struct DeviceOptions {
     pub name: Option<String>,
 }
 
-/// An open TAP or TUN device, registered with the tokio reactor.
+/// An open TAP or TUN device, non-blocking.
 pub struct Device {
-    dev: AsyncDevice,
+    /// A copy of the descriptor, registered for reading with the reactor
+    /// of the first task that waited on it. It goes first, with the
+    /// device: the interface lives while any descriptor of it is open.
+    ready: OnceLock<AsyncFd<File>>,
+    dev: SyncDevice,
     name: String,
     offload: bool,
 }
@@ -63,8 +76,7 @@ impl std::fmt::Debug for Device {
 
 impl Device {
     /// Creates a device, down, in the calling thread's namespace, named as
-    /// asked or by the kernel (`tapN`, `tunN`). Must be called inside a
-    /// tokio runtime.
+    /// asked or by the kernel (`tapN`, `tunN`).
     pub fn open(options: &DeviceOptions) -> io::Result<Device> {
         let mut builder = DeviceBuilder::new()
             .layer(match options.kind {
@@ -81,9 +93,11 @@ impl Device {
         if let Some(name) = &options.name {
             builder = builder.name(name);
         }
-        let dev = builder.build_async()?;
+        let dev = builder.build_sync()?;
+        dev.set_nonblocking(true)?;
         let name = dev.name()?;
         Ok(Device {
+            ready: OnceLock::new(),
             dev,
             name,
             offload: options.offload,
@@ -100,15 +114,33 @@ impl Device {
         self.offload
     }
 
-    /// Waits until a frame can be read.
+    /// Waits until a frame can be read. The first call registers the
+    /// device with the calling task's reactor (see the module's comment).
+    /// Must be called inside a tokio runtime.
     pub async fn readable(&self) -> io::Result<()> {
-        self.dev.readable().await
+        let ready = match self.ready.get() {
+            Some(r) => r,
+            None => {
+                let copy = File::from(self.dev.as_fd().try_clone_to_owned()?);
+                // tokio deprecated `with_interest` because an `AsyncFd` over
+                // a borrowed descriptor could outlive it; this one owns its
+                // copy, which lives exactly as long as the registration.
+                #[allow(deprecated)]
+                let registered = AsyncFd::with_interest(copy, Interest::READABLE)?;
+                self.ready.get_or_init(|| registered)
+            }
+        };
+        ready.readable().await.map(drop)
     }
 
     /// Reads one frame (behind its virtio-net header when offloading), or
-    /// fails with `WouldBlock` when none is queued.
+    /// fails with `WouldBlock` when none is queued; that clears the
+    /// readiness [`Device::readable`] waits for.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.try_recv(buf)
+        match self.ready.get() {
+            Some(ready) => ready.try_io(Interest::READABLE, |_| self.dev.recv(buf)),
+            None => self.dev.recv(buf),
+        }
     }
 
     /// The descriptor, for writes made in a [`WriteBatch`].
@@ -118,6 +150,6 @@ impl Device {
 
     /// Writes one frame from pieces, without joining them first.
     pub fn try_send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.dev.try_send_vectored(bufs)
+        self.dev.send_vectored(bufs)
     }
 }
