@@ -569,17 +569,20 @@ async fn serve_port(shared: Arc<Shared>, port: PortId) {
     };
     let mut backoff = Duration::ZERO;
     loop {
-        if let Err(e) = device.readable().await {
-            tracing::warn!(port = port.0, "device not readable: {e}");
-            IoCounters::bump(&shared.io[port.0 as usize].read_failed);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let got = drain_and_follow(&shared, port, &mut ctx);
+        let got = match device.readable().await {
+            Ok(()) => drain_and_follow(&shared, port, &mut ctx),
+            Err(e) => {
+                IoCounters::bump(&shared.io[port.0 as usize].read_failed);
+                Drained {
+                    failed: Some(e),
+                    ..Drained::default()
+                }
+            }
+        };
         if let Some(e) = got.failed {
-            // A device that fails every read (its namespace was deleted,
-            // say) stays readable: wait before asking again, longer each
-            // time, instead of spinning on it.
+            // A device that fails every read, or reports only an error
+            // (its interface was deleted, say), stays that way: wait
+            // before asking again, longer each time, instead of spinning.
             backoff = (backoff * 2).clamp(Duration::from_millis(1), Duration::from_secs(1));
             if backoff == Duration::from_millis(1) {
                 tracing::warn!(port = %shared.fabric().port_name(port), "reading the device failed: {e}; retrying, less often while it fails");

@@ -50,6 +50,8 @@ pub(crate) enum Seen {
     Tcp(TcpSeen),
     Udp {
         local: SocketAddr,
+        /// The datagram's payload length, from its header.
+        payload: u16,
     },
     /// ARP, or an IPv6 neighbour solicitation or advertisement: for the
     /// interface, and what it tells of a neighbour for the stack.
@@ -123,6 +125,7 @@ pub(crate) fn classify(frame: &[u8]) -> Seen {
         }
         (PROTO_UDP, Transport::Ports { dst: dp, .. }) if l4.len() >= 8 => Seen::Udp {
             local: SocketAddr::new(v.dst, dp),
+            payload: u16::from_be_bytes([l4[4], l4[5]]).saturating_sub(8),
         },
         (PROTO_ICMPV6, Transport::Icmp { ty, .. }) if ty == ND_SOLICIT || ty == ND_ADVERT => {
             Seen::Neighbour

@@ -26,6 +26,12 @@ use wire::{Frame, FramePool, Instant};
 /// Rounds the driver runs back to back before it lets other tasks in.
 const ROUNDS_PER_TURN: usize = 16;
 
+/// Received frames one round takes into the stack: the sockets' readers
+/// get their turn between rounds, as they would between a kernel's NAPI
+/// polls, instead of finding their buffers overrun by a whole queue at
+/// once (the fabric's threads fill the queue in parallel with the driver).
+const RX_PER_ROUND: usize = 64;
+
 /// The frames a host's rounds reuse: those received, those sent.
 #[derive(Debug, Default)]
 pub struct Rounds {
@@ -175,7 +181,11 @@ impl Host {
             for f in rx.drain(..) {
                 q.pool.put(f);
             }
-            std::mem::swap(rx, &mut q.frames);
+            if q.frames.len() <= RX_PER_ROUND {
+                std::mem::swap(rx, &mut q.frames);
+            } else {
+                rx.extend(q.frames.drain(..RX_PER_ROUND));
+            }
         }
         let (busy, next) = {
             let mut stack = inner.stack();

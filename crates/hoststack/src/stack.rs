@@ -96,6 +96,10 @@ pub struct HostCounters {
     pub udp_unaddressable: u64,
     /// Datagrams larger than the service's receive buffer: dropped.
     pub udp_truncated: u64,
+    /// Datagrams that found their socket's receive buffer full (its
+    /// service reads slower than they come): dropped, as a kernel counts
+    /// them in `RcvbufErrors`.
+    pub udp_rx_full: u64,
     /// Datagrams whose next hop never answered ARP (a spoofed source on
     /// the switch), or that found the unresolved queue full: dropped.
     pub udp_unresolved: u64,
@@ -465,10 +469,14 @@ impl Stack {
     fn dispatch(&mut self, frame: &[u8], seen: Seen, out: &mut Vec<Frame>) {
         match seen {
             Seen::Tcp(seg) => self.tcp_ingress(frame, seg, out),
-            Seen::Udp { local } => match self.udp_ports.get(&local.port()) {
+            Seen::Udp { local, payload } => match self.udp_ports.get(&local.port()) {
                 Some(&id) => {
                     self.note(Decision::Udp { port: local.port() });
-                    self.sock_ingress(id, frame, out)
+                    let queued = self.udp_queued(id);
+                    self.sock_ingress(id, frame, out);
+                    if payload > 0 && self.udp_queued(id) == queued {
+                        self.counters.udp_rx_full += 1;
+                    }
                 }
                 None => self.give_interface(frame, out),
             },
@@ -1626,6 +1634,11 @@ impl Stack {
             }
             _ => self.udp_enqueue(id.0, buf, to, trace),
         }
+    }
+
+    /// The payload bytes waiting in UDP socket `id`'s receive buffer.
+    fn udp_queued(&mut self, id: usize) -> Option<usize> {
+        self.sock(SockId(id)).ok().map(|s| s.udp().recv_queue())
     }
 
     /// Gives a datagram to its socket: true if it had room.

@@ -524,6 +524,24 @@ fn datagrams_from_port_0_or_too_large_are_counted_drops_not_errors() {
 }
 
 #[test]
+fn datagrams_that_find_their_socket_full_are_counted_drops() {
+    let mut net = Net::new(2, 18, Default::default(), |_| {});
+    let (sock, _) = net.stack(1).udp_bind(7).expect("bind");
+    let now = net.sim.now();
+    for i in 0..400u16 {
+        feed(net.stack(1), now, &mut udp_frame(5000 + i, 7, b"datagram"));
+    }
+    let mut buf = [0u8; 100];
+    let mut read = 0;
+    while let std::task::Poll::Ready(Ok(_)) = net.stack(1).poll_udp_recv(sock, &mut cx(), &mut buf)
+    {
+        read += 1;
+    }
+    assert!((1..400).contains(&read), "{read} read");
+    assert_eq!(net.stack(1).status().counters.udp_rx_full, 400 - read);
+}
+
+#[test]
 fn a_reply_to_a_source_that_never_answers_arp_holds_no_one_else_s() {
     let mut net = Net::new(2, 17, Default::default(), |_| {});
     let (server, _) = net.stack(1).udp_bind(53).expect("bind");

@@ -116,7 +116,9 @@ impl Device {
 
     /// Waits until a frame can be read. The first call registers the
     /// device with the calling task's reactor (see the module's comment).
-    /// Must be called inside a tokio runtime.
+    /// A device that reports an error alone (its interface was deleted)
+    /// is an error here, so that its reader counts it and waits before it
+    /// asks again rather than spin. Must be called inside a tokio runtime.
     pub async fn readable(&self) -> io::Result<()> {
         let ready = match self.ready.get() {
             Some(r) => r,
@@ -126,11 +128,19 @@ impl Device {
                 // a borrowed descriptor could outlive it; this one owns its
                 // copy, which lives exactly as long as the registration.
                 #[allow(deprecated)]
-                let registered = AsyncFd::with_interest(copy, Interest::READABLE)?;
+                let registered =
+                    AsyncFd::with_interest(copy, Interest::READABLE | Interest::ERROR)?;
                 self.ready.get_or_init(|| registered)
             }
         };
-        ready.readable().await.map(drop)
+        let guard = ready.ready(Interest::READABLE | Interest::ERROR).await?;
+        let ready = guard.ready();
+        if ready.is_error() && !ready.is_readable() {
+            return Err(io::Error::other(
+                "the device reports an error: is its interface gone?",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads one frame (behind its virtio-net header when offloading), or
