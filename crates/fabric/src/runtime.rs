@@ -24,7 +24,7 @@ use crate::core::{Batch, Delivery, Fabric, FabricError, PortId};
 use crate::egress::EgressPath;
 use crate::filter::Filter;
 use crate::port::{PortCaps, PortIo};
-use crate::shards::Shards;
+use crate::shards::{self, Shards};
 use crate::status::FabricStatus;
 use crate::trace::{TraceRecord, TraceSink, What};
 use std::cell::RefCell;
@@ -300,12 +300,16 @@ impl Runtime {
             }
         };
         let current = Handle::current();
-        for port in served {
-            let f = shared.fabric();
+        let f = shared.fabric();
+        let nodes: Vec<usize> = served
+            .iter()
+            .map(|p| f.port_node(*p).unwrap_or_default())
+            .collect();
+        for (port, key) in served.into_iter().zip(shards::keys(&nodes)) {
             let name = format!("reader of port {}", f.port_name(port));
-            let runtime = f
-                .port_node(port)
-                .and_then(|node| shards.as_ref()?.for_node(node))
+            let runtime = shards
+                .as_ref()
+                .and_then(|s| s.thread(key))
                 .unwrap_or(&current);
             tasks.push(supervisor.spawn_on(runtime, &name, serve_port(shared.clone(), port)));
         }
