@@ -128,7 +128,9 @@ mod tests {
     #[test]
     fn a_node_s_ports_share_a_thread_unless_it_has_many() {
         assert_eq!(keys(&[0, 0, 1, 1, 0]), [0, 0, 1, 1, 0]);
-        let big: Vec<usize> = std::iter::repeat_n(3, SHARED_PORTS + 1).chain([5]).collect();
+        let big: Vec<usize> = std::iter::repeat_n(3, SHARED_PORTS + 1)
+            .chain([5])
+            .collect();
         let k = keys(&big);
         assert_eq!(k[..3], [4, 5, 6]);
         assert_eq!(k[SHARED_PORTS + 1], 5);

@@ -25,9 +25,11 @@ mod batch;
 
 pub use batch::{WriteBatch, SLOTS, SLOT_SIZE};
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
@@ -146,10 +148,27 @@ impl Device {
     /// Reads one frame (behind its virtio-net header when offloading), or
     /// fails with `WouldBlock` when none is queued; that clears the
     /// readiness [`Device::readable`] waits for.
+    ///
+    /// It reads even when the reactor has not yet seen the device become
+    /// readable: a frame written to a TAP is answered by the namespace's
+    /// kernel inside the write, so the fabric asks for the answer at once
+    /// (`drain_and_follow` in fabric's runtime), long before the reactor
+    /// of the port's thread has woken for it. tokio's own `try_io` would
+    /// call that `WouldBlock` without asking the kernel.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.ready.get() {
-            Some(ready) => ready.try_io(Interest::READABLE, |_| self.dev.recv(buf)),
-            None => self.dev.recv(buf),
+        let Some(ready) = self.ready.get() else {
+            return self.dev.recv(buf);
+        };
+        // Polled once with a waker that does nothing: ready means the
+        // reactor saw an edge, whose readiness a `WouldBlock` must clear.
+        let mut seen = std::pin::pin!(ready.ready(Interest::READABLE));
+        let mut cx = Context::from_waker(Waker::noop());
+        match seen.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(mut guard)) => guard
+                .try_io(|_| self.dev.recv(buf))
+                .unwrap_or_else(|_| Err(io::ErrorKind::WouldBlock.into())),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => self.dev.recv(buf),
         }
     }
 
